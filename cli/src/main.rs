@@ -1,0 +1,67 @@
+//! `eventfork`: the command line of eventfork. A thin shell: arguments → a library call →
+//! output. Data goes to stdout, diagnostics to stderr prefixed `eventfork:`.
+//!
+//! Exit status: 0 success, 1 a clean "no" (an invalid event, no match), 2 a failure.
+
+use std::{io, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+mod input;
+mod schemas;
+
+/// Event-driven background processing on Amazon EventBridge.
+#[derive(Debug, Parser)]
+#[command(name = "eventfork", version, about, long_about = None)]
+#[command(after_long_help = EXIT_STATUS)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success
+  1  a clean \"no\": an invalid event, a pattern that does not match, a failed check
+  2  a failure: bad usage, unreadable input, an AWS or network error";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Export and check the event schemas of the EventBridge Schema Registry.
+    #[command(subcommand, visible_alias = "schema")]
+    Schemas(schemas::Command),
+}
+
+/// What a command concluded, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Everything asked for was done and every answer was "yes".
+    Success,
+    /// The command ran, and the answer is a clean "no".
+    No,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Schemas(command) => schemas::run(command),
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::No) => ExitCode::from(1),
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("eventfork: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A closed stdout (`eventfork … | head`) ends the command quietly, as grep does.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,106 @@
+//! `eventfork schemas export|validate`.
+
+use std::{
+    fs,
+    io::{self, BufRead, Write},
+    path::PathBuf,
+};
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use events_schema::registry::{self, Format};
+use serde_json::Value;
+
+use crate::Outcome;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Write the registry schema of every event type.
+    ///
+    /// With --out DIR, one file per event type, DIR/<detail-type>.json; without it, one JSON
+    /// object keyed by detail-type on stdout.
+    ///
+    /// Example: eventfork schemas export --format jsonschema-draft4 --out schemas/
+    Export {
+        /// The registry format: openapi3 or jsonschema-draft4.
+        #[arg(long, default_value = "openapi3")]
+        format: Format,
+        /// Write one file per event type into this folder (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Validate full EventBridge events (JSON Lines) against the catalogue.
+    ///
+    /// Prints one line per input line: `ok <detail-type>` or `invalid: <json path>: <reason>`
+    /// (`invalid: line N: …` when the line is not JSON). Blank lines are skipped. Exits 1 if
+    /// any line is invalid, 2 if the input cannot be read.
+    ///
+    /// Example: eventfork schemas validate events.jsonl
+    Validate {
+        /// The JSON Lines file, or - for stdin.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+pub(crate) fn run(command: Command) -> Result<Outcome> {
+    match command {
+        Command::Export { format, out } => export(format, out),
+        Command::Validate { file } => validate(&file),
+    }
+}
+
+fn export(format: Format, out: Option<PathBuf>) -> Result<Outcome> {
+    let schemas = registry::export_all(format);
+    match out {
+        Some(dir) => {
+            fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+            for (detail_type, schema) in &schemas {
+                let path = dir.join(format!("{detail_type}.json"));
+                fs::write(&path, registry::to_pretty_string(schema))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
+        None => {
+            let all: serde_json::Map<String, Value> = schemas
+                .into_iter()
+                .map(|(name, schema)| (name.to_owned(), schema))
+                .collect();
+            let mut stdout = io::stdout().lock();
+            stdout.write_all(registry::to_pretty_string(&Value::Object(all)).as_bytes())?;
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+fn validate(file: &PathBuf) -> Result<Outcome> {
+    let reader = crate::input::open(file)?;
+    let mut stdout = io::BufWriter::new(io::stdout().lock());
+    let mut n_invalid = 0usize;
+    for (line_idx, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {}", file.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let verdict = match serde_json::from_str::<Value>(&line) {
+            Err(error) => Err(format!("line {}: not JSON: {error}", line_idx + 1)),
+            Ok(event) => events_schema::validate_envelope(&event)
+                .map(|t| t.detail_type())
+                .map_err(|violation| violation.to_string()),
+        };
+        match verdict {
+            Ok(detail_type) => writeln!(stdout, "ok {detail_type}")?,
+            Err(reason) => {
+                n_invalid += 1;
+                writeln!(stdout, "invalid: {reason}")?;
+            }
+        }
+    }
+    stdout.flush()?;
+    Ok(if n_invalid == 0 {
+        Outcome::Success
+    } else {
+        Outcome::No
+    })
+}

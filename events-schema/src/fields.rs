@@ -1,0 +1,438 @@
+//! Validated field types shared by the events: a value of one of these types is valid, so
+//! an event that exists never carries an empty id or a malformed email.
+
+use std::{borrow::Cow, fmt};
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+/// Why a field value was refused at construction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FieldError {
+    /// A user id was empty or only white space.
+    #[error("user id must not be empty")]
+    EmptyUserId,
+    /// A user id was longer than [`UserId::MAX_LEN`] bytes.
+    #[error("user id is {len} bytes long, the limit is {max}", max = UserId::MAX_LEN)]
+    UserIdTooLong {
+        /// The length found, in bytes.
+        len: usize,
+    },
+    /// An email address was not syntactically valid.
+    #[error("invalid email address: {reason}")]
+    InvalidEmail {
+        /// What is wrong with it (the address itself is not repeated: it is personal data).
+        reason: &'static str,
+    },
+    /// A timestamp was not RFC 3339.
+    #[error("invalid RFC 3339 timestamp {found:?}: {reason}")]
+    InvalidTimestamp {
+        /// The text found.
+        found: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// A user's id in the product: non-empty, at most 128 bytes, no surrounding white space.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserId(String);
+
+impl UserId {
+    /// The longest id accepted, in bytes.
+    pub const MAX_LEN: usize = 128;
+
+    /// Validates `id`.
+    pub fn new(id: impl Into<String>) -> Result<UserId, FieldError> {
+        let id = id.into();
+        if id.trim().is_empty() {
+            return Err(FieldError::EmptyUserId);
+        }
+        if id.len() > Self::MAX_LEN {
+            return Err(FieldError::UserIdTooLong { len: id.len() });
+        }
+        Ok(UserId(id))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for UserId {
+    type Error = FieldError;
+    fn try_from(value: String) -> Result<UserId, FieldError> {
+        UserId::new(value)
+    }
+}
+
+impl From<UserId> for String {
+    fn from(value: UserId) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl JsonSchema for UserId {
+    fn schema_name() -> Cow<'static, str> {
+        "UserId".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": UserId::MAX_LEN,
+        })
+    }
+}
+
+/// A syntactically valid email address (RFC 5321 lengths, RFC 5322 dot-atom local part,
+/// a DNS domain with at least two labels).
+///
+/// Its `Debug` form hides the address, so that it never reaches a log by accident.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    /// Validates `address`.
+    pub fn new(address: impl Into<String>) -> Result<Email, FieldError> {
+        let address = address.into();
+        check_email(&address).map_err(|reason| FieldError::InvalidEmail { reason })?;
+        Ok(Email(address))
+    }
+
+    /// The address as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The address in lower case, as mailing-list providers key their members.
+    pub fn to_lowercase(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Email(<redacted>)")
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = FieldError;
+    fn try_from(value: String) -> Result<Email, FieldError> {
+        Email::new(value)
+    }
+}
+
+impl From<Email> for String {
+    fn from(value: Email) -> String {
+        value.0
+    }
+}
+
+impl JsonSchema for Email {
+    fn schema_name() -> Cow<'static, str> {
+        "Email".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "format": "email",
+            "maxLength": 254,
+        })
+    }
+}
+
+/// Checks the syntax of an email address; the error says what is wrong.
+pub(crate) fn check_email(address: &str) -> Result<(), &'static str> {
+    if address.len() > 254 {
+        return Err("longer than 254 bytes");
+    }
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return Err("no '@'");
+    };
+    if local.is_empty() {
+        return Err("empty local part");
+    }
+    if local.len() > 64 {
+        return Err("local part longer than 64 bytes");
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return Err("misplaced '.' in the local part");
+    }
+    const LOCAL_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~.";
+    if !local
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(c) || !c.is_ascii())
+    {
+        return Err("invalid character in the local part");
+    }
+    if domain.is_empty() {
+        return Err("empty domain");
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 {
+        return Err("domain has no '.'");
+    }
+    for label in labels {
+        if label.is_empty() || label.len() > 63 {
+            return Err("empty or over-long domain label");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("domain label starts or ends with '-'");
+        }
+        if !label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+        {
+            return Err("invalid character in the domain");
+        }
+    }
+    Ok(())
+}
+
+/// An RFC 3339 date-time, e.g. `2026-11-27T09:00:00Z` or `2026-11-27T10:00:00.250+01:00`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Timestamp(String);
+
+impl Timestamp {
+    /// Validates `text`.
+    pub fn parse(text: impl Into<String>) -> Result<Timestamp, FieldError> {
+        let text = text.into();
+        match check_rfc3339(&text) {
+            Ok(()) => Ok(Timestamp(text)),
+            Err(reason) => Err(FieldError::InvalidTimestamp {
+                found: text,
+                reason,
+            }),
+        }
+    }
+
+    /// The current time from the system clock, in UTC with whole seconds.
+    pub fn now() -> Timestamp {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Timestamp::from_unix_seconds(secs)
+    }
+
+    /// The UTC date-time `secs` seconds after the Unix epoch.
+    pub fn from_unix_seconds(secs: u64) -> Timestamp {
+        let days = (secs / 86_400) as i64;
+        let rem = secs % 86_400;
+        let (year, month, day) = civil_from_days(days);
+        Timestamp(format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        ))
+    }
+
+    /// The timestamp as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Timestamp {
+    type Error = FieldError;
+    fn try_from(value: String) -> Result<Timestamp, FieldError> {
+        Timestamp::parse(value)
+    }
+}
+
+impl From<Timestamp> for String {
+    fn from(value: Timestamp) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl JsonSchema for Timestamp {
+    fn schema_name() -> Cow<'static, str> {
+        "Timestamp".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "format": "date-time",
+        })
+    }
+}
+
+/// Howard Hinnant's days-to-civil conversion (proleptic Gregorian calendar).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Checks RFC 3339 `date-time` syntax and field ranges.
+pub(crate) fn check_rfc3339(text: &str) -> Result<(), &'static str> {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        let slice = b.get(range)?;
+        if !slice.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(slice.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+    };
+    if b.len() < 20 {
+        return Err("too short for YYYY-MM-DDTHH:MM:SSZ");
+    }
+    let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10)) else {
+        return Err("expected YYYY-MM-DD");
+    };
+    if b[4] != b'-' || b[7] != b'-' {
+        return Err("expected YYYY-MM-DD");
+    }
+    if !matches!(b[10], b'T' | b't') {
+        return Err("expected 'T' between date and time");
+    }
+    let (Some(hour), Some(minute), Some(second)) = (digits(11..13), digits(14..16), digits(17..19))
+    else {
+        return Err("expected HH:MM:SS");
+    };
+    if b[13] != b':' || b[16] != b':' {
+        return Err("expected HH:MM:SS");
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err("month out of range"),
+    };
+    if day == 0 || day > days_in_month {
+        return Err("day out of range");
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return Err("time of day out of range");
+    }
+    let mut rest = &text[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let n_digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if n_digits == 0 {
+            return Err("empty fraction of a second");
+        }
+        rest = &fraction[n_digits..];
+    }
+    match rest.as_bytes() {
+        [b'Z' | b'z'] => Ok(()),
+        [b'+' | b'-', h1, h2, b':', m1, m2]
+            if [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit()) =>
+        {
+            let offset_hours = u32::from(h1 - b'0') * 10 + u32::from(h2 - b'0');
+            let offset_minutes = u32::from(m1 - b'0') * 10 + u32::from(m2 - b'0');
+            if offset_hours > 23 || offset_minutes > 59 {
+                Err("offset out of range")
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err("expected 'Z' or an offset like +01:00"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check_email_verdict(address: &str, expect: Result<(), &str>) {
+        assert_eq!(check_email(address), expect, "{address}");
+    }
+
+    #[test]
+    fn emails() {
+        check_email_verdict("ada@example.com", Ok(()));
+        check_email_verdict("a.b+tag@mail.example.co.uk", Ok(()));
+        check_email_verdict("ada@example", Err("domain has no '.'"));
+        check_email_verdict("@example.com", Err("empty local part"));
+        check_email_verdict("ada.example.com", Err("no '@'"));
+        check_email_verdict("ada..b@example.com", Err("misplaced '.' in the local part"));
+        check_email_verdict("ada@-x.com", Err("domain label starts or ends with '-'"));
+        check_email_verdict(
+            "a da@example.com",
+            Err("invalid character in the local part"),
+        );
+        check_email_verdict("ada@exa_mple.com", Err("invalid character in the domain"));
+    }
+
+    #[test]
+    fn timestamps() {
+        for ok in [
+            "2026-11-27T09:00:00Z",
+            "2024-02-29T23:59:60.123456+05:30",
+            "2026-01-01t00:00:00z",
+        ] {
+            assert_eq!(check_rfc3339(ok), Ok(()), "{ok}");
+        }
+        for (bad, reason) in [
+            ("2026-11-27", "too short for YYYY-MM-DDTHH:MM:SSZ"),
+            ("2025-02-29T00:00:00Z", "day out of range"),
+            ("2026-13-01T00:00:00Z", "month out of range"),
+            ("2026-11-27 09:00:00Z", "expected 'T' between date and time"),
+            ("2026-11-27T09:00:00", "too short for YYYY-MM-DDTHH:MM:SSZ"),
+            ("2026-11-27T09:00:00.Z", "empty fraction of a second"),
+            (
+                "2026-11-27T09:00:00+0100",
+                "expected 'Z' or an offset like +01:00",
+            ),
+        ] {
+            assert_eq!(check_rfc3339(bad), Err(reason), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unix_seconds_render_as_utc() {
+        assert_eq!(
+            Timestamp::from_unix_seconds(0).as_str(),
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            Timestamp::from_unix_seconds(1_709_208_000).as_str(),
+            "2024-02-29T12:00:00Z"
+        );
+    }
+
+    #[test]
+    fn email_debug_hides_the_address() {
+        let email = Email::new("ada@example.com").unwrap();
+        assert_eq!(format!("{email:?}"), "Email(<redacted>)");
+    }
+}

@@ -1,0 +1,307 @@
+//! A small JSON Schema validator over the schemas this crate generates, so that
+//! validation reports the first violation with its JSON path.
+//!
+//! It implements the keywords our schemas use (draft 2020-12 as schemars emits it):
+//! `type`, `properties`, `required`, `additionalProperties`, `items`, `enum`, `const`,
+//! `oneOf`, `anyOf`, `$ref` into `$defs`, `minLength`, `maxLength`, `minimum`, `maximum`
+//! and the formats `email`, `date-time`, `ipv4`, `ipv6`. An unknown keyword is ignored,
+//! as JSON Schema requires.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::fields::{check_email, check_rfc3339};
+
+/// The first place where a JSON value breaks its schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct Violation {
+    path: String,
+    reason: String,
+}
+
+impl Violation {
+    pub(crate) fn new(path: &JsonPath<'_>, reason: impl Into<String>) -> Violation {
+        Violation {
+            path: path.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The JSON path of the offending value, e.g. `$.detail.email`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// What is wrong there.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// A JSON path built on the stack while walking a value.
+#[derive(Clone, Copy)]
+pub(crate) enum JsonPath<'a> {
+    Root,
+    Key(&'a JsonPath<'a>, &'a str),
+    Index(&'a JsonPath<'a>, usize),
+}
+
+impl fmt::Display for JsonPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JsonPath::Root => f.write_str("$"),
+            JsonPath::Key(parent, key) => {
+                let plain = !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if plain {
+                    write!(f, "{parent}.{key}")
+                } else {
+                    write!(f, "{parent}[{}]", Value::from(*key))
+                }
+            }
+            JsonPath::Index(parent, index) => write!(f, "{parent}[{index}]"),
+        }
+    }
+}
+
+/// Validates `value` against `schema`; `root` is the schema that holds `$defs`.
+pub(crate) fn validate(
+    root: &Value,
+    schema: &Value,
+    value: &Value,
+    path: &JsonPath<'_>,
+) -> Result<(), Violation> {
+    let Some(schema) = schema.as_object() else {
+        return match schema {
+            Value::Bool(false) => Err(Violation::new(path, "no value is allowed here")),
+            _ => Ok(()),
+        };
+    };
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let target = resolve(root, reference)
+            .ok_or_else(|| Violation::new(path, format!("unresolved schema $ref {reference}")))?;
+        validate(root, target, value, path)?;
+    }
+    if let Some(expected) = schema.get("type") {
+        check_type(expected, value, path)?;
+    }
+    if let Some(allowed) = schema.get("const") {
+        if allowed != value {
+            return Err(Violation::new(
+                path,
+                format!("expected {allowed}, found {value}"),
+            ));
+        }
+    }
+    if let Some(Value::Array(allowed)) = schema.get("enum") {
+        if !allowed.contains(value) {
+            return Err(Violation::new(
+                path,
+                format!("expected one of {}, found {value}", list(allowed)),
+            ));
+        }
+    }
+    if let Some(Value::Array(branches)) = schema.get("oneOf").or_else(|| schema.get("anyOf")) {
+        check_branches(root, branches, value, path)?;
+    }
+    match value {
+        Value::String(text) => check_string(schema, text, path)?,
+        Value::Number(number) => check_number(schema, number, path)?,
+        Value::Object(object) => check_object(root, schema, object, path)?,
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (index, item) in items.iter().enumerate() {
+                    validate(root, item_schema, item, &JsonPath::Index(path, index))?;
+                }
+            }
+        }
+        Value::Null | Value::Bool(_) => {}
+    }
+    Ok(())
+}
+
+fn resolve<'a>(root: &'a Value, reference: &str) -> Option<&'a Value> {
+    let pointer = reference.strip_prefix('#')?;
+    root.pointer(pointer)
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn check_type(expected: &Value, value: &Value, path: &JsonPath<'_>) -> Result<(), Violation> {
+    let found = type_name(value);
+    let fits = |name: &Value| {
+        let name = name.as_str().unwrap_or_default();
+        name == found || (name == "number" && found == "integer")
+    };
+    let ok = match expected {
+        Value::Array(names) => names.iter().any(fits),
+        name => fits(name),
+    };
+    if ok {
+        Ok(())
+    } else {
+        let expected = match expected {
+            Value::Array(names) => list(names),
+            name => name.as_str().unwrap_or_default().to_owned(),
+        };
+        Err(Violation::new(
+            path,
+            format!("expected {expected}, found {found}"),
+        ))
+    }
+}
+
+fn check_branches(
+    root: &Value,
+    branches: &[Value],
+    value: &Value,
+    path: &JsonPath<'_>,
+) -> Result<(), Violation> {
+    let mut first_error = None;
+    for branch in branches {
+        match validate(root, branch, value, path) {
+            Ok(()) => return Ok(()),
+            Err(violation) => {
+                first_error.get_or_insert(violation);
+            }
+        }
+    }
+    // Enumerations written as one branch per documented constant read better as a list.
+    let constants: Vec<Value> = branches
+        .iter()
+        .filter_map(|b| b.get("const").cloned())
+        .collect();
+    if constants.len() == branches.len() {
+        return Err(Violation::new(
+            path,
+            format!("expected one of {}, found {value}", list(&constants)),
+        ));
+    }
+    Err(first_error.unwrap_or_else(|| Violation::new(path, "matches no allowed form")))
+}
+
+fn check_string(
+    schema: &Map<String, Value>,
+    text: &str,
+    path: &JsonPath<'_>,
+) -> Result<(), Violation> {
+    let n_chars = text.chars().count() as u64;
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
+        if n_chars < min {
+            let reason = if min == 1 {
+                "must not be empty".to_owned()
+            } else {
+                format!("shorter than {min} characters")
+            };
+            return Err(Violation::new(path, reason));
+        }
+    }
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
+        if n_chars > max {
+            return Err(Violation::new(
+                path,
+                format!("longer than {max} characters"),
+            ));
+        }
+    }
+    let format_error = match schema.get("format").and_then(Value::as_str) {
+        Some("email") => check_email(text)
+            .err()
+            .map(|r| format!("invalid email address: {r}")),
+        Some("date-time") => check_rfc3339(text)
+            .err()
+            .map(|r| format!("invalid RFC 3339 timestamp {text:?}: {r}")),
+        Some("ipv4") => text
+            .parse::<std::net::Ipv4Addr>()
+            .err()
+            .map(|_| format!("not an IPv4 address: {text:?}")),
+        Some("ipv6") => text
+            .parse::<std::net::Ipv6Addr>()
+            .err()
+            .map(|_| format!("not an IPv6 address: {text:?}")),
+        _ => None,
+    };
+    match format_error {
+        Some(reason) => Err(Violation::new(path, reason)),
+        None => Ok(()),
+    }
+}
+
+fn check_number(
+    schema: &Map<String, Value>,
+    number: &serde_json::Number,
+    path: &JsonPath<'_>,
+) -> Result<(), Violation> {
+    let Some(number) = number.as_f64() else {
+        return Ok(());
+    };
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
+        if number < min {
+            return Err(Violation::new(
+                path,
+                format!("{number} is below the minimum {min}"),
+            ));
+        }
+    }
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
+        if number > max {
+            return Err(Violation::new(
+                path,
+                format!("{number} is above the maximum {max}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_object(
+    root: &Value,
+    schema: &Map<String, Value>,
+    object: &Map<String, Value>,
+    path: &JsonPath<'_>,
+) -> Result<(), Violation> {
+    let properties = schema.get("properties").and_then(Value::as_object);
+    if let Some(Value::Array(required)) = schema.get("required") {
+        for name in required.iter().filter_map(Value::as_str) {
+            if !object.contains_key(name) {
+                return Err(Violation::new(
+                    &JsonPath::Key(path, name),
+                    "missing required field",
+                ));
+            }
+        }
+    }
+    for (key, item) in object {
+        let item_path = JsonPath::Key(path, key);
+        match properties.and_then(|p| p.get(key)) {
+            Some(item_schema) => validate(root, item_schema, item, &item_path)?,
+            None => match schema.get("additionalProperties") {
+                Some(Value::Bool(false)) => {
+                    return Err(Violation::new(&item_path, "unknown field"));
+                }
+                Some(extra) => validate(root, extra, item, &item_path)?,
+                None => {}
+            },
+        }
+    }
+    Ok(())
+}
+
+fn list(values: &[Value]) -> String {
+    let items: Vec<String> = values.iter().map(Value::to_string).collect();
+    items.join(", ")
+}
