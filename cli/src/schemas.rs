@@ -3,7 +3,7 @@
 use std::{
     fs,
     io::{self, BufRead, Write},
-    path::PathBuf,
+    path::{Path, PathBuf},
 };
 
 use anyhow::{Context, Result};
@@ -74,7 +74,7 @@ fn export(format: Format, out: Option<PathBuf>) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-fn validate(file: &PathBuf) -> Result<Outcome> {
+fn validate(file: &Path) -> Result<Outcome> {
     let reader = crate::input::open(file)?;
     let mut stdout = io::BufWriter::new(io::stdout().lock());
     let mut n_invalid = 0usize;

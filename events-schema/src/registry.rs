@@ -181,10 +181,10 @@ fn convert_object(object: Map<String, Value>, format: Format) -> Map<String, Val
                 out.insert("enum".to_owned(), Value::Array(vec![value]));
             }
             "examples" => {
-                if let (Format::OpenApi3, Value::Array(examples)) = (format, value) {
-                    if let Some(first) = examples.into_iter().next() {
-                        out.insert("example".to_owned(), first);
-                    }
+                if let (Format::OpenApi3, Value::Array(examples)) = (format, value)
+                    && let Some(first) = examples.into_iter().next()
+                {
+                    out.insert("example".to_owned(), first);
                 }
             }
             "exclusiveMinimum" | "exclusiveMaximum" if value.is_number() => {

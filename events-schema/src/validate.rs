@@ -89,21 +89,21 @@ pub(crate) fn validate(
     if let Some(expected) = schema.get("type") {
         check_type(expected, value, path)?;
     }
-    if let Some(allowed) = schema.get("const") {
-        if allowed != value {
-            return Err(Violation::new(
-                path,
-                format!("expected {allowed}, found {value}"),
-            ));
-        }
+    if let Some(allowed) = schema.get("const")
+        && allowed != value
+    {
+        return Err(Violation::new(
+            path,
+            format!("expected {allowed}, found {value}"),
+        ));
     }
-    if let Some(Value::Array(allowed)) = schema.get("enum") {
-        if !allowed.contains(value) {
-            return Err(Violation::new(
-                path,
-                format!("expected one of {}, found {value}", list(allowed)),
-            ));
-        }
+    if let Some(Value::Array(allowed)) = schema.get("enum")
+        && !allowed.contains(value)
+    {
+        return Err(Violation::new(
+            path,
+            format!("expected one of {}, found {value}", list(allowed)),
+        ));
     }
     if let Some(Value::Array(branches)) = schema.get("oneOf").or_else(|| schema.get("anyOf")) {
         check_branches(root, branches, value, path)?;
@@ -200,23 +200,23 @@ fn check_string(
     path: &JsonPath<'_>,
 ) -> Result<(), Violation> {
     let n_chars = text.chars().count() as u64;
-    if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-        if n_chars < min {
-            let reason = if min == 1 {
-                "must not be empty".to_owned()
-            } else {
-                format!("shorter than {min} characters")
-            };
-            return Err(Violation::new(path, reason));
-        }
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+        && n_chars < min
+    {
+        let reason = if min == 1 {
+            "must not be empty".to_owned()
+        } else {
+            format!("shorter than {min} characters")
+        };
+        return Err(Violation::new(path, reason));
     }
-    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-        if n_chars > max {
-            return Err(Violation::new(
-                path,
-                format!("longer than {max} characters"),
-            ));
-        }
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+        && n_chars > max
+    {
+        return Err(Violation::new(
+            path,
+            format!("longer than {max} characters"),
+        ));
     }
     let format_error = match schema.get("format").and_then(Value::as_str) {
         Some("email") => check_email(text)
@@ -249,21 +249,21 @@ fn check_number(
     let Some(number) = number.as_f64() else {
         return Ok(());
     };
-    if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-        if number < min {
-            return Err(Violation::new(
-                path,
-                format!("{number} is below the minimum {min}"),
-            ));
-        }
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+        && number < min
+    {
+        return Err(Violation::new(
+            path,
+            format!("{number} is below the minimum {min}"),
+        ));
     }
-    if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-        if number > max {
-            return Err(Violation::new(
-                path,
-                format!("{number} is above the maximum {max}"),
-            ));
-        }
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+        && number > max
+    {
+        return Err(Violation::new(
+            path,
+            format!("{number} is above the maximum {max}"),
+        ));
     }
     Ok(())
 }

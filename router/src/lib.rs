@@ -3,3 +3,4 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod pattern;
+pub mod template;

@@ -1,0 +1,754 @@
+//! Reading the parts of a SAM / CloudFormation template that eventfork runs: the event
+//! rules, the SQS queues they target, and the functions that consume those queues.
+//!
+//! The same `template.yaml` that deploys to AWS drives the local bus and `eventfork rules
+//! match`, so what runs locally is what deploys. Intrinsic functions are understood where
+//! eventfork needs to follow a reference (`!GetAtt Queue.Arn`, `!Ref Queue`, and their
+//! long forms `Fn::GetAtt` / `Ref`); anything else is kept opaque.
+
+use std::{collections::BTreeMap, fmt};
+
+use serde_json::Value as Json;
+use serde_norway::Value as Yaml;
+
+/// A template could not be read; the message names the resource and property.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct TemplateError {
+    location: String,
+    message: String,
+}
+
+impl TemplateError {
+    fn new(location: impl Into<String>, message: impl Into<String>) -> TemplateError {
+        TemplateError {
+            location: location.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Where in the template: `Resources.AnalyticsRule.Properties.EventPattern`, or
+    /// `template` for YAML syntax errors (whose message gives the line and column).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+}
+
+/// The event rules, queues and queue consumers of a template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    rules: Vec<RuleResource>,
+    queues: BTreeMap<String, QueueResource>,
+    functions: Vec<FunctionResource>,
+}
+
+/// An `AWS::Events::Rule` with an event pattern.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleResource {
+    logical_id: String,
+    event_bus: Option<String>,
+    enabled: bool,
+    pattern: Json,
+    targets: Vec<RuleTarget>,
+}
+
+/// One target of a rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleTarget {
+    id: String,
+    queue: Option<String>,
+    dead_letter_queue: Option<String>,
+    maximum_retry_attempts: Option<u32>,
+    maximum_event_age_seconds: Option<u32>,
+}
+
+/// An `AWS::SQS::Queue`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueResource {
+    logical_id: String,
+    visibility_timeout_seconds: u32,
+    message_retention_seconds: u32,
+    redrive: Option<Redrive>,
+}
+
+/// A queue's redrive policy: after `max_receive_count` receives a message moves to the
+/// dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redrive {
+    dead_letter_queue: String,
+    max_receive_count: u32,
+}
+
+/// An `AWS::Serverless::Function` (or `AWS::Lambda::Function` with event source mappings)
+/// that consumes SQS queues.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionResource {
+    logical_id: String,
+    binary: String,
+    timeout_seconds: u32,
+    sources: Vec<SqsSource>,
+}
+
+/// An SQS event source of a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsSource {
+    queue: String,
+    batch_size: u32,
+    batching_window_seconds: u32,
+    report_batch_item_failures: bool,
+    maximum_concurrency: Option<u32>,
+}
+
+impl Template {
+    /// Reads a template from YAML (or JSON, which is YAML).
+    pub fn parse(text: &str) -> Result<Template, TemplateError> {
+        let document: Yaml = serde_norway::from_str(text)
+            .map_err(|error| TemplateError::new("template", format!("not valid YAML: {error}")))?;
+        Template::from_yaml(&document)
+    }
+
+    fn from_yaml(document: &Yaml) -> Result<Template, TemplateError> {
+        let Some(resources) = document.get("Resources").and_then(Yaml::as_mapping) else {
+            return Err(TemplateError::new("template", "no Resources section"));
+        };
+        let global_timeout = document
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("Timeout"))
+            .map(|t| u32_of(t, "Globals.Function.Timeout"))
+            .transpose()?;
+        let mut template = Template {
+            rules: Vec::new(),
+            queues: BTreeMap::new(),
+            functions: Vec::new(),
+        };
+        for (key, resource) in resources {
+            let Some(logical_id) = key.as_str() else {
+                return Err(TemplateError::new(
+                    "Resources",
+                    "a resource name is not a string",
+                ));
+            };
+            let at = format!("Resources.{logical_id}");
+            let kind = resource
+                .get("Type")
+                .and_then(Yaml::as_str)
+                .unwrap_or_default();
+            let empty = Yaml::Mapping(Default::default());
+            let properties = resource.get("Properties").unwrap_or(&empty);
+            match kind {
+                "AWS::Events::Rule" => {
+                    if let Some(rule) = read_rule(logical_id, properties, &at)? {
+                        template.rules.push(rule);
+                    }
+                }
+                "AWS::SQS::Queue" => {
+                    let queue = read_queue(logical_id, properties, &at)?;
+                    template.queues.insert(logical_id.to_owned(), queue);
+                }
+                "AWS::Serverless::Function" => {
+                    if let Some(function) =
+                        read_function(logical_id, resource, properties, global_timeout, &at)?
+                    {
+                        template.functions.push(function);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(template)
+    }
+
+    /// The rules with an event pattern, in template order.
+    pub fn rules(&self) -> &[RuleResource] {
+        &self.rules
+    }
+
+    /// The queue with this logical id.
+    pub fn queue(&self, logical_id: &str) -> Option<&QueueResource> {
+        self.queues.get(logical_id)
+    }
+
+    /// Every queue, by logical id.
+    pub fn queues(&self) -> impl Iterator<Item = &QueueResource> {
+        self.queues.values()
+    }
+
+    /// The functions with at least one SQS event source, in template order.
+    pub fn functions(&self) -> &[FunctionResource] {
+        &self.functions
+    }
+
+    /// The function consuming the queue with this logical id.
+    pub fn consumer_of(&self, queue: &str) -> Option<(&FunctionResource, &SqsSource)> {
+        self.functions.iter().find_map(|function| {
+            function
+                .sources
+                .iter()
+                .find(|source| source.queue == queue)
+                .map(|source| (function, source))
+        })
+    }
+}
+
+impl RuleResource {
+    /// The logical id, e.g. `AnalyticsRule`; it names the rule in `rules match` output.
+    pub fn logical_id(&self) -> &str {
+        &self.logical_id
+    }
+    /// The logical id of the bus (`EventBusName: !Ref Bus`) or its literal name; `None`
+    /// for the default bus.
+    pub fn event_bus(&self) -> Option<&str> {
+        self.event_bus.as_deref()
+    }
+    /// False when `State` is `DISABLED`.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+    /// The event pattern as JSON.
+    pub fn pattern(&self) -> &Json {
+        &self.pattern
+    }
+    /// The rule's targets.
+    pub fn targets(&self) -> &[RuleTarget] {
+        &self.targets
+    }
+}
+
+impl RuleTarget {
+    /// The target's `Id`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The logical id of the SQS queue it sends to, when the target is a queue of this
+    /// template.
+    pub fn queue(&self) -> Option<&str> {
+        self.queue.as_deref()
+    }
+    /// The logical id of the queue that receives events EventBridge failed to deliver.
+    pub fn dead_letter_queue(&self) -> Option<&str> {
+        self.dead_letter_queue.as_deref()
+    }
+    /// `RetryPolicy.MaximumRetryAttempts`.
+    pub fn maximum_retry_attempts(&self) -> Option<u32> {
+        self.maximum_retry_attempts
+    }
+    /// `RetryPolicy.MaximumEventAgeInSeconds`.
+    pub fn maximum_event_age_seconds(&self) -> Option<u32> {
+        self.maximum_event_age_seconds
+    }
+}
+
+impl QueueResource {
+    /// The logical id.
+    pub fn logical_id(&self) -> &str {
+        &self.logical_id
+    }
+    /// `VisibilityTimeout` (SQS default 30 s).
+    pub fn visibility_timeout_seconds(&self) -> u32 {
+        self.visibility_timeout_seconds
+    }
+    /// `MessageRetentionPeriod` (SQS default 4 days).
+    pub fn message_retention_seconds(&self) -> u32 {
+        self.message_retention_seconds
+    }
+    /// The redrive policy, if any.
+    pub fn redrive(&self) -> Option<&Redrive> {
+        self.redrive.as_ref()
+    }
+}
+
+impl Redrive {
+    /// The logical id of the dead-letter queue.
+    pub fn dead_letter_queue(&self) -> &str {
+        &self.dead_letter_queue
+    }
+    /// `maxReceiveCount`.
+    pub fn max_receive_count(&self) -> u32 {
+        self.max_receive_count
+    }
+}
+
+impl FunctionResource {
+    /// The logical id.
+    pub fn logical_id(&self) -> &str {
+        &self.logical_id
+    }
+    /// The binary it runs (`Metadata.BuildProperties.Binary` for `rust-cargolambda`, else
+    /// the logical id).
+    pub fn binary(&self) -> &str {
+        &self.binary
+    }
+    /// `Timeout` (Lambda default 3 s).
+    pub fn timeout_seconds(&self) -> u32 {
+        self.timeout_seconds
+    }
+    /// The SQS event sources.
+    pub fn sources(&self) -> &[SqsSource] {
+        &self.sources
+    }
+}
+
+impl SqsSource {
+    /// The logical id of the queue.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+    /// `BatchSize` (default 10).
+    pub fn batch_size(&self) -> u32 {
+        self.batch_size
+    }
+    /// `MaximumBatchingWindowInSeconds` (default 0).
+    pub fn batching_window_seconds(&self) -> u32 {
+        self.batching_window_seconds
+    }
+    /// Whether `FunctionResponseTypes` holds `ReportBatchItemFailures`.
+    pub fn report_batch_item_failures(&self) -> bool {
+        self.report_batch_item_failures
+    }
+    /// `ScalingConfig.MaximumConcurrency`.
+    pub fn maximum_concurrency(&self) -> Option<u32> {
+        self.maximum_concurrency
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} rules, {} queues, {} consuming functions",
+            self.rules.len(),
+            self.queues.len(),
+            self.functions.len()
+        )
+    }
+}
+
+fn read_rule(
+    logical_id: &str,
+    properties: &Yaml,
+    at: &str,
+) -> Result<Option<RuleResource>, TemplateError> {
+    let Some(pattern) = properties.get("EventPattern") else {
+        // A scheduled rule: nothing for an event pattern engine to do.
+        return Ok(None);
+    };
+    let pattern_at = format!("{at}.Properties.EventPattern");
+    let pattern = match pattern {
+        // CloudFormation also takes the pattern as a JSON string.
+        Yaml::String(text) => serde_json::from_str(text)
+            .map_err(|e| TemplateError::new(&pattern_at, format!("not valid JSON: {e}")))?,
+        other => yaml_to_json(other, &pattern_at)?,
+    };
+    let event_bus = properties
+        .get("EventBusName")
+        .map(|bus| reference(bus).unwrap_or_else(|| scalar_text(bus)));
+    let enabled = properties.get("State").and_then(Yaml::as_str) != Some("DISABLED");
+    let mut targets = Vec::new();
+    if let Some(list) = properties.get("Targets").and_then(Yaml::as_sequence) {
+        for (target_idx, target) in list.iter().enumerate() {
+            let target_at = format!("{at}.Properties.Targets[{target_idx}]");
+            let id = target.get("Id").map(scalar_text).unwrap_or_default();
+            let queue = target.get("Arn").and_then(reference);
+            let dead_letter_queue = target
+                .get("DeadLetterConfig")
+                .and_then(|d| d.get("Arn"))
+                .and_then(reference);
+            let retry = target.get("RetryPolicy");
+            let maximum_retry_attempts = retry
+                .and_then(|r| r.get("MaximumRetryAttempts"))
+                .map(|v| u32_of(v, &format!("{target_at}.RetryPolicy.MaximumRetryAttempts")))
+                .transpose()?;
+            let maximum_event_age_seconds = retry
+                .and_then(|r| r.get("MaximumEventAgeInSeconds"))
+                .map(|v| {
+                    u32_of(
+                        v,
+                        &format!("{target_at}.RetryPolicy.MaximumEventAgeInSeconds"),
+                    )
+                })
+                .transpose()?;
+            targets.push(RuleTarget {
+                id,
+                queue,
+                dead_letter_queue,
+                maximum_retry_attempts,
+                maximum_event_age_seconds,
+            });
+        }
+    }
+    Ok(Some(RuleResource {
+        logical_id: logical_id.to_owned(),
+        event_bus,
+        enabled,
+        pattern,
+        targets,
+    }))
+}
+
+fn read_queue(
+    logical_id: &str,
+    properties: &Yaml,
+    at: &str,
+) -> Result<QueueResource, TemplateError> {
+    let number = |name: &str, default: u32| -> Result<u32, TemplateError> {
+        properties
+            .get(name)
+            .map(|v| u32_of(v, &format!("{at}.Properties.{name}")))
+            .unwrap_or(Ok(default))
+    };
+    let redrive = match properties.get("RedrivePolicy") {
+        None => None,
+        Some(policy) => {
+            let policy_at = format!("{at}.Properties.RedrivePolicy");
+            let policy = match policy {
+                Yaml::String(text) => serde_norway::from_str(text)
+                    .map_err(|e| TemplateError::new(&policy_at, format!("not valid JSON: {e}")))?,
+                other => other.clone(),
+            };
+            let dead_letter_queue = policy
+                .get("deadLetterTargetArn")
+                .and_then(reference)
+                .ok_or_else(|| {
+                    TemplateError::new(
+                        &policy_at,
+                        "deadLetterTargetArn must be !GetAtt <Queue>.Arn of a queue in this template",
+                    )
+                })?;
+            let max_receive_count = policy
+                .get("maxReceiveCount")
+                .ok_or_else(|| TemplateError::new(&policy_at, "maxReceiveCount is missing"))
+                .and_then(|v| u32_of(v, &format!("{policy_at}.maxReceiveCount")))?;
+            Some(Redrive {
+                dead_letter_queue,
+                max_receive_count,
+            })
+        }
+    };
+    Ok(QueueResource {
+        logical_id: logical_id.to_owned(),
+        visibility_timeout_seconds: number("VisibilityTimeout", 30)?,
+        message_retention_seconds: number("MessageRetentionPeriod", 345_600)?,
+        redrive,
+    })
+}
+
+fn read_function(
+    logical_id: &str,
+    resource: &Yaml,
+    properties: &Yaml,
+    global_timeout: Option<u32>,
+    at: &str,
+) -> Result<Option<FunctionResource>, TemplateError> {
+    let mut sources = Vec::new();
+    if let Some(events) = properties.get("Events").and_then(Yaml::as_mapping) {
+        for (name, event) in events {
+            if event.get("Type").and_then(Yaml::as_str) != Some("SQS") {
+                continue;
+            }
+            let event_at = format!("{at}.Properties.Events.{}", scalar_text(name));
+            let empty = Yaml::Mapping(Default::default());
+            let source = event.get("Properties").unwrap_or(&empty);
+            let queue = source.get("Queue").and_then(reference).ok_or_else(|| {
+                TemplateError::new(
+                    format!("{event_at}.Properties.Queue"),
+                    "must be !GetAtt <Queue>.Arn of a queue in this template",
+                )
+            })?;
+            let number = |name: &str| {
+                source
+                    .get(name)
+                    .map(|v| u32_of(v, &format!("{event_at}.Properties.{name}")))
+                    .transpose()
+            };
+            let report_batch_item_failures = source
+                .get("FunctionResponseTypes")
+                .and_then(Yaml::as_sequence)
+                .is_some_and(|types| {
+                    types
+                        .iter()
+                        .any(|t| t.as_str() == Some("ReportBatchItemFailures"))
+                });
+            let maximum_concurrency = source
+                .get("ScalingConfig")
+                .and_then(|s| s.get("MaximumConcurrency"))
+                .map(|v| {
+                    u32_of(
+                        v,
+                        &format!("{event_at}.Properties.ScalingConfig.MaximumConcurrency"),
+                    )
+                })
+                .transpose()?;
+            sources.push(SqsSource {
+                queue,
+                batch_size: number("BatchSize")?.unwrap_or(10),
+                batching_window_seconds: number("MaximumBatchingWindowInSeconds")?.unwrap_or(0),
+                report_batch_item_failures,
+                maximum_concurrency,
+            });
+        }
+    }
+    if sources.is_empty() {
+        return Ok(None);
+    }
+    let binary = resource
+        .get("Metadata")
+        .and_then(|m| m.get("BuildProperties"))
+        .and_then(|b| b.get("Binary"))
+        .and_then(Yaml::as_str)
+        .unwrap_or(logical_id)
+        .to_owned();
+    let timeout_seconds = match properties.get("Timeout") {
+        Some(value) => u32_of(value, &format!("{at}.Properties.Timeout"))?,
+        None => global_timeout.unwrap_or(3),
+    };
+    Ok(Some(FunctionResource {
+        logical_id: logical_id.to_owned(),
+        binary,
+        timeout_seconds,
+        sources,
+    }))
+}
+
+/// The logical id a value refers to: `!GetAtt X.Arn`, `!GetAtt [X, Arn]`, `!Ref X`,
+/// `{"Fn::GetAtt": [X, Arn]}` or `{"Ref": X}`.
+fn reference(value: &Yaml) -> Option<String> {
+    match value {
+        Yaml::Tagged(tagged) if tagged.tag == "GetAtt" => match &tagged.value {
+            Yaml::String(text) => text.split('.').next().map(str::to_owned),
+            Yaml::Sequence(parts) => parts.first().and_then(Yaml::as_str).map(str::to_owned),
+            _ => None,
+        },
+        Yaml::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str().map(str::to_owned),
+        Yaml::Mapping(mapping) if mapping.len() == 1 => {
+            if let Some(parts) = mapping.get("Fn::GetAtt") {
+                match parts {
+                    Yaml::String(text) => text.split('.').next().map(str::to_owned),
+                    Yaml::Sequence(parts) => {
+                        parts.first().and_then(Yaml::as_str).map(str::to_owned)
+                    }
+                    _ => None,
+                }
+            } else {
+                mapping.get("Ref").and_then(Yaml::as_str).map(str::to_owned)
+            }
+        }
+        _ => None,
+    }
+}
+
+fn scalar_text(value: &Yaml) -> String {
+    match value {
+        Yaml::String(text) => text.clone(),
+        Yaml::Number(number) => number.to_string(),
+        Yaml::Bool(b) => b.to_string(),
+        other => serde_norway::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    }
+}
+
+fn u32_of(value: &Yaml, at: &str) -> Result<u32, TemplateError> {
+    let number = match value {
+        Yaml::Number(n) => n.as_u64(),
+        // CloudFormation takes numbers as strings too.
+        Yaml::String(text) => text.trim().parse().ok(),
+        _ => None,
+    };
+    number.and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+        TemplateError::new(
+            at,
+            format!("expected a whole number, found {}", scalar_text(value)),
+        )
+    })
+}
+
+/// Converts YAML to JSON for event patterns; tags have no meaning inside a pattern.
+fn yaml_to_json(value: &Yaml, at: &str) -> Result<Json, TemplateError> {
+    Ok(match value {
+        Yaml::Null => Json::Null,
+        Yaml::Bool(b) => Json::Bool(*b),
+        Yaml::Number(n) => {
+            let text = n.to_string();
+            serde_json::from_str(&text).map_err(|_| {
+                TemplateError::new(at, format!("{text} is not a number JSON can carry"))
+            })?
+        }
+        Yaml::String(s) => Json::String(s.clone()),
+        Yaml::Sequence(items) => Json::Array(
+            items
+                .iter()
+                .map(|item| yaml_to_json(item, at))
+                .collect::<Result<_, _>>()?,
+        ),
+        Yaml::Mapping(mapping) => {
+            let mut object = serde_json::Map::new();
+            for (key, item) in mapping {
+                let Some(key) = key.as_str() else {
+                    return Err(TemplateError::new(at, "a pattern key is not a string"));
+                };
+                object.insert(key.to_owned(), yaml_to_json(item, &format!("{at}.{key}"))?);
+            }
+            Json::Object(object)
+        }
+        Yaml::Tagged(tagged) => {
+            return Err(TemplateError::new(
+                at,
+                format!(
+                    "intrinsic function {} is not allowed in an event pattern",
+                    tagged.tag
+                ),
+            ));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATE: &str = r#"
+Globals:
+  Function:
+    Timeout: 10
+Resources:
+  Bus:
+    Type: AWS::Events::EventBus
+    Properties: { Name: eventfork }
+  SignupRule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !Ref Bus
+      EventPattern:
+        source: [com.eventfork.users]
+        detail-type: [UserSignedUp]
+        detail: { marketing_consent: [true] }
+      Targets:
+        - Id: mailing-list
+          Arn: !GetAtt MailQueue.Arn
+          DeadLetterConfig: { Arn: !GetAtt MailDlq.Arn }
+          RetryPolicy: { MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86400 }
+  JsonRule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: '{"detail-type": ["UserLoggedIn"]}'
+      State: DISABLED
+      Targets:
+        - { Id: a, Arn: { "Fn::GetAtt": [MailQueue, Arn] } }
+  Nightly:
+    Type: AWS::Events::Rule
+    Properties: { ScheduleExpression: rate(1 day) }
+  MailQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 60
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt MailDlq.Arn
+        maxReceiveCount: 5
+  MailDlq:
+    Type: AWS::SQS::Queue
+  MailFunction:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildMethod: rust-cargolambda, BuildProperties: { Binary: mailing-list } }
+    Properties:
+      Events:
+        Mail:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt MailQueue.Arn
+            BatchSize: 5
+            MaximumBatchingWindowInSeconds: 1
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig: { MaximumConcurrency: 2 }
+"#;
+
+    #[test]
+    fn reads_rules_queues_and_consumers() {
+        let template = Template::parse(TEMPLATE).unwrap();
+        assert_eq!(
+            template.to_string(),
+            "2 rules, 2 queues, 1 consuming functions"
+        );
+        let rule = &template.rules()[0];
+        assert_eq!(rule.logical_id(), "SignupRule");
+        assert_eq!(rule.event_bus(), Some("Bus"));
+        assert!(rule.is_enabled());
+        assert_eq!(
+            rule.pattern(),
+            &serde_json::json!({
+                "source": ["com.eventfork.users"],
+                "detail-type": ["UserSignedUp"],
+                "detail": { "marketing_consent": [true] },
+            })
+        );
+        let target = &rule.targets()[0];
+        assert_eq!(
+            (target.id(), target.queue(), target.dead_letter_queue()),
+            ("mailing-list", Some("MailQueue"), Some("MailDlq"))
+        );
+        assert_eq!(target.maximum_retry_attempts(), Some(185));
+        let json_rule = &template.rules()[1];
+        assert!(!json_rule.is_enabled());
+        assert_eq!(json_rule.pattern()["detail-type"][0], "UserLoggedIn");
+        assert_eq!(json_rule.targets()[0].queue(), Some("MailQueue"));
+
+        let queue = template.queue("MailQueue").unwrap();
+        assert_eq!(queue.visibility_timeout_seconds(), 60);
+        let redrive = queue.redrive().unwrap();
+        assert_eq!(
+            (redrive.dead_letter_queue(), redrive.max_receive_count()),
+            ("MailDlq", 5)
+        );
+        assert_eq!(
+            template
+                .queue("MailDlq")
+                .unwrap()
+                .visibility_timeout_seconds(),
+            30
+        );
+
+        let (function, source) = template.consumer_of("MailQueue").unwrap();
+        assert_eq!(
+            (function.binary(), function.timeout_seconds()),
+            ("mailing-list", 10)
+        );
+        assert_eq!(
+            (source.batch_size(), source.batching_window_seconds()),
+            (5, 1)
+        );
+        assert!(source.report_batch_item_failures());
+        assert_eq!(source.maximum_concurrency(), Some(2));
+    }
+
+    #[track_caller]
+    fn check_error(template: &str, expect: &str) {
+        let error = Template::parse(template).unwrap_err();
+        assert_eq!(error.to_string(), expect);
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        check_error(
+            "Resources: [",
+            "template: not valid YAML: did not find expected node content at line 2 column 1, while parsing a flow node",
+        );
+        check_error("Foo: 1", "template: no Resources section");
+        check_error(
+            "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPattern: '{nope'\n",
+            "Resources.R.Properties.EventPattern: not valid JSON: key must be a string at line 1 column 2",
+        );
+        check_error(
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      VisibilityTimeout: soon\n",
+            "Resources.Q.Properties.VisibilityTimeout: expected a whole number, found soon",
+        );
+        check_error(
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      RedrivePolicy: { deadLetterTargetArn: !GetAtt D.Arn }\n",
+            "Resources.Q.Properties.RedrivePolicy: maxReceiveCount is missing",
+        );
+        check_error(
+            "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPattern: { source: !Ref X }\n",
+            "Resources.R.Properties.EventPattern.source: intrinsic function !Ref is not allowed in an event pattern",
+        );
+    }
+}
