@@ -1,1 +1,2 @@
+//! Integration tests of the `eventfork` binary.
 mod schemas;

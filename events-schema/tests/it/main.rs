@@ -1,1 +1,2 @@
+//! Integration tests of the event catalogue.
 mod envelope;
