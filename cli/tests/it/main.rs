@@ -1,2 +1,4 @@
 //! Integration tests of the `eventfork` binary.
+
 mod schemas;
+mod support;
