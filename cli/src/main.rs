@@ -3,10 +3,11 @@
 //!
 //! Exit status: 0 success, 1 a clean "no" (an invalid event, no match), 2 a failure.
 
-use std::{io, process::ExitCode};
+use std::{io, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod catalog;
 mod input;
 mod schemas;
 
@@ -30,6 +31,33 @@ enum Command {
     /// Export and check the event schemas of the EventBridge Schema Registry.
     #[command(subcommand, visible_alias = "schema")]
     Schemas(schemas::Command),
+    /// Render, check and lint the routing rules of template.yaml.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Print the generated part of template.yaml (rules, queues, DLQs, alarms, schemas).
+    ///
+    /// With --write FILE, replace the part between the GENERATED markers of FILE instead.
+    ///
+    /// Example: eventfork rules render --write template.yaml
+    Render {
+        /// Rewrite the generated part of this template in place.
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+    },
+    /// Fail, with a diff, when the generated part of a template drifts from the catalogue.
+    ///
+    /// Exits 1 on drift.
+    ///
+    /// Example: eventfork rules check template.yaml
+    Check {
+        /// The template (default: template.yaml).
+        #[arg(value_name = "FILE")]
+        template: Option<PathBuf>,
+    },
 }
 
 /// What a command concluded, when it did not fail.
@@ -45,6 +73,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Schemas(command) => schemas::run(command),
+        Command::Rules(RulesCommand::Render { write }) => catalog::render(write.as_deref()),
+        Command::Rules(RulesCommand::Check { template }) => {
+            catalog::check(&template.unwrap_or_else(catalog::default_template))
+        }
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -2,5 +2,6 @@
 //! features the Publisher (`aws`, on by default) and the local bus (`local`).
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod catalog;
 pub mod pattern;
 pub mod template;

@@ -1,4 +1,5 @@
 //! Integration tests of the `eventfork` binary.
 
+mod rules;
 mod schemas;
 mod support;
