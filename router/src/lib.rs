@@ -1,5 +1,10 @@
 //! Routing for eventfork: the EventBridge event-pattern engine ([`pattern`]), and behind
 //! features the Publisher (`aws`, on by default) and the local bus (`local`).
 #![warn(clippy::print_stdout, clippy::print_stderr)]
+#![deny(missing_docs)]
 
 pub mod pattern;
+
+pub use pattern::{
+    BuildError, Condition, EventError, Matcher, MatcherBuilder, Pattern, PatternError, RuleId,
+};
