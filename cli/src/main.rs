@@ -8,6 +8,8 @@ use std::{io, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 mod input;
+mod pattern;
+mod rules;
 mod schemas;
 
 /// Event-driven background processing on Amazon EventBridge.
@@ -30,6 +32,12 @@ enum Command {
     /// Export and check the event schemas of the EventBridge Schema Registry.
     #[command(subcommand, visible_alias = "schema")]
     Schemas(schemas::Command),
+    /// Test EventBridge event patterns offline and show how they compile.
+    #[command(subcommand)]
+    Pattern(pattern::Command),
+    /// Work with rule sets: match events against many rules at once.
+    #[command(subcommand)]
+    Rules(rules::Command),
 }
 
 /// What a command concluded, when it did not fail.
@@ -45,6 +53,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Schemas(command) => schemas::run(command),
+        Command::Pattern(command) => pattern::run(command),
+        Command::Rules(command) => rules::run(command),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -1,1 +1,5 @@
+//! Integration tests of the `eventfork` binary, one binary with a module per command.
+
+mod pattern;
+mod rules;
 mod schemas;

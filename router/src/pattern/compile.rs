@@ -324,6 +324,76 @@ impl AnythingButTest {
     }
 }
 
+fn show(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    super::json::write_string(&mut out, &String::from_utf8_lossy(bytes));
+    out
+}
+
+impl fmt::Display for Test {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |items: Vec<String>| items.join(", ");
+        match self {
+            Test::String(s) => f.write_str(&show(s)),
+            Test::Ip(ip) => write!(f, "ip {ip:?}"),
+            Test::Number(NumberKey::Exact(bits)) => write!(f, "{}", f64::from_bits(*bits)),
+            Test::Number(NumberKey::Text(text)) => write!(f, "{text} (text)"),
+            Test::Bool(b) => write!(f, "{b}"),
+            Test::Null => f.write_str("null"),
+            Test::Prefix(p) => write!(f, "prefix {}", show(p)),
+            Test::PrefixIgnoreCase(p) => write!(f, "prefix ignoring case {}", show(p.as_bytes())),
+            Test::Suffix(p) => write!(f, "suffix {}", show(p)),
+            Test::SuffixIgnoreCase(p) => write!(f, "suffix ignoring case {}", show(p.as_bytes())),
+            Test::EqualsIgnoreCase(p) => write!(f, "equals ignoring case {}", show(p.as_bytes())),
+            Test::Wildcard(g) => write!(f, "wildcard {}", show(g.segments.join("*").as_bytes())),
+            Test::Numeric(n) => {
+                let terms: Vec<String> = n
+                    .terms()
+                    .iter()
+                    .map(|(op, v)| format!("{} {v}", op.as_str()))
+                    .collect();
+                write!(f, "numeric {}", terms.join(" and "))
+            }
+            Test::Exists => f.write_str("exists"),
+            Test::Cidr(range) => write!(f, "cidr {:?}..={:?}", range.lo, range.hi),
+            Test::AnythingBut(a) => match a {
+                AnythingButTest::Strings(v) => {
+                    write!(
+                        f,
+                        "anything but {}",
+                        list(v.iter().map(|s| show(s)).collect())
+                    )
+                }
+                AnythingButTest::Numbers(v) => write!(f, "anything but numbers {v:?}"),
+                AnythingButTest::Prefixes(v) => write!(
+                    f,
+                    "anything but prefix {}",
+                    list(v.iter().map(|s| show(s)).collect())
+                ),
+                AnythingButTest::Suffixes(v) => write!(
+                    f,
+                    "anything but suffix {}",
+                    list(v.iter().map(|s| show(s)).collect())
+                ),
+                AnythingButTest::IgnoreCase(v) => write!(
+                    f,
+                    "anything but ignoring case {}",
+                    list(v.iter().map(|s| show(s.as_bytes())).collect())
+                ),
+                AnythingButTest::Wildcards(v) => write!(
+                    f,
+                    "anything but wildcard {}",
+                    list(
+                        v.iter()
+                            .map(|g| show(g.segments.join("*").as_bytes()))
+                            .collect()
+                    )
+                ),
+            },
+        }
+    }
+}
+
 /// A constraint of a sub-rule: some leaf at `path` passes one of `tests`, or, when
 /// `allow_absent` (an `exists: false` alternative), the path has no leaf at all.
 #[derive(Debug, Clone)]

@@ -390,7 +390,7 @@ impl Matcher {
                         "check "
                     };
                     let mut tests: Vec<String> =
-                        constraint.tests.iter().map(|t| format!("{t:?}")).collect();
+                        constraint.tests.iter().map(|t| t.to_string()).collect();
                     if constraint.allow_absent {
                         tests.push("absent".to_owned());
                     }

@@ -4,6 +4,8 @@
 //! (number exactness, case folding, IP parsing) with the engine, and nothing else: no index,
 //! no flattener, no compiled tests, its own wildcard matcher.
 
+use std::collections::HashMap;
+
 use super::json::{self, Json};
 use super::number::exact_f64;
 use super::parse::{
@@ -13,19 +15,68 @@ use super::text;
 
 /// Whether `pattern` matches `event`, or why the event cannot be matched.
 pub(crate) fn matches(pattern: &Pattern, event: &[u8], max_depth: usize) -> Result<bool, String> {
-    let tree = json::parse(event, max_depth).map_err(|e| e.to_string())?;
-    if !matches!(tree, Json::Object(_)) {
-        return Err("not an object".to_owned());
-    }
-    let mut leaves = Vec::new();
-    let mut n_arrays = 0;
-    collect(&tree, "", &mut Vec::new(), &mut n_arrays, &mut leaves, true);
-    Ok(alternatives(&pattern.root)
-        .iter()
-        .any(|conjunction| conjunction_matches(conjunction, &leaves)))
+    let event = Event::parse(event, max_depth)?;
+    Ok(Rule::new(pattern).matches(&event))
 }
 
-struct RefLeaf<'a> {
+/// An event read into a tree, with its leaves listed by path.
+pub(crate) struct Event {
+    tree: Json,
+}
+
+impl Event {
+    pub(crate) fn parse(event: &[u8], max_depth: usize) -> Result<Event, String> {
+        let tree = json::parse(event, max_depth).map_err(|e| e.to_string())?;
+        if !matches!(tree, Json::Object(_)) {
+            return Err("not an object".to_owned());
+        }
+        Ok(Event { tree })
+    }
+
+    fn leaves(&self) -> HashMap<String, Vec<RefLeaf<'_>>> {
+        let mut leaves = Vec::new();
+        let mut n_arrays = 0;
+        collect(
+            &self.tree,
+            "",
+            &mut Vec::new(),
+            &mut n_arrays,
+            &mut leaves,
+            true,
+        );
+        let mut by_path: HashMap<String, Vec<RefLeaf<'_>>> = HashMap::new();
+        for leaf in leaves {
+            by_path.entry(leaf.path.clone()).or_default().push(leaf);
+        }
+        by_path
+    }
+}
+
+/// A pattern with its `$or`s multiplied out.
+pub(crate) struct Rule<'p> {
+    conjunctions: Vec<Conjunction<'p>>,
+}
+
+impl<'p> Rule<'p> {
+    pub(crate) fn new(pattern: &'p Pattern) -> Rule<'p> {
+        Rule {
+            conjunctions: alternatives(&pattern.root),
+        }
+    }
+
+    pub(crate) fn matches(&self, event: &Event) -> bool {
+        let leaves = event.leaves();
+        self.matches_leaves(&leaves)
+    }
+
+    pub(crate) fn matches_leaves(&self, leaves: &HashMap<String, Vec<RefLeaf<'_>>>) -> bool {
+        self.conjunctions
+            .iter()
+            .any(|conjunction| conjunction_matches(conjunction, leaves))
+    }
+}
+
+pub(crate) struct RefLeaf<'a> {
     path: String,
     value: &'a Json,
     chain: Vec<(usize, usize)>,
@@ -103,13 +154,15 @@ fn alternatives(object: &Object) -> Vec<Conjunction<'_>> {
     result
 }
 
-fn conjunction_matches(conjunction: &Conjunction<'_>, leaves: &[RefLeaf<'_>]) -> bool {
+fn conjunction_matches(
+    conjunction: &Conjunction<'_>,
+    leaves: &HashMap<String, Vec<RefLeaf<'_>>>,
+) -> bool {
     let mut choices: Vec<Vec<&RefLeaf<'_>>> = Vec::new();
     for (path, conditions) in conjunction {
-        let at_path: Vec<&RefLeaf<'_>> = leaves.iter().filter(|l| l.path == *path).collect();
+        let at_path: &[RefLeaf<'_>] = leaves.get(*path).map(Vec::as_slice).unwrap_or(&[]);
         let passing: Vec<&RefLeaf<'_>> = at_path
             .iter()
-            .copied()
             .filter(|l| conditions.iter().any(|c| test(c, l.value)))
             .collect();
         let absent_ok = conditions
