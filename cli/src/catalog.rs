@@ -8,7 +8,11 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use router::catalog::{self, StackSettings};
+use router::{
+    catalog::{self, StackSettings},
+    lint,
+    template::Template,
+};
 
 use crate::Outcome;
 
@@ -61,6 +65,34 @@ pub(crate) fn check(path: &Path) -> Result<Outcome> {
         path.display()
     );
     Ok(Outcome::No)
+}
+
+/// Lints the catalogue, or the rules and queues of a template; exit 1 on errors.
+pub(crate) fn lint(template: Option<&Path>) -> Result<Outcome> {
+    let limits = lint::Limits::default();
+    let findings = match template {
+        None => lint::lint(&lint::catalogue_rules(), &limits),
+        Some(path) => {
+            let text = read(path)?;
+            let template =
+                Template::parse(&text).with_context(|| format!("cannot read {}", path.display()))?;
+            let mut findings = lint::lint(&lint::template_rules(&template), &limits);
+            findings.extend(lint::lint_template(&template));
+            findings
+        }
+    };
+    let mut stdout = io::stdout().lock();
+    for finding in &findings {
+        writeln!(stdout, "{finding}")?;
+    }
+    let n_errors = findings
+        .iter()
+        .filter(|f| f.severity() == lint::Severity::Error)
+        .count();
+    let n_warnings = findings.len() - n_errors;
+    let what = template.map_or("the rule catalogue".to_owned(), |p| p.display().to_string());
+    eprintln!("eventfork: {what}: {n_errors} errors, {n_warnings} warnings");
+    Ok(if n_errors == 0 { Outcome::Success } else { Outcome::No })
 }
 
 fn read(path: &Path) -> Result<String> {

@@ -3,12 +3,14 @@
 //!
 //! Exit status: 0 success, 1 a clean "no" (an invalid event, no match), 2 a failure.
 
-use std::{io, path::PathBuf, process::ExitCode};
+use std::{io, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
 mod catalog;
 mod input;
+mod pattern;
+mod rules;
 mod schemas;
 
 /// Event-driven background processing on Amazon EventBridge.
@@ -31,33 +33,12 @@ enum Command {
     /// Export and check the event schemas of the EventBridge Schema Registry.
     #[command(subcommand, visible_alias = "schema")]
     Schemas(schemas::Command),
-    /// Render, check and lint the routing rules of template.yaml.
+    /// Test EventBridge event patterns offline and show how they compile.
     #[command(subcommand)]
-    Rules(RulesCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum RulesCommand {
-    /// Print the generated part of template.yaml (rules, queues, DLQs, alarms, schemas).
-    ///
-    /// With --write FILE, replace the part between the GENERATED markers of FILE instead.
-    ///
-    /// Example: eventfork rules render --write template.yaml
-    Render {
-        /// Rewrite the generated part of this template in place.
-        #[arg(long, value_name = "FILE")]
-        write: Option<PathBuf>,
-    },
-    /// Fail, with a diff, when the generated part of a template drifts from the catalogue.
-    ///
-    /// Exits 1 on drift.
-    ///
-    /// Example: eventfork rules check template.yaml
-    Check {
-        /// The template (default: template.yaml).
-        #[arg(value_name = "FILE")]
-        template: Option<PathBuf>,
-    },
+    Pattern(pattern::Command),
+    /// Work with rule sets: match events against many rules at once.
+    #[command(subcommand)]
+    Rules(rules::Command),
 }
 
 /// What a command concluded, when it did not fail.
@@ -73,10 +54,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Schemas(command) => schemas::run(command),
-        Command::Rules(RulesCommand::Render { write }) => catalog::render(write.as_deref()),
-        Command::Rules(RulesCommand::Check { template }) => {
-            catalog::check(&template.unwrap_or_else(catalog::default_template))
-        }
+        Command::Pattern(command) => pattern::run(command),
+        Command::Rules(command) => rules::run(command),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -1,5 +1,7 @@
-//! Integration tests of the `eventfork` binary.
+//! Integration tests of the `eventfork` binary, one binary with a module per command.
 
+mod catalog;
+mod pattern;
 mod rules;
 mod schemas;
 mod support;

@@ -1,79 +1,132 @@
-//! `eventfork rules render|check`: the generated part of template.yaml.
+//! `eventfork rules match`.
 
-use crate::support::{eventfork, eventfork_in, workspace_root};
+use crate::pattern::{eventfork, write};
 
-/// template.yaml is exactly what the rule catalogue renders (refresh with
-/// `cargo run -p cli -- rules render --write template.yaml`).
+const RULES: &str = r#"{
+  "signup-mail": {"detail-type": ["UserSignedUp"]},
+  "pro-users": {"detail": {"plan": ["pro"]}},
+  "as-text": "{\"detail\": {\"plan\": [{\"prefix\": \"p\"}]}}"
+}"#;
+
+const EVENTS: &str = r#"{"detail-type":"UserSignedUp","detail":{"plan":"pro"}}
+{"detail-type":"UserLoggedIn","detail":{"plan":"free"}}
+[1, 2]
+{"detail-type":"UserLoggedIn","detail":{"plan":"premium"}}
+"#;
+
 #[test]
-fn committed_template_matches_the_catalogue() {
-    let template = workspace_root().join("template.yaml");
-    let run = eventfork(&["rules", "check", template.to_str().unwrap()], "");
-    assert_eq!(
-        run.code, 0,
-        "template.yaml drifted from the rule catalogue; run `cargo run -p cli -- rules render --write template.yaml`\n{}{}",
-        run.stdout, run.stderr
+fn rules_match_prints_sorted_names_per_event() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = write(dir.path(), "rules.json", RULES);
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &rules, "--events", "-"],
+        EVENTS,
     );
+    assert_eq!(
+        out,
+        "[\"as-text\",\"pro-users\",\"signup-mail\"]\n[]\nerror: the event is not a JSON object\n[\"as-text\"]\n"
+    );
+    // One invalid event: the others are still matched, and the exit status says so.
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("4 events"), "{err}");
+    assert!(err.contains("3 rules"), "{err}");
 }
 
 #[test]
-fn check_shows_a_diff_on_drift_and_render_repairs_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let original = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
-    let drifted = original.replacen(
-        r#""detail":{"marketing_consent":[true]}"#,
-        r#""detail":{"marketing_consent":[false]}"#,
-        1,
-    );
-    assert_ne!(
-        drifted, original,
-        "the mailing-list rule is in the template"
-    );
-    std::fs::write(dir.path().join("template.yaml"), &drifted).unwrap();
-
-    let run = eventfork_in(dir.path(), &["rules", "check"], "", &[]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let changed: Vec<&str> = run
-        .stdout
+fn rules_match_json_lines() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = write(dir.path(), "rules.json", RULES);
+    let events = EVENTS
         .lines()
-        .filter(|l| l.starts_with('+') || l.starts_with('-'))
-        .filter(|l| !l.starts_with("+++") && !l.starts_with("---"))
+        .filter(|l| l.starts_with('{'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (code, out, _) = eventfork(
+        &[
+            "rules", "match", "--rules", &rules, "--events", "-", "--json",
+        ],
+        &events,
+    );
+    assert_eq!(code, 0);
+    let records: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
-    assert_eq!(changed.len(), 2, "{}", run.stdout);
-    assert!(
-        changed
-            .iter()
-            .any(|l| l.starts_with('+') && l.contains(r#"[true]"#))
+    assert_eq!(records.len(), 4);
+    assert_eq!(
+        records[0],
+        serde_json::json!({"type":"match","line":1,"rules":["as-text","pro-users","signup-mail"]})
     );
-    assert!(
-        changed
-            .iter()
-            .any(|l| l.starts_with('-') && l.contains(r#"[false]"#))
+    assert_eq!(
+        records[1],
+        serde_json::json!({"type":"match","line":2,"rules":[]})
     );
-    assert!(
-        run.stderr.contains("rules render --write"),
-        "{}",
-        run.stderr
-    );
-
-    let run = eventfork_in(
-        dir.path(),
-        &["rules", "render", "--write", "template.yaml"],
-        "",
-        &[],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let repaired = std::fs::read_to_string(dir.path().join("template.yaml")).unwrap();
-    assert_eq!(repaired, original);
+    assert_eq!(records[3]["type"], "summary");
+    assert_eq!(records[3]["version"], 1);
+    assert_eq!(records[3]["events"], 3);
+    assert_eq!(records[3]["rules"], 3);
 }
 
 #[test]
-fn check_without_markers_fails() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("t.yaml"), "Resources: {}\n").unwrap();
-    let run = eventfork_in(dir.path(), &["rules", "check", "t.yaml"], "", &[]);
-    assert_eq!(run.code, 2);
-    assert_eq!(
-        run.stderr,
-        "eventfork: t.yaml: the GENERATED markers are missing\n"
+fn rules_match_reads_sam_templates_with_short_tags() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let template = write(
+        dir.path(),
+        "template.yaml",
+        r#"AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Bus:
+    Type: AWS::Events::EventBus
+    Properties:
+      Name: !Sub "${AWS::StackName}-bus"
+  SignupToMail:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !Ref Bus
+      EventPattern:
+        detail-type: [UserSignedUp]
+        detail:
+          email: [{suffix: ".com"}]
+      Targets:
+        - Arn: !GetAtt MailQueue.Arn
+          Id: mail
+  LoginToAnalytics:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: '{"detail-type": ["UserLoggedIn"]}'
+  MailQueue:
+    Type: AWS::SQS::Queue
+"#,
+    );
+    let events = r#"{"detail-type":"UserSignedUp","detail":{"email":"a@b.com"}}
+{"detail-type":"UserLoggedIn","detail":{}}
+{"detail-type":"UserSignedUp","detail":{"email":"a@b.org"}}"#;
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &template, "--events", "-"],
+        events,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "[\"SignupToMail\"]\n[\"LoginToAnalytics\"]\n[]\n");
+}
+
+#[test]
+fn rules_match_names_the_bad_rule() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = write(
+        dir.path(),
+        "rules.json",
+        r#"{"ok": {"a": ["x"]}, "bad": {"a": [{"prefix": 1}]}}"#,
+    );
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &rules, "--events", "-"],
+        "{}",
+    );
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.contains(
+            "rule bad: invalid pattern at $.a[0].prefix: prefix match pattern must be a string"
+        ),
+        "{err}"
     );
 }
