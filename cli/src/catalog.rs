@@ -74,8 +74,8 @@ pub(crate) fn lint(template: Option<&Path>) -> Result<Outcome> {
         None => lint::lint(&lint::catalogue_rules(), &limits),
         Some(path) => {
             let text = read(path)?;
-            let template =
-                Template::parse(&text).with_context(|| format!("cannot read {}", path.display()))?;
+            let template = Template::parse(&text)
+                .with_context(|| format!("cannot read {}", path.display()))?;
             let mut findings = lint::lint(&lint::template_rules(&template), &limits);
             findings.extend(lint::lint_template(&template));
             findings
@@ -92,7 +92,11 @@ pub(crate) fn lint(template: Option<&Path>) -> Result<Outcome> {
     let n_warnings = findings.len() - n_errors;
     let what = template.map_or("the rule catalogue".to_owned(), |p| p.display().to_string());
     eprintln!("eventfork: {what}: {n_errors} errors, {n_warnings} warnings");
-    Ok(if n_errors == 0 { Outcome::Success } else { Outcome::No })
+    Ok(if n_errors == 0 {
+        Outcome::Success
+    } else {
+        Outcome::No
+    })
 }
 
 fn read(path: &Path) -> Result<String> {

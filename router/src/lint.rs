@@ -497,20 +497,20 @@ fn check_branch(branch: &Branch, push: &mut Push<'_>) {
             .any(|c| ours.iter().any(|t| c.as_str() == Some(t.source())))
     });
     if selected.is_empty() {
-        if names_our_source || leaf("source").is_none() {
-            if let Some(conditions) = leaf("detail-type") {
-                let known: Vec<&str> = ours.iter().map(EventType::detail_type).collect();
-                push(
-                    Severity::Error,
-                    "never-matches",
-                    "detail-type",
-                    format!(
-                        "no event type of the catalogue has a detail-type matching {}; known: {}",
-                        Value::Array(conditions.clone()),
-                        known.join(", ")
-                    ),
-                );
-            }
+        if (names_our_source || leaf("source").is_none())
+            && let Some(conditions) = leaf("detail-type")
+        {
+            let known: Vec<&str> = ours.iter().map(EventType::detail_type).collect();
+            push(
+                Severity::Error,
+                "never-matches",
+                "detail-type",
+                format!(
+                    "no event type of the catalogue has a detail-type matching {}; known: {}",
+                    Value::Array(conditions.clone()),
+                    known.join(", ")
+                ),
+            );
         }
         // Events of other sources (aws.*, partners) have no schema here.
         return;
@@ -864,7 +864,7 @@ mod tests {
         let names: Vec<String> = (0..200).map(|i| format!("user-{i:05}")).collect();
         insta::assert_snapshot!(
             check(&[signup_rule("long", json!({"user_id": names}))]),
-            @"error[pattern-too-long] long: pattern: the pattern is 2491 characters long; the limit is 2048"
+            @"error[pattern-too-long] long: pattern: the pattern is 2688 characters long; the limit is 2048"
         );
     }
 
@@ -911,8 +911,8 @@ mod tests {
             ]),
             @r#"
         warning[replay-unguarded] live: pattern: the rule also fires on archive replays; add "replay-name": [{"exists": false}], or declare its targets idempotent (Metadata: eventfork: replays: deliver)
-        error[invalid-pattern] broken: pattern: detail-type: Empty arrays are not allowed
-        error[invalid-pattern] object: pattern: detail.email: prefix match pattern must be a string
+        error[invalid-pattern] broken: pattern: $.detail-type: Empty arrays are not allowed
+        error[invalid-pattern] object: pattern: $.detail.email[0].prefix: prefix match pattern must be a string
         "#
         );
     }
