@@ -182,6 +182,7 @@ pub fn lint(rules: &[LintRule], limits: &Limits) -> Vec<Finding> {
     for rule in rules {
         lint_rule(rule, limits, &mut findings);
     }
+    overlaps(rules, &mut findings);
     let mut per_bus: BTreeMap<&str, Vec<&LintRule>> = BTreeMap::new();
     for rule in rules {
         per_bus.entry(&rule.bus).or_default().push(rule);
@@ -221,6 +222,147 @@ pub fn lint(rules: &[LintRule], limits: &Limits) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// Warns about two rules that share a target and can both match one event: that event
+/// reaches the target twice. The check is by witness: it builds events from the catalogue's
+/// schemas and the values the two patterns name, and reports a pair only when one such
+/// event matches both (no false alarms; a contrived overlap may go unseen).
+fn overlaps(rules: &[LintRule], findings: &mut Vec<Finding>) {
+    for (index, first) in rules.iter().enumerate() {
+        for second in &rules[index + 1..] {
+            let Some(shared) = first.targets.iter().find(|t| second.targets.contains(t)) else {
+                continue;
+            };
+            let (Ok(a), Ok(b)) = (
+                crate::pattern::Pattern::from_value(&first.pattern),
+                crate::pattern::Pattern::from_value(&second.pattern),
+            ) else {
+                continue;
+            };
+            let mut builder = crate::pattern::Matcher::builder();
+            builder.add("a".into(), a);
+            builder.add("b".into(), b);
+            let Ok(matcher) = builder.build() else {
+                continue;
+            };
+            let witness = witnesses(&first.pattern, &second.pattern).find(|event| {
+                matcher
+                    .matches(event.to_string().as_bytes())
+                    .is_ok_and(|hits| hits.len() == 2)
+            });
+            if let Some(event) = witness {
+                findings.push(Finding {
+                    severity: Severity::Warning,
+                    code: "overlap",
+                    rule: second.name.clone(),
+                    location: "pattern".to_owned(),
+                    message: format!(
+                        "overlaps rule {} on target {shared}: an event such as {} is delivered to it twice",
+                        first.name, event["detail"]
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// Candidate events for the overlap check: for each catalogue type, a sample event with
+/// every combination (at most 256) of the values the two patterns name for its fields.
+fn witnesses<'a>(first: &'a Value, second: &'a Value) -> impl Iterator<Item = Value> + 'a {
+    events_schema::catalogue()
+        .iter()
+        .flat_map(move |event_type| {
+            let schema = event_type.detail_schema();
+            let mut detail = sample(&schema, &schema);
+            let mut choices: BTreeMap<Vec<String>, Vec<Value>> = BTreeMap::new();
+            for pattern in [first, second] {
+                if let Some(object) = pattern.as_object() {
+                    for branch in or_branches(object) {
+                        for (path, conditions) in branch {
+                            if path.first().map(String::as_str) != Some("detail") {
+                                continue;
+                            }
+                            let values = choices.entry(path[1..].to_vec()).or_default();
+                            values.extend(conditions.iter().filter(|c| !c.is_object()).cloned());
+                        }
+                    }
+                }
+            }
+            let choices: Vec<(Vec<String>, Vec<Value>)> =
+                choices.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+            let n_combinations = choices
+                .iter()
+                .map(|(_, v)| v.len())
+                .product::<usize>()
+                .min(256);
+            let envelope = |detail: Value| {
+                serde_json::json!({
+                    "version": "0", "id": "lint", "detail-type": event_type.detail_type(),
+                    "source": event_type.source(), "account": "123456789012",
+                    "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [],
+                    "detail": detail,
+                })
+            };
+            (0..n_combinations).map(move |mut combination| {
+                for (path, values) in &choices {
+                    set_path(
+                        &mut detail,
+                        path,
+                        values[combination % values.len()].clone(),
+                    );
+                    combination /= values.len();
+                }
+                envelope(detail.clone())
+            })
+        })
+}
+
+fn set_path(target: &mut Value, path: &[String], value: Value) {
+    match path {
+        [] => *target = value,
+        [first, rest @ ..] => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(object) = target {
+                set_path(
+                    object.entry(first.clone()).or_insert(Value::Null),
+                    rest,
+                    value,
+                );
+            }
+        }
+    }
+}
+
+/// A value that fits `schema`: the first enum value, `true`, 1, a well-formed string.
+fn sample(root: &Value, schema: &Value) -> Value {
+    let schema = resolve_schema(root, schema);
+    match classify(root, schema) {
+        FieldType::String {
+            allowed: Some(allowed),
+            ..
+        } => allowed.first().cloned().map_or(Value::Null, Value::String),
+        FieldType::String { ip: true, .. } => "192.0.2.1".into(),
+        FieldType::String { .. } => match schema.get("format").and_then(Value::as_str) {
+            Some("email") => "user@example.com".into(),
+            Some("date-time") => "2026-01-01T00:00:00Z".into(),
+            _ => "sample".into(),
+        },
+        FieldType::Number => 1.into(),
+        FieldType::Boolean => true.into(),
+        FieldType::Array => Value::Array(Vec::new()),
+        FieldType::Object | FieldType::Unknown => {
+            let mut object = Map::new();
+            if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+                for (name, property) in properties {
+                    object.insert(name.clone(), sample(root, property));
+                }
+            }
+            Value::Object(object)
+        }
+    }
 }
 
 /// Template-level checks of the queues the rules deliver to: a dead-letter queue, a
@@ -913,6 +1055,22 @@ mod tests {
         warning[replay-unguarded] live: pattern: the rule also fires on archive replays; add "replay-name": [{"exists": false}], or declare its targets idempotent (Metadata: eventfork: replays: deliver)
         error[invalid-pattern] broken: pattern: $.detail-type: Empty arrays are not allowed
         error[invalid-pattern] object: pattern: $.detail.email[0].prefix: prefix match pattern must be a string
+        "#
+        );
+    }
+
+    #[test]
+    fn overlapping_rules_on_one_target() {
+        let queue = || vec!["MailQueue".to_owned()];
+        insta::assert_snapshot!(
+            check(&[
+                signup_rule("consent", json!({"marketing_consent": [true]})).targets(queue()),
+                signup_rule("pro", json!({"plan": ["pro", "team"]})).targets(queue()),
+                signup_rule("free", json!({"plan": ["free"], "marketing_consent": [false]})).targets(queue()),
+                signup_rule("elsewhere", json!({"plan": ["pro"]})).targets(vec!["Other".to_owned()]),
+            ]),
+            @r#"
+        warning[overlap] pro: pattern: overlaps rule consent on target MailQueue: an event such as {"user_id":"sample","email":"user@example.com","display_name":"sample","plan":"pro","signup_method":"email_password","marketing_consent":true,"signed_up_at":"2026-01-01T00:00:00Z"} is delivered to it twice
         "#
         );
     }
