@@ -3,3 +3,8 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod pattern;
+
+#[cfg(feature = "aws")]
+pub mod publish;
+#[cfg(feature = "aws")]
+pub use publish::{Entry, EventId, PublishError, Publisher, PublisherBuilder, Report};
