@@ -8,6 +8,7 @@ use std::{io, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 mod input;
+mod publish;
 mod schemas;
 
 /// Event-driven background processing on Amazon EventBridge.
@@ -30,6 +31,8 @@ enum Command {
     /// Export and check the event schemas of the EventBridge Schema Registry.
     #[command(subcommand, visible_alias = "schema")]
     Schemas(schemas::Command),
+    // The help text is the doc comment of `publish::Args`.
+    Publish(publish::Args),
 }
 
 /// What a command concluded, when it did not fail.
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Schemas(command) => schemas::run(command),
+        Command::Publish(args) => publish::run(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
