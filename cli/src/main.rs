@@ -11,6 +11,7 @@ mod catalog;
 mod input;
 mod pattern;
 mod rules;
+mod publish;
 mod schemas;
 
 /// Event-driven background processing on Amazon EventBridge.
@@ -39,6 +40,8 @@ enum Command {
     /// Work with rule sets: match events against many rules at once.
     #[command(subcommand)]
     Rules(rules::Command),
+    // The help text is the doc comment of `publish::Args`.
+    Publish(publish::Args),
 }
 
 /// What a command concluded, when it did not fail.
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Schemas(command) => schemas::run(command),
         Command::Pattern(command) => pattern::run(command),
         Command::Rules(command) => rules::run(command),
+        Command::Publish(args) => publish::run(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

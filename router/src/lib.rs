@@ -11,3 +11,8 @@ pub mod template;
 pub use pattern::{
     BuildError, Condition, EventError, Matcher, MatcherBuilder, Pattern, PatternError, RuleId,
 };
+
+#[cfg(feature = "aws")]
+pub mod publish;
+#[cfg(feature = "aws")]
+pub use publish::{Entry, EventId, PublishError, Publisher, PublisherBuilder, Report};

@@ -2,6 +2,7 @@
 
 mod catalog;
 mod pattern;
+mod publish;
 mod rules;
 mod schemas;
 mod support;

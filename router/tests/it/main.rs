@@ -1,0 +1,4 @@
+//! The integration tests of the router crate: one binary, one module per concern.
+
+#[cfg(feature = "aws")]
+mod publish;
