@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 mod catalog;
 mod input;
 mod pattern;
-mod rules;
 mod publish;
+mod rules;
 mod schemas;
 
 /// Event-driven background processing on Amazon EventBridge.

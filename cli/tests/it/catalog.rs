@@ -83,9 +83,16 @@ fn lint_is_clean_on_the_catalogue_and_the_template() {
     let run = eventfork(&["rules", "lint"], "");
     assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{}", run.stderr);
     let template = workspace_root().join("template.yaml");
-    let run = eventfork(&["rules", "lint", "--template", template.to_str().unwrap()], "");
+    let run = eventfork(
+        &["rules", "lint", "--template", template.to_str().unwrap()],
+        "",
+    );
     assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{}", run.stderr);
-    assert!(run.stderr.ends_with(": 0 errors, 0 warnings\n"), "{}", run.stderr);
+    assert!(
+        run.stderr.ends_with(": 0 errors, 0 warnings\n"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -96,12 +103,20 @@ fn lint_locates_errors_in_a_template() {
         .replacen("marketing_consent", "marketing_concent", 1)
         .replacen("VisibilityTimeout: 60", "VisibilityTimeout: 10", 1);
     std::fs::write(dir.path().join("template.yaml"), broken).unwrap();
-    let run = eventfork_in(dir.path(), &["rules", "lint", "--template", "template.yaml"], "", &[]);
+    let run = eventfork_in(
+        dir.path(),
+        &["rules", "lint", "--template", "template.yaml"],
+        "",
+        &[],
+    );
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(
         run.stdout,
         "error[unknown-field] MailingListRule: Resources.MailingListRule.Properties.EventPattern.detail.marketing_concent: UserSignedUp has no field detail.marketing_concent (did you mean marketing_consent?)\n\
          error[visibility-timeout] AnalyticsRule: Resources.AnalyticsQueue: VisibilityTimeout is 10 s; at least 6 x the timeout of AnalyticsFunction (10 s) = 60 s is needed so that a batch still running is not received again\n"
     );
-    assert_eq!(run.stderr, "eventfork: template.yaml: 2 errors, 0 warnings\n");
+    assert_eq!(
+        run.stderr,
+        "eventfork: template.yaml: 2 errors, 0 warnings\n"
+    );
 }

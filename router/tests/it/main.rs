@@ -1,4 +1,6 @@
 //! The integration tests of the router crate: one binary, one module per concern.
 
 #[cfg(feature = "aws")]
+mod deploy;
+#[cfg(feature = "aws")]
 mod publish;
