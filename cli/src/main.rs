@@ -11,6 +11,7 @@ mod catalog;
 mod input;
 mod pattern;
 mod publish;
+mod replay;
 mod rules;
 mod schemas;
 
@@ -42,6 +43,8 @@ enum Command {
     Rules(rules::Command),
     // The help text is the doc comment of `publish::Args`.
     Publish(publish::Args),
+    // The help text is the doc comment of `replay::Args`.
+    Replay(replay::Args),
 }
 
 /// What a command concluded, when it did not fail.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Pattern(command) => pattern::run(command),
         Command::Rules(command) => rules::run(command),
         Command::Publish(args) => publish::run(args),
+        Command::Replay(args) => replay::run(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

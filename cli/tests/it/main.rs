@@ -3,6 +3,7 @@
 mod catalog;
 mod pattern;
 mod publish;
+mod replay;
 mod rules;
 mod schemas;
 mod support;

@@ -4,3 +4,5 @@
 mod deploy;
 #[cfg(feature = "aws")]
 mod publish;
+#[cfg(feature = "aws")]
+mod replay;
