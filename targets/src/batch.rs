@@ -372,28 +372,38 @@ impl<H: Handler> BatchDriver<H> {
                 message_ids.push(message_id);
                 let driver = self.clone();
                 let handle = tasks.spawn(
-                    async move { driver.process_record(record, deadline).await }.instrument(span),
+                    async move {
+                        let result = driver.process_record(record, deadline).await;
+                        if let Err(error) = &result {
+                            error!(
+                                retryable = error.is_retryable(),
+                                error = %error_chain(error),
+                                "record failed",
+                            );
+                        }
+                        result
+                    }
+                    .instrument(span),
                 );
                 task_records.insert(handle.id(), record_idx);
             }
             let Some(joined) = tasks.join_next_with_id().await else {
                 break;
             };
-            let (task_id, result) = match joined {
-                Ok((task_id, result)) => (task_id, result),
-                Err(join_error) => (join_error.id(), Err(RecordError::Panicked)),
+            let (record_idx, result) = match joined {
+                Ok((task_id, result)) => (task_records[&task_id], result),
+                Err(join_error) => {
+                    // The panic message went to stderr through the panic hook; the span is
+                    // gone, so the message id is logged here.
+                    let record_idx = task_records[&join_error.id()];
+                    error!(
+                        message_id = %message_ids[record_idx],
+                        retryable = false,
+                        "record failed: the handler panicked",
+                    );
+                    (record_idx, Err(RecordError::Panicked))
+                }
             };
-            let record_idx = task_records[&task_id];
-            if let Err(error) = &result {
-                // Errors are logged here, outside the record's span, so that the panic case
-                // is logged too; the message id identifies the record.
-                error!(
-                    message_id = %message_ids[record_idx],
-                    retryable = error.is_retryable(),
-                    error = %error_chain(error),
-                    "record failed",
-                );
-            }
             results[record_idx] = Some(result);
         }
         let records: Vec<_> = message_ids
