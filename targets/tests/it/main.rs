@@ -4,6 +4,7 @@
 
 mod analytics;
 mod batch;
+mod binaries;
 mod dynamodb;
 mod mailing_list;
 mod slack;
