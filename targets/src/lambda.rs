@@ -4,6 +4,19 @@
 //! A binary's `main` calls [`init_tracing`], reads its handler's config from an [`Env`],
 //! builds the driver with [`driver`] and hands it to [`serve`]. The HTTP client, the AWS
 //! configuration and the idempotency store are built once per cold start.
+//!
+//! # Building for Lambda
+//!
+//! With [cargo-lambda](https://www.cargo-lambda.info) (`pip install cargo-lambda`, which
+//! brings Zig through the `ziglang` package for its cross-linker):
+//!
+//! ```text
+//! cargo lambda build --release --arm64 -p targets    # Graviton (arm64) functions
+//! cargo lambda build --release --x86-64 -p targets   # x86_64, as the test script checks
+//! ```
+//!
+//! Each binary lands in `target/lambda/<name>/bootstrap`, ready for the `provided.al2023`
+//! runtime. The arm64 build needs `rustup target add aarch64-unknown-linux-gnu` first.
 
 use std::{convert::Infallible, process::ExitCode};
 
