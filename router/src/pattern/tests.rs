@@ -510,3 +510,142 @@ proptest! {
         let _ = matcher.matches(&bytes);
     }
 }
+
+/// The compiled matcher and the reference interpreter print byte-identical output (the
+/// bench README §2 format) on the shared workload. Set `EVENTFORK_WORKLOAD` to a folder made
+/// by `python3 ../shared/bench/gen_workload.py --out DIR`, and optionally
+/// `EVENTFORK_WORKLOAD_EVENTS` (default 10,000); run it in release mode:
+/// `EVENTFORK_WORKLOAD=DIR cargo test --release -p router --no-default-features --lib workload`.
+#[test]
+#[allow(
+    clippy::print_stderr,
+    reason = "progress and the skip notice go to stderr"
+)]
+fn workload_output_equals_reference() {
+    let Some(dir) = std::env::var_os("EVENTFORK_WORKLOAD") else {
+        eprintln!("SKIPPED: workload_output_equals_reference; set EVENTFORK_WORKLOAD=DIR");
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let n_events: usize = std::env::var("EVENTFORK_WORKLOAD_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let events_text = std::fs::read_to_string(dir.join("events.jsonl")).expect("events.jsonl");
+    let events: Vec<&str> = events_text.lines().take(n_events).collect();
+    let parsed: Vec<reference::Event> = events
+        .iter()
+        .map(|e| reference::Event::parse(e.as_bytes(), 128).expect("workload events are objects"))
+        .collect();
+    for flavour in ["full", "common"] {
+        for n_rules in [1, 10, 100, 1000, 10_000] {
+            let path = dir.join(format!("{flavour}/rules-{n_rules}.json"));
+            let text = std::fs::read_to_string(&path).expect("rules file");
+            let raw: std::collections::BTreeMap<String, Box<RawValue>> =
+                serde_json::from_str(&text).expect("rules JSON");
+            let rules: Vec<(String, Pattern)> = raw
+                .iter()
+                .map(|(name, pattern)| {
+                    (
+                        name.clone(),
+                        Pattern::parse(pattern.get()).expect("valid rule"),
+                    )
+                })
+                .collect();
+            let mut builder = Matcher::builder();
+            for (name, pattern) in &rules {
+                builder.add(RuleId::from(name.as_str()), pattern.clone());
+            }
+            let matcher = builder.build().expect("workload rules build");
+            let naive: Vec<(&str, reference::Rule<'_>)> = rules
+                .iter()
+                .map(|(name, pattern)| (name.as_str(), reference::Rule::new(pattern)))
+                .collect();
+            let mut n_differences = 0;
+            for (line, (event, tree)) in events.iter().zip(&parsed).enumerate() {
+                let compiled: Vec<&str> = matcher
+                    .matches(event.as_bytes())
+                    .expect("workload events are valid")
+                    .iter()
+                    .map(|id| id.as_str())
+                    .collect();
+                let leaves = tree.leaves();
+                let mut expected: Vec<&str> = naive
+                    .iter()
+                    .filter(|(_, rule)| rule.matches_leaves(&leaves))
+                    .map(|(name, _)| *name)
+                    .collect();
+                expected.sort_unstable();
+                if compiled != expected {
+                    n_differences += 1;
+                    eprintln!(
+                        "{flavour}/{n_rules} line {}: {compiled:?} != {expected:?}",
+                        line + 1
+                    );
+                }
+            }
+            eprintln!(
+                "{flavour}/rules-{n_rules}: {} events compared",
+                events.len()
+            );
+            assert_eq!(n_differences, 0, "{flavour}/rules-{n_rules}");
+        }
+    }
+}
+
+/// The examples of docs/PATTERNS.md hold: in each example table, the `pattern` row matches
+/// every event of its `matches` row and none of its `does not match` row.
+#[test]
+fn reference_doc_examples_hold() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/PATTERNS.md"))
+            .expect("docs/PATTERNS.md");
+    let code_spans = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut pattern: Option<Pattern> = None;
+    let mut n_checked = 0;
+    for line in doc.lines() {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        if cells.len() != 2 {
+            continue;
+        }
+        let (label, cell) = (cells[0].trim_start_matches("| ").trim(), cells[1]);
+        match label {
+            "pattern" => {
+                // A header row (`| pattern | error |`) has no code span.
+                pattern = code_spans(cell).pop().map(|text| {
+                    Pattern::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
+                });
+            }
+            "matches" | "does not match" => {
+                let Some(pattern) = pattern.as_ref() else {
+                    continue;
+                };
+                let mut builder = Matcher::builder();
+                builder.add(RuleId::from("doc"), pattern.clone());
+                let matcher = builder.build().expect("doc patterns build");
+                for event in code_spans(cell) {
+                    let hit = !matcher
+                        .matches(event.as_bytes())
+                        .expect("doc events are valid")
+                        .is_empty();
+                    assert_eq!(hit, label == "matches", "{pattern} {label} {event}");
+                    let naive = reference::matches(pattern, event.as_bytes(), 128);
+                    assert_eq!(
+                        naive,
+                        Ok(label == "matches"),
+                        "reference: {pattern} {label} {event}"
+                    );
+                    n_checked += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(n_checked >= 30, "only {n_checked} examples found");
+}
