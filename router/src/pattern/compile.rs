@@ -726,3 +726,133 @@ impl FieldIndex {
         parts.join(", ")
     }
 }
+
+/// Composite anchors: a sub-rule can be indexed on the combination of two or three of its
+/// exact-value constraints (`country = DE` *and* `plan = pro`), when each alone is shared by
+/// many sub-rules. Values are hashed; a hash collision only adds a candidate, which the full
+/// check then rejects.
+pub(crate) mod composite {
+    use std::hash::Hasher;
+
+    use super::{Constraint, Test};
+    use crate::pattern::flatten::{FxHasher, Value};
+    use crate::pattern::number::NumberKey;
+
+    /// The most value combinations one composite anchor may enter in the index.
+    const MAX_POSTINGS: usize = 16;
+    /// Only the first few exact constraints of a sub-rule are combined.
+    const MAX_PARTS: usize = 6;
+
+    fn finish(tag: u8, bytes: &[u8]) -> u64 {
+        let mut hasher = FxHasher::default();
+        hasher.write_u8(tag);
+        hasher.write(bytes);
+        hasher.finish()
+    }
+
+    /// The hash of an exact test, if it is one that composite keys can hold.
+    pub(crate) fn test_hash(test: &Test) -> Option<u64> {
+        Some(match test {
+            Test::String(s) => finish(1, s),
+            Test::Number(NumberKey::Exact(bits)) => finish(2, &bits.to_le_bytes()),
+            Test::Number(NumberKey::Text(text)) => finish(3, text.as_bytes()),
+            Test::Bool(b) => finish(4, &[u8::from(*b)]),
+            Test::Null => finish(5, &[]),
+            _ => return None,
+        })
+    }
+
+    /// The hash of an event value, equal to [`test_hash`] of the tests it satisfies.
+    #[inline]
+    pub(crate) fn value_hash(value: Value<'_>) -> u64 {
+        match value {
+            Value::String(s) => finish(1, s),
+            Value::Number { exact: Some(v), .. } => {
+                let bits = if v == 0.0 { 0 } else { v.to_bits() };
+                finish(2, &bits.to_le_bytes())
+            }
+            Value::Number { text, exact: None } => finish(3, text),
+            Value::Bool(b) => finish(4, &[u8::from(b)]),
+            Value::Null => finish(5, &[]),
+        }
+    }
+
+    /// Combines the value hashes of the parts, in path order.
+    #[inline]
+    pub(crate) fn combine(hashes: impl IntoIterator<Item = u64>) -> u64 {
+        let mut hasher = FxHasher::default();
+        for h in hashes {
+            hasher.write_u64(h);
+        }
+        hasher.finish()
+    }
+
+    /// A possible composite anchor of a sub-rule: which constraints, their paths (sorted)
+    /// and the keys it would enter.
+    #[derive(Debug, Clone)]
+    pub(crate) struct CompositeOption {
+        pub(crate) constraints: Vec<usize>,
+        pub(crate) paths: Vec<u32>,
+        pub(crate) keys: Vec<u64>,
+    }
+
+    /// Every pair and triple of exact constraints of a sub-rule, with their keys.
+    pub(crate) fn options(constraints: &[Constraint]) -> Vec<CompositeOption> {
+        let parts: Vec<(usize, u32, Vec<u64>)> = constraints
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.allow_absent && !c.tests.is_empty())
+            .filter_map(|(i, c)| {
+                let hashes: Option<Vec<u64>> = c.tests.iter().map(test_hash).collect();
+                hashes.map(|mut h| {
+                    h.sort_unstable();
+                    h.dedup();
+                    (i, c.path, h)
+                })
+            })
+            .take(MAX_PARTS)
+            .collect();
+        let mut out = Vec::new();
+        let n = parts.len();
+        let mut subsets: Vec<Vec<usize>> = Vec::new();
+        for a in 0..n {
+            for b in a + 1..n {
+                subsets.push(vec![a, b]);
+                for c in b + 1..n {
+                    subsets.push(vec![a, b, c]);
+                }
+            }
+        }
+        for subset in subsets {
+            let mut chosen: Vec<&(usize, u32, Vec<u64>)> =
+                subset.iter().map(|&i| &parts[i]).collect();
+            chosen.sort_by_key(|p| p.1);
+            if chosen.windows(2).any(|w| w[0].1 == w[1].1) {
+                continue;
+            }
+            let n_postings: usize = chosen.iter().map(|p| p.2.len()).product();
+            if n_postings > MAX_POSTINGS {
+                continue;
+            }
+            let mut keys: Vec<Vec<u64>> = vec![Vec::new()];
+            for part in &chosen {
+                keys = keys
+                    .iter()
+                    .flat_map(|prefix| {
+                        part.2.iter().map(move |h| {
+                            let mut next = prefix.clone();
+                            next.push(*h);
+                            next
+                        })
+                    })
+                    .collect();
+            }
+            out.push(CompositeOption {
+                constraints: chosen.iter().map(|p| p.0).collect(),
+                paths: chosen.iter().map(|p| p.1).collect(),
+                keys: keys.into_iter().map(combine).collect(),
+            });
+        }
+        out
+    }
+}

@@ -488,6 +488,49 @@ proptest! {
         }
     }
 
+    /// Many rules sharing exact values, so that composite anchors (several constraints
+    /// combined) are used too.
+    #[test]
+    fn many_exact_rules_agree_with_reference(
+        rules in prop::collection::vec(
+            (
+                prop::sample::select(vec![r#""x""#, r#""y""#, "1", "true", r#""x","y""#]),
+                prop::sample::select(vec![r#""x""#, r#""y""#, "null", "2"]),
+                prop::option::of(prop::sample::select(vec![r#""x""#, r#"{"prefix":"x"}"#, r#"{"anything-but":"y"}"#])),
+            ),
+            20..60,
+        ),
+        events in prop::collection::vec(event_object(3), 1..8),
+    ) {
+        let patterns: Vec<Pattern> = rules
+            .iter()
+            .map(|(a, b, c)| {
+                let c = c.map(|c| format!(r#","c":[{c}]"#)).unwrap_or_default();
+                Pattern::parse(&format!(r#"{{"a":[{a}],"b":[{b}]{c}}}"#)).expect("valid")
+            })
+            .collect();
+        let mut builder = Matcher::builder();
+        for (i, pattern) in patterns.iter().enumerate() {
+            builder.add(RuleId::from(format!("r{i:02}")), pattern.clone());
+        }
+        let matcher = builder.build().expect("fits the limits");
+        for event in &events {
+            let hits: Vec<String> = matcher
+                .matches(event.as_bytes())
+                .expect("generated events are objects")
+                .iter()
+                .map(|id| id.to_string())
+                .collect();
+            let alone: Vec<String> = patterns
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| reference::matches(p, event.as_bytes(), 128) == Ok(true))
+                .map(|(i, _)| format!("r{i:02}"))
+                .collect();
+            prop_assert_eq!(hits, alone, "event {}", event);
+        }
+    }
+
     #[test]
     fn pattern_round_trips_through_json(pattern in object(3)) {
         let parsed = Pattern::parse(&pattern).expect("generated patterns are valid");
@@ -618,9 +661,9 @@ fn reference_doc_examples_hold() {
         match label {
             "pattern" => {
                 // A header row (`| pattern | error |`) has no code span.
-                pattern = code_spans(cell).pop().map(|text| {
-                    Pattern::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
-                });
+                pattern = code_spans(cell)
+                    .pop()
+                    .map(|text| Pattern::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}")));
             }
             "matches" | "does not match" => {
                 let Some(pattern) = pattern.as_ref() else {
@@ -648,4 +691,43 @@ fn reference_doc_examples_hold() {
         }
     }
     assert!(n_checked >= 30, "only {n_checked} examples found");
+}
+
+/// When each value is shared by many rules but pairs of values are not, the pair becomes the
+/// anchor, and matching stays exact.
+#[test]
+fn composite_anchors_are_used_and_exact() {
+    let mut builder = Matcher::builder();
+    for i in 0..100 {
+        let text = format!(
+            r#"{{"a":["a{}"],"b":["b{}"],"c":[{{"exists":true}}]}}"#,
+            i % 10,
+            i / 10
+        );
+        builder.add(
+            RuleId::from(format!("r{i:03}")),
+            Pattern::parse(&text).unwrap(),
+        );
+    }
+    let matcher = builder.build().unwrap();
+    assert!(
+        matcher
+            .explain()
+            .contains("a + b (combined): 100 value combinations")
+    );
+    let hits = |event: &str| -> Vec<String> {
+        matcher
+            .matches(event.as_bytes())
+            .unwrap()
+            .iter()
+            .map(|id| id.to_string())
+            .collect()
+    };
+    assert_eq!(hits(r#"{"a":"a3","b":"b7","c":null}"#), ["r073"]);
+    assert_eq!(
+        hits(r#"{"a":["a3","a4"],"b":"b7","c":1}"#),
+        ["r073", "r074"]
+    );
+    assert!(hits(r#"{"a":"a3","b":"b7"}"#).is_empty());
+    assert!(hits(r#"{"x":[{"a":"a3"}],"b":"b7","c":1}"#).is_empty());
 }
