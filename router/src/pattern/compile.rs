@@ -649,7 +649,12 @@ impl FieldIndex {
 
     /// Calls `found` with every sub-rule whose anchor this value may satisfy.
     #[inline]
-    pub(crate) fn candidates(&self, value: Value<'_>, found: &mut impl FnMut(u32)) {
+    pub(crate) fn candidates(
+        &self,
+        value: Value<'_>,
+        fold_buf: &mut String,
+        found: &mut impl FnMut(u32),
+    ) {
         let mut all = |list: &[u32]| list.iter().for_each(|&e| found(e));
         all(&self.any_value);
         match value {
@@ -670,12 +675,17 @@ impl FieldIndex {
                     || !self.prefixes_ignore_case.is_empty()
                     || !self.suffixes_ignore_case.is_empty()
                 {
-                    let folded = fold_bytes(s);
-                    if let Some(list) = self.ignore_case.get(&folded) {
+                    fold_buf.clear();
+                    text::fold_into(
+                        std::str::from_utf8(s).expect("event strings are UTF-8"),
+                        fold_buf,
+                    );
+                    if let Some(list) = self.ignore_case.get(fold_buf.as_str()) {
                         all(list);
                     }
-                    self.prefixes_ignore_case.walk(folded.bytes(), found);
-                    self.suffixes_ignore_case.walk(folded.bytes().rev(), found);
+                    self.prefixes_ignore_case.walk(fold_buf.bytes(), found);
+                    self.suffixes_ignore_case
+                        .walk(fold_buf.bytes().rev(), found);
                 }
                 self.prefixes.walk(s.iter().copied(), found);
                 self.suffixes.walk(s.iter().rev().copied(), found);

@@ -228,6 +228,7 @@ struct Scratch {
     rules: Vec<u32>,
     leaf_hashes: Vec<u64>,
     odometer: Vec<usize>,
+    fold_buf: String,
 }
 
 thread_local! {
@@ -307,6 +308,7 @@ impl Matcher {
             rules,
             leaf_hashes,
             odometer,
+            fold_buf,
         } = scratch;
         flat.read(event, &self.paths, self.limits.max_event_depth)?;
         if self.by_id.is_empty() {
@@ -341,7 +343,9 @@ impl Matcher {
         candidates.extend_from_slice(&self.always);
         for leaf in &flat.leaves {
             let field = &self.fields[leaf.path as usize];
-            field.candidates(flat.value(event, leaf), &mut |s| candidates.push(s));
+            field.candidates(flat.value(event, leaf), fold_buf, &mut |s| {
+                candidates.push(s)
+            });
         }
         if !self.composites.is_empty() {
             leaf_hashes.clear();
