@@ -98,10 +98,10 @@ impl MatcherBuilder {
         self
     }
 
-    /// The deepest object/array nesting in an event (default 128); deeper events get an
-    /// [`EventError`].
+    /// The deepest object/array nesting in an event (default 128, at most 1,024 to keep
+    /// the stack safe); deeper events get an [`EventError`].
     pub fn max_event_depth(&mut self, n: usize) -> &mut MatcherBuilder {
-        self.limits.max_event_depth = n;
+        self.limits.max_event_depth = n.min(1024);
         self
     }
 
@@ -659,7 +659,7 @@ impl Matcher {
                 Anchor::Single(i) => {
                     let constraint = &sub.constraints[*i];
                     for test in &constraint.tests {
-                        self.fields[constraint.path as usize].insert(&IndexKey::of(test), sub_id);
+                        self.fields[constraint.path as usize].insert(test, sub_id);
                     }
                 }
                 Anchor::Composite {
@@ -715,7 +715,7 @@ impl Matcher {
                 Anchor::Single(i) => {
                     let constraint = &sub.constraints[*i];
                     for test in &constraint.tests {
-                        self.fields[constraint.path as usize].remove(&IndexKey::of(test), sub_id);
+                        self.fields[constraint.path as usize].remove(test, sub_id);
                     }
                 }
                 Anchor::Composite {

@@ -531,6 +531,49 @@ proptest! {
         }
     }
 
+    /// Many numeric rules, so that numeric anchors are looked up by value.
+    #[test]
+    fn many_numeric_rules_agree_with_reference(
+        ranges in prop::collection::vec((0u8..5, -20i32..20, 1i32..15), 20..80),
+        values in prop::collection::vec(prop::collection::vec(-25i32..25, 0..3), 1..10),
+    ) {
+        let patterns: Vec<Pattern> = ranges
+            .iter()
+            .map(|&(shape, lo, width)| {
+                let numeric = match shape {
+                    0 => format!(r#"[">",{lo}]"#),
+                    1 => format!(r#"["<=",{lo}]"#),
+                    2 => format!(r#"["=",{lo}]"#),
+                    3 => format!(r#"[">",{lo},"<=",{}]"#, lo + width),
+                    _ => format!(r#"[">=",{}.5,"<",{}]"#, lo, lo + width),
+                };
+                Pattern::parse(&format!(r#"{{"n":[{{"numeric":{numeric}}}],"k":["x"]}}"#)).expect("valid")
+            })
+            .collect();
+        let mut builder = Matcher::builder();
+        for (i, pattern) in patterns.iter().enumerate() {
+            builder.add(RuleId::from(format!("r{i:02}")), pattern.clone());
+        }
+        let matcher = builder.build().expect("fits the limits");
+        for numbers in &values {
+            let list: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
+            let event = format!(r#"{{"n":[{}],"k":"x"}}"#, list.join(","));
+            let hits: Vec<String> = matcher
+                .matches(event.as_bytes())
+                .expect("valid event")
+                .iter()
+                .map(|id| id.to_string())
+                .collect();
+            let alone: Vec<String> = patterns
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| reference::matches(p, event.as_bytes(), 128) == Ok(true))
+                .map(|(i, _)| format!("r{i:02}"))
+                .collect();
+            prop_assert_eq!(hits, alone, "event {}", event);
+        }
+    }
+
     #[test]
     fn pattern_round_trips_through_json(pattern in object(3)) {
         let parsed = Pattern::parse(&pattern).expect("generated patterns are valid");
