@@ -574,6 +574,44 @@ proptest! {
         }
     }
 
+    /// Removing rules and adding them back after the build gives the same answers as
+    /// building from scratch.
+    #[test]
+    fn add_and_remove_after_build(
+        patterns in prop::collection::vec(object(2), 2..30),
+        events in prop::collection::vec(event_object(3), 1..6),
+    ) {
+        let patterns: Vec<(RuleId, Pattern)> = patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (RuleId::from(format!("r{i:02}")), Pattern::parse(p).expect("valid")))
+            .collect();
+        let build = |rules: &[&(RuleId, Pattern)]| {
+            let mut builder = Matcher::builder();
+            for (id, pattern) in rules {
+                builder.add(id.clone(), pattern.clone());
+            }
+            builder.build().expect("fits the limits")
+        };
+        let all: Vec<&(RuleId, Pattern)> = patterns.iter().collect();
+        let kept: Vec<&(RuleId, Pattern)> = patterns.iter().step_by(2).collect();
+        let mut matcher = build(&all);
+        for (id, _) in patterns.iter().skip(1).step_by(2) {
+            prop_assert!(matcher.remove(id));
+        }
+        let fresh = build(&kept);
+        for event in &events {
+            prop_assert_eq!(matcher.matches(event.as_bytes()), fresh.matches(event.as_bytes()));
+        }
+        for (id, pattern) in patterns.iter().skip(1).step_by(2) {
+            matcher.add(id.clone(), pattern.clone()).expect("fits the limits");
+        }
+        let fresh = build(&all);
+        for event in &events {
+            prop_assert_eq!(matcher.matches(event.as_bytes()), fresh.matches(event.as_bytes()));
+        }
+    }
+
     #[test]
     fn pattern_round_trips_through_json(pattern in object(3)) {
         let parsed = Pattern::parse(&pattern).expect("generated patterns are valid");
