@@ -1,0 +1,1 @@
+//! The integration tests of `router`, one module per concern.
