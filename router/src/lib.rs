@@ -4,3 +4,6 @@
 
 pub mod pattern;
 pub mod template;
+
+#[cfg(feature = "local")]
+pub mod local;

@@ -1,1 +1,4 @@
 //! The integration tests of `router`, one module per concern.
+
+#[cfg(feature = "local")]
+mod local;
