@@ -683,7 +683,7 @@ impl LocalBus {
         let status = self
             .inner
             .store
-            .call(move |connection| {
+            .call_relaxed(move |connection| {
                 let mut status = Vec::new();
                 for target in &targets {
                     let depth = queue::depth(connection, target.queue(), now)?;
@@ -741,7 +741,7 @@ impl LocalBus {
         Ok(self
             .inner
             .store
-            .call(move |connection| queue::dead_letters(connection, &dlq, limit))
+            .call_relaxed(move |connection| queue::dead_letters(connection, &dlq, limit))
             .await?)
     }
 
@@ -762,7 +762,7 @@ impl LocalBus {
 
     /// How many live events the archive holds.
     pub async fn archive_len(&self) -> Result<u64, LocalError> {
-        Ok(self.inner.store.call(queue::archive_len).await?)
+        Ok(self.inner.store.call_relaxed(queue::archive_len).await?)
     }
 
     /// Replays the archived events ingested in `[from_ms, to_ms)` (all buses when `bus` is
@@ -779,7 +779,7 @@ impl LocalBus {
         let archived = self
             .inner
             .store
-            .call(move |connection| {
+            .call_relaxed(move |connection| {
                 queue::archived(connection, bus_filter.as_deref(), from_ms, to_ms)
             })
             .await?;

@@ -327,7 +327,7 @@ async fn poll(
             let received = {
                 let policy = policy.clone();
                 bus.store()
-                    .call(move |connection| queue::receive(connection, &policy, want, now))
+                    .call_relaxed(move |connection| queue::receive(connection, &policy, want, now))
                     .await
             };
             let received = match received {
@@ -556,7 +556,7 @@ async fn deliver(
     let settled = {
         let policy = policy.clone();
         bus.store()
-            .call(move |connection| {
+            .call_relaxed(move |connection| {
                 queue::settle(connection, &policy, &succeeded_rows, &failed_rows, retry_at)
             })
             .await

@@ -6,6 +6,14 @@
 //! waiting, runs each in its own savepoint, and commits them in one transaction: one fsync
 //! for the whole group (group commit). A job's answer is sent only after that commit, so a
 //! PutEvents success always means the event is on disk.
+//!
+//! Only accepting events and redriving need the fsync. Receives, deletes, retries and
+//! idempotency records are [`Store::call_relaxed`]: a group made only of those commits with
+//! `synchronous=NORMAL`, which in WAL mode is written to the OS before the answer (a
+//! `kill -9` loses nothing) and reaches the disk with the next synced commit or checkpoint.
+//! A power cut may undo one: a deleted message comes back, which at-least-once delivery
+//! allows, and the idempotency records make the redelivery harmless. WAL keeps commit order,
+//! so a later synced commit also makes every earlier relaxed one durable.
 
 use std::{
     path::{Path, PathBuf},
@@ -62,6 +70,8 @@ impl StoreError {
 
 /// What a job does inside the writer's transaction; its answer is sent after the commit.
 trait Job: Send {
+    /// Whether its commit must reach the disk before the answer.
+    fn durable(&self) -> bool;
     /// Runs the job; `false` rolls its savepoint back.
     fn run(&mut self, connection: &Connection) -> bool;
     /// Sends the answer once the group's fate is known.
@@ -69,6 +79,7 @@ trait Job: Send {
 }
 
 struct FnJob<F, R> {
+    durable: bool,
     work: Option<F>,
     result: Option<Result<R, StoreError>>,
     reply: oneshot::Sender<Result<R, StoreError>>,
@@ -79,6 +90,10 @@ where
     F: FnOnce(&Connection) -> Result<R, StoreError> + Send,
     R: Send,
 {
+    fn durable(&self) -> bool {
+        self.durable
+    }
+
     fn run(&mut self, connection: &Connection) -> bool {
         let Some(work) = self.work.take() else {
             return false;
@@ -148,23 +163,40 @@ impl Store {
         &self.clock
     }
 
-    /// Runs `work` in the writer's next group commit and answers after the commit.
+    /// Runs `work` in the writer's next group commit and answers after the commit has been
+    /// synced to disk.
     pub(crate) async fn call<F, R>(&self, work: F) -> Result<R, StoreError>
     where
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let receiver = self.send(work)?;
+        let receiver = self.send(work, true)?;
         receiver.await.map_err(|_| StoreError::Closed)?
     }
 
-    fn send<F, R>(&self, work: F) -> Result<oneshot::Receiver<Result<R, StoreError>>, StoreError>
+    /// [`Store::call`] for work whose loss on a power cut is harmless (see the module
+    /// docs): it answers once the commit is in the OS, without waiting for a sync.
+    pub(crate) async fn call_relaxed<F, R>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let receiver = self.send(work, false)?;
+        receiver.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn send<F, R>(
+        &self,
+        work: F,
+        durable: bool,
+    ) -> Result<oneshot::Receiver<Result<R, StoreError>>, StoreError>
     where
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
         let (reply, receiver) = oneshot::channel();
         let job = FnJob {
+            durable,
             work: Some(work),
             result: None,
             reply,
@@ -221,6 +253,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
 
 fn write_loop(connection: Connection, receiver: mpsc::Receiver<Box<dyn Job>>) {
     let mut group: Vec<Box<dyn Job>> = Vec::new();
+    let mut synced = true;
     while let Ok(first) = receiver.recv() {
         group.push(first);
         while group.len() < MAX_GROUP {
@@ -229,7 +262,9 @@ fn write_loop(connection: Connection, receiver: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        let commit = run_group(&connection, &mut group);
+        let durable = group.iter().any(|job| job.durable());
+        let commit = set_sync(&connection, &mut synced, durable)
+            .and_then(|()| run_group(&connection, &mut group));
         if let Err(error) = &commit {
             tracing::error!(error = %error, n_jobs = group.len(), "local store commit failed");
         }
@@ -244,6 +279,18 @@ fn write_loop(connection: Connection, receiver: mpsc::Receiver<Box<dyn Job>>) {
             job.finish(commit);
         }
     }
+}
+
+/// Switches between `synchronous=FULL` and `NORMAL` (allowed between transactions).
+fn set_sync(connection: &Connection, synced: &mut bool, durable: bool) -> Result<(), StoreError> {
+    if *synced != durable {
+        let mode = if durable { "FULL" } else { "NORMAL" };
+        connection
+            .pragma_update(None, "synchronous", mode)
+            .map_err(StoreError::db("synchronous"))?;
+        *synced = durable;
+    }
+    Ok(())
 }
 
 fn run_group(connection: &Connection, group: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
@@ -312,7 +359,7 @@ impl Idempotency {
         let now = self.store.clock().now_ms();
         let expires_at = now.saturating_add(duration_ms(in_progress_ttl));
         self.store
-            .call(move |connection| claim(connection, &target, &event_id, now, expires_at))
+            .call_relaxed(move |connection| claim(connection, &target, &event_id, now, expires_at))
             .await
     }
 
@@ -327,7 +374,7 @@ impl Idempotency {
         let (target, event_id) = (target.to_owned(), event_id.to_owned());
         let expires_at = self.store.clock().now_ms().saturating_add(duration_ms(ttl));
         self.store
-            .call(move |connection| {
+            .call_relaxed(move |connection| {
                 connection
                     .prepare_cached(
                         "INSERT INTO idempotency (target, event_id, state, expires_at)
@@ -347,7 +394,7 @@ impl Idempotency {
     pub async fn release(&self, target: &str, event_id: &str) -> Result<(), StoreError> {
         let (target, event_id) = (target.to_owned(), event_id.to_owned());
         self.store
-            .call(move |connection| {
+            .call_relaxed(move |connection| {
                 connection
                     .prepare_cached(
                         "DELETE FROM idempotency
