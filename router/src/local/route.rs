@@ -27,8 +27,8 @@ struct BusRoutes {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Route {
     pub(crate) rules: Vec<String>,
-    /// Each target queue once, even when several rules send there (EventBridge delivers
-    /// once per rule target; our template never has two rules on one queue for one event).
+    /// One entry per matching rule target: two rules that send the same event to one queue
+    /// put two messages in it, as EventBridge does.
     pub(crate) queues: Vec<String>,
 }
 
@@ -66,11 +66,9 @@ impl Routes {
         let mut route = Route::default();
         for rule in routes.matcher.matches(event)? {
             route.rules.push(rule.to_owned());
-            for queue in routes.queues.get(rule).into_iter().flatten() {
-                if !route.queues.contains(queue) {
-                    route.queues.push(queue.clone());
-                }
-            }
+            route
+                .queues
+                .extend(routes.queues.get(rule).into_iter().flatten().cloned());
         }
         Ok(route)
     }
