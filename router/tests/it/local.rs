@@ -883,3 +883,129 @@ mod http {
         );
     }
 }
+
+mod sdk {
+    //! The real AWS SDK publishes to the endpoint unchanged, with only its endpoint URL set.
+
+    use super::*;
+    use aws_sdk_eventbridge::{
+        Client,
+        config::{BehaviorVersion, Credentials, Region},
+        error::ProvideErrorMetadata,
+        primitives::DateTime,
+        types::PutEventsRequestEntry,
+    };
+
+    async fn client() -> (Client, LocalBus, RecordingSink, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(dir.path(), &Clock::system());
+        let sink = RecordingSink::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(bus.clone().serve(listener, std::future::pending()));
+        let config = aws_sdk_eventbridge::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .endpoint_url(format!("http://{addr}"))
+            .build();
+        (Client::from_conf(config), bus, sink, dir)
+    }
+
+    fn sdk_entry(detail_type: &str, detail: &str) -> PutEventsRequestEntry {
+        PutEventsRequestEntry::builder()
+            .source("com.eventfork.users")
+            .detail_type(detail_type)
+            .detail(detail)
+            .event_bus_name("test-bus")
+            .time(DateTime::from_secs(1_795_770_000))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn put_events_through_aws_sdk_eventbridge() {
+        let (client, bus, sink, _dir) = client().await;
+        let mut events = bus.subscribe();
+        let runner = bus
+            .start(Consumers::default().fallback(sink.clone()))
+            .unwrap();
+        let output = client
+            .put_events()
+            .entries(sdk_entry("UserSignedUp", r#"{"user_id":"u1"}"#))
+            .entries(sdk_entry("UserLoggedIn", r#"{"user_id":"u1"}"#))
+            .entries(sdk_entry("UserLoggedIn", "[]"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(output.failed_entry_count(), 1);
+        let entries = output.entries();
+        let signup = entries[0].event_id().unwrap().to_owned();
+        let login = entries[1].event_id().unwrap().to_owned();
+        assert_eq!(entries[2].error_code(), Some("MalformedDetail"));
+        assert_eq!(
+            outcomes(&mut events, 3).await,
+            sorted([
+                format!("analytics delivered {login} 1"),
+                format!("analytics delivered {signup} 1"),
+                format!("mailing-list delivered {signup} 1"),
+            ])
+        );
+        runner.shutdown().await;
+        let envelope: events_schema::RawEnvelope =
+            serde_json::from_str(&sink.received()[0].body).unwrap();
+        assert_eq!(envelope.time, "2026-11-27T09:00:00Z");
+
+        let error = client
+            .put_events()
+            .entries(
+                PutEventsRequestEntry::builder()
+                    .source("s")
+                    .detail_type("d")
+                    .detail("{}")
+                    .event_bus_name("nope")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        // PutEvents does not model ResourceNotFoundException: the SDK reads the code from
+        // the x-amzn-ErrorType header and the message from the body.
+        assert_eq!(error.code(), Some("ResourceNotFoundException"), "{error:?}");
+        assert_eq!(error.message(), Some("Event bus nope does not exist."));
+    }
+
+    #[tokio::test]
+    async fn describe_list_and_test_pattern_through_the_sdk() {
+        let (client, _bus, _sink, _dir) = client().await;
+        let bus = client
+            .describe_event_bus()
+            .name("test-bus")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            bus.arn(),
+            Some("arn:aws:events:us-east-1:123456789012:event-bus/test-bus")
+        );
+        let rules = client
+            .list_rules()
+            .event_bus_name("test-bus")
+            .send()
+            .await
+            .unwrap();
+        let names: Vec<&str> = rules.rules().iter().filter_map(|r| r.name()).collect();
+        assert_eq!(names, ["SignupRule", "LoginRule"]);
+        let event = json!({"id": "1", "source": "com.eventfork.users", "detail-type": "UserSignedUp",
+            "account": "123456789012", "time": "2026-11-27T09:00:00Z", "region": "us-east-1",
+            "resources": [], "detail": {}});
+        let result = client
+            .test_event_pattern()
+            .event_pattern(r#"{"detail-type": ["UserSignedUp"]}"#)
+            .event(event.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(result.result());
+    }
+}
