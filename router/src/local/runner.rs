@@ -133,12 +133,33 @@ pub struct RecordedMessage {
 /// A consumer that succeeds on every record and keeps what it received: the built-in
 /// sink for targets whose third-party endpoint is not configured, and a test double.
 /// Clones share the record.
+///
+/// With [`RecordingSink::with_log`] it also appends one JSON line per record to a file
+/// before answering, so what a target processed can be read after the process is gone
+/// (the crash-safety test counts deliveries there).
 #[derive(Clone, Default, Debug)]
 pub struct RecordingSink {
     received: Arc<Mutex<Vec<RecordedMessage>>>,
+    log: Option<Arc<Mutex<std::fs::File>>>,
 }
 
 impl RecordingSink {
+    /// A sink that also appends `{"message_id": …, "queue_arn": …, "body": …}` lines to
+    /// `path` (created if missing, with its folder).
+    pub fn with_log(path: &std::path::Path) -> std::io::Result<RecordingSink> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(RecordingSink {
+            received: Arc::default(),
+            log: Some(Arc::new(Mutex::new(file))),
+        })
+    }
+
     /// Everything received so far, in order.
     pub fn received(&self) -> Vec<RecordedMessage> {
         self.received
@@ -150,23 +171,48 @@ impl RecordingSink {
 
 impl Consumer for RecordingSink {
     fn consume(&self, batch: SqsEvent) -> BoxFuture<'_, SqsBatchResponse> {
-        let mut received = self
-            .received
-            .lock()
-            .expect("the sink's lock is never held across a panic");
+        let mut response = SqsBatchResponse::default();
+        let mut lines = String::new();
+        let mut messages = Vec::with_capacity(batch.records.len());
         for record in batch.records {
-            tracing::info!(
-                message_id = record.message_id.as_deref().unwrap_or_default(),
-                n_bytes = record.body.as_deref().map_or(0, str::len),
-                "recording sink received a message"
-            );
-            received.push(RecordedMessage {
+            let message = RecordedMessage {
                 queue_arn: record.event_source_arn.unwrap_or_default(),
                 message_id: record.message_id.unwrap_or_default(),
                 body: record.body.unwrap_or_default(),
-            });
+            };
+            tracing::info!(
+                message_id = %message.message_id,
+                n_bytes = message.body.len(),
+                "recording sink received a message"
+            );
+            if self.log.is_some() {
+                let line = serde_json::json!({
+                    "message_id": message.message_id,
+                    "queue_arn": message.queue_arn,
+                    "body": message.body,
+                });
+                lines.push_str(&line.to_string());
+                lines.push('\n');
+            }
+            messages.push(message);
         }
-        Box::pin(std::future::ready(SqsBatchResponse::default()))
+        if let Some(log) = &self.log {
+            use std::io::Write;
+            let mut file = log
+                .lock()
+                .expect("the sink's lock is never held across a panic");
+            if let Err(error) = file.write_all(lines.as_bytes()) {
+                // Not recorded means not processed: every record comes back.
+                tracing::error!(error = %error, "recording sink cannot write its log");
+                response.set_failures(messages.iter().map(|m| m.message_id.clone()));
+                return Box::pin(std::future::ready(response));
+            }
+        }
+        self.received
+            .lock()
+            .expect("the sink's lock is never held across a panic")
+            .extend(messages);
+        Box::pin(std::future::ready(response))
     }
 }
 

@@ -498,7 +498,7 @@ async fn replay_resends_an_archived_range_with_its_replay_name() {
     let first = put(&bus, vec![entry("UserLoggedIn", json!({"n": 1}))]).await;
     clock.advance(Duration::from_secs(60));
     let second = put(&bus, vec![entry("UserSignedUp", json!({"n": 2}))]).await;
-    let sink = RecordingSink::default();
+    let sink = RecordingSink::with_log(&dir.path().join("sink/all.jsonl")).unwrap();
     let mut events = bus.subscribe();
     let runner = bus
         .start(Consumers::default().fallback(sink.clone()))
@@ -531,6 +531,14 @@ async fn replay_resends_an_archived_range_with_its_replay_name() {
             .all(|e| e.id == second[0] && e.replay_name.as_deref() == Some("nightly"))
     );
     assert_ne!(first[0], second[0]);
+    // The sink's log holds every record it acknowledged.
+    let log = std::fs::read_to_string(dir.path().join("sink/all.jsonl")).unwrap();
+    let logged: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(logged.len(), 5);
+    assert_eq!(logged[0]["body"], sink.received()[0].body.as_str());
     // Replays are not archived again.
     assert_eq!(bus.archive_len().await.unwrap(), 2);
 }
