@@ -8,6 +8,7 @@ use std::{io, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 mod input;
+mod local;
 mod schemas;
 
 /// Event-driven background processing on Amazon EventBridge.
@@ -30,6 +31,9 @@ enum Command {
     /// Export and check the event schemas of the EventBridge Schema Registry.
     #[command(subcommand, visible_alias = "schema")]
     Schemas(schemas::Command),
+    /// Run the local bus: template.yaml's rules, queues and handlers on this machine.
+    #[command(subcommand)]
+    Local(local::Command),
 }
 
 /// What a command concluded, when it did not fail.
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Schemas(command) => schemas::run(command),
+        Command::Local(command) => local::run(command),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -1,2 +1,3 @@
 //! Integration tests of the `eventfork` binary.
+mod local;
 mod schemas;
