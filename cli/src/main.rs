@@ -7,8 +7,12 @@ use std::{io, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod catalog;
 mod input;
 mod local;
+mod pattern;
+mod publish;
+mod rules;
 mod schemas;
 
 /// Event-driven background processing on Amazon EventBridge.
@@ -31,6 +35,14 @@ enum Command {
     /// Export and check the event schemas of the EventBridge Schema Registry.
     #[command(subcommand, visible_alias = "schema")]
     Schemas(schemas::Command),
+    /// Test EventBridge event patterns offline and show how they compile.
+    #[command(subcommand)]
+    Pattern(pattern::Command),
+    /// Work with rule sets: match events against many rules at once.
+    #[command(subcommand)]
+    Rules(rules::Command),
+    // The help text is the doc comment of `publish::Args`.
+    Publish(publish::Args),
     /// Run the local bus: template.yaml's rules, queues and handlers on this machine.
     #[command(subcommand)]
     Local(local::Command),
@@ -49,6 +61,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Schemas(command) => schemas::run(command),
+        Command::Pattern(command) => pattern::run(command),
+        Command::Rules(command) => rules::run(command),
+        Command::Publish(args) => publish::run(args),
         Command::Local(command) => local::run(command),
     };
     match result {

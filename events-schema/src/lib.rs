@@ -27,7 +27,7 @@
 //!     "resources": [], "detail": serde_json::to_value(&event)?,
 //! });
 //! let envelope: Envelope<UserSignedUp> = serde_json::from_value(json)?;
-//! assert_eq!(envelope.detail.email().as_str(), "ada@example.com");
+//! assert_eq!(envelope.detail.email.as_str(), "ada@example.com");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(clippy::print_stdout, clippy::print_stderr)]

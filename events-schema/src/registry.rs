@@ -166,6 +166,19 @@ fn convert(schema: Value, format: Format) -> Value {
 
 fn convert_object(object: Map<String, Value>, format: Format) -> Map<String, Value> {
     let mut out = Map::new();
+    // Both dialects ignore the siblings of a `$ref`; keep them by moving the reference into
+    // an `allOf`.
+    if object.contains_key("$ref") && object.len() > 1 {
+        let mut object = object;
+        let reference = object.remove("$ref").expect("checked above");
+        let mut wrapper = Map::new();
+        wrapper.insert("$ref".to_owned(), reference);
+        object.insert(
+            "allOf".to_owned(),
+            Value::Array(vec![Value::Object(wrapper)]),
+        );
+        return convert_object(object, format);
+    }
     for (key, value) in object {
         match key.as_str() {
             "$schema" => {}

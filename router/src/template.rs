@@ -50,6 +50,7 @@ pub struct RuleResource {
     enabled: bool,
     pattern: Json,
     targets: Vec<RuleTarget>,
+    delivers_replays: bool,
 }
 
 /// One target of a rule.
@@ -138,7 +139,7 @@ impl Template {
             let properties = resource.get("Properties").unwrap_or(&empty);
             match kind {
                 "AWS::Events::Rule" => {
-                    if let Some(rule) = read_rule(logical_id, properties, &at)? {
+                    if let Some(rule) = read_rule(logical_id, resource, properties, &at)? {
                         template.rules.push(rule);
                     }
                 }
@@ -212,6 +213,11 @@ impl RuleResource {
     /// The rule's targets.
     pub fn targets(&self) -> &[RuleTarget] {
         &self.targets
+    }
+    /// True when the rule declares its targets idempotent, so that archive replays may
+    /// reach them: `Metadata: {eventfork: {replays: deliver}}`.
+    pub fn delivers_replays(&self) -> bool {
+        self.delivers_replays
     }
 }
 
@@ -326,6 +332,7 @@ impl fmt::Display for Template {
 
 fn read_rule(
     logical_id: &str,
+    resource: &Yaml,
     properties: &Yaml,
     at: &str,
 ) -> Result<Option<RuleResource>, TemplateError> {
@@ -377,12 +384,19 @@ fn read_rule(
             });
         }
     }
+    let delivers_replays = resource
+        .get("Metadata")
+        .and_then(|m| m.get("eventfork"))
+        .and_then(|e| e.get("replays"))
+        .and_then(Yaml::as_str)
+        == Some("deliver");
     Ok(Some(RuleResource {
         logical_id: logical_id.to_owned(),
         event_bus,
         enabled,
         pattern,
         targets,
+        delivers_replays,
     }))
 }
 
@@ -618,6 +632,7 @@ Resources:
     Properties: { Name: eventfork }
   SignupRule:
     Type: AWS::Events::Rule
+    Metadata: { eventfork: { replays: deliver } }
     Properties:
       EventBusName: !Ref Bus
       EventPattern:
@@ -674,6 +689,7 @@ Resources:
         assert_eq!(rule.logical_id(), "SignupRule");
         assert_eq!(rule.event_bus(), Some("Bus"));
         assert!(rule.is_enabled());
+        assert!(rule.delivers_replays());
         assert_eq!(
             rule.pattern(),
             &serde_json::json!({
@@ -690,6 +706,7 @@ Resources:
         assert_eq!(target.maximum_retry_attempts(), Some(185));
         let json_rule = &template.rules()[1];
         assert!(!json_rule.is_enabled());
+        assert!(!json_rule.delivers_replays());
         assert_eq!(json_rule.pattern()["detail-type"][0], "UserLoggedIn");
         assert_eq!(json_rule.targets()[0].queue(), Some("MailQueue"));
 

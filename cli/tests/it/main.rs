@@ -1,3 +1,9 @@
-//! Integration tests of the `eventfork` binary.
+//! Integration tests of the `eventfork` binary, one binary with a module per command.
+
+mod catalog;
 mod local;
+mod pattern;
+mod publish;
+mod rules;
 mod schemas;
+mod support;

@@ -1,1 +1,180 @@
+//! `eventfork schemas export|validate`.
 
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{eventfork, external, workspace_root};
+
+fn fixture(name: &str) -> Value {
+    let path = workspace_root().join("events-schema/tests/data").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn jsonl(events: &[Value]) -> String {
+    events.iter().map(|e| format!("{e}\n")).collect()
+}
+
+#[test]
+fn export_writes_one_file_per_event_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("openapi");
+    let run = eventfork(
+        &[
+            "schemas",
+            "export",
+            "--format",
+            "openapi3",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["UserLoggedIn.json", "UserSignedUp.json"]);
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("UserSignedUp.json")).unwrap())
+            .unwrap();
+    assert_eq!(schema["openapi"], "3.0.0");
+}
+
+#[test]
+fn export_to_stdout_is_keyed_by_detail_type() {
+    let run = eventfork(&["schemas", "export", "--format", "jsonschema-draft4"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let all: Value = serde_json::from_str(&run.stdout).unwrap();
+    let keys: Vec<&String> = all.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["UserLoggedIn", "UserSignedUp"]);
+    assert_eq!(
+        all["UserSignedUp"]["$schema"],
+        "http://json-schema.org/draft-04/schema#"
+    );
+}
+
+#[test]
+fn export_rejects_an_unknown_format() {
+    let run = eventfork(&["schemas", "export", "--format", "avro"], "");
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("unknown schema format \"avro\""),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn validate_reports_each_line() {
+    let signup = fixture("user-signed-up.json");
+    let login = fixture("user-logged-in.json");
+    let mut bad_email = signup.clone();
+    bad_email["detail"]["email"] = "ada@example".into();
+    let mut unknown = login.clone();
+    unknown["detail-type"] = "UserDeleted".into();
+    let mut input = jsonl(&[signup, bad_email, login]);
+    input.push_str("{not json\n\n");
+    input.push_str(&jsonl(&[unknown]));
+    let run = eventfork(&["schemas", "validate", "-"], &input);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "ok UserSignedUp\n\
+         invalid: $.detail.email: invalid email address: domain has no '.'\n\
+         ok UserLoggedIn\n\
+         invalid: line 4: not JSON: key must be a string at line 1 column 2\n\
+         invalid: $.detail-type: unknown detail-type \"UserDeleted\" (known: UserSignedUp, UserLoggedIn)\n"
+    );
+}
+
+#[test]
+fn validate_exits_zero_when_all_are_valid() {
+    let input = jsonl(&[
+        fixture("user-signed-up.json"),
+        fixture("user-logged-in.json"),
+    ]);
+    let run = eventfork(&["schemas", "validate", "-"], &input);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "ok UserSignedUp\nok UserLoggedIn\n")
+    );
+}
+
+#[test]
+fn validate_fails_on_an_unreadable_file() {
+    let run = eventfork(&["schemas", "validate", "/nonexistent/events.jsonl"], "");
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .starts_with("eventfork: cannot open /nonexistent/events.jsonl:"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The exported schemas pass independent validators (openapi-spec-validator, Python's
+/// jsonschema for Draft 4), and sample events validate against them — and broken ones do not.
+#[test]
+fn exported_schemas_pass_independent_validators() {
+    let Some(venv) = external(
+        "EVENTFORK_VENV",
+        "exported_schemas_pass_independent_validators",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["openapi3", "jsonschema-draft4"] {
+        let out = dir.path().join(format);
+        let run = eventfork(
+            &[
+                "schemas",
+                "export",
+                "--format",
+                format,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            "",
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let signup = fixture("user-signed-up.json");
+    let login = fixture("user-logged-in.json");
+    let mut login_v4 = login.clone();
+    login_v4["detail"]["ip_address"] = "192.0.2.1".into();
+    let mut invalid = Vec::new();
+    for (base, field, value) in [
+        (&signup, "email", Value::from("nope")),
+        (&signup, "plan", Value::from("platinum")),
+        (&login, "mfa_used", Value::from("yes")),
+        (&login, "unknown_field", Value::from(1)),
+    ] {
+        let mut event = base.clone();
+        event["detail"][field] = value;
+        invalid.push(event);
+    }
+    let valid_path = dir.path().join("valid.jsonl");
+    let invalid_path = dir.path().join("invalid.jsonl");
+    std::fs::write(&valid_path, jsonl(&[signup, login, login_v4])).unwrap();
+    std::fs::write(&invalid_path, jsonl(&invalid)).unwrap();
+    let output = std::process::Command::new(Path::new(&venv).join("bin/python"))
+        .arg(workspace_root().join("scripts/validate_schemas.py"))
+        .args([
+            dir.path().join("openapi3"),
+            dir.path().join("jsonschema-draft4"),
+        ])
+        .args([&valid_path, &invalid_path])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.matches(": valid").count(), 2 * 3 + 4, "{stdout}");
+    assert_eq!(stdout.matches(": rejected").count(), 2 * 4, "{stdout}");
+}

@@ -1,4 +1,6 @@
-//! The integration tests of `router`, one module per concern.
+//! The integration tests of the router crate: one binary, one module per concern.
 
 #[cfg(feature = "local")]
 mod local;
+#[cfg(feature = "aws")]
+mod publish;

@@ -1,0 +1,162 @@
+//! `eventfork rules render|check|lint`: the rule catalogue and the generated part of
+//! template.yaml.
+
+use std::{
+    fs,
+    io::{self, Write},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result, bail};
+use router::{
+    catalog::{self, StackSettings},
+    lint,
+    template::Template,
+};
+
+use crate::Outcome;
+
+/// Renders the generated part (rules, queues, DLQs, policies, alarms, schemas).
+pub(crate) fn render(write: Option<&Path>) -> Result<Outcome> {
+    let generated = catalog::render_resources(&catalog::rules(), &StackSettings::default());
+    match write {
+        None => io::stdout().lock().write_all(generated.as_bytes())?,
+        Some(path) => {
+            let template = read(path)?;
+            let Some(spliced) = catalog::splice(&template, &generated) else {
+                bail!("{}: the GENERATED markers are missing", path.display());
+            };
+            if spliced != template {
+                fs::write(path, spliced)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!(
+                    "eventfork: updated the generated part of {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// Compares the generated part of `path` with a fresh render; prints a diff on drift.
+pub(crate) fn check(path: &Path) -> Result<Outcome> {
+    let template = read(path)?;
+    let Some(committed) = catalog::generated_part(&template) else {
+        bail!("{}: the GENERATED markers are missing", path.display());
+    };
+    let fresh = catalog::render_resources(&catalog::rules(), &StackSettings::default());
+    if committed == fresh {
+        eprintln!(
+            "eventfork: {}: the generated part matches the rule catalogue",
+            path.display()
+        );
+        return Ok(Outcome::Success);
+    }
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "--- {} (generated part)", path.display())?;
+    writeln!(stdout, "+++ rule catalogue (eventfork rules render)")?;
+    for line in line_diff(committed, &fresh) {
+        writeln!(stdout, "{line}")?;
+    }
+    eprintln!(
+        "eventfork: {} has drifted from the rule catalogue; run `eventfork rules render --write {}`",
+        path.display(),
+        path.display()
+    );
+    Ok(Outcome::No)
+}
+
+/// Lints the catalogue, or the rules and queues of a template; exit 1 on errors.
+pub(crate) fn lint(template: Option<&Path>) -> Result<Outcome> {
+    let limits = lint::Limits::default();
+    let findings = match template {
+        None => lint::lint(&lint::catalogue_rules(), &limits),
+        Some(path) => {
+            let text = read(path)?;
+            let template = Template::parse(&text)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let mut findings = lint::lint(&lint::template_rules(&template), &limits);
+            findings.extend(lint::lint_template(&template));
+            findings
+        }
+    };
+    let mut stdout = io::stdout().lock();
+    for finding in &findings {
+        writeln!(stdout, "{finding}")?;
+    }
+    let n_errors = findings
+        .iter()
+        .filter(|f| f.severity() == lint::Severity::Error)
+        .count();
+    let n_warnings = findings.len() - n_errors;
+    let what = template.map_or("the rule catalogue".to_owned(), |p| p.display().to_string());
+    eprintln!("eventfork: {what}: {n_errors} errors, {n_warnings} warnings");
+    Ok(if n_errors == 0 {
+        Outcome::Success
+    } else {
+        Outcome::No
+    })
+}
+
+fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// A line diff of `old` and `new`: changed lines prefixed `-` / `+`, with `@@ line N` hunk
+/// headers and no context lines.
+fn line_diff(old: &str, new: &str) -> Vec<String> {
+    let old: Vec<&str> = old.lines().collect();
+    let new: Vec<&str> = new.lines().collect();
+    // Longest common subsequence table, from the ends.
+    let mut lcs = vec![vec![0u32; new.len() + 1]; old.len() + 1];
+    for i in (0..old.len()).rev() {
+        for j in (0..new.len()).rev() {
+            lcs[i][j] = if old[i] == new[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    let mut in_hunk = false;
+    while i < old.len() || j < new.len() {
+        if i < old.len() && j < new.len() && old[i] == new[j] {
+            i += 1;
+            j += 1;
+            in_hunk = false;
+            continue;
+        }
+        if !in_hunk {
+            out.push(format!("@@ line {}", i + 1));
+            in_hunk = true;
+        }
+        if j < new.len() && (i == old.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            out.push(format!("+{}", new[j]));
+            j += 1;
+        } else {
+            out.push(format!("-{}", old[i]));
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The default template path, relative to the current folder.
+pub(crate) fn default_template() -> PathBuf {
+    PathBuf::from("template.yaml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_shows_changed_lines_only() {
+        let diff = line_diff("a\nb\nc\nd\n", "a\nB\nc\nd\ne\n");
+        assert_eq!(diff, ["@@ line 2", "+B", "-b", "@@ line 5", "+e"]);
+        assert!(line_diff("same\n", "same\n").is_empty());
+    }
+}

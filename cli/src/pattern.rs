@@ -1,0 +1,200 @@
+//! `eventfork pattern test|explain`: try an event pattern offline.
+
+use std::{
+    io::{self, BufRead, Read, Write},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use router::pattern::{Matcher, Pattern, RuleId};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::{Outcome, input};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Test an event pattern against an event, or a file of pattern/event cases.
+    ///
+    /// With --pattern and --event (either may be - for stdin), prints `match` or `no match`
+    /// and exits 0 on a match, 1 on no match, 2 when the pattern or the event is invalid
+    /// (the error, with the JSON path of the bad part, on stderr).
+    ///
+    /// With --cases FILE.jsonl, each line is a JSON object with "pattern" and "event", each
+    /// either a JSON value or a string holding JSON text (so malformed text and exact number
+    /// spellings reach the engine as written); other keys are ignored. Prints exactly one
+    /// line per input line, in order: `match`, `no match` or `error: <message>`, and exits 0
+    /// once every line was evaluated (2 if the file cannot be read).
+    ///
+    /// Examples:
+    ///   eventfork pattern test --pattern rule.json --event event.json
+    ///   echo '{"detail-type":"UserSignedUp"}' | eventfork pattern test --pattern rule.json --event -
+    ///   eventfork pattern test --cases cases.jsonl
+    #[command(verbatim_doc_comment)]
+    Test(TestArgs),
+    /// Print the compiled matcher of one pattern: its field index and sub-rules.
+    ///
+    /// Example: eventfork pattern explain rule.json
+    Explain {
+        /// The pattern file (JSON), or - for stdin.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TestArgs {
+    /// The event pattern (JSON), or - for stdin.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "event",
+        required_unless_present = "cases"
+    )]
+    pattern: Option<PathBuf>,
+    /// The event (JSON), or - for stdin.
+    #[arg(long, value_name = "FILE", requires = "pattern")]
+    event: Option<PathBuf>,
+    /// A JSON Lines file of {"pattern": …, "event": …} cases, or - for stdin.
+    #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = ["pattern", "event"])]
+    cases: Option<PathBuf>,
+}
+
+pub(crate) fn run(command: Command) -> Result<Outcome> {
+    match command {
+        Command::Test(TestArgs {
+            cases: Some(cases), ..
+        }) => test_cases(&cases),
+        Command::Test(TestArgs {
+            pattern: Some(pattern),
+            event: Some(event),
+            ..
+        }) => test_one(&pattern, &event),
+        Command::Test(_) => bail!("give --pattern and --event, or --cases"),
+        Command::Explain { file } => explain(&file),
+    }
+}
+
+fn read_all(path: &Path) -> Result<String> {
+    let mut text = String::new();
+    input::open(path)?
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text)
+}
+
+/// One pattern in a matcher of its own, under the default limits.
+fn compile(text: &str) -> Result<Matcher, String> {
+    let pattern = Pattern::parse(text).map_err(|error| format!("invalid pattern at {error}"))?;
+    let mut builder = Matcher::builder();
+    builder.add(RuleId::from("pattern"), pattern);
+    builder
+        .build()
+        .map_err(|error| format!("invalid pattern: {error}"))
+}
+
+fn test_one(pattern: &Path, event: &Path) -> Result<Outcome> {
+    if pattern == Path::new("-") && event == Path::new("-") {
+        bail!("--pattern and --event cannot both read stdin");
+    }
+    let pattern_text = read_all(pattern)?;
+    let event_text = read_all(event)?;
+    let matcher = compile(&pattern_text).map_err(|e| anyhow!("{}: {e}", pattern.display()))?;
+    let hits = matcher
+        .matches(event_text.as_bytes())
+        .map_err(|e| anyhow!("{}: invalid event: {e}", event.display()))?;
+    let mut stdout = io::stdout().lock();
+    if hits.is_empty() {
+        writeln!(stdout, "no match")?;
+        Ok(Outcome::No)
+    } else {
+        writeln!(stdout, "match")?;
+        Ok(Outcome::Success)
+    }
+}
+
+#[derive(Deserialize)]
+struct CaseLine {
+    pattern: Box<RawValue>,
+    event: Box<RawValue>,
+}
+
+/// A JSON value as text, or the text a JSON string holds.
+fn json_text(value: &RawValue) -> Result<String, String> {
+    let raw = value.get();
+    if raw.starts_with('"') {
+        serde_json::from_str::<String>(raw).map_err(|e| e.to_string())
+    } else {
+        Ok(raw.to_owned())
+    }
+}
+
+fn evaluate_case(line: &str) -> String {
+    let case: CaseLine = match serde_json::from_str(line) {
+        Ok(case) => case,
+        Err(error) => {
+            return format!(
+                "error: the line is not a JSON object with \"pattern\" and \"event\": {error}"
+            );
+        }
+    };
+    let result = (|| {
+        let pattern = json_text(&case.pattern)?;
+        let event = json_text(&case.event)?;
+        let matcher = compile(&pattern)?;
+        matcher
+            .matches(event.as_bytes())
+            .map(|hits| !hits.is_empty())
+            .map_err(|error| format!("invalid event: {error}"))
+    })();
+    match result {
+        Ok(true) => "match".to_owned(),
+        Ok(false) => "no match".to_owned(),
+        Err(message) => format!("error: {message}"),
+    }
+}
+
+fn test_cases(path: &Path) -> Result<Outcome> {
+    let reader = input::open(path)?;
+    let mut stdout = io::BufWriter::new(io::stdout().lock());
+    for (line_idx, line) in reader.lines().enumerate() {
+        let line = line
+            .with_context(|| format!("cannot read line {} of {}", line_idx + 1, path.display()))?;
+        writeln!(stdout, "{}", evaluate_case(&line))?;
+    }
+    stdout.flush()?;
+    Ok(Outcome::Success)
+}
+
+fn explain(path: &Path) -> Result<Outcome> {
+    let text = read_all(path)?;
+    let matcher = compile(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(matcher.explain().as_bytes())?;
+    Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cases_take_values_or_text() {
+        let check = |line: &str, expect: &str| assert_eq!(evaluate_case(line), expect, "{line}");
+        check(r#"{"pattern":{"a":[300]},"event":{"a":3e2}}"#, "match");
+        check(
+            r#"{"pattern":"{\"a\":[1]}","event":"{\"a\":2}"}"#,
+            "no match",
+        );
+        check(
+            r#"{"pattern":{"a":[]},"event":{}}"#,
+            "error: invalid pattern at $.a: Empty arrays are not allowed",
+        );
+        check(
+            r#"{"pattern":{"a":[1]},"event":"[1]"}"#,
+            "error: invalid event: the event is not a JSON object",
+        );
+        assert!(evaluate_case("nope").starts_with("error: the line is not a JSON object"));
+    }
+}

@@ -1,0 +1,468 @@
+//! `eventfork publish`: JSON Lines of events → PutEvents on one bus.
+
+use std::{
+    fs,
+    io::{self, BufRead, IsTerminal, Write},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result, anyhow};
+use router::{
+    Entry, PublishError, Publisher,
+    publish::{BatchPlan, DEFAULT_MAX_REQUEST_SIZE},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Outcome;
+
+/// Lines read and published together; a multiple of 10 so that small events fill every
+/// request, and small enough to keep memory flat and the progress bar moving.
+const CHUNK_LINES: usize = 1000;
+
+/// Publish events from a JSON Lines file to an EventBridge bus.
+///
+/// Each line is one event: {"detail-type": "UserSignedUp", "detail": {...}}, optionally
+/// with "source", "resources" (ARNs) and "time" (RFC 3339). Each line is checked against
+/// the event catalogue first: an unknown detail-type or an invalid detail fails that line
+/// only, and the other lines are still published. Blank lines are skipped.
+///
+/// Prints one line per event on stdout, in input order: `published <event-id>`, or
+/// `failed <line>: <code>: <message>`. With --json, one JSON object per event instead:
+/// {"type":"published","line":N,"event_id":".."} or {"type":"failed","line":N,"code":"..",
+/// "message":"..","attempts":N}, then {"type":"summary","format":1,"dry_run":false,
+/// "events":N,"published":N,"failed":N,"requests":N}; this format is stable (fields are
+/// only ever added). With --dry-run, valid lines print `valid <line>: <detail-type>
+/// (<size> bytes)` or {"type":"valid",..}. A summary goes to stderr, with a progress bar
+/// when stderr is a terminal.
+///
+/// The AWS region, credentials and endpoint come from the standard AWS configuration
+/// (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, ...). The bus is checked with
+/// DescribeEventBus before anything is sent.
+///
+/// Exit status: 0 if every event was published (or, with --dry-run, is valid), 2 otherwise.
+///
+/// Example: eventfork publish --bus eventfork events.jsonl
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The event bus, by name or ARN. Always explicit: publish never guesses a bus.
+    #[arg(long, value_name = "NAME")]
+    bus: String,
+    /// The JSON Lines file, or - for stdin.
+    #[arg(value_name = "FILE", default_value = "-")]
+    file: PathBuf,
+    /// Print JSON Lines results on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Check every line and plan the requests, but send nothing (and need no AWS access).
+    #[arg(long)]
+    dry_run: bool,
+    /// The PutEvents request size limit in bytes, as EventBridge counts it: 262144
+    /// (256 KiB) as documented, or 1048576 (1 MiB) where the larger limit is available.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_REQUEST_SIZE)]
+    max_request_size: usize,
+    /// How many PutEvents requests may be in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    max_in_flight: usize,
+    /// Send at most this many events per second (0: no limit).
+    #[arg(long, value_name = "EVENTS", default_value_t = 0)]
+    rate_limit: u32,
+}
+
+/// One input line, as documented in `--help`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    detail: Value,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    time: Option<String>,
+}
+
+/// Why a line was not published, in the shape of the output.
+struct Failure {
+    code: String,
+    message: String,
+    attempts: u32,
+}
+
+impl From<&PublishError> for Failure {
+    fn from(error: &PublishError) -> Failure {
+        Failure {
+            code: error.code().to_owned(),
+            message: error_chain(error),
+            attempts: error.attempts(),
+        }
+    }
+}
+
+pub(crate) fn run(args: Args) -> Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(publish(args))
+}
+
+async fn publish(args: Args) -> Result<Outcome> {
+    let mut reader = crate::input::open(&args.file)?;
+    let publisher = if args.dry_run {
+        None
+    } else {
+        let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let publisher = Publisher::builder(&args.bus)
+            .max_request_size(args.max_request_size)
+            .max_in_flight(args.max_in_flight)
+            .rate_limit(args.rate_limit)
+            .build(&sdk_config);
+        publisher
+            .verify_bus()
+            .await
+            .with_context(|| format!("cannot publish to the event bus {:?}", args.bus))?;
+        Some(publisher)
+    };
+
+    let total_bytes = (args.file != Path::new("-"))
+        .then(|| fs::metadata(&args.file).ok().map(|m| m.len()))
+        .flatten();
+    let mut progress = Progress::new(io::stderr().is_terminal(), total_bytes);
+    let mut stdout = io::BufWriter::new(io::stdout().lock());
+    let mut totals = Totals::default();
+    let mut line_no = 0usize;
+    let mut text = String::new();
+    let mut eof = false;
+    while !eof {
+        // Read one chunk: (line number, the entry or why not).
+        let mut chunk: Vec<(usize, Result<Entry, Failure>)> = Vec::with_capacity(CHUNK_LINES);
+        while chunk.len() < CHUNK_LINES {
+            text.clear();
+            let n_bytes = reader
+                .read_line(&mut text)
+                .with_context(|| format!("cannot read {}", args.file.display()))?;
+            if n_bytes == 0 {
+                eof = true;
+                break;
+            }
+            progress.bytes_read += n_bytes as u64;
+            line_no += 1;
+            if text.trim().is_empty() {
+                continue;
+            }
+            chunk.push((line_no, parse_line(&text)));
+        }
+
+        let (line_nos, entries): (Vec<usize>, Vec<Result<Entry, Failure>>) =
+            chunk.into_iter().unzip();
+        let results: Vec<Result<String, Failure>> = match &publisher {
+            Some(publisher) => {
+                let (ok_entries, mut failures) = split(entries);
+                let report = publisher
+                    .publish_entries(ok_entries.into_iter().map(Ok))
+                    .await;
+                totals.n_requests += report.n_requests();
+                let mut published = report.into_outcomes().into_iter();
+                failures
+                    .iter_mut()
+                    .map(|slot| match slot.take() {
+                        Some(failure) => Err(failure),
+                        None => match published.next().expect("one outcome per entry") {
+                            Ok(event_id) => Ok(event_id.to_string()),
+                            Err(error) => Err(Failure::from(&error)),
+                        },
+                    })
+                    .collect()
+            }
+            None => dry_run(entries, args.max_request_size, &mut totals),
+        };
+        for (line_no, result) in line_nos.into_iter().zip(results) {
+            totals.record(&result);
+            write_result(&mut stdout, args.json, args.dry_run, line_no, &result)?;
+        }
+        stdout.flush()?;
+        progress.show(&totals);
+    }
+    progress.finish();
+
+    if args.json {
+        let summary = json!({
+            "type": "summary",
+            "format": 1,
+            "dry_run": args.dry_run,
+            "events": totals.n_ok + totals.n_failed,
+            "published": if args.dry_run { 0 } else { totals.n_ok },
+            "failed": totals.n_failed,
+            "requests": totals.n_requests,
+        });
+        writeln!(stdout, "{summary}")?;
+    }
+    stdout.flush()?;
+    let n_events = totals.n_ok + totals.n_failed;
+    if args.dry_run {
+        eprintln!(
+            "eventfork: dry run: {} of {n_events} events valid, {} PutEvents requests to {}",
+            totals.n_ok, totals.n_requests, args.bus
+        );
+    } else {
+        eprintln!(
+            "eventfork: published {} of {n_events} events to {} in {} PutEvents requests",
+            totals.n_ok, args.bus, totals.n_requests
+        );
+    }
+    if totals.n_failed > 0 {
+        return Err(anyhow!(
+            "{} of {n_events} events were not {}",
+            totals.n_failed,
+            if args.dry_run { "valid" } else { "published" }
+        ));
+    }
+    Ok(Outcome::Success)
+}
+
+/// Splits entries into the valid ones, in order, and one slot per input holding the
+/// failure of the invalid ones.
+fn split(entries: Vec<Result<Entry, Failure>>) -> (Vec<Entry>, Vec<Option<Failure>>) {
+    let mut ok_entries = Vec::with_capacity(entries.len());
+    let mut slots = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match entry {
+            Ok(entry) => {
+                ok_entries.push(entry);
+                slots.push(None);
+            }
+            Err(failure) => slots.push(Some(failure)),
+        }
+    }
+    (ok_entries, slots)
+}
+
+/// The dry run of one chunk: the valid entries are planned into requests, as publishing
+/// would, and the oversize ones fail.
+fn dry_run(
+    entries: Vec<Result<Entry, Failure>>,
+    max_request_size: usize,
+    totals: &mut Totals,
+) -> Vec<Result<String, Failure>> {
+    let (ok_entries, slots) = split(entries);
+    let plan = BatchPlan::new(&ok_entries, max_request_size);
+    totals.n_requests += plan.batches().len();
+    let mut oversize = plan.oversize().iter().peekable();
+    let mut ok_entries = ok_entries.iter().enumerate();
+    slots
+        .into_iter()
+        .map(|slot| {
+            if let Some(failure) = slot {
+                return Err(failure);
+            }
+            let (entry_idx, entry) = ok_entries.next().expect("one entry per empty slot");
+            match oversize.next_if(|o| o.entry_idx == entry_idx) {
+                Some(o) => Err(Failure::from(&PublishError::EntryTooLarge {
+                    size: o.size,
+                    limit: max_request_size,
+                })),
+                None => Ok(format!("{} ({} bytes)", entry.detail_type(), entry.size())),
+            }
+        })
+        .collect()
+}
+
+/// Checks one line and makes its entry.
+fn parse_line(text: &str) -> Result<Entry, Failure> {
+    let line: Line = serde_json::from_str(text).map_err(|e| Failure {
+        code: "InvalidLine".to_owned(),
+        message: format!("expected {{\"detail-type\": .., \"detail\": {{..}}}} as JSON: {e}"),
+        attempts: 0,
+    })?;
+    let mut entry =
+        Entry::from_json(&line.detail_type, &line.detail).map_err(|error| Failure::from(&error))?;
+    if let Some(source) = line.source
+        && source != entry.source()
+    {
+        return Err(Failure {
+            code: "InvalidSource".to_owned(),
+            message: format!(
+                "{} events come from {:?}, found {source:?}",
+                entry.detail_type(),
+                entry.source()
+            ),
+            attempts: 0,
+        });
+    }
+    if let Some(time) = line.time {
+        let time = events_schema::Timestamp::parse(time).map_err(|e| Failure {
+            code: "InvalidTime".to_owned(),
+            message: e.to_string(),
+            attempts: 0,
+        })?;
+        entry = entry.with_time(time);
+    }
+    if !line.resources.is_empty() {
+        entry = entry.with_resources(line.resources);
+    }
+    Ok(entry)
+}
+
+fn write_result(
+    out: &mut impl Write,
+    json: bool,
+    dry_run: bool,
+    line_no: usize,
+    result: &Result<String, Failure>,
+) -> io::Result<()> {
+    match (json, result) {
+        (false, Ok(detail)) if dry_run => writeln!(out, "valid {line_no}: {detail}"),
+        (false, Ok(event_id)) => writeln!(out, "published {event_id}"),
+        (false, Err(f)) => writeln!(out, "failed {line_no}: {}: {}", f.code, f.message),
+        (true, Ok(detail)) if dry_run => {
+            let record = json!({ "type": "valid", "line": line_no, "detail": detail });
+            writeln!(out, "{record}")
+        }
+        (true, Ok(event_id)) => {
+            let record = json!({ "type": "published", "line": line_no, "event_id": event_id });
+            writeln!(out, "{record}")
+        }
+        (true, Err(f)) => {
+            let record = json!({
+                "type": "failed",
+                "line": line_no,
+                "code": f.code,
+                "message": f.message,
+                "attempts": f.attempts,
+            });
+            writeln!(out, "{record}")
+        }
+    }
+}
+
+/// An error and its causes, joined by `: `.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    n_ok: usize,
+    n_failed: usize,
+    n_requests: usize,
+}
+
+impl Totals {
+    fn record(&mut self, result: &Result<String, Failure>) {
+        match result {
+            Ok(_) => self.n_ok += 1,
+            Err(_) => self.n_failed += 1,
+        }
+    }
+}
+
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal: a bar over
+/// the bytes read when the input is a file, counts only for stdin.
+struct Progress {
+    enabled: bool,
+    total_bytes: Option<u64>,
+    bytes_read: u64,
+}
+
+impl Progress {
+    const WIDTH: usize = 30;
+
+    fn new(enabled: bool, total_bytes: Option<u64>) -> Progress {
+        Progress {
+            enabled,
+            total_bytes,
+            bytes_read: 0,
+        }
+    }
+
+    fn show(&self, totals: &Totals) {
+        if !self.enabled {
+            return;
+        }
+        let counts = format!("{} ok, {} failed", totals.n_ok, totals.n_failed);
+        let line = match self.total_bytes {
+            Some(total) if total > 0 => {
+                let ratio = (self.bytes_read as f64 / total as f64).min(1.0);
+                let filled = (ratio * Self::WIDTH as f64).round() as usize;
+                format!(
+                    "[{}{}] {:>3}% {counts}",
+                    "#".repeat(filled),
+                    " ".repeat(Self::WIDTH - filled),
+                    (ratio * 100.0).round() as u32
+                )
+            }
+            _ => counts,
+        };
+        // Carriage return and erase-line: the bar redraws itself in place.
+        eprint!("\r\x1b[K{line}");
+    }
+
+    fn finish(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(line: &str, expect: &str) {
+        let found = match parse_line(line) {
+            Ok(entry) => format!("ok {} {}", entry.detail_type(), entry.size()),
+            Err(f) => format!("{}: {}", f.code, f.message),
+        };
+        assert_eq!(found, expect);
+    }
+
+    const SIGNUP: &str = r#"{"user_id":"u1","email":"a@example.com","plan":"free","signup_method":"google","marketing_consent":false,"signed_up_at":"2026-11-27T09:00:00Z"}"#;
+
+    #[test]
+    fn lines_are_checked_against_the_catalogue() {
+        // 19 bytes of source, 12 of detail-type, 143 of detail; then 14 for the time and
+        // 5 for the resource.
+        check(
+            &format!(r#"{{"detail-type":"UserSignedUp","detail":{SIGNUP}}}"#),
+            "ok UserSignedUp 174",
+        );
+        check(
+            &format!(
+                r#"{{"detail-type":"UserSignedUp","detail":{SIGNUP},"time":"2026-11-27T09:00:00Z","resources":["arn:x"]}}"#
+            ),
+            "ok UserSignedUp 193",
+        );
+        check(
+            r#"{"detail-type":"UserDeleted","detail":{}}"#,
+            "UnknownDetailType: unknown detail-type \"UserDeleted\" (known: UserSignedUp, UserLoggedIn)",
+        );
+        check(
+            r#"{"detail-type":"UserLoggedIn","detail":{"user_id":"u1"}}"#,
+            "InvalidDetail: invalid UserLoggedIn detail: $.detail.login_method: missing required field",
+        );
+        check(
+            &format!(r#"{{"detail-type":"UserSignedUp","detail":{SIGNUP},"source":"acme"}}"#),
+            "InvalidSource: UserSignedUp events come from \"com.eventfork.users\", found \"acme\"",
+        );
+        check(
+            &format!(r#"{{"detail-type":"UserSignedUp","detail":{SIGNUP},"time":"yesterday"}}"#),
+            "InvalidTime: invalid RFC 3339 timestamp \"yesterday\": too short for YYYY-MM-DDTHH:MM:SSZ",
+        );
+        check(
+            "not json",
+            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: expected ident at line 1 column 2",
+        );
+    }
+}

@@ -1,0 +1,427 @@
+//! `eventfork rules match`: run a set of rules over a file of events.
+
+use std::{
+    fmt,
+    io::{self, BufRead, Write},
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Subcommand;
+use router::pattern::{Matcher, Pattern, RuleId};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::{Outcome, input};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Match every event of a JSON Lines file against a set of rules.
+    ///
+    /// RULES is a JSON object {"rule-name": pattern, …} (a pattern may also be a string
+    /// holding JSON text), or a SAM/CloudFormation template (YAML or JSON) whose
+    /// AWS::Events::Rule resources are taken by logical id, with their EventPattern (an
+    /// object, or a string holding JSON). Intrinsic functions such as !Ref elsewhere in the
+    /// template are ignored; inside an EventPattern they are an error.
+    ///
+    /// Output, one line per event line, in order: the sorted JSON array of the names of the
+    /// matching rules, e.g. ["login-audit-log","signup-welcome-email"] or []. An event that
+    /// is not a JSON object gives `error: <message>` on its line, and the others continue.
+    /// A summary (events, seconds, events/s, rules) goes to stderr.
+    ///
+    /// With --json, JSON Lines instead (a stable format, version 1):
+    ///   {"type":"match","line":1,"rules":["a","b"]}
+    ///   {"type":"error","line":2,"message":"…"}
+    ///   {"type":"summary","version":1,"events":2,"errors":1,"rules":10,"seconds":0.01,"events_per_second":200.0}
+    ///
+    /// Exit status: 0 when every event was matched, 2 when a rule is invalid, an input
+    /// cannot be read, or any event line was invalid (after all lines are processed).
+    ///
+    /// Example: eventfork rules match --rules template.yaml --events events.jsonl
+    #[command(verbatim_doc_comment)]
+    Match {
+        /// The rules: a JSON object of patterns by name, or a SAM/CloudFormation template.
+        #[arg(long, value_name = "FILE")]
+        rules: PathBuf,
+        /// The events, one JSON object per line, or - for stdin.
+        #[arg(long, value_name = "FILE.jsonl")]
+        events: PathBuf,
+        /// Print JSON Lines records with a "type" field instead of plain arrays.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the generated part of template.yaml (rules, queues, DLQs, alarms, schemas).
+    ///
+    /// It is rendered from the rule catalogue (router/src/catalog.rs). With --write FILE,
+    /// replace the part between the GENERATED markers of FILE instead of printing it.
+    ///
+    /// Example: eventfork rules render --write template.yaml
+    Render {
+        /// Rewrite the generated part of this template in place.
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+    },
+    /// Fail, with a diff, when the generated part of a template drifts from the catalogue.
+    ///
+    /// Exit status: 0 when they match, 1 on drift (the diff on stdout), 2 on failure.
+    ///
+    /// Example: eventfork rules check template.yaml
+    Check {
+        /// The template [default: template.yaml].
+        #[arg(value_name = "FILE")]
+        template: Option<PathBuf>,
+    },
+    /// Check rules against the event schemas and EventBridge's limits.
+    ///
+    /// Without --template, lints the built-in rule catalogue. Findings, one per line:
+    /// `error[code] rule: location: message` or `warning[code] …`. Checks: every field a
+    /// pattern names exists in the events it selects; operators fit the field's type
+    /// (numeric on numbers, prefix on strings, cidr on IP addresses); pattern length ≤ 2048,
+    /// ≤ 5 targets per rule, ≤ 300 rules and ≤ 30 wildcard rules per bus; rules that can
+    /// never match; rules sharing a target that overlap; live rules that would also fire on
+    /// replays; with --template, the queues' dead-letter queues, visibility timeouts and
+    /// partial batch responses.
+    ///
+    /// Exit status: 0 without errors (warnings allowed), 1 with errors, 2 on failure.
+    ///
+    /// Example: eventfork rules lint --template template.yaml
+    Lint {
+        /// Lint the rules and queues of this SAM/CloudFormation template.
+        #[arg(long, value_name = "FILE")]
+        template: Option<PathBuf>,
+    },
+}
+
+pub(crate) fn run(command: Command) -> Result<Outcome> {
+    match command {
+        Command::Match {
+            rules,
+            events,
+            json,
+        } => match_events(&rules, &events, json),
+        Command::Render { write } => crate::catalog::render(write.as_deref()),
+        Command::Check { template } => {
+            crate::catalog::check(&template.unwrap_or_else(crate::catalog::default_template))
+        }
+        Command::Lint { template } => crate::catalog::lint(template.as_deref()),
+    }
+}
+
+/// Rules in file order, each with its pattern text.
+struct RuleTexts(Vec<(String, String)>);
+
+struct RuleTextsVisitor;
+
+impl<'de> Visitor<'de> for RuleTextsVisitor {
+    type Value = RuleTexts;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of event patterns by rule name")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RuleTexts, A::Error> {
+        let mut rules: Vec<(String, String)> = Vec::new();
+        while let Some((name, pattern)) = map.next_entry::<String, Box<RawValue>>()? {
+            if rules.iter().any(|(n, _)| *n == name) {
+                return Err(de::Error::custom(format!("rule {name:?} is defined twice")));
+            }
+            let raw = pattern.get();
+            let text = if raw.starts_with('"') {
+                serde_json::from_str::<String>(raw).map_err(de::Error::custom)?
+            } else {
+                raw.to_owned()
+            };
+            rules.push((name, text));
+        }
+        Ok(RuleTexts(rules))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RuleTexts {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RuleTexts, D::Error> {
+        deserializer.deserialize_map(RuleTextsVisitor)
+    }
+}
+
+/// Reads a rules file: `{"name": pattern}` JSON, or a CloudFormation/SAM template.
+pub(crate) fn load_rules(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the rules file {}", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
+        if is_template(&value) {
+            let yaml: serde_norway::Value = serde_norway::from_str(&text)
+                .with_context(|| format!("cannot read the template {}", path.display()))?;
+            return template_rules(&yaml).with_context(|| format!("in {}", path.display()));
+        }
+        let rules: RuleTexts = serde_json::from_str(&text)
+            .with_context(|| format!("cannot read the rules in {}", path.display()))?;
+        return Ok(rules.0);
+    }
+    let yaml: serde_norway::Value = serde_norway::from_str(&text).with_context(|| {
+        format!(
+            "{} is neither a JSON rules object nor a YAML template",
+            path.display()
+        )
+    })?;
+    template_rules(&yaml).with_context(|| format!("in {}", path.display()))
+}
+
+fn is_template(value: &serde_json::Value) -> bool {
+    value.get("AWSTemplateFormatVersion").is_some()
+        || value
+            .get("Resources")
+            .and_then(|r| r.as_object())
+            .is_some_and(|resources| {
+                resources
+                    .values()
+                    .all(|r| r.get("Type").is_some_and(|t| t.is_string()))
+            })
+}
+
+fn template_rules(template: &serde_norway::Value) -> Result<Vec<(String, String)>> {
+    let resources = template
+        .get("Resources")
+        .and_then(|r| r.as_mapping())
+        .ok_or_else(|| anyhow!("the template has no Resources mapping"))?;
+    let mut rules = Vec::new();
+    for (logical_id, resource) in resources {
+        let Some(logical_id) = logical_id.as_str() else {
+            continue;
+        };
+        if resource.get("Type").and_then(|t| t.as_str()) != Some("AWS::Events::Rule") {
+            continue;
+        }
+        let Some(pattern) = resource
+            .get("Properties")
+            .and_then(|p| p.get("EventPattern"))
+        else {
+            // A scheduled rule has no pattern: it never matches an event.
+            continue;
+        };
+        let text = match pattern {
+            serde_norway::Value::String(s) => s.clone(),
+            other => {
+                let json = yaml_to_json(other, "$")
+                    .with_context(|| format!("the EventPattern of {logical_id}"))?;
+                json.to_string()
+            }
+        };
+        rules.push((logical_id.to_owned(), text));
+    }
+    Ok(rules)
+}
+
+/// Converts a YAML pattern to JSON; intrinsic functions cannot be resolved offline.
+fn yaml_to_json(value: &serde_norway::Value, at: &str) -> Result<serde_json::Value> {
+    use serde_norway::Value as Y;
+    Ok(match value {
+        Y::Null => serde_json::Value::Null,
+        Y::Bool(b) => serde_json::Value::Bool(*b),
+        Y::Number(n) => serde_json::from_str(&n.to_string())
+            .with_context(|| format!("the number {n} at {at}"))?,
+        Y::String(s) => serde_json::Value::String(s.clone()),
+        Y::Sequence(items) => serde_json::Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| yaml_to_json(item, &format!("{at}[{i}]")))
+                .collect::<Result<_>>()?,
+        ),
+        Y::Mapping(map) => {
+            let mut out = serde_json::Map::new();
+            for (key, item) in map {
+                let key = match key {
+                    Y::String(s) => s.clone(),
+                    Y::Number(n) => n.to_string(),
+                    Y::Bool(b) => b.to_string(),
+                    _ => bail!("a key at {at} is not a string"),
+                };
+                if key == "Ref" || key.starts_with("Fn::") {
+                    bail!(
+                        "{key} at {at} is an intrinsic function, which cannot be resolved offline"
+                    );
+                }
+                let child = format!("{at}.{key}");
+                out.insert(key, yaml_to_json(item, &child)?);
+            }
+            serde_json::Value::Object(out)
+        }
+        Y::Tagged(tagged) => bail!(
+            "{} at {at} is an intrinsic function, which cannot be resolved offline",
+            tagged.tag
+        ),
+    })
+}
+
+fn build_matcher(rules: &[(String, String)]) -> Result<Matcher> {
+    let mut builder = Matcher::builder();
+    for (name, text) in rules {
+        let pattern = Pattern::parse(text)
+            .map_err(|error| anyhow!("rule {name}: invalid pattern at {error}"))?;
+        builder.add(RuleId::from(name.as_str()), pattern);
+    }
+    Ok(builder.build()?)
+}
+
+fn write_names(out: &mut Vec<u8>, names: &[&RuleId]) {
+    out.push(b'[');
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let name = name.as_str();
+        if name
+            .bytes()
+            .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+        {
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(
+                serde_json::to_string(name)
+                    .expect("a string serializes")
+                    .as_bytes(),
+            );
+        }
+    }
+    out.push(b']');
+}
+
+fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Outcome> {
+    let rules = load_rules(rules_path)?;
+    let matcher = build_matcher(&rules).with_context(|| format!("in {}", rules_path.display()))?;
+    let mut reader = input::open(events_path)?;
+    let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let mut line = Vec::new();
+    let mut out = Vec::with_capacity(256);
+    let (mut n_events, mut n_errors) = (0u64, 0u64);
+    let started = Instant::now();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read {}", events_path.display()))?;
+        if n == 0 {
+            break;
+        }
+        n_events += 1;
+        let event = line.strip_suffix(b"\n").unwrap_or(&line);
+        let event = event.strip_suffix(b"\r").unwrap_or(event);
+        out.clear();
+        match matcher.matches(event) {
+            Ok(names) if json => {
+                out.extend_from_slice(br#"{"type":"match","line":"#);
+                out.extend_from_slice(n_events.to_string().as_bytes());
+                out.extend_from_slice(br#","rules":"#);
+                write_names(&mut out, &names);
+                out.push(b'}');
+            }
+            Ok(names) => write_names(&mut out, &names),
+            Err(error) => {
+                n_errors += 1;
+                if json {
+                    let record = serde_json::json!({
+                        "type": "error", "line": n_events, "message": error.to_string(),
+                    });
+                    out.extend_from_slice(record.to_string().as_bytes());
+                } else {
+                    out.extend_from_slice(format!("error: {error}").as_bytes());
+                }
+            }
+        }
+        out.push(b'\n');
+        stdout.write_all(&out)?;
+    }
+    stdout.flush()?;
+    let seconds = started.elapsed().as_secs_f64();
+    let rate = if seconds > 0.0 {
+        n_events as f64 / seconds
+    } else {
+        0.0
+    };
+    if json {
+        let record = serde_json::json!({
+            "type": "summary", "version": 1, "events": n_events, "errors": n_errors,
+            "rules": matcher.len(), "seconds": seconds, "events_per_second": rate,
+        });
+        writeln!(stdout, "{record}")?;
+        stdout.flush()?;
+    } else {
+        eprintln!(
+            "eventfork: {n_events} events, {seconds:.3} s, {rate:.0} events/s, {} rules{}",
+            matcher.len(),
+            if n_errors > 0 {
+                format!(", {n_errors} invalid events")
+            } else {
+                String::new()
+            }
+        );
+    }
+    if n_errors > 0 {
+        bail!("{n_errors} of {n_events} event lines were invalid");
+    }
+    Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_rules_skip_intrinsics_outside_patterns() {
+        let yaml: serde_norway::Value = serde_norway::from_str(
+            r#"
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+  SignupRule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !Ref Bus
+      EventPattern:
+        source: [com.acme.auth]
+        detail-type: [UserSignedUp]
+        detail:
+          age: [{numeric: [">", 17]}]
+      Targets:
+        - Arn: !GetAtt Queue.Arn
+          Id: q
+  StringRule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: '{"detail-type": ["UserLoggedIn"]}'
+  Nightly:
+    Type: AWS::Events::Rule
+    Properties:
+      ScheduleExpression: rate(1 day)
+"#,
+        )
+        .unwrap();
+        let rules = template_rules(&yaml).unwrap();
+        assert_eq!(
+            rules,
+            vec![
+                (
+                    "SignupRule".to_owned(),
+                    r#"{"source":["com.acme.auth"],"detail-type":["UserSignedUp"],"detail":{"age":[{"numeric":[">",17]}]}}"#
+                        .to_owned()
+                ),
+                ("StringRule".to_owned(), r#"{"detail-type": ["UserLoggedIn"]}"#.to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn intrinsics_inside_patterns_are_errors() {
+        let yaml: serde_norway::Value = serde_norway::from_str(
+            "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPattern:\n        source: [!Ref Source]\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", template_rules(&yaml).unwrap_err());
+        assert!(error.contains("!Ref at $.source[0]"), "{error}");
+    }
+}

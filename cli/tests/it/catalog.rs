@@ -1,0 +1,122 @@
+//! `eventfork rules render|check|lint`: the rule catalogue and template.yaml.
+
+use crate::support::{eventfork, eventfork_in, workspace_root};
+
+/// template.yaml is exactly what the rule catalogue renders (refresh with
+/// `cargo run -p cli -- rules render --write template.yaml`).
+#[test]
+fn committed_template_matches_the_catalogue() {
+    let template = workspace_root().join("template.yaml");
+    let run = eventfork(&["rules", "check", template.to_str().unwrap()], "");
+    assert_eq!(
+        run.code, 0,
+        "template.yaml drifted from the rule catalogue; run `cargo run -p cli -- rules render --write template.yaml`\n{}{}",
+        run.stdout, run.stderr
+    );
+}
+
+#[test]
+fn check_shows_a_diff_on_drift_and_render_repairs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let drifted = original.replacen(
+        r#""detail":{"marketing_consent":[true]}"#,
+        r#""detail":{"marketing_consent":[false]}"#,
+        1,
+    );
+    assert_ne!(
+        drifted, original,
+        "the mailing-list rule is in the template"
+    );
+    std::fs::write(dir.path().join("template.yaml"), &drifted).unwrap();
+
+    let run = eventfork_in(dir.path(), &["rules", "check"], "", &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let changed: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('+') || l.starts_with('-'))
+        .filter(|l| !l.starts_with("+++") && !l.starts_with("---"))
+        .collect();
+    assert_eq!(changed.len(), 2, "{}", run.stdout);
+    assert!(
+        changed
+            .iter()
+            .any(|l| l.starts_with('+') && l.contains(r#"[true]"#))
+    );
+    assert!(
+        changed
+            .iter()
+            .any(|l| l.starts_with('-') && l.contains(r#"[false]"#))
+    );
+    assert!(
+        run.stderr.contains("rules render --write"),
+        "{}",
+        run.stderr
+    );
+
+    let run = eventfork_in(
+        dir.path(),
+        &["rules", "render", "--write", "template.yaml"],
+        "",
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let repaired = std::fs::read_to_string(dir.path().join("template.yaml")).unwrap();
+    assert_eq!(repaired, original);
+}
+
+#[test]
+fn check_without_markers_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.yaml"), "Resources: {}\n").unwrap();
+    let run = eventfork_in(dir.path(), &["rules", "check", "t.yaml"], "", &[]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "eventfork: t.yaml: the GENERATED markers are missing\n"
+    );
+}
+
+#[test]
+fn lint_is_clean_on_the_catalogue_and_the_template() {
+    let run = eventfork(&["rules", "lint"], "");
+    assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{}", run.stderr);
+    let template = workspace_root().join("template.yaml");
+    let run = eventfork(
+        &["rules", "lint", "--template", template.to_str().unwrap()],
+        "",
+    );
+    assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{}", run.stderr);
+    assert!(
+        run.stderr.ends_with(": 0 errors, 0 warnings\n"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn lint_locates_errors_in_a_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let broken = original
+        .replacen("marketing_consent", "marketing_concent", 1)
+        .replacen("VisibilityTimeout: 60", "VisibilityTimeout: 10", 1);
+    std::fs::write(dir.path().join("template.yaml"), broken).unwrap();
+    let run = eventfork_in(
+        dir.path(),
+        &["rules", "lint", "--template", "template.yaml"],
+        "",
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "error[unknown-field] MailingListRule: Resources.MailingListRule.Properties.EventPattern.detail.marketing_concent: UserSignedUp has no field detail.marketing_concent (did you mean marketing_consent?)\n\
+         error[visibility-timeout] AnalyticsRule: Resources.AnalyticsQueue: VisibilityTimeout is 10 s; at least 6 x the timeout of AnalyticsFunction (10 s) = 60 s is needed so that a batch still running is not received again\n"
+    );
+    assert_eq!(
+        run.stderr,
+        "eventfork: template.yaml: 2 errors, 0 warnings\n"
+    );
+}

@@ -1,0 +1,145 @@
+//! `eventfork pattern test|explain` and `eventfork rules match`, run as the built binary.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Runs `eventfork args…` with `stdin`; returns (exit code, stdout, stderr).
+pub(crate) fn eventfork(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the eventfork binary starts");
+    // The command may exit before reading its stdin (a bad rules file): a broken pipe here
+    // is not the test's concern.
+    let _ = child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin.as_bytes());
+    let output = child.wait_with_output().expect("eventfork finishes");
+    (
+        output.status.code().expect("eventfork exits with a code"),
+        String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+        String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+    )
+}
+
+pub(crate) fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("temp file");
+    path.to_str().expect("UTF-8 temp path").to_owned()
+}
+
+/// One pattern and one event through `pattern test`: (exit code, stdout, stderr).
+fn check(pattern: &str, event: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pattern = write(dir.path(), "pattern.json", pattern);
+    eventfork(
+        &["pattern", "test", "--pattern", &pattern, "--event", "-"],
+        event,
+    )
+}
+
+#[test]
+fn pattern_test_match_exits_0() {
+    let (code, out, _) = check(
+        r#"{"detail":{"plan":["pro"]}}"#,
+        r#"{"detail":{"plan":"pro"}}"#,
+    );
+    assert_eq!((code, out.as_str()), (0, "match\n"));
+}
+
+#[test]
+fn pattern_test_no_match_exits_1() {
+    let (code, out, _) = check(
+        r#"{"detail":{"plan":["pro"]}}"#,
+        r#"{"detail":{"plan":"free"}}"#,
+    );
+    assert_eq!((code, out.as_str()), (1, "no match\n"));
+}
+
+#[test]
+fn pattern_test_invalid_pattern_exits_2_with_the_path() {
+    let (code, out, err) = check(r#"{"detail":{"plan":[]}}"#, "{}");
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.contains("$.detail.plan: Empty arrays are not allowed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pattern_test_invalid_event_exits_2() {
+    let (code, _, err) = check(r#"{"a":["x"]}"#, r#"{"a": "x""#);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("invalid event: the event is truncated"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pattern_test_cases_prints_one_line_per_case() {
+    let cases = [
+        r#"{"pattern":{"a":[300]},"event":{"a":3e2},"name":"ignored"}"#,
+        r#"{"pattern":"{\"a\":[1]}","event":"{\"a\":2}"}"#,
+        r#"{"pattern":"{\"a\":[1]","event":{"a":1}}"#,
+        r#"{"pattern":{"a":[{"numeric":[">",0.30000000000000001]}]},"event":{"a":1}}"#,
+        r#"{"pattern":{"a":[1]},"event":"{\"a\":"}"#,
+        "not json",
+    ]
+    .join("\n");
+    let (code, out, _) = eventfork(&["pattern", "test", "--cases", "-"], &cases);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    assert_eq!(lines[0], "match");
+    assert_eq!(lines[1], "no match");
+    assert!(
+        lines[2].starts_with("error: invalid pattern at $:"),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(
+        lines[3],
+        "error: invalid pattern at $.a[0].numeric[1]: Cannot compare number : 0.30000000000000001"
+    );
+    assert!(
+        lines[4].starts_with("error: invalid event: the event is truncated"),
+        "{}",
+        lines[4]
+    );
+    assert!(
+        lines[5].starts_with("error: the line is not a JSON object"),
+        "{}",
+        lines[5]
+    );
+}
+
+#[test]
+fn pattern_explain_shows_anchors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pattern = write(
+        dir.path(),
+        "p.json",
+        r#"{"detail-type":["UserSignedUp"],"detail":{"age":[{"numeric":[">",17]}]}}"#,
+    );
+    let (code, out, _) = eventfork(&["pattern", "explain", &pattern], "");
+    assert_eq!(code, 0);
+    assert!(out.contains("anchor detail-type"), "{out}");
+    assert!(out.contains("check  detail.age"), "{out}");
+}
+
+#[test]
+fn pattern_test_help_documents_exit_codes() {
+    let (code, out, _) = eventfork(&["pattern", "test", "--help"], "");
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("exits 0 on a match, 1 on no match, 2 when the pattern"),
+        "{out}"
+    );
+}

@@ -1,0 +1,356 @@
+//! `eventfork publish`, run as a process against moto (through `AWS_ENDPOINT_URL`, as a
+//! user would), and `--dry-run` without any AWS.
+//!
+//! The moto tests need `EVENTFORK_MOTO_URL`; without it they say loudly that they skipped,
+//! unless `EVENTFORK_REQUIRE_EXTERNAL` is set, and then they fail.
+
+use std::{
+    io::Write,
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::{Value, json};
+
+fn moto_url(test: &str) -> Option<String> {
+    match std::env::var("EVENTFORK_MOTO_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("EVENTFORK_REQUIRE_EXTERNAL").is_some() => panic!(
+            "{test}: EVENTFORK_REQUIRE_EXTERNAL is set but EVENTFORK_MOTO_URL is not; \
+             run scripts/test, which starts moto"
+        ),
+        _ => {
+            eprintln!("SKIPPED: {test} needs a moto server: set EVENTFORK_MOTO_URL");
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("ef-cli-{prefix}-{}-{nanos}-{n}", std::process::id())
+}
+
+/// A bus on moto with one rule sending every eventfork event to one queue; answers the
+/// bus name, the SQS client and the queue URL.
+async fn bus_with_queue(moto_url: &str, prefix: &str) -> (String, aws_sdk_sqs::Client, String) {
+    let credentials = Credentials::new("testing", "testing", None, None, "eventfork-tests");
+    let eventbridge = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(moto_url)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(credentials.clone())
+            .build(),
+    );
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .endpoint_url(moto_url)
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "eventfork-tests",
+            ))
+            .build(),
+    );
+    let bus = unique(prefix);
+    eventbridge
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&bus)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .remove(&QueueAttributeName::QueueArn)
+        .unwrap();
+    let pattern = json!({ "source": ["com.eventfork.users"] });
+    eventbridge
+        .put_rule()
+        .name(&bus)
+        .event_bus_name(&bus)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .unwrap();
+    eventbridge
+        .put_targets()
+        .rule(&bus)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("all")
+                .arn(queue_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    (bus, sqs, queue_url)
+}
+
+/// Every event id in the queue (expecting `n_expected`).
+async fn event_ids_in(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    n_expected: usize,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        if ids.len() >= n_expected {
+            break;
+        }
+        let output = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for message in output.messages() {
+            let body: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            ids.push(body["id"].as_str().unwrap().to_owned());
+        }
+    }
+    ids.sort();
+    ids
+}
+
+fn signup_line(i: usize) -> String {
+    json!({
+        "detail-type": "UserSignedUp",
+        "detail": {
+            "user_id": format!("user-{i}"),
+            "email": format!("user{i}@example.com"),
+            "plan": "free",
+            "signup_method": "google",
+            "marketing_consent": true,
+            "signed_up_at": "2026-11-27T09:00:00Z",
+        },
+    })
+    .to_string()
+}
+
+fn login_line(i: usize, user_agent: &str) -> String {
+    json!({
+        "detail-type": "UserLoggedIn",
+        "detail": {
+            "user_id": format!("user-{i}"),
+            "login_method": "passkey",
+            "mfa_used": true,
+            "ip_address": "192.0.2.10",
+            "user_agent": user_agent,
+            "logged_in_at": "2026-11-27T10:00:00Z",
+        },
+        "source": "com.eventfork.users",
+        "time": "2026-11-27T10:00:01Z",
+    })
+    .to_string()
+}
+
+/// Runs `eventfork publish ARGS` on `lines` (written to a file), against moto if given.
+fn publish(moto_url: Option<&str>, args: &[&str], lines: &[String]) -> Output {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    for line in lines {
+        writeln!(file, "{line}").unwrap();
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_eventfork"));
+    command
+        .arg("publish")
+        .args(args)
+        .arg(file.path())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    match moto_url {
+        Some(url) => command.env("AWS_ENDPOINT_URL", url),
+        // Nothing may be reached: an unroutable endpoint makes any call fail.
+        None => command.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    };
+    command.output().unwrap()
+}
+
+fn stdout_lines(output: &Output) -> Vec<String> {
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn a_25_line_file_is_published_in_three_requests() {
+    let Some(moto_url) = moto_url("publish::a_25_line_file_is_published_in_three_requests") else {
+        return;
+    };
+    let (bus, sqs, queue_url) = bus_with_queue(&moto_url, "25").await;
+    let lines: Vec<String> = (0..25)
+        .map(|i| {
+            if i % 3 == 0 {
+                signup_line(i)
+            } else {
+                login_line(i, "curl/8")
+            }
+        })
+        .collect();
+    let output = publish(Some(&moto_url), &["--bus", &bus], &lines);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let stdout = stdout_lines(&output);
+    assert_eq!(stdout.len(), 25);
+    let mut published: Vec<String> = stdout
+        .iter()
+        .map(|line| line.strip_prefix("published ").expect(line).to_owned())
+        .collect();
+    assert!(
+        stderr(&output).contains(&format!(
+            "published 25 of 25 events to {bus} in 3 PutEvents requests"
+        )),
+        "{}",
+        stderr(&output)
+    );
+    published.sort();
+    assert_eq!(event_ids_in(&sqs, &queue_url, 25).await, published);
+}
+
+#[tokio::test]
+async fn an_oversize_line_and_an_unknown_detail_type_fail_alone() {
+    let Some(moto_url) =
+        moto_url("publish::an_oversize_line_and_an_unknown_detail_type_fail_alone")
+    else {
+        return;
+    };
+    let (bus, sqs, queue_url) = bus_with_queue(&moto_url, "bad").await;
+    let huge_user_agent = "x".repeat(300 * 1024);
+    let lines = vec![
+        signup_line(1),
+        login_line(2, &huge_user_agent),
+        r#"{"detail-type": "UserDeleted", "detail": {"user_id": "user-3"}}"#.to_owned(),
+        login_line(4, "curl/8"),
+    ];
+    let output = publish(Some(&moto_url), &["--bus", &bus, "--json"], &lines);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let records: Vec<Value> = stdout_lines(&output)
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len(), 5);
+    assert_eq!(records[0]["type"], "published");
+    let size = records[1]["message"].as_str().unwrap();
+    assert_eq!(
+        records[1],
+        json!({
+            "type": "failed", "line": 2, "code": "EntryTooLarge", "attempts": 0,
+            "message": size,
+        })
+    );
+    assert!(
+        size.ends_with("bytes, over the PutEvents limit of 262144 bytes"),
+        "{size}"
+    );
+    assert_eq!(
+        records[2],
+        json!({
+            "type": "failed", "line": 3, "code": "UnknownDetailType", "attempts": 0,
+            "message": "unknown detail-type \"UserDeleted\" (known: UserSignedUp, UserLoggedIn)",
+        })
+    );
+    assert_eq!(records[3]["type"], "published");
+    assert_eq!(records[3]["line"], 4);
+    assert_eq!(
+        records[4],
+        json!({
+            "type": "summary", "format": 1, "dry_run": false, "events": 4,
+            "published": 2, "failed": 2, "requests": 1,
+        })
+    );
+    assert!(
+        stderr(&output).ends_with("eventfork: 2 of 4 events were not published\n"),
+        "{}",
+        stderr(&output)
+    );
+    let mut published = vec![
+        records[0]["event_id"].as_str().unwrap().to_owned(),
+        records[3]["event_id"].as_str().unwrap().to_owned(),
+    ];
+    published.sort();
+    assert_eq!(event_ids_in(&sqs, &queue_url, 2).await, published);
+}
+
+#[test]
+fn a_missing_bus_fails_before_anything_is_sent() {
+    let Some(moto_url) = moto_url("publish::a_missing_bus_fails_before_anything_is_sent") else {
+        return;
+    };
+    let bus = unique("missing");
+    let output = publish(Some(&moto_url), &["--bus", &bus], &[signup_line(1)]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stdout_lines(&output).is_empty());
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "eventfork: cannot publish to the event bus {bus:?}: event bus {bus:?} does not exist\n"
+        )
+    );
+}
+
+#[test]
+fn dry_run_checks_and_plans_without_aws() {
+    let mut lines: Vec<String> = (0..12).map(|i| login_line(i, "curl/8")).collect();
+    lines.insert(3, String::new());
+    lines.push("{\"detail-type\": \"UserLoggedIn\"}".to_owned());
+    let output = publish(None, &["--bus", "nowhere", "--dry-run"], &lines);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let stdout = stdout_lines(&output);
+    assert_eq!(stdout.len(), 13);
+    assert!(
+        stdout[0].starts_with("valid 1: UserLoggedIn ("),
+        "{}",
+        stdout[0]
+    );
+    // The blank line 4 is skipped, and keeps its number.
+    assert!(stdout[3].starts_with("valid 5: "), "{}", stdout[3]);
+    assert_eq!(
+        stdout[12],
+        "failed 14: InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: \
+         missing field `detail` at line 1 column 31"
+    );
+    assert_eq!(
+        stderr(&output),
+        "eventfork: dry run: 12 of 13 events valid, 2 PutEvents requests to nowhere\n\
+         eventfork: 1 of 13 events were not valid\n"
+    );
+}

@@ -1,0 +1,132 @@
+//! `eventfork rules match`.
+
+use crate::pattern::{eventfork, write};
+
+const RULES: &str = r#"{
+  "signup-mail": {"detail-type": ["UserSignedUp"]},
+  "pro-users": {"detail": {"plan": ["pro"]}},
+  "as-text": "{\"detail\": {\"plan\": [{\"prefix\": \"p\"}]}}"
+}"#;
+
+const EVENTS: &str = r#"{"detail-type":"UserSignedUp","detail":{"plan":"pro"}}
+{"detail-type":"UserLoggedIn","detail":{"plan":"free"}}
+[1, 2]
+{"detail-type":"UserLoggedIn","detail":{"plan":"premium"}}
+"#;
+
+#[test]
+fn rules_match_prints_sorted_names_per_event() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = write(dir.path(), "rules.json", RULES);
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &rules, "--events", "-"],
+        EVENTS,
+    );
+    assert_eq!(
+        out,
+        "[\"as-text\",\"pro-users\",\"signup-mail\"]\n[]\nerror: the event is not a JSON object\n[\"as-text\"]\n"
+    );
+    // One invalid event: the others are still matched, and the exit status says so.
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("4 events"), "{err}");
+    assert!(err.contains("3 rules"), "{err}");
+}
+
+#[test]
+fn rules_match_json_lines() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = write(dir.path(), "rules.json", RULES);
+    let events = EVENTS
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (code, out, _) = eventfork(
+        &[
+            "rules", "match", "--rules", &rules, "--events", "-", "--json",
+        ],
+        &events,
+    );
+    assert_eq!(code, 0);
+    let records: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(records.len(), 4);
+    assert_eq!(
+        records[0],
+        serde_json::json!({"type":"match","line":1,"rules":["as-text","pro-users","signup-mail"]})
+    );
+    assert_eq!(
+        records[1],
+        serde_json::json!({"type":"match","line":2,"rules":[]})
+    );
+    assert_eq!(records[3]["type"], "summary");
+    assert_eq!(records[3]["version"], 1);
+    assert_eq!(records[3]["events"], 3);
+    assert_eq!(records[3]["rules"], 3);
+}
+
+#[test]
+fn rules_match_reads_sam_templates_with_short_tags() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let template = write(
+        dir.path(),
+        "template.yaml",
+        r#"AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Bus:
+    Type: AWS::Events::EventBus
+    Properties:
+      Name: !Sub "${AWS::StackName}-bus"
+  SignupToMail:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !Ref Bus
+      EventPattern:
+        detail-type: [UserSignedUp]
+        detail:
+          email: [{suffix: ".com"}]
+      Targets:
+        - Arn: !GetAtt MailQueue.Arn
+          Id: mail
+  LoginToAnalytics:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: '{"detail-type": ["UserLoggedIn"]}'
+  MailQueue:
+    Type: AWS::SQS::Queue
+"#,
+    );
+    let events = r#"{"detail-type":"UserSignedUp","detail":{"email":"a@b.com"}}
+{"detail-type":"UserLoggedIn","detail":{}}
+{"detail-type":"UserSignedUp","detail":{"email":"a@b.org"}}"#;
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &template, "--events", "-"],
+        events,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "[\"SignupToMail\"]\n[\"LoginToAnalytics\"]\n[]\n");
+}
+
+#[test]
+fn rules_match_names_the_bad_rule() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = write(
+        dir.path(),
+        "rules.json",
+        r#"{"ok": {"a": ["x"]}, "bad": {"a": [{"prefix": 1}]}}"#,
+    );
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &rules, "--events", "-"],
+        "{}",
+    );
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.contains(
+            "rule bad: invalid pattern at $.a[0].prefix: prefix match pattern must be a string"
+        ),
+        "{err}"
+    );
+}

@@ -1,0 +1,72 @@
+//! Running the binary, and finding the external tools some tests need.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+/// What one run of `eventfork` did.
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+/// Runs `eventfork` with `args`, feeding `stdin`.
+pub(crate) fn eventfork(args: &[&str], stdin: &str) -> Run {
+    eventfork_in(Path::new(env!("CARGO_MANIFEST_DIR")), args, stdin, &[])
+}
+
+/// Runs `eventfork` in `dir` with extra environment variables.
+pub(crate) fn eventfork_in(dir: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the eventfork binary starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .expect("stdin takes the input");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().expect("eventfork ends");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// The root of the workspace.
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cli sits in the workspace")
+        .to_path_buf()
+}
+
+/// The value of `variable`, set by `scripts/test` for tests that need an external tool or
+/// server. Without it the test is skipped loudly, unless `EVENTFORK_REQUIRE_EXTERNAL` is
+/// set (as `scripts/test` and CI do): then a missing tool fails the test.
+pub(crate) fn external(variable: &str, test: &str) -> Option<String> {
+    match std::env::var(variable) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var_os("EVENTFORK_REQUIRE_EXTERNAL").is_some() => {
+            panic!("{test}: {variable} is not set, and EVENTFORK_REQUIRE_EXTERNAL forbids skipping")
+        }
+        _ => {
+            eprintln!("SKIPPED {test}: set {variable} (scripts/test does) to run it");
+            None
+        }
+    }
+}

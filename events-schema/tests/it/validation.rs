@@ -1,0 +1,126 @@
+//! Validation of arbitrary JSON against the catalogue: the first violation, with its path.
+
+use events_schema::validate_envelope;
+use serde_json::Value;
+
+use crate::fixture;
+
+/// Applies `edit` to a valid event read from `fixture_name` and checks the verdict.
+#[track_caller]
+fn check(fixture_name: &str, edit: impl FnOnce(&mut Value), expect: &str) {
+    let mut event: Value = serde_json::from_str(&fixture(fixture_name)).unwrap();
+    edit(&mut event);
+    let verdict = match validate_envelope(&event) {
+        Ok(event_type) => format!("ok {}", event_type.detail_type()),
+        Err(violation) => format!("invalid: {violation}"),
+    };
+    assert_eq!(verdict, expect);
+}
+
+const SIGNUP: &str = "user-signed-up.json";
+const LOGIN: &str = "user-logged-in.json";
+
+#[test]
+fn valid_events_name_their_type() {
+    check(SIGNUP, |_| {}, "ok UserSignedUp");
+    check(LOGIN, |_| {}, "ok UserLoggedIn");
+    check(
+        LOGIN,
+        |e| e["detail"]["ip_address"] = "192.0.2.10".into(),
+        "ok UserLoggedIn",
+    );
+    check(
+        SIGNUP,
+        |e| {
+            e.as_object_mut().unwrap().remove("resources");
+        },
+        "ok UserSignedUp",
+    );
+}
+
+#[test]
+fn envelope_violations() {
+    check(
+        SIGNUP,
+        |e| *e = Value::from(3),
+        "invalid: $: expected object, found integer",
+    );
+    check(
+        SIGNUP,
+        |e| {
+            e.as_object_mut().unwrap().remove("detail");
+        },
+        "invalid: $.detail: missing required field",
+    );
+    check(
+        SIGNUP,
+        |e| e["detail-type"] = "UserDeleted".into(),
+        "invalid: $.detail-type: unknown detail-type \"UserDeleted\" (known: UserSignedUp, UserLoggedIn)",
+    );
+    check(
+        SIGNUP,
+        |e| e["source"] = "com.example.other".into(),
+        "invalid: $.source: UserSignedUp events come from \"com.eventfork.users\", found \"com.example.other\"",
+    );
+    check(
+        SIGNUP,
+        |e| e["time"] = "27/11/2026T00:00:00Z".into(),
+        "invalid: $.time: invalid RFC 3339 timestamp \"27/11/2026T00:00:00Z\": expected YYYY-MM-DD",
+    );
+    check(
+        SIGNUP,
+        |e| e["resources"] = serde_json::json!(["arn:a", 7]),
+        "invalid: $.resources[1]: expected string, found integer",
+    );
+    check(
+        SIGNUP,
+        |e| e["id"] = "".into(),
+        "invalid: $.id: must not be empty",
+    );
+}
+
+#[test]
+fn detail_violations() {
+    check(
+        SIGNUP,
+        |e| {
+            e["detail"].as_object_mut().unwrap().remove("email");
+        },
+        "invalid: $.detail.email: missing required field",
+    );
+    check(
+        SIGNUP,
+        |e| e["detail"]["email"] = "ada@@example.com".into(),
+        "invalid: $.detail.email: invalid email address: invalid character in the local part",
+    );
+    check(
+        SIGNUP,
+        |e| e["detail"]["user_id"] = "".into(),
+        "invalid: $.detail.user_id: must not be empty",
+    );
+    check(
+        SIGNUP,
+        |e| e["detail"]["marketing_consent"] = "yes".into(),
+        "invalid: $.detail.marketing_consent: expected boolean, found string",
+    );
+    check(
+        SIGNUP,
+        |e| e["detail"]["plan"] = "platinum".into(),
+        "invalid: $.detail.plan: expected one of \"free\", \"pro\", \"team\", \"enterprise\", found \"platinum\"",
+    );
+    check(
+        SIGNUP,
+        |e| e["detail"]["favourite colour"] = "blue".into(),
+        "invalid: $.detail[\"favourite colour\"]: unknown field",
+    );
+    check(
+        LOGIN,
+        |e| e["detail"]["ip_address"] = "300.1.1.1".into(),
+        "invalid: $.detail.ip_address: not an IPv4 address: \"300.1.1.1\"",
+    );
+    check(
+        LOGIN,
+        |e| e["detail"]["logged_in_at"] = Value::Null,
+        "invalid: $.detail.logged_in_at: expected string, found null",
+    );
+}

@@ -1,0 +1,1119 @@
+//! Schema-aware lint of event rules: the findings a deploy would only reveal in production.
+//!
+//! Every field a pattern names must exist in the schema of the event types the rule
+//! selects; operators must fit the field's type (`numeric` on numbers, `prefix` on
+//! strings, `cidr` on IP addresses); EventBridge's limits hold (pattern length, targets per
+//! rule, rules and wildcard rules per bus); a rule that can never match is an error; a live
+//! rule without a `replay-name` guard whose target is not declared replay-safe is a
+//! warning. Template-level checks add the queue settings that SQS event sources need.
+
+use std::{collections::BTreeMap, fmt};
+
+use events_schema::EventType;
+use serde_json::{Map, Value};
+
+use crate::{
+    catalog::{self, Replays, resolve_schema},
+    template::Template,
+};
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Worth a look; does not fail `rules lint`.
+    Warning,
+    /// The rule is wrong or will be refused: `rules lint` exits 1.
+    Error,
+}
+
+/// One finding, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    severity: Severity,
+    code: &'static str,
+    rule: String,
+    location: String,
+    message: String,
+}
+
+impl Finding {
+    /// The severity.
+    pub fn severity(&self) -> Severity {
+        self.severity
+    }
+    /// A short stable code, e.g. `unknown-field`.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+    /// The rule concerned.
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+    /// Where: a JSON path inside the pattern (`detail.plan`) or a template property path.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+    /// What is wrong.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let severity = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        write!(
+            f,
+            "{severity}[{}] {}: {}: {}",
+            self.code, self.rule, self.location, self.message
+        )
+    }
+}
+
+/// EventBridge's limits that lint checks, with their documented defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Characters in one event pattern (2,048; 4,096 with a quota increase).
+    pub pattern_length: usize,
+    /// Targets of one rule.
+    pub targets_per_rule: usize,
+    /// Rules on one event bus.
+    pub rules_per_bus: usize,
+    /// Rules using `wildcard` on one event bus.
+    pub wildcard_rules_per_bus: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            pattern_length: 2048,
+            targets_per_rule: 5,
+            rules_per_bus: 300,
+            wildcard_rules_per_bus: 30,
+        }
+    }
+}
+
+/// A rule as lint sees it, from the catalogue or from a template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LintRule {
+    name: String,
+    /// Prefix of locations: the template property path of the pattern, or empty.
+    pattern_location: String,
+    pattern: Value,
+    bus: String,
+    targets: Vec<String>,
+    delivers_replays: bool,
+}
+
+impl LintRule {
+    /// A rule with one target, on the default bus.
+    pub fn new(name: impl Into<String>, pattern: Value) -> LintRule {
+        LintRule {
+            name: name.into(),
+            pattern_location: String::new(),
+            pattern,
+            bus: "default".to_owned(),
+            targets: Vec::new(),
+            delivers_replays: false,
+        }
+    }
+
+    /// Sets the targets' identities (queues), for the limits and overlap checks.
+    pub fn targets(mut self, targets: Vec<String>) -> LintRule {
+        self.targets = targets;
+        self
+    }
+
+    /// Declares that the targets are idempotent, so replays may reach them.
+    pub fn delivers_replays(mut self, delivers: bool) -> LintRule {
+        self.delivers_replays = delivers;
+        self
+    }
+
+    /// Sets the bus the rule is on.
+    pub fn bus(mut self, bus: impl Into<String>) -> LintRule {
+        self.bus = bus.into();
+        self
+    }
+}
+
+/// The rules of eventfork's catalogue, ready for lint.
+pub fn catalogue_rules() -> Vec<LintRule> {
+    catalog::rules()
+        .into_iter()
+        .map(|rule| {
+            LintRule::new(rule.name(), rule.pattern().clone())
+                .targets(vec![rule.target().queue_id()])
+                .delivers_replays(rule.replays() == Replays::Deliver)
+                .bus("EventBus")
+        })
+        .collect()
+}
+
+/// The rules of a template, ready for lint; a rule declares replays safe with
+/// `Metadata: {eventfork: {replays: deliver}}`.
+pub fn template_rules(template: &Template) -> Vec<LintRule> {
+    template
+        .rules()
+        .iter()
+        .map(|rule| LintRule {
+            name: rule.logical_id().to_owned(),
+            pattern_location: format!("Resources.{}.Properties.EventPattern", rule.logical_id()),
+            pattern: rule.pattern().clone(),
+            bus: rule.event_bus().unwrap_or("default").to_owned(),
+            targets: rule
+                .targets()
+                .iter()
+                .map(|t| t.queue().unwrap_or(t.id()).to_owned())
+                .collect(),
+            delivers_replays: rule.delivers_replays(),
+        })
+        .collect()
+}
+
+/// Lints `rules` against the event catalogue and `limits`. Findings come in rule order,
+/// errors and warnings mixed, bus-wide findings last.
+pub fn lint(rules: &[LintRule], limits: &Limits) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for rule in rules {
+        lint_rule(rule, limits, &mut findings);
+    }
+    overlaps(rules, &mut findings);
+    let mut per_bus: BTreeMap<&str, Vec<&LintRule>> = BTreeMap::new();
+    for rule in rules {
+        per_bus.entry(&rule.bus).or_default().push(rule);
+    }
+    for (bus, bus_rules) in per_bus {
+        if bus_rules.len() > limits.rules_per_bus {
+            let rule = bus_rules[limits.rules_per_bus];
+            findings.push(Finding {
+                severity: Severity::Error,
+                code: "too-many-rules",
+                rule: rule.name.clone(),
+                location: format!("bus {bus}"),
+                message: format!(
+                    "bus {bus} has {} rules; the limit is {} rules per bus",
+                    bus_rules.len(),
+                    limits.rules_per_bus
+                ),
+            });
+        }
+        let wildcard_rules: Vec<&&LintRule> = bus_rules
+            .iter()
+            .filter(|r| uses_operator(&r.pattern, "wildcard"))
+            .collect();
+        if wildcard_rules.len() > limits.wildcard_rules_per_bus {
+            let rule = wildcard_rules[limits.wildcard_rules_per_bus];
+            findings.push(Finding {
+                severity: Severity::Error,
+                code: "too-many-wildcard-rules",
+                rule: rule.name.clone(),
+                location: format!("bus {bus}"),
+                message: format!(
+                    "bus {bus} has {} rules using wildcard; the limit is {} per bus",
+                    wildcard_rules.len(),
+                    limits.wildcard_rules_per_bus
+                ),
+            });
+        }
+    }
+    findings
+}
+
+/// Warns about two rules that share a target and can both match one event: that event
+/// reaches the target twice. The check is by witness: it builds events from the catalogue's
+/// schemas and the values the two patterns name, and reports a pair only when one such
+/// event matches both (no false alarms; a contrived overlap may go unseen).
+fn overlaps(rules: &[LintRule], findings: &mut Vec<Finding>) {
+    for (index, first) in rules.iter().enumerate() {
+        for second in &rules[index + 1..] {
+            let Some(shared) = first.targets.iter().find(|t| second.targets.contains(t)) else {
+                continue;
+            };
+            let (Ok(a), Ok(b)) = (
+                crate::pattern::Pattern::from_value(&first.pattern),
+                crate::pattern::Pattern::from_value(&second.pattern),
+            ) else {
+                continue;
+            };
+            let mut builder = crate::pattern::Matcher::builder();
+            builder.add("a".into(), a);
+            builder.add("b".into(), b);
+            let Ok(matcher) = builder.build() else {
+                continue;
+            };
+            let witness = witnesses(&first.pattern, &second.pattern).find(|event| {
+                matcher
+                    .matches(event.to_string().as_bytes())
+                    .is_ok_and(|hits| hits.len() == 2)
+            });
+            if let Some(event) = witness {
+                findings.push(Finding {
+                    severity: Severity::Warning,
+                    code: "overlap",
+                    rule: second.name.clone(),
+                    location: "pattern".to_owned(),
+                    message: format!(
+                        "overlaps rule {} on target {shared}: an event such as {} is delivered to it twice",
+                        first.name, event["detail"]
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// Candidate events for the overlap check: for each catalogue type, a sample event with
+/// every combination (at most 256) of the values the two patterns name for its fields.
+fn witnesses<'a>(first: &'a Value, second: &'a Value) -> impl Iterator<Item = Value> + 'a {
+    events_schema::catalogue()
+        .iter()
+        .flat_map(move |event_type| {
+            let schema = event_type.detail_schema();
+            let mut detail = sample(&schema, &schema);
+            let mut choices: BTreeMap<Vec<String>, Vec<Value>> = BTreeMap::new();
+            for pattern in [first, second] {
+                if let Some(object) = pattern.as_object() {
+                    for branch in or_branches(object) {
+                        for (path, conditions) in branch {
+                            if path.first().map(String::as_str) != Some("detail") {
+                                continue;
+                            }
+                            let values = choices.entry(path[1..].to_vec()).or_default();
+                            values.extend(conditions.iter().filter(|c| !c.is_object()).cloned());
+                        }
+                    }
+                }
+            }
+            let choices: Vec<(Vec<String>, Vec<Value>)> =
+                choices.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+            let n_combinations = choices
+                .iter()
+                .map(|(_, v)| v.len())
+                .product::<usize>()
+                .min(256);
+            let envelope = |detail: Value| {
+                serde_json::json!({
+                    "version": "0", "id": "lint", "detail-type": event_type.detail_type(),
+                    "source": event_type.source(), "account": "123456789012",
+                    "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [],
+                    "detail": detail,
+                })
+            };
+            (0..n_combinations).map(move |mut combination| {
+                for (path, values) in &choices {
+                    set_path(
+                        &mut detail,
+                        path,
+                        values[combination % values.len()].clone(),
+                    );
+                    combination /= values.len();
+                }
+                envelope(detail.clone())
+            })
+        })
+}
+
+fn set_path(target: &mut Value, path: &[String], value: Value) {
+    match path {
+        [] => *target = value,
+        [first, rest @ ..] => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(object) = target {
+                set_path(
+                    object.entry(first.clone()).or_insert(Value::Null),
+                    rest,
+                    value,
+                );
+            }
+        }
+    }
+}
+
+/// A value that fits `schema`: the first enum value, `true`, 1, a well-formed string.
+fn sample(root: &Value, schema: &Value) -> Value {
+    let schema = resolve_schema(root, schema);
+    match classify(root, schema) {
+        FieldType::String {
+            allowed: Some(allowed),
+            ..
+        } => allowed.first().cloned().map_or(Value::Null, Value::String),
+        FieldType::String { ip: true, .. } => "192.0.2.1".into(),
+        FieldType::String { .. } => match schema.get("format").and_then(Value::as_str) {
+            Some("email") => "user@example.com".into(),
+            Some("date-time") => "2026-01-01T00:00:00Z".into(),
+            _ => "sample".into(),
+        },
+        FieldType::Number => 1.into(),
+        FieldType::Boolean => true.into(),
+        FieldType::Array => Value::Array(Vec::new()),
+        FieldType::Object | FieldType::Unknown => {
+            let mut object = Map::new();
+            if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+                for (name, property) in properties {
+                    object.insert(name.clone(), sample(root, property));
+                }
+            }
+            Value::Object(object)
+        }
+    }
+}
+
+/// Template-level checks of the queues the rules deliver to: a dead-letter queue, a
+/// visibility timeout of at least six times the consuming function's timeout, and partial
+/// batch responses.
+pub fn lint_template(template: &Template) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for rule in template.rules() {
+        for target in rule.targets() {
+            let Some(queue_id) = target.queue() else {
+                continue;
+            };
+            let location = format!("Resources.{queue_id}");
+            let mut push = |severity, code, message: String| {
+                findings.push(Finding {
+                    severity,
+                    code,
+                    rule: rule.logical_id().to_owned(),
+                    location: location.clone(),
+                    message,
+                });
+            };
+            let Some(queue) = template.queue(queue_id) else {
+                push(
+                    Severity::Error,
+                    "unknown-queue",
+                    format!(
+                        "target {} names {queue_id}, which is not a queue of this template",
+                        target.id()
+                    ),
+                );
+                continue;
+            };
+            if queue.redrive().is_none() {
+                push(
+                    Severity::Error,
+                    "no-dead-letter-queue",
+                    format!(
+                        "{queue_id} has no RedrivePolicy: a poison message is retried until it expires"
+                    ),
+                );
+            }
+            if target.dead_letter_queue().is_none() {
+                push(
+                    Severity::Warning,
+                    "no-rule-dead-letter-queue",
+                    format!(
+                        "target {} has no DeadLetterConfig: events EventBridge cannot deliver are dropped",
+                        target.id()
+                    ),
+                );
+            }
+            match template.consumer_of(queue_id) {
+                None => push(
+                    Severity::Warning,
+                    "no-consumer",
+                    format!("no function in this template consumes {queue_id}"),
+                ),
+                Some((function, source)) => {
+                    let needed = function.timeout_seconds() * 6;
+                    if queue.visibility_timeout_seconds() < needed {
+                        push(
+                            Severity::Error,
+                            "visibility-timeout",
+                            format!(
+                                "VisibilityTimeout is {} s; at least 6 x the timeout of {} ({} s) = {needed} s is needed so that a batch still running is not received again",
+                                queue.visibility_timeout_seconds(),
+                                function.logical_id(),
+                                function.timeout_seconds()
+                            ),
+                        );
+                    }
+                    if !source.report_batch_item_failures() {
+                        push(
+                            Severity::Error,
+                            "no-partial-batch-response",
+                            format!(
+                                "the SQS event source of {} lacks FunctionResponseTypes: [ReportBatchItemFailures]: one bad record retries its whole batch",
+                                function.logical_id()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    findings
+}
+
+fn lint_rule(rule: &LintRule, limits: &Limits, findings: &mut Vec<Finding>) {
+    let at = |path: &str| -> String {
+        match (rule.pattern_location.is_empty(), path.is_empty()) {
+            (true, true) => "pattern".to_owned(),
+            (true, false) => path.to_owned(),
+            (false, true) => rule.pattern_location.clone(),
+            (false, false) => format!("{}.{path}", rule.pattern_location),
+        }
+    };
+    let mut push = |severity, code, path: &str, message: String| {
+        findings.push(Finding {
+            severity,
+            code,
+            rule: rule.name.clone(),
+            location: at(path),
+            message,
+        });
+    };
+
+    let text = rule.pattern.to_string();
+    let length = text.chars().count();
+    if length > limits.pattern_length {
+        push(
+            Severity::Error,
+            "pattern-too-long",
+            "",
+            format!(
+                "the pattern is {length} characters long; the limit is {}",
+                limits.pattern_length
+            ),
+        );
+    }
+    if rule.targets.len() > limits.targets_per_rule {
+        push(
+            Severity::Error,
+            "too-many-targets",
+            "",
+            format!(
+                "the rule has {} targets; the limit is {} per rule",
+                rule.targets.len(),
+                limits.targets_per_rule
+            ),
+        );
+    }
+    if let Err(error) = crate::pattern::Pattern::from_value(&rule.pattern) {
+        push(Severity::Error, "invalid-pattern", "", error.to_string());
+        return;
+    }
+    let Some(pattern) = rule.pattern.as_object() else {
+        return;
+    };
+    if !rule.delivers_replays && !mentions_field(pattern, "replay-name") {
+        push(
+            Severity::Warning,
+            "replay-unguarded",
+            "",
+            "the rule also fires on archive replays; add \"replay-name\": [{\"exists\": false}], or declare its targets idempotent (Metadata: eventfork: replays: deliver)".to_owned(),
+        );
+    }
+
+    for branch in or_branches(pattern) {
+        check_branch(&branch, &mut push);
+    }
+}
+
+type Push<'a> = dyn FnMut(Severity, &'static str, &str, String) + 'a;
+
+/// One `$or`-free alternative of a pattern: its leaves by path.
+type Branch = Vec<(Vec<String>, Vec<Value>)>;
+
+/// Expands `$or` into alternatives (each a list of leaves).
+fn or_branches(pattern: &Map<String, Value>) -> Vec<Branch> {
+    let mut branches: Vec<Branch> = vec![Vec::new()];
+    expand(pattern, &[], &mut branches);
+    branches
+}
+
+fn expand(object: &Map<String, Value>, prefix: &[String], branches: &mut Vec<Branch>) {
+    for (key, value) in object {
+        if key == "$or" {
+            let Some(alternatives) = value.as_array() else {
+                continue;
+            };
+            let mut next = Vec::new();
+            for branch in branches.iter() {
+                for alternative in alternatives.iter().filter_map(Value::as_object) {
+                    let mut expanded = vec![branch.clone()];
+                    expand(alternative, prefix, &mut expanded);
+                    next.extend(expanded);
+                }
+            }
+            // The catalogue caps $or at 1000 combinations; lint never needs more.
+            next.truncate(1000);
+            *branches = next;
+            continue;
+        }
+        let mut path = prefix.to_vec();
+        path.extend(key.split('.').map(str::to_owned));
+        match value {
+            Value::Object(child) => expand(child, &path, branches),
+            Value::Array(conditions) => {
+                for branch in branches.iter_mut() {
+                    branch.push((path.clone(), conditions.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn mentions_field(object: &Map<String, Value>, field: &str) -> bool {
+    object.iter().any(|(key, value)| {
+        key == field
+            || (key == "$or"
+                && value.as_array().is_some_and(|alts| {
+                    alts.iter()
+                        .filter_map(Value::as_object)
+                        .all(|a| mentions_field(a, field))
+                }))
+    })
+}
+
+fn uses_operator(value: &Value, operator: &str) -> bool {
+    match value {
+        Value::Object(object) => object
+            .iter()
+            .any(|(key, item)| key == operator || uses_operator(item, operator)),
+        Value::Array(items) => items.iter().any(|item| uses_operator(item, operator)),
+        _ => false,
+    }
+}
+
+/// The type of a field, as far as lint needs it.
+#[derive(Debug, Clone, PartialEq)]
+enum FieldType {
+    String {
+        ip: bool,
+        allowed: Option<Vec<String>>,
+    },
+    Number,
+    Boolean,
+    Object,
+    Array,
+    Unknown,
+}
+
+impl FieldType {
+    fn name(&self) -> &'static str {
+        match self {
+            FieldType::String { ip: true, .. } => "an IP address string",
+            FieldType::String { .. } => "a string",
+            FieldType::Number => "a number",
+            FieldType::Boolean => "a boolean",
+            FieldType::Object => "an object",
+            FieldType::Array => "an array",
+            FieldType::Unknown => "of unknown type",
+        }
+    }
+}
+
+const ENVELOPE_FIELDS: [&str; 9] = [
+    "version",
+    "id",
+    "detail-type",
+    "source",
+    "account",
+    "time",
+    "region",
+    "resources",
+    "replay-name",
+];
+
+fn check_branch(branch: &Branch, push: &mut Push<'_>) {
+    let leaf = |name: &str| -> Option<&Vec<Value>> {
+        branch
+            .iter()
+            .find(|(path, _)| path.len() == 1 && path[0] == name)
+            .map(|(_, conditions)| conditions)
+    };
+    let selected = selected_types(leaf("source"), leaf("detail-type"));
+    let ours = events_schema::catalogue();
+    let names_our_source = leaf("source").is_some_and(|conditions| {
+        conditions
+            .iter()
+            .any(|c| ours.iter().any(|t| c.as_str() == Some(t.source())))
+    });
+    if selected.is_empty() {
+        if (names_our_source || leaf("source").is_none())
+            && let Some(conditions) = leaf("detail-type")
+        {
+            let known: Vec<&str> = ours.iter().map(EventType::detail_type).collect();
+            push(
+                Severity::Error,
+                "never-matches",
+                "detail-type",
+                format!(
+                    "no event type of the catalogue has a detail-type matching {}; known: {}",
+                    Value::Array(conditions.clone()),
+                    known.join(", ")
+                ),
+            );
+        }
+        // Events of other sources (aws.*, partners) have no schema here.
+        return;
+    }
+    for (path, conditions) in branch {
+        let dotted = path.join(".");
+        if path.len() == 1 && ENVELOPE_FIELDS.contains(&path[0].as_str()) {
+            // Every envelope field is a string; `resources` is an array of strings, which
+            // patterns match element by element.
+            let field_type = FieldType::String {
+                ip: false,
+                allowed: None,
+            };
+            check_conditions(&dotted, &field_type, conditions, "", push);
+            continue;
+        }
+        if path[0] != "detail" {
+            push(
+                Severity::Error,
+                "unknown-field",
+                &dotted,
+                format!(
+                    "events have no top-level field {}; the envelope has {} and detail",
+                    path[0],
+                    ENVELOPE_FIELDS.join(", ")
+                ),
+            );
+            continue;
+        }
+        let field = &path[1..];
+        let absent_ok = conditions
+            .iter()
+            .any(|c| c.get("exists") == Some(&Value::Bool(false)));
+        let mut found_in = Vec::new();
+        let mut missing_in = Vec::new();
+        for event_type in &selected {
+            let schema = event_type.detail_schema();
+            match field_type(&schema, field) {
+                Some(field_type) => found_in.push((event_type.detail_type(), field_type)),
+                None => missing_in.push(*event_type),
+            }
+        }
+        if found_in.is_empty() {
+            let suggestion = selected
+                .iter()
+                .flat_map(|t| field_names(&t.detail_schema(), &field[..field.len() - 1]))
+                .min_by_key(|name| edit_distance(name, field.last().map_or("", String::as_str)))
+                .filter(|name| edit_distance(name, field.last().map_or("", String::as_str)) <= 3)
+                .map(|name| format!(" (did you mean {name}?)"))
+                .unwrap_or_default();
+            let types: Vec<&str> = selected.iter().map(|t| t.detail_type()).collect();
+            push(
+                if absent_ok {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                },
+                "unknown-field",
+                &dotted,
+                format!("{} has no field {dotted}{suggestion}", types.join(" or ")),
+            );
+            continue;
+        }
+        if !missing_in.is_empty() && !absent_ok {
+            let types: Vec<&str> = missing_in.iter().map(|t| t.detail_type()).collect();
+            push(
+                Severity::Warning,
+                "never-matches-type",
+                &dotted,
+                format!(
+                    "{} has no field {dotted}, so the rule never matches {} events",
+                    types.join(" and "),
+                    types.join(" or ")
+                ),
+            );
+        }
+        for (detail_type, field_type) in found_in {
+            check_conditions(&dotted, &field_type, conditions, detail_type, push);
+        }
+    }
+}
+
+/// The catalogue types a pattern's `source` and `detail-type` leaves can select.
+fn selected_types(
+    source: Option<&Vec<Value>>,
+    detail_type: Option<&Vec<Value>>,
+) -> Vec<&'static EventType> {
+    events_schema::catalogue()
+        .iter()
+        .filter(|t| source.is_none_or(|c| string_may_match(c, t.source())))
+        .filter(|t| detail_type.is_none_or(|c| string_may_match(c, t.detail_type())))
+        .collect()
+}
+
+/// Whether a leaf's conditions may match the string `value` (exact, prefix, suffix,
+/// equals-ignore-case, anything-but lists; other operators are assumed to match).
+fn string_may_match(conditions: &[Value], value: &str) -> bool {
+    conditions.iter().any(|condition| match condition {
+        Value::String(text) => text == value,
+        Value::Object(operator) => match operator.iter().next() {
+            Some((name, Value::String(operand))) => match name.as_str() {
+                "prefix" => value.starts_with(operand.as_str()),
+                "suffix" => value.ends_with(operand.as_str()),
+                "equals-ignore-case" => value.to_lowercase() == operand.to_lowercase(),
+                "anything-but" => value != operand,
+                _ => true,
+            },
+            Some((name, Value::Array(operands))) if name == "anything-but" => {
+                !operands.iter().any(|o| o.as_str() == Some(value))
+            }
+            Some((name, Value::Bool(false))) if name == "exists" => false,
+            _ => true,
+        },
+        _ => false,
+    })
+}
+
+fn field_type(root: &Value, path: &[String]) -> Option<FieldType> {
+    let mut schema = root;
+    for segment in path {
+        let resolved = resolve_schema(root, schema);
+        schema = resolved.get("properties")?.get(segment.as_str())?;
+    }
+    Some(classify(root, resolve_schema(root, schema)))
+}
+
+fn field_names(root: &Value, parent: &[String]) -> Vec<String> {
+    let mut schema = resolve_schema(root, root);
+    for segment in parent {
+        match schema
+            .get("properties")
+            .and_then(|p| p.get(segment.as_str()))
+        {
+            Some(next) => schema = resolve_schema(root, next),
+            None => return Vec::new(),
+        }
+    }
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn classify(root: &Value, schema: &Value) -> FieldType {
+    let type_name = match schema.get("type") {
+        Some(Value::String(name)) => Some(name.as_str()),
+        Some(Value::Array(names)) => names
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|n| *n != "null"),
+        _ => None,
+    };
+    let constants = |branches: &Value| -> Option<Vec<String>> {
+        branches
+            .as_array()?
+            .iter()
+            .map(|b| {
+                let b = resolve_schema(root, b);
+                b.get("const").and_then(Value::as_str).map(str::to_owned)
+            })
+            .collect()
+    };
+    let allowed = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .map(|values| {
+            values
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .or_else(|| schema.get("oneOf").and_then(constants));
+    let ip = schema
+        .get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| f == "ipv4" || f == "ipv6")
+        || schema
+            .get("anyOf")
+            .and_then(Value::as_array)
+            .is_some_and(|branches| {
+                branches.iter().all(|b| {
+                    matches!(
+                        b.get("format").and_then(Value::as_str),
+                        Some("ipv4" | "ipv6")
+                    )
+                })
+            });
+    match type_name {
+        Some("string") => FieldType::String { ip, allowed },
+        None if allowed.is_some() => FieldType::String { ip, allowed },
+        Some("number" | "integer") => FieldType::Number,
+        Some("boolean") => FieldType::Boolean,
+        Some("object") => FieldType::Object,
+        Some("array") => FieldType::Array,
+        _ => FieldType::Unknown,
+    }
+}
+
+fn check_conditions(
+    path: &str,
+    field_type: &FieldType,
+    conditions: &[Value],
+    detail_type: &str,
+    push: &mut Push<'_>,
+) {
+    let of = if detail_type.is_empty() {
+        String::new()
+    } else {
+        format!(" in {detail_type}")
+    };
+    let what = format!("{path}{of} is {}", field_type.name());
+    if matches!(field_type, FieldType::Object) {
+        push(
+            Severity::Error,
+            "object-field",
+            path,
+            format!("{what}; conditions match leaf values only, nest the pattern instead"),
+        );
+        return;
+    }
+    if matches!(field_type, FieldType::Unknown | FieldType::Array) {
+        return;
+    }
+    for condition in conditions {
+        let mismatch = match condition {
+            Value::String(text) => match field_type {
+                FieldType::String {
+                    allowed: Some(allowed),
+                    ..
+                } if !allowed.contains(text) => Some(format!(
+                    "{path}{of} is one of {}; {condition} never matches",
+                    allowed.join(", ")
+                )),
+                FieldType::String { .. } => None,
+                _ => Some(format!("{what}; the string {condition} never matches it")),
+            },
+            Value::Number(_) if *field_type != FieldType::Number => {
+                Some(format!("{what}; the number {condition} never matches it"))
+            }
+            Value::Bool(_) if *field_type != FieldType::Boolean => {
+                Some(format!("{what}; {condition} never matches it"))
+            }
+            Value::Object(operator) => operator.iter().next().and_then(|(name, _)| {
+                let fits = match name.as_str() {
+                    "numeric" => *field_type == FieldType::Number,
+                    "prefix" | "suffix" | "wildcard" | "equals-ignore-case" => {
+                        matches!(field_type, FieldType::String { .. })
+                    }
+                    "cidr" => matches!(field_type, FieldType::String { ip: true, .. }),
+                    _ => true,
+                };
+                (!fits).then(|| format!("{what}; {name} never matches it"))
+            }),
+            _ => None,
+        };
+        if let Some(message) = mismatch {
+            push(Severity::Error, "operator-type", path, message);
+        }
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            current.push(
+                (previous[j] + cost)
+                    .min(previous[j + 1] + 1)
+                    .min(current[j] + 1),
+            );
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Lints `rules` and renders the findings one per line.
+    fn check(rules: &[LintRule]) -> String {
+        lint(rules, &Limits::default())
+            .iter()
+            .map(|f| format!("{f}\n"))
+            .collect()
+    }
+
+    fn signup_rule(name: &str, detail: Value) -> LintRule {
+        LintRule::new(
+            name,
+            json!({
+                "source": ["com.eventfork.users"],
+                "detail-type": ["UserSignedUp"],
+                "detail": detail,
+            }),
+        )
+        .delivers_replays(true)
+    }
+
+    #[test]
+    fn the_catalogue_is_clean() {
+        assert_eq!(check(&catalogue_rules()), "");
+    }
+
+    #[test]
+    fn misspelt_field() {
+        insta::assert_snapshot!(
+            check(&[signup_rule("mail", json!({"marketing_concent": [true]}))]),
+            @"error[unknown-field] mail: detail.marketing_concent: UserSignedUp has no field detail.marketing_concent (did you mean marketing_consent?)"
+        );
+    }
+
+    #[test]
+    fn numeric_on_a_string() {
+        insta::assert_snapshot!(
+            check(&[signup_rule("paid", json!({"plan": [{"numeric": [">", 0]}]}))]),
+            @"error[operator-type] paid: detail.plan: detail.plan in UserSignedUp is a string; numeric never matches it"
+        );
+    }
+
+    #[test]
+    fn operators_that_do_not_fit() {
+        insta::assert_snapshot!(
+            check(&[
+                signup_rule("a", json!({"marketing_consent": ["true"], "plan": ["platinum"]})),
+                LintRule::new(
+                    "b",
+                    json!({"detail-type": ["UserLoggedIn"], "detail": {"user_agent": [{"cidr": "10.0.0.0/8"}], "ip_address": [{"cidr": "10.0.0.0/8"}]}}),
+                )
+                .delivers_replays(true),
+            ]),
+            @r#"
+        error[operator-type] a: detail.marketing_consent: detail.marketing_consent in UserSignedUp is a boolean; the string "true" never matches it
+        error[operator-type] a: detail.plan: detail.plan in UserSignedUp is one of free, pro, team, enterprise; "platinum" never matches
+        error[operator-type] b: detail.user_agent: detail.user_agent in UserLoggedIn is a string; cidr never matches it
+        "#
+        );
+    }
+
+    #[test]
+    fn too_long() {
+        let names: Vec<String> = (0..200).map(|i| format!("user-{i:05}")).collect();
+        insta::assert_snapshot!(
+            check(&[signup_rule("long", json!({"user_id": names}))]),
+            @"error[pattern-too-long] long: pattern: the pattern is 2688 characters long; the limit is 2048"
+        );
+    }
+
+    #[test]
+    fn thirty_first_wildcard_rule() {
+        let rules: Vec<LintRule> = (0..31)
+            .map(|i| {
+                signup_rule(
+                    &format!("w{i:02}"),
+                    json!({"email": [{"wildcard": format!("*@tenant{i}.example")}]}),
+                )
+                .bus("EventBus")
+            })
+            .collect();
+        insta::assert_snapshot!(
+            check(&rules),
+            @"error[too-many-wildcard-rules] w30: bus EventBus: bus EventBus has 31 rules using wildcard; the limit is 30 per bus"
+        );
+    }
+
+    #[test]
+    fn never_matching_and_partial_rules() {
+        insta::assert_snapshot!(
+            check(&[
+                LintRule::new("gone", json!({"source": ["com.eventfork.users"], "detail-type": ["UserDeleted"]})).delivers_replays(true),
+                LintRule::new("both", json!({"detail-type": ["UserSignedUp", "UserLoggedIn"], "detail": {"plan": ["pro"]}})).delivers_replays(true),
+                LintRule::new("ec2", json!({"source": ["aws.ec2"], "detail": {"state": ["stopped"]}})).delivers_replays(true),
+            ]),
+            @r#"
+        error[never-matches] gone: detail-type: no event type of the catalogue has a detail-type matching ["UserDeleted"]; known: UserSignedUp, UserLoggedIn
+        warning[never-matches-type] both: detail.plan: UserLoggedIn has no field detail.plan, so the rule never matches UserLoggedIn events
+        "#
+        );
+    }
+
+    #[test]
+    fn replays_and_invalid_patterns() {
+        insta::assert_snapshot!(
+            check(&[
+                LintRule::new("live", json!({"detail-type": ["UserSignedUp"]})),
+                LintRule::new("guarded", json!({"detail-type": ["UserSignedUp"], "replay-name": [{"exists": false}]})),
+                LintRule::new("broken", json!({"detail-type": []})),
+                LintRule::new("object", json!({"detail-type": ["UserSignedUp"], "detail": {"email": [{"prefix": 3}]}})).delivers_replays(true),
+            ]),
+            @r#"
+        warning[replay-unguarded] live: pattern: the rule also fires on archive replays; add "replay-name": [{"exists": false}], or declare its targets idempotent (Metadata: eventfork: replays: deliver)
+        error[invalid-pattern] broken: pattern: $.detail-type: Empty arrays are not allowed
+        error[invalid-pattern] object: pattern: $.detail.email[0].prefix: prefix match pattern must be a string
+        "#
+        );
+    }
+
+    #[test]
+    fn overlapping_rules_on_one_target() {
+        let queue = || vec!["MailQueue".to_owned()];
+        insta::assert_snapshot!(
+            check(&[
+                signup_rule("consent", json!({"marketing_consent": [true]})).targets(queue()),
+                signup_rule("pro", json!({"plan": ["pro", "team"]})).targets(queue()),
+                signup_rule("free", json!({"plan": ["free"], "marketing_consent": [false]})).targets(queue()),
+                signup_rule("elsewhere", json!({"plan": ["pro"]})).targets(vec!["Other".to_owned()]),
+            ]),
+            @r#"
+        warning[overlap] pro: pattern: overlaps rule consent on target MailQueue: an event such as {"user_id":"sample","email":"user@example.com","display_name":"sample","plan":"pro","signup_method":"email_password","marketing_consent":true,"signed_up_at":"2026-01-01T00:00:00Z"} is delivered to it twice
+        "#
+        );
+    }
+
+    #[test]
+    fn too_many_targets() {
+        let rule = signup_rule("fan", json!({"plan": ["pro"]}))
+            .targets((0..6).map(|i| format!("Queue{i}")).collect());
+        insta::assert_snapshot!(
+            check(&[rule]),
+            @"error[too-many-targets] fan: pattern: the rule has 6 targets; the limit is 5 per rule"
+        );
+    }
+
+    #[test]
+    fn template_queue_settings() {
+        let template = Template::parse(
+            r#"
+Resources:
+  R:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: { detail-type: [UserSignedUp] }
+      Targets: [{ Id: q, Arn: !GetAtt Q.Arn }]
+  Q:
+    Type: AWS::SQS::Queue
+    Properties: { VisibilityTimeout: 30 }
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Timeout: 10
+      Events: { E: { Type: SQS, Properties: { Queue: !GetAtt Q.Arn } } }
+"#,
+        )
+        .unwrap();
+        insta::assert_snapshot!(
+            lint_template(&template).iter().map(|f| format!("{f}\n")).collect::<String>(),
+            @r#"
+        error[no-dead-letter-queue] R: Resources.Q: Q has no RedrivePolicy: a poison message is retried until it expires
+        warning[no-rule-dead-letter-queue] R: Resources.Q: target q has no DeadLetterConfig: events EventBridge cannot deliver are dropped
+        error[visibility-timeout] R: Resources.Q: VisibilityTimeout is 30 s; at least 6 x the timeout of F (10 s) = 60 s is needed so that a batch still running is not received again
+        error[no-partial-batch-response] R: Resources.Q: the SQS event source of F lacks FunctionResponseTypes: [ReportBatchItemFailures]: one bad record retries its whole batch
+        "#
+        );
+    }
+}

@@ -1,0 +1,728 @@
+//! Compilation: a [`Pattern`] becomes sub-rules (its `$or` alternatives multiplied out),
+//! each a list of constraints on field paths; one constraint per sub-rule, the most
+//! selective, is entered in its path's value index so that an event only ever looks at the
+//! sub-rules one of its values can trigger.
+
+use std::fmt;
+
+use super::flatten::{FxMap, Value};
+use super::number::{Number, NumberKey};
+use super::parse::{
+    AnythingBut, AnythingButKind, Condition, FieldValue, Literal, Member, Object, Pattern,
+};
+use super::text::{self, Glob, Ip, IpRange};
+
+/// Size and complexity budgets, set on [`MatcherBuilder`](super::MatcherBuilder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) max_pattern_chars: usize,
+    pub(crate) max_or_combinations: u64,
+    pub(crate) max_wildcard_complexity: usize,
+    pub(crate) max_nesting: usize,
+    pub(crate) max_event_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_pattern_chars: 2048,
+            max_or_combinations: 1000,
+            max_wildcard_complexity: DEFAULT_WILDCARD_COMPLEXITY,
+            max_nesting: 32,
+            max_event_depth: 128,
+        }
+    }
+}
+
+/// AWS accepts `/Users/*/dir/dir/dir/dir/dir/doc.txt` (8 by our measure) and rejects
+/// `*:*:*:*:*:event-bus/*` (13); see corpus §4.9.
+pub(crate) const DEFAULT_WILDCARD_COMPLEXITY: usize = 8;
+
+/// A rule that a matcher cannot take, naming the limit and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError {
+    rule: String,
+    limit: &'static str,
+    max: u64,
+    actual: u64,
+}
+
+impl BuildError {
+    /// The rule that broke the limit.
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+
+    /// Always true today: every build error is a broken limit. Kept as a predicate so that
+    /// new kinds of errors can come without breaking callers.
+    pub fn is_limit(&self) -> bool {
+        true
+    }
+
+    /// The name of the builder setting that was exceeded, e.g. `max_pattern_chars`.
+    pub fn limit(&self) -> &'static str {
+        self.limit
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rule = &self.rule;
+        let (max, actual) = (self.max, self.actual);
+        match self.limit {
+            "max_pattern_chars" => write!(
+                f,
+                "rule {rule}: the pattern has {actual} characters, more than max_pattern_chars = {max}"
+            ),
+            "max_or_combinations" => write!(
+                f,
+                "rule {rule}: the pattern has {actual} $or combinations, more than max_or_combinations = {max}"
+            ),
+            "max_wildcard_complexity" => write!(
+                f,
+                "rule {rule}: Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character (complexity {actual}, more than max_wildcard_complexity = {max})"
+            ),
+            _ => write!(
+                f,
+                "rule {rule}: the pattern nests {actual} objects deep, more than {} = {max}",
+                self.limit
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+impl Limits {
+    pub(crate) fn check(&self, rule: &str, pattern: &Pattern) -> Result<(), BuildError> {
+        let error = |limit, max: u64, actual: u64| BuildError {
+            rule: rule.to_owned(),
+            limit,
+            max,
+            actual,
+        };
+        let chars = pattern.source_chars();
+        if chars > self.max_pattern_chars {
+            return Err(error(
+                "max_pattern_chars",
+                self.max_pattern_chars as u64,
+                chars as u64,
+            ));
+        }
+        let nesting = pattern.nesting();
+        if nesting > self.max_nesting {
+            return Err(error(
+                "max_nesting",
+                self.max_nesting as u64,
+                nesting as u64,
+            ));
+        }
+        let combinations = pattern.or_combinations();
+        if combinations > self.max_or_combinations {
+            return Err(error(
+                "max_or_combinations",
+                self.max_or_combinations,
+                combinations,
+            ));
+        }
+        let complexity = pattern.wildcard_complexity();
+        if complexity > self.max_wildcard_complexity {
+            return Err(error(
+                "max_wildcard_complexity",
+                self.max_wildcard_complexity as u64,
+                complexity.min(u64::MAX as usize) as u64,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One conjunction of constraints: a pattern with its `$or`s resolved one way.
+#[derive(Debug, Clone)]
+pub(crate) struct Conjunction<'p> {
+    pub(crate) constraints: Vec<(&'p str, &'p [Condition])>,
+}
+
+/// Multiplies out the `$or`s of a pattern (bounded by the `$or` limit, checked first).
+pub(crate) fn expand(pattern: &Pattern) -> Vec<Conjunction<'_>> {
+    fn object(level: &Object) -> Vec<Vec<(&str, &[Condition])>> {
+        let mut acc: Vec<Vec<(&str, &[Condition])>> = vec![Vec::new()];
+        for member in &level.members {
+            let options: Vec<Vec<(&str, &[Condition])>> = match member {
+                Member::Field {
+                    path,
+                    value: FieldValue::Leaf(conditions),
+                    ..
+                } => vec![vec![(path.as_str(), conditions.as_slice())]],
+                Member::Field {
+                    value: FieldValue::Object(inner),
+                    ..
+                } => object(inner),
+                Member::Or(alternatives) => alternatives.iter().flat_map(object).collect(),
+            };
+            let mut next = Vec::with_capacity(acc.len() * options.len());
+            for base in &acc {
+                for option in &options {
+                    let mut combined = base.clone();
+                    for &(path, conditions) in option {
+                        // A path named again later overrides the earlier one, as in
+                        // event-ruler (corpus: JsonRuleCompilerTest.testWithRuleOverride).
+                        combined.retain(|(p, _)| *p != path);
+                        combined.push((path, conditions));
+                    }
+                    next.push(combined);
+                }
+            }
+            acc = next;
+        }
+        acc
+    }
+    object(&pattern.root)
+        .into_iter()
+        .map(|constraints| Conjunction { constraints })
+        .collect()
+}
+
+/// A compiled condition: a test on one leaf value. `exists: false` has no test; it is the
+/// `allow_absent` flag of its constraint.
+#[derive(Debug, Clone)]
+pub(crate) enum Test {
+    String(Box<[u8]>),
+    Ip(Ip),
+    Number(NumberKey),
+    Bool(bool),
+    Null,
+    Prefix(Box<[u8]>),
+    PrefixIgnoreCase(String),
+    Suffix(Box<[u8]>),
+    SuffixIgnoreCase(String),
+    EqualsIgnoreCase(String),
+    Wildcard(Glob),
+    AnythingBut(AnythingButTest),
+    Numeric(super::parse::Numeric),
+    Exists,
+    Cidr(IpRange),
+}
+
+/// `anything-but`, ready to test: the value is excluded when any of these say so.
+#[derive(Debug, Clone)]
+pub(crate) enum AnythingButTest {
+    Strings(Vec<Box<[u8]>>),
+    Numbers(Vec<NumberKey>),
+    Prefixes(Vec<Box<[u8]>>),
+    Suffixes(Vec<Box<[u8]>>),
+    IgnoreCase(Vec<String>),
+    Wildcards(Vec<Glob>),
+}
+
+impl Test {
+    pub(crate) fn compile(condition: &Condition) -> Option<Test> {
+        Some(match condition {
+            Condition::Exact(Literal::String(s)) => match text::parse_ip(s) {
+                // An IP literal matches any spelling of the same address (corpus §4.1).
+                Some(ip) => Test::Ip(ip),
+                None => Test::String(s.as_bytes().into()),
+            },
+            Condition::Exact(Literal::Number(n)) => Test::Number(n.key()),
+            Condition::Exact(Literal::Bool(b)) => Test::Bool(*b),
+            Condition::Exact(Literal::Null) => Test::Null,
+            Condition::Prefix(s) => Test::Prefix(s.as_bytes().into()),
+            Condition::PrefixIgnoreCase(s) => Test::PrefixIgnoreCase(text::fold(s)),
+            Condition::Suffix(s) => Test::Suffix(s.as_bytes().into()),
+            Condition::SuffixIgnoreCase(s) => Test::SuffixIgnoreCase(text::fold(s)),
+            Condition::EqualsIgnoreCase(s) => Test::EqualsIgnoreCase(text::fold(s)),
+            Condition::Wildcard(w) => Test::Wildcard(w.glob.clone()),
+            Condition::AnythingBut(a) => Test::AnythingBut(compile_anything_but(a)),
+            Condition::Numeric(n) => Test::Numeric(n.clone()),
+            Condition::Exists(true) => Test::Exists,
+            Condition::Exists(false) => return None,
+            Condition::Cidr(c) => Test::Cidr(c.range.clone()),
+        })
+    }
+
+    #[inline]
+    pub(crate) fn matches(&self, value: Value<'_>) -> bool {
+        match (self, value) {
+            (Test::String(s), Value::String(v)) => **s == *v,
+            (Test::Ip(ip), Value::String(v)) => {
+                std::str::from_utf8(v).ok().and_then(text::parse_ip) == Some(*ip)
+            }
+            (Test::Number(key), Value::Number { text, exact }) => {
+                let text = std::str::from_utf8(text).expect("number text is ASCII");
+                *key == NumberKey::of(text, exact)
+            }
+            (Test::Bool(b), Value::Bool(v)) => *b == v,
+            (Test::Null, Value::Null) => true,
+            (Test::Prefix(p), Value::String(v)) => v.starts_with(p),
+            (Test::Suffix(p), Value::String(v)) => v.ends_with(p),
+            (Test::PrefixIgnoreCase(p), Value::String(v)) => fold_bytes(v).starts_with(p.as_str()),
+            (Test::SuffixIgnoreCase(p), Value::String(v)) => fold_bytes(v).ends_with(p.as_str()),
+            (Test::EqualsIgnoreCase(p), Value::String(v)) => fold_bytes(v) == *p,
+            (Test::Wildcard(glob), Value::String(v)) => glob.is_match(v),
+            (Test::AnythingBut(a), value) => !a.excludes(value),
+            (Test::Numeric(n), Value::Number { exact: Some(x), .. }) => n.contains(x),
+            (Test::Exists, _) => true,
+            (Test::Cidr(range), Value::String(v)) => std::str::from_utf8(v)
+                .ok()
+                .and_then(text::parse_ip)
+                .is_some_and(|ip| range.contains(ip)),
+            _ => false,
+        }
+    }
+}
+
+fn fold_bytes(v: &[u8]) -> String {
+    text::fold(std::str::from_utf8(v).expect("event strings are UTF-8"))
+}
+
+fn compile_anything_but(a: &AnythingBut) -> AnythingButTest {
+    let bytes = || a.strings().map(|s| s.as_bytes().into()).collect();
+    match a.kind() {
+        AnythingButKind::Values => match a.values().first() {
+            Some(Literal::Number(_)) => AnythingButTest::Numbers(
+                a.values()
+                    .iter()
+                    .filter_map(|v| match v {
+                        Literal::Number(n) => Some(Number::key(n)),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => AnythingButTest::Strings(bytes()),
+        },
+        AnythingButKind::Prefix => AnythingButTest::Prefixes(bytes()),
+        AnythingButKind::Suffix => AnythingButTest::Suffixes(bytes()),
+        AnythingButKind::EqualsIgnoreCase => {
+            AnythingButTest::IgnoreCase(a.strings().map(text::fold).collect())
+        }
+        AnythingButKind::Wildcard => AnythingButTest::Wildcards(a.globs.clone()),
+    }
+}
+
+impl AnythingButTest {
+    /// Whether the value is one of the excluded ones. Types are strict: only strings are
+    /// excluded by string forms and only numbers by numbers (corpus §4.5).
+    fn excludes(&self, value: Value<'_>) -> bool {
+        match (self, value) {
+            (AnythingButTest::Strings(list), Value::String(v)) => list.iter().any(|s| **s == *v),
+            (AnythingButTest::Numbers(list), Value::Number { text, exact }) => {
+                let key = NumberKey::of(std::str::from_utf8(text).expect("ASCII"), exact);
+                list.contains(&key)
+            }
+            (AnythingButTest::Prefixes(list), Value::String(v)) => {
+                list.iter().any(|p| v.starts_with(p))
+            }
+            (AnythingButTest::Suffixes(list), Value::String(v)) => {
+                list.iter().any(|p| v.ends_with(p))
+            }
+            (AnythingButTest::IgnoreCase(list), Value::String(v)) => list.contains(&fold_bytes(v)),
+            (AnythingButTest::Wildcards(list), Value::String(v)) => {
+                list.iter().any(|g| g.is_match(v))
+            }
+            _ => false,
+        }
+    }
+}
+
+fn show(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    super::json::write_string(&mut out, &String::from_utf8_lossy(bytes));
+    out
+}
+
+impl fmt::Display for Test {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |items: Vec<String>| items.join(", ");
+        match self {
+            Test::String(s) => f.write_str(&show(s)),
+            Test::Ip(ip) => write!(f, "ip {ip:?}"),
+            Test::Number(NumberKey::Exact(bits)) => write!(f, "{}", f64::from_bits(*bits)),
+            Test::Number(NumberKey::Text(text)) => write!(f, "{text} (text)"),
+            Test::Bool(b) => write!(f, "{b}"),
+            Test::Null => f.write_str("null"),
+            Test::Prefix(p) => write!(f, "prefix {}", show(p)),
+            Test::PrefixIgnoreCase(p) => write!(f, "prefix ignoring case {}", show(p.as_bytes())),
+            Test::Suffix(p) => write!(f, "suffix {}", show(p)),
+            Test::SuffixIgnoreCase(p) => write!(f, "suffix ignoring case {}", show(p.as_bytes())),
+            Test::EqualsIgnoreCase(p) => write!(f, "equals ignoring case {}", show(p.as_bytes())),
+            Test::Wildcard(g) => write!(f, "wildcard {}", show(g.segments.join("*").as_bytes())),
+            Test::Numeric(n) => {
+                let terms: Vec<String> = n
+                    .terms()
+                    .iter()
+                    .map(|(op, v)| format!("{} {v}", op.as_str()))
+                    .collect();
+                write!(f, "numeric {}", terms.join(" and "))
+            }
+            Test::Exists => f.write_str("exists"),
+            Test::Cidr(range) => write!(f, "cidr {:?}..={:?}", range.lo, range.hi),
+            Test::AnythingBut(a) => match a {
+                AnythingButTest::Strings(v) => {
+                    write!(
+                        f,
+                        "anything but {}",
+                        list(v.iter().map(|s| show(s)).collect())
+                    )
+                }
+                AnythingButTest::Numbers(v) => write!(f, "anything but numbers {v:?}"),
+                AnythingButTest::Prefixes(v) => write!(
+                    f,
+                    "anything but prefix {}",
+                    list(v.iter().map(|s| show(s)).collect())
+                ),
+                AnythingButTest::Suffixes(v) => write!(
+                    f,
+                    "anything but suffix {}",
+                    list(v.iter().map(|s| show(s)).collect())
+                ),
+                AnythingButTest::IgnoreCase(v) => write!(
+                    f,
+                    "anything but ignoring case {}",
+                    list(v.iter().map(|s| show(s.as_bytes())).collect())
+                ),
+                AnythingButTest::Wildcards(v) => write!(
+                    f,
+                    "anything but wildcard {}",
+                    list(
+                        v.iter()
+                            .map(|g| show(g.segments.join("*").as_bytes()))
+                            .collect()
+                    )
+                ),
+            },
+        }
+    }
+}
+
+/// A constraint of a sub-rule: some leaf at `path` passes one of `tests`, or, when
+/// `allow_absent` (an `exists: false` alternative), the path has no leaf at all.
+#[derive(Debug, Clone)]
+pub(crate) struct Constraint {
+    pub(crate) path: u32,
+    pub(crate) tests: Vec<Test>,
+    pub(crate) allow_absent: bool,
+}
+
+/// A byte trie that reports the entries whose key is a prefix of the input.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Trie {
+    nodes: Vec<TrieNode>,
+    len: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TrieNode {
+    edges: Vec<(u8, u32)>,
+    entries: Vec<u32>,
+}
+
+impl Trie {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn insert(&mut self, key: impl IntoIterator<Item = u8>, entry: u32) {
+        if self.nodes.is_empty() {
+            self.nodes.push(TrieNode::default());
+        }
+        let mut node = 0usize;
+        for b in key {
+            node = match self.nodes[node].edges.binary_search_by_key(&b, |e| e.0) {
+                Ok(i) => self.nodes[node].edges[i].1 as usize,
+                Err(i) => {
+                    let next = self.nodes.len();
+                    self.nodes.push(TrieNode::default());
+                    self.nodes[node].edges.insert(i, (b, next as u32));
+                    next
+                }
+            };
+        }
+        self.nodes[node].entries.push(entry);
+        self.len += 1;
+    }
+
+    pub(crate) fn remove(&mut self, key: impl IntoIterator<Item = u8>, entry: u32) {
+        let mut node = 0usize;
+        if self.nodes.is_empty() {
+            return;
+        }
+        for b in key {
+            match self.nodes[node].edges.binary_search_by_key(&b, |e| e.0) {
+                Ok(i) => node = self.nodes[node].edges[i].1 as usize,
+                Err(_) => return,
+            }
+        }
+        let entries = &mut self.nodes[node].entries;
+        if let Some(i) = entries.iter().position(|&e| e == entry) {
+            entries.swap_remove(i);
+            self.len -= 1;
+        }
+    }
+
+    /// Calls `found` with every entry whose key is a prefix of `input`.
+    #[inline]
+    pub(crate) fn walk(&self, input: impl IntoIterator<Item = u8>, found: &mut impl FnMut(u32)) {
+        if self.nodes.is_empty() {
+            return;
+        }
+        let mut node = 0usize;
+        self.nodes[0].entries.iter().for_each(|&e| found(e));
+        for b in input {
+            let edges = &self.nodes[node].edges;
+            let next = if edges.len() <= 8 {
+                edges.iter().find(|e| e.0 == b).map(|e| e.1)
+            } else {
+                edges
+                    .binary_search_by_key(&b, |e| e.0)
+                    .ok()
+                    .map(|i| edges[i].1)
+            };
+            match next {
+                Some(next) => node = next as usize,
+                None => return,
+            }
+            self.nodes[node].entries.iter().for_each(|&e| found(e));
+        }
+    }
+}
+
+/// Where an anchor test is entered in its path's index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum IndexKey {
+    String(Box<[u8]>),
+    Ip(Ip),
+    Number(NumberKey),
+    Bool(bool),
+    Null,
+    IgnoreCase(String),
+    Prefix(Box<[u8]>),
+    PrefixIgnoreCase(String),
+    Suffix(Box<[u8]>),
+    SuffixIgnoreCase(String),
+    /// Only number values can pass (numeric).
+    AnyNumber,
+    /// Only IP strings can pass (cidr).
+    AnyIp,
+    /// Any string can pass (a wildcard with no literal prefix or suffix).
+    AnyString,
+    /// Any leaf can pass (exists, anything-but).
+    AnyValue,
+}
+
+impl IndexKey {
+    pub(crate) fn of(test: &Test) -> IndexKey {
+        match test {
+            Test::String(s) => IndexKey::String(s.clone()),
+            Test::Ip(ip) => IndexKey::Ip(*ip),
+            Test::Number(key) => IndexKey::Number(key.clone()),
+            Test::Bool(b) => IndexKey::Bool(*b),
+            Test::Null => IndexKey::Null,
+            Test::EqualsIgnoreCase(s) => IndexKey::IgnoreCase(s.clone()),
+            Test::Prefix(p) => IndexKey::Prefix(p.clone()),
+            Test::PrefixIgnoreCase(p) => IndexKey::PrefixIgnoreCase(p.clone()),
+            Test::Suffix(p) => IndexKey::Suffix(p.clone()),
+            Test::SuffixIgnoreCase(p) => IndexKey::SuffixIgnoreCase(p.clone()),
+            Test::Wildcard(glob) => {
+                let first = &glob.segments[0];
+                let last = &glob.segments[glob.segments.len() - 1];
+                if glob.segments.len() == 1 {
+                    IndexKey::String(first.as_bytes().into())
+                } else if first.len() >= last.len() && !first.is_empty() {
+                    IndexKey::Prefix(first.as_bytes().into())
+                } else if !last.is_empty() {
+                    IndexKey::Suffix(last.as_bytes().into())
+                } else {
+                    IndexKey::AnyString
+                }
+            }
+            Test::Numeric(_) => IndexKey::AnyNumber,
+            Test::Cidr(_) => IndexKey::AnyIp,
+            Test::AnythingBut(_) | Test::Exists => IndexKey::AnyValue,
+        }
+    }
+
+    /// Relative cost of anchoring a sub-rule here: how broad the key is, times how many
+    /// sub-rules already share it.
+    pub(crate) fn cost(&self, sharing: u32) -> u64 {
+        let sharing = u64::from(sharing) + 1;
+        let weight = match self {
+            IndexKey::String(_)
+            | IndexKey::Ip(_)
+            | IndexKey::Number(_)
+            | IndexKey::IgnoreCase(_) => 1,
+            IndexKey::Bool(_) | IndexKey::Null => 4,
+            IndexKey::Prefix(p) | IndexKey::Suffix(p) => 2 + 8 / (p.len() as u64 + 1),
+            IndexKey::PrefixIgnoreCase(p) | IndexKey::SuffixIgnoreCase(p) => {
+                3 + 8 / (p.len() as u64 + 1)
+            }
+            IndexKey::AnyNumber | IndexKey::AnyIp => 20,
+            IndexKey::AnyString => 200,
+            IndexKey::AnyValue => 400,
+        };
+        weight * sharing
+    }
+}
+
+/// The value index of one field path: anchor tests by key, each entry a sub-rule id.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FieldIndex {
+    pub(crate) strings: FxMap<Box<[u8]>, Vec<u32>>,
+    pub(crate) ips: FxMap<Ip, Vec<u32>>,
+    pub(crate) numbers: FxMap<NumberKey, Vec<u32>>,
+    pub(crate) trues: Vec<u32>,
+    pub(crate) falses: Vec<u32>,
+    pub(crate) nulls: Vec<u32>,
+    pub(crate) ignore_case: FxMap<String, Vec<u32>>,
+    pub(crate) prefixes: Trie,
+    pub(crate) prefixes_ignore_case: Trie,
+    pub(crate) suffixes: Trie,
+    pub(crate) suffixes_ignore_case: Trie,
+    pub(crate) any_number: Vec<u32>,
+    pub(crate) any_ip: Vec<u32>,
+    pub(crate) any_string: Vec<u32>,
+    pub(crate) any_value: Vec<u32>,
+}
+
+fn remove_from(list: &mut Vec<u32>, entry: u32) {
+    if let Some(i) = list.iter().position(|&e| e == entry) {
+        list.swap_remove(i);
+    }
+}
+
+fn remove_from_map<K: std::hash::Hash + Eq>(map: &mut FxMap<K, Vec<u32>>, key: &K, entry: u32) {
+    if let Some(list) = map.get_mut(key) {
+        remove_from(list, entry);
+        if list.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+impl FieldIndex {
+    pub(crate) fn insert(&mut self, key: &IndexKey, entry: u32) {
+        match key {
+            IndexKey::String(s) => self.strings.entry(s.clone()).or_default().push(entry),
+            IndexKey::Ip(ip) => self.ips.entry(*ip).or_default().push(entry),
+            IndexKey::Number(n) => self.numbers.entry(n.clone()).or_default().push(entry),
+            IndexKey::Bool(true) => self.trues.push(entry),
+            IndexKey::Bool(false) => self.falses.push(entry),
+            IndexKey::Null => self.nulls.push(entry),
+            IndexKey::IgnoreCase(s) => self.ignore_case.entry(s.clone()).or_default().push(entry),
+            IndexKey::Prefix(p) => self.prefixes.insert(p.iter().copied(), entry),
+            IndexKey::PrefixIgnoreCase(p) => self.prefixes_ignore_case.insert(p.bytes(), entry),
+            IndexKey::Suffix(p) => self.suffixes.insert(p.iter().rev().copied(), entry),
+            IndexKey::SuffixIgnoreCase(p) => {
+                self.suffixes_ignore_case.insert(p.bytes().rev(), entry)
+            }
+            IndexKey::AnyNumber => self.any_number.push(entry),
+            IndexKey::AnyIp => self.any_ip.push(entry),
+            IndexKey::AnyString => self.any_string.push(entry),
+            IndexKey::AnyValue => self.any_value.push(entry),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: &IndexKey, entry: u32) {
+        match key {
+            IndexKey::String(s) => remove_from_map(&mut self.strings, s, entry),
+            IndexKey::Ip(ip) => remove_from_map(&mut self.ips, ip, entry),
+            IndexKey::Number(n) => remove_from_map(&mut self.numbers, n, entry),
+            IndexKey::Bool(true) => remove_from(&mut self.trues, entry),
+            IndexKey::Bool(false) => remove_from(&mut self.falses, entry),
+            IndexKey::Null => remove_from(&mut self.nulls, entry),
+            IndexKey::IgnoreCase(s) => remove_from_map(&mut self.ignore_case, s, entry),
+            IndexKey::Prefix(p) => self.prefixes.remove(p.iter().copied(), entry),
+            IndexKey::PrefixIgnoreCase(p) => self.prefixes_ignore_case.remove(p.bytes(), entry),
+            IndexKey::Suffix(p) => self.suffixes.remove(p.iter().rev().copied(), entry),
+            IndexKey::SuffixIgnoreCase(p) => {
+                self.suffixes_ignore_case.remove(p.bytes().rev(), entry)
+            }
+            IndexKey::AnyNumber => remove_from(&mut self.any_number, entry),
+            IndexKey::AnyIp => remove_from(&mut self.any_ip, entry),
+            IndexKey::AnyString => remove_from(&mut self.any_string, entry),
+            IndexKey::AnyValue => remove_from(&mut self.any_value, entry),
+        }
+    }
+
+    /// Calls `found` with every sub-rule whose anchor this value may satisfy.
+    #[inline]
+    pub(crate) fn candidates(&self, value: Value<'_>, found: &mut impl FnMut(u32)) {
+        let mut all = |list: &[u32]| list.iter().for_each(|&e| found(e));
+        all(&self.any_value);
+        match value {
+            Value::String(s) => {
+                if let Some(list) = self.strings.get(s) {
+                    all(list);
+                }
+                all(&self.any_string);
+                if (!self.ips.is_empty() || !self.any_ip.is_empty())
+                    && let Some(ip) = std::str::from_utf8(s).ok().and_then(text::parse_ip)
+                {
+                    if let Some(list) = self.ips.get(&ip) {
+                        all(list);
+                    }
+                    all(&self.any_ip);
+                }
+                if !self.ignore_case.is_empty()
+                    || !self.prefixes_ignore_case.is_empty()
+                    || !self.suffixes_ignore_case.is_empty()
+                {
+                    let folded = fold_bytes(s);
+                    if let Some(list) = self.ignore_case.get(&folded) {
+                        all(list);
+                    }
+                    self.prefixes_ignore_case.walk(folded.bytes(), found);
+                    self.suffixes_ignore_case.walk(folded.bytes().rev(), found);
+                }
+                self.prefixes.walk(s.iter().copied(), found);
+                self.suffixes.walk(s.iter().rev().copied(), found);
+            }
+            Value::Number { text, exact } => {
+                if !self.numbers.is_empty() {
+                    let key = NumberKey::of(std::str::from_utf8(text).expect("ASCII"), exact);
+                    if let Some(list) = self.numbers.get(&key) {
+                        all(list);
+                    }
+                }
+                if exact.is_some() {
+                    all(&self.any_number);
+                }
+            }
+            Value::Bool(true) => all(&self.trues),
+            Value::Bool(false) => all(&self.falses),
+            Value::Null => all(&self.nulls),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        let mut add = |n: usize, what: &str| {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        };
+        add(self.strings.values().map(Vec::len).sum(), "exact string");
+        add(self.ips.values().map(Vec::len).sum(), "IP address");
+        add(self.numbers.values().map(Vec::len).sum(), "exact number");
+        add(
+            self.trues.len() + self.falses.len() + self.nulls.len(),
+            "true/false/null",
+        );
+        add(
+            self.ignore_case.values().map(Vec::len).sum(),
+            "equals-ignore-case",
+        );
+        add(self.prefixes.len(), "prefix");
+        add(self.prefixes_ignore_case.len(), "prefix ignoring case");
+        add(self.suffixes.len(), "suffix");
+        add(self.suffixes_ignore_case.len(), "suffix ignoring case");
+        add(self.any_number.len(), "numeric (any number)");
+        add(self.any_ip.len(), "cidr (any IP)");
+        add(self.any_string.len(), "wildcard (any string)");
+        add(self.any_value.len(), "exists/anything-but (any value)");
+        parts.join(", ")
+    }
+}

@@ -1,0 +1,530 @@
+//! The event flattener: one pass over the event bytes that validates the JSON and emits the
+//! leaf values of the fields some rule names, each with its path id and the array elements
+//! it sits in. Fields that no rule names are scanned (to validate them) but never copied,
+//! unescaped or hashed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::json::{scan_number, scan_string, skip_ws, unescape_into};
+use super::number::exact_f64;
+
+/// A small, fast hasher for short keys (FxHash's multiply-rotate). Keys come from rules and
+/// events alike, but the maps it serves are read-only at match time and an attacker who
+/// controls events cannot grow them, so flooding resistance buys nothing here.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(SEED);
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(SEED);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(SEED);
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(SEED);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// The field paths rules name, as a trie over dot-separated segments. Pattern key `a.b` and
+/// nested `a` → `b` are the same path, and so are event keys (corpus §3.1), so both sides
+/// are split at dots.
+#[derive(Debug, Clone)]
+pub(crate) struct PathTrie {
+    nodes: Vec<PathNode>,
+}
+
+impl Default for PathTrie {
+    fn default() -> PathTrie {
+        PathTrie::new()
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct PathNode {
+    children: FxMap<Box<[u8]>, u32>,
+    path: Option<u32>,
+}
+
+impl PathTrie {
+    pub(crate) fn new() -> PathTrie {
+        PathTrie {
+            nodes: vec![PathNode::default()],
+        }
+    }
+
+    /// Registers a dotted path under `id`.
+    pub(crate) fn insert(&mut self, path: &str, id: u32) {
+        let mut node = 0;
+        for segment in path.split('.') {
+            node = match self.nodes[node].children.get(segment.as_bytes()) {
+                Some(&next) => next as usize,
+                None => {
+                    let next = self.nodes.len();
+                    self.nodes.push(PathNode::default());
+                    self.nodes[node]
+                        .children
+                        .insert(segment.as_bytes().into(), next as u32);
+                    next
+                }
+            };
+        }
+        self.nodes[node].path = Some(id);
+    }
+
+    /// Follows an event key from `node`; `None` when no rule path continues that way.
+    #[inline]
+    fn step(&self, node: u32, key: &[u8]) -> Option<u32> {
+        let mut node = node;
+        for segment in key.split(|&b| b == b'.') {
+            node = *self.nodes[node as usize].children.get(segment)?;
+        }
+        Some(node)
+    }
+
+    #[inline]
+    fn has_children(&self, node: u32) -> bool {
+        !self.nodes[node as usize].children.is_empty()
+    }
+
+    #[inline]
+    fn path(&self, node: u32) -> Option<u32> {
+        self.nodes[node as usize].path
+    }
+}
+
+/// What kind of leaf value an event field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    String,
+    Number,
+    True,
+    False,
+    Null,
+}
+
+/// One leaf value at a path some rule names.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Leaf {
+    pub(crate) path: u32,
+    pub(crate) kind: Kind,
+    /// The value's bytes: a string's unescaped content or a number's text.
+    start: u32,
+    end: u32,
+    /// Whether `start..end` indexes the unescape buffer instead of the event.
+    in_buf: bool,
+    /// The exact float64 of a number, when it has one.
+    pub(crate) number: Option<f64>,
+    /// The leaf's array elements, `ctx[ctx_start..ctx_start + ctx_len]`, outermost first.
+    ctx_start: u32,
+    ctx_len: u32,
+}
+
+/// A leaf value, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Value<'a> {
+    String(&'a [u8]),
+    Number { text: &'a [u8], exact: Option<f64> },
+    Bool(bool),
+    Null,
+}
+
+/// Why an event cannot be matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventError {
+    message: String,
+}
+
+impl EventError {
+    fn new(message: impl Into<String>) -> EventError {
+        EventError {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for EventError {}
+
+/// The flattened event, reused across events to keep allocation off the hot path.
+#[derive(Debug, Default)]
+pub(crate) struct Flat {
+    pub(crate) leaves: Vec<Leaf>,
+    buf: Vec<u8>,
+    /// `(array id, element index)` pairs, sliced by the leaves.
+    ctx: Vec<(u32, u32)>,
+    /// The chain of the value being read.
+    stack: Vec<(u32, u32)>,
+    key: Vec<u8>,
+    next_array: u32,
+}
+
+impl Flat {
+    /// Flattens `event` against `paths`. On error the contents are unspecified.
+    pub(crate) fn read(
+        &mut self,
+        event: &[u8],
+        paths: &PathTrie,
+        max_depth: usize,
+    ) -> Result<(), EventError> {
+        self.leaves.clear();
+        self.buf.clear();
+        self.ctx.clear();
+        self.stack.clear();
+        self.next_array = 0;
+        if std::str::from_utf8(event).is_err() {
+            return Err(EventError::new("the event is not valid UTF-8"));
+        }
+        let pos = skip_ws(event, 0);
+        if event.get(pos) != Some(&b'{') {
+            return Err(EventError::new("the event is not a JSON object"));
+        }
+        let mut reader = Reader {
+            bytes: event,
+            pos,
+            paths,
+            max_depth,
+            flat: self,
+        };
+        reader.value(Some(0), 0)?;
+        let end = skip_ws(event, reader.pos);
+        if end != event.len() {
+            return Err(EventError::new(format!(
+                "unexpected text after the event at byte {end}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The value of a leaf.
+    #[inline]
+    pub(crate) fn value<'a>(&'a self, event: &'a [u8], leaf: &Leaf) -> Value<'a> {
+        let bytes = || {
+            let source = if leaf.in_buf { &self.buf[..] } else { event };
+            &source[leaf.start as usize..leaf.end as usize]
+        };
+        match leaf.kind {
+            Kind::String => Value::String(bytes()),
+            Kind::Number => Value::Number {
+                text: bytes(),
+                exact: leaf.number,
+            },
+            Kind::True => Value::Bool(true),
+            Kind::False => Value::Bool(false),
+            Kind::Null => Value::Null,
+        }
+    }
+
+    /// The array elements a leaf sits in, outermost first.
+    #[inline]
+    pub(crate) fn chain(&self, leaf: &Leaf) -> &[(u32, u32)] {
+        &self.ctx[leaf.ctx_start as usize..(leaf.ctx_start + leaf.ctx_len) as usize]
+    }
+}
+
+/// Whether two leaves can come from one pattern match: wherever they sit in the same
+/// array, they sit in the same element of it (corpus §3.3).
+#[inline]
+pub(crate) fn compatible(a: &[(u32, u32)], b: &[(u32, u32)]) -> bool {
+    for (x, y) in a.iter().zip(b) {
+        if x.0 != y.0 {
+            return true;
+        }
+        if x.1 != y.1 {
+            return false;
+        }
+    }
+    true
+}
+
+struct Reader<'e, 'f> {
+    bytes: &'e [u8],
+    pos: usize,
+    paths: &'f PathTrie,
+    max_depth: usize,
+    flat: &'f mut Flat,
+}
+
+impl Reader<'_, '_> {
+    fn syntax(&self, at: usize, what: &str) -> EventError {
+        if at >= self.bytes.len() {
+            EventError::new(format!("the event is truncated: {what}"))
+        } else {
+            EventError::new(format!("the event is not valid JSON at byte {at}: {what}"))
+        }
+    }
+
+    /// Reads one value at trie node `node` (`None`: no rule looks here).
+    fn value(&mut self, node: Option<u32>, depth: usize) -> Result<(), EventError> {
+        let start = self.pos;
+        match self.bytes.get(start) {
+            Some(b'{') => {
+                if depth >= self.max_depth {
+                    return Err(EventError::new(format!(
+                        "the event nests deeper than {} levels",
+                        self.max_depth
+                    )));
+                }
+                let node = node.filter(|&n| self.paths.has_children(n));
+                self.pos = skip_ws(self.bytes, start + 1);
+                if self.bytes.get(self.pos) == Some(&b'}') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    if self.bytes.get(self.pos) != Some(&b'"') {
+                        return Err(self.syntax(self.pos, "expected a field name"));
+                    }
+                    let key_start = self.pos;
+                    let (key_end, has_escape) = scan_string(self.bytes, key_start)
+                        .map_err(|(at, what)| self.syntax(at, what))?;
+                    self.pos = key_end;
+                    let child = match node {
+                        None => None,
+                        Some(n) => {
+                            let raw = &self.bytes[key_start + 1..key_end - 1];
+                            if has_escape {
+                                self.flat.key.clear();
+                                unescape_into(raw, &mut self.flat.key);
+                                self.paths.step(n, &self.flat.key)
+                            } else {
+                                self.paths.step(n, raw)
+                            }
+                        }
+                    };
+                    self.pos = skip_ws(self.bytes, self.pos);
+                    if self.bytes.get(self.pos) != Some(&b':') {
+                        return Err(self.syntax(self.pos, "expected ':'"));
+                    }
+                    self.pos = skip_ws(self.bytes, self.pos + 1);
+                    self.value(child, depth + 1)?;
+                    self.pos = skip_ws(self.bytes, self.pos);
+                    match self.bytes.get(self.pos) {
+                        Some(b',') => self.pos = skip_ws(self.bytes, self.pos + 1),
+                        Some(b'}') => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.syntax(self.pos, "expected ',' or '}'")),
+                    }
+                }
+            }
+            Some(b'[') => {
+                if depth >= self.max_depth {
+                    return Err(EventError::new(format!(
+                        "the event nests deeper than {} levels",
+                        self.max_depth
+                    )));
+                }
+                let array = self.flat.next_array;
+                self.flat.next_array += 1;
+                self.pos = skip_ws(self.bytes, start + 1);
+                if self.bytes.get(self.pos) == Some(&b']') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                let mut index = 0u32;
+                loop {
+                    if node.is_some() {
+                        self.flat.stack.push((array, index));
+                    }
+                    self.value(node, depth + 1)?;
+                    if node.is_some() {
+                        self.flat.stack.pop();
+                    }
+                    self.pos = skip_ws(self.bytes, self.pos);
+                    match self.bytes.get(self.pos) {
+                        Some(b',') => self.pos = skip_ws(self.bytes, self.pos + 1),
+                        Some(b']') => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.syntax(self.pos, "expected ',' or ']'")),
+                    }
+                    index += 1;
+                }
+            }
+            Some(b'"') => {
+                let (end, has_escape) =
+                    scan_string(self.bytes, start).map_err(|(at, what)| self.syntax(at, what))?;
+                self.pos = end;
+                if let Some(path) = node.and_then(|n| self.paths.path(n)) {
+                    let raw = &self.bytes[start + 1..end - 1];
+                    if has_escape {
+                        let buf_start = self.flat.buf.len();
+                        unescape_into(raw, &mut self.flat.buf);
+                        let buf_end = self.flat.buf.len();
+                        self.leaf(path, Kind::String, buf_start, buf_end, true, None);
+                    } else {
+                        self.leaf(path, Kind::String, start + 1, end - 1, false, None);
+                    }
+                }
+                Ok(())
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let end = scan_number(self.bytes, start)
+                    .map_err(|at| self.syntax(at, "malformed number"))?;
+                self.pos = end;
+                if let Some(path) = node.and_then(|n| self.paths.path(n)) {
+                    let text = std::str::from_utf8(&self.bytes[start..end])
+                        .expect("a scanned number is ASCII");
+                    let exact = exact_f64(text);
+                    self.leaf(path, Kind::Number, start, end, false, exact);
+                }
+                Ok(())
+            }
+            Some(b't') => self.literal(node, b"true", Kind::True),
+            Some(b'f') => self.literal(node, b"false", Kind::False),
+            Some(b'n') => self.literal(node, b"null", Kind::Null),
+            _ => Err(self.syntax(start, "expected a value")),
+        }
+    }
+
+    fn literal(&mut self, node: Option<u32>, word: &[u8], kind: Kind) -> Result<(), EventError> {
+        if !self.bytes[self.pos..].starts_with(word) {
+            return Err(self.syntax(self.pos, "unrecognized token"));
+        }
+        let start = self.pos;
+        self.pos += word.len();
+        if let Some(path) = node.and_then(|n| self.paths.path(n)) {
+            self.leaf(path, kind, start, self.pos, false, None);
+        }
+        Ok(())
+    }
+
+    fn leaf(
+        &mut self,
+        path: u32,
+        kind: Kind,
+        start: usize,
+        end: usize,
+        in_buf: bool,
+        number: Option<f64>,
+    ) {
+        let flat = &mut *self.flat;
+        let ctx_start = flat.ctx.len() as u32;
+        flat.ctx.extend_from_slice(&flat.stack);
+        flat.leaves.push(Leaf {
+            path,
+            kind,
+            start: start as u32,
+            end: end as u32,
+            in_buf,
+            number,
+            ctx_start,
+            ctx_len: flat.stack.len() as u32,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Flattened = Vec<(u32, String, Vec<(u32, u32)>)>;
+
+    fn flatten(event: &str, paths: &[&str]) -> Result<Flattened, EventError> {
+        let mut trie = PathTrie::new();
+        for (i, p) in paths.iter().enumerate() {
+            trie.insert(p, i as u32);
+        }
+        let mut flat = Flat::default();
+        flat.read(event.as_bytes(), &trie, 16)?;
+        Ok(flat
+            .leaves
+            .iter()
+            .map(|leaf| {
+                let text = match flat.value(event.as_bytes(), leaf) {
+                    Value::String(s) => format!("{:?}", String::from_utf8_lossy(s)),
+                    Value::Number { text, .. } => String::from_utf8_lossy(text).into_owned(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Null => "null".to_owned(),
+                };
+                (leaf.path, text, flat.chain(leaf).to_vec())
+            })
+            .collect())
+    }
+
+    #[test]
+    fn keeps_only_named_paths_with_their_array_elements() {
+        let leaves = flatten(
+            r#"{"x": {"skip": [1, {"y": 2}]}, "a": [{"b": "p\"q"}, {"b": [3e2, null]}], "a.c": true}"#,
+            &["a.b", "a.c"],
+        )
+        .unwrap();
+        assert_eq!(
+            leaves,
+            vec![
+                (0, r#""p\"q""#.to_owned(), vec![(1, 0)]),
+                (0, "3e2".to_owned(), vec![(1, 1), (2, 0)]),
+                (0, "null".to_owned(), vec![(1, 1), (2, 1)]),
+                (1, "true".to_owned(), vec![]),
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_events() {
+        for event in [
+            "",
+            "[]",
+            "1",
+            "{",
+            r#"{"a":}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":01}"#,
+            r#"{"a":"\x"}"#,
+            "{} {}",
+            r#"{"a":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}"#,
+        ] {
+            assert!(flatten(event, &["a"]).is_err(), "{event:?}");
+        }
+    }
+
+    #[test]
+    fn array_compatibility() {
+        assert!(compatible(&[(0, 1)], &[(0, 1), (2, 0)]));
+        assert!(!compatible(&[(0, 1)], &[(0, 2)]));
+        assert!(compatible(&[(0, 1), (1, 0)], &[(0, 1), (2, 5)]));
+        assert!(compatible(&[], &[(0, 2)]));
+    }
+}

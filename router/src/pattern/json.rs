@@ -1,0 +1,411 @@
+//! A small JSON reader that keeps what serde_json's `Value` loses: the exact text of every
+//! number and every occurrence of a duplicate key, in document order. Patterns are read with
+//! it (corpus §3.1: the last duplicate wins, and numbers compare by their written text), and
+//! so are events in the reference interpreter. The matcher's hot path has its own flattener
+//! in `flatten.rs` that shares the scanning helpers below.
+
+use std::fmt;
+
+/// A parsed JSON value. Numbers keep their text; objects keep every member in order.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Json {
+    Null,
+    Bool(bool),
+    Number(String),
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+/// A JSON syntax error: what was wrong and the byte offset where it was noticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SyntaxError {
+    pub(crate) message: String,
+    pub(crate) offset: usize,
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.message, self.offset)
+    }
+}
+
+/// Parses one JSON document; text after it (other than whitespace) is an error.
+pub(crate) fn parse(text: &[u8], max_depth: usize) -> Result<Json, SyntaxError> {
+    let mut reader = Reader {
+        bytes: text,
+        pos: 0,
+        max_depth,
+    };
+    reader.skip_ws();
+    let value = reader.value(0)?;
+    reader.skip_ws();
+    if reader.pos != text.len() {
+        return Err(reader.error("unexpected text after the JSON value"));
+    }
+    Ok(value)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    max_depth: usize,
+}
+
+impl Reader<'_> {
+    fn error(&self, message: &str) -> SyntaxError {
+        SyntaxError {
+            message: message.to_owned(),
+            offset: self.pos,
+        }
+    }
+
+    fn skip_ws(&mut self) {
+        self.pos = skip_ws(self.bytes, self.pos);
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Json, SyntaxError> {
+        match self.bytes.get(self.pos) {
+            None => Err(self.error("unexpected end of input, expected a value")),
+            Some(b'{') => {
+                if depth >= self.max_depth {
+                    return Err(self.error("nesting is too deep"));
+                }
+                self.pos += 1;
+                let mut members = Vec::new();
+                self.skip_ws();
+                if self.bytes.get(self.pos) == Some(&b'}') {
+                    self.pos += 1;
+                    return Ok(Json::Object(members));
+                }
+                loop {
+                    self.skip_ws();
+                    if self.bytes.get(self.pos) != Some(&b'"') {
+                        return Err(self.error("expected a double-quoted field name"));
+                    }
+                    let key = self.string()?;
+                    self.skip_ws();
+                    if self.bytes.get(self.pos) != Some(&b':') {
+                        return Err(self.error("expected ':' after a field name"));
+                    }
+                    self.pos += 1;
+                    self.skip_ws();
+                    let value = self.value(depth + 1)?;
+                    members.push((key, value));
+                    self.skip_ws();
+                    match self.bytes.get(self.pos) {
+                        Some(b',') => self.pos += 1,
+                        Some(b'}') => {
+                            self.pos += 1;
+                            return Ok(Json::Object(members));
+                        }
+                        None => return Err(self.error("unexpected end of input in an object")),
+                        Some(_) => return Err(self.error("expected ',' or '}' in an object")),
+                    }
+                }
+            }
+            Some(b'[') => {
+                if depth >= self.max_depth {
+                    return Err(self.error("nesting is too deep"));
+                }
+                self.pos += 1;
+                let mut elements = Vec::new();
+                self.skip_ws();
+                if self.bytes.get(self.pos) == Some(&b']') {
+                    self.pos += 1;
+                    return Ok(Json::Array(elements));
+                }
+                loop {
+                    self.skip_ws();
+                    elements.push(self.value(depth + 1)?);
+                    self.skip_ws();
+                    match self.bytes.get(self.pos) {
+                        Some(b',') => self.pos += 1,
+                        Some(b']') => {
+                            self.pos += 1;
+                            return Ok(Json::Array(elements));
+                        }
+                        None => return Err(self.error("unexpected end of input in an array")),
+                        Some(_) => return Err(self.error("expected ',' or ']' in an array")),
+                    }
+                }
+            }
+            Some(b'"') => Ok(Json::String(self.string()?)),
+            Some(b't') => self.literal(b"true", Json::Bool(true)),
+            Some(b'f') => self.literal(b"false", Json::Bool(false)),
+            Some(b'n') => self.literal(b"null", Json::Null),
+            Some(b'-' | b'0'..=b'9') => {
+                let end = scan_number(self.bytes, self.pos).map_err(|offset| SyntaxError {
+                    message: "malformed number".to_owned(),
+                    offset,
+                })?;
+                let text = std::str::from_utf8(&self.bytes[self.pos..end])
+                    .expect("a scanned number is ASCII");
+                self.pos = end;
+                Ok(Json::Number(text.to_owned()))
+            }
+            Some(_) => Err(self.error("unexpected character, expected a value")),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], value: Json) -> Result<Json, SyntaxError> {
+        if self.bytes[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(value)
+        } else {
+            Err(self.error("unrecognized token"))
+        }
+    }
+
+    fn string(&mut self) -> Result<String, SyntaxError> {
+        let (end, has_escape) =
+            scan_string(self.bytes, self.pos).map_err(|(offset, message)| SyntaxError {
+                message: message.to_owned(),
+                offset,
+            })?;
+        let raw = &self.bytes[self.pos + 1..end - 1];
+        self.pos = end;
+        let mut out = Vec::with_capacity(raw.len());
+        if has_escape {
+            unescape_into(raw, &mut out);
+        } else {
+            out.extend_from_slice(raw);
+        }
+        String::from_utf8(out).map_err(|_| SyntaxError {
+            message: "invalid UTF-8 in a string".to_owned(),
+            offset: end,
+        })
+    }
+}
+
+/// Returns the first position at or after `pos` that is not JSON whitespace.
+#[inline]
+pub(crate) fn skip_ws(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+/// Scans the string starting at the quote at `start`. Returns the position just past the
+/// closing quote and whether the string holds any escape. Escapes are validated here, so
+/// [`unescape_into`] cannot fail; UTF-8 is the caller's concern.
+#[inline]
+pub(crate) fn scan_string(
+    bytes: &[u8],
+    start: usize,
+) -> Result<(usize, bool), (usize, &'static str)> {
+    let mut pos = start + 1;
+    let mut has_escape = false;
+    loop {
+        match bytes.get(pos) {
+            None => return Err((pos, "unexpected end of input in a string")),
+            Some(b'"') => return Ok((pos + 1, has_escape)),
+            Some(b'\\') => {
+                has_escape = true;
+                match bytes.get(pos + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => pos += 2,
+                    Some(b'u') => {
+                        let hex = bytes
+                            .get(pos + 2..pos + 6)
+                            .ok_or((pos, "truncated \\u escape"))?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            return Err((pos, "invalid \\u escape"));
+                        }
+                        pos += 6;
+                    }
+                    _ => return Err((pos, "invalid escape in a string")),
+                }
+            }
+            Some(0..=0x1f) => return Err((pos, "control character in a string")),
+            Some(_) => pos += 1,
+        }
+    }
+}
+
+fn hex4(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0, |acc, b| {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => b - b'A' + 10,
+        };
+        acc * 16 + u32::from(digit)
+    })
+}
+
+/// Decodes the escapes of a string body already checked by [`scan_string`]. A lone UTF-16
+/// surrogate becomes U+FFFD, as in most JSON readers.
+pub(crate) fn unescape_into(raw: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b != b'\\' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let c = raw[i + 1];
+        i += 2;
+        let ch = match c {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            _ => {
+                let first = hex4(&raw[i..i + 4]);
+                i += 4;
+                if (0xD800..0xDC00).contains(&first)
+                    && raw.get(i) == Some(&b'\\')
+                    && raw.get(i + 1) == Some(&b'u')
+                {
+                    let second = hex4(&raw[i + 2..i + 6]);
+                    if (0xDC00..0xE000).contains(&second) {
+                        i += 6;
+                        let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+                        char::from_u32(code).unwrap_or('\u{FFFD}')
+                    } else {
+                        '\u{FFFD}'
+                    }
+                } else {
+                    char::from_u32(first).unwrap_or('\u{FFFD}')
+                }
+            }
+        };
+        let mut buf = [0; 4];
+        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+    }
+}
+
+/// Scans a JSON number starting at `start`; returns the position after it, or the offset
+/// of the first bad byte.
+#[inline]
+pub(crate) fn scan_number(bytes: &[u8], start: usize) -> Result<usize, usize> {
+    let mut pos = start;
+    if bytes.get(pos) == Some(&b'-') {
+        pos += 1;
+    }
+    match bytes.get(pos) {
+        Some(b'0') => pos += 1,
+        Some(b'1'..=b'9') => {
+            while let Some(b'0'..=b'9') = bytes.get(pos) {
+                pos += 1;
+            }
+        }
+        _ => return Err(pos),
+    }
+    if bytes.get(pos) == Some(&b'.') {
+        pos += 1;
+        if !matches!(bytes.get(pos), Some(b'0'..=b'9')) {
+            return Err(pos);
+        }
+        while let Some(b'0'..=b'9') = bytes.get(pos) {
+            pos += 1;
+        }
+    }
+    if let Some(b'e' | b'E') = bytes.get(pos) {
+        pos += 1;
+        if let Some(b'+' | b'-') = bytes.get(pos) {
+            pos += 1;
+        }
+        if !matches!(bytes.get(pos), Some(b'0'..=b'9')) {
+            return Err(pos);
+        }
+        while let Some(b'0'..=b'9') = bytes.get(pos) {
+            pos += 1;
+        }
+    }
+    Ok(pos)
+}
+
+/// Writes `s` as a JSON string literal.
+pub(crate) fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                use fmt::Write;
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+impl Json {
+    /// Renders compact JSON, keeping number text and duplicate keys.
+    pub(crate) fn write(&self, out: &mut String) {
+        match self {
+            Json::Null => out.push_str("null"),
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Json::Number(n) => out.push_str(n),
+            Json::String(s) => write_string(out, s),
+            Json::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write(out);
+                }
+                out.push(']');
+            }
+            Json::Object(members) => {
+                out.push('{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_string(out, k);
+                    out.push(':');
+                    v.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_number_text_and_duplicate_keys() {
+        let json = parse(br#"{"a": 3.0e2, "a": [1, "x\u00e9"]}"#, 64).unwrap();
+        let mut out = String::new();
+        json.write(&mut out);
+        assert_eq!(out, r#"{"a":3.0e2,"a":[1,"xé"]}"#);
+    }
+
+    #[test]
+    fn rejects_malformed_text() {
+        for text in [
+            "", "{", "{\"a\"}", "[1,]", "01", "1.", "-", "\"\\x\"", "{} x", "tru", "\"a",
+        ] {
+            assert!(parse(text.as_bytes(), 64).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn limits_depth() {
+        assert!(parse(b"[[[1]]]", 3).is_ok());
+        assert!(parse(b"[[[[1]]]]", 3).is_err());
+    }
+
+    #[test]
+    fn decodes_surrogate_pairs() {
+        let json = parse(br#""\ud83d\ude00 \ud800""#, 4).unwrap();
+        assert_eq!(json, Json::String("\u{1F600} \u{FFFD}".to_owned()));
+    }
+}

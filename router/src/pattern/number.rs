@@ -1,0 +1,178 @@
+//! Numbers compared by value, the way EventBridge does (corpus §4.1, §4.6): two numbers are
+//! equal when their text is identical or when both are *exactly* the same float64. A number
+//! whose written decimal is not the float64 it parses to (`9007199254740993`,
+//! `0.30000000000000001`, `1e400`) only ever equals its own text.
+
+use std::fmt;
+
+/// A JSON number from a pattern, with its text kept as written.
+#[derive(Debug, Clone)]
+pub struct Number {
+    text: Box<str>,
+    value: Option<f64>,
+}
+
+impl Number {
+    /// Wraps JSON number text (already checked against the JSON grammar).
+    pub(crate) fn from_json_text(text: &str) -> Number {
+        Number {
+            text: text.into(),
+            value: exact_f64(text),
+        }
+    }
+
+    /// The number as written in the pattern.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The float64 this number is exactly equal to, or `None` when the written decimal has
+    /// no exact float64 (it then only matches its own text).
+    pub fn as_f64(&self) -> Option<f64> {
+        self.value
+    }
+
+    /// The key under which equal numbers meet.
+    pub(crate) fn key(&self) -> NumberKey {
+        NumberKey::of(&self.text, self.value)
+    }
+}
+
+impl PartialEq for Number {
+    fn eq(&self, other: &Number) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Numbers with equal keys are equal (corpus §4.1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum NumberKey {
+    /// The bits of an exactly representable value, with -0 folded into 0.
+    Exact(u64),
+    /// The text of a number that has no exact float64.
+    Text(Box<str>),
+}
+
+impl NumberKey {
+    pub(crate) fn of(text: &str, value: Option<f64>) -> NumberKey {
+        match value {
+            Some(v) => NumberKey::Exact(if v == 0.0 { 0 } else { v.to_bits() }),
+            None => NumberKey::Text(text.into()),
+        }
+    }
+}
+
+/// Parses JSON number text to the float64 it denotes exactly, or `None` when there is none.
+///
+/// "Exactly" follows event-ruler: the written decimal must equal the decimal that the
+/// float64 prints as (the shortest round-trip form, with at least two significant digits as
+/// Java prints them), so `5e-324` is not exact (it prints as `4.9E-324`) while `0.10` is.
+pub(crate) fn exact_f64(text: &str) -> Option<f64> {
+    let value: f64 = text.parse().ok()?;
+    if !value.is_finite() {
+        return None;
+    }
+    // Fast path: at most 15 significant digits always survive the round trip through a
+    // normal float64 (DBL_DIG), so the written decimal is the printed one.
+    let n_digits = text
+        .bytes()
+        .take_while(|b| !matches!(b, b'e' | b'E'))
+        .filter(u8::is_ascii_digit)
+        .count();
+    if n_digits <= 15 && value.abs() >= f64::MIN_POSITIVE {
+        return Some(value);
+    }
+    let written = Decimal::parse(text)?;
+    if value == 0.0 {
+        return written.digits.is_empty().then_some(0.0);
+    }
+    let mut printed = Decimal::parse(&format!("{:e}", value.abs()))?;
+    if printed.digits.len() == 1 {
+        printed = Decimal::parse(&format!("{:.1e}", value.abs()))?;
+    }
+    (printed.digits == written.digits && printed.exponent == written.exponent).then_some(value)
+}
+
+/// A decimal as significant digits (no leading or trailing zeros) and the exponent of the
+/// first digit. The sign is ignored: callers compare magnitudes of same-signed values.
+#[derive(Debug, PartialEq)]
+struct Decimal {
+    digits: Vec<u8>,
+    exponent: i64,
+}
+
+impl Decimal {
+    fn parse(text: &str) -> Option<Decimal> {
+        let text = text.strip_prefix('-').unwrap_or(text);
+        let (mantissa, exp) = match text.find(['e', 'E']) {
+            Some(i) => (&text[..i], text[i + 1..].parse::<i64>().ok()?),
+            None => (text, 0),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let all: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
+        let Some(first) = all.iter().position(|&b| b != b'0') else {
+            return Some(Decimal {
+                digits: Vec::new(),
+                exponent: 0,
+            });
+        };
+        let last = all
+            .iter()
+            .rposition(|&b| b != b'0')
+            .expect("a nonzero digit exists");
+        Some(Decimal {
+            digits: all[first..=last].to_vec(),
+            exponent: exp + int.len() as i64 - first as i64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, expect: Option<f64>) {
+        assert_eq!(exact_f64(text), expect, "{text}");
+    }
+
+    #[test]
+    fn exact_numbers() {
+        check("300", Some(300.0));
+        check("300.0", Some(300.0));
+        check("3e2", Some(300.0));
+        check("3.018e2", Some(301.8));
+        check("0.10", Some(0.1));
+        check("-0", Some(0.0));
+        check("-0.0e5", Some(0.0));
+        check("1e22", Some(1e22));
+        check("-1.5", Some(-1.5));
+        check("1e-310", Some(1e-310));
+    }
+
+    #[test]
+    fn inexact_numbers() {
+        check("0.30000000000000001", None);
+        check("9007199254740993", None);
+        check("12345678901234567890", None);
+        check("1e400", None);
+        check("2.0e422", None);
+        check("1E-325", None);
+        check("5e-324", None);
+    }
+
+    #[test]
+    fn equal_keys() {
+        let a = Number::from_json_text("300");
+        let b = Number::from_json_text("3.00e2");
+        assert_eq!(a.key(), b.key());
+        let c = Number::from_json_text("9007199254740993");
+        let d = Number::from_json_text("9007199254740992");
+        assert_ne!(c.key(), d.key());
+    }
+}

@@ -1,0 +1,664 @@
+//! The [`Publisher`]: typed PutEvents that never loses an event silently.
+//!
+//! A service publishes its events with it; the Publisher splits them into PutEvents
+//! requests (at most 10 entries, at most the size limit), retries what EventBridge says may
+//! be retried, with exponential backoff and full jitter under a deadline, and answers one
+//! outcome per event, in input order: published with its event id, or failed with the
+//! error code, message and number of attempts. Nothing is dropped.
+//!
+//! ```no_run
+//! use events_schema::UserSignedUp;
+//! use router::Publisher;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let sdk_config = aws_config::load_from_env().await;
+//! let publisher = Publisher::new(&sdk_config, "eventfork");
+//! publisher.verify_bus().await?;
+//! let event = UserSignedUp::builder("user-42", "ada@example.com")?.build();
+//! let event_id = publisher.publish(&event).await?;
+//! # let _ = event_id;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Events go out at least once: a request that timed out may have been accepted, and is
+//! sent again. Consumers deduplicate on the event's content, or on the id the producer put
+//! in the detail, as EventBridge itself promises at-least-once delivery.
+
+mod entry;
+mod transport;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use events_schema::{Event, Violation};
+use rand::Rng;
+use tokio::{
+    sync::{Mutex, Semaphore},
+    task::JoinSet,
+    time::Instant,
+};
+
+pub use entry::{Batch, BatchPlan, Entry, MAX_ENTRIES_PER_REQUEST, Oversize};
+pub use transport::{BoxFuture, EntryResult, RequestError, Transport};
+
+/// The PutEvents request size limit of the EventBridge documentation, 256 KiB.
+pub const DEFAULT_MAX_REQUEST_SIZE: usize = 256 * 1024;
+
+/// The larger PutEvents request size limit EventBridge announced in January 2026, 1 MiB.
+/// Use it with [`PublisherBuilder::max_request_size`] where the region supports it.
+pub const LARGE_MAX_REQUEST_SIZE: usize = 1024 * 1024;
+
+/// Entry error codes that EventBridge answers for entries worth sending again.
+const RETRYABLE_ENTRY_CODES: [&str; 3] = [
+    "ThrottlingException",
+    "InternalFailure",
+    "InternalException",
+];
+
+/// The id EventBridge gave a published event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventId(String);
+
+impl EventId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why an event was not published, or why the bus check failed.
+///
+/// [`code`](PublishError::code) gives EventBridge's error code, or one of ours for
+/// what was refused before any network call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The entry alone is larger than the request size limit; it was never sent.
+    #[error("entry is {size} bytes, over the PutEvents limit of {limit} bytes")]
+    EntryTooLarge {
+        /// The entry's size, per [`Entry::size`].
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The detail-type is not in the catalogue.
+    #[error("unknown detail-type {detail_type:?} (known: {known})")]
+    UnknownDetailType {
+        /// The detail-type found.
+        detail_type: String,
+        /// The detail-types of the catalogue, comma-separated.
+        known: String,
+    },
+    /// The detail is not valid for its detail-type.
+    #[error("invalid {detail_type} detail")]
+    InvalidDetail {
+        /// The detail-type.
+        detail_type: String,
+        /// The first violation, with its JSON path.
+        #[source]
+        violation: Violation,
+    },
+    /// The event could not be serialized.
+    #[error("cannot serialize a {detail_type} event: {message}")]
+    Serialize {
+        /// The detail-type.
+        detail_type: String,
+        /// The serializer's message.
+        message: String,
+    },
+    /// EventBridge refused the entry, or the whole request, with an error that retrying
+    /// does not fix.
+    #[error("refused by EventBridge: {message}")]
+    Rejected {
+        /// EventBridge's error code, e.g. `MalformedDetail`.
+        code: String,
+        /// EventBridge's message.
+        message: String,
+        /// How many times the entry was sent.
+        attempts: u32,
+    },
+    /// The entry kept failing with a retryable error until the retry deadline.
+    #[error("still failing after {attempts} attempts, retry deadline reached: {message}")]
+    RetriesExhausted {
+        /// The last error code, e.g. `ThrottlingException`.
+        code: String,
+        /// The last error message.
+        message: String,
+        /// How many times the entry was sent.
+        attempts: u32,
+    },
+    /// [`Publisher::verify_bus`] found no such event bus.
+    #[error("event bus {bus:?} does not exist")]
+    BusNotFound {
+        /// The bus name or ARN.
+        bus: String,
+    },
+}
+
+impl PublishError {
+    /// EventBridge's error code, or ours: `EntryTooLarge`, `UnknownDetailType`,
+    /// `InvalidDetail`, `SerializationFailed`, `ResourceNotFoundException`.
+    pub fn code(&self) -> &str {
+        match self {
+            PublishError::EntryTooLarge { .. } => "EntryTooLarge",
+            PublishError::UnknownDetailType { .. } => "UnknownDetailType",
+            PublishError::InvalidDetail { .. } => "InvalidDetail",
+            PublishError::Serialize { .. } => "SerializationFailed",
+            PublishError::Rejected { code, .. } | PublishError::RetriesExhausted { code, .. } => {
+                code
+            }
+            PublishError::BusNotFound { .. } => "ResourceNotFoundException",
+        }
+    }
+
+    /// How many PutEvents requests carried the entry; 0 when it was refused before.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            PublishError::Rejected { attempts, .. }
+            | PublishError::RetriesExhausted { attempts, .. } => *attempts,
+            _ => 0,
+        }
+    }
+
+    /// True when the event was refused before any network call: too large, or not valid.
+    pub fn is_local(&self) -> bool {
+        self.attempts() == 0 && !matches!(self, PublishError::BusNotFound { .. })
+    }
+}
+
+/// The outcome of [`Publisher::publish_all`]: one result per event, in input order.
+#[derive(Debug, Clone)]
+pub struct Report {
+    outcomes: Vec<Result<EventId, PublishError>>,
+    n_requests: usize,
+}
+
+impl Report {
+    /// One result per event, in input order.
+    pub fn outcomes(&self) -> &[Result<EventId, PublishError>] {
+        &self.outcomes
+    }
+
+    /// One result per event, in input order.
+    pub fn into_outcomes(self) -> Vec<Result<EventId, PublishError>> {
+        self.outcomes
+    }
+
+    /// How many events were published.
+    pub fn n_published(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.is_ok()).count()
+    }
+
+    /// How many events were not published.
+    pub fn n_failed(&self) -> usize {
+        self.outcomes.len() - self.n_published()
+    }
+
+    /// How many PutEvents requests were sent, retries included.
+    pub fn n_requests(&self) -> usize {
+        self.n_requests
+    }
+
+    /// True when every event was published.
+    pub fn is_all_published(&self) -> bool {
+        self.outcomes.iter().all(Result::is_ok)
+    }
+}
+
+/// Publishes events to one EventBridge bus. Cheap to clone; clones share the limits on
+/// requests in flight and events per second.
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    transport: Box<dyn Transport>,
+    bus: String,
+    settings: Settings,
+    in_flight: Semaphore,
+    rate_limiter: Option<RateLimiter>,
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    max_request_size: usize,
+    max_in_flight: usize,
+    retry_deadline: Duration,
+    attempt_timeout: Duration,
+    base_delay: Duration,
+    max_delay: Duration,
+    events_per_second: Option<u32>,
+}
+
+impl fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publisher")
+            .field("bus", &self.inner.bus)
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Publisher`]; made by [`Publisher::builder`].
+#[derive(Debug, Clone)]
+pub struct PublisherBuilder {
+    bus: String,
+    settings: Settings,
+}
+
+impl PublisherBuilder {
+    /// The request size limit in bytes, per [`Entry::size`]; [`DEFAULT_MAX_REQUEST_SIZE`]
+    /// (256 KiB) by default, [`LARGE_MAX_REQUEST_SIZE`] (1 MiB) where available.
+    pub fn max_request_size(mut self, bytes: usize) -> Self {
+        self.settings.max_request_size = bytes;
+        self
+    }
+
+    /// How many PutEvents requests may be in flight at once, across all clones; 4 by
+    /// default, at least 1.
+    pub fn max_in_flight(mut self, n_requests: usize) -> Self {
+        self.settings.max_in_flight = n_requests.max(1);
+        self
+    }
+
+    /// How long an entry may keep being retried, from its first attempt; 30 s by default.
+    /// A retry that would start after it is not made.
+    pub fn retry_deadline(mut self, deadline: Duration) -> Self {
+        self.settings.retry_deadline = deadline;
+        self
+    }
+
+    /// How long one PutEvents request may take before it counts as a (retryable) timeout;
+    /// 10 s by default.
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.attempt_timeout = timeout;
+        self
+    }
+
+    /// The backoff: retry `n` waits a random time between zero and
+    /// `min(max, base × 2ⁿ⁻¹)` ("full jitter"); 100 ms and 5 s by default.
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.settings.base_delay = base;
+        self.settings.max_delay = max;
+        self
+    }
+
+    /// Sends at most this many events per second, across all clones (the regional
+    /// PutEvents quota is counted in entries); no limit by default, `0` means none.
+    pub fn rate_limit(mut self, events_per_second: u32) -> Self {
+        self.settings.events_per_second = (events_per_second > 0).then_some(events_per_second);
+        self
+    }
+
+    /// The Publisher over the AWS SDK, with `sdk_config`'s region, credentials and
+    /// endpoint (`AWS_ENDPOINT_URL` is honoured when the config was loaded from the
+    /// environment).
+    pub fn build(self, sdk_config: &aws_config::SdkConfig) -> Publisher {
+        self.build_with(transport::SdkTransport::new(sdk_config))
+    }
+
+    /// The Publisher over any [`Transport`], e.g. a fake in tests.
+    pub fn build_with(self, transport: impl Transport) -> Publisher {
+        let settings = self.settings;
+        Publisher {
+            inner: Arc::new(Inner {
+                transport: Box::new(transport),
+                bus: self.bus,
+                in_flight: Semaphore::new(settings.max_in_flight),
+                rate_limiter: settings.events_per_second.map(RateLimiter::new),
+                settings,
+            }),
+        }
+    }
+}
+
+impl Publisher {
+    /// A Publisher to `bus` (a name or an ARN) with the default settings.
+    pub fn new(sdk_config: &aws_config::SdkConfig, bus: impl Into<String>) -> Publisher {
+        Publisher::builder(bus).build(sdk_config)
+    }
+
+    /// Configures a Publisher to `bus` (a name or an ARN).
+    pub fn builder(bus: impl Into<String>) -> PublisherBuilder {
+        PublisherBuilder {
+            bus: bus.into(),
+            settings: Settings {
+                max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+                max_in_flight: 4,
+                retry_deadline: Duration::from_secs(30),
+                attempt_timeout: Duration::from_secs(10),
+                base_delay: Duration::from_millis(100),
+                max_delay: Duration::from_secs(5),
+                events_per_second: None,
+            },
+        }
+    }
+
+    /// The bus name or ARN events go to.
+    pub fn bus(&self) -> &str {
+        &self.inner.bus
+    }
+
+    /// The request size limit in bytes.
+    pub fn max_request_size(&self) -> usize {
+        self.inner.settings.max_request_size
+    }
+
+    /// Checks that the bus exists (DescribeEventBus), so that a wrong name fails at
+    /// start-up: EventBridge itself may accept events for a bus that does not exist.
+    pub async fn verify_bus(&self) -> Result<(), PublishError> {
+        let inner = &self.inner;
+        let call = inner.transport.describe_event_bus(&inner.bus);
+        let result = match tokio::time::timeout(inner.settings.attempt_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(timeout_error(inner.settings.attempt_timeout)),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(error) if error.code() == "ResourceNotFoundException" => {
+                Err(PublishError::BusNotFound {
+                    bus: inner.bus.clone(),
+                })
+            }
+            Err(error) => Err(PublishError::Rejected {
+                code: error.code().to_owned(),
+                message: error.message().to_owned(),
+                attempts: 1,
+            }),
+        }
+    }
+
+    /// Publishes one event, retrying as configured.
+    pub async fn publish<E: Event>(&self, event: &E) -> Result<EventId, PublishError> {
+        self.publish_entry(Entry::new(event)?).await
+    }
+
+    /// Publishes one entry (an event with resources, time or a trace header).
+    pub async fn publish_entry(&self, entry: Entry) -> Result<EventId, PublishError> {
+        let report = self.publish_entries(vec![Ok(entry)]).await;
+        report
+            .into_outcomes()
+            .pop()
+            .expect("one outcome per input entry")
+    }
+
+    /// Publishes many events of one type; the report has one outcome per event, in order.
+    pub async fn publish_all<'e, E, I>(&self, events: I) -> Report
+    where
+        E: Event,
+        I: IntoIterator<Item = &'e E>,
+    {
+        self.publish_entries(events.into_iter().map(Entry::new))
+            .await
+    }
+
+    /// Publishes many entries, of any types; an `Err` input (an entry that could not be
+    /// made) comes back as the failure at its place.
+    pub async fn publish_entries<I>(&self, entries: I) -> Report
+    where
+        I: IntoIterator<Item = Result<Entry, PublishError>>,
+    {
+        let mut outcomes: Vec<Option<Result<EventId, PublishError>>> = Vec::new();
+        let mut sendable = Vec::new();
+        // The index of each sendable entry in the input.
+        let mut input_indices = Vec::new();
+        for (entry_idx, entry) in entries.into_iter().enumerate() {
+            match entry {
+                Ok(entry) => {
+                    outcomes.push(None);
+                    sendable.push(entry);
+                    input_indices.push(entry_idx);
+                }
+                Err(error) => outcomes.push(Some(Err(error))),
+            }
+        }
+
+        let limit = self.inner.settings.max_request_size;
+        let (batches, oversize) = BatchPlan::new(&sendable, limit).into_parts();
+        for Oversize { entry_idx, size } in oversize {
+            tracing::warn!(size, limit, "event too large for PutEvents, not sent");
+            outcomes[input_indices[entry_idx]] =
+                Some(Err(PublishError::EntryTooLarge { size, limit }));
+        }
+
+        let sendable: Arc<[Entry]> = sendable.into();
+        let mut n_requests = 0;
+        let mut tasks = JoinSet::new();
+        let mut batches = batches.into_iter();
+        loop {
+            // At most `max_in_flight` batches of this call are started at a time; the
+            // semaphore also bounds requests across concurrent calls.
+            while tasks.len() < self.inner.settings.max_in_flight {
+                let Some(batch) = batches.next() else { break };
+                let inner = Arc::clone(&self.inner);
+                let sendable = Arc::clone(&sendable);
+                tasks.spawn(async move { inner.send_batch(&sendable, batch.into_indices()).await });
+            }
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
+            let batch_outcome = match joined {
+                Ok(batch_outcome) => batch_outcome,
+                Err(error) => std::panic::resume_unwind(error.into_panic()),
+            };
+            n_requests += batch_outcome.n_requests;
+            for (entry_idx, outcome) in batch_outcome.outcomes {
+                outcomes[input_indices[entry_idx]] = Some(outcome);
+            }
+        }
+
+        Report {
+            outcomes: outcomes
+                .into_iter()
+                .map(|o| o.expect("every entry was refused, published or failed"))
+                .collect(),
+            n_requests,
+        }
+    }
+}
+
+struct BatchOutcome {
+    outcomes: Vec<(usize, Result<EventId, PublishError>)>,
+    n_requests: usize,
+}
+
+impl Inner {
+    /// Sends one planned batch, retrying its retryable failures until the deadline.
+    async fn send_batch(&self, entries: &[Entry], indices: Vec<usize>) -> BatchOutcome {
+        let settings = &self.settings;
+        let deadline = Instant::now() + settings.retry_deadline;
+        let mut outcomes = Vec::with_capacity(indices.len());
+        let mut pending = indices;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            // The last retryable error of each entry still pending.
+            let mut retry: Vec<(usize, String, String)> = Vec::new();
+            match self.put_events(entries, &pending).await {
+                Ok(results) => {
+                    for (entry_idx, result) in pending.iter().copied().zip(results) {
+                        match result {
+                            EntryResult::Published { event_id } => {
+                                outcomes.push((entry_idx, Ok(EventId(event_id))));
+                            }
+                            EntryResult::Failed { code, message }
+                                if RETRYABLE_ENTRY_CODES.contains(&code.as_str()) =>
+                            {
+                                retry.push((entry_idx, code, message));
+                            }
+                            EntryResult::Failed { code, message } => {
+                                tracing::warn!(%code, attempts = attempt, "event refused by EventBridge");
+                                let error = PublishError::Rejected {
+                                    code,
+                                    message,
+                                    attempts: attempt,
+                                };
+                                outcomes.push((entry_idx, Err(error)));
+                            }
+                        }
+                    }
+                }
+                Err(error) if error.is_retryable() => {
+                    retry = pending
+                        .iter()
+                        .map(|i| (*i, error.code().to_owned(), error.message().to_owned()))
+                        .collect();
+                }
+                Err(error) => {
+                    tracing::warn!(code = %error.code(), n_entries = pending.len(), "PutEvents refused");
+                    for entry_idx in pending {
+                        let error = PublishError::Rejected {
+                            code: error.code().to_owned(),
+                            message: error.message().to_owned(),
+                            attempts: attempt,
+                        };
+                        outcomes.push((entry_idx, Err(error)));
+                    }
+                    return BatchOutcome {
+                        outcomes,
+                        n_requests: attempt as usize,
+                    };
+                }
+            }
+            if retry.is_empty() {
+                return BatchOutcome {
+                    outcomes,
+                    n_requests: attempt as usize,
+                };
+            }
+            let delay = full_jitter(settings.base_delay, settings.max_delay, attempt);
+            if Instant::now() + delay > deadline {
+                tracing::warn!(
+                    n_entries = retry.len(),
+                    attempts = attempt,
+                    "retry deadline reached"
+                );
+                for (entry_idx, code, message) in retry {
+                    let error = PublishError::RetriesExhausted {
+                        code,
+                        message,
+                        attempts: attempt,
+                    };
+                    outcomes.push((entry_idx, Err(error)));
+                }
+                return BatchOutcome {
+                    outcomes,
+                    n_requests: attempt as usize,
+                };
+            }
+            tracing::debug!(
+                n_entries = retry.len(),
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                "retrying"
+            );
+            tokio::time::sleep(delay).await;
+            pending = retry
+                .into_iter()
+                .map(|(entry_idx, _, _)| entry_idx)
+                .collect();
+        }
+    }
+
+    /// One PutEvents attempt for the entries at `indices`, under the rate limit, the
+    /// in-flight limit and the attempt timeout.
+    async fn put_events(
+        &self,
+        entries: &[Entry],
+        indices: &[usize],
+    ) -> Result<Vec<EntryResult>, RequestError> {
+        if let Some(rate_limiter) = &self.rate_limiter {
+            rate_limiter.acquire(indices.len()).await;
+        }
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let request: Vec<&Entry> = indices.iter().map(|i| &entries[*i]).collect();
+        let timeout = self.settings.attempt_timeout;
+        let results =
+            match tokio::time::timeout(timeout, self.transport.put_events(&self.bus, &request))
+                .await
+            {
+                Ok(results) => results?,
+                Err(_) => return Err(timeout_error(timeout)),
+            };
+        if results.len() != request.len() {
+            // The entries may or may not have been accepted: reported, never resent blindly.
+            return Err(RequestError::new(
+                "InvalidResponse",
+                format!(
+                    "PutEvents answered {} results for {} entries",
+                    results.len(),
+                    request.len()
+                ),
+                false,
+            ));
+        }
+        Ok(results)
+    }
+}
+
+fn timeout_error(timeout: Duration) -> RequestError {
+    RequestError::new("Timeout", format!("no answer within {timeout:?}"), true)
+}
+
+/// Retry `attempt` (1 for the first retry) waits a uniformly random time in
+/// `[0, min(max, base × 2^(attempt-1))]`: "full jitter", which spreads the retries of many
+/// clients that were throttled together.
+fn full_jitter(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(30);
+    let ceiling = base.saturating_mul(1 << exponent).min(max);
+    let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(rand::rng().random_range(0..=nanos))
+}
+
+/// A token bucket in events: one second's worth of burst (at least one full request).
+struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    fn new(events_per_second: u32) -> RateLimiter {
+        let per_second = f64::from(events_per_second);
+        let burst = per_second.max(MAX_ENTRIES_PER_REQUEST as f64);
+        RateLimiter {
+            per_second,
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+        }
+    }
+
+    /// Waits until `n_events` may be sent. Waiters are served in turn: the lock is held
+    /// while sleeping, so a large request is not starved by small ones.
+    async fn acquire(&self, n_events: usize) {
+        let n_events = n_events as f64;
+        let mut state = self.state.lock().await;
+        let (tokens, last) = &mut *state;
+        let now = Instant::now();
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.burst);
+        *last = now;
+        if *tokens < n_events {
+            let wait = Duration::from_secs_f64((n_events - *tokens) / self.per_second);
+            tokio::time::sleep(wait).await;
+            let now = Instant::now();
+            *tokens += now.duration_since(*last).as_secs_f64() * self.per_second;
+            *last = now;
+        }
+        *tokens -= n_events;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,493 @@
+//! The Publisher behind a fake [`Transport`]: batching, retries, deadlines, order.
+//!
+//! Time is paused (`start_paused`), so backoffs and deadlines run in virtual time.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex as StdMutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use events_schema::UserLoggedIn;
+
+use super::*;
+
+/// What the fake answers for one entry, given how many times it has been sent before.
+type EntryScript = dyn Fn(&str, u32) -> EntryResult + Send + Sync;
+
+/// A fake EventBridge: records every PutEvents request (as the user ids of its entries)
+/// and answers per entry with a script.
+struct Fake {
+    requests: Arc<StdMutex<Vec<Vec<String>>>>,
+    seen: StdMutex<HashMap<String, u32>>,
+    script: Box<EntryScript>,
+    /// Whole-request errors to answer, first to last, before the per-entry script.
+    request_errors: StdMutex<Vec<RequestError>>,
+    /// Virtual time each request takes, by request number; none when missing.
+    delays: Vec<Duration>,
+    in_flight: AtomicUsize,
+    max_in_flight: Arc<AtomicUsize>,
+}
+
+fn published(user_id: &str) -> EntryResult {
+    EntryResult::Published {
+        event_id: format!("id-{user_id}"),
+    }
+}
+
+fn failed(code: &str) -> EntryResult {
+    EntryResult::Failed {
+        code: code.to_owned(),
+        message: format!("{code} for this entry"),
+    }
+}
+
+impl Fake {
+    fn new(script: impl Fn(&str, u32) -> EntryResult + Send + Sync + 'static) -> Fake {
+        Fake {
+            requests: Arc::default(),
+            seen: StdMutex::default(),
+            script: Box::new(script),
+            request_errors: StdMutex::default(),
+            delays: Vec::new(),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: Arc::default(),
+        }
+    }
+
+    fn accepting() -> Fake {
+        Fake::new(|user_id, _| published(user_id))
+    }
+
+    fn with_request_errors(self, errors: Vec<RequestError>) -> Fake {
+        *self.request_errors.lock().unwrap() = errors.into_iter().rev().collect();
+        self
+    }
+}
+
+impl Transport for Fake {
+    fn put_events<'a>(
+        &'a self,
+        bus: &'a str,
+        entries: &'a [&'a Entry],
+    ) -> BoxFuture<'a, Result<Vec<EntryResult>, RequestError>> {
+        Box::pin(async move {
+            assert_eq!(bus, "test-bus");
+            assert!(
+                (1..=10).contains(&entries.len()),
+                "{} entries",
+                entries.len()
+            );
+            let user_ids: Vec<String> = entries.iter().map(|e| user_id(e)).collect();
+            let request_idx = {
+                let mut requests = self.requests.lock().unwrap();
+                requests.push(user_ids.clone());
+                requests.len() - 1
+            };
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            if let Some(delay) = self.delays.get(request_idx) {
+                tokio::time::sleep(*delay).await;
+            }
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if let Some(error) = self.request_errors.lock().unwrap().pop() {
+                return Err(error);
+            }
+            let mut seen = self.seen.lock().unwrap();
+            Ok(user_ids
+                .iter()
+                .map(|id| {
+                    let n_seen = seen.entry(id.clone()).or_default();
+                    let result = (self.script)(id, *n_seen);
+                    *n_seen += 1;
+                    result
+                })
+                .collect())
+        })
+    }
+
+    fn describe_event_bus<'a>(&'a self, bus: &'a str) -> BoxFuture<'a, Result<(), RequestError>> {
+        Box::pin(async move {
+            if bus == "test-bus" {
+                Ok(())
+            } else {
+                Err(RequestError::new(
+                    "ResourceNotFoundException",
+                    "no such bus",
+                    false,
+                ))
+            }
+        })
+    }
+}
+
+fn user_id(entry: &Entry) -> String {
+    let detail: serde_json::Value = serde_json::from_str(entry.detail()).unwrap();
+    detail["user_id"].as_str().unwrap().to_owned()
+}
+
+fn login(user_id: &str) -> UserLoggedIn {
+    UserLoggedIn::builder(user_id, "192.0.2.1".parse().unwrap())
+        .unwrap()
+        .logged_in_at(events_schema::Timestamp::parse("2026-11-27T09:00:00Z").unwrap())
+        .build()
+}
+
+fn logins(n_events: usize) -> Vec<UserLoggedIn> {
+    (0..n_events).map(|i| login(&format!("user-{i}"))).collect()
+}
+
+/// Publishes `events` through `fake` and returns the report and the requests the fake saw.
+async fn run(
+    builder: PublisherBuilder,
+    fake: Fake,
+    events: &[UserLoggedIn],
+) -> (Report, Vec<Vec<String>>) {
+    let requests = Arc::clone(&fake.requests);
+    let publisher = builder.build_with(fake);
+    let report = publisher.publish_all(events).await;
+    assert_eq!(
+        report.outcomes().len(),
+        events.len(),
+        "one outcome per event"
+    );
+    let requests = requests.lock().unwrap().clone();
+    assert_eq!(report.n_requests(), requests.len());
+    (report, requests)
+}
+
+fn builder() -> PublisherBuilder {
+    Publisher::builder("test-bus")
+}
+
+/// The outcomes as short strings: `ok <user>` or `<code> x<attempts>`.
+fn summary(report: &Report) -> Vec<String> {
+    report
+        .outcomes()
+        .iter()
+        .map(|outcome| match outcome {
+            Ok(event_id) => format!("ok {}", event_id.as_str().trim_start_matches("id-")),
+            Err(error) => format!("{} x{}", error.code(), error.attempts()),
+        })
+        .collect()
+}
+
+fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("user-{i}")).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn ten_entries_per_request_at_most() {
+    let (report, requests) = run(builder(), Fake::accepting(), &logins(10)).await;
+    assert_eq!(requests, vec![ids(0..10)]);
+    assert!(report.is_all_published());
+
+    let (report, requests) = run(builder().max_in_flight(1), Fake::accepting(), &logins(21)).await;
+    assert_eq!(requests, vec![ids(0..10), ids(10..20), ids(20..21)]);
+    assert_eq!(report.n_published(), 21);
+}
+
+#[tokio::test(start_paused = true)]
+async fn size_limit_exactly_at_and_one_byte_over() {
+    let events = logins(3);
+    let size = Entry::new(&events[0]).unwrap().size();
+    assert!(events.iter().all(|e| Entry::new(e).unwrap().size() == size));
+
+    // Two entries exactly at the limit share a request.
+    let at_limit = builder().max_request_size(2 * size).max_in_flight(1);
+    let (report, requests) = run(at_limit, Fake::accepting(), &events).await;
+    assert_eq!(requests, vec![ids(0..2), ids(2..3)]);
+    assert!(report.is_all_published());
+
+    // One byte less, and each goes alone.
+    let below = builder().max_request_size(2 * size - 1).max_in_flight(1);
+    let (report, requests) = run(below, Fake::accepting(), &events).await;
+    assert_eq!(requests, vec![ids(0..1), ids(1..2), ids(2..3)]);
+    assert!(report.is_all_published());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_oversize_event_is_refused_before_any_call_and_the_others_go() {
+    let mut events = logins(3);
+    events[1] = UserLoggedIn::builder("user-1", "192.0.2.1".parse().unwrap())
+        .unwrap()
+        .user_agent("x".repeat(500))
+        .build();
+    let small = Entry::new(&events[0]).unwrap().size();
+    let large = Entry::new(&events[1]).unwrap().size();
+
+    // Exactly at the limit is allowed, alone.
+    let (report, _) = run(
+        builder().max_request_size(large),
+        Fake::accepting(),
+        &events,
+    )
+    .await;
+    assert!(report.is_all_published());
+
+    // One byte over is refused with its size and the limit, and never sent.
+    let limit = large - 1;
+    let (report, requests) = run(
+        builder().max_request_size(limit),
+        Fake::accepting(),
+        &events,
+    )
+    .await;
+    assert_eq!(
+        requests,
+        vec![vec!["user-0".to_owned(), "user-2".to_owned()]]
+    );
+    assert_eq!(
+        summary(&report),
+        ["ok user-0", "EntryTooLarge x0", "ok user-2"]
+    );
+    let error = report.outcomes()[1].as_ref().unwrap_err();
+    assert_eq!(*error, PublishError::EntryTooLarge { size: large, limit });
+    assert_eq!(
+        error.to_string(),
+        format!("entry is {large} bytes, over the PutEvents limit of {limit} bytes")
+    );
+    assert!(error.is_local());
+    // The two small ones fit together: what made them share a request was the size.
+    assert!(2 * small <= limit);
+}
+
+#[tokio::test(start_paused = true)]
+async fn entries_throttled_once_are_retried_alone_and_succeed() {
+    let fake = Fake::new(|user_id, n_seen| match (user_id, n_seen) {
+        ("user-3" | "user-7", 0) => failed("ThrottlingException"),
+        _ => published(user_id),
+    });
+    let (report, requests) = run(builder(), fake, &logins(10)).await;
+    assert_eq!(
+        requests,
+        vec![ids(0..10), vec!["user-3".to_owned(), "user-7".to_owned()]]
+    );
+    assert_eq!(
+        summary(&report),
+        ids(0..10)
+            .iter()
+            .map(|id| format!("ok {id}"))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn internal_failures_are_retried_too() {
+    let fake = Fake::new(|user_id, n_seen| match n_seen {
+        0 | 1 => failed("InternalFailure"),
+        _ => published(user_id),
+    });
+    let (report, requests) = run(builder(), fake, &logins(2)).await;
+    assert_eq!(requests.len(), 3);
+    assert!(report.is_all_published());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_non_retryable_entry_comes_back_without_a_retry() {
+    let fake = Fake::new(|user_id, _| match user_id {
+        "user-1" => failed("MalformedDetail"),
+        "user-2" => failed("AccessDeniedException"),
+        _ => published(user_id),
+    });
+    let (report, requests) = run(builder(), fake, &logins(4)).await;
+    assert_eq!(requests, vec![ids(0..4)]);
+    assert_eq!(
+        summary(&report),
+        [
+            "ok user-0",
+            "MalformedDetail x1",
+            "AccessDeniedException x1",
+            "ok user-3"
+        ]
+    );
+    assert_eq!(
+        report.outcomes()[1].as_ref().unwrap_err().to_string(),
+        "refused by EventBridge: MalformedDetail for this entry"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_stop_at_the_deadline() {
+    let fake = Fake::new(|user_id, _| match user_id {
+        "user-0" => failed("ThrottlingException"),
+        _ => published(user_id),
+    });
+    let started = Instant::now();
+    let deadline = Duration::from_secs(2);
+    let builder = builder()
+        .retry_deadline(deadline)
+        .backoff(Duration::from_millis(100), Duration::from_millis(400));
+    let (report, requests) = run(builder, fake, &logins(2)).await;
+    let error = report.outcomes()[0].as_ref().unwrap_err();
+    assert!(
+        matches!(error, PublishError::RetriesExhausted { .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.code(), "ThrottlingException");
+    // Every attempt but the first carried user-0 alone.
+    assert_eq!(error.attempts() as usize, requests.len());
+    assert!(requests.len() > 3, "{} attempts", requests.len());
+    assert!(started.elapsed() <= deadline, "{:?}", started.elapsed());
+    assert!(report.outcomes()[1].is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn whole_request_errors_are_retried_when_retryable() {
+    let fake = Fake::accepting().with_request_errors(vec![
+        RequestError::new("ThrottlingException", "rate exceeded", true),
+        RequestError::new("InternalException", "503", true),
+    ]);
+    let (report, requests) = run(builder(), fake, &logins(3)).await;
+    assert_eq!(requests, vec![ids(0..3), ids(0..3), ids(0..3)]);
+    assert!(report.is_all_published());
+
+    let fake = Fake::accepting().with_request_errors(vec![RequestError::new(
+        "AccessDeniedException",
+        "not allowed",
+        false,
+    )]);
+    let (report, requests) = run(builder(), fake, &logins(3)).await;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(summary(&report), ["AccessDeniedException x1"; 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_never_answers_times_out_and_is_retried() {
+    let mut fake = Fake::accepting();
+    fake.delays = vec![Duration::from_secs(3600)];
+    let builder = builder().attempt_timeout(Duration::from_secs(1));
+    let (report, requests) = run(builder, fake, &logins(2)).await;
+    assert_eq!(requests.len(), 2);
+    assert!(report.is_all_published());
+
+    let mut fake = Fake::accepting();
+    fake.delays = vec![Duration::from_secs(3600); 100];
+    let builder = Publisher::builder("test-bus")
+        .attempt_timeout(Duration::from_secs(1))
+        .retry_deadline(Duration::from_secs(5));
+    let (report, _) = run(builder, fake, &logins(1)).await;
+    assert_eq!(report.outcomes()[0].as_ref().unwrap_err().code(), "Timeout");
+}
+
+#[tokio::test(start_paused = true)]
+async fn outcomes_keep_input_order_when_requests_finish_out_of_order() {
+    let mut fake = Fake::new(|user_id, _| match user_id {
+        "user-12" => failed("InvalidArgument"),
+        _ => published(user_id),
+    });
+    // Earlier requests take longer, so they finish last.
+    fake.delays = (0..5)
+        .rev()
+        .map(|i| Duration::from_millis(100 * i))
+        .collect();
+    let max_in_flight = Arc::clone(&fake.max_in_flight);
+    let (report, requests) = run(builder().max_in_flight(5), fake, &logins(45)).await;
+    assert_eq!(requests.len(), 5);
+    let expected: Vec<String> = (0..45)
+        .map(|i| match i {
+            12 => "InvalidArgument x1".to_owned(),
+            _ => format!("ok user-{i}"),
+        })
+        .collect();
+    assert_eq!(summary(&report), expected);
+    assert_eq!(max_in_flight.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_in_flight_stay_under_the_limit_across_clones() {
+    let mut fake = Fake::accepting();
+    fake.delays = vec![Duration::from_millis(50); 100];
+    let max_in_flight = Arc::clone(&fake.max_in_flight);
+    let publisher = builder().max_in_flight(2).build_with(fake);
+    let events = logins(50);
+    let other = publisher.clone();
+    let (a, b) = tokio::join!(
+        publisher.publish_all(&events[..25]),
+        other.publish_all(&events[25..])
+    );
+    assert!(a.is_all_published() && b.is_all_published());
+    assert_eq!(max_in_flight.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_rate_limit_spaces_requests() {
+    let started = Instant::now();
+    let builder = builder().rate_limit(20);
+    let (report, _) = run(builder, Fake::accepting(), &logins(100)).await;
+    assert!(report.is_all_published());
+    // A burst of 20, then 80 more at 20 per second.
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(3900) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn entries_that_could_not_be_made_keep_their_place() {
+    let publisher = builder().build_with(Fake::accepting());
+    let entries = vec![
+        Entry::new(&login("user-0")),
+        Entry::from_json("UserDeleted", &serde_json::json!({})),
+        Entry::new(&login("user-2")),
+    ];
+    let report = publisher.publish_entries(entries).await;
+    assert_eq!(
+        summary(&report),
+        ["ok user-0", "UnknownDetailType x0", "ok user-2"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wrong_number_of_results_is_reported_not_retried() {
+    struct Short;
+    impl Transport for Short {
+        fn put_events<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a [&'a Entry],
+        ) -> BoxFuture<'a, Result<Vec<EntryResult>, RequestError>> {
+            Box::pin(async { Ok(vec![published("user-0")]) })
+        }
+        fn describe_event_bus<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), RequestError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+    let publisher = builder().build_with(Short);
+    let report = publisher.publish_all(&logins(2)).await;
+    assert_eq!(summary(&report), ["InvalidResponse x1"; 2]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn verify_bus_names_a_missing_bus() {
+    let publisher = builder().build_with(Fake::accepting());
+    assert_eq!(publisher.verify_bus().await, Ok(()));
+    let publisher = Publisher::builder("no-such-bus").build_with(Fake::accepting());
+    let error = publisher.verify_bus().await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "event bus \"no-such-bus\" does not exist"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn publish_one_answers_its_event_id() {
+    let publisher = builder().build_with(Fake::accepting());
+    let event_id = publisher.publish(&login("user-9")).await.unwrap();
+    assert_eq!(event_id.as_str(), "id-user-9");
+}
+
+#[test]
+fn full_jitter_stays_under_the_capped_exponential() {
+    let base = Duration::from_millis(100);
+    let max = Duration::from_secs(1);
+    for attempt in 1..40 {
+        let ceiling = (base * 2u32.pow(attempt.min(20) - 1)).min(max);
+        for _ in 0..20 {
+            assert!(full_jitter(base, max, attempt) <= ceiling);
+        }
+    }
+}

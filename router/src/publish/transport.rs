@@ -1,0 +1,258 @@
+//! The seam between the Publisher and EventBridge: the two calls it makes, as a small
+//! trait, and its implementation over the AWS SDK.
+//!
+//! Tests, and services that want to test their own code, implement [`Transport`] with a
+//! fake; nothing of the SDK crosses the seam.
+
+use std::{fmt, future::Future, pin::Pin};
+
+use aws_sdk_eventbridge::{
+    Client,
+    config::retry::RetryConfig,
+    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+    primitives::{DateTime, DateTimeFormat},
+    types::PutEventsRequestEntry,
+};
+
+use super::Entry;
+
+/// A boxed future, as [`Transport`] returns them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How the Publisher reaches EventBridge: PutEvents and DescribeEventBus, one attempt each.
+///
+/// The Publisher does the batching, the retries, the timeouts and the rate limiting; an
+/// implementation makes exactly one call per method call and reports what came back.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends `entries` (1 to 10, within the size limit) to `bus` in one PutEvents request.
+    ///
+    /// On success the answer has one result per entry, in the same order.
+    fn put_events<'a>(
+        &'a self,
+        bus: &'a str,
+        entries: &'a [&'a Entry],
+    ) -> BoxFuture<'a, Result<Vec<EntryResult>, RequestError>>;
+
+    /// Checks that `bus` (a name or an ARN) exists, with DescribeEventBus.
+    fn describe_event_bus<'a>(&'a self, bus: &'a str) -> BoxFuture<'a, Result<(), RequestError>>;
+}
+
+/// What EventBridge answered for one entry of a PutEvents request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EntryResult {
+    /// Accepted, under this event id.
+    Published {
+        /// The event id EventBridge assigned.
+        event_id: String,
+    },
+    /// Refused, with EventBridge's error code (e.g. `ThrottlingException`) and message.
+    Failed {
+        /// The error code.
+        code: String,
+        /// The error message.
+        message: String,
+    },
+}
+
+/// A whole request that failed: nothing of it is known to have been accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestError {
+    code: String,
+    message: String,
+    retryable: bool,
+}
+
+impl RequestError {
+    /// A request error with an AWS-style `code`, a message, and whether trying the same
+    /// request again may succeed (throttling, 5xx, timeouts, connection errors).
+    pub fn new(code: impl Into<String>, message: impl Into<String>, retryable: bool) -> Self {
+        RequestError {
+            code: code.into(),
+            message: message.into(),
+            retryable,
+        }
+    }
+
+    /// The error code, e.g. `ThrottlingException` or `ResourceNotFoundException`.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The error message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the same request may succeed if tried again.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// The [`Transport`] over the AWS SDK for Rust.
+pub(crate) struct SdkTransport {
+    client: Client,
+}
+
+impl SdkTransport {
+    pub(crate) fn new(sdk_config: &aws_config::SdkConfig) -> SdkTransport {
+        // The SDK's own retries are off: the Publisher retries entries and requests itself,
+        // under one deadline, and two layers of retries would multiply the attempts.
+        let config = aws_sdk_eventbridge::config::Builder::from(sdk_config)
+            .retry_config(RetryConfig::disabled())
+            .build();
+        SdkTransport {
+            client: Client::from_conf(config),
+        }
+    }
+
+    async fn put_events_once(
+        &self,
+        bus: &str,
+        entries: &[&Entry],
+    ) -> Result<Vec<EntryResult>, RequestError> {
+        // An entry whose time the SDK cannot represent fails alone; the others are sent.
+        let mut results: Vec<Option<EntryResult>> = vec![None; entries.len()];
+        let mut request_entries = Vec::with_capacity(entries.len());
+        let mut sent_indices = Vec::with_capacity(entries.len());
+        for (entry_idx, entry) in entries.iter().enumerate() {
+            match request_entry(bus, entry) {
+                Ok(request_entry) => {
+                    request_entries.push(request_entry);
+                    sent_indices.push(entry_idx);
+                }
+                Err(message) => {
+                    results[entry_idx] = Some(EntryResult::Failed {
+                        code: "InvalidArgument".to_owned(),
+                        message,
+                    });
+                }
+            }
+        }
+        if !request_entries.is_empty() {
+            let output = self
+                .client
+                .put_events()
+                .set_entries(Some(request_entries))
+                .send()
+                .await
+                .map_err(request_error)?;
+            let answers = output.entries();
+            if answers.len() != sent_indices.len() {
+                return Err(RequestError::new(
+                    "InvalidResponse",
+                    format!(
+                        "PutEvents answered {} results for {} entries",
+                        answers.len(),
+                        sent_indices.len()
+                    ),
+                    false,
+                ));
+            }
+            for (answer, entry_idx) in answers.iter().zip(sent_indices) {
+                let result = match (answer.event_id(), answer.error_code()) {
+                    (Some(event_id), None) => EntryResult::Published {
+                        event_id: event_id.to_owned(),
+                    },
+                    (_, code) => EntryResult::Failed {
+                        code: code.unwrap_or("Unknown").to_owned(),
+                        message: answer.error_message().unwrap_or_default().to_owned(),
+                    },
+                };
+                results[entry_idx] = Some(result);
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every entry was either refused locally or answered"))
+            .collect())
+    }
+}
+
+impl Transport for SdkTransport {
+    fn put_events<'a>(
+        &'a self,
+        bus: &'a str,
+        entries: &'a [&'a Entry],
+    ) -> BoxFuture<'a, Result<Vec<EntryResult>, RequestError>> {
+        Box::pin(self.put_events_once(bus, entries))
+    }
+
+    fn describe_event_bus<'a>(&'a self, bus: &'a str) -> BoxFuture<'a, Result<(), RequestError>> {
+        Box::pin(async move {
+            self.client
+                .describe_event_bus()
+                .name(bus)
+                .send()
+                .await
+                .map(drop)
+                .map_err(request_error)
+        })
+    }
+}
+
+fn request_entry(bus: &str, entry: &Entry) -> Result<PutEventsRequestEntry, String> {
+    let time = match entry.time() {
+        None => None,
+        Some(time) => Some(
+            DateTime::from_str(time.as_str(), DateTimeFormat::DateTimeWithOffset)
+                .map_err(|e| format!("time {:?} cannot be sent: {e}", time.as_str()))?,
+        ),
+    };
+    let resources = (!entry.resources().is_empty()).then(|| entry.resources().to_vec());
+    Ok(PutEventsRequestEntry::builder()
+        .event_bus_name(bus)
+        .source(entry.source())
+        .detail_type(entry.detail_type())
+        .detail(entry.detail())
+        .set_resources(resources)
+        .set_time(time)
+        .set_trace_header(entry.trace_header().map(str::to_owned))
+        .build())
+}
+
+/// Error codes that mean "slow down", whatever the HTTP status.
+const THROTTLING_CODES: [&str; 5] = [
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+];
+
+/// Turns an SDK error into ours, deciding whether the request may be retried: throttling,
+/// 5xx answers, timeouts and connection errors may; anything the caller got wrong may not.
+fn request_error<E>(
+    error: SdkError<E, aws_sdk_eventbridge::config::http::HttpResponse>,
+) -> RequestError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let message = DisplayErrorContext(&error).to_string();
+    match &error {
+        SdkError::TimeoutError(_) => RequestError::new("Timeout", message, true),
+        SdkError::DispatchFailure(failure) => {
+            let retryable = failure.is_io() || failure.is_timeout() || failure.is_other();
+            RequestError::new("ConnectionError", message, retryable)
+        }
+        SdkError::ResponseError(_) => RequestError::new("InvalidResponse", message, true),
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = error.code().unwrap_or("Unknown").to_owned();
+            let retryable =
+                status >= 500 || status == 429 || THROTTLING_CODES.contains(&code.as_str());
+            let message = error.message().map(str::to_owned).unwrap_or(message);
+            RequestError::new(code, message, retryable)
+        }
+        _ => RequestError::new("InvalidRequest", message, false),
+    }
+}
