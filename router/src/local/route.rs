@@ -1,14 +1,16 @@
 //! The routing step: event JSON bytes in, the matching rules out.
 //!
-//! This is the one seam between the local bus and the pattern engine. `RuleMatcher` wraps
-//! the engine's `Matcher`; everything else in `local` only calls `Routes::route` and
-//! `test_pattern`.
+//! This is the one seam between the local bus and the pattern engine: `RuleMatcher` wraps
+//! the engine's [`Matcher`]; everything else in `local` only calls `Routes::route` and
+//! `test_pattern`. The rules of each bus are compiled into one matcher when the bus opens,
+//! so an invalid pattern in the template stops `local up` with the engine's error.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
 use super::topology::Topology;
+use crate::pattern::{Matcher, Pattern, RuleId};
 
 /// The enabled rules of every bus, compiled.
 #[derive(Debug)]
@@ -77,10 +79,9 @@ impl Routes {
 /// Whether `pattern` (JSON text) matches `event` (JSON text), for TestEventPattern. The
 /// error is the pattern's error message.
 pub(crate) fn test_pattern(pattern: &str, event: &[u8]) -> Result<bool, PatternProblem> {
-    let pattern: Json = serde_json::from_str(pattern)
-        .map_err(|e| PatternProblem::Pattern(format!("pattern is not valid JSON: {e}")))?;
-    let name = String::from("TestEventPattern");
-    let matcher = RuleMatcher::new([(&name, &pattern)]).map_err(PatternProblem::Pattern)?;
+    let pattern =
+        Pattern::parse(pattern).map_err(|error| PatternProblem::Pattern(error.to_string()))?;
+    let matcher = RuleMatcher::from_pattern(pattern).map_err(PatternProblem::Pattern)?;
     let hits = matcher.matches(event).map_err(PatternProblem::Event)?;
     Ok(!hits.is_empty())
 }
@@ -92,84 +93,36 @@ pub(crate) enum PatternProblem {
     Event(String),
 }
 
-// TEMPORARY (issue #7): a naive matcher standing in for `router::pattern::Matcher` until
-// the engine lands in main. It supports exact values, `prefix`, `exists` and
-// `anything-but` on scalars, which is all the local tests use. Swapping in the engine means
-// replacing the body of `RuleMatcher` with:
-//     let mut builder = Matcher::builder();
-//     builder.add(RuleId::from(name), Pattern::from_value(pattern)?); ... builder.build()?
-//     matcher.matches(event)?.into_iter().map(RuleId::as_str)
+/// The engine's [`Matcher`] over one bus's rules, with errors as text for the HTTP layer.
 #[derive(Debug)]
 struct RuleMatcher {
-    rules: Vec<(String, Json)>,
+    matcher: Matcher,
 }
 
 impl RuleMatcher {
     fn new<'a>(rules: impl IntoIterator<Item = (&'a String, &'a Json)>) -> Result<Self, String> {
-        let mut compiled = Vec::new();
+        let mut builder = Matcher::builder();
         for (name, pattern) in rules {
-            if !pattern.is_object() {
-                return Err(format!("rule {name}: the pattern must be a JSON object"));
-            }
-            compiled.push((name.clone(), pattern.clone()));
+            let pattern =
+                Pattern::from_value(pattern).map_err(|error| format!("rule {name}: {error}"))?;
+            builder.add(RuleId::from(name.as_str()), pattern);
         }
-        Ok(RuleMatcher { rules: compiled })
+        let matcher = builder.build().map_err(|error| error.to_string())?;
+        Ok(RuleMatcher { matcher })
+    }
+
+    fn from_pattern(pattern: Pattern) -> Result<Self, String> {
+        let mut builder = Matcher::builder();
+        builder.add(RuleId::from("TestEventPattern"), pattern);
+        let matcher = builder.build().map_err(|error| error.to_string())?;
+        Ok(RuleMatcher { matcher })
     }
 
     fn matches(&self, event: &[u8]) -> Result<Vec<&str>, String> {
-        let event: Json =
-            serde_json::from_slice(event).map_err(|e| format!("event is not valid JSON: {e}"))?;
-        if !event.is_object() {
-            return Err("event must be a JSON object".to_owned());
-        }
-        Ok(self
-            .rules
-            .iter()
-            .filter(|(_, pattern)| naive_match(pattern, Some(&event)))
-            .map(|(name, _)| name.as_str())
-            .collect())
-    }
-}
-
-fn naive_match(pattern: &Json, event: Option<&Json>) -> bool {
-    match pattern {
-        Json::Object(fields) => fields.iter().all(|(key, sub)| {
-            let value = event.and_then(|e| e.get(key));
-            match sub {
-                Json::Object(_) => value.is_some_and(|v| naive_match(sub, Some(v))),
-                Json::Array(allowed) => allowed.iter().any(|a| naive_leaf(a, value)),
-                _ => false,
-            }
-        }),
-        _ => false,
-    }
-}
-
-fn naive_leaf(allowed: &Json, value: Option<&Json>) -> bool {
-    let values: Vec<&Json> = match value {
-        Some(Json::Array(items)) => items.iter().collect(),
-        Some(v) => vec![v],
-        None => vec![],
-    };
-    match allowed {
-        Json::Object(op) => {
-            if let Some(exists) = op.get("exists").and_then(Json::as_bool) {
-                return exists == value.is_some();
-            }
-            if let Some(prefix) = op.get("prefix").and_then(Json::as_str) {
-                return values
-                    .iter()
-                    .any(|v| v.as_str().is_some_and(|s| s.starts_with(prefix)));
-            }
-            if let Some(but) = op.get("anything-but") {
-                let excluded: Vec<&Json> = match but {
-                    Json::Array(items) => items.iter().collect(),
-                    other => vec![other],
-                };
-                return !values.is_empty() && values.iter().all(|v| !excluded.contains(v));
-            }
-            false
-        }
-        scalar => values.contains(&scalar),
+        let hits = self
+            .matcher
+            .matches(event)
+            .map_err(|error| error.to_string())?;
+        Ok(hits.into_iter().map(RuleId::as_str).collect())
     }
 }

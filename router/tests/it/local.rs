@@ -885,6 +885,25 @@ mod http {
         )
         .await;
         assert_eq!(answer.body, json!({"Result": false}));
+        // The engine's operators, not only exact values.
+        let answer = post(
+            addr,
+            Some("AWSEvents.TestEventPattern"),
+            test(json!({"detail": {"plan": [{"anything-but": {"prefix": "fr"}}]}})).as_bytes(),
+        )
+        .await;
+        assert_eq!(answer.body, json!({"Result": true}));
+        check_error(
+            &post(
+                addr,
+                Some("AWSEvents.TestEventPattern"),
+                test(json!({"detail": {"plan": []}})).as_bytes(),
+            )
+            .await,
+            400,
+            "InvalidEventPatternException",
+            "Event pattern is not valid. Reason: ",
+        );
         check_error(
             &post(
                 addr,
