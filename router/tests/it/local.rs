@@ -1043,3 +1043,109 @@ mod sdk {
         assert!(result.result());
     }
 }
+
+#[cfg(feature = "aws")]
+mod publisher {
+    //! Our own Publisher, unchanged, publishes to the local bus.
+
+    use super::*;
+    use aws_config::{BehaviorVersion, Region};
+    use aws_sdk_eventbridge::config::Credentials;
+    use events_schema::{Envelope, UserLoggedIn, UserSignedUp};
+    use router::{PublishError, Publisher};
+
+    #[tokio::test]
+    async fn the_publisher_fans_out_through_the_local_bus() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(dir.path(), &Clock::system());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(bus.clone().serve(listener, std::future::pending()));
+        let (mail, stats) = (RecordingSink::default(), RecordingSink::default());
+        let mut events = bus.subscribe();
+        let runner = bus
+            .start(
+                Consumers::default()
+                    .with("mailing-list", mail.clone())
+                    .with("analytics", stats.clone()),
+            )
+            .unwrap();
+        let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(format!("http://{addr}"))
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .load()
+            .await;
+
+        let wrong = Publisher::new(&sdk_config, "no-such-bus");
+        assert!(matches!(
+            wrong.verify_bus().await,
+            Err(PublishError::BusNotFound { .. })
+        ));
+        let publisher = Publisher::new(&sdk_config, "test-bus");
+        publisher.verify_bus().await.unwrap();
+        let signups: Vec<UserSignedUp> = (0..25)
+            .map(|n| {
+                UserSignedUp::builder(format!("user-{n}"), format!("u{n}@example.com"))
+                    .unwrap()
+                    .build()
+            })
+            .collect();
+        let logins: Vec<UserLoggedIn> = (0..15)
+            .map(|n| {
+                UserLoggedIn::builder(format!("user-{n}"), "192.0.2.1".parse().unwrap())
+                    .unwrap()
+                    .build()
+            })
+            .collect();
+        let signup_report = publisher.publish_all(&signups).await;
+        let login_report = publisher.publish_all(&logins).await;
+        assert!(signup_report.is_all_published(), "{signup_report:?}");
+        assert!(login_report.is_all_published(), "{login_report:?}");
+        // 10 entries per request: the Publisher batches as it does against AWS.
+        assert_eq!(signup_report.n_requests(), 3);
+
+        // Every sign-up reaches both targets, every login only analytics.
+        outcomes(&mut events, 25 * 2 + 15).await;
+        runner.shutdown().await;
+        let mut mail_ids: Vec<String> = mail
+            .received()
+            .iter()
+            .map(|m| {
+                let envelope: Envelope<UserSignedUp> = serde_json::from_str(&m.body).unwrap();
+                envelope.id
+            })
+            .collect();
+        let mut published: Vec<String> = signup_report
+            .outcomes()
+            .iter()
+            .map(|o| o.as_ref().unwrap().as_str().to_owned())
+            .collect();
+        mail_ids.sort();
+        published.sort();
+        assert_eq!(mail_ids, published);
+        let stats_types: Vec<String> = stats
+            .received()
+            .iter()
+            .map(|m| serde_json::from_str::<Value>(&m.body).unwrap()["detail-type"].to_string())
+            .collect();
+        assert_eq!(stats_types.len(), 40);
+        assert_eq!(
+            stats_types
+                .iter()
+                .filter(|t| *t == "\"UserLoggedIn\"")
+                .count(),
+            15
+        );
+        let login: Envelope<UserLoggedIn> = serde_json::from_str(
+            &stats
+                .received()
+                .iter()
+                .find(|m| m.body.contains("UserLoggedIn"))
+                .unwrap()
+                .body,
+        )
+        .unwrap();
+        assert_eq!(login.source, "com.eventfork.users");
+    }
+}
