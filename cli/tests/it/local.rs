@@ -322,3 +322,68 @@ fn status_and_dlq_work_on_a_second_process() {
         "{stderr}"
     );
 }
+
+/// boto3 publishes to `local up` like to AWS: a non-Rust SDK, unchanged but for the
+/// endpoint URL.
+#[test]
+fn boto3_publishes_to_local_up() {
+    let Some(venv) = crate::support::external("EVENTFORK_VENV", "boto3_publishes_to_local_up")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("template.yaml"), TEMPLATE).unwrap();
+    let up = Up::start(dir.path());
+    let script = r#"
+import json, os, boto3
+events = boto3.client("events", endpoint_url=os.environ["EVENTFORK_ENDPOINT"])
+detail = json.dumps({"user_id": "u1"})
+answer = events.put_events(Entries=[
+    {"Source": "com.eventfork.users", "DetailType": "UserSignedUp", "Detail": detail, "EventBusName": "eventfork"},
+    {"Source": "com.eventfork.users", "DetailType": "UserLoggedIn", "Detail": detail, "EventBusName": "eventfork"},
+    {"Source": "com.eventfork.users", "DetailType": "UserLoggedIn", "Detail": "[]", "EventBusName": "eventfork"},
+])
+print(json.dumps({"failed": answer["FailedEntryCount"], "entries": answer["Entries"]}))
+try:
+    events.put_events(Entries=[{"Source": "s", "DetailType": "d", "Detail": "{}", "EventBusName": "nope"}])
+except events.exceptions.ResourceNotFoundException as error:
+    print(json.dumps({"error": error.response["Error"]["Code"]}))
+"#;
+    let output = Command::new(Path::new(&venv).join("bin").join("python"))
+        .arg("-c")
+        .arg(script)
+        .env("EVENTFORK_ENDPOINT", format!("http://{}", up.addr))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["failed"], 1);
+    assert_eq!(lines[0]["entries"][2]["ErrorCode"], "MalformedDetail");
+    assert_eq!(lines[1]["error"], "ResourceNotFoundException");
+    let signup = lines[0]["entries"][0]["EventId"].as_str().unwrap();
+    let login = lines[0]["entries"][1]["EventId"].as_str().unwrap();
+    let expected: BTreeSet<(String, String)> = [
+        ("analytics", signup),
+        ("mailing-list", signup),
+        ("analytics", login),
+    ]
+    .into_iter()
+    .map(|(t, id)| (t.to_owned(), id.to_owned()))
+    .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while processed(&dir.path().join("data")) != expected && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(processed(&dir.path().join("data")), expected);
+}
