@@ -6,7 +6,8 @@
 //! through the rules of its bus, and commits it to the archive and to each target queue
 //! before answering. The [`Runner`] ([`LocalBus::start`]) polls each queue like Lambda's SQS
 //! event source mapping: batches up to the batch size within the batching window, at most
-//! `MaximumConcurrency` batches at once, a real [`SqsEvent`] per batch for the registered
+//! `MaximumConcurrency` batches at once, a real
+//! [`SqsEvent`](aws_lambda_events::sqs::SqsEvent) per batch for the registered
 //! [`Consumer`], partial batch failures, the dead-letter queue after `maxReceiveCount`.
 //! Every delivery, retry and dead-letter move is published as a [`LocalEvent`].
 //!
