@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod catalog;
 mod input;
+mod local;
 mod pattern;
 mod publish;
 mod replay;
@@ -45,6 +46,9 @@ enum Command {
     Publish(publish::Args),
     // The help text is the doc comment of `replay::Args`.
     Replay(replay::Args),
+    /// Run the local bus: template.yaml's rules, queues and handlers on this machine.
+    #[command(subcommand)]
+    Local(local::Command),
 }
 
 /// What a command concluded, when it did not fail.
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Rules(command) => rules::run(command),
         Command::Publish(args) => publish::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Local(command) => local::run(command),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -18,3 +18,8 @@ pub mod publish;
 pub mod replay;
 #[cfg(feature = "aws")]
 pub use publish::{Entry, EventId, PublishError, Publisher, PublisherBuilder, Report};
+
+#[cfg(feature = "local")]
+pub mod local;
+#[cfg(feature = "local")]
+pub use local::{BusConfig, Consumer, Consumers, LocalBus, LocalEvent};

@@ -1,5 +1,7 @@
 //! The integration tests of the router crate: one binary, one module per concern.
 
+#[cfg(feature = "local")]
+mod local;
 #[cfg(feature = "aws")]
 mod deploy;
 #[cfg(feature = "aws")]

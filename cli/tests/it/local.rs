@@ -1,0 +1,389 @@
+//! `eventfork local`: crash safety of `local up` under kill -9, and the status / dlq
+//! commands on a shared data directory.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+/// Short visibility timeouts so that the messages in flight at the crash come back fast.
+const TEMPLATE: &str = r#"
+Resources:
+  Bus:
+    Type: AWS::Events::EventBus
+  SignupRule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !Ref Bus
+      EventPattern: { detail-type: [UserSignedUp] }
+      Targets:
+        - { Id: mail, Arn: !GetAtt MailQueue.Arn }
+        - { Id: stats, Arn: !GetAtt StatsQueue.Arn }
+  LoginRule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !Ref Bus
+      EventPattern: { detail-type: [UserLoggedIn] }
+      Targets:
+        - { Id: stats, Arn: !GetAtt StatsQueue.Arn }
+  MailQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 2
+      RedrivePolicy: { deadLetterTargetArn: !GetAtt MailDlq.Arn, maxReceiveCount: 5 }
+  MailDlq:
+    Type: AWS::SQS::Queue
+  StatsQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 2
+  MailFunction:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: mailing-list } }
+    Properties:
+      Events:
+        Mail:
+          Type: SQS
+          Properties: { Queue: !GetAtt MailQueue.Arn, BatchSize: 10, FunctionResponseTypes: [ReportBatchItemFailures] }
+  StatsFunction:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: analytics } }
+    Properties:
+      Events:
+        Stats:
+          Type: SQS
+          Properties: { Queue: !GetAtt StatsQueue.Arn, BatchSize: 10, FunctionResponseTypes: [ReportBatchItemFailures] }
+"#;
+
+/// A running `eventfork local up`, whose stdout lines are collected.
+struct Up {
+    child: Child,
+    addr: SocketAddr,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Up {
+    fn start(dir: &Path) -> Up {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+            .args(["local", "up", "--addr", "127.0.0.1:0", "--template"])
+            .arg(dir.join("template.yaml"))
+            .arg("--data")
+            .arg(dir.join("data"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (first, address) = mpsc::channel();
+        {
+            let lines = lines.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(addr) = line.strip_prefix("listening on http://") {
+                        let _ = first.send(addr.parse::<SocketAddr>().unwrap());
+                    }
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let addr = address
+            .recv_timeout(Duration::from_secs(30))
+            .expect("local up did not print its address");
+        Up { child, addr, lines }
+    }
+
+    /// `(target, event id)` of every "delivered" line so far.
+    fn delivered(&self) -> BTreeSet<(String, String)> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| {
+                let rest = line.strip_prefix("delivered ")?;
+                let (target, rest) = rest.split_once(": ")?;
+                let event_id = rest.split(' ').nth(1)?;
+                Some((target.to_owned(), event_id.to_owned()))
+            })
+            .collect()
+    }
+}
+
+/// `(target, event id)` of every record the recording sinks processed, from their logs:
+/// written before the sink answers, so before the message is deleted. The live lines on
+/// stdout come after the delete, and a kill -9 can fall between the two.
+fn processed(data: &Path) -> BTreeSet<(String, String)> {
+    let mut processed = BTreeSet::new();
+    for target in ["analytics", "mailing-list"] {
+        let Ok(log) = std::fs::read_to_string(data.join("sink").join(format!("{target}.jsonl")))
+        else {
+            continue;
+        };
+        // The last line may be cut short by the kill.
+        for line in log.lines() {
+            let Ok(record) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+            processed.insert((target.to_owned(), body["id"].as_str().unwrap().to_owned()));
+        }
+    }
+    processed
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Posts one PutEvents request; `None` when the connection fails (the server died).
+fn put_events(addr: SocketAddr, entries: &[Value]) -> Option<Value> {
+    let body = json!({ "Entries": entries }).to_string();
+    let mut stream = TcpStream::connect(addr).ok()?;
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/x-amz-json-1.1\r\n\
+         x-amz-target: AWSEvents.PutEvents\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body.as_bytes()).ok()?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    serde_json::from_str(body).ok()
+}
+
+fn entry(n: usize) -> Value {
+    let detail_type = if n.is_multiple_of(2) {
+        "UserSignedUp"
+    } else {
+        "UserLoggedIn"
+    };
+    json!({"Source": "com.eventfork.users", "DetailType": detail_type, "EventBusName": "eventfork",
+           "Detail": json!({"n": n}).to_string()})
+}
+
+#[test]
+fn kill_9_while_publishing_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("template.yaml"), TEMPLATE).unwrap();
+    let first = Up::start(dir.path());
+    let addr = first.addr;
+
+    // Eight publishers send 10,000 events, 10 per request; each remembers what was acked.
+    let acked: Arc<Mutex<HashMap<String, &'static str>>> = Arc::default();
+    let publishers: Vec<_> = (0..8)
+        .map(|publisher| {
+            let acked = acked.clone();
+            thread::spawn(move || {
+                for request in (publisher..1000).step_by(8) {
+                    let entries: Vec<Value> = (0..10).map(|i| entry(request * 10 + i)).collect();
+                    let Some(answer) = put_events(addr, &entries) else {
+                        return;
+                    };
+                    let mut acked = acked.lock().unwrap();
+                    for (i, result) in answer["Entries"].as_array().unwrap().iter().enumerate() {
+                        let id = result["EventId"].as_str().unwrap().to_owned();
+                        let signup = (request * 10 + i).is_multiple_of(2);
+                        acked.insert(
+                            id,
+                            if signup {
+                                "UserSignedUp"
+                            } else {
+                                "UserLoggedIn"
+                            },
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    // kill -9 in the middle of the stream.
+    let started = Instant::now();
+    while acked.lock().unwrap().len() < 3000 && started.elapsed() < Duration::from_secs(60) {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let mut first = first;
+    first.child.kill().unwrap(); // SIGKILL on Unix.
+    first.child.wait().unwrap();
+    for publisher in publishers {
+        publisher.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 3000 && acked.len() < 10_000,
+        "the kill did not land mid-stream: {} acked",
+        acked.len()
+    );
+    let mut expected = BTreeSet::new();
+    for (id, detail_type) in &acked {
+        expected.insert(("analytics".to_owned(), id.clone()));
+        if *detail_type == "UserSignedUp" {
+            expected.insert(("mailing-list".to_owned(), id.clone()));
+        }
+    }
+    drop(first);
+
+    // Restart on the same data dir: every acked event reaches each matching target.
+    let _second = Up::start(dir.path());
+    let restarted = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let missing = loop {
+        let delivered = processed(&dir.path().join("data"));
+        let missing: Vec<_> = expected.difference(&delivered).cloned().collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break missing;
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged deliveries lost, e.g. {:?}",
+        missing.len(),
+        expected.len(),
+        &missing[..missing.len().min(5)]
+    );
+    eprintln!(
+        "kill -9 after {} acknowledged events; all {} deliveries done {:.1} s after the restart",
+        acked.len(),
+        expected.len(),
+        restarted.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn status_and_dlq_work_on_a_second_process() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("template.yaml"), TEMPLATE).unwrap();
+    let up = Up::start(dir.path());
+    let answer = put_events(up.addr, &[entry(0), entry(1)]).unwrap();
+    assert_eq!(answer["FailedEntryCount"], 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while up.delivered().len() < 3 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(up.delivered().len(), 3);
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+            .arg("local")
+            .args(args)
+            .arg("--template")
+            .arg(dir.path().join("template.yaml"))
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let (code, stdout, _) = run(&["status"]);
+    assert_eq!(code, Some(0));
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["TARGET", "QUEUE", "VISIBLE", "IN-FLIGHT", "DLQ"],
+            vec!["mailing-list", "MailQueue", "0", "0", "0"],
+            vec!["analytics", "StatsQueue", "0", "0", "0"],
+        ]
+    );
+    let (code, stdout, _) = run(&["dlq", "list", "mailing-list"]);
+    assert_eq!((code, stdout.as_str()), (Some(0), ""));
+    let (code, _, stderr) = run(&["dlq", "list", "analytics"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("target \"analytics\" has no dead-letter queue"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&["dlq", "redrive", "nope"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("no target named \"nope\" (known: mailing-list, analytics)"),
+        "{stderr}"
+    );
+}
+
+/// boto3 publishes to `local up` like to AWS: a non-Rust SDK, unchanged but for the
+/// endpoint URL.
+#[test]
+fn boto3_publishes_to_local_up() {
+    let Some(venv) = crate::support::external("EVENTFORK_VENV", "boto3_publishes_to_local_up")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("template.yaml"), TEMPLATE).unwrap();
+    let up = Up::start(dir.path());
+    let script = r#"
+import json, os, boto3
+events = boto3.client("events", endpoint_url=os.environ["EVENTFORK_ENDPOINT"])
+detail = json.dumps({"user_id": "u1"})
+answer = events.put_events(Entries=[
+    {"Source": "com.eventfork.users", "DetailType": "UserSignedUp", "Detail": detail, "EventBusName": "eventfork"},
+    {"Source": "com.eventfork.users", "DetailType": "UserLoggedIn", "Detail": detail, "EventBusName": "eventfork"},
+    {"Source": "com.eventfork.users", "DetailType": "UserLoggedIn", "Detail": "[]", "EventBusName": "eventfork"},
+])
+print(json.dumps({"failed": answer["FailedEntryCount"], "entries": answer["Entries"]}))
+try:
+    events.put_events(Entries=[{"Source": "s", "DetailType": "d", "Detail": "{}", "EventBusName": "nope"}])
+except events.exceptions.ResourceNotFoundException as error:
+    print(json.dumps({"error": error.response["Error"]["Code"]}))
+"#;
+    let output = Command::new(Path::new(&venv).join("bin").join("python"))
+        .arg("-c")
+        .arg(script)
+        .env("EVENTFORK_ENDPOINT", format!("http://{}", up.addr))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["failed"], 1);
+    assert_eq!(lines[0]["entries"][2]["ErrorCode"], "MalformedDetail");
+    assert_eq!(lines[1]["error"], "ResourceNotFoundException");
+    let signup = lines[0]["entries"][0]["EventId"].as_str().unwrap();
+    let login = lines[0]["entries"][1]["EventId"].as_str().unwrap();
+    let expected: BTreeSet<(String, String)> = [
+        ("analytics", signup),
+        ("mailing-list", signup),
+        ("analytics", login),
+    ]
+    .into_iter()
+    .map(|(t, id)| (t.to_owned(), id.to_owned()))
+    .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while processed(&dir.path().join("data")) != expected && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(processed(&dir.path().join("data")), expected);
+}

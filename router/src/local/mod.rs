@@ -1,0 +1,849 @@
+//! The local bus: EventBridge rules, SQS queues and Lambda consumers from `template.yaml`,
+//! run on one machine with a durable SQLite store.
+//!
+//! One event's journey: [`LocalBus::put_events`] (or the PutEvents endpoint, [`LocalBus::serve`])
+//! validates each entry as EventBridge does, wraps it in the EventBridge envelope, routes it
+//! through the rules of its bus, and commits it to the archive and to each target queue
+//! before answering. The [`Runner`] ([`LocalBus::start`]) polls each queue like Lambda's SQS
+//! event source mapping: batches up to the batch size within the batching window, at most
+//! `MaximumConcurrency` batches at once, a real
+//! [`SqsEvent`](aws_lambda_events::sqs::SqsEvent) per batch for the registered
+//! [`Consumer`], partial batch failures, the dead-letter queue after `maxReceiveCount`.
+//! Every delivery, retry and dead-letter move is published as a [`LocalEvent`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use router::local::{BusConfig, Consumers, LocalBus, RecordingSink};
+//! use router::template::Template;
+//!
+//! let template = Template::parse(&std::fs::read_to_string("template.yaml")?)?;
+//! let bus = LocalBus::open(&template, ".eventfork".as_ref(), BusConfig::default())?;
+//! let mut events = bus.subscribe();
+//! let runner = bus.start(Consumers::default().fallback(RecordingSink::default()))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4010").await?;
+//! tokio::spawn(bus.clone().serve(listener, std::future::pending()));
+//! while let Ok(event) = events.recv().await {
+//!     eprintln!("{event}");
+//! }
+//! runner.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! A second process may open the same data directory with [`LocalBus::open`] and call
+//! [`LocalBus::status`], [`LocalBus::dead_letters`] and [`LocalBus::redrive`] without
+//! starting a runner: SQLite in WAL mode is shared between processes, and a running bus
+//! notices redriven messages within its idle poll interval (250 ms).
+
+mod clock;
+mod http;
+mod queue;
+mod route;
+mod runner;
+mod store;
+mod topology;
+
+use std::{collections::HashMap, fmt, path::Path, sync::Arc, time::Duration};
+
+use serde_json::{Map, Value as Json};
+use tokio::sync::{Notify, broadcast};
+
+pub use clock::Clock;
+pub use queue::DeadLetter;
+pub use runner::{
+    BoxFuture, Consumer, Consumers, Faults, IntoConsumer, RecordedMessage, RecordingSink, Runner,
+    consumer_fn,
+};
+pub use store::{Claim, Idempotency, StoreError};
+pub use topology::{DEFAULT_BUS, RuleSpec, TargetSpec, Topology};
+
+use crate::template::Template;
+use queue::Accepted;
+use route::Routes;
+use store::Store;
+
+/// EventBridge's limit on the entries of one PutEvents request, in bytes as computed by
+/// [`entry_size`].
+pub const DEFAULT_ENTRY_SIZE_LIMIT: usize = 256 * 1024;
+
+/// The most entries one PutEvents request may carry.
+pub const MAX_ENTRIES: usize = 10;
+
+/// How the bus runs; [`BusConfig::default`] suits `local up`.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    bus_name: String,
+    region: String,
+    account: String,
+    clock: Clock,
+    retry_delay: Option<Duration>,
+    entry_size_limit: usize,
+    max_body_bytes: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> BusConfig {
+        BusConfig {
+            bus_name: "eventfork".to_owned(),
+            region: "us-east-1".to_owned(),
+            account: "123456789012".to_owned(),
+            clock: Clock::system(),
+            retry_delay: None,
+            entry_size_limit: DEFAULT_ENTRY_SIZE_LIMIT,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl BusConfig {
+    /// The name the custom bus answers to (rules with an `EventBusName` live on it); the
+    /// default is `eventfork`. PutEvents accepts the name or its ARN.
+    pub fn bus_name(mut self, name: impl Into<String>) -> BusConfig {
+        self.bus_name = name.into();
+        self
+    }
+    /// The region in envelopes and ARNs (default `us-east-1`).
+    pub fn region(mut self, region: impl Into<String>) -> BusConfig {
+        self.region = region.into();
+        self
+    }
+    /// The account in envelopes and ARNs (default `123456789012`).
+    pub fn account(mut self, account: impl Into<String>) -> BusConfig {
+        self.account = account.into();
+        self
+    }
+    /// The clock (default: the system clock); [`Clock::manual`] for deterministic tests.
+    pub fn clock(mut self, clock: Clock) -> BusConfig {
+        self.clock = clock;
+        self
+    }
+    /// Makes a failed record visible again after `delay` instead of at the end of its
+    /// visibility timeout (as a consumer calling ChangeMessageVisibility would). Default: the
+    /// queue's visibility timeout, as on AWS. The demo uses a short delay to show retries.
+    pub fn retry_delay(mut self, delay: Duration) -> BusConfig {
+        self.retry_delay = Some(delay);
+        self
+    }
+    /// The PutEvents size limit (default 256 KiB; EventBridge announced 1 MiB in 2026).
+    pub fn entry_size_limit(mut self, bytes: usize) -> BusConfig {
+        self.entry_size_limit = bytes;
+        self
+    }
+    /// The largest HTTP request body the endpoint reads (default 1 MiB).
+    pub fn max_body_bytes(mut self, bytes: usize) -> BusConfig {
+        self.max_body_bytes = bytes;
+        self
+    }
+}
+
+/// The local bus could not be built or could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalError {
+    /// The template does not describe a runnable topology.
+    #[error("template: {0}")]
+    Template(String),
+    /// A rule's pattern was refused by the pattern engine.
+    #[error("invalid event pattern: {0}")]
+    Pattern(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No target has this name.
+    #[error("no target named {name:?} (known: {known})")]
+    UnknownTarget {
+        /// The name asked for.
+        name: String,
+        /// The known target names, comma-separated.
+        known: String,
+    },
+    /// The target's queue has no redrive policy.
+    #[error("target {0:?} has no dead-letter queue")]
+    NoDeadLetterQueue(String),
+    /// A target has no consumer and no fallback was given.
+    #[error("no consumer registered for target {0:?} (and no fallback)")]
+    NoConsumer(String),
+}
+
+/// What happens on the bus, for a live log (`local up`) and for tests to await.
+///
+/// Receivers that fall more than 16,384 events behind lose the oldest ones
+/// ([`broadcast::error::RecvError::Lagged`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocalEvent {
+    /// PutEvents accepted an event (it is on disk).
+    Accepted {
+        /// The event id.
+        event_id: String,
+        /// The bus.
+        bus: String,
+        /// The detail type.
+        detail_type: String,
+        /// The rules that matched.
+        rules: Vec<String>,
+    },
+    /// A consumer processed a message successfully and it was deleted.
+    Delivered {
+        /// The target name.
+        target: String,
+        /// The SQS message id.
+        message_id: String,
+        /// The envelope's event id.
+        event_id: String,
+        /// The detail type.
+        detail_type: String,
+        /// Which receive this was (1 on the first delivery).
+        receive_count: u32,
+        /// When the message was sent to the queue (ms since the epoch, bus clock).
+        sent_at_ms: i64,
+    },
+    /// A consumer failed a message; it will be received again.
+    Retrying {
+        /// The target name.
+        target: String,
+        /// The SQS message id.
+        message_id: String,
+        /// The envelope's event id.
+        event_id: String,
+        /// The detail type.
+        detail_type: String,
+        /// How many times it has been received.
+        receive_count: u32,
+        /// When it becomes visible again (ms since the epoch, bus clock).
+        visible_at_ms: i64,
+    },
+    /// A message moved to its dead-letter queue after `maxReceiveCount` receives.
+    DeadLettered {
+        /// The target name.
+        target: String,
+        /// The SQS message id.
+        message_id: String,
+        /// The envelope's event id.
+        event_id: String,
+        /// The detail type.
+        detail_type: String,
+        /// How many times it was received.
+        receive_count: u32,
+        /// The dead-letter queue's logical id.
+        dead_letter_queue: String,
+    },
+    /// A consumer returned but, by fault injection, the runner did not delete or retry the
+    /// batch: the messages come back after their visibility timeout.
+    CrashedBeforeAck {
+        /// The target name.
+        target: String,
+        /// The SQS message ids of the batch.
+        message_ids: Vec<String>,
+    },
+    /// A consumer panicked or ran past its function timeout; the whole batch failed.
+    ConsumerFailed {
+        /// The target name.
+        target: String,
+        /// What happened.
+        reason: String,
+        /// How many messages the batch held.
+        n_messages: usize,
+    },
+}
+
+impl fmt::Display for LocalEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LocalEvent::Accepted {
+                event_id,
+                detail_type,
+                rules,
+                ..
+            } => write!(
+                f,
+                "accepted  {detail_type} {event_id} → {}",
+                if rules.is_empty() {
+                    "no rule".to_owned()
+                } else {
+                    rules.join(", ")
+                }
+            ),
+            LocalEvent::Delivered {
+                target,
+                event_id,
+                detail_type,
+                receive_count,
+                ..
+            } => write!(
+                f,
+                "delivered {target}: {detail_type} {event_id} (receive {receive_count})"
+            ),
+            LocalEvent::Retrying {
+                target,
+                event_id,
+                detail_type,
+                receive_count,
+                ..
+            } => write!(
+                f,
+                "retrying  {target}: {detail_type} {event_id} failed on receive {receive_count}"
+            ),
+            LocalEvent::DeadLettered {
+                target,
+                event_id,
+                detail_type,
+                receive_count,
+                dead_letter_queue,
+                ..
+            } => write!(
+                f,
+                "dlq       {target}: {detail_type} {event_id} moved to {dead_letter_queue} after {receive_count} receives"
+            ),
+            LocalEvent::CrashedBeforeAck {
+                target,
+                message_ids,
+            } => write!(
+                f,
+                "crashed   {target}: {} messages not acknowledged (fault injection)",
+                message_ids.len()
+            ),
+            LocalEvent::ConsumerFailed {
+                target,
+                reason,
+                n_messages,
+            } => write!(
+                f,
+                "failed    {target}: batch of {n_messages} failed: {reason}"
+            ),
+        }
+    }
+}
+
+/// One PutEvents entry, as the API takes it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PutEventsEntry {
+    /// `Source`.
+    pub source: Option<String>,
+    /// `DetailType`.
+    pub detail_type: Option<String>,
+    /// `Detail`: JSON object text.
+    pub detail: Option<String>,
+    /// `Resources`.
+    pub resources: Vec<String>,
+    /// `Time`, in milliseconds since the epoch; the ingestion time when absent.
+    pub time_ms: Option<i64>,
+    /// `EventBusName`: a name or an ARN; the default bus when absent.
+    pub event_bus_name: Option<String>,
+}
+
+/// The answer for one entry: its event id, or EventBridge's error code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryResult {
+    /// Accepted, with the new event id.
+    Accepted(String),
+    /// Refused.
+    Failed {
+        /// `ErrorCode`, e.g. `MalformedDetail`.
+        code: String,
+        /// `ErrorMessage`.
+        message: String,
+    },
+}
+
+/// A PutEvents request refused as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PutEventsError {
+    /// `ValidationException`: too many or no entries, or over the size limit.
+    #[error("{0}")]
+    Validation(String),
+    /// `ResourceNotFoundException`: an entry names a bus that does not exist.
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// `InternalException`: the store failed; nothing of this request was accepted.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// EventBridge's size of a PutEvents entry: 14 bytes for `Time` when set, plus the UTF-8
+/// bytes of `Source`, `DetailType`, `Detail` and each resource ("Calculating PutEvents
+/// event entry size", EventBridge user guide).
+pub fn entry_size(entry: &PutEventsEntry) -> usize {
+    let text = |s: &Option<String>| s.as_deref().map_or(0, str::len);
+    usize::from(entry.time_ms.is_some()) * 14
+        + text(&entry.source)
+        + text(&entry.detail_type)
+        + text(&entry.detail)
+        + entry.resources.iter().map(String::len).sum::<usize>()
+}
+
+/// A queue's depths and its dead-letter queue's depth, per target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TargetStatus {
+    /// The target name.
+    pub target: String,
+    /// The queue's logical id.
+    pub queue: String,
+    /// Messages ready to be received.
+    pub visible: u64,
+    /// Messages received and not yet deleted or visible again (in flight, or failed and
+    /// waiting for their retry).
+    pub in_flight: u64,
+    /// The dead-letter queue's logical id.
+    pub dead_letter_queue: Option<String>,
+    /// Messages in the dead-letter queue.
+    pub dead_letters: u64,
+}
+
+/// What a replay re-sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReplaySummary {
+    /// Archived events found in the range.
+    pub n_events: usize,
+    /// Messages sent to target queues.
+    pub n_messages: usize,
+}
+
+/// The local bus: a handle on its store, rules and event stream. Clones share everything.
+#[derive(Clone)]
+pub struct LocalBus {
+    inner: Arc<BusInner>,
+}
+
+struct BusInner {
+    topology: Topology,
+    routes: Routes,
+    store: Store,
+    config: BusConfig,
+    events: broadcast::Sender<LocalEvent>,
+    wakeups: HashMap<String, Arc<Notify>>,
+    faults: Faults,
+}
+
+impl fmt::Debug for LocalBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalBus")
+            .field("store", &self.inner.store)
+            .field("bus_name", &self.inner.config.bus_name)
+            .finish()
+    }
+}
+
+impl LocalBus {
+    /// Opens the bus of `template` on the store in `data_dir` (created if missing). Messages
+    /// left in flight by an earlier run become visible again when their visibility timeout
+    /// ends, as in SQS. No task is started: see [`LocalBus::start`] and [`LocalBus::serve`].
+    pub fn open(
+        template: &Template,
+        data_dir: &Path,
+        config: BusConfig,
+    ) -> Result<LocalBus, LocalError> {
+        let topology = Topology::from_template(template, &config.bus_name)?;
+        let routes = Routes::new(&topology).map_err(LocalError::Pattern)?;
+        let store = Store::open(data_dir, config.clock.clone())?;
+        let wakeups = topology
+            .queue_names()
+            .map(|queue| (queue.to_owned(), Arc::new(Notify::new())))
+            .collect();
+        let (events, _) = broadcast::channel(16_384);
+        Ok(LocalBus {
+            inner: Arc::new(BusInner {
+                topology,
+                routes,
+                store,
+                config,
+                events,
+                wakeups,
+                faults: Faults::default(),
+            }),
+        })
+    }
+
+    /// The rules, queues and targets the bus runs.
+    pub fn topology(&self) -> &Topology {
+        &self.inner.topology
+    }
+
+    /// The bus's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.config.clock
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> &Path {
+        self.inner.store.path()
+    }
+
+    /// Fault injection for tests and the demo.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
+    /// The stream of [`LocalEvent`]s from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<LocalEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Idempotency records in the same store, for the consumers.
+    pub fn idempotency(&self) -> Idempotency {
+        Idempotency::new(self.inner.store.clone())
+    }
+
+    /// PutEvents: validates each entry as EventBridge does, and commits the accepted ones
+    /// (archive and target queues) durably before answering. The answer has one result per
+    /// entry, in order.
+    pub async fn put_events(
+        &self,
+        entries: Vec<PutEventsEntry>,
+    ) -> Result<Vec<EntryResult>, PutEventsError> {
+        if entries.is_empty() || entries.len() > MAX_ENTRIES {
+            return Err(PutEventsError::Validation(format!(
+                "1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length {} {MAX_ENTRIES}",
+                if entries.is_empty() {
+                    "greater than or equal to 1, and less than or equal to"
+                } else {
+                    "less than or equal to"
+                }
+            )));
+        }
+        let total: usize = entries.iter().map(entry_size).sum();
+        if total > self.inner.config.entry_size_limit {
+            return Err(PutEventsError::Validation(format!(
+                "Total size of the entries in the request is over the limit: {total} bytes, the limit is {} bytes.",
+                self.inner.config.entry_size_limit
+            )));
+        }
+        let mut buses = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            buses.push(self.resolve_bus(entry.event_bus_name.as_deref())?);
+        }
+        let now = self.clock().now_ms();
+        let mut results = Vec::with_capacity(entries.len());
+        let mut accepted = Vec::new();
+        let mut accepted_rules = Vec::new();
+        for (entry, bus) in entries.into_iter().zip(buses) {
+            match self.accept(entry, bus, now) {
+                Ok((event, rules)) => {
+                    results.push(EntryResult::Accepted(event.event_id.clone()));
+                    accepted.push(event);
+                    accepted_rules.push(rules);
+                }
+                Err(failed) => results.push(failed),
+            }
+        }
+        if !accepted.is_empty() {
+            self.commit(accepted, accepted_rules, now)
+                .await
+                .map_err(|error| PutEventsError::Internal(format!("{error}")))?;
+        }
+        Ok(results)
+    }
+
+    fn resolve_bus(&self, name: Option<&str>) -> Result<String, PutEventsError> {
+        let name = name.unwrap_or(DEFAULT_BUS);
+        // `arn:aws:events:<region>:<account>:event-bus/<name>`.
+        let short = name
+            .strip_prefix("arn:")
+            .and_then(|_| name.rsplit_once(":event-bus/"))
+            .map_or(name, |(_, bus)| bus);
+        if self.inner.topology.has_bus(short) {
+            Ok(short.to_owned())
+        } else {
+            Err(PutEventsError::ResourceNotFound(format!(
+                "Event bus {name} does not exist."
+            )))
+        }
+    }
+
+    fn accept(
+        &self,
+        entry: PutEventsEntry,
+        bus: String,
+        now: i64,
+    ) -> Result<(Accepted, Vec<String>), EntryResult> {
+        let missing = |field: &str| EntryResult::Failed {
+            code: "InvalidArgument".to_owned(),
+            message: format!(
+                "Parameter {field} is not valid. Reason: {field} is a required argument."
+            ),
+        };
+        let source = entry.source.ok_or_else(|| missing("Source"))?;
+        let detail_type = entry.detail_type.ok_or_else(|| missing("DetailType"))?;
+        let detail = entry.detail.ok_or_else(|| missing("Detail"))?;
+        let malformed = || EntryResult::Failed {
+            code: "MalformedDetail".to_owned(),
+            message: "Detail is malformed.".to_owned(),
+        };
+        let detail: Json = serde_json::from_str(&detail).map_err(|_| malformed())?;
+        if !detail.is_object() {
+            return Err(malformed());
+        }
+        let event_id = clock::uuid_v4();
+        let time = clock::rfc3339(entry.time_ms.unwrap_or(now));
+        let mut envelope = Map::new();
+        let config = &self.inner.config;
+        envelope.insert("version".into(), "0".into());
+        envelope.insert("id".into(), event_id.clone().into());
+        envelope.insert("detail-type".into(), detail_type.clone().into());
+        envelope.insert("source".into(), source.into());
+        envelope.insert("account".into(), config.account.clone().into());
+        envelope.insert("time".into(), time.into());
+        envelope.insert("region".into(), config.region.clone().into());
+        envelope.insert("resources".into(), entry.resources.into());
+        envelope.insert("detail".into(), detail);
+        let body = Json::Object(envelope).to_string();
+        let route = self
+            .inner
+            .routes
+            .route(&bus, body.as_bytes())
+            .map_err(|error| EntryResult::Failed {
+                code: "InternalFailure".to_owned(),
+                message: format!("routing failed: {error}"),
+            })?;
+        Ok((
+            Accepted {
+                event_id,
+                bus,
+                detail_type,
+                body,
+                replay_name: None,
+                queues: route.queues,
+            },
+            route.rules,
+        ))
+    }
+
+    async fn commit(
+        &self,
+        accepted: Vec<Accepted>,
+        rules: Vec<Vec<String>>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let events: Vec<(String, String, String, Vec<String>)> = accepted
+            .iter()
+            .zip(rules)
+            .map(|(a, rules)| {
+                (
+                    a.event_id.clone(),
+                    a.bus.clone(),
+                    a.detail_type.clone(),
+                    rules,
+                )
+            })
+            .collect();
+        let mut touched: Vec<String> = accepted.iter().flat_map(|a| a.queues.clone()).collect();
+        touched.sort();
+        touched.dedup();
+        self.inner
+            .store
+            .call(move |connection| queue::ingest(connection, &accepted, now))
+            .await?;
+        for queue in touched {
+            self.wake(&queue);
+        }
+        for (event_id, bus, detail_type, rules) in events {
+            tracing::debug!(event_id = %event_id, bus = %bus, n_rules = rules.len(), "accepted");
+            self.emit(LocalEvent::Accepted {
+                event_id,
+                bus,
+                detail_type,
+                rules,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn wake(&self, queue: &str) {
+        if let Some(notify) = self.inner.wakeups.get(queue) {
+            notify.notify_one();
+        }
+    }
+
+    pub(crate) fn wakeup(&self, queue: &str) -> Arc<Notify> {
+        self.inner
+            .wakeups
+            .get(queue)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Notify::new()))
+    }
+
+    pub(crate) fn emit(&self, event: LocalEvent) {
+        // No subscriber is fine: the event stream is for observers only.
+        let _ = self.inner.events.send(event);
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub(crate) fn config(&self) -> &BusConfig {
+        &self.inner.config
+    }
+
+    /// Queue depths and dead-letter counts per target.
+    pub async fn status(&self) -> Result<Vec<TargetStatus>, LocalError> {
+        let targets = self.inner.topology.targets().to_vec();
+        let now = self.clock().now_ms();
+        let status = self
+            .inner
+            .store
+            .call_relaxed(move |connection| {
+                let mut status = Vec::new();
+                for target in &targets {
+                    let depth = queue::depth(connection, target.queue(), now)?;
+                    let dead_letters = match target.dead_letter_queue() {
+                        Some(dlq) => {
+                            let d = queue::depth(connection, dlq, now)?;
+                            d.visible + d.in_flight
+                        }
+                        None => 0,
+                    };
+                    status.push(TargetStatus {
+                        target: target.name().to_owned(),
+                        queue: target.queue().to_owned(),
+                        visible: depth.visible,
+                        in_flight: depth.in_flight,
+                        dead_letter_queue: target.dead_letter_queue().map(str::to_owned),
+                        dead_letters,
+                    });
+                }
+                Ok(status)
+            })
+            .await?;
+        Ok(status)
+    }
+
+    fn target_dlq(&self, target: &str) -> Result<(TargetSpec, String), LocalError> {
+        let Some(spec) = self.inner.topology.target(target) else {
+            let known: Vec<&str> = self
+                .inner
+                .topology
+                .targets()
+                .iter()
+                .map(TargetSpec::name)
+                .collect();
+            return Err(LocalError::UnknownTarget {
+                name: target.to_owned(),
+                known: known.join(", "),
+            });
+        };
+        let dlq = spec
+            .dead_letter_queue()
+            .ok_or_else(|| LocalError::NoDeadLetterQueue(target.to_owned()))?
+            .to_owned();
+        Ok((spec.clone(), dlq))
+    }
+
+    /// The first `limit` messages in a target's dead-letter queue (target name, function or
+    /// queue logical id).
+    pub async fn dead_letters(
+        &self,
+        target: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, LocalError> {
+        let (_, dlq) = self.target_dlq(target)?;
+        Ok(self
+            .inner
+            .store
+            .call_relaxed(move |connection| queue::dead_letters(connection, &dlq, limit))
+            .await?)
+    }
+
+    /// Moves every message of a target's dead-letter queue back to its queue with a fresh
+    /// receive count; returns how many moved.
+    pub async fn redrive(&self, target: &str) -> Result<usize, LocalError> {
+        let (spec, dlq) = self.target_dlq(target)?;
+        let queue_name = spec.queue().to_owned();
+        let now = self.clock().now_ms();
+        let n = self
+            .inner
+            .store
+            .call(move |connection| queue::redrive(connection, &dlq, &queue_name, now))
+            .await?;
+        self.wake(spec.queue());
+        Ok(n)
+    }
+
+    /// How many live events the archive holds.
+    pub async fn archive_len(&self) -> Result<u64, LocalError> {
+        Ok(self.inner.store.call_relaxed(queue::archive_len).await?)
+    }
+
+    /// Replays the archived events ingested in `[from_ms, to_ms)` (all buses when `bus` is
+    /// `None`) onto their bus, as an EventBridge archive replay does: same event id and
+    /// content, `replay-name` set, routed through the current rules.
+    pub async fn replay(
+        &self,
+        replay_name: &str,
+        bus: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<ReplaySummary, LocalError> {
+        let bus_filter = bus.map(str::to_owned);
+        let archived = self
+            .inner
+            .store
+            .call_relaxed(move |connection| {
+                queue::archived(connection, bus_filter.as_deref(), from_ms, to_ms)
+            })
+            .await?;
+        let mut summary = ReplaySummary {
+            n_events: archived.len(),
+            n_messages: 0,
+        };
+        let mut replays = Vec::with_capacity(archived.len());
+        let mut rules = Vec::with_capacity(archived.len());
+        for event in archived {
+            let Ok(Json::Object(mut envelope)) = serde_json::from_str::<Json>(&event.body) else {
+                tracing::warn!(bus = %event.bus, "archived event is not a JSON object; skipped");
+                continue;
+            };
+            envelope.insert("replay-name".into(), replay_name.into());
+            let event_id = envelope
+                .get("id")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let detail_type = envelope
+                .get("detail-type")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let body = Json::Object(envelope).to_string();
+            let route = self
+                .inner
+                .routes
+                .route(&event.bus, body.as_bytes())
+                .map_err(LocalError::Pattern)?;
+            summary.n_messages += route.queues.len();
+            rules.push(route.rules);
+            replays.push(Accepted {
+                event_id,
+                bus: event.bus,
+                detail_type,
+                body,
+                replay_name: Some(replay_name.to_owned()),
+                queues: route.queues,
+            });
+        }
+        for (chunk, chunk_rules) in replays.chunks(500).zip(rules.chunks(500)) {
+            let now = self.clock().now_ms();
+            self.commit(chunk.to_vec(), chunk_rules.to_vec(), now)
+                .await?;
+        }
+        Ok(summary)
+    }
+
+    /// Starts a poller per target that feeds its queue to the consumer registered under
+    /// the target's name. Needs a tokio runtime.
+    pub fn start(&self, consumers: Consumers) -> Result<Runner, LocalError> {
+        runner::start(self.clone(), consumers)
+    }
+
+    /// Serves the EventBridge API (PutEvents, TestEventPattern, DescribeEventBus,
+    /// ListRules) over AWS JSON 1.1 on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        http::serve(self, listener, shutdown).await
+    }
+}

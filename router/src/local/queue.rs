@@ -1,0 +1,413 @@
+//! SQS semantics over the store: send, receive (visibility timeout, receive count), delete,
+//! retry, the dead-letter move after `maxReceiveCount`, redrive, depths, and the archive.
+//!
+//! Every function here runs inside the writer thread's transaction (see `store.rs`), so
+//! each is atomic and the caller learns its result only after it is durable.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{clock::uuid_v4, store::StoreError};
+
+/// An event accepted onto the bus, with the queues its matching rules target.
+#[derive(Debug, Clone)]
+pub(crate) struct Accepted {
+    pub(crate) event_id: String,
+    pub(crate) bus: String,
+    pub(crate) detail_type: String,
+    pub(crate) body: String,
+    pub(crate) replay_name: Option<String>,
+    pub(crate) queues: Vec<String>,
+}
+
+/// Stores events (archived unless they are replays) and sends one message per target
+/// queue; returns the message ids per event.
+pub(crate) fn ingest(
+    connection: &Connection,
+    events: &[Accepted],
+    now: i64,
+) -> Result<(), StoreError> {
+    let error = StoreError::db;
+    let mut insert_event = connection
+        .prepare_cached(
+            "INSERT INTO events (event_id, bus, detail_type, ingested_at, replay_name, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(error("ingest"))?;
+    let mut insert_message = connection
+        .prepare_cached(
+            "INSERT INTO messages (message_id, queue, event_seq, sent_at, visible_at)
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+        )
+        .map_err(error("ingest"))?;
+    for event in events {
+        insert_event
+            .execute(params![
+                event.event_id,
+                event.bus,
+                event.detail_type,
+                now,
+                event.replay_name,
+                event.body
+            ])
+            .map_err(error("ingest"))?;
+        let seq = connection.last_insert_rowid();
+        for queue in &event.queues {
+            insert_message
+                .execute(params![uuid_v4(), queue, seq, now])
+                .map_err(error("ingest"))?;
+        }
+    }
+    Ok(())
+}
+
+/// A message handed to a consumer.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    pub(crate) row: i64,
+    pub(crate) message_id: String,
+    pub(crate) receive_count: u32,
+    pub(crate) sent_at: i64,
+    pub(crate) first_received_at: i64,
+    pub(crate) event_id: String,
+    pub(crate) detail_type: String,
+    pub(crate) body: String,
+}
+
+impl Received {
+    /// The receipt handle changes on every receive, as in SQS: a handle from an earlier
+    /// receive can no longer delete or retry the message.
+    pub(crate) fn receipt_handle(&self) -> String {
+        format!("eventfork-local.{}.{}", self.row, self.receive_count)
+    }
+}
+
+/// A message moved to a dead-letter queue.
+#[derive(Debug, Clone)]
+pub(crate) struct DeadLettered {
+    pub(crate) message_id: String,
+    pub(crate) event_id: String,
+    pub(crate) detail_type: String,
+    pub(crate) receive_count: u32,
+}
+
+/// What one receive found.
+#[derive(Debug, Default)]
+pub(crate) struct Receive {
+    pub(crate) messages: Vec<Received>,
+    pub(crate) dead_lettered: Vec<DeadLettered>,
+    /// When the next message of the queue becomes visible, if any is waiting.
+    pub(crate) next_visible_at: Option<i64>,
+}
+
+/// The queue settings a receive needs.
+#[derive(Debug, Clone)]
+pub(crate) struct QueuePolicy {
+    pub(crate) queue: String,
+    pub(crate) visibility_timeout_ms: i64,
+    /// `(dead-letter queue, maxReceiveCount)`.
+    pub(crate) redrive: Option<(String, u32)>,
+}
+
+/// Receives up to `max` visible messages, making them invisible for the visibility timeout
+/// and counting the receive. A message already received `maxReceiveCount` times moves to
+/// the dead-letter queue instead, as SQS does.
+pub(crate) fn receive(
+    connection: &Connection,
+    policy: &QueuePolicy,
+    max: usize,
+    now: i64,
+) -> Result<Receive, StoreError> {
+    let error = StoreError::db("receive");
+    let mut select = connection
+        .prepare_cached(
+            "SELECT m.id, m.message_id, m.receive_count, m.sent_at, m.first_received_at,
+                    e.event_id, e.detail_type, e.body
+             FROM messages m JOIN events e ON e.seq = m.event_seq
+             WHERE m.queue = ?1 AND m.visible_at <= ?2
+             ORDER BY m.visible_at, m.id LIMIT ?3",
+        )
+        .map_err(error)?;
+    let rows = select
+        .query_map(params![policy.queue, now, max as i64], |row| {
+            Ok(Received {
+                row: row.get(0)?,
+                message_id: row.get(1)?,
+                receive_count: row.get(2)?,
+                sent_at: row.get(3)?,
+                first_received_at: row.get::<_, Option<i64>>(4)?.unwrap_or(now),
+                event_id: row.get(5)?,
+                detail_type: row.get(6)?,
+                body: row.get(7)?,
+            })
+        })
+        .map_err(StoreError::db("receive"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::db("receive"))?;
+    let mut receive = Receive::default();
+    let mut mark = connection
+        .prepare_cached(
+            "UPDATE messages SET receive_count = ?2, visible_at = ?3,
+                    first_received_at = COALESCE(first_received_at, ?4)
+             WHERE id = ?1",
+        )
+        .map_err(StoreError::db("receive"))?;
+    for mut message in rows {
+        if let Some((dead_letter_queue, max_receive_count)) = &policy.redrive
+            && message.receive_count >= *max_receive_count
+        {
+            move_to_dead_letter(connection, message.row, &policy.queue, dead_letter_queue)?;
+            receive.dead_lettered.push(DeadLettered {
+                message_id: message.message_id,
+                event_id: message.event_id,
+                detail_type: message.detail_type,
+                receive_count: message.receive_count,
+            });
+            continue;
+        }
+        message.receive_count += 1;
+        mark.execute(params![
+            message.row,
+            message.receive_count,
+            now + policy.visibility_timeout_ms,
+            now
+        ])
+        .map_err(StoreError::db("receive"))?;
+        receive.messages.push(message);
+    }
+    receive.next_visible_at = connection
+        .prepare_cached("SELECT MIN(visible_at) FROM messages WHERE queue = ?1")
+        .and_then(|mut s| s.query_row([&policy.queue], |row| row.get(0)))
+        .map_err(StoreError::db("receive"))?;
+    Ok(receive)
+}
+
+fn move_to_dead_letter(
+    connection: &Connection,
+    row: i64,
+    queue: &str,
+    dead_letter_queue: &str,
+) -> Result<(), StoreError> {
+    // The message keeps its id, body, sent time and receive count, as SQS keeps them; it
+    // remembers where it came from for redrive.
+    connection
+        .prepare_cached(
+            "UPDATE messages SET queue = ?2, source_queue = ?3, visible_at = 0 WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![row, dead_letter_queue, queue]))
+        .map(drop)
+        .map_err(StoreError::db("dead-letter move"))
+}
+
+/// What became of a received message after its consumer answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Settled {
+    Deleted,
+    /// It will be received again at `visible_at`.
+    Retrying {
+        visible_at: i64,
+    },
+    DeadLettered {
+        dead_letter_queue: String,
+    },
+    /// The receipt handle was stale: the message was received again meanwhile, or deleted.
+    Stale,
+}
+
+/// Deletes the messages that succeeded and returns the failed ones to the queue: visible
+/// again at `retry_at` (or when their visibility timeout ends), or moved to the dead-letter
+/// queue at once when they have been received `maxReceiveCount` times.
+///
+/// Moving on the failure itself, instead of on the next receive after the visibility
+/// timeout, only brings the move forward: SQS would move the same message on the next
+/// receive, and nothing can receive it before that.
+pub(crate) fn settle(
+    connection: &Connection,
+    policy: &QueuePolicy,
+    succeeded: &[(i64, u32)],
+    failed: &[(i64, u32)],
+    retry_at: Option<i64>,
+) -> Result<Vec<Settled>, StoreError> {
+    let error = StoreError::db("settle");
+    let mut delete = connection
+        .prepare_cached("DELETE FROM messages WHERE id = ?1 AND receive_count = ?2 AND queue = ?3")
+        .map_err(error)?;
+    let mut outcomes = Vec::with_capacity(succeeded.len() + failed.len());
+    for (row, receive_count) in succeeded {
+        let n = delete
+            .execute(params![row, receive_count, policy.queue])
+            .map_err(StoreError::db("settle"))?;
+        outcomes.push(if n == 1 {
+            Settled::Deleted
+        } else {
+            Settled::Stale
+        });
+    }
+    let mut current = connection
+        .prepare_cached(
+            "SELECT visible_at FROM messages WHERE id = ?1 AND receive_count = ?2 AND queue = ?3",
+        )
+        .map_err(StoreError::db("settle"))?;
+    for (row, receive_count) in failed {
+        let visible_at: Option<i64> = current
+            .query_row(params![row, receive_count, policy.queue], |r| r.get(0))
+            .optional()
+            .map_err(StoreError::db("settle"))?;
+        let Some(visible_at) = visible_at else {
+            outcomes.push(Settled::Stale);
+            continue;
+        };
+        match &policy.redrive {
+            Some((dead_letter_queue, max)) if receive_count >= max => {
+                move_to_dead_letter(connection, *row, &policy.queue, dead_letter_queue)?;
+                outcomes.push(Settled::DeadLettered {
+                    dead_letter_queue: dead_letter_queue.clone(),
+                });
+            }
+            _ => {
+                let visible_at = retry_at.unwrap_or(visible_at);
+                connection
+                    .prepare_cached("UPDATE messages SET visible_at = ?2 WHERE id = ?1")
+                    .and_then(|mut s| s.execute(params![row, visible_at]))
+                    .map_err(StoreError::db("settle"))?;
+                outcomes.push(Settled::Retrying { visible_at });
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+/// The depths of one queue, as SQS's `ApproximateNumberOfMessages*` attributes count them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Depth {
+    pub(crate) visible: u64,
+    pub(crate) in_flight: u64,
+}
+
+pub(crate) fn depth(connection: &Connection, queue: &str, now: i64) -> Result<Depth, StoreError> {
+    connection
+        .prepare_cached(
+            "SELECT COALESCE(SUM(visible_at <= ?2), 0), COALESCE(SUM(visible_at > ?2), 0)
+             FROM messages WHERE queue = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![queue, now], |row| {
+                Ok(Depth {
+                    visible: row.get::<_, i64>(0)? as u64,
+                    in_flight: row.get::<_, i64>(1)? as u64,
+                })
+            })
+        })
+        .map_err(StoreError::db("depth"))
+}
+
+/// A message waiting in a dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// The SQS message id (kept from the source queue).
+    pub message_id: String,
+    /// The envelope's event id.
+    pub event_id: String,
+    /// The envelope's detail type.
+    pub detail_type: String,
+    /// How many times it was received before it moved.
+    pub receive_count: u32,
+    /// When it was first sent, in milliseconds since the epoch.
+    pub sent_at_ms: i64,
+    /// The queue it came from, where redrive returns it.
+    pub source_queue: Option<String>,
+    /// The body: the full EventBridge envelope JSON.
+    pub body: String,
+}
+
+pub(crate) fn dead_letters(
+    connection: &Connection,
+    queue: &str,
+    limit: usize,
+) -> Result<Vec<DeadLetter>, StoreError> {
+    let mut select = connection
+        .prepare_cached(
+            "SELECT m.message_id, e.event_id, e.detail_type, m.receive_count, m.sent_at,
+                    m.source_queue, e.body
+             FROM messages m JOIN events e ON e.seq = m.event_seq
+             WHERE m.queue = ?1 ORDER BY m.id LIMIT ?2",
+        )
+        .map_err(StoreError::db("dead-letter list"))?;
+    select
+        .query_map(params![queue, limit as i64], |row| {
+            Ok(DeadLetter {
+                message_id: row.get(0)?,
+                event_id: row.get(1)?,
+                detail_type: row.get(2)?,
+                receive_count: row.get(3)?,
+                sent_at_ms: row.get(4)?,
+                source_queue: row.get(5)?,
+                body: row.get(6)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(StoreError::db("dead-letter list"))
+}
+
+/// Moves every message of `dead_letter_queue` back to `to_queue`, visible now with a
+/// fresh receive count (SQS's StartMessageMoveTask); returns how many moved.
+pub(crate) fn redrive(
+    connection: &Connection,
+    dead_letter_queue: &str,
+    to_queue: &str,
+    now: i64,
+) -> Result<usize, StoreError> {
+    connection
+        .prepare_cached(
+            "UPDATE messages SET queue = ?2, receive_count = 0, visible_at = ?3,
+                    first_received_at = NULL, source_queue = NULL
+             WHERE queue = ?1",
+        )
+        .and_then(|mut s| s.execute(params![dead_letter_queue, to_queue, now]))
+        .map_err(StoreError::db("redrive"))
+}
+
+/// An archived event.
+#[derive(Debug, Clone)]
+pub(crate) struct Archived {
+    pub(crate) bus: String,
+    pub(crate) body: String,
+}
+
+/// The archived (live, not replayed) events of `bus` ingested in `[from, to)`.
+pub(crate) fn archived(
+    connection: &Connection,
+    bus: Option<&str>,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Archived>, StoreError> {
+    let mut select = connection
+        .prepare_cached(
+            "SELECT bus, body FROM events
+             WHERE replay_name IS NULL AND ingested_at >= ?1 AND ingested_at < ?2
+               AND (?3 IS NULL OR bus = ?3)
+             ORDER BY seq",
+        )
+        .map_err(StoreError::db("archive read"))?;
+    select
+        .query_map(params![from, to, bus], |row| {
+            Ok(Archived {
+                bus: row.get(0)?,
+                body: row.get(1)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(StoreError::db("archive read"))
+}
+
+/// How many live events the archive holds.
+pub(crate) fn archive_len(connection: &Connection) -> Result<u64, StoreError> {
+    connection
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE replay_name IS NULL",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .map_err(StoreError::db("archive count"))
+}

@@ -1,0 +1,128 @@
+//! The routing step: event JSON bytes in, the matching rules out.
+//!
+//! This is the one seam between the local bus and the pattern engine: `RuleMatcher` wraps
+//! the engine's [`Matcher`]; everything else in `local` only calls `Routes::route` and
+//! `test_pattern`. The rules of each bus are compiled into one matcher when the bus opens,
+//! so an invalid pattern in the template stops `local up` with the engine's error.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+
+use super::topology::Topology;
+use crate::pattern::{Matcher, Pattern, RuleId};
+
+/// The enabled rules of every bus, compiled.
+#[derive(Debug)]
+pub(crate) struct Routes {
+    buses: BTreeMap<String, BusRoutes>,
+}
+
+#[derive(Debug)]
+struct BusRoutes {
+    matcher: RuleMatcher,
+    /// Rule name → the queues it sends to.
+    queues: BTreeMap<String, Vec<String>>,
+}
+
+/// Where one event goes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub(crate) rules: Vec<String>,
+    /// One entry per matching rule target: two rules that send the same event to one queue
+    /// put two messages in it, as EventBridge does.
+    pub(crate) queues: Vec<String>,
+}
+
+impl Routes {
+    pub(crate) fn new(topology: &Topology) -> Result<Routes, String> {
+        let mut by_bus: BTreeMap<String, Vec<(String, Json, Vec<String>)>> = BTreeMap::new();
+        for bus in [super::topology::DEFAULT_BUS, topology.bus_name()] {
+            by_bus.entry(bus.to_owned()).or_default();
+        }
+        for rule in topology.rules().iter().filter(|r| r.is_enabled()) {
+            by_bus.entry(rule.bus().to_owned()).or_default().push((
+                rule.name().to_owned(),
+                rule.pattern().clone(),
+                rule.queues().to_vec(),
+            ));
+        }
+        let mut buses = BTreeMap::new();
+        for (bus, rules) in by_bus {
+            let matcher = RuleMatcher::new(rules.iter().map(|(name, pattern, _)| (name, pattern)))
+                .map_err(|error| format!("bus {bus}: {error}"))?;
+            let queues = rules
+                .into_iter()
+                .map(|(name, _, queues)| (name, queues))
+                .collect();
+            buses.insert(bus, BusRoutes { matcher, queues });
+        }
+        Ok(Routes { buses })
+    }
+
+    /// The rules of `bus` that match `event` (a full EventBridge event as JSON bytes).
+    pub(crate) fn route(&self, bus: &str, event: &[u8]) -> Result<Route, String> {
+        let Some(routes) = self.buses.get(bus) else {
+            return Ok(Route::default());
+        };
+        let mut route = Route::default();
+        for rule in routes.matcher.matches(event)? {
+            route.rules.push(rule.to_owned());
+            route
+                .queues
+                .extend(routes.queues.get(rule).into_iter().flatten().cloned());
+        }
+        Ok(route)
+    }
+}
+
+/// Whether `pattern` (JSON text) matches `event` (JSON text), for TestEventPattern. The
+/// error is the pattern's error message.
+pub(crate) fn test_pattern(pattern: &str, event: &[u8]) -> Result<bool, PatternProblem> {
+    let pattern =
+        Pattern::parse(pattern).map_err(|error| PatternProblem::Pattern(error.to_string()))?;
+    let matcher = RuleMatcher::from_pattern(pattern).map_err(PatternProblem::Pattern)?;
+    let hits = matcher.matches(event).map_err(PatternProblem::Event)?;
+    Ok(!hits.is_empty())
+}
+
+/// Why TestEventPattern could not answer.
+#[derive(Debug)]
+pub(crate) enum PatternProblem {
+    Pattern(String),
+    Event(String),
+}
+
+/// The engine's [`Matcher`] over one bus's rules, with errors as text for the HTTP layer.
+#[derive(Debug)]
+struct RuleMatcher {
+    matcher: Matcher,
+}
+
+impl RuleMatcher {
+    fn new<'a>(rules: impl IntoIterator<Item = (&'a String, &'a Json)>) -> Result<Self, String> {
+        let mut builder = Matcher::builder();
+        for (name, pattern) in rules {
+            let pattern =
+                Pattern::from_value(pattern).map_err(|error| format!("rule {name}: {error}"))?;
+            builder.add(RuleId::from(name.as_str()), pattern);
+        }
+        let matcher = builder.build().map_err(|error| error.to_string())?;
+        Ok(RuleMatcher { matcher })
+    }
+
+    fn from_pattern(pattern: Pattern) -> Result<Self, String> {
+        let mut builder = Matcher::builder();
+        builder.add(RuleId::from("TestEventPattern"), pattern);
+        let matcher = builder.build().map_err(|error| error.to_string())?;
+        Ok(RuleMatcher { matcher })
+    }
+
+    fn matches(&self, event: &[u8]) -> Result<Vec<&str>, String> {
+        let hits = self
+            .matcher
+            .matches(event)
+            .map_err(|error| error.to_string())?;
+        Ok(hits.into_iter().map(RuleId::as_str).collect())
+    }
+}

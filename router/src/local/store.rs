@@ -1,0 +1,528 @@
+//! The durable store of the local bus: one SQLite database (WAL, `synchronous=FULL`) in the
+//! data directory, written by one thread that commits concurrent requests together.
+//!
+//! Why one writer thread: SQLite allows one writer at a time anyway, and an fsync per
+//! PutEvents would cap ingest at the disk's sync rate. The writer takes every job that is
+//! waiting, runs each in its own savepoint, and commits them in one transaction: one fsync
+//! for the whole group (group commit). A job's answer is sent only after that commit, so a
+//! PutEvents success always means the event is on disk.
+//!
+//! Only accepting events and redriving need the fsync. Receives, deletes, retries and
+//! idempotency records are [`Store::call_relaxed`]: a group made only of those commits with
+//! `synchronous=NORMAL`, which in WAL mode is written to the OS before the answer (a
+//! `kill -9` loses nothing) and reaches the disk with the next synced commit or checkpoint.
+//! A power cut may undo one: a deleted message comes back, which at-least-once delivery
+//! allows, and the idempotency records make the redelivery harmless. WAL keeps commit order,
+//! so a later synced commit also makes every earlier relaxed one durable.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, mpsc},
+    thread,
+};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::clock::Clock;
+
+/// The file name of the database inside the data directory.
+pub(crate) const DB_FILE: &str = "eventfork.sqlite3";
+
+/// The most jobs committed together.
+const MAX_GROUP: usize = 2048;
+
+/// The local store failed: the database could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Opening or setting up the database failed.
+    #[error("cannot open the local store {path}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A read or write failed.
+    #[error("local store: {context}")]
+    Database {
+        /// What was being done.
+        context: &'static str,
+        /// The SQLite error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The writer thread has stopped (it panicked or the store was closed).
+    #[error("local store: the writer thread has stopped")]
+    Closed,
+}
+
+impl StoreError {
+    pub(crate) fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+        move |source| StoreError::Database {
+            context,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// What a job does inside the writer's transaction; its answer is sent after the commit.
+trait Job: Send {
+    /// Whether its commit must reach the disk before the answer.
+    fn durable(&self) -> bool;
+    /// Runs the job; `false` rolls its savepoint back.
+    fn run(&mut self, connection: &Connection) -> bool;
+    /// Sends the answer once the group's fate is known.
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>);
+}
+
+struct FnJob<F, R> {
+    durable: bool,
+    work: Option<F>,
+    result: Option<Result<R, StoreError>>,
+    reply: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<F, R> Job for FnJob<F, R>
+where
+    F: FnOnce(&Connection) -> Result<R, StoreError> + Send,
+    R: Send,
+{
+    fn durable(&self) -> bool {
+        self.durable
+    }
+
+    fn run(&mut self, connection: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let result = work(connection);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
+        let answer = match (self.result, commit) {
+            (Some(Err(error)), _) => Err(error),
+            (_, Err(error)) => Err(error),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (None, Ok(())) => Err(StoreError::Closed),
+        };
+        // The caller may have gone away (a dropped request); the work is committed anyway.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// A handle on the database; clones share the writer thread, which stops when the last
+/// handle is dropped (after finishing the jobs already sent).
+#[derive(Clone)]
+pub(crate) struct Store {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+    clock: Clock,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir`.
+    pub(crate) fn open(data_dir: &Path, clock: Clock) -> Result<Store, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        let open_error = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(|e| open_error(Box::new(e)))?;
+        let connection = Connection::open(&path).map_err(|e| open_error(Box::new(e)))?;
+        setup(&connection).map_err(|e| open_error(Box::new(e)))?;
+        let (jobs, receiver) = mpsc::channel::<Box<dyn Job>>();
+        thread::Builder::new()
+            .name("eventfork-store".into())
+            .spawn(move || write_loop(connection, receiver))
+            .map_err(|e| open_error(Box::new(e)))?;
+        Ok(Store {
+            jobs,
+            clock,
+            path: Arc::new(path),
+        })
+    }
+
+    /// The database file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Runs `work` in the writer's next group commit and answers after the commit has been
+    /// synced to disk.
+    pub(crate) async fn call<F, R>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let receiver = self.send(work, true)?;
+        receiver.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Store::call`] for work whose loss on a power cut is harmless (see the module
+    /// docs): it answers once the commit is in the OS, without waiting for a sync.
+    pub(crate) async fn call_relaxed<F, R>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let receiver = self.send(work, false)?;
+        receiver.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn send<F, R>(
+        &self,
+        work: F,
+        durable: bool,
+    ) -> Result<oneshot::Receiver<Result<R, StoreError>>, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, receiver) = oneshot::channel();
+        let job = FnJob {
+            durable,
+            work: Some(work),
+            result: None,
+            reply,
+        };
+        self.jobs
+            .send(Box::new(job))
+            .map_err(|_| StoreError::Closed)?;
+        Ok(receiver)
+    }
+}
+
+fn setup(connection: &Connection) -> rusqlite::Result<()> {
+    // WAL lets a second process (`local status`) read while the bus writes. FULL syncs the
+    // WAL on every commit: an acknowledged PutEvents survives power loss, not only a crash.
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    connection.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+/// Events (archived and replayed) hold the body once; messages point at them.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    bus TEXT NOT NULL,
+    detail_type TEXT NOT NULL,
+    ingested_at INTEGER NOT NULL,
+    replay_name TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_archive ON events (ingested_at) WHERE replay_name IS NULL;
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    event_seq INTEGER NOT NULL REFERENCES events (seq),
+    sent_at INTEGER NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    first_received_at INTEGER,
+    source_queue TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, id);
+CREATE TABLE IF NOT EXISTS idempotency (
+    target TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (target, event_id)
+) WITHOUT ROWID;
+";
+
+fn write_loop(connection: Connection, receiver: mpsc::Receiver<Box<dyn Job>>) {
+    let mut group: Vec<Box<dyn Job>> = Vec::new();
+    let mut synced = true;
+    while let Ok(first) = receiver.recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let durable = group.iter().any(|job| job.durable());
+        let commit = set_sync(&connection, &mut synced, durable)
+            .and_then(|()| run_group(&connection, &mut group));
+        if let Err(error) = &commit {
+            tracing::error!(error = %error, n_jobs = group.len(), "local store commit failed");
+        }
+        for job in group.drain(..) {
+            let commit = match &commit {
+                Ok(()) => Ok(()),
+                Err(_) => Err(StoreError::Database {
+                    context: "commit",
+                    source: "the group commit failed (see the log)".into(),
+                }),
+            };
+            job.finish(commit);
+        }
+    }
+}
+
+/// Switches between `synchronous=FULL` and `NORMAL` (allowed between transactions).
+fn set_sync(connection: &Connection, synced: &mut bool, durable: bool) -> Result<(), StoreError> {
+    if *synced != durable {
+        let mode = if durable { "FULL" } else { "NORMAL" };
+        connection
+            .pragma_update(None, "synchronous", mode)
+            .map_err(StoreError::db("synchronous"))?;
+        *synced = durable;
+    }
+    Ok(())
+}
+
+fn run_group(connection: &Connection, group: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+    connection
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(StoreError::db("begin"))?;
+    for job in group.iter_mut() {
+        let savepoint = connection.execute_batch("SAVEPOINT job");
+        if let Err(error) = savepoint {
+            let _ = connection.execute_batch("ROLLBACK");
+            return Err(StoreError::db("savepoint")(error));
+        }
+        let ok = job.run(connection);
+        let end = if ok {
+            connection.execute_batch("RELEASE job")
+        } else {
+            connection.execute_batch("ROLLBACK TO job; RELEASE job")
+        };
+        if let Err(error) = end {
+            let _ = connection.execute_batch("ROLLBACK");
+            return Err(StoreError::db("savepoint")(error));
+        }
+    }
+    connection
+        .execute_batch("COMMIT")
+        .map_err(StoreError::db("commit"))
+}
+
+/// Whether a consumer may process an event, from [`Idempotency::claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Claim {
+    /// Nobody processed it (or an earlier claim expired): go ahead, then call `complete`
+    /// or `release`.
+    Claimed,
+    /// It was processed: skip it.
+    AlreadyCompleted,
+    /// Someone else holds an unexpired claim: fail the record so it comes back later.
+    InProgress,
+}
+
+/// Idempotency records keyed by (target, event id) in the local store, with in-progress /
+/// completed states and TTLs, for the consumers' idempotency-store trait.
+///
+/// Clones share the store. Usable from async code and, through the `_blocking` twins, from
+/// outside a runtime.
+#[derive(Clone, Debug)]
+pub struct Idempotency {
+    store: Store,
+}
+
+impl Idempotency {
+    pub(crate) fn new(store: Store) -> Idempotency {
+        Idempotency { store }
+    }
+
+    /// Claims `(target, event_id)` for `in_progress_ttl`; an in-progress claim older than
+    /// that is considered abandoned (its consumer crashed) and may be claimed again.
+    pub async fn claim(
+        &self,
+        target: &str,
+        event_id: &str,
+        in_progress_ttl: std::time::Duration,
+    ) -> Result<Claim, StoreError> {
+        let (target, event_id) = (target.to_owned(), event_id.to_owned());
+        let now = self.store.clock().now_ms();
+        let expires_at = now.saturating_add(duration_ms(in_progress_ttl));
+        self.store
+            .call_relaxed(move |connection| claim(connection, &target, &event_id, now, expires_at))
+            .await
+    }
+
+    /// Marks `(target, event_id)` completed for `ttl`: claims within it answer
+    /// [`Claim::AlreadyCompleted`].
+    pub async fn complete(
+        &self,
+        target: &str,
+        event_id: &str,
+        ttl: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let (target, event_id) = (target.to_owned(), event_id.to_owned());
+        let expires_at = self.store.clock().now_ms().saturating_add(duration_ms(ttl));
+        self.store
+            .call_relaxed(move |connection| {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO idempotency (target, event_id, state, expires_at)
+                         VALUES (?1, ?2, 'completed', ?3)
+                         ON CONFLICT (target, event_id)
+                         DO UPDATE SET state = 'completed', expires_at = ?3",
+                    )
+                    .and_then(|mut s| s.execute(params![target, event_id, expires_at]))
+                    .map(drop)
+                    .map_err(StoreError::db("idempotency complete"))
+            })
+            .await
+    }
+
+    /// Drops an in-progress claim (processing failed and may be retried at once). A
+    /// completed record is kept.
+    pub async fn release(&self, target: &str, event_id: &str) -> Result<(), StoreError> {
+        let (target, event_id) = (target.to_owned(), event_id.to_owned());
+        self.store
+            .call_relaxed(move |connection| {
+                connection
+                    .prepare_cached(
+                        "DELETE FROM idempotency
+                         WHERE target = ?1 AND event_id = ?2 AND state = 'in_progress'",
+                    )
+                    .and_then(|mut s| s.execute(params![target, event_id]))
+                    .map(drop)
+                    .map_err(StoreError::db("idempotency release"))
+            })
+            .await
+    }
+}
+
+fn claim(
+    connection: &Connection,
+    target: &str,
+    event_id: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<Claim, StoreError> {
+    let existing: Option<(String, i64)> = connection
+        .prepare_cached(
+            "SELECT state, expires_at FROM idempotency WHERE target = ?1 AND event_id = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![target, event_id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+        })
+        .map_err(StoreError::db("idempotency claim"))?;
+    match existing {
+        Some((state, expires)) if expires > now => {
+            return Ok(if state == "completed" {
+                Claim::AlreadyCompleted
+            } else {
+                Claim::InProgress
+            });
+        }
+        _ => {}
+    }
+    connection
+        .prepare_cached(
+            "INSERT INTO idempotency (target, event_id, state, expires_at)
+             VALUES (?1, ?2, 'in_progress', ?3)
+             ON CONFLICT (target, event_id) DO UPDATE SET state = 'in_progress', expires_at = ?3",
+        )
+        .and_then(|mut s| s.execute(params![target, event_id, expires_at]))
+        .map_err(StoreError::db("idempotency claim"))?;
+    Ok(Claim::Claimed)
+}
+
+pub(crate) fn duration_ms(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn idempotency_claims_complete_release_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::manual(1_000_000);
+        let store = Store::open(dir.path(), clock.clone()).unwrap();
+        let idempotency = Idempotency::new(store);
+        let minute = Duration::from_secs(60);
+        let claim = |target: &'static str, id: &'static str| {
+            let idempotency = idempotency.clone();
+            async move { idempotency.claim(target, id, minute).await.unwrap() }
+        };
+        assert_eq!(claim("slack", "e1").await, Claim::Claimed);
+        assert_eq!(claim("slack", "e1").await, Claim::InProgress);
+        assert_eq!(claim("analytics", "e1").await, Claim::Claimed);
+        idempotency.release("slack", "e1").await.unwrap();
+        assert_eq!(claim("slack", "e1").await, Claim::Claimed);
+        idempotency
+            .complete("slack", "e1", Duration::from_secs(3600))
+            .await
+            .unwrap();
+        idempotency.release("slack", "e1").await.unwrap();
+        assert_eq!(claim("slack", "e1").await, Claim::AlreadyCompleted);
+        // An abandoned in-progress claim expires after its TTL.
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(claim("analytics", "e1").await, Claim::Claimed);
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(claim("slack", "e1").await, Claim::Claimed);
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_rolls_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Clock::system()).unwrap();
+        let insert = |id: &'static str, fail: bool| {
+            let store = store.clone();
+            async move {
+                store
+                    .call(move |c| {
+                        c.execute(
+                            "INSERT INTO idempotency VALUES ('t', ?1, 'completed', 0)",
+                            [id],
+                        )
+                        .map_err(StoreError::db("test"))?;
+                        if fail {
+                            return Err(StoreError::Closed);
+                        }
+                        Ok(())
+                    })
+                    .await
+            }
+        };
+        let (a, b, c) = tokio::join!(insert("a", false), insert("b", true), insert("c", false));
+        assert!(a.is_ok() && b.is_err() && c.is_ok());
+        let ids: Vec<String> = store
+            .call(|c| {
+                let mut s = c
+                    .prepare("SELECT event_id FROM idempotency ORDER BY event_id")
+                    .map_err(StoreError::db("test"))?;
+                let rows = s
+                    .query_map([], |r| r.get(0))
+                    .map_err(StoreError::db("test"))?;
+                rows.collect::<Result<_, _>>()
+                    .map_err(StoreError::db("test"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids, ["a", "c"]);
+    }
+}

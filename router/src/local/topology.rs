@@ -1,0 +1,266 @@
+//! What the bus runs, derived from `template.yaml`: each `AWS::Events::Rule` → its SQS
+//! target queues → the function consuming each queue, with the template's visibility
+//! timeouts, redrive policies, batch sizes, batching windows and concurrency.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+
+use crate::template::Template;
+
+use super::{LocalError, queue::QueuePolicy};
+
+/// The name of the bus that rules without `EventBusName` belong to.
+pub const DEFAULT_BUS: &str = "default";
+
+/// A rule as the local bus runs it.
+#[derive(Debug, Clone)]
+pub struct RuleSpec {
+    name: String,
+    bus: String,
+    enabled: bool,
+    pattern: Json,
+    queues: Vec<String>,
+}
+
+impl RuleSpec {
+    /// The rule's logical id.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The bus name it listens on.
+    pub fn bus(&self) -> &str {
+        &self.bus
+    }
+    /// False when the template disables it.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+    /// The event pattern.
+    pub fn pattern(&self) -> &Json {
+        &self.pattern
+    }
+    /// The logical ids of the queues it sends to.
+    pub fn queues(&self) -> &[String] {
+        &self.queues
+    }
+}
+
+/// A queue consumer: the function that reads one queue.
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    name: String,
+    function: String,
+    queue: String,
+    dead_letter_queue: Option<String>,
+    max_receive_count: Option<u32>,
+    visibility_timeout_seconds: u32,
+    batch_size: u32,
+    batching_window_seconds: u32,
+    maximum_concurrency: u32,
+    report_batch_item_failures: bool,
+    timeout_seconds: u32,
+}
+
+impl TargetSpec {
+    /// The target's name: the function's binary (`analytics`, `mailing-list`, `slack`);
+    /// consumers are registered under it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The function's logical id.
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+    /// The logical id of the queue it consumes.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+    /// The logical id of that queue's dead-letter queue.
+    pub fn dead_letter_queue(&self) -> Option<&str> {
+        self.dead_letter_queue.as_deref()
+    }
+    /// The redrive policy's `maxReceiveCount`.
+    pub fn max_receive_count(&self) -> Option<u32> {
+        self.max_receive_count
+    }
+    /// The queue's visibility timeout.
+    pub fn visibility_timeout_seconds(&self) -> u32 {
+        self.visibility_timeout_seconds
+    }
+    /// The event source's batch size.
+    pub fn batch_size(&self) -> u32 {
+        self.batch_size
+    }
+    /// The event source's `MaximumBatchingWindowInSeconds`.
+    pub fn batching_window_seconds(&self) -> u32 {
+        self.batching_window_seconds
+    }
+    /// How many batches may run at once (`ScalingConfig.MaximumConcurrency`, else 2).
+    pub fn maximum_concurrency(&self) -> u32 {
+        self.maximum_concurrency
+    }
+    /// Whether the function reports partial batch failures.
+    pub fn report_batch_item_failures(&self) -> bool {
+        self.report_batch_item_failures
+    }
+    /// The function timeout.
+    pub fn timeout_seconds(&self) -> u32 {
+        self.timeout_seconds
+    }
+
+    pub(crate) fn policy(&self) -> QueuePolicy {
+        QueuePolicy {
+            queue: self.queue.clone(),
+            visibility_timeout_ms: i64::from(self.visibility_timeout_seconds) * 1000,
+            redrive: self.dead_letter_queue.clone().zip(self.max_receive_count),
+        }
+    }
+}
+
+/// The rules, queues and consumers of a template, checked against each other.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    bus_name: String,
+    rules: Vec<RuleSpec>,
+    targets: Vec<TargetSpec>,
+    queues: BTreeMap<String, QueuePolicy>,
+}
+
+/// The concurrency used when the event source sets no `MaximumConcurrency`. Lambda would
+/// scale further; two keeps a laptop responsive and still shows concurrent batches.
+const DEFAULT_CONCURRENCY: u32 = 2;
+
+impl Topology {
+    /// Derives the topology. Rules on a custom bus (`EventBusName` set) are served under
+    /// `bus_name`; the others on `default`.
+    pub fn from_template(template: &Template, bus_name: &str) -> Result<Topology, LocalError> {
+        let mut queues = BTreeMap::new();
+        for queue in template.queues() {
+            queues.insert(
+                queue.logical_id().to_owned(),
+                QueuePolicy {
+                    queue: queue.logical_id().to_owned(),
+                    visibility_timeout_ms: i64::from(queue.visibility_timeout_seconds()) * 1000,
+                    redrive: queue
+                        .redrive()
+                        .map(|r| (r.dead_letter_queue().to_owned(), r.max_receive_count())),
+                },
+            );
+        }
+        for policy in queues.values() {
+            if let Some((dead_letter_queue, _)) = &policy.redrive
+                && !queues.contains_key(dead_letter_queue)
+            {
+                return Err(LocalError::Template(format!(
+                    "Resources.{}: the redrive policy names {dead_letter_queue}, which is not a queue of this template",
+                    policy.queue
+                )));
+            }
+        }
+        let mut rules = Vec::new();
+        for rule in template.rules() {
+            let mut rule_queues = Vec::new();
+            for target in rule.targets() {
+                match target.queue() {
+                    Some(queue) if queues.contains_key(queue) => rule_queues.push(queue.to_owned()),
+                    Some(other) => {
+                        return Err(LocalError::Template(format!(
+                            "Resources.{}: target {} sends to {other}, which is not a queue of this template",
+                            rule.logical_id(),
+                            target.id()
+                        )));
+                    }
+                    None => tracing::warn!(
+                        rule = rule.logical_id(),
+                        target = target.id(),
+                        "the local bus only delivers to SQS queues of the template; target skipped"
+                    ),
+                }
+            }
+            rules.push(RuleSpec {
+                name: rule.logical_id().to_owned(),
+                bus: match rule.event_bus() {
+                    None => DEFAULT_BUS.to_owned(),
+                    Some(_) => bus_name.to_owned(),
+                },
+                enabled: rule.is_enabled(),
+                pattern: rule.pattern().clone(),
+                queues: rule_queues,
+            });
+        }
+        let mut targets = Vec::new();
+        for function in template.functions() {
+            for source in function.sources() {
+                let Some(policy) = queues.get(source.queue()) else {
+                    return Err(LocalError::Template(format!(
+                        "Resources.{}: its SQS event source reads {}, which is not a queue of this template",
+                        function.logical_id(),
+                        source.queue()
+                    )));
+                };
+                let (dead_letter_queue, max_receive_count) = match &policy.redrive {
+                    Some((dlq, max)) => (Some(dlq.clone()), Some(*max)),
+                    None => (None, None),
+                };
+                targets.push(TargetSpec {
+                    name: function.binary().to_owned(),
+                    function: function.logical_id().to_owned(),
+                    queue: source.queue().to_owned(),
+                    dead_letter_queue,
+                    max_receive_count,
+                    visibility_timeout_seconds: u32::try_from(policy.visibility_timeout_ms / 1000)
+                        .unwrap_or(u32::MAX),
+                    batch_size: source.batch_size().max(1),
+                    batching_window_seconds: source.batching_window_seconds(),
+                    maximum_concurrency: source
+                        .maximum_concurrency()
+                        .unwrap_or(DEFAULT_CONCURRENCY)
+                        .max(1),
+                    report_batch_item_failures: source.report_batch_item_failures(),
+                    timeout_seconds: function.timeout_seconds(),
+                });
+            }
+        }
+        Ok(Topology {
+            bus_name: bus_name.to_owned(),
+            rules,
+            targets,
+            queues,
+        })
+    }
+
+    /// The custom bus's name.
+    pub fn bus_name(&self) -> &str {
+        &self.bus_name
+    }
+
+    /// The buses events may be put on: `default` and the custom bus.
+    pub fn has_bus(&self, name: &str) -> bool {
+        name == DEFAULT_BUS || name == self.bus_name
+    }
+
+    /// The rules, in template order.
+    pub fn rules(&self) -> &[RuleSpec] {
+        &self.rules
+    }
+
+    /// The queue consumers, in template order.
+    pub fn targets(&self) -> &[TargetSpec] {
+        &self.targets
+    }
+
+    /// Finds a target by its name (binary), function logical id or queue logical id.
+    pub fn target(&self, name: &str) -> Option<&TargetSpec> {
+        self.targets.iter().find(|t| t.name == name).or_else(|| {
+            self.targets
+                .iter()
+                .find(|t| t.function == name || t.queue == name)
+        })
+    }
+
+    /// The logical ids of every queue.
+    pub fn queue_names(&self) -> impl Iterator<Item = &str> {
+        self.queues.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,1151 @@
+//! The local bus: SQS semantics, durability across restarts, fault injection, replay and
+//! the EventBridge HTTP protocol.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+use router::{
+    local::{
+        BusConfig, Clock, Consumers, EntryResult, LocalBus, LocalEvent, PutEventsEntry,
+        PutEventsError, RecordingSink, consumer_fn,
+    },
+    template::Template,
+};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+const TEMPLATE: &str = r#"
+Resources:
+  Bus:
+    Type: AWS::Events::EventBus
+    Properties: { Name: test-bus }
+  SignupRule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !Ref Bus
+      EventPattern: { source: [com.eventfork.users], detail-type: [UserSignedUp] }
+      Targets:
+        - { Id: mail, Arn: !GetAtt MailQueue.Arn }
+        - { Id: stats, Arn: !GetAtt StatsQueue.Arn }
+  LoginRule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !Ref Bus
+      EventPattern: { source: [com.eventfork.users], detail-type: [UserLoggedIn] }
+      Targets:
+        - { Id: stats, Arn: !GetAtt StatsQueue.Arn }
+  DefaultBusRule:
+    Type: AWS::Events::Rule
+    Properties:
+      State: DISABLED
+      EventPattern: { source: [other] }
+      Targets:
+        - { Id: stats, Arn: !GetAtt StatsQueue.Arn }
+  MailQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 60
+      RedrivePolicy: { deadLetterTargetArn: !GetAtt MailDlq.Arn, maxReceiveCount: 3 }
+  MailDlq:
+    Type: AWS::SQS::Queue
+  StatsQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 30
+      RedrivePolicy: { deadLetterTargetArn: !GetAtt StatsDlq.Arn, maxReceiveCount: 5 }
+  StatsDlq:
+    Type: AWS::SQS::Queue
+  MailFunction:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: mailing-list } }
+    Properties:
+      Timeout: 10
+      Events:
+        Mail:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt MailQueue.Arn
+            BatchSize: 10
+            FunctionResponseTypes: [ReportBatchItemFailures]
+  StatsFunction:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: analytics } }
+    Properties:
+      Events:
+        Stats:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt StatsQueue.Arn
+            BatchSize: 10
+            FunctionResponseTypes: [ReportBatchItemFailures]
+"#;
+
+/// 2026-11-27T09:00:00Z.
+const T0: i64 = 1_795_770_000_000;
+
+fn config(clock: &Clock) -> BusConfig {
+    BusConfig::default()
+        .bus_name("test-bus")
+        .clock(clock.clone())
+}
+
+fn open(dir: &std::path::Path, clock: &Clock) -> LocalBus {
+    let template = Template::parse(TEMPLATE).unwrap();
+    LocalBus::open(&template, dir, config(clock)).unwrap()
+}
+
+fn entry(detail_type: &str, detail: Value) -> PutEventsEntry {
+    PutEventsEntry {
+        source: Some("com.eventfork.users".into()),
+        detail_type: Some(detail_type.into()),
+        detail: Some(detail.to_string()),
+        event_bus_name: Some("test-bus".into()),
+        ..PutEventsEntry::default()
+    }
+}
+
+async fn put(bus: &LocalBus, entries: Vec<PutEventsEntry>) -> Vec<String> {
+    bus.put_events(entries)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|result| match result {
+            EntryResult::Accepted(id) => id,
+            failed => panic!("entry refused: {failed:?}"),
+        })
+        .collect()
+}
+
+fn sorted<const N: usize>(items: [String; N]) -> Vec<String> {
+    let mut items = items.to_vec();
+    items.sort();
+    items
+}
+
+/// Waits (up to 10 s of real time) for the next event that `pick` accepts.
+async fn next<T>(
+    events: &mut broadcast::Receiver<LocalEvent>,
+    mut pick: impl FnMut(&LocalEvent) -> Option<T>,
+) -> T {
+    let wait = async {
+        loop {
+            let event = events.recv().await.expect("the event stream ended");
+            if let Some(found) = pick(&event) {
+                return found;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .expect("timed out waiting for a bus event")
+}
+
+/// Collects `n` deliveries / retries / dead-letter moves, as `target kind event_id receive`.
+async fn outcomes(events: &mut broadcast::Receiver<LocalEvent>, n: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        let line = next(events, |event| match event {
+            LocalEvent::Delivered {
+                target,
+                event_id,
+                receive_count,
+                ..
+            } => Some(format!("{target} delivered {event_id} {receive_count}")),
+            LocalEvent::Retrying {
+                target,
+                event_id,
+                receive_count,
+                ..
+            } => Some(format!("{target} retrying {event_id} {receive_count}")),
+            LocalEvent::DeadLettered {
+                target,
+                event_id,
+                receive_count,
+                ..
+            } => Some(format!("{target} dlq {event_id} {receive_count}")),
+            _ => None,
+        })
+        .await;
+        seen.push(line);
+    }
+    seen.sort();
+    seen
+}
+
+/// [`outcomes`] of one target only.
+async fn target_outcomes(
+    events: &mut broadcast::Receiver<LocalEvent>,
+    target: &str,
+    n: usize,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        let mut one = outcomes(events, 1).await;
+        if one[0].starts_with(&format!("{target} ")) {
+            seen.append(&mut one);
+        }
+    }
+    seen.sort();
+    seen
+}
+
+/// A consumer that keeps every record and fails those whose detail has `"poison": true`
+/// while `poisoned` is set.
+#[derive(Clone, Default)]
+struct Probe {
+    records: Arc<Mutex<Vec<SqsMessage>>>,
+    poisoned: Arc<AtomicBool>,
+}
+
+impl Probe {
+    fn consumer(&self) -> Arc<dyn router::local::Consumer> {
+        let probe = self.clone();
+        consumer_fn(move |batch: aws_lambda_events::sqs::SqsEvent| {
+            let probe = probe.clone();
+            async move {
+                let mut response = SqsBatchResponse::default();
+                for record in batch.records {
+                    let body: Value =
+                        serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
+                    if probe.poisoned.load(Ordering::SeqCst) && body["detail"]["poison"] == true {
+                        response.add_failure(record.message_id.clone().unwrap());
+                    }
+                    probe.records.lock().unwrap().push(record);
+                }
+                response
+            }
+        })
+    }
+
+    fn records(&self) -> Vec<SqsMessage> {
+        self.records.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn signups_reach_both_targets_and_logins_only_analytics() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let bus = open(dir.path(), &clock);
+    let (mail, stats) = (Probe::default(), Probe::default());
+    let mut events = bus.subscribe();
+    let runner = bus
+        .start(
+            Consumers::default()
+                .with("mailing-list", mail.consumer())
+                .with("analytics", stats.consumer()),
+        )
+        .unwrap();
+    let ids = put(
+        &bus,
+        vec![
+            entry("UserSignedUp", json!({"user_id": "u1"})),
+            entry("UserLoggedIn", json!({"user_id": "u1"})),
+        ],
+    )
+    .await;
+    let (signup, login) = (&ids[0], &ids[1]);
+    let mut expect = vec![
+        format!("analytics delivered {login} 1"),
+        format!("analytics delivered {signup} 1"),
+        format!("mailing-list delivered {signup} 1"),
+    ];
+    expect.sort();
+    assert_eq!(outcomes(&mut events, 3).await, expect);
+    runner.shutdown().await;
+
+    // The record is what Lambda gets from SQS fed by EventBridge.
+    let records = mail.records();
+    assert_eq!(records.len(), 1);
+    let record = &records[0];
+    assert_eq!(record.event_source.as_deref(), Some("aws:sqs"));
+    assert_eq!(
+        record.event_source_arn.as_deref(),
+        Some("arn:aws:sqs:us-east-1:123456789012:MailQueue")
+    );
+    assert_eq!(record.attributes["ApproximateReceiveCount"], "1");
+    assert_eq!(record.attributes["SentTimestamp"], T0.to_string());
+    let body = record.body.as_deref().unwrap();
+    let md5 = record.md5_of_body.as_deref().unwrap();
+    assert_eq!(md5.len(), 32);
+    let envelope: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        envelope,
+        json!({
+            "version": "0", "id": signup, "detail-type": "UserSignedUp",
+            "source": "com.eventfork.users", "account": "123456789012",
+            "time": "2026-11-27T09:00:00Z", "region": "us-east-1", "resources": [],
+            "detail": {"user_id": "u1"},
+        })
+    );
+    // Field order as EventBridge writes it.
+    assert!(body.starts_with(r#"{"version":"0","id":""#), "{body}");
+    let typed: events_schema::RawEnvelope = serde_json::from_str(body).unwrap();
+    assert!(!typed.is_replay());
+    assert_eq!(stats.records().len(), 2);
+}
+
+#[tokio::test]
+async fn poison_record_goes_to_the_dlq_while_batch_mates_succeed_and_redrive_brings_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let bus = open(dir.path(), &clock);
+    let mail = Probe::default();
+    mail.poisoned.store(true, Ordering::SeqCst);
+    let mut events = bus.subscribe();
+    let runner = bus
+        .start(
+            Consumers::default()
+                .with("mailing-list", mail.consumer())
+                .fallback(RecordingSink::default()),
+        )
+        .unwrap();
+    let ids = put(
+        &bus,
+        vec![
+            entry("UserSignedUp", json!({"n": 1})),
+            entry("UserSignedUp", json!({"n": 2, "poison": true})),
+            entry("UserSignedUp", json!({"n": 3})),
+        ],
+    )
+    .await;
+    let first = target_outcomes(&mut events, "mailing-list", 3).await;
+    let poison = &ids[1];
+    let mut expect = vec![
+        format!("mailing-list delivered {} 1", ids[0]),
+        format!("mailing-list delivered {} 1", ids[2]),
+        format!("mailing-list retrying {poison} 1"),
+    ];
+    expect.sort();
+    assert_eq!(first, expect);
+    // Invisible until the visibility timeout (60 s) ends.
+    clock.advance(Duration::from_secs(59));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(mail.records().len(), 3);
+    let status = bus.status().await.unwrap();
+    let mail_status = status.iter().find(|s| s.target == "mailing-list").unwrap();
+    assert_eq!((mail_status.visible, mail_status.in_flight), (0, 1));
+
+    clock.advance(Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        target_outcomes(&mut events, "mailing-list", 2).await,
+        sorted([
+            format!("mailing-list dlq {poison} 3"),
+            format!("mailing-list retrying {poison} 2"),
+        ])
+    );
+    let status = bus.status().await.unwrap();
+    let mail_status = status.iter().find(|s| s.target == "mailing-list").unwrap();
+    assert_eq!(
+        (
+            mail_status.visible,
+            mail_status.in_flight,
+            mail_status.dead_letters
+        ),
+        (0, 0, 1)
+    );
+    let dead = bus.dead_letters("mailing-list", 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].event_id.as_str(), dead[0].receive_count),
+        (poison.as_str(), 3)
+    );
+    assert_eq!(dead[0].source_queue.as_deref(), Some("MailQueue"));
+
+    // The fault is fixed; redrive brings the record back with a fresh receive count.
+    mail.poisoned.store(false, Ordering::SeqCst);
+    assert_eq!(bus.redrive("MailFunction").await.unwrap(), 1);
+    assert_eq!(
+        target_outcomes(&mut events, "mailing-list", 1).await,
+        sorted([format!("mailing-list delivered {poison} 1")])
+    );
+    assert!(
+        bus.dead_letters("mailing-list", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    runner.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_injection_fails_whole_batches_and_single_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let template = Template::parse(TEMPLATE).unwrap();
+    let bus = LocalBus::open(
+        &template,
+        dir.path(),
+        config(&clock).retry_delay(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let ids = put(
+        &bus,
+        vec![
+            entry("UserSignedUp", json!({"n": 1})),
+            entry("UserSignedUp", json!({"n": 2})),
+        ],
+    )
+    .await;
+    let (a, b) = (&ids[0], &ids[1]);
+    bus.faults().fail_batches("analytics", 1);
+    bus.faults().fail_event("mailing-list", a, 1);
+    let sink = RecordingSink::default();
+    let mut events = bus.subscribe();
+    let runner = bus
+        .start(Consumers::default().fallback(sink.clone()))
+        .unwrap();
+    let mut expect = vec![
+        format!("analytics retrying {a} 1"),
+        format!("analytics retrying {b} 1"),
+        format!("mailing-list delivered {b} 1"),
+        format!("mailing-list retrying {a} 1"),
+    ];
+    expect.sort();
+    assert_eq!(outcomes(&mut events, 4).await, expect);
+    assert_eq!(
+        sink.received().len(),
+        1,
+        "failed records never reach the consumer"
+    );
+    // The retry delay (1 s) replaces the visibility timeout.
+    clock.advance(Duration::from_secs(1));
+    let mut expect = vec![
+        format!("analytics delivered {a} 2"),
+        format!("analytics delivered {b} 2"),
+        format!("mailing-list delivered {a} 2"),
+    ];
+    expect.sort();
+    assert_eq!(outcomes(&mut events, 3).await, expect);
+    runner.shutdown().await;
+    assert_eq!(sink.received().len(), 4);
+}
+
+#[tokio::test]
+async fn accepted_events_survive_a_restart_and_in_flight_messages_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let ids = {
+        let bus = open(dir.path(), &clock);
+        // No runner: the events wait in the queues.
+        put(
+            &bus,
+            vec![
+                entry("UserSignedUp", json!({"n": 1})),
+                entry("UserLoggedIn", json!({"n": 2})),
+            ],
+        )
+        .await
+    };
+    let sink = RecordingSink::default();
+    {
+        let bus = open(dir.path(), &clock);
+        assert_eq!(bus.archive_len().await.unwrap(), 2);
+        let status = bus.status().await.unwrap();
+        let depths: Vec<(&str, u64)> = status
+            .iter()
+            .map(|s| (s.target.as_str(), s.visible))
+            .collect();
+        assert_eq!(depths, [("mailing-list", 1), ("analytics", 2)]);
+        // The consumer runs but the process "dies" before the delete.
+        bus.faults().crash_before_ack("analytics", 1);
+        let mut events = bus.subscribe();
+        let runner = bus
+            .start(Consumers::default().fallback(sink.clone()))
+            .unwrap();
+        // The analytics crash and the mailing-list delivery, in either order.
+        let (mut crashed, mut delivered) = (false, false);
+        while !(crashed && delivered) {
+            match next(&mut events, |e| Some(e.clone())).await {
+                LocalEvent::CrashedBeforeAck { target, .. } if target == "analytics" => {
+                    crashed = true;
+                }
+                LocalEvent::Delivered { target, .. } if target == "mailing-list" => {
+                    delivered = true;
+                }
+                _ => {}
+            }
+        }
+        runner.shutdown().await;
+        let status = bus.status().await.unwrap();
+        assert_eq!(status[1].in_flight, 2, "{status:?}");
+    }
+    // A new process, after the visibility timeout (30 s) of the stats queue.
+    let clock = Clock::manual(T0 + 31_000);
+    let bus = open(dir.path(), &clock);
+    let mut events = bus.subscribe();
+    let runner = bus
+        .start(Consumers::default().fallback(sink.clone()))
+        .unwrap();
+    assert_eq!(
+        outcomes(&mut events, 2).await,
+        sorted([
+            format!("analytics delivered {} 2", ids[0]),
+            format!("analytics delivered {} 2", ids[1]),
+        ])
+    );
+    runner.shutdown().await;
+    // At least once: the crashed batch was seen twice.
+    assert_eq!(sink.received().len(), 5);
+}
+
+#[tokio::test]
+async fn replay_resends_an_archived_range_with_its_replay_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let bus = open(dir.path(), &clock);
+    let first = put(&bus, vec![entry("UserLoggedIn", json!({"n": 1}))]).await;
+    clock.advance(Duration::from_secs(60));
+    let second = put(&bus, vec![entry("UserSignedUp", json!({"n": 2}))]).await;
+    let sink = RecordingSink::with_log(&dir.path().join("sink/all.jsonl")).unwrap();
+    let mut events = bus.subscribe();
+    let runner = bus
+        .start(Consumers::default().fallback(sink.clone()))
+        .unwrap();
+    outcomes(&mut events, 3).await;
+
+    let summary = bus
+        .replay("nightly", Some("test-bus"), T0 + 30_000, T0 + 120_000)
+        .await
+        .unwrap();
+    assert_eq!((summary.n_events, summary.n_messages), (1, 2));
+    assert_eq!(
+        outcomes(&mut events, 2).await,
+        sorted([
+            format!("analytics delivered {} 1", second[0]),
+            format!("mailing-list delivered {} 1", second[0]),
+        ])
+    );
+    runner.shutdown().await;
+    let replayed: Vec<events_schema::RawEnvelope> = sink
+        .received()
+        .iter()
+        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .filter(|e: &events_schema::RawEnvelope| e.is_replay())
+        .collect();
+    assert_eq!(replayed.len(), 2);
+    assert!(
+        replayed
+            .iter()
+            .all(|e| e.id == second[0] && e.replay_name.as_deref() == Some("nightly"))
+    );
+    assert_ne!(first[0], second[0]);
+    // The sink's log holds every record it acknowledged.
+    let log = std::fs::read_to_string(dir.path().join("sink/all.jsonl")).unwrap();
+    let logged: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(logged.len(), 5);
+    assert_eq!(logged[0]["body"], sink.received()[0].body.as_str());
+    // Replays are not archived again.
+    assert_eq!(bus.archive_len().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn put_events_validates_entries_as_eventbridge_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = open(dir.path(), &Clock::manual(T0));
+    let good = entry("UserSignedUp", json!({}));
+    let results = bus
+        .put_events(vec![
+            PutEventsEntry {
+                source: None,
+                ..good.clone()
+            },
+            PutEventsEntry {
+                detail_type: None,
+                ..good.clone()
+            },
+            PutEventsEntry {
+                detail: None,
+                ..good.clone()
+            },
+            PutEventsEntry {
+                detail: Some("[1]".into()),
+                ..good.clone()
+            },
+            PutEventsEntry {
+                detail: Some("{nope".into()),
+                ..good.clone()
+            },
+            good.clone(),
+        ])
+        .await
+        .unwrap();
+    let shown: Vec<String> = results
+        .iter()
+        .map(|r| match r {
+            EntryResult::Accepted(id) => format!("ok {}", id.len()),
+            EntryResult::Failed { code, message } => format!("{code}: {message}"),
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "InvalidArgument: Parameter Source is not valid. Reason: Source is a required argument.",
+            "InvalidArgument: Parameter DetailType is not valid. Reason: DetailType is a required argument.",
+            "InvalidArgument: Parameter Detail is not valid. Reason: Detail is a required argument.",
+            "MalformedDetail: Detail is malformed.",
+            "MalformedDetail: Detail is malformed.",
+            "ok 36",
+        ]
+    );
+    let eleven = vec![good.clone(); 11];
+    assert!(matches!(
+        bus.put_events(eleven).await,
+        Err(PutEventsError::Validation(_))
+    ));
+    let unknown = PutEventsEntry {
+        event_bus_name: Some("nope".into()),
+        ..good.clone()
+    };
+    assert_eq!(
+        bus.put_events(vec![good.clone(), unknown]).await,
+        Err(PutEventsError::ResourceNotFound(
+            "Event bus nope does not exist.".into()
+        ))
+    );
+    let by_arn = PutEventsEntry {
+        event_bus_name: Some("arn:aws:events:us-east-1:123456789012:event-bus/test-bus".into()),
+        ..good.clone()
+    };
+    assert!(matches!(
+        bus.put_events(vec![by_arn]).await.unwrap()[0],
+        EntryResult::Accepted(_)
+    ));
+}
+
+#[tokio::test]
+async fn the_size_limit_follows_the_entry_size_formula() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = open(dir.path(), &Clock::manual(T0));
+    // 14 (Time) + 19 (Source) + 12 (DetailType) + detail + 5 (resource) = 262,144.
+    let detail_len = 262_144 - 14 - 19 - 12 - 5;
+    let sized = |detail_len: usize| PutEventsEntry {
+        time_ms: Some(T0),
+        resources: vec!["arn:x".into()],
+        ..entry("UserSignedUp", json!({ "p": "x".repeat(detail_len - 8) }))
+    };
+    assert_eq!(router::local::entry_size(&sized(detail_len)), 262_144);
+    assert!(bus.put_events(vec![sized(detail_len)]).await.is_ok());
+    assert_eq!(
+        bus.put_events(vec![sized(detail_len + 1)]).await,
+        Err(PutEventsError::Validation(
+            "Total size of the entries in the request is over the limit: 262145 bytes, the limit is 262144 bytes.".into()
+        ))
+    );
+}
+
+mod http {
+    //! The PutEvents endpoint over a real socket.
+
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Answer {
+        status: u16,
+        headers: String,
+        body: Value,
+    }
+
+    async fn serve() -> (LocalBus, std::net::SocketAddr, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(dir.path(), &Clock::manual(T0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(bus.clone().serve(listener, std::future::pending()));
+        (bus, addr, dir)
+    }
+
+    async fn post(addr: std::net::SocketAddr, target: Option<&str>, body: &[u8]) -> Answer {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut request = format!(
+            "POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/x-amz-json-1.1\r\n\
+             authorization: AWS4-HMAC-SHA256 Credential=testing/20261127/us-east-1/events/aws4_request, SignedHeaders=host, Signature=00\r\n\
+             content-length: {}\r\nconnection: close\r\n",
+            body.len()
+        );
+        if let Some(target) = target {
+            request.push_str(&format!("x-amz-target: {target}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        // The server may answer (413) before reading the whole body.
+        let _ = stream.write_all(body).await;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.unwrap();
+        let raw = String::from_utf8(raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        let status = head[9..12].parse().unwrap();
+        Answer {
+            status,
+            headers: head.to_ascii_lowercase(),
+            body: serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
+        }
+    }
+
+    #[track_caller]
+    fn check_error(answer: &Answer, status: u16, kind: &str, message: &str) {
+        assert_eq!(answer.status, status, "{}", answer.body);
+        assert_eq!(answer.body["__type"], kind, "{}", answer.body);
+        assert!(
+            answer.body["message"].as_str().unwrap().contains(message),
+            "{}",
+            answer.body
+        );
+        assert!(
+            answer
+                .headers
+                .contains(&format!("x-amzn-errortype: {}", kind.to_ascii_lowercase())),
+            "{}",
+            answer.headers
+        );
+        assert!(
+            answer
+                .headers
+                .contains("content-type: application/x-amz-json-1.1")
+        );
+    }
+
+    #[tokio::test]
+    async fn put_events_answers_per_entry() {
+        let (_bus, addr, _dir) = serve().await;
+        let body = json!({"Entries": [
+            {"Source": "com.eventfork.users", "DetailType": "UserSignedUp",
+             "Detail": "{\"user_id\":\"u1\"}", "EventBusName": "test-bus", "Time": 1795770000},
+            {"Source": "com.eventfork.users", "DetailType": "UserSignedUp", "Detail": "\"text\"",
+             "EventBusName": "test-bus"},
+            {"DetailType": "UserSignedUp", "Detail": "{}", "EventBusName": "test-bus"},
+        ]});
+        let answer = post(
+            addr,
+            Some("AWSEvents.PutEvents"),
+            body.to_string().as_bytes(),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert!(answer.headers.contains("x-amzn-requestid: "));
+        assert_eq!(answer.body["FailedEntryCount"], 2);
+        let entries = answer.body["Entries"].as_array().unwrap();
+        assert_eq!(entries[0]["EventId"].as_str().unwrap().len(), 36);
+        assert_eq!(
+            entries[1],
+            json!({"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."})
+        );
+        assert_eq!(entries[2]["ErrorCode"], "InvalidArgument");
+    }
+
+    #[tokio::test]
+    async fn whole_request_errors_are_aws_shaped() {
+        let (_bus, addr, _dir) = serve().await;
+        let one = json!({"Source": "s", "DetailType": "d", "Detail": "{}"});
+        let eleven = json!({ "Entries": vec![one.clone(); 11] }).to_string();
+        check_error(
+            &post(addr, Some("AWSEvents.PutEvents"), eleven.as_bytes()).await,
+            400,
+            "ValidationException",
+            "less than or equal to 10",
+        );
+        let unknown_bus = json!({"Entries": [{"Source": "s", "DetailType": "d", "Detail": "{}", "EventBusName": "nope"}]});
+        check_error(
+            &post(
+                addr,
+                Some("AWSEvents.PutEvents"),
+                unknown_bus.to_string().as_bytes(),
+            )
+            .await,
+            400,
+            "ResourceNotFoundException",
+            "Event bus nope does not exist.",
+        );
+        check_error(
+            &post(addr, Some("AWSEvents.PutEvents"), b"{not json").await,
+            400,
+            "SerializationException",
+            "key must be a string",
+        );
+        check_error(
+            &post(
+                addr,
+                Some("AWSEvents.PutEvents"),
+                br#"{"Entries": [{"Time": "soon"}]}"#,
+            )
+            .await,
+            400,
+            "SerializationException",
+            "Entries[0].Time",
+        );
+        check_error(
+            &post(addr, Some("AWSEvents.DeleteRule"), b"{}").await,
+            400,
+            "UnknownOperationException",
+            "AWSEvents.DeleteRule is not supported",
+        );
+        check_error(
+            &post(addr, None, b"{}").await,
+            400,
+            "UnknownOperationException",
+            "missing X-Amz-Target",
+        );
+        let huge = vec![b' '; 1024 * 1024 + 1];
+        check_error(
+            &post(addr, Some("AWSEvents.PutEvents"), &huge).await,
+            413,
+            "RequestEntityTooLargeException",
+            "1048576 bytes",
+        );
+        let big_detail = json!({"Entries": [{"Source": "s", "DetailType": "d",
+            "Detail": json!({"p": "x".repeat(300_000)}).to_string()}]});
+        check_error(
+            &post(
+                addr,
+                Some("AWSEvents.PutEvents"),
+                big_detail.to_string().as_bytes(),
+            )
+            .await,
+            400,
+            "ValidationException",
+            "over the limit",
+        );
+    }
+
+    #[tokio::test]
+    async fn describe_list_and_test_pattern() {
+        let (_bus, addr, _dir) = serve().await;
+        let answer = post(
+            addr,
+            Some("AWSEvents.DescribeEventBus"),
+            br#"{"Name": "test-bus"}"#,
+        )
+        .await;
+        assert_eq!(
+            answer.body,
+            json!({"Name": "test-bus", "Arn": "arn:aws:events:us-east-1:123456789012:event-bus/test-bus"})
+        );
+        let answer = post(addr, Some("AWSEvents.DescribeEventBus"), b"").await;
+        assert_eq!(answer.body["Name"], "default");
+        check_error(
+            &post(
+                addr,
+                Some("AWSEvents.DescribeEventBus"),
+                br#"{"Name": "x"}"#,
+            )
+            .await,
+            400,
+            "ResourceNotFoundException",
+            "Event bus x does not exist.",
+        );
+
+        let answer = post(
+            addr,
+            Some("AWSEvents.ListRules"),
+            br#"{"EventBusName": "test-bus", "NamePrefix": "Sign"}"#,
+        )
+        .await;
+        let rules = answer.body["Rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0]["Name"], "SignupRule");
+        assert_eq!(
+            rules[0]["Arn"],
+            "arn:aws:events:us-east-1:123456789012:rule/test-bus/SignupRule"
+        );
+        assert_eq!(rules[0]["State"], "ENABLED");
+        let pattern: Value =
+            serde_json::from_str(rules[0]["EventPattern"].as_str().unwrap()).unwrap();
+        assert_eq!(pattern["detail-type"], json!(["UserSignedUp"]));
+        let answer = post(addr, Some("AWSEvents.ListRules"), b"{}").await;
+        assert_eq!(answer.body["Rules"][0]["State"], "DISABLED");
+
+        let event = json!({"id": "1", "source": "a", "detail-type": "b", "account": "1",
+            "time": "2026-11-27T09:00:00Z", "region": "us-east-1", "resources": [],
+            "detail": {"plan": "pro"}});
+        let test = |pattern: Value| {
+            json!({"EventPattern": pattern.to_string(), "Event": event.to_string()}).to_string()
+        };
+        let answer = post(
+            addr,
+            Some("AWSEvents.TestEventPattern"),
+            test(json!({"detail": {"plan": ["pro"]}})).as_bytes(),
+        )
+        .await;
+        assert_eq!(answer.body, json!({"Result": true}));
+        let answer = post(
+            addr,
+            Some("AWSEvents.TestEventPattern"),
+            test(json!({"detail": {"plan": ["free"]}})).as_bytes(),
+        )
+        .await;
+        assert_eq!(answer.body, json!({"Result": false}));
+        // The engine's operators, not only exact values.
+        let answer = post(
+            addr,
+            Some("AWSEvents.TestEventPattern"),
+            test(json!({"detail": {"plan": [{"anything-but": {"prefix": "fr"}}]}})).as_bytes(),
+        )
+        .await;
+        assert_eq!(answer.body, json!({"Result": true}));
+        check_error(
+            &post(
+                addr,
+                Some("AWSEvents.TestEventPattern"),
+                test(json!({"detail": {"plan": []}})).as_bytes(),
+            )
+            .await,
+            400,
+            "InvalidEventPatternException",
+            "Event pattern is not valid. Reason: ",
+        );
+        check_error(
+            &post(
+                addr,
+                Some("AWSEvents.TestEventPattern"),
+                test(json!([1])).as_bytes(),
+            )
+            .await,
+            400,
+            "InvalidEventPatternException",
+            "Event pattern is not valid.",
+        );
+    }
+}
+
+mod sdk {
+    //! The real AWS SDK publishes to the endpoint unchanged, with only its endpoint URL set.
+
+    use super::*;
+    use aws_sdk_eventbridge::{
+        Client,
+        config::{BehaviorVersion, Credentials, Region},
+        error::ProvideErrorMetadata,
+        primitives::DateTime,
+        types::PutEventsRequestEntry,
+    };
+
+    async fn client() -> (Client, LocalBus, RecordingSink, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(dir.path(), &Clock::system());
+        let sink = RecordingSink::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(bus.clone().serve(listener, std::future::pending()));
+        let config = aws_sdk_eventbridge::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .endpoint_url(format!("http://{addr}"))
+            .build();
+        (Client::from_conf(config), bus, sink, dir)
+    }
+
+    fn sdk_entry(detail_type: &str, detail: &str) -> PutEventsRequestEntry {
+        PutEventsRequestEntry::builder()
+            .source("com.eventfork.users")
+            .detail_type(detail_type)
+            .detail(detail)
+            .event_bus_name("test-bus")
+            .time(DateTime::from_secs(1_795_770_000))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn put_events_through_aws_sdk_eventbridge() {
+        let (client, bus, sink, _dir) = client().await;
+        let mut events = bus.subscribe();
+        let runner = bus
+            .start(Consumers::default().fallback(sink.clone()))
+            .unwrap();
+        let output = client
+            .put_events()
+            .entries(sdk_entry("UserSignedUp", r#"{"user_id":"u1"}"#))
+            .entries(sdk_entry("UserLoggedIn", r#"{"user_id":"u1"}"#))
+            .entries(sdk_entry("UserLoggedIn", "[]"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(output.failed_entry_count(), 1);
+        let entries = output.entries();
+        let signup = entries[0].event_id().unwrap().to_owned();
+        let login = entries[1].event_id().unwrap().to_owned();
+        assert_eq!(entries[2].error_code(), Some("MalformedDetail"));
+        assert_eq!(
+            outcomes(&mut events, 3).await,
+            sorted([
+                format!("analytics delivered {login} 1"),
+                format!("analytics delivered {signup} 1"),
+                format!("mailing-list delivered {signup} 1"),
+            ])
+        );
+        runner.shutdown().await;
+        let envelope: events_schema::RawEnvelope =
+            serde_json::from_str(&sink.received()[0].body).unwrap();
+        assert_eq!(envelope.time, "2026-11-27T09:00:00Z");
+
+        let error = client
+            .put_events()
+            .entries(
+                PutEventsRequestEntry::builder()
+                    .source("s")
+                    .detail_type("d")
+                    .detail("{}")
+                    .event_bus_name("nope")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        // PutEvents does not model ResourceNotFoundException: the SDK reads the code from
+        // the x-amzn-ErrorType header and the message from the body.
+        assert_eq!(error.code(), Some("ResourceNotFoundException"), "{error:?}");
+        assert_eq!(error.message(), Some("Event bus nope does not exist."));
+    }
+
+    #[tokio::test]
+    async fn describe_list_and_test_pattern_through_the_sdk() {
+        let (client, _bus, _sink, _dir) = client().await;
+        let bus = client
+            .describe_event_bus()
+            .name("test-bus")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            bus.arn(),
+            Some("arn:aws:events:us-east-1:123456789012:event-bus/test-bus")
+        );
+        let rules = client
+            .list_rules()
+            .event_bus_name("test-bus")
+            .send()
+            .await
+            .unwrap();
+        let names: Vec<&str> = rules.rules().iter().filter_map(|r| r.name()).collect();
+        assert_eq!(names, ["SignupRule", "LoginRule"]);
+        let event = json!({"id": "1", "source": "com.eventfork.users", "detail-type": "UserSignedUp",
+            "account": "123456789012", "time": "2026-11-27T09:00:00Z", "region": "us-east-1",
+            "resources": [], "detail": {}});
+        let result = client
+            .test_event_pattern()
+            .event_pattern(r#"{"detail-type": ["UserSignedUp"]}"#)
+            .event(event.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(result.result());
+    }
+}
+
+#[cfg(feature = "aws")]
+mod publisher {
+    //! Our own Publisher, unchanged, publishes to the local bus.
+
+    use super::*;
+    use aws_config::{BehaviorVersion, Region};
+    use aws_sdk_eventbridge::config::Credentials;
+    use events_schema::{Envelope, UserLoggedIn, UserSignedUp};
+    use router::{PublishError, Publisher};
+
+    #[tokio::test]
+    async fn the_publisher_fans_out_through_the_local_bus() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(dir.path(), &Clock::system());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(bus.clone().serve(listener, std::future::pending()));
+        let (mail, stats) = (RecordingSink::default(), RecordingSink::default());
+        let mut events = bus.subscribe();
+        let runner = bus
+            .start(
+                Consumers::default()
+                    .with("mailing-list", mail.clone())
+                    .with("analytics", stats.clone()),
+            )
+            .unwrap();
+        let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(format!("http://{addr}"))
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .load()
+            .await;
+
+        let wrong = Publisher::new(&sdk_config, "no-such-bus");
+        assert!(matches!(
+            wrong.verify_bus().await,
+            Err(PublishError::BusNotFound { .. })
+        ));
+        let publisher = Publisher::new(&sdk_config, "test-bus");
+        publisher.verify_bus().await.unwrap();
+        let signups: Vec<UserSignedUp> = (0..25)
+            .map(|n| {
+                UserSignedUp::builder(format!("user-{n}"), format!("u{n}@example.com"))
+                    .unwrap()
+                    .build()
+            })
+            .collect();
+        let logins: Vec<UserLoggedIn> = (0..15)
+            .map(|n| {
+                UserLoggedIn::builder(format!("user-{n}"), "192.0.2.1".parse().unwrap())
+                    .unwrap()
+                    .build()
+            })
+            .collect();
+        let signup_report = publisher.publish_all(&signups).await;
+        let login_report = publisher.publish_all(&logins).await;
+        assert!(signup_report.is_all_published(), "{signup_report:?}");
+        assert!(login_report.is_all_published(), "{login_report:?}");
+        // 10 entries per request: the Publisher batches as it does against AWS.
+        assert_eq!(signup_report.n_requests(), 3);
+
+        // Every sign-up reaches both targets, every login only analytics.
+        outcomes(&mut events, 25 * 2 + 15).await;
+        runner.shutdown().await;
+        let mut mail_ids: Vec<String> = mail
+            .received()
+            .iter()
+            .map(|m| {
+                let envelope: Envelope<UserSignedUp> = serde_json::from_str(&m.body).unwrap();
+                envelope.id
+            })
+            .collect();
+        let mut published: Vec<String> = signup_report
+            .outcomes()
+            .iter()
+            .map(|o| o.as_ref().unwrap().as_str().to_owned())
+            .collect();
+        mail_ids.sort();
+        published.sort();
+        assert_eq!(mail_ids, published);
+        let stats_types: Vec<String> = stats
+            .received()
+            .iter()
+            .map(|m| serde_json::from_str::<Value>(&m.body).unwrap()["detail-type"].to_string())
+            .collect();
+        assert_eq!(stats_types.len(), 40);
+        assert_eq!(
+            stats_types
+                .iter()
+                .filter(|t| *t == "\"UserLoggedIn\"")
+                .count(),
+            15
+        );
+        let login: Envelope<UserLoggedIn> = serde_json::from_str(
+            &stats
+                .received()
+                .iter()
+                .find(|m| m.body.contains("UserLoggedIn"))
+                .unwrap()
+                .body,
+        )
+        .unwrap();
+        assert_eq!(login.source, "com.eventfork.users");
+    }
+}
