@@ -4,17 +4,18 @@ use std::{
     io::{self, Write},
     net::SocketAddr,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use router::{
-    local::{BusConfig, Consumers, LocalBus, LocalEvent, RecordingSink, Topology},
+    local::{BusConfig, Consumers, LocalBus, LocalEvent, RecordingSink},
     template::Template,
 };
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::Outcome;
+use crate::{Outcome, handlers, sink::Sink};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -23,7 +24,8 @@ pub(crate) enum Command {
     /// Point any AWS SDK at it with AWS_ENDPOINT_URL=http://<addr> (any credentials are
     /// accepted). Prints the address, the rules it loaded, and a line per delivery, retry and
     /// dead-letter move on stdout. Targets without a configured endpoint post to the
-    /// recording sink, which appends each record to <data>/sink/<target>.jsonl. Ctrl-C stops it after the batches in flight are settled;
+    /// recording sink, which appends each API call to <data>/sink/<service>.jsonl. Ctrl-C stops
+    /// it after the batches in flight are settled;
     /// accepted events are on disk in --data and are delivered after a restart.
     ///
     /// Example: eventfork local up --template template.yaml --addr 127.0.0.1:4010
@@ -33,6 +35,10 @@ pub(crate) enum Command {
         /// The address to listen on.
         #[arg(long, env = "EVENTFORK_LOCAL_ADDR", default_value = "127.0.0.1:4010")]
         addr: SocketAddr,
+        /// Run no handler: each target records the SQS messages it receives, one JSON
+        /// object per line, in <data>/sink/<target>.jsonl (for testing routing and delivery).
+        #[arg(long)]
+        record_only: bool,
     },
     /// Print the queue depths, messages in flight and dead-letter counts per target.
     ///
@@ -44,6 +50,16 @@ pub(crate) enum Command {
     /// List or redrive a target's dead-letter queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Run the whole fan-out on this machine: publish, deliver, retry, dead-letter, replay.
+    ///
+    /// Starts the local bus of template.yaml on a free port with the three real handlers
+    /// posting to the recording sink (never to real services), publishes three sign-ups and
+    /// two logins through the Publisher, injects one transient failure (a Slack batch) and
+    /// one poison record (an address Mailchimp refuses: it lands in the dead-letter queue),
+    /// redrives it, replays the archive, prints what each target received, and exits 0.
+    ///
+    /// Example: eventfork local demo
+    Demo(crate::demo::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,31 +120,57 @@ pub(crate) fn run(command: Command) -> Result<Outcome> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         match command {
-            Command::Up { bus, addr } => up(&bus, addr).await,
+            Command::Up {
+                bus,
+                addr,
+                record_only,
+            } => up(&bus, addr, record_only).await,
             Command::Status { bus } => status(&bus).await,
             Command::Dlq(DlqCommand::List { target, bus, limit }) => {
                 dlq_list(&bus, &target, limit).await
             }
             Command::Dlq(DlqCommand::Redrive { target, bus }) => dlq_redrive(&bus, &target).await,
+            Command::Demo(args) => crate::demo::demo(args).await,
         }
     })
 }
 
-/// The consumer of each target. The `targets` handlers plug in here; until then every
-/// target posts to the built-in recording sink, which appends what it receives to
-/// `<data>/sink/<target>.jsonl`.
-fn consumers(topology: &Topology, data: &Path) -> Result<Consumers> {
+/// A recording consumer per target, appending each SQS message it receives to
+/// `<data>/sink/<target>.jsonl` before acknowledging it.
+fn recorders(bus: &LocalBus, data: &Path) -> Result<Consumers> {
     let mut consumers = Consumers::default();
-    for target in topology.targets() {
+    for target in bus.topology().targets() {
         let path = data.join("sink").join(format!("{}.jsonl", target.name()));
-        let sink = RecordingSink::with_log(&path)
-            .with_context(|| format!("cannot open the recording sink {}", path.display()))?;
-        consumers = consumers.with(target.name(), sink);
+        let recorder = RecordingSink::with_log(&path)
+            .with_context(|| format!("cannot open the recording log {}", path.display()))?;
+        consumers = consumers.with(target.name(), recorder);
     }
     Ok(consumers)
 }
 
-async fn up(args: &BusArgs, addr: SocketAddr) -> Result<Outcome> {
+/// The consumer of each target: the `targets` handler its Lambda runs. A target whose
+/// endpoint variable is unset posts to the recording sink, which appends each API call to
+/// `<data>/sink/<service>.jsonl`.
+async fn consumers(bus: &LocalBus, data: &Path, sink: &Sink) -> Result<Consumers> {
+    let timeout = bus
+        .topology()
+        .targets()
+        .iter()
+        .map(|t| Duration::from_secs(t.timeout_seconds().into()))
+        .max()
+        .unwrap_or(Duration::from_secs(10));
+    let env = targets::Env::from_process();
+    let (consumers, endpoints) =
+        handlers::consumers(Some(&env), sink.url(), bus.idempotency(), timeout).await?;
+    let mut out = io::stdout().lock();
+    writeln!(out, "analytics posts to {}", endpoints.analytics)?;
+    writeln!(out, "mailing-list posts to {}", endpoints.mailing_list)?;
+    writeln!(out, "slack posts to {}", endpoints.slack)?;
+    writeln!(out, "sink records: {}", data.join("sink").display())?;
+    Ok(consumers)
+}
+
+async fn up(args: &BusArgs, addr: SocketAddr, record_only: bool) -> Result<Outcome> {
     let bus = args.open()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -137,9 +179,13 @@ async fn up(args: &BusArgs, addr: SocketAddr) -> Result<Outcome> {
         .local_addr()
         .context("cannot read the bound address")?;
     let mut events = bus.subscribe();
-    let runner = bus
-        .start(consumers(bus.topology(), &args.data)?)
-        .context("cannot start the consumers")?;
+    let sink = Sink::start(Some(args.data.join("sink"))).await?;
+    let consumers = if record_only {
+        recorders(&bus, &args.data)?
+    } else {
+        consumers(&bus, &args.data, &sink).await?
+    };
+    let runner = bus.start(consumers).context("cannot start the consumers")?;
     {
         let mut out = io::stdout().lock();
         writeln!(out, "listening on http://{local_addr}")?;

@@ -8,6 +8,8 @@ use std::{io, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 mod catalog;
+mod demo;
+mod handlers;
 mod input;
 mod local;
 mod pattern;
@@ -15,6 +17,7 @@ mod publish;
 mod replay;
 mod rules;
 mod schemas;
+mod sink;
 
 /// Event-driven background processing on Amazon EventBridge.
 #[derive(Debug, Parser)]

@@ -73,7 +73,14 @@ struct Up {
 impl Up {
     fn start(dir: &Path) -> Up {
         let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
-            .args(["local", "up", "--addr", "127.0.0.1:0", "--template"])
+            .args([
+                "local",
+                "up",
+                "--record-only",
+                "--addr",
+                "127.0.0.1:0",
+                "--template",
+            ])
             .arg(dir.join("template.yaml"))
             .arg("--data")
             .arg(dir.join("data"))

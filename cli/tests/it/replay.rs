@@ -38,7 +38,12 @@ async fn replay_plans_runs_and_reports() {
             .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
             .build(),
     );
-    let bus = format!("ef-cli-replay-{}", std::process::id());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    // Unique per run: the test script's moto lives as long as the run, a developer's longer.
+    let bus = format!("ef-cli-replay-{}-{nanos}", std::process::id());
     let bus_arn = eventbridge
         .create_event_bus()
         .name(&bus)
@@ -55,6 +60,8 @@ async fn replay_plans_runs_and_reports() {
         .send()
         .await
         .unwrap();
+    let dry_name = format!("{bus}-dry");
+    let run_name = format!("{bus}-run");
     let window = [
         "--from",
         "2026-01-01T00:00:00Z",
@@ -66,7 +73,7 @@ async fn replay_plans_runs_and_reports() {
         "--archive",
         archive.as_str(),
         "--name",
-        "r-dry",
+        &dry_name,
         "--dry-run",
     ];
     args.extend(window);
@@ -75,17 +82,17 @@ async fn replay_plans_runs_and_reports() {
     assert_eq!(
         run.stdout,
         format!(
-            "replay r-dry of arn:aws:events:us-east-1:123456789012:archive/{archive} (0 archived events) \
+            "replay {dry_name} of arn:aws:events:us-east-1:123456789012:archive/{archive} (0 archived events) \
              from 2026-01-01T00:00:00Z to 2026-01-01T01:00:00Z onto {bus_arn}, every rule\n"
         )
     );
 
-    let mut args = vec!["--archive", archive.as_str(), "--name", "r-run"];
+    let mut args = vec!["--archive", archive.as_str(), "--name", &run_name];
     args.extend(window);
     let run = replay(&moto_url, &args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.ends_with("replay r-run: COMPLETED\n"),
+        run.stdout.ends_with(&format!("replay {run_name}: COMPLETED\n")),
         "{}",
         run.stdout
     );

@@ -1,0 +1,178 @@
+//! The glue between the local bus and the targets: each target's handler (the same
+//! library function its Lambda runs) becomes a local consumer, fed real `SqsEvent`
+//! batches, with idempotency records in the local database.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use anyhow::{Context, Result};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use router::local::{self, BoxFuture, Consumer, Consumers, Idempotency};
+use targets::{
+    Analytics, AnalyticsConfig, BatchDriver, BatchOptions, Claim, Deadline, Env, Handler,
+    HttpClient, IdempotencyKey, IdempotencyStore, MailingList, MailingListConfig, Slack,
+    SlackConfig, StoreError, StoreFuture,
+};
+
+/// The targets' idempotency-store trait over the local database.
+pub(crate) struct LocalIdempotency(pub(crate) Idempotency);
+
+/// The time from now until `at` (zero when it has passed).
+fn until(at: SystemTime) -> Duration {
+    at.duration_since(SystemTime::now()).unwrap_or_default()
+}
+
+fn store_error(
+    operation: &'static str,
+    key: &IdempotencyKey,
+    error: local::StoreError,
+) -> StoreError {
+    StoreError::new(operation, key, error)
+}
+
+impl IdempotencyStore for LocalIdempotency {
+    fn claim<'a>(
+        &'a self,
+        key: &'a IdempotencyKey,
+        lease_until: SystemTime,
+        _expires_at: SystemTime,
+    ) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            let claim = self
+                .0
+                .claim(key.target(), key.event_id(), until(lease_until))
+                .await
+                .map_err(|e| store_error("claim", key, e))?;
+            Ok(match claim {
+                local::Claim::AlreadyCompleted => Claim::Completed,
+                local::Claim::InProgress => Claim::InProgress,
+                _ => Claim::Acquired,
+            })
+        })
+    }
+
+    fn complete<'a>(
+        &'a self,
+        key: &'a IdempotencyKey,
+        expires_at: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.0
+                .complete(key.target(), key.event_id(), until(expires_at))
+                .await
+                .map_err(|e| store_error("complete", key, e))
+        })
+    }
+
+    fn release<'a>(&'a self, key: &'a IdempotencyKey) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.0
+                .release(key.target(), key.event_id())
+                .await
+                .map_err(|e| store_error("release", key, e))
+        })
+    }
+}
+
+/// A target's batch driver as a local consumer; each batch gets the function's timeout.
+struct TargetConsumer<H> {
+    driver: BatchDriver<H>,
+    timeout: Duration,
+}
+
+impl<H: Handler> Consumer for TargetConsumer<H> {
+    fn consume(&self, batch: SqsEvent) -> BoxFuture<'_, SqsBatchResponse> {
+        Box::pin(self.driver.run(batch, Deadline::after(self.timeout)))
+    }
+}
+
+/// Where each target posts: its real endpoint from the environment, or the recording sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Endpoints {
+    pub(crate) analytics: String,
+    pub(crate) mailing_list: String,
+    pub(crate) slack: String,
+}
+
+/// Builds the three targets' consumers. A target whose endpoint variable
+/// (`ANALYTICS_ENDPOINT`, `MAILCHIMP_API_BASE`, `SLACK_WEBHOOK_URL`) is unset posts to the
+/// recording sink at `sink_url`; one that is set reads its whole config from the
+/// environment, as its Lambda does (secrets and `*_SECRET_ARN` included).
+pub(crate) async fn consumers(
+    env: Option<&Env>,
+    sink_url: &str,
+    idempotency: Idempotency,
+    timeout: Duration,
+) -> Result<(Consumers, Endpoints)> {
+    let http = HttpClient::new().context("cannot build the HTTP client")?;
+    let store: Arc<dyn IdempotencyStore> = Arc::new(LocalIdempotency(idempotency));
+    let options = BatchOptions::default();
+    // Without an environment (the demo), every target posts to the sink.
+    let empty = Env::from_pairs(Vec::<(String, String)>::new());
+    let use_env = env.is_some();
+    let env = env.unwrap_or(&empty);
+    let set = |name: &str| use_env && std::env::var_os(name).is_some_and(|v| !v.is_empty());
+
+    let analytics = if set("ANALYTICS_ENDPOINT") {
+        AnalyticsConfig::from_env(env).await?
+    } else {
+        AnalyticsConfig::new(&format!("{sink_url}/analytics/v1/track"), "local-write-key")?
+    };
+    let mailing_list = if set("MAILCHIMP_API_BASE") {
+        MailingListConfig::from_env(env).await?
+    } else {
+        MailingListConfig::with_api_base(
+            &format!("{sink_url}/mailchimp/3.0"),
+            "local-key-us1",
+            "local-list",
+        )?
+    };
+    let slack = if set("SLACK_WEBHOOK_URL") {
+        SlackConfig::from_env(env).await?
+    } else {
+        SlackConfig::new(format!("{sink_url}/slack/services/T000/B000/LOCAL"))?
+    };
+    let endpoints = Endpoints {
+        analytics: analytics.endpoint().to_owned(),
+        mailing_list: mailing_list.api_base().to_owned(),
+        // The webhook URL is a secret: only say where it comes from.
+        slack: if set("SLACK_WEBHOOK_URL") {
+            "$SLACK_WEBHOOK_URL".to_owned()
+        } else {
+            format!("{sink_url}/slack/…")
+        },
+    };
+    let consumers = Consumers::default()
+        .with(
+            "analytics",
+            TargetConsumer {
+                driver: BatchDriver::with_options(
+                    Analytics::new(analytics, http.clone()),
+                    store.clone(),
+                    options.clone(),
+                ),
+                timeout,
+            },
+        )
+        .with(
+            "mailing-list",
+            TargetConsumer {
+                driver: BatchDriver::with_options(
+                    MailingList::new(mailing_list, http.clone()),
+                    store.clone(),
+                    options.clone(),
+                ),
+                timeout,
+            },
+        )
+        .with(
+            "slack",
+            TargetConsumer {
+                driver: BatchDriver::with_options(Slack::new(slack, http), store, options),
+                timeout,
+            },
+        );
+    Ok((consumers, endpoints))
+}

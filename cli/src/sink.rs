@@ -1,0 +1,188 @@
+//! The recording sink of local mode: an HTTP server on 127.0.0.1 that stands in for the
+//! third-party APIs (Segment, Mailchimp, Slack) when a target has no endpoint configured.
+//! The handlers post to it exactly as they would to the real service; it records each
+//! request (method, path, JSON body — never the authorization header) in memory and, with a
+//! log folder, appends it to `<folder>/<service>.jsonl`.
+
+use std::{
+    collections::HashSet,
+    fs::OpenOptions,
+    io::Write,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use anyhow::{Context, Result};
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{Method, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+
+/// One request the sink received.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SinkRequest {
+    /// The first path segment: `analytics`, `mailchimp` or `slack`.
+    pub(crate) service: String,
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) body: Value,
+}
+
+#[derive(Default)]
+struct SinkState {
+    requests: Mutex<Vec<SinkRequest>>,
+    /// Email domains Mailchimp-the-sink refuses, as Mailchimp refuses addresses that "look
+    /// fake or invalid" (400): a permanent failure the handler must not retry.
+    refused_domains: Mutex<HashSet<String>>,
+    log_dir: Option<PathBuf>,
+}
+
+/// A running sink; dropping it stops the server.
+pub(crate) struct Sink {
+    url: String,
+    state: Arc<SinkState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Sink {
+    /// Starts a sink on a free port of 127.0.0.1, logging to `log_dir` if given.
+    pub(crate) async fn start(log_dir: Option<PathBuf>) -> Result<Sink> {
+        if let Some(dir) = &log_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the sink folder {}", dir.display()))?;
+        }
+        let state = Arc::new(SinkState {
+            log_dir,
+            ..SinkState::default()
+        });
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .context("cannot start the recording sink")?;
+        let addr = listener
+            .local_addr()
+            .context("cannot read the sink's address")?;
+        let app = Router::new().fallback(record).with_state(state.clone());
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "the recording sink stopped");
+            }
+        });
+        Ok(Sink {
+            url: format!("http://{addr}"),
+            state,
+            task,
+        })
+    }
+
+    /// The sink's base URL, e.g. `http://127.0.0.1:40123`.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Everything received so far, in arrival order.
+    pub(crate) fn requests(&self) -> Vec<SinkRequest> {
+        self.state
+            .requests
+            .lock()
+            .expect("the sink lock is never held across a panic")
+            .clone()
+    }
+
+    /// Makes the Mailchimp stand-in refuse (or, with `false`, accept again) addresses at
+    /// `domain`.
+    pub(crate) fn refuse_domain(&self, domain: &str, refuse: bool) {
+        let mut domains = self
+            .state
+            .refused_domains
+            .lock()
+            .expect("the sink lock is never held across a panic");
+        if refuse {
+            domains.insert(domain.to_owned());
+        } else {
+            domains.remove(domain);
+        }
+    }
+}
+
+async fn record(
+    State(state): State<Arc<SinkState>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let service = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let body: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    if service == "mailchimp" {
+        let email = body["email_address"].as_str().unwrap_or_default();
+        let domain = email.rsplit('@').next().unwrap_or_default();
+        let refused = state
+            .refused_domains
+            .lock()
+            .expect("the sink lock is never held across a panic")
+            .contains(domain);
+        if refused {
+            let problem = json!({
+                "type": "https://mailchimp.com/developer/marketing/docs/errors/",
+                "title": "Invalid Resource",
+                "status": 400,
+                "detail": "The address looks fake or invalid, please enter a real email address.",
+            });
+            return (StatusCode::BAD_REQUEST, axum::Json(problem)).into_response();
+        }
+    }
+    let request = SinkRequest {
+        service: service.clone(),
+        method: method.to_string(),
+        path,
+        body,
+    };
+    if let Some(dir) = &state.log_dir {
+        let line = json!({
+            "method": request.method, "path": request.path, "body": request.body,
+        });
+        let path = dir.join(format!("{service}.jsonl"));
+        let written = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| writeln!(file, "{line}"));
+        if let Err(error) = written {
+            // Not recorded means not received: the handler retries.
+            tracing::error!(%error, path = %path.display(), "the recording sink cannot write");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    }
+    let answer = match service.as_str() {
+        "slack" => ([(header::CONTENT_TYPE, "text/plain")], "ok").into_response(),
+        "mailchimp" => axum::Json(json!({
+            "email_address": request.body["email_address"],
+            "status": request.body["status_if_new"],
+        }))
+        .into_response(),
+        _ => axum::Json(json!({ "success": true })).into_response(),
+    };
+    state
+        .requests
+        .lock()
+        .expect("the sink lock is never held across a panic")
+        .push(request);
+    answer
+}
