@@ -12,6 +12,7 @@ mod input;
 mod local;
 mod pattern;
 mod publish;
+mod replay;
 mod rules;
 mod schemas;
 
@@ -43,6 +44,8 @@ enum Command {
     Rules(rules::Command),
     // The help text is the doc comment of `publish::Args`.
     Publish(publish::Args),
+    // The help text is the doc comment of `replay::Args`.
+    Replay(replay::Args),
     /// Run the local bus: template.yaml's rules, queues and handlers on this machine.
     #[command(subcommand)]
     Local(local::Command),
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Pattern(command) => pattern::run(command),
         Command::Rules(command) => rules::run(command),
         Command::Publish(args) => publish::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::Local(command) => local::run(command),
     };
     match result {

@@ -15,6 +15,8 @@ pub use pattern::{
 #[cfg(feature = "aws")]
 pub mod publish;
 #[cfg(feature = "aws")]
+pub mod replay;
+#[cfg(feature = "aws")]
 pub use publish::{Entry, EventId, PublishError, Publisher, PublisherBuilder, Report};
 
 #[cfg(feature = "local")]

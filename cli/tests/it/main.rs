@@ -4,6 +4,7 @@ mod catalog;
 mod local;
 mod pattern;
 mod publish;
+mod replay;
 mod rules;
 mod schemas;
 mod support;

@@ -8,7 +8,8 @@ use std::fmt;
 use super::flatten::{FxMap, Value};
 use super::number::{Number, NumberKey};
 use super::parse::{
-    AnythingBut, AnythingButKind, Condition, FieldValue, Literal, Member, Object, Pattern,
+    AnythingBut, AnythingButKind, Comparison, Condition, FieldValue, Literal, Member, Object,
+    Pattern,
 };
 use super::text::{self, Glob, Ip, IpRange};
 
@@ -503,8 +504,10 @@ pub(crate) enum IndexKey {
     PrefixIgnoreCase(String),
     Suffix(Box<[u8]>),
     SuffixIgnoreCase(String),
-    /// Only number values can pass (numeric).
-    AnyNumber,
+    /// A numeric range bounded on both sides, or `=`.
+    NumberRange,
+    /// A numeric range open on one side.
+    NumberOpen,
     /// Only IP strings can pass (cidr).
     AnyIp,
     /// Any string can pass (a wildcard with no literal prefix or suffix).
@@ -539,7 +542,10 @@ impl IndexKey {
                     IndexKey::AnyString
                 }
             }
-            Test::Numeric(_) => IndexKey::AnyNumber,
+            Test::Numeric(n) if n.terms().len() == 2 || n.terms()[0].0 == Comparison::Eq => {
+                IndexKey::NumberRange
+            }
+            Test::Numeric(_) => IndexKey::NumberOpen,
             Test::Cidr(_) => IndexKey::AnyIp,
             Test::AnythingBut(_) | Test::Exists => IndexKey::AnyValue,
         }
@@ -548,6 +554,10 @@ impl IndexKey {
     /// Relative cost of anchoring a sub-rule here: how broad the key is, times how many
     /// sub-rules already share it.
     pub(crate) fn cost(&self, sharing: u32) -> u64 {
+        if *self == IndexKey::NumberRange {
+            // Ranges are looked up by value: few of them contain any one number.
+            return 4 * (1 + u64::from(sharing) / 8);
+        }
         let sharing = u64::from(sharing) + 1;
         let weight = match self {
             IndexKey::String(_)
@@ -559,11 +569,89 @@ impl IndexKey {
             IndexKey::PrefixIgnoreCase(p) | IndexKey::SuffixIgnoreCase(p) => {
                 3 + 8 / (p.len() as u64 + 1)
             }
-            IndexKey::AnyNumber | IndexKey::AnyIp => 20,
+            IndexKey::NumberRange | IndexKey::NumberOpen => 1,
+            IndexKey::AnyIp => 20,
             IndexKey::AnyString => 200,
             IndexKey::AnyValue => 400,
         };
         weight * sharing
+    }
+}
+
+/// Numeric anchors, looked up by value. Every lookup returns a superset of the ranges that
+/// contain the value (bounds are compared inclusively); the full check decides.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NumericIndex {
+    /// `> lo` / `>= lo`, sorted by `lo`.
+    above: Vec<(f64, u32)>,
+    /// `< hi` / `<= hi`, sorted by `hi`.
+    below: Vec<(f64, u32)>,
+    /// Two-sided ranges and `=` (as `[v, v]`), sorted by `lo`.
+    ranges: Vec<(f64, f64, u32)>,
+    /// The widest range ever entered, to bound the scan of `ranges`.
+    max_width: f64,
+}
+
+fn bounds(n: &super::parse::Numeric) -> (Option<f64>, Option<f64>) {
+    let (mut lo, mut hi) = (None, None);
+    for (op, number) in n.terms() {
+        let v = number.as_f64().expect("numeric bounds are exact");
+        match op {
+            Comparison::Gt | Comparison::Ge => lo = Some(v),
+            Comparison::Lt | Comparison::Le => hi = Some(v),
+            Comparison::Eq => (lo, hi) = (Some(v), Some(v)),
+        }
+    }
+    (lo, hi)
+}
+
+impl NumericIndex {
+    fn len(&self) -> usize {
+        self.above.len() + self.below.len() + self.ranges.len()
+    }
+
+    fn insert(&mut self, n: &super::parse::Numeric, entry: u32) {
+        match bounds(n) {
+            (Some(lo), None) => {
+                let at = self.above.partition_point(|e| e.0 <= lo);
+                self.above.insert(at, (lo, entry));
+            }
+            (None, Some(hi)) => {
+                let at = self.below.partition_point(|e| e.0 <= hi);
+                self.below.insert(at, (hi, entry));
+            }
+            (Some(lo), Some(hi)) => {
+                let at = self.ranges.partition_point(|e| e.0 <= lo);
+                self.ranges.insert(at, (lo, hi, entry));
+                self.max_width = self.max_width.max(hi - lo);
+            }
+            (None, None) => unreachable!("a numeric condition has a bound"),
+        }
+    }
+
+    fn remove(&mut self, n: &super::parse::Numeric, entry: u32) {
+        match bounds(n) {
+            (Some(_), None) => self.above.retain(|e| e.1 != entry),
+            (None, Some(_)) => self.below.retain(|e| e.1 != entry),
+            _ => self.ranges.retain(|e| e.2 != entry),
+        }
+    }
+
+    #[inline]
+    fn candidates(&self, x: f64, found: &mut impl FnMut(u32)) {
+        let n_above = self.above.partition_point(|e| e.0 <= x);
+        self.above[..n_above].iter().for_each(|e| found(e.1));
+        let first_below = self.below.partition_point(|e| e.0 < x);
+        self.below[first_below..].iter().for_each(|e| found(e.1));
+        if !self.ranges.is_empty() {
+            let start = self.ranges.partition_point(|e| e.0 < x - self.max_width);
+            let end = self.ranges.partition_point(|e| e.0 <= x);
+            for e in &self.ranges[start..end] {
+                if e.1 >= x {
+                    found(e.2);
+                }
+            }
+        }
     }
 }
 
@@ -581,7 +669,7 @@ pub(crate) struct FieldIndex {
     pub(crate) prefixes_ignore_case: Trie,
     pub(crate) suffixes: Trie,
     pub(crate) suffixes_ignore_case: Trie,
-    pub(crate) any_number: Vec<u32>,
+    pub(crate) numeric: NumericIndex,
     pub(crate) any_ip: Vec<u32>,
     pub(crate) any_string: Vec<u32>,
     pub(crate) any_value: Vec<u32>,
@@ -603,8 +691,11 @@ fn remove_from_map<K: std::hash::Hash + Eq>(map: &mut FxMap<K, Vec<u32>>, key: &
 }
 
 impl FieldIndex {
-    pub(crate) fn insert(&mut self, key: &IndexKey, entry: u32) {
-        match key {
+    pub(crate) fn insert(&mut self, test: &Test, entry: u32) {
+        if let Test::Numeric(n) = test {
+            return self.numeric.insert(n, entry);
+        }
+        match &IndexKey::of(test) {
             IndexKey::String(s) => self.strings.entry(s.clone()).or_default().push(entry),
             IndexKey::Ip(ip) => self.ips.entry(*ip).or_default().push(entry),
             IndexKey::Number(n) => self.numbers.entry(n.clone()).or_default().push(entry),
@@ -618,15 +709,20 @@ impl FieldIndex {
             IndexKey::SuffixIgnoreCase(p) => {
                 self.suffixes_ignore_case.insert(p.bytes().rev(), entry)
             }
-            IndexKey::AnyNumber => self.any_number.push(entry),
+            IndexKey::NumberRange | IndexKey::NumberOpen => {
+                unreachable!("numeric tests are inserted above")
+            }
             IndexKey::AnyIp => self.any_ip.push(entry),
             IndexKey::AnyString => self.any_string.push(entry),
             IndexKey::AnyValue => self.any_value.push(entry),
         }
     }
 
-    pub(crate) fn remove(&mut self, key: &IndexKey, entry: u32) {
-        match key {
+    pub(crate) fn remove(&mut self, test: &Test, entry: u32) {
+        if let Test::Numeric(n) = test {
+            return self.numeric.remove(n, entry);
+        }
+        match &IndexKey::of(test) {
             IndexKey::String(s) => remove_from_map(&mut self.strings, s, entry),
             IndexKey::Ip(ip) => remove_from_map(&mut self.ips, ip, entry),
             IndexKey::Number(n) => remove_from_map(&mut self.numbers, n, entry),
@@ -640,7 +736,9 @@ impl FieldIndex {
             IndexKey::SuffixIgnoreCase(p) => {
                 self.suffixes_ignore_case.remove(p.bytes().rev(), entry)
             }
-            IndexKey::AnyNumber => remove_from(&mut self.any_number, entry),
+            IndexKey::NumberRange | IndexKey::NumberOpen => {
+                unreachable!("numeric tests are removed above")
+            }
             IndexKey::AnyIp => remove_from(&mut self.any_ip, entry),
             IndexKey::AnyString => remove_from(&mut self.any_string, entry),
             IndexKey::AnyValue => remove_from(&mut self.any_value, entry),
@@ -649,7 +747,12 @@ impl FieldIndex {
 
     /// Calls `found` with every sub-rule whose anchor this value may satisfy.
     #[inline]
-    pub(crate) fn candidates(&self, value: Value<'_>, found: &mut impl FnMut(u32)) {
+    pub(crate) fn candidates(
+        &self,
+        value: Value<'_>,
+        fold_buf: &mut String,
+        found: &mut impl FnMut(u32),
+    ) {
         let mut all = |list: &[u32]| list.iter().for_each(|&e| found(e));
         all(&self.any_value);
         match value {
@@ -670,12 +773,17 @@ impl FieldIndex {
                     || !self.prefixes_ignore_case.is_empty()
                     || !self.suffixes_ignore_case.is_empty()
                 {
-                    let folded = fold_bytes(s);
-                    if let Some(list) = self.ignore_case.get(&folded) {
+                    fold_buf.clear();
+                    text::fold_into(
+                        std::str::from_utf8(s).expect("event strings are UTF-8"),
+                        fold_buf,
+                    );
+                    if let Some(list) = self.ignore_case.get(fold_buf.as_str()) {
                         all(list);
                     }
-                    self.prefixes_ignore_case.walk(folded.bytes(), found);
-                    self.suffixes_ignore_case.walk(folded.bytes().rev(), found);
+                    self.prefixes_ignore_case.walk(fold_buf.bytes(), found);
+                    self.suffixes_ignore_case
+                        .walk(fold_buf.bytes().rev(), found);
                 }
                 self.prefixes.walk(s.iter().copied(), found);
                 self.suffixes.walk(s.iter().rev().copied(), found);
@@ -687,8 +795,8 @@ impl FieldIndex {
                         all(list);
                     }
                 }
-                if exact.is_some() {
-                    all(&self.any_number);
+                if let Some(x) = exact {
+                    self.numeric.candidates(x, found);
                 }
             }
             Value::Bool(true) => all(&self.trues),
@@ -719,10 +827,140 @@ impl FieldIndex {
         add(self.prefixes_ignore_case.len(), "prefix ignoring case");
         add(self.suffixes.len(), "suffix");
         add(self.suffixes_ignore_case.len(), "suffix ignoring case");
-        add(self.any_number.len(), "numeric (any number)");
+        add(self.numeric.len(), "numeric range");
         add(self.any_ip.len(), "cidr (any IP)");
         add(self.any_string.len(), "wildcard (any string)");
         add(self.any_value.len(), "exists/anything-but (any value)");
         parts.join(", ")
+    }
+}
+
+/// Composite anchors: a sub-rule can be indexed on the combination of two or three of its
+/// exact-value constraints (`country = DE` *and* `plan = pro`), when each alone is shared by
+/// many sub-rules. Values are hashed; a hash collision only adds a candidate, which the full
+/// check then rejects.
+pub(crate) mod composite {
+    use std::hash::Hasher;
+
+    use super::{Constraint, Test};
+    use crate::pattern::flatten::{FxHasher, Value};
+    use crate::pattern::number::NumberKey;
+
+    /// The most value combinations one composite anchor may enter in the index.
+    const MAX_POSTINGS: usize = 16;
+    /// Only the first few exact constraints of a sub-rule are combined.
+    const MAX_PARTS: usize = 6;
+
+    fn finish(tag: u8, bytes: &[u8]) -> u64 {
+        let mut hasher = FxHasher::default();
+        hasher.write_u8(tag);
+        hasher.write(bytes);
+        hasher.finish()
+    }
+
+    /// The hash of an exact test, if it is one that composite keys can hold.
+    pub(crate) fn test_hash(test: &Test) -> Option<u64> {
+        Some(match test {
+            Test::String(s) => finish(1, s),
+            Test::Number(NumberKey::Exact(bits)) => finish(2, &bits.to_le_bytes()),
+            Test::Number(NumberKey::Text(text)) => finish(3, text.as_bytes()),
+            Test::Bool(b) => finish(4, &[u8::from(*b)]),
+            Test::Null => finish(5, &[]),
+            _ => return None,
+        })
+    }
+
+    /// The hash of an event value, equal to [`test_hash`] of the tests it satisfies.
+    #[inline]
+    pub(crate) fn value_hash(value: Value<'_>) -> u64 {
+        match value {
+            Value::String(s) => finish(1, s),
+            Value::Number { exact: Some(v), .. } => {
+                let bits = if v == 0.0 { 0 } else { v.to_bits() };
+                finish(2, &bits.to_le_bytes())
+            }
+            Value::Number { text, exact: None } => finish(3, text),
+            Value::Bool(b) => finish(4, &[u8::from(b)]),
+            Value::Null => finish(5, &[]),
+        }
+    }
+
+    /// Combines the value hashes of the parts, in path order.
+    #[inline]
+    pub(crate) fn combine(hashes: impl IntoIterator<Item = u64>) -> u64 {
+        let mut hasher = FxHasher::default();
+        for h in hashes {
+            hasher.write_u64(h);
+        }
+        hasher.finish()
+    }
+
+    /// A possible composite anchor of a sub-rule: which constraints, their paths (sorted)
+    /// and the keys it would enter.
+    #[derive(Debug, Clone)]
+    pub(crate) struct CompositeOption {
+        pub(crate) constraints: Vec<usize>,
+        pub(crate) paths: Vec<u32>,
+        pub(crate) keys: Vec<u64>,
+    }
+
+    /// Every pair and triple of exact constraints of a sub-rule, with their keys.
+    pub(crate) fn options(constraints: &[Constraint]) -> Vec<CompositeOption> {
+        let parts: Vec<(usize, u32, Vec<u64>)> = constraints
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.allow_absent && !c.tests.is_empty())
+            .filter_map(|(i, c)| {
+                let hashes: Option<Vec<u64>> = c.tests.iter().map(test_hash).collect();
+                hashes.map(|mut h| {
+                    h.sort_unstable();
+                    h.dedup();
+                    (i, c.path, h)
+                })
+            })
+            .take(MAX_PARTS)
+            .collect();
+        let mut out = Vec::new();
+        let n = parts.len();
+        let mut subsets: Vec<Vec<usize>> = Vec::new();
+        for a in 0..n {
+            for b in a + 1..n {
+                subsets.push(vec![a, b]);
+                for c in b + 1..n {
+                    subsets.push(vec![a, b, c]);
+                }
+            }
+        }
+        for subset in subsets {
+            let mut chosen: Vec<&(usize, u32, Vec<u64>)> =
+                subset.iter().map(|&i| &parts[i]).collect();
+            chosen.sort_by_key(|p| p.1);
+            if chosen.windows(2).any(|w| w[0].1 == w[1].1) {
+                continue;
+            }
+            let n_postings: usize = chosen.iter().map(|p| p.2.len()).product();
+            if n_postings > MAX_POSTINGS {
+                continue;
+            }
+            let mut keys: Vec<Vec<u64>> = vec![Vec::new()];
+            for part in &chosen {
+                keys = keys
+                    .iter()
+                    .flat_map(|prefix| {
+                        part.2.iter().map(move |h| {
+                            let mut next = prefix.clone();
+                            next.push(*h);
+                            next
+                        })
+                    })
+                    .collect();
+            }
+            out.push(CompositeOption {
+                constraints: chosen.iter().map(|p| p.0).collect(),
+                paths: chosen.iter().map(|p| p.1).collect(),
+                keys: keys.into_iter().map(combine).collect(),
+            });
+        }
+        out
     }
 }

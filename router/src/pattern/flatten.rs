@@ -210,6 +210,9 @@ impl Flat {
         self.ctx.clear();
         self.stack.clear();
         self.next_array = 0;
+        if event.len() > u32::MAX as usize {
+            return Err(EventError::new("the event is larger than 4 GiB"));
+        }
         if std::str::from_utf8(event).is_err() {
             return Err(EventError::new("the event is not valid UTF-8"));
         }

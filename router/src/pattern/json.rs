@@ -198,6 +198,14 @@ pub(crate) fn scan_string(
     let mut pos = start + 1;
     let mut has_escape = false;
     loop {
+        // Skip eight ordinary bytes at a time: no quote, no backslash, no control byte.
+        while let Some(chunk) = bytes.get(pos..pos + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+            if has_special_byte(word) {
+                break;
+            }
+            pos += 8;
+        }
         match bytes.get(pos) {
             None => return Err((pos, "unexpected end of input in a string")),
             Some(b'"') => return Ok((pos + 1, has_escape)),
@@ -221,6 +229,17 @@ pub(crate) fn scan_string(
             Some(_) => pos += 1,
         }
     }
+}
+
+/// Whether any byte of `word` is `"`, `\\` or below 0x20 (the classic SWAR tests).
+#[inline]
+fn has_special_byte(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    has_zero(word ^ (ONES * u64::from(b'"')))
+        || has_zero(word ^ (ONES * u64::from(b'\\')))
+        || word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0
 }
 
 fn hex4(bytes: &[u8]) -> u32 {
@@ -395,6 +414,19 @@ mod tests {
         ] {
             assert!(parse(text.as_bytes(), 64).is_err(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn scans_long_strings_with_every_special_byte() {
+        for special in ["\\\"", "\\\\", "\\n", "\\u0041"] {
+            for at in 0..20 {
+                let text = format!("\"{}{special}{}\"", "a".repeat(at), "é".repeat(at % 7));
+                let (end, escaped) = scan_string(text.as_bytes(), 0).unwrap();
+                assert_eq!((end, escaped), (text.len(), true), "{text}");
+            }
+        }
+        assert!(scan_string(b"\"aaaaaaaaaaaa\x01aaaa\"", 0).is_err());
+        assert!(scan_string(b"\"aaaaaaaaaaaaaaaaaaaa", 0).is_err());
     }
 
     #[test]

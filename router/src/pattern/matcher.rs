@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::{self, Write};
 
-use super::compile::{self, BuildError, Constraint, FieldIndex, IndexKey, Limits, Test};
+use super::compile::{self, BuildError, Constraint, FieldIndex, IndexKey, Limits, Test, composite};
 use super::flatten::{self, EventError, Flat, FxMap, PathTrie};
 use super::parse::Pattern;
 
@@ -98,10 +98,10 @@ impl MatcherBuilder {
         self
     }
 
-    /// The deepest object/array nesting in an event (default 128); deeper events get an
-    /// [`EventError`].
+    /// The deepest object/array nesting in an event (default 128, at most 1,024 to keep
+    /// the stack safe); deeper events get an [`EventError`].
     pub fn max_event_depth(&mut self, n: usize) -> &mut MatcherBuilder {
-        self.limits.max_event_depth = n;
+        self.limits.max_event_depth = n.min(1024);
         self
     }
 
@@ -166,6 +166,34 @@ pub struct Matcher {
     always: Vec<u32>,
     /// How many tests of all sub-rules use each index key, for choosing anchors.
     key_counts: FxMap<(u32, IndexKey), u32>,
+    /// Composite anchors by their sorted paths.
+    composites: Vec<Composite>,
+    composite_ids: FxMap<Vec<u32>, u32>,
+    /// How many sub-rules could use each composite key, for choosing anchors.
+    composite_counts: FxMap<(Vec<u32>, u64), u32>,
+}
+
+/// The index of the composite anchors over one set of paths.
+#[derive(Debug, Clone, Default)]
+struct Composite {
+    paths: Vec<u32>,
+    index: FxMap<u64, Vec<u32>>,
+    n_entries: usize,
+}
+
+/// How a sub-rule is found.
+#[derive(Debug, Clone, PartialEq)]
+enum Anchor {
+    /// Checked on every event: it can match with no leaf at all.
+    Always,
+    /// Through one constraint's tests in its path's value index.
+    Single(usize),
+    /// Through the combined values of several exact constraints.
+    Composite {
+        composite: u32,
+        constraints: Vec<usize>,
+        keys: Vec<u64>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -179,8 +207,8 @@ struct Rule {
 struct SubRule {
     rule: u32,
     constraints: Vec<Constraint>,
-    /// The constraint entered in the index, or `None` for an `always` sub-rule.
-    anchor: Option<usize>,
+    /// How the index finds it.
+    anchor: Anchor,
 }
 
 /// Per-thread scratch space, reused across events and matchers.
@@ -198,6 +226,9 @@ struct Scratch {
     hit_ranges: Vec<(u32, u32)>,
     chosen: Vec<u32>,
     rules: Vec<u32>,
+    leaf_hashes: Vec<u64>,
+    odometer: Vec<usize>,
+    fold_buf: String,
 }
 
 thread_local! {
@@ -275,6 +306,9 @@ impl Matcher {
             hit_ranges,
             chosen,
             rules,
+            leaf_hashes,
+            odometer,
+            fold_buf,
         } = scratch;
         flat.read(event, &self.paths, self.limits.max_event_depth)?;
         if self.by_id.is_empty() {
@@ -309,7 +343,56 @@ impl Matcher {
         candidates.extend_from_slice(&self.always);
         for leaf in &flat.leaves {
             let field = &self.fields[leaf.path as usize];
-            field.candidates(flat.value(event, leaf), &mut |s| candidates.push(s));
+            field.candidates(flat.value(event, leaf), fold_buf, &mut |s| {
+                candidates.push(s)
+            });
+        }
+        if !self.composites.is_empty() {
+            leaf_hashes.clear();
+            leaf_hashes.extend(
+                flat.leaves
+                    .iter()
+                    .map(|leaf| composite::value_hash(flat.value(event, leaf))),
+            );
+            for c in &self.composites {
+                if c.n_entries == 0 {
+                    continue;
+                }
+                let present = c.paths.iter().all(|&p| path_stamp[p as usize] == *epoch);
+                if !present {
+                    continue;
+                }
+                let ranges = c.paths.iter().map(|&p| path_range[p as usize]);
+                let n_combinations: usize = ranges.clone().map(|(s, e)| (e - s) as usize).product();
+                if n_combinations > 256 {
+                    // Long arrays: rather than enumerate, take every sub-rule of this index.
+                    for list in c.index.values() {
+                        candidates.extend_from_slice(list);
+                    }
+                    continue;
+                }
+                odometer.clear();
+                odometer.resize(c.paths.len(), 0);
+                'combinations: loop {
+                    let key =
+                        composite::combine(c.paths.iter().zip(odometer.iter()).map(|(&p, &i)| {
+                            let (start, _) = path_range[p as usize];
+                            leaf_hashes[by_path[start as usize + i] as usize]
+                        }));
+                    if let Some(list) = c.index.get(&key) {
+                        candidates.extend_from_slice(list);
+                    }
+                    for (slot, &p) in odometer.iter_mut().zip(&c.paths) {
+                        let (start, end) = path_range[p as usize];
+                        *slot += 1;
+                        if *slot < (end - start) as usize {
+                            continue 'combinations;
+                        }
+                        *slot = 0;
+                    }
+                    break;
+                }
+            }
         }
         candidates.sort_unstable();
         candidates.dedup();
@@ -366,6 +449,19 @@ impl Matcher {
             };
             let _ = writeln!(out, "  {name}: {described}");
         }
+        for c in self.composites.iter().filter(|c| c.n_entries > 0) {
+            let paths: Vec<&str> = c
+                .paths
+                .iter()
+                .map(|&p| self.path_names[p as usize].as_str())
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {} (combined): {} value combinations",
+                paths.join(" + "),
+                c.n_entries
+            );
+        }
         if !self.always.is_empty() {
             let _ = writeln!(
                 out,
@@ -384,11 +480,12 @@ impl Matcher {
                 let sub = self.subrules[sub as usize].as_ref().expect("live sub-rule");
                 let _ = writeln!(out, "  sub-rule {n}:");
                 for (i, constraint) in sub.constraints.iter().enumerate() {
-                    let mark = if sub.anchor == Some(i) {
-                        "anchor"
-                    } else {
-                        "check "
+                    let anchored = match &sub.anchor {
+                        Anchor::Single(a) => *a == i,
+                        Anchor::Composite { constraints, .. } => constraints.contains(&i),
+                        Anchor::Always => false,
                     };
+                    let mark = if anchored { "anchor" } else { "check " };
                     let mut tests: Vec<String> =
                         constraint.tests.iter().map(|t| t.to_string()).collect();
                     if constraint.allow_absent {
@@ -429,7 +526,7 @@ impl Matcher {
         };
         let mut subrule_ids = Vec::new();
         for conjunction in compile::expand(&pattern) {
-            let constraints: Vec<Constraint> = conjunction
+            let mut constraints: Vec<Constraint> = conjunction
                 .constraints
                 .iter()
                 .map(|(path, conditions)| Constraint {
@@ -440,6 +537,8 @@ impl Matcher {
                         .any(|c| matches!(c, super::parse::Condition::Exists(false))),
                 })
                 .collect();
+            // Cheap and selective checks first: most candidates fail one of them.
+            constraints.sort_by_key(check_rank);
             for constraint in &constraints {
                 for test in &constraint.tests {
                     *self
@@ -448,10 +547,18 @@ impl Matcher {
                         .or_default() += 1;
                 }
             }
+            for option in composite::options(&constraints) {
+                for key in option.keys {
+                    *self
+                        .composite_counts
+                        .entry((option.paths.clone(), key))
+                        .or_default() += 1;
+                }
+            }
             let sub = SubRule {
                 rule,
                 constraints,
-                anchor: None,
+                anchor: Anchor::Always,
             };
             let sub_id = match self.free_subrules.pop() {
                 Some(s) => {
@@ -474,7 +581,7 @@ impl Matcher {
         rule
     }
 
-    /// Chooses each sub-rule's anchor and enters it in its path's index.
+    /// Chooses each sub-rule's anchor and enters it in the index.
     fn index_rule(&mut self, rule: u32) {
         let subrules = self.rules[rule as usize]
             .as_ref()
@@ -483,9 +590,9 @@ impl Matcher {
             .clone();
         for sub_id in subrules {
             let sub = self.subrules[sub_id as usize]
-                .as_mut()
+                .as_ref()
                 .expect("staged sub-rule");
-            let mut best: Option<(u64, usize)> = None;
+            let mut best: Option<(u64, Anchor)> = None;
             for (i, constraint) in sub.constraints.iter().enumerate() {
                 if constraint.allow_absent {
                     continue;
@@ -503,20 +610,73 @@ impl Matcher {
                         key.cost(sharing)
                     })
                     .sum();
-                if best.is_none_or(|(c, _)| cost < c) {
-                    best = Some((cost, i));
+                if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                    best = Some((cost, Anchor::Single(i)));
                 }
             }
-            sub.anchor = best.map(|(_, i)| i);
-            match sub.anchor {
-                Some(i) => {
-                    let constraint = &sub.constraints[i];
-                    for test in &constraint.tests {
-                        self.fields[constraint.path as usize].insert(&IndexKey::of(test), sub_id);
+            // A composite anchor must beat the best single one clearly: it costs a lookup
+            // per event for its set of paths.
+            if best.as_ref().is_some_and(|(c, _)| *c > 8) {
+                for option in composite::options(&sub.constraints) {
+                    let cost: u64 = 4 + option
+                        .keys
+                        .iter()
+                        .map(|&key| {
+                            u64::from(
+                                self.composite_counts
+                                    .get(&(option.paths.clone(), key))
+                                    .copied()
+                                    .unwrap_or(0),
+                            ) + 1
+                        })
+                        .sum::<u64>();
+                    if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                        let composite = match self.composite_ids.get(&option.paths) {
+                            Some(&id) => id,
+                            None => {
+                                let id = self.composites.len() as u32;
+                                self.composites.push(Composite {
+                                    paths: option.paths.clone(),
+                                    ..Composite::default()
+                                });
+                                self.composite_ids.insert(option.paths.clone(), id);
+                                id
+                            }
+                        };
+                        best = Some((
+                            cost,
+                            Anchor::Composite {
+                                composite,
+                                constraints: option.constraints,
+                                keys: option.keys,
+                            },
+                        ));
                     }
                 }
-                None => self.always.push(sub_id),
             }
+            let anchor = best.map_or(Anchor::Always, |(_, anchor)| anchor);
+            match &anchor {
+                Anchor::Single(i) => {
+                    let constraint = &sub.constraints[*i];
+                    for test in &constraint.tests {
+                        self.fields[constraint.path as usize].insert(test, sub_id);
+                    }
+                }
+                Anchor::Composite {
+                    composite, keys, ..
+                } => {
+                    let c = &mut self.composites[*composite as usize];
+                    for &key in keys {
+                        c.index.entry(key).or_default().push(sub_id);
+                        c.n_entries += 1;
+                    }
+                }
+                Anchor::Always => self.always.push(sub_id),
+            }
+            self.subrules[sub_id as usize]
+                .as_mut()
+                .expect("staged sub-rule")
+                .anchor = anchor;
         }
     }
 
@@ -540,19 +700,68 @@ impl Matcher {
                     }
                 }
             }
-            match sub.anchor {
-                Some(i) => {
-                    let constraint = &sub.constraints[i];
-                    for test in &constraint.tests {
-                        self.fields[constraint.path as usize].remove(&IndexKey::of(test), sub_id);
+            for option in composite::options(&sub.constraints) {
+                for key in option.keys {
+                    let key = (option.paths.clone(), key);
+                    if let Some(count) = self.composite_counts.get_mut(&key) {
+                        *count -= 1;
+                        if *count == 0 {
+                            self.composite_counts.remove(&key);
+                        }
                     }
                 }
-                None => self.always.retain(|&s| s != sub_id),
+            }
+            match &sub.anchor {
+                Anchor::Single(i) => {
+                    let constraint = &sub.constraints[*i];
+                    for test in &constraint.tests {
+                        self.fields[constraint.path as usize].remove(test, sub_id);
+                    }
+                }
+                Anchor::Composite {
+                    composite, keys, ..
+                } => {
+                    let c = &mut self.composites[*composite as usize];
+                    for key in keys {
+                        if let Some(list) = c.index.get_mut(key)
+                            && let Some(at) = list.iter().position(|&s| s == sub_id)
+                        {
+                            list.swap_remove(at);
+                            c.n_entries -= 1;
+                            if list.is_empty() {
+                                c.index.remove(key);
+                            }
+                        }
+                    }
+                }
+                Anchor::Always => self.always.retain(|&s| s != sub_id),
             }
             self.free_subrules.push(sub_id);
         }
         self.free_rules.push(rule);
     }
+}
+
+/// Orders a sub-rule's constraints for checking: exact values first, negations last.
+fn check_rank(constraint: &Constraint) -> u8 {
+    if constraint.allow_absent {
+        return 9;
+    }
+    constraint
+        .tests
+        .iter()
+        .map(|test| match test {
+            Test::String(_) | Test::Number(_) | Test::Bool(_) | Test::Null => 0,
+            Test::Prefix(_) | Test::Suffix(_) => 1,
+            Test::PrefixIgnoreCase(_) | Test::SuffixIgnoreCase(_) | Test::EqualsIgnoreCase(_) => 2,
+            Test::Numeric(_) => 3,
+            Test::Exists => 4,
+            Test::Ip(_) | Test::Cidr(_) => 5,
+            Test::Wildcard(_) => 6,
+            Test::AnythingBut(_) => 7,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Whether every constraint of a sub-rule holds with leaves from consistent array elements.

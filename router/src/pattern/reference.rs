@@ -33,7 +33,7 @@ impl Event {
         Ok(Event { tree })
     }
 
-    fn leaves(&self) -> HashMap<String, Vec<RefLeaf<'_>>> {
+    pub(crate) fn leaves(&self) -> HashMap<String, Vec<RefLeaf<'_>>> {
         let mut leaves = Vec::new();
         let mut n_arrays = 0;
         collect(

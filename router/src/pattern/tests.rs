@@ -488,6 +488,130 @@ proptest! {
         }
     }
 
+    /// Many rules sharing exact values, so that composite anchors (several constraints
+    /// combined) are used too.
+    #[test]
+    fn many_exact_rules_agree_with_reference(
+        rules in prop::collection::vec(
+            (
+                prop::sample::select(vec![r#""x""#, r#""y""#, "1", "true", r#""x","y""#]),
+                prop::sample::select(vec![r#""x""#, r#""y""#, "null", "2"]),
+                prop::option::of(prop::sample::select(vec![r#""x""#, r#"{"prefix":"x"}"#, r#"{"anything-but":"y"}"#])),
+            ),
+            20..60,
+        ),
+        events in prop::collection::vec(event_object(3), 1..8),
+    ) {
+        let patterns: Vec<Pattern> = rules
+            .iter()
+            .map(|(a, b, c)| {
+                let c = c.map(|c| format!(r#","c":[{c}]"#)).unwrap_or_default();
+                Pattern::parse(&format!(r#"{{"a":[{a}],"b":[{b}]{c}}}"#)).expect("valid")
+            })
+            .collect();
+        let mut builder = Matcher::builder();
+        for (i, pattern) in patterns.iter().enumerate() {
+            builder.add(RuleId::from(format!("r{i:02}")), pattern.clone());
+        }
+        let matcher = builder.build().expect("fits the limits");
+        for event in &events {
+            let hits: Vec<String> = matcher
+                .matches(event.as_bytes())
+                .expect("generated events are objects")
+                .iter()
+                .map(|id| id.to_string())
+                .collect();
+            let alone: Vec<String> = patterns
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| reference::matches(p, event.as_bytes(), 128) == Ok(true))
+                .map(|(i, _)| format!("r{i:02}"))
+                .collect();
+            prop_assert_eq!(hits, alone, "event {}", event);
+        }
+    }
+
+    /// Many numeric rules, so that numeric anchors are looked up by value.
+    #[test]
+    fn many_numeric_rules_agree_with_reference(
+        ranges in prop::collection::vec((0u8..5, -20i32..20, 1i32..15), 20..80),
+        values in prop::collection::vec(prop::collection::vec(-25i32..25, 0..3), 1..10),
+    ) {
+        let patterns: Vec<Pattern> = ranges
+            .iter()
+            .map(|&(shape, lo, width)| {
+                let numeric = match shape {
+                    0 => format!(r#"[">",{lo}]"#),
+                    1 => format!(r#"["<=",{lo}]"#),
+                    2 => format!(r#"["=",{lo}]"#),
+                    3 => format!(r#"[">",{lo},"<=",{}]"#, lo + width),
+                    _ => format!(r#"[">=",{}.5,"<",{}]"#, lo, lo + width),
+                };
+                Pattern::parse(&format!(r#"{{"n":[{{"numeric":{numeric}}}],"k":["x"]}}"#)).expect("valid")
+            })
+            .collect();
+        let mut builder = Matcher::builder();
+        for (i, pattern) in patterns.iter().enumerate() {
+            builder.add(RuleId::from(format!("r{i:02}")), pattern.clone());
+        }
+        let matcher = builder.build().expect("fits the limits");
+        for numbers in &values {
+            let list: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
+            let event = format!(r#"{{"n":[{}],"k":"x"}}"#, list.join(","));
+            let hits: Vec<String> = matcher
+                .matches(event.as_bytes())
+                .expect("valid event")
+                .iter()
+                .map(|id| id.to_string())
+                .collect();
+            let alone: Vec<String> = patterns
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| reference::matches(p, event.as_bytes(), 128) == Ok(true))
+                .map(|(i, _)| format!("r{i:02}"))
+                .collect();
+            prop_assert_eq!(hits, alone, "event {}", event);
+        }
+    }
+
+    /// Removing rules and adding them back after the build gives the same answers as
+    /// building from scratch.
+    #[test]
+    fn add_and_remove_after_build(
+        patterns in prop::collection::vec(object(2), 2..30),
+        events in prop::collection::vec(event_object(3), 1..6),
+    ) {
+        let patterns: Vec<(RuleId, Pattern)> = patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (RuleId::from(format!("r{i:02}")), Pattern::parse(p).expect("valid")))
+            .collect();
+        let build = |rules: &[&(RuleId, Pattern)]| {
+            let mut builder = Matcher::builder();
+            for (id, pattern) in rules {
+                builder.add(id.clone(), pattern.clone());
+            }
+            builder.build().expect("fits the limits")
+        };
+        let all: Vec<&(RuleId, Pattern)> = patterns.iter().collect();
+        let kept: Vec<&(RuleId, Pattern)> = patterns.iter().step_by(2).collect();
+        let mut matcher = build(&all);
+        for (id, _) in patterns.iter().skip(1).step_by(2) {
+            prop_assert!(matcher.remove(id));
+        }
+        let fresh = build(&kept);
+        for event in &events {
+            prop_assert_eq!(matcher.matches(event.as_bytes()), fresh.matches(event.as_bytes()));
+        }
+        for (id, pattern) in patterns.iter().skip(1).step_by(2) {
+            matcher.add(id.clone(), pattern.clone()).expect("fits the limits");
+        }
+        let fresh = build(&all);
+        for event in &events {
+            prop_assert_eq!(matcher.matches(event.as_bytes()), fresh.matches(event.as_bytes()));
+        }
+    }
+
     #[test]
     fn pattern_round_trips_through_json(pattern in object(3)) {
         let parsed = Pattern::parse(&pattern).expect("generated patterns are valid");
@@ -509,4 +633,182 @@ proptest! {
         let matcher = builder.build().unwrap();
         let _ = matcher.matches(&bytes);
     }
+}
+
+/// The compiled matcher and the reference interpreter print byte-identical output (the
+/// bench README §2 format) on the shared workload. Set `EVENTFORK_WORKLOAD` to a folder made
+/// by `python3 ../shared/bench/gen_workload.py --out DIR`, and optionally
+/// `EVENTFORK_WORKLOAD_EVENTS` (default 10,000); run it in release mode:
+/// `EVENTFORK_WORKLOAD=DIR cargo test --release -p router --no-default-features --lib workload`.
+#[test]
+#[allow(
+    clippy::print_stderr,
+    reason = "progress and the skip notice go to stderr"
+)]
+fn workload_output_equals_reference() {
+    let Some(dir) = std::env::var_os("EVENTFORK_WORKLOAD") else {
+        eprintln!("SKIPPED: workload_output_equals_reference; set EVENTFORK_WORKLOAD=DIR");
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let n_events: usize = std::env::var("EVENTFORK_WORKLOAD_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let events_text = std::fs::read_to_string(dir.join("events.jsonl")).expect("events.jsonl");
+    let events: Vec<&str> = events_text.lines().take(n_events).collect();
+    let parsed: Vec<reference::Event> = events
+        .iter()
+        .map(|e| reference::Event::parse(e.as_bytes(), 128).expect("workload events are objects"))
+        .collect();
+    for flavour in ["full", "common"] {
+        for n_rules in [1, 10, 100, 1000, 10_000] {
+            let path = dir.join(format!("{flavour}/rules-{n_rules}.json"));
+            let text = std::fs::read_to_string(&path).expect("rules file");
+            let raw: std::collections::BTreeMap<String, Box<RawValue>> =
+                serde_json::from_str(&text).expect("rules JSON");
+            let rules: Vec<(String, Pattern)> = raw
+                .iter()
+                .map(|(name, pattern)| {
+                    (
+                        name.clone(),
+                        Pattern::parse(pattern.get()).expect("valid rule"),
+                    )
+                })
+                .collect();
+            let mut builder = Matcher::builder();
+            for (name, pattern) in &rules {
+                builder.add(RuleId::from(name.as_str()), pattern.clone());
+            }
+            let matcher = builder.build().expect("workload rules build");
+            let naive: Vec<(&str, reference::Rule<'_>)> = rules
+                .iter()
+                .map(|(name, pattern)| (name.as_str(), reference::Rule::new(pattern)))
+                .collect();
+            let mut n_differences = 0;
+            for (line, (event, tree)) in events.iter().zip(&parsed).enumerate() {
+                let compiled: Vec<&str> = matcher
+                    .matches(event.as_bytes())
+                    .expect("workload events are valid")
+                    .iter()
+                    .map(|id| id.as_str())
+                    .collect();
+                let leaves = tree.leaves();
+                let mut expected: Vec<&str> = naive
+                    .iter()
+                    .filter(|(_, rule)| rule.matches_leaves(&leaves))
+                    .map(|(name, _)| *name)
+                    .collect();
+                expected.sort_unstable();
+                if compiled != expected {
+                    n_differences += 1;
+                    eprintln!(
+                        "{flavour}/{n_rules} line {}: {compiled:?} != {expected:?}",
+                        line + 1
+                    );
+                }
+            }
+            eprintln!(
+                "{flavour}/rules-{n_rules}: {} events compared",
+                events.len()
+            );
+            assert_eq!(n_differences, 0, "{flavour}/rules-{n_rules}");
+        }
+    }
+}
+
+/// The examples of docs/PATTERNS.md hold: in each example table, the `pattern` row matches
+/// every event of its `matches` row and none of its `does not match` row.
+#[test]
+fn reference_doc_examples_hold() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/PATTERNS.md"))
+            .expect("docs/PATTERNS.md");
+    let code_spans = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut pattern: Option<Pattern> = None;
+    let mut n_checked = 0;
+    for line in doc.lines() {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        if cells.len() != 2 {
+            continue;
+        }
+        let (label, cell) = (cells[0].trim_start_matches("| ").trim(), cells[1]);
+        match label {
+            "pattern" => {
+                // A header row (`| pattern | error |`) has no code span.
+                pattern = code_spans(cell)
+                    .pop()
+                    .map(|text| Pattern::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}")));
+            }
+            "matches" | "does not match" => {
+                let Some(pattern) = pattern.as_ref() else {
+                    continue;
+                };
+                let mut builder = Matcher::builder();
+                builder.add(RuleId::from("doc"), pattern.clone());
+                let matcher = builder.build().expect("doc patterns build");
+                for event in code_spans(cell) {
+                    let hit = !matcher
+                        .matches(event.as_bytes())
+                        .expect("doc events are valid")
+                        .is_empty();
+                    assert_eq!(hit, label == "matches", "{pattern} {label} {event}");
+                    let naive = reference::matches(pattern, event.as_bytes(), 128);
+                    assert_eq!(
+                        naive,
+                        Ok(label == "matches"),
+                        "reference: {pattern} {label} {event}"
+                    );
+                    n_checked += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(n_checked >= 30, "only {n_checked} examples found");
+}
+
+/// When each value is shared by many rules but pairs of values are not, the pair becomes the
+/// anchor, and matching stays exact.
+#[test]
+fn composite_anchors_are_used_and_exact() {
+    let mut builder = Matcher::builder();
+    for i in 0..100 {
+        let text = format!(
+            r#"{{"a":["a{}"],"b":["b{}"],"c":[{{"exists":true}}]}}"#,
+            i % 10,
+            i / 10
+        );
+        builder.add(
+            RuleId::from(format!("r{i:03}")),
+            Pattern::parse(&text).unwrap(),
+        );
+    }
+    let matcher = builder.build().unwrap();
+    assert!(
+        matcher
+            .explain()
+            .contains("a + b (combined): 100 value combinations")
+    );
+    let hits = |event: &str| -> Vec<String> {
+        matcher
+            .matches(event.as_bytes())
+            .unwrap()
+            .iter()
+            .map(|id| id.to_string())
+            .collect()
+    };
+    assert_eq!(hits(r#"{"a":"a3","b":"b7","c":null}"#), ["r073"]);
+    assert_eq!(
+        hits(r#"{"a":["a3","a4"],"b":"b7","c":1}"#),
+        ["r073", "r074"]
+    );
+    assert!(hits(r#"{"a":"a3","b":"b7"}"#).is_empty());
+    assert!(hits(r#"{"x":[{"a":"a3"}],"b":"b7","c":1}"#).is_empty());
 }

@@ -18,7 +18,7 @@ use router::{Entry, PublishError, Publisher};
 use serde_json::{Value, json};
 
 /// The moto URL, or `None` after a loud skip message.
-fn moto_url(test: &str) -> Option<String> {
+pub(crate) fn moto_url(test: &str) -> Option<String> {
     match std::env::var("EVENTFORK_MOTO_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var_os("EVENTFORK_REQUIRE_EXTERNAL").is_some() => panic!(
@@ -33,7 +33,7 @@ fn moto_url(test: &str) -> Option<String> {
 }
 
 /// An SDK config that reaches moto with test credentials, as `AWS_ENDPOINT_URL` would.
-async fn sdk_config(moto_url: &str) -> SdkConfig {
+pub(crate) async fn sdk_config(moto_url: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(moto_url)
         .region(Region::new("us-east-1"))
@@ -49,7 +49,7 @@ async fn sdk_config(moto_url: &str) -> SdkConfig {
 }
 
 /// A resource name no other test (or test run) against the same moto uses.
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,0 +1,123 @@
+//! `eventfork replay`: replay archived events on AWS.
+
+use std::{
+    io::{self, Write},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use router::replay::{ReplayRequest, Replayer, parse_time};
+
+use crate::Outcome;
+
+/// Replay archived events from an EventBridge archive back onto its bus.
+///
+/// Events whose time lies in [--from, --to) are re-sent to the archive's own bus (EventBridge
+/// replays to no other), to every rule or only to the --rule ones. Replayed events carry
+/// `replay-name`; eventfork's targets process them like live events and their idempotency
+/// records keep them from posting twice.
+///
+/// Prints the plan (archive, window, bus, rules) on stdout, starts the replay and waits for
+/// it to end, then prints `replay <name>: <STATE>`. With --dry-run, resolves and checks the
+/// plan (the archive and rules must exist) and starts nothing.
+///
+/// Uses the standard AWS configuration: credentials chain, AWS_REGION, AWS_ENDPOINT_URL.
+///
+/// Exit status: 0 when the replay completed (or, with --no-wait, started; with --dry-run,
+/// is valid), 2 otherwise.
+///
+/// Example: eventfork replay --archive eventfork-archive --from 2026-11-27T09:00:00Z
+///          --to 2026-11-27T10:00:00Z --rule eventfork-slack
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub(crate) struct Args {
+    /// The archive, by name or ARN.
+    #[arg(long, value_name = "NAME|ARN")]
+    archive: String,
+    /// Replay events from this time on (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    from: String,
+    /// Replay events before this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    to: String,
+    /// Replay only to this rule (name or ARN); repeat for several [default: every rule].
+    #[arg(long = "rule", value_name = "NAME|ARN")]
+    rules: Vec<String>,
+    /// The replay's name [default: eventfork-<time>].
+    #[arg(long)]
+    name: Option<String>,
+    /// Check the plan and start nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Start the replay and return without waiting for it to end.
+    #[arg(long)]
+    no_wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    timeout: u64,
+}
+
+pub(crate) fn run(args: Args) -> Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(replay(args))
+}
+
+async fn replay(args: Args) -> Result<Outcome> {
+    let mut request = ReplayRequest::new(
+        &args.archive,
+        parse_time(&args.from)?,
+        parse_time(&args.to)?,
+    );
+    for rule in &args.rules {
+        request = request.rule(rule);
+    }
+    if let Some(name) = &args.name {
+        request = request.name(name);
+    }
+    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let replayer = Replayer::new(&sdk_config);
+    let plan = replayer
+        .plan(&request)
+        .await
+        .with_context(|| format!("cannot plan a replay of archive {}", args.archive))?;
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{plan}")?;
+    if args.dry_run {
+        return Ok(Outcome::Success);
+    }
+    replayer
+        .start(&plan)
+        .await
+        .with_context(|| format!("cannot start replay {}", plan.name()))?;
+    if args.no_wait {
+        writeln!(stdout, "replay {}: STARTED", plan.name())?;
+        return Ok(Outcome::Success);
+    }
+    eprintln!("eventfork: waiting for replay {} to end", plan.name());
+    let status = replayer
+        .wait(
+            plan.name(),
+            Duration::from_secs(5),
+            Duration::from_secs(args.timeout),
+        )
+        .await?;
+    match status.reason() {
+        Some(reason) => writeln!(
+            stdout,
+            "replay {}: {} ({reason})",
+            plan.name(),
+            status.state()
+        )?,
+        None => writeln!(stdout, "replay {}: {}", plan.name(), status.state())?,
+    }
+    if status.is_completed() {
+        Ok(Outcome::Success)
+    } else {
+        anyhow::bail!("replay {} ended {}", plan.name(), status.state())
+    }
+}

@@ -1,0 +1,124 @@
+//! `eventfork replay` against moto.
+
+use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
+
+use crate::support::{eventfork_in, external, workspace_root};
+
+fn aws_env(moto_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", moto_url.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ]
+}
+
+fn replay(moto_url: &str, args: &[&str]) -> crate::support::Run {
+    let env = aws_env(moto_url);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut all = vec!["replay"];
+    all.extend_from_slice(args);
+    eventfork_in(&workspace_root(), &all, "", &env)
+}
+
+#[tokio::test]
+async fn replay_plans_runs_and_reports() {
+    let Some(moto_url) = external(
+        "EVENTFORK_MOTO_URL",
+        "replay::replay_plans_runs_and_reports",
+    ) else {
+        return;
+    };
+    let eventbridge = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(&moto_url)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .build(),
+    );
+    let bus = format!("ef-cli-replay-{}", std::process::id());
+    let bus_arn = eventbridge
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .unwrap()
+        .event_bus_arn
+        .unwrap();
+    let archive = format!("{bus}-archive");
+    eventbridge
+        .create_archive()
+        .archive_name(&archive)
+        .event_source_arn(&bus_arn)
+        .send()
+        .await
+        .unwrap();
+    let window = [
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--to",
+        "2026-01-01T01:00:00Z",
+    ];
+
+    let mut args = vec![
+        "--archive",
+        archive.as_str(),
+        "--name",
+        "r-dry",
+        "--dry-run",
+    ];
+    args.extend(window);
+    let run = replay(&moto_url, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "replay r-dry of arn:aws:events:us-east-1:123456789012:archive/{archive} (0 archived events) \
+             from 2026-01-01T00:00:00Z to 2026-01-01T01:00:00Z onto {bus_arn}, every rule\n"
+        )
+    );
+
+    let mut args = vec!["--archive", archive.as_str(), "--name", "r-run"];
+    args.extend(window);
+    let run = replay(&moto_url, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.ends_with("replay r-run: COMPLETED\n"),
+        "{}",
+        run.stdout
+    );
+
+    let mut args = vec!["--archive", "no-such-archive"];
+    args.extend(window);
+    let run = replay(&moto_url, &args);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.starts_with(
+            "eventfork: cannot plan a replay of archive no-such-archive: DescribeArchive failed: ResourceNotFoundException"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn replay_rejects_a_bad_time_before_calling_aws() {
+    let run = replay(
+        "http://127.0.0.1:9",
+        &[
+            "--archive",
+            "a",
+            "--from",
+            "yesterday",
+            "--to",
+            "2026-01-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "eventfork: invalid time \"yesterday\": expected RFC 3339, e.g. 2026-11-27T09:00:00Z\n"
+    );
+}

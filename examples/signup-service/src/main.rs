@@ -1,0 +1,325 @@
+//! A sign-up service that publishes `UserSignedUp` to EventBridge in the background.
+//!
+//! `POST /signup` registers the user and answers `201 Created` at once; the event goes to
+//! a background publisher through a bounded queue. The answer never waits on EventBridge,
+//! and a publish failure never fails the sign-up: it is logged and counted (`GET /stats`).
+//! See README.md for what this loses and how a transactional outbox loses nothing.
+//!
+//! Run it (against moto here; drop `AWS_ENDPOINT_URL` for AWS itself):
+//!
+//! ```text
+//! AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_REGION=us-east-1 EVENTFORK_BUS=my-bus \
+//!     cargo run -p example-signup-service
+//! curl -i http://127.0.0.1:3000/signup -H 'content-type: application/json' \
+//!     -d '{"email": "ada@example.com", "display_name": "Ada", "marketing_consent": true}'
+//! curl http://127.0.0.1:3000/stats
+//! ```
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+};
+use events_schema::{Plan, SignupMethod, UserId, UserSignedUp};
+use router::Publisher;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// Sign-ups waiting for the background publisher; beyond this, events are dropped (and
+/// counted) rather than slowing sign-ups down.
+const QUEUE_CAPACITY: usize = 10_000;
+
+/// The service's configuration, read from the environment once at start-up.
+struct Config {
+    bus: String,
+    listen: SocketAddr,
+}
+
+impl Config {
+    fn from_env() -> Result<Config, String> {
+        let bus = std::env::var("EVENTFORK_BUS")
+            .map_err(|_| "EVENTFORK_BUS must name the event bus".to_owned())?;
+        let listen = match std::env::var("EVENTFORK_LISTEN") {
+            Ok(text) => text
+                .parse()
+                .map_err(|e| format!("EVENTFORK_LISTEN {text:?} is not host:port: {e}"))?,
+            Err(_) => SocketAddr::from(([127, 0, 0, 1], 3000)),
+        };
+        Ok(Config { bus, listen })
+    }
+}
+
+/// What happened to the events, for `GET /stats` and the logs.
+#[derive(Debug, Default)]
+struct Stats {
+    published: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+}
+
+#[derive(Clone)]
+struct AppState {
+    /// The user store: user id by lower-case email. A real service has a database.
+    users: Arc<Mutex<HashMap<String, UserId>>>,
+    events: mpsc::Sender<UserSignedUp>,
+    stats: Arc<Stats>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignupRequest {
+    email: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    marketing_consent: bool,
+}
+
+/// The HTTP routes, over a queue to the background publisher.
+fn app(events: mpsc::Sender<UserSignedUp>, stats: Arc<Stats>) -> Router {
+    let state = AppState {
+        users: Arc::default(),
+        events,
+        stats,
+    };
+    Router::new()
+        .route("/signup", post(signup))
+        .route("/stats", get(show_stats))
+        .with_state(state)
+}
+
+async fn signup(
+    State(state): State<AppState>,
+    Json(request): Json<SignupRequest>,
+) -> (StatusCode, Json<Value>) {
+    let event = {
+        let mut users = state.users.lock().expect("no panic while holding the lock");
+        let user_id = format!("user-{}", users.len() + 1);
+        let event = match UserSignedUp::builder(user_id, &request.email) {
+            Ok(builder) => builder
+                .display_name(request.display_name)
+                .plan(Plan::Free)
+                .signup_method(SignupMethod::EmailPassword)
+                .marketing_consent(request.marketing_consent)
+                .build(),
+            Err(error) => {
+                let body = json!({ "error": error.to_string() });
+                return (StatusCode::UNPROCESSABLE_ENTITY, Json(body));
+            }
+        };
+        let key = event.email.to_lowercase();
+        if users.contains_key(&key) {
+            let body = json!({ "error": "this email address already has an account" });
+            return (StatusCode::CONFLICT, Json(body));
+        }
+        // The sign-up is committed here; the event only reports it.
+        users.insert(key, event.user_id.clone());
+        event
+    };
+    let user_id = event.user_id.to_string();
+    // Never waits: a full queue drops the event (logged and counted), not the sign-up.
+    if let Err(error) = state.events.try_send(event) {
+        state.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(%user_id, %error, "UserSignedUp not queued for publishing");
+    }
+    (StatusCode::CREATED, Json(json!({ "user_id": user_id })))
+}
+
+async fn show_stats(State(state): State<AppState>) -> Json<Value> {
+    let stats = &state.stats;
+    Json(json!({
+        "published": stats.published.load(Ordering::Relaxed),
+        "failed": stats.failed.load(Ordering::Relaxed),
+        "dropped": stats.dropped.load(Ordering::Relaxed),
+    }))
+}
+
+/// Publishes queued sign-ups until the queue closes, in batches of what has accumulated.
+async fn publish_in_background(
+    publisher: Publisher,
+    mut events: mpsc::Receiver<UserSignedUp>,
+    stats: Arc<Stats>,
+) {
+    let mut batch = Vec::with_capacity(100);
+    while events.recv_many(&mut batch, 100).await > 0 {
+        let report = publisher.publish_all(&batch).await;
+        for (event, outcome) in batch.iter().zip(report.outcomes()) {
+            match outcome {
+                Ok(event_id) => {
+                    stats.published.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(user_id = %event.user_id, %event_id, "UserSignedUp published");
+                }
+                Err(error) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        user_id = %event.user_id,
+                        code = error.code(),
+                        attempts = error.attempts(),
+                        %error,
+                        "UserSignedUp not published"
+                    );
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = Config::from_env()?;
+    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let publisher = Publisher::new(&sdk_config, &config.bus);
+    publisher.verify_bus().await?;
+
+    let stats = Arc::new(Stats::default());
+    let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+    let background = tokio::spawn(publish_in_background(
+        publisher,
+        receiver,
+        Arc::clone(&stats),
+    ));
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    tracing::info!(listen = %config.listen, bus = %config.bus, "signing users up");
+    axum::serve(listener, app(sender, stats))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    // The server, and with it the queue's sender, is gone: publish what is left.
+    background.await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use router::publish::{BoxFuture, Entry, EntryResult, RequestError, Transport};
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::{TcpListener, TcpStream},
+    };
+
+    use super::*;
+
+    /// An EventBridge that refuses every entry, or never answers at all.
+    enum Fake {
+        Refuse,
+        Hang,
+    }
+
+    impl Transport for Fake {
+        fn put_events<'a>(
+            &'a self,
+            _bus: &'a str,
+            entries: &'a [&'a Entry],
+        ) -> BoxFuture<'a, Result<Vec<EntryResult>, RequestError>> {
+            Box::pin(async move {
+                match self {
+                    Fake::Refuse => Ok(entries
+                        .iter()
+                        .map(|_| EntryResult::Failed {
+                            code: "AccessDeniedException".to_owned(),
+                            message: "not allowed".to_owned(),
+                        })
+                        .collect()),
+                    Fake::Hang => std::future::pending().await,
+                }
+            })
+        }
+
+        fn describe_event_bus<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), RequestError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// Serves the app with `fake` behind the Publisher; answers its address and stats.
+    async fn serve(fake: Fake) -> (SocketAddr, Arc<Stats>) {
+        let publisher = Publisher::builder("test-bus")
+            .attempt_timeout(Duration::from_secs(3600))
+            .build_with(fake);
+        let stats = Arc::new(Stats::default());
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(publish_in_background(
+            publisher,
+            receiver,
+            Arc::clone(&stats),
+        ));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = app(sender, Arc::clone(&stats));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (address, stats)
+    }
+
+    /// POSTs `body` to /signup; answers the status code and the body.
+    async fn post_signup(address: SocketAddr, body: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let request = format!(
+            "POST /signup HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let status = response[9..12].parse().unwrap();
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+        (status, body.to_owned())
+    }
+
+    const ADA: &str = r#"{"email": "ada@example.com", "display_name": "Ada"}"#;
+
+    #[tokio::test]
+    async fn signup_succeeds_when_publishing_fails_and_the_failure_is_counted() {
+        let (address, stats) = serve(Fake::Refuse).await;
+        let (status, body) = post_signup(address, ADA).await;
+        assert_eq!((status, body.as_str()), (201, r#"{"user_id":"user-1"}"#));
+        for _ in 0..100 {
+            if stats.failed.load(Ordering::Relaxed) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.published.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn signup_never_waits_on_eventbridge() {
+        let (address, _) = serve(Fake::Hang).await;
+        let answer = tokio::time::timeout(Duration::from_secs(5), post_signup(address, ADA));
+        let (status, _) = answer.await.expect("answered while EventBridge hangs");
+        assert_eq!(status, 201);
+    }
+
+    #[tokio::test]
+    async fn bad_and_duplicate_signups_are_refused() {
+        let (address, _) = serve(Fake::Refuse).await;
+        let (status, body) = post_signup(address, r#"{"email": "not-an-address"}"#).await;
+        assert_eq!(status, 422);
+        assert_eq!(body, r#"{"error":"invalid email address: no '@'"}"#);
+        assert_eq!(post_signup(address, ADA).await.0, 201);
+        let (status, _) = post_signup(address, r#"{"email": "ADA@example.com"}"#).await;
+        assert_eq!(status, 409);
+    }
+}

@@ -1,0 +1,410 @@
+//! Replaying archived events on AWS: `StartReplay` from the bus's archive back onto the
+//! bus, optionally only to some rules, and waiting for it to finish.
+//!
+//! Replayed events carry `replay-name`; our targets process them like live ones, and the
+//! idempotency store, keyed by event id, keeps them from posting twice. A [`ReplayPlan`] is
+//! resolved and checked before anything starts, so `--dry-run` shows exactly what would be
+//! replayed.
+//!
+//! ```no_run
+//! # async fn example(sdk_config: &aws_config::SdkConfig) -> Result<(), router::replay::ReplayError> {
+//! use std::time::Duration;
+//! use router::replay::{ReplayRequest, Replayer, parse_time};
+//!
+//! let replayer = Replayer::new(sdk_config);
+//! let request = ReplayRequest::new(
+//!     "eventfork-archive",
+//!     parse_time("2026-11-27T09:00:00Z")?,
+//!     parse_time("2026-11-27T10:00:00Z")?,
+//! )
+//! .rule("eventfork-slack");
+//! let plan = replayer.plan(&request).await?;
+//! replayer.start(&plan).await?;
+//! let status = replayer.wait(plan.name(), Duration::from_secs(5), Duration::from_secs(3600)).await?;
+//! println!("{}: {:?}", plan.name(), status.state());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::{
+    fmt,
+    time::{Duration, SystemTime},
+};
+
+use aws_sdk_eventbridge::{
+    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+    primitives::{DateTime, DateTimeFormat},
+    types::{ReplayDestination, ReplayState},
+};
+
+/// A replay could not be planned, started or followed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// A time was not RFC 3339.
+    #[error("invalid time {text:?}: expected RFC 3339, e.g. 2026-11-27T09:00:00Z")]
+    BadTime {
+        /// The text given.
+        text: String,
+    },
+    /// The window is empty or reaches into the future.
+    #[error("invalid window: {0}")]
+    BadWindow(String),
+    /// The replay name breaks EventBridge's rules.
+    #[error("invalid replay name {0:?}: 1 to 64 characters of A-Z a-z 0-9 . - _")]
+    BadName(String),
+    /// EventBridge refused a call or could not be reached.
+    #[error("{operation} failed: {code}: {message}")]
+    Aws {
+        /// The API operation, e.g. `StartReplay`.
+        operation: &'static str,
+        /// The error code, e.g. `ResourceNotFoundException`.
+        code: String,
+        /// The service's message, with its causes.
+        message: String,
+    },
+    /// The replay did not finish in time.
+    #[error("replay {name} is still {state} after {waited:?}")]
+    StillRunning {
+        /// The replay's name.
+        name: String,
+        /// Its last state.
+        state: String,
+        /// How long we waited.
+        waited: Duration,
+    },
+}
+
+fn aws_error<E>(operation: &'static str, error: SdkError<E>) -> ReplayError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let code = error
+        .as_service_error()
+        .and_then(|e| e.code())
+        .unwrap_or("RequestError")
+        .to_owned();
+    ReplayError::Aws {
+        operation,
+        code,
+        message: DisplayErrorContext(&error).to_string(),
+    }
+}
+
+/// Parses an RFC 3339 time such as `2026-11-27T09:00:00Z`.
+pub fn parse_time(text: &str) -> Result<SystemTime, ReplayError> {
+    DateTime::from_str(text, DateTimeFormat::DateTime)
+        .ok()
+        .and_then(|t| SystemTime::try_from(t).ok())
+        .ok_or_else(|| ReplayError::BadTime {
+            text: text.to_owned(),
+        })
+}
+
+fn format_time(time: SystemTime) -> String {
+    DateTime::from(time)
+        .fmt(DateTimeFormat::DateTime)
+        .unwrap_or_else(|_| format!("{time:?}"))
+}
+
+/// What to replay: an archive (name or ARN), a time window of event times, and optionally
+/// the rules (names or ARNs on the archive's bus) to replay to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayRequest {
+    archive: String,
+    from: SystemTime,
+    to: SystemTime,
+    rules: Vec<String>,
+    name: Option<String>,
+}
+
+impl ReplayRequest {
+    /// Replays the events of `archive` whose time is in `[from, to)` to every rule.
+    pub fn new(archive: impl Into<String>, from: SystemTime, to: SystemTime) -> ReplayRequest {
+        ReplayRequest {
+            archive: archive.into(),
+            from,
+            to,
+            rules: Vec::new(),
+            name: None,
+        }
+    }
+
+    /// Replays only to this rule (name or ARN); may be given several times.
+    pub fn rule(mut self, rule: impl Into<String>) -> ReplayRequest {
+        self.rules.push(rule.into());
+        self
+    }
+
+    /// Names the replay (default: `eventfork-<start time>`).
+    pub fn name(mut self, name: impl Into<String>) -> ReplayRequest {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// A checked replay, with every name resolved to an ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayPlan {
+    name: String,
+    archive_arn: String,
+    bus_arn: String,
+    from: SystemTime,
+    to: SystemTime,
+    rule_arns: Vec<String>,
+    n_archived_events: i64,
+}
+
+impl ReplayPlan {
+    /// The replay's name; replayed events carry it as `replay-name`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The archive's ARN.
+    pub fn archive_arn(&self) -> &str {
+        &self.archive_arn
+    }
+    /// The bus the events go back to: the archive's own (EventBridge replays to it only).
+    pub fn bus_arn(&self) -> &str {
+        &self.bus_arn
+    }
+    /// The rules replayed to; empty means every rule on the bus.
+    pub fn rule_arns(&self) -> &[String] {
+        &self.rule_arns
+    }
+    /// How many events the whole archive holds (not only the window).
+    pub fn n_archived_events(&self) -> i64 {
+        self.n_archived_events
+    }
+}
+
+impl fmt::Display for ReplayPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "replay {} of {} ({} archived events) from {} to {} onto {}",
+            self.name,
+            self.archive_arn,
+            self.n_archived_events,
+            format_time(self.from),
+            format_time(self.to),
+            self.bus_arn
+        )?;
+        if self.rule_arns.is_empty() {
+            write!(f, ", every rule")
+        } else {
+            write!(f, ", rules {}", self.rule_arns.join(", "))
+        }
+    }
+}
+
+/// Where a replay stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayStatus {
+    state: String,
+    reason: Option<String>,
+    last_replayed: Option<SystemTime>,
+}
+
+impl ReplayStatus {
+    /// `STARTING`, `RUNNING`, `CANCELLING`, `COMPLETED`, `CANCELLED` or `FAILED`.
+    pub fn state(&self) -> &str {
+        &self.state
+    }
+    /// Why it is in that state, when EventBridge says.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+    /// The event time the replay has reached.
+    pub fn last_replayed(&self) -> Option<SystemTime> {
+        self.last_replayed
+    }
+    /// True once the replay can change no more.
+    pub fn is_final(&self) -> bool {
+        matches!(self.state.as_str(), "COMPLETED" | "CANCELLED" | "FAILED")
+    }
+    /// True when it completed.
+    pub fn is_completed(&self) -> bool {
+        self.state == "COMPLETED"
+    }
+}
+
+/// Starts and follows replays.
+#[derive(Debug, Clone)]
+pub struct Replayer {
+    client: aws_sdk_eventbridge::Client,
+}
+
+impl Replayer {
+    /// A replayer using the SDK configuration (credentials, region, `AWS_ENDPOINT_URL`).
+    pub fn new(sdk_config: &aws_config::SdkConfig) -> Replayer {
+        Replayer {
+            client: aws_sdk_eventbridge::Client::new(sdk_config),
+        }
+    }
+
+    /// Resolves and checks `request` without starting anything.
+    pub async fn plan(&self, request: &ReplayRequest) -> Result<ReplayPlan, ReplayError> {
+        if request.from >= request.to {
+            return Err(ReplayError::BadWindow(format!(
+                "--from {} is not before --to {}",
+                format_time(request.from),
+                format_time(request.to)
+            )));
+        }
+        if request.to > SystemTime::now() + Duration::from_secs(60) {
+            return Err(ReplayError::BadWindow(format!(
+                "--to {} is in the future",
+                format_time(request.to)
+            )));
+        }
+        let name = match &request.name {
+            Some(name) => name.clone(),
+            None => format!(
+                "eventfork-{}",
+                format_time(SystemTime::now()).replace([':', '-'], "")
+            ),
+        };
+        let valid_name = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !valid_name {
+            return Err(ReplayError::BadName(name));
+        }
+        let archive_name = request
+            .archive
+            .rsplit('/')
+            .next()
+            .unwrap_or(&request.archive);
+        let archive = self
+            .client
+            .describe_archive()
+            .archive_name(archive_name)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeArchive", e))?;
+        let archive_arn = archive.archive_arn().unwrap_or_default().to_owned();
+        let bus_arn = archive.event_source_arn().unwrap_or_default().to_owned();
+        let bus_name = bus_arn.rsplit('/').next().unwrap_or_default().to_owned();
+        let mut rule_arns = Vec::new();
+        for rule in &request.rules {
+            if rule.starts_with("arn:") {
+                rule_arns.push(rule.clone());
+                continue;
+            }
+            let described = self
+                .client
+                .describe_rule()
+                .name(rule)
+                .event_bus_name(&bus_name)
+                .send()
+                .await
+                .map_err(|e| aws_error("DescribeRule", e))?;
+            rule_arns.push(described.arn().unwrap_or_default().to_owned());
+        }
+        Ok(ReplayPlan {
+            name,
+            archive_arn,
+            bus_arn,
+            from: request.from,
+            to: request.to,
+            rule_arns,
+            n_archived_events: archive.event_count(),
+        })
+    }
+
+    /// Starts the replay.
+    pub async fn start(&self, plan: &ReplayPlan) -> Result<ReplayStatus, ReplayError> {
+        let mut destination = ReplayDestination::builder().arn(&plan.bus_arn);
+        for rule in &plan.rule_arns {
+            destination = destination.filter_arns(rule);
+        }
+        let destination = destination.build().map_err(|e| ReplayError::Aws {
+            operation: "StartReplay",
+            code: "InvalidDestination".to_owned(),
+            message: e.to_string(),
+        })?;
+        let output = self
+            .client
+            .start_replay()
+            .replay_name(&plan.name)
+            .description("started by eventfork replay")
+            .event_source_arn(&plan.archive_arn)
+            .event_start_time(DateTime::from(plan.from))
+            .event_end_time(DateTime::from(plan.to))
+            .destination(destination)
+            .send()
+            .await
+            .map_err(|e| aws_error("StartReplay", e))?;
+        Ok(ReplayStatus {
+            state: output
+                .state()
+                .map_or("STARTING", ReplayState::as_str)
+                .to_owned(),
+            reason: output.state_reason().map(str::to_owned),
+            last_replayed: None,
+        })
+    }
+
+    /// The replay's current status.
+    pub async fn status(&self, name: &str) -> Result<ReplayStatus, ReplayError> {
+        let output = self
+            .client
+            .describe_replay()
+            .replay_name(name)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeReplay", e))?;
+        Ok(ReplayStatus {
+            state: output
+                .state()
+                .map_or("STARTING", ReplayState::as_str)
+                .to_owned(),
+            reason: output.state_reason().map(str::to_owned),
+            last_replayed: output
+                .event_last_replayed_time()
+                .and_then(|t| SystemTime::try_from(*t).ok()),
+        })
+    }
+
+    /// Polls every `poll` until the replay ends or `timeout` passes.
+    pub async fn wait(
+        &self,
+        name: &str,
+        poll: Duration,
+        timeout: Duration,
+    ) -> Result<ReplayStatus, ReplayError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let status = self.status(name).await?;
+            if status.is_final() {
+                return Ok(status);
+            }
+            if started.elapsed() >= timeout {
+                return Err(ReplayError::StillRunning {
+                    name: name.to_owned(),
+                    state: status.state,
+                    waited: started.elapsed(),
+                });
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_as_rfc3339() {
+        let time = parse_time("2026-11-27T09:00:00Z").unwrap();
+        assert_eq!(format_time(time), "2026-11-27T09:00:00Z");
+        let error = parse_time("yesterday").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid time \"yesterday\": expected RFC 3339, e.g. 2026-11-27T09:00:00Z"
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! Replaying an archive through moto: the replayed events reach the rules again, marked
+//! with `replay-name`.
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use events_schema::UserSignedUp;
+use router::{
+    Entry, Publisher,
+    replay::{ReplayError, ReplayRequest, Replayer},
+};
+use serde_json::{Value, json};
+
+use crate::publish::{moto_url, sdk_config, unique};
+
+#[tokio::test]
+async fn replayed_events_reach_the_rules_again_with_their_replay_name() {
+    let test = "replay::replayed_events_reach_the_rules_again_with_their_replay_name";
+    let Some(moto_url) = moto_url(test) else {
+        return;
+    };
+    let sdk_config = sdk_config(&moto_url).await;
+    let eventbridge = aws_sdk_eventbridge::Client::new(&sdk_config);
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config);
+    let bus = unique("replay");
+    let bus_arn = eventbridge
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .unwrap()
+        .event_bus_arn
+        .unwrap();
+    let archive = format!("{bus}-archive");
+    eventbridge
+        .create_archive()
+        .archive_name(&archive)
+        .event_source_arn(&bus_arn)
+        .send()
+        .await
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{bus}-q"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .unwrap();
+    let rule = format!("{bus}-signups");
+    eventbridge
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(json!({"detail-type": ["UserSignedUp"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    eventbridge
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(queue_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let start = SystemTime::now() - Duration::from_secs(60);
+    let publisher = Publisher::new(&sdk_config, &bus);
+    let signups: Vec<UserSignedUp> = (0..2)
+        .map(|i| {
+            UserSignedUp::builder(format!("user-{i}"), format!("u{i}@example.com"))
+                .unwrap()
+                .build()
+        })
+        .collect();
+    let report = publisher
+        .publish_entries(signups.iter().map(Entry::new))
+        .await;
+    assert!(report.is_all_published(), "{:?}", report.outcomes());
+
+    let replayer = Replayer::new(&sdk_config);
+    let request = ReplayRequest::new(&archive, start, SystemTime::now())
+        .rule(&rule)
+        .name(format!("{bus}-r1"));
+    let plan = replayer.plan(&request).await.unwrap();
+    assert_eq!(plan.bus_arn(), bus_arn);
+    assert_eq!(plan.rule_arns().len(), 1);
+    assert!(plan.rule_arns()[0].ends_with(&rule), "{plan}");
+    replayer.start(&plan).await.unwrap();
+    let status = replayer
+        .wait(
+            plan.name(),
+            Duration::from_millis(100),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
+    assert!(status.is_completed(), "{status:?}");
+
+    let mut bodies: Vec<Value> = Vec::new();
+    for _ in 0..20 {
+        let output = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for message in output.messages() {
+            bodies.push(serde_json::from_str(message.body().unwrap()).unwrap());
+        }
+        if bodies.len() >= 4 {
+            break;
+        }
+    }
+    let mut replay_names: Vec<Option<&str>> =
+        bodies.iter().map(|b| b["replay-name"].as_str()).collect();
+    replay_names.sort();
+    assert_eq!(
+        replay_names,
+        [None, None, Some(plan.name()), Some(plan.name())],
+        "two live and two replayed deliveries"
+    );
+}
+
+#[tokio::test]
+async fn plans_are_checked_before_anything_starts() {
+    let test = "replay::plans_are_checked_before_anything_starts";
+    let Some(moto_url) = moto_url(test) else {
+        return;
+    };
+    let replayer = Replayer::new(&sdk_config(&moto_url).await);
+    let now = SystemTime::now();
+    let hour = Duration::from_secs(3600);
+    let backwards = ReplayRequest::new("any", now - hour, now - 2 * hour);
+    assert!(matches!(
+        replayer.plan(&backwards).await,
+        Err(ReplayError::BadWindow(_))
+    ));
+    let future = ReplayRequest::new("any", now - hour, now + hour);
+    assert!(matches!(
+        replayer.plan(&future).await,
+        Err(ReplayError::BadWindow(_))
+    ));
+    let bad_name = ReplayRequest::new("any", now - hour, now).name("no spaces allowed");
+    assert!(matches!(
+        replayer.plan(&bad_name).await,
+        Err(ReplayError::BadName(_))
+    ));
+    let missing = ReplayRequest::new(unique("missing"), now - hour, now);
+    match replayer.plan(&missing).await {
+        Err(ReplayError::Aws {
+            operation, code, ..
+        }) => {
+            assert_eq!(
+                (operation, code.as_str()),
+                ("DescribeArchive", "ResourceNotFoundException")
+            );
+        }
+        other => panic!("expected DescribeArchive to fail, got {other:?}"),
+    }
+}

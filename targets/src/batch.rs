@@ -1,0 +1,487 @@
+//! The batch driver: SQS record → EventBridge envelope → typed event → handler, with
+//! idempotency and partial batch failures.
+//!
+//! One [`BatchDriver`] serves one target. For every record of an [`SqsEvent`] it decodes
+//! the body into the handler's event type ([`Decode`]), claims the idempotency key
+//! `(target, envelope id)` in the [`IdempotencyStore`], runs the [`Handler`], and marks the
+//! key completed (or releases it when the handler failed). Records run concurrently, at
+//! most [`BatchOptions::concurrency`] at a time, each in its own tracing span `record` with
+//! the fields `message_id` and `event_id`. A record that fails in any way (a body that is
+//! not a known event, a handler error, a panic, the invocation running out of time) is
+//! reported in `batchItemFailures`; the other records succeed and the batch never fails
+//! as a whole.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    num::NonZeroUsize,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use events_schema::{Envelope, Event, UserLoggedIn, UserSignedUp, Violation};
+use tokio::task::JoinSet;
+use tracing::{Instrument, Span, error, field, info, warn};
+
+use crate::{
+    Deadline,
+    error::{HandlerError, error_chain},
+    idempotency::{Claim, IdempotencyKey, IdempotencyStore, StoreError},
+};
+
+/// A typed event decoded from an SQS message body that holds an EventBridge envelope.
+///
+/// Implemented by [`UserEvent`] (every event a user does) and by `Envelope<T>` for a single
+/// event type `T`.
+pub trait Decode: Sized + Send + Sync + 'static {
+    /// Decodes and validates `body`, an EventBridge event as the rule's SQS target
+    /// delivers it.
+    fn decode(body: &str) -> Result<Self, DecodeError>;
+
+    /// The envelope's event id: the idempotency key, unchanged on replay.
+    fn event_id(&self) -> &str;
+
+    /// The envelope's `detail-type`.
+    fn detail_type(&self) -> &str;
+
+    /// The name of the archive replay that re-sent this event, if any.
+    fn replay_name(&self) -> Option<&str>;
+}
+
+/// Why a record's body is not a usable event.
+///
+/// The message never repeats the body: it may hold personal data.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The SQS record had no body.
+    #[error("the record has no body")]
+    MissingBody,
+    /// The body is not JSON.
+    #[error("the body is not JSON")]
+    NotJson(#[source] serde_json::Error),
+    /// The body is JSON, but not a valid envelope of a known event type.
+    #[error("the body is not a valid eventfork event")]
+    Invalid(#[source] Violation),
+    /// The body is a valid event, but not of a type this consumer takes.
+    #[error("expected a {expected} event, found {found:?}")]
+    UnexpectedType {
+        /// The detail types the consumer takes.
+        expected: &'static str,
+        /// The detail type found.
+        found: String,
+    },
+    /// The event passed validation but its detail did not decode into the Rust type; a
+    /// bug in events-schema, since the schema is derived from the type.
+    #[error("the {detail_type} detail does not decode")]
+    Detail {
+        /// The detail type.
+        detail_type: &'static str,
+        /// The decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Parses `body` as JSON and validates it against the event catalogue.
+fn validated(body: &str) -> Result<(serde_json::Value, &'static str), DecodeError> {
+    let value: serde_json::Value = serde_json::from_str(body).map_err(DecodeError::NotJson)?;
+    let event_type = events_schema::validate_envelope(&value).map_err(DecodeError::Invalid)?;
+    Ok((value, event_type.detail_type()))
+}
+
+fn typed<T: Event>(value: serde_json::Value) -> Result<Envelope<T>, DecodeError> {
+    serde_json::from_value(value).map_err(|source| DecodeError::Detail {
+        detail_type: T::DETAIL_TYPE,
+        source,
+    })
+}
+
+impl<T: Event> Decode for Envelope<T> {
+    fn decode(body: &str) -> Result<Self, DecodeError> {
+        let (value, detail_type) = validated(body)?;
+        if detail_type != T::DETAIL_TYPE {
+            return Err(DecodeError::UnexpectedType {
+                expected: T::DETAIL_TYPE,
+                found: detail_type.to_owned(),
+            });
+        }
+        typed(value)
+    }
+
+    fn event_id(&self) -> &str {
+        &self.id
+    }
+
+    fn detail_type(&self) -> &str {
+        &self.detail_type
+    }
+
+    fn replay_name(&self) -> Option<&str> {
+        self.replay_name.as_deref()
+    }
+}
+
+/// Every event about users, as the analytics target takes them.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum UserEvent {
+    /// A [`UserSignedUp`] event.
+    SignedUp(Envelope<UserSignedUp>),
+    /// A [`UserLoggedIn`] event.
+    LoggedIn(Envelope<UserLoggedIn>),
+}
+
+impl Decode for UserEvent {
+    fn decode(body: &str) -> Result<Self, DecodeError> {
+        let (value, detail_type) = validated(body)?;
+        match detail_type {
+            UserSignedUp::DETAIL_TYPE => typed(value).map(UserEvent::SignedUp),
+            UserLoggedIn::DETAIL_TYPE => typed(value).map(UserEvent::LoggedIn),
+            other => Err(DecodeError::UnexpectedType {
+                expected: "UserSignedUp or UserLoggedIn",
+                found: other.to_owned(),
+            }),
+        }
+    }
+
+    fn event_id(&self) -> &str {
+        match self {
+            UserEvent::SignedUp(envelope) => &envelope.id,
+            UserEvent::LoggedIn(envelope) => &envelope.id,
+        }
+    }
+
+    fn detail_type(&self) -> &str {
+        match self {
+            UserEvent::SignedUp(envelope) => &envelope.detail_type,
+            UserEvent::LoggedIn(envelope) => &envelope.detail_type,
+        }
+    }
+
+    fn replay_name(&self) -> Option<&str> {
+        match self {
+            UserEvent::SignedUp(envelope) => envelope.replay_name.as_deref(),
+            UserEvent::LoggedIn(envelope) => envelope.replay_name.as_deref(),
+        }
+    }
+}
+
+/// One target's reaction to an event: a side effect on a third-party service.
+///
+/// The handler is called at most once per record, after the idempotency key was claimed;
+/// it must finish by `deadline` (retries included). Returning an error fails the record,
+/// which SQS redelivers later and finally parks in the queue's dead-letter queue.
+pub trait Handler: Send + Sync + 'static {
+    /// The events this handler takes.
+    type Event: Decode;
+
+    /// The target's name, e.g. `slack`: the first half of every idempotency key, so that
+    /// targets sharing one table never see each other's keys.
+    fn target(&self) -> &str;
+
+    /// Performs the side effect for `event`.
+    fn handle(
+        &self,
+        event: &Self::Event,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Tuning of a [`BatchDriver`].
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// How many records run at the same time.
+    pub concurrency: NonZeroUsize,
+    /// How long a completed idempotency record is kept, i.e. how late a duplicate or a
+    /// replay is still suppressed.
+    pub ttl: Duration,
+    /// How long before the invocation deadline the driver stops waiting for handlers, so
+    /// that it can still return the batch response.
+    pub safety_margin: Duration,
+}
+
+impl Default for BatchOptions {
+    fn default() -> BatchOptions {
+        BatchOptions {
+            concurrency: NonZeroUsize::new(8).expect("8 is not zero"),
+            ttl: Duration::from_secs(30 * 24 * 3600),
+            safety_margin: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What happened to one record that succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The handler ran and succeeded.
+    Delivered,
+    /// The key was already completed: a redelivery or a replay, not handled again.
+    Duplicate,
+}
+
+/// Why one record failed. Each failed record is retried by SQS.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The body is not a usable event; it will reach the dead-letter queue.
+    #[error("undecodable record")]
+    Decode(#[from] DecodeError),
+    /// The idempotency store could not be reached.
+    #[error("idempotency store failed")]
+    Store(#[from] StoreError),
+    /// Another invocation holds the key right now.
+    #[error("the event is being processed by another invocation")]
+    InProgress,
+    /// The handler failed.
+    #[error("the handler failed")]
+    Handler(#[from] HandlerError),
+    /// The invocation ran out of time before the handler finished.
+    #[error("the invocation deadline passed before the handler finished")]
+    TimedOut,
+    /// The handler panicked (a bug).
+    #[error("the handler panicked")]
+    Panicked,
+}
+
+impl RecordError {
+    /// Whether a later attempt may succeed; false for records that can only reach the
+    /// dead-letter queue.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RecordError::Decode(_) | RecordError::Panicked => false,
+            RecordError::Handler(error) => error.is_retryable(),
+            RecordError::Store(_) | RecordError::InProgress | RecordError::TimedOut => true,
+        }
+    }
+}
+
+/// The outcome of every record of a batch, in the batch's order.
+#[derive(Debug)]
+pub struct BatchReport {
+    records: Vec<(String, Result<Outcome, RecordError>)>,
+}
+
+impl BatchReport {
+    /// Each record's SQS message id and outcome, in the batch's order.
+    pub fn records(&self) -> &[(String, Result<Outcome, RecordError>)] {
+        &self.records
+    }
+
+    /// The number of failed records.
+    pub fn n_failed(&self) -> usize {
+        self.records.iter().filter(|(_, r)| r.is_err()).count()
+    }
+
+    /// The response Lambda expects with `ReportBatchItemFailures`: the message id of every
+    /// failed record.
+    ///
+    /// A record without a message id is reported with an empty identifier, which Lambda
+    /// treats as a failure of the whole batch: nothing is dropped silently.
+    pub fn into_response(self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for (message_id, result) in self.records {
+            if result.is_err() {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = message_id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+}
+
+/// Runs one [`Handler`] over SQS batches; cheap to clone.
+pub struct BatchDriver<H> {
+    inner: Arc<Inner<H>>,
+}
+
+impl<H> Clone for BatchDriver<H> {
+    fn clone(&self) -> Self {
+        BatchDriver {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<H> {
+    handler: H,
+    store: Arc<dyn IdempotencyStore>,
+    options: BatchOptions,
+}
+
+impl<H: Handler> BatchDriver<H> {
+    /// A driver with the default [`BatchOptions`].
+    pub fn new(handler: H, store: Arc<dyn IdempotencyStore>) -> BatchDriver<H> {
+        BatchDriver::with_options(handler, store, BatchOptions::default())
+    }
+
+    /// A driver with the given options.
+    pub fn with_options(
+        handler: H,
+        store: Arc<dyn IdempotencyStore>,
+        options: BatchOptions,
+    ) -> BatchDriver<H> {
+        BatchDriver {
+            inner: Arc::new(Inner {
+                handler,
+                store,
+                options,
+            }),
+        }
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.inner.handler
+    }
+
+    /// Processes `event` and returns the response a Lambda returns for it.
+    pub async fn run(&self, event: SqsEvent, deadline: Deadline) -> SqsBatchResponse {
+        self.process(event, deadline).await.into_response()
+    }
+
+    /// Processes `event` and returns every record's outcome.
+    ///
+    /// Must run inside a Tokio runtime: records run as tasks, so a panicking handler
+    /// fails its own record only.
+    pub async fn process(&self, event: SqsEvent, deadline: Deadline) -> BatchReport {
+        let n_records = event.records.len();
+        let deadline = deadline.earlier_by(self.inner.options.safety_margin);
+        let concurrency = self.inner.options.concurrency.get();
+        let mut results: Vec<Option<Result<Outcome, RecordError>>> =
+            (0..n_records).map(|_| None).collect();
+        let mut message_ids = Vec::with_capacity(n_records);
+        let mut tasks = JoinSet::new();
+        let mut task_records = HashMap::new();
+        let mut pending = event.records.into_iter().enumerate();
+        loop {
+            while tasks.len() < concurrency {
+                let Some((record_idx, record)) = pending.next() else {
+                    break;
+                };
+                let message_id = record.message_id.clone().unwrap_or_default();
+                let span = tracing::info_span!(
+                    "record",
+                    message_id = %message_id,
+                    event_id = field::Empty,
+                    replay_name = field::Empty,
+                );
+                message_ids.push(message_id);
+                let driver = self.clone();
+                let handle = tasks.spawn(
+                    async move {
+                        let result = driver.process_record(record, deadline).await;
+                        if let Err(error) = &result {
+                            error!(
+                                retryable = error.is_retryable(),
+                                error = %error_chain(error),
+                                "record failed",
+                            );
+                        }
+                        result
+                    }
+                    .instrument(span),
+                );
+                task_records.insert(handle.id(), record_idx);
+            }
+            let Some(joined) = tasks.join_next_with_id().await else {
+                break;
+            };
+            let (record_idx, result) = match joined {
+                Ok((task_id, result)) => (task_records[&task_id], result),
+                Err(join_error) => {
+                    // The panic message went to stderr through the panic hook; the span is
+                    // gone, so the message id is logged here.
+                    let record_idx = task_records[&join_error.id()];
+                    error!(
+                        message_id = %message_ids[record_idx],
+                        retryable = false,
+                        "record failed: the handler panicked",
+                    );
+                    (record_idx, Err(RecordError::Panicked))
+                }
+            };
+            results[record_idx] = Some(result);
+        }
+        let records: Vec<_> = message_ids
+            .into_iter()
+            .zip(results)
+            .map(|(message_id, result)| {
+                (
+                    message_id,
+                    result.expect("every spawned record reports exactly once"),
+                )
+            })
+            .collect();
+        let report = BatchReport { records };
+        info!(
+            target_name = self.inner.handler.target(),
+            n_records,
+            n_failed = report.n_failed(),
+            "batch processed"
+        );
+        report
+    }
+
+    async fn process_record(
+        &self,
+        record: SqsMessage,
+        deadline: Deadline,
+    ) -> Result<Outcome, RecordError> {
+        let body = record.body.as_deref().ok_or(DecodeError::MissingBody)?;
+        let event = H::Event::decode(body)?;
+        let span = Span::current();
+        span.record("event_id", event.event_id());
+        if let Some(replay_name) = event.replay_name() {
+            span.record("replay_name", replay_name);
+        }
+        let store = &self.inner.store;
+        let key = IdempotencyKey::new(self.inner.handler.target(), event.event_id());
+        let expires_at = SystemTime::now() + self.inner.options.ttl;
+        match store.claim(&key, deadline.wall_clock(), expires_at).await? {
+            Claim::Acquired => {}
+            Claim::Completed => {
+                info!(
+                    detail_type = event.detail_type(),
+                    "already processed, skipped"
+                );
+                return Ok(Outcome::Duplicate);
+            }
+            Claim::InProgress => return Err(RecordError::InProgress),
+        }
+        let result = tokio::time::timeout_at(
+            deadline.instant(),
+            self.inner.handler.handle(&event, deadline),
+        )
+        .await;
+        match result {
+            Ok(Ok(())) => {
+                if let Err(error) = store.complete(&key, expires_at).await {
+                    // The side effect happened: failing the record now would repeat it.
+                    // Until its lease ends, the key still suppresses duplicates.
+                    warn!(error = %error_chain(&error), "could not mark the event completed");
+                }
+                info!(detail_type = event.detail_type(), "delivered");
+                Ok(Outcome::Delivered)
+            }
+            Ok(Err(error)) => {
+                self.release(&key).await;
+                Err(error.into())
+            }
+            Err(_elapsed) => {
+                self.release(&key).await;
+                Err(RecordError::TimedOut)
+            }
+        }
+    }
+
+    async fn release(&self, key: &IdempotencyKey) {
+        if let Err(error) = self.inner.store.release(key).await {
+            // The claim then expires with its lease, at the invocation deadline.
+            warn!(error = %error_chain(&error), "could not release the idempotency key");
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The `analytics` Lambda: counts every sign-up and login with a Segment `track` call.
+//!
+//! Environment: `ANALYTICS_WRITE_KEY` (or `ANALYTICS_WRITE_KEY_SECRET_ARN`),
+//! `ANALYTICS_ENDPOINT` (optional), `IDEMPOTENCY_TABLE` (optional),
+//! `IDEMPOTENCY_TTL_SECONDS` (optional).
+
+use std::process::ExitCode;
+
+use targets::{Analytics, AnalyticsConfig, Env, lambda};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    lambda::init_tracing();
+    let env = Env::from_process();
+    let driver = async {
+        let config = AnalyticsConfig::from_env(&env).await?;
+        lambda::driver(&env, |http| Analytics::new(config, http)).await
+    };
+    lambda::serve(driver.await).await
+}

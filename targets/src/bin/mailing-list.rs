@@ -1,0 +1,21 @@
+//! The `mailing-list` Lambda: adds each new user who consented to marketing to a
+//! Mailchimp audience.
+//!
+//! Environment: `MAILCHIMP_API_KEY` (or `MAILCHIMP_API_KEY_SECRET_ARN`),
+//! `MAILCHIMP_LIST_ID`, `MAILCHIMP_API_BASE` (optional), `MAILCHIMP_STATUS_IF_NEW`
+//! (optional), `IDEMPOTENCY_TABLE` (optional), `IDEMPOTENCY_TTL_SECONDS` (optional).
+
+use std::process::ExitCode;
+
+use targets::{Env, MailingList, MailingListConfig, lambda};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    lambda::init_tracing();
+    let env = Env::from_process();
+    let driver = async {
+        let config = MailingListConfig::from_env(&env).await?;
+        lambda::driver(&env, |http| MailingList::new(config, http)).await
+    };
+    lambda::serve(driver.await).await
+}

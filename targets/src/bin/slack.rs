@@ -1,0 +1,19 @@
+//! The `slack` Lambda: announces each sign-up in a Slack channel.
+//!
+//! Environment: `SLACK_WEBHOOK_URL` (or `SLACK_WEBHOOK_URL_SECRET_ARN`),
+//! `IDEMPOTENCY_TABLE` (optional), `IDEMPOTENCY_TTL_SECONDS` (optional).
+
+use std::process::ExitCode;
+
+use targets::{Env, Slack, SlackConfig, lambda};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    lambda::init_tracing();
+    let env = Env::from_process();
+    let driver = async {
+        let config = SlackConfig::from_env(&env).await?;
+        lambda::driver(&env, |http| Slack::new(config, http)).await
+    };
+    lambda::serve(driver.await).await
+}

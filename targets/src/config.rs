@@ -1,0 +1,318 @@
+//! Configuration from the environment: the only module that reads environment variables.
+//!
+//! A binary reads its environment once, at start-up, into an [`Env`], and each handler's
+//! config ([`AnalyticsConfig`](crate::AnalyticsConfig),
+//! [`MailingListConfig`](crate::MailingListConfig), [`SlackConfig`](crate::SlackConfig))
+//! and the [`RuntimeConfig`] take their values from it. A secret `NAME` may instead be
+//! stored in AWS Secrets Manager and named by `NAME_SECRET_ARN`; it is fetched once, at
+//! start-up. Secrets are [`Secret`]s, whose `Debug` form hides them.
+
+use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
+
+use tokio::sync::OnceCell;
+use tracing::warn;
+
+use crate::idempotency::{DynamoDbStore, IdempotencyStore, MemoryStore};
+
+/// A secret value: an API key, a write key, a webhook URL. `Debug` prints `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, to put into a request.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Secret {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Secret {
+        Secret(value.to_owned())
+    }
+}
+
+/// A configuration value is missing or wrong. The message names the variable and never
+/// repeats its value, which may be a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required variable is not set (or is empty).
+    #[error("{name} is not set")]
+    Missing {
+        /// The variable, e.g. `MAILCHIMP_LIST_ID`.
+        name: String,
+    },
+    /// A variable's value is not valid.
+    #[error("{name} is malformed: {reason}")]
+    Malformed {
+        /// The variable.
+        name: String,
+        /// What is wrong with the value.
+        reason: String,
+    },
+    /// Both a secret and its `_SECRET_ARN` are set.
+    #[error("set only one of {name} and {name}_SECRET_ARN")]
+    Ambiguous {
+        /// The secret's variable.
+        name: String,
+    },
+    /// A secret could not be read from Secrets Manager.
+    #[error("could not read {name} from the secret named by {name}_SECRET_ARN")]
+    SecretsManager {
+        /// The secret's variable.
+        name: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl ConfigError {
+    /// A malformed-value error for `name`.
+    pub(crate) fn malformed(name: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Malformed {
+            name: name.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A snapshot of environment variables, and the AWS configuration loaded on first need.
+pub struct Env {
+    vars: HashMap<String, Result<String, ()>>,
+    aws: OnceCell<aws_config::SdkConfig>,
+}
+
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values may be secrets: only the names are shown.
+        let mut names: Vec<&String> = self.vars.keys().collect();
+        names.sort();
+        f.debug_struct("Env").field("names", &names).finish()
+    }
+}
+
+impl Env {
+    /// Reads this process's environment, once.
+    pub fn from_process() -> Env {
+        let vars = std::env::vars_os()
+            .filter_map(|(name, value)| {
+                let name = name.into_string().ok()?;
+                Some((name, value.into_string().map_err(|_| ())))
+            })
+            .collect();
+        Env {
+            vars,
+            aws: OnceCell::new(),
+        }
+    }
+
+    /// An environment with exactly these variables, for tests and embedding.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Env
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(name, value)| (name.into(), Ok(value.into())))
+                .collect(),
+            aws: OnceCell::new(),
+        }
+    }
+
+    /// The value of `name`, `None` when unset or empty.
+    pub(crate) fn optional(&self, name: &str) -> Result<Option<&str>, ConfigError> {
+        match self.vars.get(name) {
+            None => Ok(None),
+            Some(Err(())) => Err(ConfigError::malformed(name, "not valid UTF-8")),
+            Some(Ok(value)) if value.trim().is_empty() => Ok(None),
+            Some(Ok(value)) => Ok(Some(value.trim())),
+        }
+    }
+
+    /// The value of `name`, which must be set.
+    pub(crate) fn required(&self, name: &str) -> Result<&str, ConfigError> {
+        self.optional(name)?.ok_or_else(|| ConfigError::Missing {
+            name: name.to_owned(),
+        })
+    }
+
+    /// The secret `name`, from `name` itself or from the Secrets Manager secret named by
+    /// `name_SECRET_ARN` (its `SecretString`, trimmed).
+    pub(crate) async fn secret(&self, name: &str) -> Result<Secret, ConfigError> {
+        let arn_name = format!("{name}_SECRET_ARN");
+        match (self.optional(name)?, self.optional(&arn_name)?) {
+            (Some(_), Some(_)) => Err(ConfigError::Ambiguous {
+                name: name.to_owned(),
+            }),
+            (Some(value), None) => Ok(Secret::new(value)),
+            (None, Some(arn)) => self.fetch_secret(name, arn).await,
+            (None, None) => Err(ConfigError::Missing {
+                name: format!("{name} (or {arn_name})"),
+            }),
+        }
+    }
+
+    async fn fetch_secret(&self, name: &str, arn: &str) -> Result<Secret, ConfigError> {
+        let error =
+            |source: Box<dyn std::error::Error + Send + Sync>| ConfigError::SecretsManager {
+                name: name.to_owned(),
+                source,
+            };
+        let client = aws_sdk_secretsmanager::Client::new(self.aws().await);
+        let output = client
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                error(
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                        .to_string()
+                        .into(),
+                )
+            })?;
+        match output.secret_string() {
+            Some(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
+            _ => Err(error("the secret has no SecretString".into())),
+        }
+    }
+
+    /// The AWS configuration from the standard environment (region, credentials,
+    /// `AWS_ENDPOINT_URL`), loaded once.
+    pub(crate) async fn aws(&self) -> &aws_config::SdkConfig {
+        self.aws
+            .get_or_init(|| aws_config::defaults(aws_config::BehaviorVersion::latest()).load())
+            .await
+    }
+}
+
+/// What every target binary reads besides its handler's config.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    idempotency_table: Option<String>,
+    idempotency_ttl: Duration,
+}
+
+impl RuntimeConfig {
+    /// Reads `IDEMPOTENCY_TABLE` (optional: without it the store is in memory) and
+    /// `IDEMPOTENCY_TTL_SECONDS` (optional, default 30 days).
+    pub fn from_env(env: &Env) -> Result<RuntimeConfig, ConfigError> {
+        let idempotency_table = env.optional("IDEMPOTENCY_TABLE")?.map(str::to_owned);
+        let idempotency_ttl = match env.optional("IDEMPOTENCY_TTL_SECONDS")? {
+            None => Duration::from_secs(30 * 24 * 3600),
+            Some(text) => match text.parse::<u64>() {
+                Ok(secs) if secs > 0 => Duration::from_secs(secs),
+                _ => {
+                    return Err(ConfigError::malformed(
+                        "IDEMPOTENCY_TTL_SECONDS",
+                        "expected a positive number of seconds",
+                    ));
+                }
+            },
+        };
+        Ok(RuntimeConfig {
+            idempotency_table,
+            idempotency_ttl,
+        })
+    }
+
+    /// The DynamoDB table of the idempotency store, if any.
+    pub fn idempotency_table(&self) -> Option<&str> {
+        self.idempotency_table.as_deref()
+    }
+
+    /// How long completed idempotency records are kept.
+    pub fn idempotency_ttl(&self) -> Duration {
+        self.idempotency_ttl
+    }
+
+    /// The idempotency store: DynamoDB when `IDEMPOTENCY_TABLE` is set, otherwise in
+    /// memory, with a warning, since each Lambda instance then has its own.
+    pub async fn idempotency_store(&self, env: &Env) -> Arc<dyn IdempotencyStore> {
+        match &self.idempotency_table {
+            Some(table) => {
+                let client = aws_sdk_dynamodb::Client::new(env.aws().await);
+                Arc::new(DynamoDbStore::new(client, table))
+            }
+            None => {
+                warn!(
+                    "IDEMPOTENCY_TABLE is not set: idempotency records are kept in memory, \
+                     so duplicates reaching another instance or a later cold start are \
+                     processed again"
+                );
+                Arc::new(MemoryStore::default())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn secret_from_value_and_errors() {
+        let env = Env::from_pairs([
+            ("A", "value"),
+            ("B", "x"),
+            ("B_SECRET_ARN", "arn"),
+            ("E", " "),
+        ]);
+        assert_eq!(env.secret("A").await.unwrap().expose(), "value");
+        assert_eq!(
+            env.secret("B").await.unwrap_err().to_string(),
+            "set only one of B and B_SECRET_ARN"
+        );
+        assert_eq!(
+            env.secret("E").await.unwrap_err().to_string(),
+            "E (or E_SECRET_ARN) is not set"
+        );
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2")),
+            "Secret(<redacted>)"
+        );
+    }
+
+    #[test]
+    fn runtime_config() {
+        let config =
+            RuntimeConfig::from_env(&Env::from_pairs([("IDEMPOTENCY_TABLE", "t")])).unwrap();
+        assert_eq!(config.idempotency_table(), Some("t"));
+        assert_eq!(
+            config.idempotency_ttl(),
+            Duration::from_secs(30 * 24 * 3600)
+        );
+        let error =
+            RuntimeConfig::from_env(&Env::from_pairs([("IDEMPOTENCY_TTL_SECONDS", "soon")]))
+                .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "IDEMPOTENCY_TTL_SECONDS is malformed: expected a positive number of seconds"
+        );
+    }
+}

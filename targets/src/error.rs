@@ -1,0 +1,107 @@
+//! The errors of a handler, and the chain formatter used in logs.
+
+use std::{error::Error, fmt::Write as _};
+
+/// Why a handler failed to perform its side effect.
+///
+/// Messages never hold a secret, an email address or a webhook URL.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandlerError {
+    /// The service refused the request with a 4xx status other than 429: retrying the same
+    /// request cannot succeed.
+    #[error("{service} rejected the request with HTTP {status}: {message}")]
+    Rejected {
+        /// The service, e.g. `mailchimp`.
+        service: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The service's own error message, shortened.
+        message: String,
+    },
+    /// The service kept failing (429, 5xx, timeouts, connection errors) until the retries
+    /// were exhausted or the invocation ran out of time.
+    #[error("{service} still failing after {n_attempts} attempt(s): {last}")]
+    Unavailable {
+        /// The service, e.g. `slack`.
+        service: &'static str,
+        /// How many requests were sent.
+        n_attempts: u32,
+        /// The last failure, e.g. `HTTP 503` or `timed out`.
+        last: String,
+    },
+    /// The event reached a target that does not handle its type: the rule that routed it
+    /// here is wrong.
+    #[error(
+        "the {target} target does not handle {detail_type} events; check the rule that routes them to its queue"
+    )]
+    Misrouted {
+        /// The target's name.
+        target: &'static str,
+        /// The event's detail type.
+        detail_type: String,
+    },
+    /// The request could not be built, e.g. from a malformed endpoint URL.
+    #[error("could not build the request to {service}")]
+    Request {
+        /// The service.
+        service: &'static str,
+        /// The cause, with any URL removed.
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+impl HandlerError {
+    /// Whether a later attempt may succeed. SQS retries every failed record; a
+    /// non-retryable one will only reach the dead-letter queue.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, HandlerError::Unavailable { .. })
+    }
+
+    /// The error's kind, for the Lambda `errorType` field and for log queries.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::Rejected { .. } => "Rejected",
+            HandlerError::Unavailable { .. } => "Unavailable",
+            HandlerError::Misrouted { .. } => "Misrouted",
+            HandlerError::Request { .. } => "Request",
+        }
+    }
+
+    /// Replaces every occurrence of `text` (e.g. an email address echoed by the service)
+    /// in the messages.
+    pub(crate) fn redact(mut self, text: &str) -> HandlerError {
+        if text.is_empty() {
+            return self;
+        }
+        if let HandlerError::Rejected { message, .. }
+        | HandlerError::Unavailable { last: message, .. } = &mut self
+        {
+            *message = message.replace(text, "<redacted>");
+            let lower = text.to_lowercase();
+            *message = message.replace(&lower, "<redacted>");
+        }
+        self
+    }
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(error: HandlerError) -> lambda_runtime::Diagnostic {
+        lambda_runtime::Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error_chain(&error),
+        }
+    }
+}
+
+/// Formats `error` and its sources as `outer: inner: innermost`.
+pub fn error_chain(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}

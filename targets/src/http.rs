@@ -1,0 +1,253 @@
+//! The HTTP client shared by the handlers, and the retry loop every call goes through.
+//!
+//! 429 (honouring `Retry-After`), 5xx, timeouts and connection errors are retried with
+//! exponential backoff and jitter, as long as the next attempt can start before the
+//! invocation's [`Deadline`]; other 4xx are permanent. Errors never carry the request's
+//! URL, since a Slack webhook URL is a secret.
+
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::{Client, RequestBuilder, StatusCode, header::RETRY_AFTER};
+use tracing::warn;
+
+use crate::{Deadline, HandlerError};
+
+/// When and how often a failed request is retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// The backoff before the first retry; it doubles on each further retry.
+    pub initial_backoff: Duration,
+    /// The longest backoff between two attempts.
+    pub max_backoff: Duration,
+    /// The most requests sent for one side effect, the first included.
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            max_attempts: 5,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1`: half the exponential backoff plus a random
+    /// part up to the other half, so that many failing records do not retry in lockstep.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exponential = self
+            .initial_backoff
+            .saturating_mul(
+                1u32.checked_shl(attempt.saturating_sub(1))
+                    .unwrap_or(u32::MAX),
+            )
+            .min(self.max_backoff);
+        let half = exponential / 2;
+        half + half.mul_f64(rand::rng().random::<f64>())
+    }
+}
+
+/// The error building an [`HttpClient`].
+#[derive(Debug, thiserror::Error)]
+#[error("could not build the HTTP client")]
+pub struct ClientError(#[source] reqwest::Error);
+
+/// One HTTP client (rustls, connection pool, timeouts) and a [`RetryPolicy`]; build it
+/// once per process and clone it into each handler.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: Client,
+    retry: RetryPolicy,
+}
+
+impl HttpClient {
+    /// A client with a 3 s connect timeout, a 10 s request timeout and the default retry
+    /// policy.
+    pub fn new() -> Result<HttpClient, ClientError> {
+        HttpClient::with_timeouts(
+            Duration::from_secs(3),
+            Duration::from_secs(10),
+            RetryPolicy::default(),
+        )
+    }
+
+    /// A client with the given timeouts and retry policy.
+    pub fn with_timeouts(
+        connect_timeout: Duration,
+        request_timeout: Duration,
+        retry: RetryPolicy,
+    ) -> Result<HttpClient, ClientError> {
+        let client = Client::builder()
+            .user_agent(concat!("eventfork-targets/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(connect_timeout)
+            .timeout(request_timeout)
+            .build()
+            .map_err(ClientError)?;
+        Ok(HttpClient { client, retry })
+    }
+
+    /// Sends the request `build` makes until it succeeds, fails permanently, or the
+    /// retries or the time run out. Returns the successful response's status.
+    pub(crate) async fn send(
+        &self,
+        service: &'static str,
+        deadline: Deadline,
+        build: impl Fn(&Client) -> RequestBuilder,
+    ) -> Result<StatusCode, HandlerError> {
+        let mut n_attempts = 0;
+        loop {
+            n_attempts += 1;
+            let sent =
+                tokio::time::timeout_at(deadline.instant(), build(&self.client).send()).await;
+            let (last, retry_after) = match sent {
+                Err(_elapsed) => {
+                    return Err(HandlerError::Unavailable {
+                        service,
+                        n_attempts,
+                        last: "the invocation deadline passed during the request".into(),
+                    });
+                }
+                Ok(Err(error)) if error.is_builder() => {
+                    return Err(HandlerError::Request {
+                        service,
+                        source: error.without_url(),
+                    });
+                }
+                Ok(Err(error)) => {
+                    let kind = if error.is_timeout() {
+                        "timed out"
+                    } else if error.is_connect() {
+                        "could not connect"
+                    } else {
+                        "request failed"
+                    };
+                    (kind.to_owned(), None)
+                }
+                Ok(Ok(response)) => {
+                    let status = response.status();
+                    if status.is_success() {
+                        return Ok(status);
+                    }
+                    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                        let retry_after = response
+                            .headers()
+                            .get(RETRY_AFTER)
+                            .and_then(|value| value.to_str().ok())
+                            .and_then(parse_retry_after);
+                        (format!("HTTP {}", status.as_u16()), retry_after)
+                    } else {
+                        let body = response.text().await.unwrap_or_default();
+                        return Err(HandlerError::Rejected {
+                            service,
+                            status: status.as_u16(),
+                            message: service_message(&body),
+                        });
+                    }
+                }
+            };
+            if n_attempts >= self.retry.max_attempts {
+                return Err(HandlerError::Unavailable {
+                    service,
+                    n_attempts,
+                    last,
+                });
+            }
+            let wait = retry_after.unwrap_or_else(|| self.retry.backoff(n_attempts));
+            if !deadline.allows(wait) {
+                return Err(HandlerError::Unavailable {
+                    service,
+                    n_attempts,
+                    last: format!("{last}; no time left to wait {wait:?} for a retry"),
+                });
+            }
+            warn!(service, n_attempts, last = %last, wait_ms = wait.as_millis() as u64, "retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Parses a `Retry-After` given in seconds. The HTTP-date form is not honoured (none of
+/// our services sends it); the backoff applies instead.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The service's error message from a response body: the usual JSON fields when present
+/// (Mailchimp's `title` and `detail`, Segment's `message`), else the text itself,
+/// shortened to 300 characters.
+fn service_message(body: &str) -> String {
+    const MAX_CHARS: usize = 300;
+    let text = match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(json) => {
+            let field = |name: &str| json.get(name).and_then(|v| v.as_str());
+            match (
+                field("title"),
+                field("detail"),
+                field("message").or(field("error")),
+            ) {
+                (Some(title), Some(detail), _) => format!("{title}: {detail}"),
+                (_, Some(detail), _) => detail.to_owned(),
+                (_, _, Some(message)) => message.to_owned(),
+                _ => body.trim().to_owned(),
+            }
+        }
+        Err(_) => body.trim().to_owned(),
+    };
+    if text.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    let mut shortened: String = text.chars().take(MAX_CHARS).collect();
+    if shortened.len() < text.len() {
+        shortened.push('…');
+    }
+    shortened
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1000),
+            max_attempts: 10,
+        };
+        let check = |attempt, min_ms, max_ms| {
+            let wait = policy.backoff(attempt);
+            assert!(
+                wait >= Duration::from_millis(min_ms) && wait <= Duration::from_millis(max_ms),
+                "attempt {attempt}: {wait:?} not in [{min_ms}, {max_ms}] ms"
+            );
+        };
+        check(1, 50, 100);
+        check(2, 100, 200);
+        check(3, 200, 400);
+        check(8, 500, 1000);
+        check(40, 500, 1000);
+    }
+
+    #[test]
+    fn retry_after_in_seconds() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+
+    #[test]
+    fn service_messages() {
+        let check = |body: &str, expected: &str| assert_eq!(service_message(body), expected);
+        check(
+            r#"{"type":"x","title":"Invalid Resource","status":400,"detail":"looks fake"}"#,
+            "Invalid Resource: looks fake",
+        );
+        check(r#"{"success":false,"message":"bad key"}"#, "bad key");
+        check("invalid_payload\n", "invalid_payload");
+        check("", "(empty body)");
+        assert_eq!(service_message(&"x".repeat(400)).chars().count(), 301);
+    }
+}

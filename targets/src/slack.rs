@@ -1,0 +1,163 @@
+//! The Slack target: announces each sign-up in a channel through an incoming webhook.
+//!
+//! `POST {SLACK_WEBHOOK_URL}` with a `text` (the notification and fallback) and `blocks`
+//! (the formatted message). The email address is not posted: the channel learns who
+//! signed up by display name and user id. Text from the event is escaped, so that a
+//! display name cannot mention `@channel` or forge a link. A login event here was routed
+//! by a wrong rule and fails loudly.
+
+use events_schema::{Envelope, Plan, SignupMethod, UserSignedUp};
+use reqwest::Url;
+use serde_json::{Value, json};
+
+use crate::{
+    Deadline, Env, HandlerError, HttpClient, Secret, UserEvent, batch::Handler, config::ConfigError,
+};
+
+/// Where to post.
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    // The webhook URL is a credential: anyone holding it can post to the channel.
+    webhook_url: Secret,
+}
+
+impl SlackConfig {
+    /// Posts to `webhook_url`.
+    pub fn new(webhook_url: impl Into<Secret>) -> Result<SlackConfig, ConfigError> {
+        let webhook_url = webhook_url.into();
+        // The parse error says what is wrong without repeating the URL.
+        Url::parse(webhook_url.expose())
+            .map_err(|e| ConfigError::malformed("SLACK_WEBHOOK_URL", e.to_string()))?;
+        Ok(SlackConfig { webhook_url })
+    }
+
+    /// Reads `SLACK_WEBHOOK_URL` (or `SLACK_WEBHOOK_URL_SECRET_ARN`).
+    pub async fn from_env(env: &Env) -> Result<SlackConfig, ConfigError> {
+        SlackConfig::new(env.secret("SLACK_WEBHOOK_URL").await?)
+    }
+}
+
+/// The Slack handler.
+#[derive(Debug, Clone)]
+pub struct Slack {
+    config: SlackConfig,
+    http: HttpClient,
+}
+
+impl Slack {
+    /// The target's name, in idempotency keys.
+    pub const TARGET: &'static str = "slack";
+
+    /// A handler posting to `config`'s webhook through `http`.
+    pub fn new(config: SlackConfig, http: HttpClient) -> Slack {
+        Slack { config, http }
+    }
+}
+
+impl Handler for Slack {
+    type Event = UserEvent;
+
+    fn target(&self) -> &str {
+        Slack::TARGET
+    }
+
+    async fn handle(&self, event: &UserEvent, deadline: Deadline) -> Result<(), HandlerError> {
+        let envelope = match event {
+            UserEvent::SignedUp(envelope) => envelope,
+            UserEvent::LoggedIn(envelope) => {
+                return Err(HandlerError::Misrouted {
+                    target: Slack::TARGET,
+                    detail_type: envelope.detail_type.clone(),
+                });
+            }
+        };
+        let body = message(envelope);
+        self.http
+            .send("slack", deadline, |client| {
+                client.post(self.config.webhook_url.expose()).json(&body)
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Escapes the three characters Slack's mrkdwn gives a meaning to.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn plan_name(plan: Plan) -> &'static str {
+    match plan {
+        Plan::Free => "Free",
+        Plan::Pro => "Pro",
+        Plan::Team => "Team",
+        Plan::Enterprise => "Enterprise",
+    }
+}
+
+fn method_name(method: SignupMethod) -> &'static str {
+    match method {
+        SignupMethod::EmailPassword => "email and password",
+        SignupMethod::Google => "Google",
+        SignupMethod::Github => "GitHub",
+        SignupMethod::Sso => "single sign-on",
+        SignupMethod::MagicLink => "magic link",
+        SignupMethod::Invitation => "invitation",
+    }
+}
+
+/// The webhook message for a sign-up.
+pub(crate) fn message(envelope: &Envelope<UserSignedUp>) -> Value {
+    let user = &envelope.detail;
+    let user_id = escape(user.user_id.as_str());
+    let who = if user.display_name.trim().is_empty() {
+        format!("`{user_id}`")
+    } else {
+        format!("{} (`{user_id}`)", escape(user.display_name.trim()))
+    };
+    let plan = plan_name(user.plan);
+    let method = method_name(user.signup_method);
+    let text = format!("New sign-up: {who}, {plan} plan, via {method}");
+    let mut context = format!("event `{}`", escape(&envelope.id));
+    if let Some(replay_name) = &envelope.replay_name {
+        context.push_str(&format!(" · replayed by `{}`", escape(replay_name)));
+    }
+    json!({
+        "text": text,
+        "blocks": [
+            {
+                "type": "section",
+                "text": { "type": "mrkdwn", "text": format!(":tada: *New sign-up*: {who}") },
+                "fields": [
+                    { "type": "mrkdwn", "text": format!("*Plan*\n{plan}") },
+                    { "type": "mrkdwn", "text": format!("*Signed up with*\n{method}") },
+                    { "type": "mrkdwn", "text": format!("*Marketing consent*\n{}",
+                        if user.marketing_consent { "yes" } else { "no" }) },
+                    { "type": "mrkdwn", "text": format!("*Signed up at*\n{}", user.signed_up_at) },
+                ],
+            },
+            { "type": "context", "elements": [ { "type": "mrkdwn", "text": context } ] },
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_mrkdwn() {
+        assert_eq!(escape("<!channel> & co"), "&lt;!channel&gt; &amp; co");
+    }
+
+    #[test]
+    fn invalid_webhook_url_names_the_variable() {
+        let error = SlackConfig::new("not a url").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "SLACK_WEBHOOK_URL is malformed: relative URL without a base"
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! The analytics handler against a wiremock server standing in for Segment.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use targets::{Analytics, AnalyticsConfig, Deadline, Decode, Handler, HandlerError, UserEvent};
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{body_json, header, method, path},
+};
+
+use crate::support::*;
+
+/// Base64 of `wk-test-123:`: the write key as user name, an empty password.
+const BASIC_AUTH: &str = "Basic d2stdGVzdC0xMjM6";
+
+async fn segment() -> (MockServer, Analytics) {
+    let server = MockServer::start().await;
+    let config =
+        AnalyticsConfig::new(&format!("{}/v1/track", server.uri()), "wk-test-123").unwrap();
+    (server, Analytics::new(config, fast_http()))
+}
+
+fn track() -> wiremock::MockBuilder {
+    Mock::given(method("POST"))
+        .and(path("/v1/track"))
+        .and(header("authorization", BASIC_AUTH))
+        .and(header("content-type", "application/json"))
+}
+
+#[tokio::test]
+async fn fixture_batch_tracks_both_event_types_and_fails_the_malformed_record() {
+    let (server, analytics) = segment().await;
+    let library = json!({ "name": "eventfork-targets", "version": env!("CARGO_PKG_VERSION") });
+    track()
+        .and(body_json(json!({
+            "userId": "user-42", "event": "User Signed Up",
+            "messageId": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+            "timestamp": "2026-11-27T09:00:00Z",
+            "properties": { "plan": "pro", "signup_method": "google", "marketing_consent": true },
+            "context": { "library": library },
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "success": true })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    track()
+        .and(body_json(json!({
+            "userId": "user-7", "event": "User Logged In",
+            "messageId": "c4b1f0a2-5d6e-4f7a-8b9c-0d1e2f3a4b5c",
+            "timestamp": "2026-11-27T09:05:00Z",
+            "properties": { "login_method": "passkey", "mfa_used": true },
+            "context": { "library": library },
+        })))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // The replayed sign-up is counted like a live one.
+    track()
+        .and(body_json(json!({
+            "userId": "user-43", "event": "User Signed Up",
+            "messageId": "0f9e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f",
+            "timestamp": "2026-11-27T09:10:00Z",
+            "properties": { "plan": "free", "signup_method": "email_password", "marketing_consent": false },
+            "context": { "library": library },
+        })))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let response = driver(analytics).run(fixture_batch(), deadline()).await;
+    assert_eq!(failures(&response), [MALFORMED_MESSAGE]);
+    for request in server.received_requests().await.unwrap() {
+        let body = String::from_utf8(request.body).unwrap();
+        assert!(
+            !body.to_lowercase().contains("example.com"),
+            "email sent: {body}"
+        );
+        assert!(!body.contains("203.0.113.7"), "IP address sent: {body}");
+    }
+}
+
+#[tokio::test]
+async fn retries_429_after_retry_after() {
+    let (server, analytics) = segment().await;
+    track()
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    track()
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let event = UserEvent::decode(&signed_up("e-429", "u1", true)).unwrap();
+    let started = Instant::now();
+    analytics.handle(&event, deadline()).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After ignored: retried after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn retries_503_then_succeeds() {
+    let (server, analytics) = segment().await;
+    track()
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    track()
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let event = UserEvent::decode(&logged_in("e-503", "u1")).unwrap();
+    analytics.handle(&event, deadline()).await.unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn gives_up_on_5xx_after_the_last_attempt() {
+    let (server, analytics) = segment().await;
+    track()
+        .respond_with(ResponseTemplate::new(502))
+        .expect(4)
+        .mount(&server)
+        .await;
+    let event = UserEvent::decode(&logged_in("e-502", "u1")).unwrap();
+    let error = analytics.handle(&event, deadline()).await.unwrap_err();
+    assert!(error.is_retryable());
+    assert_eq!(
+        error.to_string(),
+        "analytics still failing after 4 attempt(s): HTTP 502"
+    );
+}
+
+#[tokio::test]
+async fn does_not_wait_past_the_invocation_deadline() {
+    let (server, analytics) = segment().await;
+    track()
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let event = UserEvent::decode(&logged_in("e-late", "u1")).unwrap();
+    let started = Instant::now();
+    let error = analytics
+        .handle(&event, Deadline::after(Duration::from_secs(3)))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(matches!(error, HandlerError::Unavailable { .. }), "{error}");
+    assert!(
+        error.to_string().contains("no time left to wait 30s"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_400_is_permanent_and_not_retried() {
+    let (server, analytics) = segment().await;
+    track()
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({ "success": false, "message": "invalid write key" })),
+        )
+        // Once by the handler alone, once through the driver: never retried.
+        .expect(2)
+        .mount(&server)
+        .await;
+    let body = signed_up("e-400", "u1", true);
+    let event = UserEvent::decode(&body).unwrap();
+    let error = analytics.handle(&event, deadline()).await.unwrap_err();
+    assert!(!error.is_retryable());
+    assert_eq!(
+        error.to_string(),
+        "analytics rejected the request with HTTP 400: invalid write key"
+    );
+
+    let response = driver(analytics)
+        .run(batch(&[("m-400", &body)]), deadline())
+        .await;
+    assert_eq!(failures(&response), ["m-400"]);
+}

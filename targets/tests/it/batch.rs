@@ -1,0 +1,328 @@
+//! The batch driver with test handlers: partial failures, idempotency, concurrency,
+//! panics and deadlines.
+
+use std::{
+    num::NonZeroUsize,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use events_schema::{Envelope, UserSignedUp};
+use targets::{
+    BatchDriver, BatchOptions, Claim, Deadline, Decode, DecodeError, Handler, HandlerError,
+    IdempotencyKey, IdempotencyStore, MemoryStore, Outcome, RecordError, StoreError, StoreFuture,
+    UserEvent,
+};
+
+use crate::support::*;
+
+/// Records the event ids it handles; fails, panics or stalls on request.
+#[derive(Default)]
+struct Recorder {
+    handled: Mutex<Vec<String>>,
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+    delay: Duration,
+}
+
+impl Handler for Recorder {
+    type Event = UserEvent;
+
+    fn target(&self) -> &str {
+        "recorder"
+    }
+
+    async fn handle(&self, event: &UserEvent, _deadline: Deadline) -> Result<(), HandlerError> {
+        let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(running, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        match event.event_id() {
+            "panic" => panic!("a bug in a handler"),
+            "fail" => Err(HandlerError::Unavailable {
+                service: "test",
+                n_attempts: 1,
+                last: "HTTP 503".into(),
+            }),
+            "stall" => {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(())
+            }
+            id => {
+                self.handled.lock().unwrap().push(id.to_owned());
+                Ok(())
+            }
+        }
+    }
+}
+
+fn handled(driver: &BatchDriver<Recorder>) -> Vec<String> {
+    let mut ids = driver.handler().handled.lock().unwrap().clone();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn one_malformed_record_fails_alone() {
+    let driver = driver(Recorder::default());
+    let signup = signed_up("e1", "u1", true);
+    let login = logged_in("e2", "u2");
+    let unknown_type = signup.replace("UserSignedUp", "UserDeleted");
+    let bad_email = signup.replace("u1@example.com", "not-an-email");
+    let wrong_source = signup.replace("com.eventfork.users", "com.example.other");
+    let mut event = batch(&[
+        ("m1", &signup),
+        ("m2", "{\"version\":"),
+        ("m3", &login),
+        ("m4", &unknown_type),
+        ("m5", &bad_email),
+        ("m6", &wrong_source),
+    ]);
+    let mut no_body = event.records[0].clone();
+    no_body.message_id = Some("m7".into());
+    no_body.body = None;
+    event.records.push(no_body);
+
+    let report = driver.process(event, deadline()).await;
+    let summary: Vec<(&str, String)> = report
+        .records()
+        .iter()
+        .map(|(message_id, result)| {
+            let outcome = match result {
+                Ok(outcome) => format!("{outcome:?}"),
+                Err(error) => targets::error_chain(error),
+            };
+            (message_id.as_str(), outcome)
+        })
+        .collect();
+    let expected = [
+        ("m1", "Delivered"),
+        (
+            "m2",
+            "undecodable record: the body is not JSON: EOF while parsing a value at line 1 column 11",
+        ),
+        ("m3", "Delivered"),
+        (
+            "m4",
+            "undecodable record: the body is not a valid eventfork event: $.detail-type: unknown detail-type \"UserDeleted\" (known: UserSignedUp, UserLoggedIn)",
+        ),
+        (
+            "m5",
+            "undecodable record: the body is not a valid eventfork event: $.detail.email: invalid email address: no '@'",
+        ),
+        (
+            "m6",
+            "undecodable record: the body is not a valid eventfork event: $.source: UserSignedUp events come from \"com.eventfork.users\", found \"com.example.other\"",
+        ),
+        ("m7", "undecodable record: the record has no body"),
+    ];
+    let expected: Vec<(&str, String)> = expected.iter().map(|(m, o)| (*m, o.to_string())).collect();
+    assert_eq!(summary, expected);
+    assert_eq!(handled(&driver), ["e1", "e2"]);
+    assert_eq!(
+        failures(&report.into_response()),
+        ["m2", "m4", "m5", "m6", "m7"]
+    );
+}
+
+#[tokio::test]
+async fn redelivery_and_replay_are_suppressed_by_event_id() {
+    let driver = driver(Recorder::default());
+    let signup = signed_up("e1", "u1", true);
+    let first = driver.run(batch(&[("m1", &signup)]), deadline()).await;
+    assert!(first.batch_item_failures.is_empty());
+
+    // SQS redelivers the same message, and a replay re-sends the event with its id under a
+    // new message id: neither is handled again.
+    let replay = replayed(&signup, "replay-1");
+    let report = driver
+        .process(batch(&[("m1", &signup), ("m9", &replay)]), deadline())
+        .await;
+    let outcomes: Vec<_> = report
+        .records()
+        .iter()
+        .map(|(_, r)| r.as_ref().ok().copied())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [Some(Outcome::Duplicate), Some(Outcome::Duplicate)]
+    );
+
+    // A replayed event that was never handled is handled like a live one.
+    let new_replay = replayed(&signed_up("e2", "u2", true), "replay-1");
+    let response = driver.run(batch(&[("m10", &new_replay)]), deadline()).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(handled(&driver), ["e1", "e2"]);
+}
+
+#[tokio::test]
+async fn a_failed_record_is_released_for_its_redelivery() {
+    let store = Arc::new(MemoryStore::default());
+    let driver = BatchDriver::new(Recorder::default(), store.clone());
+    let failing = signed_up("fail", "u1", true);
+    let response = driver.run(batch(&[("m1", &failing)]), deadline()).await;
+    assert_eq!(failures(&response), ["m1"]);
+    let key = IdempotencyKey::new("recorder", "fail");
+    let later = SystemTime::now() + Duration::from_secs(60);
+    assert_eq!(
+        store.claim(&key, later, later).await.unwrap(),
+        Claim::Acquired
+    );
+}
+
+#[tokio::test]
+async fn concurrency_is_bounded() {
+    let recorder = Recorder {
+        delay: Duration::from_millis(50),
+        ..Recorder::default()
+    };
+    let options = BatchOptions {
+        concurrency: NonZeroUsize::new(3).unwrap(),
+        ..BatchOptions::default()
+    };
+    let driver = BatchDriver::with_options(recorder, Arc::new(MemoryStore::default()), options);
+    let bodies: Vec<String> = (0..10)
+        .map(|i| signed_up(&format!("e{i}"), "u1", true))
+        .collect();
+    let records: Vec<(String, &str)> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| (format!("m{i}"), body.as_str()))
+        .collect();
+    let records: Vec<(&str, &str)> = records.iter().map(|(m, b)| (m.as_str(), *b)).collect();
+    let response = driver.run(batch(&records), deadline()).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(handled(&driver).len(), 10);
+    assert_eq!(driver.handler().max_running.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_fails_its_record_only() {
+    let driver = driver(Recorder::default());
+    let report = driver
+        .process(
+            batch(&[
+                ("m1", &signed_up("panic", "u1", true)),
+                ("m2", &signed_up("e2", "u2", true)),
+            ]),
+            deadline(),
+        )
+        .await;
+    assert!(matches!(report.records()[0].1, Err(RecordError::Panicked)));
+    assert!(matches!(report.records()[1].1, Ok(Outcome::Delivered)));
+}
+
+#[tokio::test]
+async fn a_stalled_handler_fails_before_the_deadline() {
+    let driver = driver(Recorder::default());
+    let started = std::time::Instant::now();
+    let report = driver
+        .process(
+            batch(&[
+                ("m1", &signed_up("stall", "u1", true)),
+                ("m2", &signed_up("e2", "u2", true)),
+            ]),
+            Deadline::after(Duration::from_millis(1500)),
+        )
+        .await;
+    // The driver keeps its safety margin to answer before the invocation times out.
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(report.records()[0].1, Err(RecordError::TimedOut)));
+    assert!(matches!(report.records()[1].1, Ok(Outcome::Delivered)));
+}
+
+/// A store that is always down.
+struct DownStore;
+
+impl IdempotencyStore for DownStore {
+    fn claim<'a>(
+        &'a self,
+        key: &'a IdempotencyKey,
+        _: SystemTime,
+        _: SystemTime,
+    ) -> StoreFuture<'a, Claim> {
+        Box::pin(async move { Err(StoreError::new("claim", key, "connection refused")) })
+    }
+
+    fn complete<'a>(&'a self, key: &'a IdempotencyKey, _: SystemTime) -> StoreFuture<'a, ()> {
+        Box::pin(async move { Err(StoreError::new("complete", key, "connection refused")) })
+    }
+
+    fn release<'a>(&'a self, key: &'a IdempotencyKey) -> StoreFuture<'a, ()> {
+        Box::pin(async move { Err(StoreError::new("release", key, "connection refused")) })
+    }
+}
+
+#[tokio::test]
+async fn a_store_outage_fails_records_without_handling_them() {
+    let driver = BatchDriver::new(Recorder::default(), Arc::new(DownStore));
+    let report = driver
+        .process(batch(&[("m1", &signed_up("e1", "u1", true))]), deadline())
+        .await;
+    let error = report.records()[0].1.as_ref().unwrap_err();
+    assert!(error.is_retryable());
+    assert_eq!(
+        targets::error_chain(error),
+        "idempotency store failed: could not claim idempotency key recorder#e1: connection refused"
+    );
+    assert!(handled(&driver).is_empty());
+}
+
+#[test]
+fn single_type_envelopes_decode_and_refuse_other_types() {
+    let envelope = Envelope::<UserSignedUp>::decode(&signed_up("e1", "u1", true)).unwrap();
+    assert_eq!(envelope.event_id(), "e1");
+    assert_eq!(envelope.replay_name(), None);
+    let error = Envelope::<UserSignedUp>::decode(&logged_in("e2", "u2")).unwrap_err();
+    assert!(matches!(error, DecodeError::UnexpectedType { .. }));
+    assert_eq!(
+        error.to_string(),
+        "expected a UserSignedUp event, found \"UserLoggedIn\""
+    );
+}
+
+#[test]
+fn fixture_round_trips() {
+    let event = fixture_batch();
+    let reencoded = serde_json::to_value(&event).unwrap();
+    let original: serde_json::Value = serde_json::from_str(SQS_BATCH).unwrap();
+    assert_eq!(reencoded["Records"].as_array().unwrap().len(), 4);
+    for (reencoded, original) in reencoded["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(original["Records"].as_array().unwrap())
+    {
+        for field in [
+            "messageId",
+            "receiptHandle",
+            "body",
+            "md5OfBody",
+            "eventSourceARN",
+            "attributes",
+        ] {
+            assert_eq!(reencoded[field], original[field], "{field}");
+        }
+    }
+    let ids: Vec<_> = event
+        .records
+        .iter()
+        .map(|r| r.message_id.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            SIGNUP_MESSAGE,
+            LOGIN_MESSAGE,
+            MALFORMED_MESSAGE,
+            REPLAYED_SIGNUP_MESSAGE
+        ]
+    );
+}

@@ -1,0 +1,167 @@
+//! The DynamoDB idempotency store against moto, through the production code path.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use aws_sdk_dynamodb::{
+    Client,
+    config::{BehaviorVersion, Credentials, Region},
+    types::{
+        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+        ScalarAttributeType,
+    },
+};
+use targets::{Claim, DynamoDbStore, IdempotencyKey, IdempotencyStore};
+
+use crate::support::moto_url;
+
+pub(crate) fn client(moto_url: &str) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(moto_url)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    Client::from_conf(config)
+}
+
+/// Creates a fresh table with the layout `DynamoDbStore` documents; returns its name.
+pub(crate) async fn create_table(client: &Client, prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let table = format!("{prefix}-{}-{nanos}", std::process::id());
+    client
+        .create_table()
+        .table_name(&table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create the idempotency table in moto");
+    table
+}
+
+fn later(secs: u64) -> SystemTime {
+    SystemTime::now() + Duration::from_secs(secs)
+}
+
+#[tokio::test]
+async fn dynamodb_store_lifecycle() {
+    let Some(url) = moto_url("dynamodb_store_lifecycle") else {
+        return;
+    };
+    let client = client(&url);
+    let table = create_table(&client, "idempotency").await;
+    let store = DynamoDbStore::new(client.clone(), &table);
+    let key = IdempotencyKey::new("slack", "6a7e8feb-b491-4cf7-a9f1-bf3703467718");
+    let claim = || store.claim(&key, later(60), later(3600));
+
+    assert_eq!(claim().await.unwrap(), Claim::Acquired);
+    assert_eq!(claim().await.unwrap(), Claim::InProgress);
+    store.release(&key).await.unwrap();
+    assert_eq!(claim().await.unwrap(), Claim::Acquired);
+    store.complete(&key, later(3600)).await.unwrap();
+    assert_eq!(claim().await.unwrap(), Claim::Completed);
+    store.release(&key).await.unwrap();
+    assert_eq!(claim().await.unwrap(), Claim::Completed);
+
+    // The item has the documented shape.
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key("id", AttributeValue::S(key.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let item = item.item().unwrap();
+    assert_eq!(item["status"], AttributeValue::S("COMPLETED".into()));
+    assert!(item["expiration"].as_n().is_ok());
+    // The same event in another target is another key.
+    let other = IdempotencyKey::new("analytics", key.event_id());
+    assert_eq!(
+        store.claim(&other, later(60), later(3600)).await.unwrap(),
+        Claim::Acquired
+    );
+}
+
+#[tokio::test]
+async fn dynamodb_store_expired_lease_and_expired_record_are_claimable() {
+    let Some(url) = moto_url("dynamodb_store_expired_lease_and_expired_record_are_claimable")
+    else {
+        return;
+    };
+    let client = client(&url);
+    let store = DynamoDbStore::new(client.clone(), create_table(&client, "idempotency").await);
+    let key = IdempotencyKey::new("analytics", "e1");
+    let past = SystemTime::now() - Duration::from_secs(5);
+    assert_eq!(
+        store.claim(&key, past, later(3600)).await.unwrap(),
+        Claim::Acquired
+    );
+    // The invocation holding the lease died: its deadline passed.
+    assert_eq!(
+        store.claim(&key, later(60), later(3600)).await.unwrap(),
+        Claim::Acquired
+    );
+    // A completed record past its TTL, not yet deleted by DynamoDB, counts as absent.
+    store.complete(&key, past).await.unwrap();
+    assert_eq!(
+        store.claim(&key, later(60), later(3600)).await.unwrap(),
+        Claim::Acquired
+    );
+}
+
+#[tokio::test]
+async fn dynamodb_store_concurrent_claims_acquire_once() {
+    let Some(url) = moto_url("dynamodb_store_concurrent_claims_acquire_once") else {
+        return;
+    };
+    let client = client(&url);
+    let store = Arc::new(DynamoDbStore::new(
+        client.clone(),
+        create_table(&client, "idempotency").await,
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let key = IdempotencyKey::new("slack", "race");
+            store.claim(&key, later(60), later(3600)).await.unwrap()
+        });
+    }
+    let claims = tasks.join_all().await;
+    let n_acquired = claims.iter().filter(|c| **c == Claim::Acquired).count();
+    assert_eq!(n_acquired, 1, "{claims:?}");
+}
+
+#[tokio::test]
+async fn dynamodb_store_errors_name_the_key() {
+    let Some(url) = moto_url("dynamodb_store_errors_name_the_key") else {
+        return;
+    };
+    let store = DynamoDbStore::new(client(&url), "no-such-table");
+    let key = IdempotencyKey::new("slack", "e1");
+    let error = store.claim(&key, later(60), later(3600)).await.unwrap_err();
+    assert!(
+        targets::error_chain(&error).starts_with("could not claim idempotency key slack#e1: "),
+        "{}",
+        targets::error_chain(&error)
+    );
+}

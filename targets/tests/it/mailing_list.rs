@@ -1,0 +1,141 @@
+//! The mailing-list handler against a wiremock server standing in for Mailchimp.
+
+use serde_json::json;
+use targets::{
+    Decode, Handler, HandlerError, MailingList, MailingListConfig, NewMemberStatus, UserEvent,
+};
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{body_json, header, method, path},
+};
+
+use crate::support::*;
+
+const API_KEY: &str = "0123456789abcdef-us21";
+/// Base64 of `eventfork:0123456789abcdef-us21`.
+const BASIC_AUTH: &str = "Basic ZXZlbnRmb3JrOjAxMjM0NTY3ODlhYmNkZWYtdXMyMQ==";
+/// MD5 of `ada.lovelace@example.com` (the fixture's address, lower-cased), computed with
+/// Python's hashlib.
+const ADA_HASH: &str = "2b9150605ac374d671a306b5fcee60a0";
+
+async fn mailchimp(status: NewMemberStatus) -> (MockServer, MailingList) {
+    let server = MockServer::start().await;
+    let config =
+        MailingListConfig::with_api_base(&format!("{}/3.0", server.uri()), API_KEY, "a1b2c3d4e5")
+            .unwrap()
+            .with_status_if_new(status);
+    (server, MailingList::new(config, fast_http()))
+}
+
+fn put_ada() -> wiremock::MockBuilder {
+    Mock::given(method("PUT"))
+        .and(path(format!("/3.0/lists/a1b2c3d4e5/members/{ADA_HASH}")))
+        .and(header("authorization", BASIC_AUTH))
+}
+
+#[tokio::test]
+async fn fixture_batch_adds_the_consenting_user_and_fails_the_misrouted_login() {
+    let (server, mailing_list) = mailchimp(NewMemberStatus::Subscribed).await;
+    put_ada()
+        .and(body_json(json!({
+            "email_address": SIGNUP_EMAIL,
+            "status_if_new": "subscribed",
+            "merge_fields": { "FNAME": "Ada", "LNAME": "Lovelace" },
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "status": "subscribed" })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let report = driver(mailing_list)
+        .process(fixture_batch(), deadline())
+        .await;
+    let failed: Vec<&str> = report
+        .records()
+        .iter()
+        .filter(|(_, result)| result.is_err())
+        .map(|(message_id, _)| message_id.as_str())
+        .collect();
+    // The login is a misrouting; the replayed sign-up has no consent and is skipped.
+    assert_eq!(failed, [LOGIN_MESSAGE, MALFORMED_MESSAGE]);
+    let (_, login) = &report.records()[1];
+    assert_eq!(
+        targets::error_chain(login.as_ref().unwrap_err()),
+        "the handler failed: the mailing-list target does not handle UserLoggedIn events; \
+         check the rule that routes them to its queue"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn pending_status_for_double_opt_in() {
+    let (server, mailing_list) = mailchimp(NewMemberStatus::Pending).await;
+    Mock::given(method("PUT"))
+        .and(body_json(json!({
+            "email_address": "u9@example.com",
+            "status_if_new": "pending",
+            "merge_fields": { "FNAME": "Ada", "LNAME": "Lovelace" },
+        })))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let event = UserEvent::decode(&signed_up("e-1", "u9", true)).unwrap();
+    mailing_list.handle(&event, deadline()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_user_without_consent_is_not_sent() {
+    let (server, mailing_list) = mailchimp(NewMemberStatus::Subscribed).await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let event = UserEvent::decode(&signed_up("e-2", "u2", false)).unwrap();
+    mailing_list.handle(&event, deadline()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_400_is_permanent_and_its_message_hides_the_address() {
+    let (server, mailing_list) = mailchimp(NewMemberStatus::Subscribed).await;
+    put_ada()
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "type": "https://mailchimp.com/developer/marketing/docs/errors/",
+            "title": "Invalid Resource",
+            "status": 400,
+            "detail": "ada.lovelace@example.com looks fake or invalid, please enter a real email address.",
+            "instance": "2f5f2a2e-1b8c-4f3a-9a1e-0c3a4b5c6d7e",
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let records = fixture_batch().records;
+    let event = UserEvent::decode(records[0].body.as_deref().unwrap()).unwrap();
+    let error = mailing_list.handle(&event, deadline()).await.unwrap_err();
+    assert!(matches!(error, HandlerError::Rejected { status: 400, .. }));
+    assert_eq!(
+        error.to_string(),
+        "mailchimp rejected the request with HTTP 400: Invalid Resource: <redacted> looks \
+         fake or invalid, please enter a real email address."
+    );
+}
+
+#[tokio::test]
+async fn retries_503() {
+    let (server, mailing_list) = mailchimp(NewMemberStatus::Subscribed).await;
+    put_ada()
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    put_ada()
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let records = fixture_batch().records;
+    let event = UserEvent::decode(records[0].body.as_deref().unwrap()).unwrap();
+    mailing_list.handle(&event, deadline()).await.unwrap();
+}

@@ -1,0 +1,137 @@
+//! The Slack handler against a wiremock server standing in for an incoming webhook.
+
+use serde_json::json;
+use targets::{Decode, Handler, Slack, SlackConfig, UserEvent};
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{body_json, method, path},
+};
+
+use crate::support::*;
+
+const WEBHOOK_PATH: &str = "/services/T0001/B0002/abcdefghijklmnopqrstuvwx";
+
+async fn webhook() -> (MockServer, Slack) {
+    let server = MockServer::start().await;
+    let config = SlackConfig::new(format!("{}{WEBHOOK_PATH}", server.uri())).unwrap();
+    (server, Slack::new(config, fast_http()))
+}
+
+#[tokio::test]
+async fn fixture_batch_announces_sign_ups_only() {
+    let (server, slack) = webhook().await;
+    Mock::given(method("POST"))
+        .and(path(WEBHOOK_PATH))
+        .and(body_json(json!({
+            "text": "New sign-up: Ada Lovelace (`user-42`), Pro plan, via Google",
+            "blocks": [
+                {
+                    "type": "section",
+                    "text": { "type": "mrkdwn", "text": ":tada: *New sign-up*: Ada Lovelace (`user-42`)" },
+                    "fields": [
+                        { "type": "mrkdwn", "text": "*Plan*\nPro" },
+                        { "type": "mrkdwn", "text": "*Signed up with*\nGoogle" },
+                        { "type": "mrkdwn", "text": "*Marketing consent*\nyes" },
+                        { "type": "mrkdwn", "text": "*Signed up at*\n2026-11-27T09:00:00Z" },
+                    ],
+                },
+                { "type": "context", "elements": [
+                    { "type": "mrkdwn", "text": "event `6a7e8feb-b491-4cf7-a9f1-bf3703467718`" },
+                ] },
+            ],
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // The replayed sign-up is announced too, and says so.
+    Mock::given(method("POST"))
+        .and(path(WEBHOOK_PATH))
+        .and(body_json(json!({
+            "text": "New sign-up: `user-43`, Free plan, via email and password",
+            "blocks": [
+                {
+                    "type": "section",
+                    "text": { "type": "mrkdwn", "text": ":tada: *New sign-up*: `user-43`" },
+                    "fields": [
+                        { "type": "mrkdwn", "text": "*Plan*\nFree" },
+                        { "type": "mrkdwn", "text": "*Signed up with*\nemail and password" },
+                        { "type": "mrkdwn", "text": "*Marketing consent*\nno" },
+                        { "type": "mrkdwn", "text": "*Signed up at*\n2026-11-27T09:10:00Z" },
+                    ],
+                },
+                { "type": "context", "elements": [
+                    { "type": "mrkdwn", "text": "event `0f9e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f` · replayed by `replay-2026-11-27`" },
+                ] },
+            ],
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let response = driver(slack).run(fixture_batch(), deadline()).await;
+    assert_eq!(failures(&response), [LOGIN_MESSAGE, MALFORMED_MESSAGE]);
+    for request in server.received_requests().await.unwrap() {
+        let body = String::from_utf8(request.body).unwrap().to_lowercase();
+        assert!(!body.contains("example."), "email posted: {body}");
+    }
+}
+
+#[tokio::test]
+async fn display_names_cannot_mention_the_channel() {
+    let (server, slack) = webhook().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let body = signed_up("e-esc", "u1", false).replace("Ada Lovelace", "<!channel> & friends");
+    let event = UserEvent::decode(&body).unwrap();
+    slack.handle(&event, deadline()).await.unwrap();
+    let request = &server.received_requests().await.unwrap()[0];
+    let posted: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(
+        posted["text"],
+        "New sign-up: &lt;!channel&gt; &amp; friends (`u1`), Team plan, via GitHub"
+    );
+}
+
+#[tokio::test]
+async fn retries_429_and_fails_permanently_on_404() {
+    let (server, slack) = webhook().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("no_service"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let event = UserEvent::decode(&signed_up("e-404", "u1", true)).unwrap();
+    let error = slack.handle(&event, deadline()).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "slack rejected the request with HTTP 404: no_service"
+    );
+    assert!(!error.to_string().contains("services/T0001"));
+}
+
+#[tokio::test]
+async fn connection_errors_never_show_the_webhook_url() {
+    // Nothing listens on port 9 of the loopback address.
+    let config = SlackConfig::new("http://127.0.0.1:9/services/T0001/B0002/secret").unwrap();
+    let slack = Slack::new(config, fast_http());
+    let event = UserEvent::decode(&signed_up("e-conn", "u1", true)).unwrap();
+    let error = slack.handle(&event, deadline()).await.unwrap_err();
+    assert!(error.is_retryable());
+    let text = targets::error_chain(&error);
+    assert!(!text.contains("secret"), "{text}");
+    assert_eq!(
+        text,
+        "slack still failing after 4 attempt(s): could not connect"
+    );
+}
