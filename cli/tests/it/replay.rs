@@ -92,7 +92,8 @@ async fn replay_plans_runs_and_reports() {
     let run = replay(&moto_url, &args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.ends_with(&format!("replay {run_name}: COMPLETED\n")),
+        run.stdout
+            .ends_with(&format!("replay {run_name}: COMPLETED\n")),
         "{}",
         run.stdout
     );
