@@ -7,12 +7,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use events_schema::{Envelope, Event, Plan, Timestamp, UserLoggedIn, UserSignedUp};
 use router::{Entry, Matcher, Pattern, Publisher, RuleId, template::Template};
 use serde_json::{Value, json};
 
-use crate::publish::{moto_url, sdk_config, unique};
+use crate::moto::{moto_url, queue, rule_to_queue, sdk_config, unique};
 
 fn template() -> Template {
     let text = include_str!("../../../template.yaml");
@@ -114,47 +113,18 @@ async fn template_rules_route_the_samples_in_moto() {
         let queue_id = target
             .queue()
             .expect("the target is a queue of the template");
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(format!("{bus}-{queue_id}"))
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let queue_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-            .unwrap();
+        let (queue_url, queue_arn) = queue(&sqs, &format!("{bus}-{queue_id}")).await;
         let rule_name = format!("{bus}-{}", rule.logical_id());
-        eventbridge
-            .put_rule()
-            .name(&rule_name)
-            .event_bus_name(&bus)
-            .event_pattern(rule.pattern().to_string())
-            .send()
-            .await
-            .unwrap();
-        eventbridge
-            .put_targets()
-            .rule(&rule_name)
-            .event_bus_name(&bus)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id(target.id())
-                    .arn(queue_arn)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let pattern = rule.pattern().to_string();
+        rule_to_queue(
+            &eventbridge,
+            &bus,
+            &rule_name,
+            &pattern,
+            target.id(),
+            &queue_arn,
+        )
+        .await;
         queue_of_rule.insert(rule.logical_id().to_owned(), queue_url);
     }
     assert_eq!(queue_of_rule.len(), 3, "one rule per target");

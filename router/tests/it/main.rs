@@ -5,6 +5,8 @@ mod deploy;
 #[cfg(feature = "local")]
 mod local;
 #[cfg(feature = "aws")]
+mod moto;
+#[cfg(feature = "aws")]
 mod publish;
 #[cfg(feature = "aws")]
 mod replay;

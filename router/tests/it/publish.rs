@@ -6,58 +6,16 @@
 
 use std::{
     collections::HashMap,
-    sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_eventbridge::config::Credentials;
+use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
 use events_schema::{Envelope, Event, Plan, SignupMethod, Timestamp, UserLoggedIn, UserSignedUp};
 use router::{Entry, PublishError, Publisher};
 use serde_json::{Value, json};
 
-/// The moto URL, or `None` after a loud skip message.
-pub(crate) fn moto_url(test: &str) -> Option<String> {
-    match std::env::var("EVENTFORK_MOTO_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("EVENTFORK_REQUIRE_EXTERNAL").is_some() => panic!(
-            "{test}: EVENTFORK_REQUIRE_EXTERNAL is set but EVENTFORK_MOTO_URL is not; \
-             run scripts/test, which starts moto"
-        ),
-        _ => {
-            eprintln!("SKIPPED: {test} needs a moto server: set EVENTFORK_MOTO_URL");
-            None
-        }
-    }
-}
-
-/// An SDK config that reaches moto with test credentials, as `AWS_ENDPOINT_URL` would.
-pub(crate) async fn sdk_config(moto_url: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(moto_url)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "eventfork-tests",
-        ))
-        .load()
-        .await
-}
-
-/// A resource name no other test (or test run) against the same moto uses.
-pub(crate) fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("ef-{prefix}-{}-{nanos}-{n}", std::process::id())
-}
+use crate::moto::{moto_url, queue, sdk_config, unique};
 
 struct Fixture {
     sdk_config: SdkConfig,
@@ -106,24 +64,7 @@ async fn fan_out(moto_url: &str, test: &str) -> Fixture {
     let mut queues = HashMap::new();
     for (target, pattern) in routes {
         let queue_name = format!("{bus}-{target}");
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(&queue_name)
-            .send()
-            .await
-            .expect("create the queue")
-            .queue_url
-            .expect("a queue URL");
-        let queue_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("get the queue ARN")
-            .attributes
-            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-            .expect("a queue ARN");
+        let (queue_url, queue_arn) = queue(&sqs, &queue_name).await;
         let rule_arn = eventbridge
             .put_rule()
             .name(&queue_name)

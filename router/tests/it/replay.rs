@@ -3,7 +3,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use events_schema::UserSignedUp;
 use router::{
     Entry, Publisher,
@@ -11,7 +10,7 @@ use router::{
 };
 use serde_json::{Value, json};
 
-use crate::publish::{moto_url, sdk_config, unique};
+use crate::moto::{moto_url, queue, rule_to_queue, sdk_config, unique};
 
 #[tokio::test]
 async fn replayed_events_reach_the_rules_again_with_their_replay_name() {
@@ -39,47 +38,10 @@ async fn replayed_events_reach_the_rules_again_with_their_replay_name() {
         .send()
         .await
         .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("{bus}-q"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .unwrap();
+    let (queue_url, queue_arn) = queue(&sqs, &format!("{bus}-q")).await;
     let rule = format!("{bus}-signups");
-    eventbridge
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(&bus)
-        .event_pattern(json!({"detail-type": ["UserSignedUp"]}).to_string())
-        .send()
-        .await
-        .unwrap();
-    eventbridge
-        .put_targets()
-        .rule(&rule)
-        .event_bus_name(&bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("q")
-                .arn(queue_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let pattern = json!({"detail-type": ["UserSignedUp"]}).to_string();
+    rule_to_queue(&eventbridge, &bus, &rule, &pattern, "q", &queue_arn).await;
 
     let start = SystemTime::now() - Duration::from_secs(60);
     let publisher = Publisher::new(&sdk_config, &bus);
