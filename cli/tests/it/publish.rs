@@ -15,19 +15,7 @@ use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 
-fn moto_url(test: &str) -> Option<String> {
-    match std::env::var("EVENTFORK_MOTO_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("EVENTFORK_REQUIRE_EXTERNAL").is_some() => panic!(
-            "{test}: EVENTFORK_REQUIRE_EXTERNAL is set but EVENTFORK_MOTO_URL is not; \
-             run scripts/test, which starts moto"
-        ),
-        _ => {
-            eprintln!("SKIPPED: {test} needs a moto server: set EVENTFORK_MOTO_URL");
-            None
-        }
-    }
-}
+use crate::support::external;
 
 fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -214,7 +202,10 @@ fn stderr(output: &Output) -> String {
 
 #[tokio::test]
 async fn a_25_line_file_is_published_in_three_requests() {
-    let Some(moto_url) = moto_url("publish::a_25_line_file_is_published_in_three_requests") else {
+    let Some(moto_url) = external(
+        "EVENTFORK_MOTO_URL",
+        "publish::a_25_line_file_is_published_in_three_requests",
+    ) else {
         return;
     };
     let (bus, sqs, queue_url) = bus_with_queue(&moto_url, "25").await;
@@ -248,9 +239,10 @@ async fn a_25_line_file_is_published_in_three_requests() {
 
 #[tokio::test]
 async fn an_oversize_line_and_an_unknown_detail_type_fail_alone() {
-    let Some(moto_url) =
-        moto_url("publish::an_oversize_line_and_an_unknown_detail_type_fail_alone")
-    else {
+    let Some(moto_url) = external(
+        "EVENTFORK_MOTO_URL",
+        "publish::an_oversize_line_and_an_unknown_detail_type_fail_alone",
+    ) else {
         return;
     };
     let (bus, sqs, queue_url) = bus_with_queue(&moto_url, "bad").await;
@@ -312,7 +304,10 @@ async fn an_oversize_line_and_an_unknown_detail_type_fail_alone() {
 
 #[test]
 fn a_missing_bus_fails_before_anything_is_sent() {
-    let Some(moto_url) = moto_url("publish::a_missing_bus_fails_before_anything_is_sent") else {
+    let Some(moto_url) = external(
+        "EVENTFORK_MOTO_URL",
+        "publish::a_missing_bus_fails_before_anything_is_sent",
+    ) else {
         return;
     };
     let bus = unique("missing");
