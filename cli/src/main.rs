@@ -42,7 +42,7 @@ enum Command {
     /// Test EventBridge event patterns offline and show how they compile.
     #[command(subcommand)]
     Pattern(pattern::Command),
-    /// Work with rule sets: match events against many rules at once.
+    /// Match events against rule sets; render, check and lint the rules of template.yaml.
     #[command(subcommand)]
     Rules(rules::Command),
     // The help text is the doc comment of `publish::Args`.

@@ -10,7 +10,7 @@ use router::replay::{ReplayRequest, Replayer, parse_time};
 
 use crate::Outcome;
 
-/// Replay archived events from an EventBridge archive back onto its bus.
+/// Replay archived events from an EventBridge archive back onto its bus
 ///
 /// Events whose time lies in [--from, --to) are re-sent to the archive's own bus (EventBridge
 /// replays to no other), to every rule or only to the --rule ones. Replayed events carry
