@@ -207,6 +207,18 @@ pub struct ReplayStatus {
 }
 
 impl ReplayStatus {
+    fn new(
+        state: Option<&ReplayState>,
+        reason: Option<&str>,
+        last_replayed: Option<&DateTime>,
+    ) -> ReplayStatus {
+        ReplayStatus {
+            state: state.map_or("STARTING", ReplayState::as_str).to_owned(),
+            reason: reason.map(str::to_owned),
+            last_replayed: last_replayed.and_then(|t| SystemTime::try_from(*t).ok()),
+        }
+    }
+
     /// `STARTING`, `RUNNING`, `CANCELLING`, `COMPLETED`, `CANCELLED` or `FAILED`.
     pub fn state(&self) -> &str {
         &self.state
@@ -337,14 +349,11 @@ impl Replayer {
             .send()
             .await
             .map_err(|e| aws_error("StartReplay", e))?;
-        Ok(ReplayStatus {
-            state: output
-                .state()
-                .map_or("STARTING", ReplayState::as_str)
-                .to_owned(),
-            reason: output.state_reason().map(str::to_owned),
-            last_replayed: None,
-        })
+        Ok(ReplayStatus::new(
+            output.state(),
+            output.state_reason(),
+            None,
+        ))
     }
 
     /// The replay's current status.
@@ -356,16 +365,11 @@ impl Replayer {
             .send()
             .await
             .map_err(|e| aws_error("DescribeReplay", e))?;
-        Ok(ReplayStatus {
-            state: output
-                .state()
-                .map_or("STARTING", ReplayState::as_str)
-                .to_owned(),
-            reason: output.state_reason().map(str::to_owned),
-            last_replayed: output
-                .event_last_replayed_time()
-                .and_then(|t| SystemTime::try_from(*t).ok()),
-        })
+        Ok(ReplayStatus::new(
+            output.state(),
+            output.state_reason(),
+            output.event_last_replayed_time(),
+        ))
     }
 
     /// Polls every `poll` until the replay ends or `timeout` passes.
