@@ -172,6 +172,13 @@ async fn consumers(bus: &LocalBus, data: &Path, sink: &Sink) -> Result<Consumers
 
 async fn up(args: &BusArgs, addr: SocketAddr, record_only: bool) -> Result<Outcome> {
     let bus = args.open()?;
+    if bus.topology().rules().is_empty() {
+        eprintln!(
+            "eventfork: {} has no AWS::Events::Rule with an EventPattern: events are archived \
+             and reach no target",
+            args.template.display()
+        );
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
