@@ -116,7 +116,13 @@ pub(crate) fn moto_url(test: &str) -> Option<String> {
             panic!("{test}: EVENTFORK_MOTO_URL is not set but EVENTFORK_REQUIRE_EXTERNAL is")
         }
         _ => {
-            eprintln!("SKIPPED: {test} needs moto; set EVENTFORK_MOTO_URL");
+            // Written to the real stderr, past the test harness's capture, so that a
+            // bare `cargo test` shows it.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: {test} needs moto; set EVENTFORK_MOTO_URL"
+            );
             None
         }
     }
