@@ -289,7 +289,7 @@ impl RuleBuilder {
                 detail_type: T::DETAIL_TYPE,
             });
         }
-        if !schema_has_field(&event_type.detail_schema(), field) {
+        if field_schema(&event_type.detail_schema(), field.split('.')).is_none() {
             self.errors.push(CatalogError::UnknownField {
                 rule: self.name.clone(),
                 detail_type: T::DETAIL_TYPE,
@@ -391,17 +391,18 @@ fn insert_path(object: &mut Map<String, Value>, path: &[String], leaf: Value) {
     }
 }
 
-/// Whether the dotted `field` is a property path of a detail schema (following `$ref`s).
-pub(crate) fn schema_has_field(schema: &Value, field: &str) -> bool {
-    let mut current = schema;
-    for segment in field.split('.') {
-        let resolved = resolve_schema(schema, current);
-        match resolved.get("properties").and_then(|p| p.get(segment)) {
-            Some(next) => current = next,
-            None => return false,
-        }
+/// The schema of the property at `path` in the detail schema `root` (following `$ref`s),
+/// resolved; `root` itself for an empty path.
+pub(crate) fn field_schema<'a, 'p>(
+    root: &'a Value,
+    path: impl IntoIterator<Item = &'p str>,
+) -> Option<&'a Value> {
+    let mut schema = resolve_schema(root, root);
+    for segment in path {
+        let next = schema.get("properties")?.get(segment)?;
+        schema = resolve_schema(root, next);
     }
-    true
+    Some(schema)
 }
 
 /// Follows `$ref` (and a one-element `allOf`) to the schema it names.

@@ -13,7 +13,7 @@ use events_schema::EventType;
 use serde_json::{Map, Value};
 
 use crate::{
-    catalog::{self, Replays, resolve_schema},
+    catalog::{self, Replays, field_schema, resolve_schema},
     template::Template,
 };
 
@@ -771,27 +771,12 @@ fn string_may_match(conditions: &[Value], value: &str) -> bool {
 }
 
 fn field_type(root: &Value, path: &[String]) -> Option<FieldType> {
-    let mut schema = root;
-    for segment in path {
-        let resolved = resolve_schema(root, schema);
-        schema = resolved.get("properties")?.get(segment.as_str())?;
-    }
-    Some(classify(root, resolve_schema(root, schema)))
+    field_schema(root, path.iter().map(String::as_str)).map(|schema| classify(root, schema))
 }
 
 fn field_names(root: &Value, parent: &[String]) -> Vec<String> {
-    let mut schema = resolve_schema(root, root);
-    for segment in parent {
-        match schema
-            .get("properties")
-            .and_then(|p| p.get(segment.as_str()))
-        {
-            Some(next) => schema = resolve_schema(root, next),
-            None => return Vec::new(),
-        }
-    }
-    schema
-        .get("properties")
+    field_schema(root, parent.iter().map(String::as_str))
+        .and_then(|schema| schema.get("properties"))
         .and_then(Value::as_object)
         .map(|p| p.keys().cloned().collect())
         .unwrap_or_default()
