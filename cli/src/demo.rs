@@ -129,23 +129,7 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
     let bus = LocalBus::open(&template, &data.join("store"), config)
         .with_context(|| format!("cannot open the local bus in {}", data.display()))?;
     let sink = Sink::start(Some(data.join("sink"))).await?;
-    let timeouts: BTreeMap<String, Duration> = bus
-        .topology()
-        .targets()
-        .iter()
-        .map(|t| {
-            (
-                t.name().to_owned(),
-                Duration::from_secs(t.timeout_seconds().into()),
-            )
-        })
-        .collect();
-    let timeout = timeouts
-        .values()
-        .copied()
-        .max()
-        .unwrap_or(Duration::from_secs(10));
-    let (consumers, _) = handlers::consumers(None, sink.url(), bus.idempotency(), timeout).await?;
+    let (consumers, _) = handlers::consumers(None, sink.url(), &bus).await?;
     let runner = bus.start(consumers).context("cannot start the consumers")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use router::local::{self, BoxFuture, Consumer, Consumers, Idempotency};
+use router::local::{self, BoxFuture, Consumer, Consumers, Idempotency, LocalBus};
 use targets::{
     Analytics, AnalyticsConfig, BatchDriver, BatchOptions, Claim, Deadline, Env, Handler,
     HttpClient, IdempotencyKey, IdempotencyStore, MailingList, MailingListConfig, Slack,
@@ -82,6 +82,21 @@ struct TargetConsumer<H> {
     timeout: Duration,
 }
 
+impl<H: Handler> TargetConsumer<H> {
+    fn new(
+        handler: H,
+        store: Arc<dyn IdempotencyStore>,
+        options: &BatchOptions,
+        timeout_of: impl Fn(&str) -> Duration,
+    ) -> TargetConsumer<H> {
+        let timeout = timeout_of(handler.target());
+        TargetConsumer {
+            driver: BatchDriver::with_options(handler, store, options.clone()),
+            timeout,
+        }
+    }
+}
+
 impl<H: Handler> Consumer for TargetConsumer<H> {
     fn consume(&self, batch: SqsEvent) -> BoxFuture<'_, SqsBatchResponse> {
         Box::pin(self.driver.run(batch, Deadline::after(self.timeout)))
@@ -103,9 +118,19 @@ pub(crate) struct Endpoints {
 pub(crate) async fn consumers(
     env: Option<&Env>,
     sink_url: &str,
-    idempotency: Idempotency,
-    timeout: Duration,
+    bus: &LocalBus,
 ) -> Result<(Consumers, Endpoints)> {
+    // Each batch gets its function's timeout from the template, as on Lambda.
+    let timeout_of = |target: &str| {
+        bus.topology()
+            .targets()
+            .iter()
+            .find(|t| t.name() == target)
+            .map_or(Duration::from_secs(3), |t| {
+                Duration::from_secs(t.timeout_seconds().into())
+            })
+    };
+    let idempotency = bus.idempotency();
     let http = HttpClient::new().context("cannot build the HTTP client")?;
     let store: Arc<dyn IdempotencyStore> = Arc::new(LocalIdempotency(idempotency));
     let options = BatchOptions::default();
@@ -144,35 +169,21 @@ pub(crate) async fn consumers(
             format!("{sink_url}/slack/…")
         },
     };
+    let analytics = Analytics::new(analytics, http.clone());
+    let mailing_list = MailingList::new(mailing_list, http.clone());
+    let slack = Slack::new(slack, http);
     let consumers = Consumers::default()
         .with(
             "analytics",
-            TargetConsumer {
-                driver: BatchDriver::with_options(
-                    Analytics::new(analytics, http.clone()),
-                    store.clone(),
-                    options.clone(),
-                ),
-                timeout,
-            },
+            TargetConsumer::new(analytics, store.clone(), &options, timeout_of),
         )
         .with(
             "mailing-list",
-            TargetConsumer {
-                driver: BatchDriver::with_options(
-                    MailingList::new(mailing_list, http.clone()),
-                    store.clone(),
-                    options.clone(),
-                ),
-                timeout,
-            },
+            TargetConsumer::new(mailing_list, store.clone(), &options, timeout_of),
         )
         .with(
             "slack",
-            TargetConsumer {
-                driver: BatchDriver::with_options(Slack::new(slack, http), store, options),
-                timeout,
-            },
+            TargetConsumer::new(slack, store, &options, timeout_of),
         );
     Ok((consumers, endpoints))
 }

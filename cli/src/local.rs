@@ -4,7 +4,6 @@ use std::{
     io::{self, Write},
     net::SocketAddr,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
 use anyhow::{Context, Result};
@@ -152,16 +151,8 @@ fn recorders(bus: &LocalBus, data: &Path) -> Result<Consumers> {
 /// endpoint variable is unset posts to the recording sink, which appends each API call to
 /// `<data>/sink/<service>.jsonl`.
 async fn consumers(bus: &LocalBus, data: &Path, sink: &Sink) -> Result<Consumers> {
-    let timeout = bus
-        .topology()
-        .targets()
-        .iter()
-        .map(|t| Duration::from_secs(t.timeout_seconds().into()))
-        .max()
-        .unwrap_or(Duration::from_secs(10));
     let env = targets::Env::from_process();
-    let (consumers, endpoints) =
-        handlers::consumers(Some(&env), sink.url(), bus.idempotency(), timeout).await?;
+    let (consumers, endpoints) = handlers::consumers(Some(&env), sink.url(), bus).await?;
     let mut out = io::stdout().lock();
     writeln!(out, "analytics posts to {}", endpoints.analytics)?;
     writeln!(out, "mailing-list posts to {}", endpoints.mailing_list)?;
