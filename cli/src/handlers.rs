@@ -46,9 +46,11 @@ impl IdempotencyStore for LocalIdempotency {
                 .await
                 .map_err(|e| store_error("claim", key, e))?;
             Ok(match claim {
+                local::Claim::Claimed => Claim::Acquired,
                 local::Claim::AlreadyCompleted => Claim::Completed,
-                local::Claim::InProgress => Claim::InProgress,
-                _ => Claim::Acquired,
+                // In progress, or an answer this glue does not know yet: not ours to act
+                // on, so the record comes back later rather than running twice.
+                _ => Claim::InProgress,
             })
         })
     }
