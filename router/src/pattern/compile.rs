@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use super::check::{self, Op, ValueId};
 use super::flatten::{FxMap, Value};
 use super::number::{Number, NumberKey};
 use super::parse::{
@@ -241,39 +242,90 @@ impl Test {
         })
     }
 
+    /// What an event leaf must have worked out before this test can run on it.
+    pub(crate) fn needs(&self) -> Needs {
+        match self {
+            Test::String(_) | Test::Number(_) | Test::Bool(_) | Test::Null => Needs::VALUE,
+            Test::Ip(_) | Test::Cidr(_) => Needs::IP,
+            Test::PrefixIgnoreCase(_) | Test::SuffixIgnoreCase(_) | Test::EqualsIgnoreCase(_) => {
+                Needs::FOLD
+            }
+            Test::AnythingBut(AnythingButTest::IgnoreCase(_)) => Needs::FOLD,
+            _ => Needs::NONE,
+        }
+    }
+
+    /// Whether the leaf passes. (Check programs compare exact values and folds by their
+    /// interned ids; those arms serve everything else.)
     #[inline]
-    pub(crate) fn matches(&self, value: Value<'_>) -> bool {
-        match (self, value) {
+    pub(crate) fn matches(&self, leaf: &Probe<'_>) -> bool {
+        match (self, leaf.value) {
             (Test::String(s), Value::String(v)) => **s == *v,
-            (Test::Ip(ip), Value::String(v)) => {
-                std::str::from_utf8(v).ok().and_then(text::parse_ip) == Some(*ip)
+            (Test::Number(k), Value::Number { text, exact }) => {
+                *k == NumberKey::of(std::str::from_utf8(text).expect("ASCII"), exact)
             }
-            (Test::Number(key), Value::Number { text, exact }) => {
-                let text = std::str::from_utf8(text).expect("number text is ASCII");
-                *key == NumberKey::of(text, exact)
-            }
+            (Test::Ip(ip), Value::String(_)) => leaf.ip == Some(*ip),
             (Test::Bool(b), Value::Bool(v)) => *b == v,
             (Test::Null, Value::Null) => true,
             (Test::Prefix(p), Value::String(v)) => v.starts_with(p),
             (Test::Suffix(p), Value::String(v)) => v.ends_with(p),
-            (Test::PrefixIgnoreCase(p), Value::String(v)) => fold_bytes(v).starts_with(p.as_str()),
-            (Test::SuffixIgnoreCase(p), Value::String(v)) => fold_bytes(v).ends_with(p.as_str()),
-            (Test::EqualsIgnoreCase(p), Value::String(v)) => fold_bytes(v) == *p,
+            (Test::PrefixIgnoreCase(p), Value::String(_)) => {
+                leaf.folded.is_some_and(|f| f.starts_with(p.as_str()))
+            }
+            (Test::SuffixIgnoreCase(p), Value::String(_)) => {
+                leaf.folded.is_some_and(|f| f.ends_with(p.as_str()))
+            }
+            (Test::EqualsIgnoreCase(p), Value::String(_)) => leaf.folded == Some(p.as_str()),
             (Test::Wildcard(glob), Value::String(v)) => glob.is_match(v),
-            (Test::AnythingBut(a), value) => !a.excludes(value),
+            (Test::AnythingBut(a), _) => !a.excludes(leaf),
             (Test::Numeric(n), Value::Number { exact: Some(x), .. }) => n.contains(x),
             (Test::Exists, _) => true,
-            (Test::Cidr(range), Value::String(v)) => std::str::from_utf8(v)
-                .ok()
-                .and_then(text::parse_ip)
-                .is_some_and(|ip| range.contains(ip)),
+            (Test::Cidr(range), Value::String(_)) => leaf.ip.is_some_and(|ip| range.contains(ip)),
             _ => false,
         }
     }
 }
 
-fn fold_bytes(v: &[u8]) -> String {
-    text::fold(std::str::from_utf8(v).expect("event strings are UTF-8"))
+/// What the matcher works out once per event leaf for the tests of its path, so that no
+/// test hashes, folds or parses a value again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Needs(u8);
+
+impl Needs {
+    pub(crate) const NONE: Needs = Needs(0);
+    /// The interned value id, and the value hash when there are composite anchors.
+    pub(crate) const VALUE: Needs = Needs(1);
+    /// The case fold of a string.
+    pub(crate) const FOLD: Needs = Needs(2);
+    /// The IP address a string spells.
+    pub(crate) const IP: Needs = Needs(4);
+
+    pub(crate) fn contains(self, other: Needs) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for Needs {
+    type Output = Needs;
+
+    fn bitor(self, other: Needs) -> Needs {
+        Needs(self.0 | other.0)
+    }
+}
+
+impl std::ops::BitOrAssign for Needs {
+    fn bitor_assign(&mut self, other: Needs) {
+        self.0 |= other.0;
+    }
+}
+
+/// An event leaf as the tests see it: the value, and what its path [`Needs`] (no fold and
+/// no IP when the path does not need them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe<'a> {
+    pub(crate) value: Value<'a>,
+    pub(crate) folded: Option<&'a str>,
+    pub(crate) ip: Option<Ip>,
 }
 
 fn compile_anything_but(a: &AnythingBut) -> AnythingButTest {
@@ -303,8 +355,8 @@ fn compile_anything_but(a: &AnythingBut) -> AnythingButTest {
 impl AnythingButTest {
     /// Whether the value is one of the excluded ones. Types are strict: only strings are
     /// excluded by string forms and only numbers by numbers (corpus §4.5).
-    fn excludes(&self, value: Value<'_>) -> bool {
-        match (self, value) {
+    fn excludes(&self, leaf: &Probe<'_>) -> bool {
+        match (self, leaf.value) {
             (AnythingButTest::Strings(list), Value::String(v)) => list.iter().any(|s| **s == *v),
             (AnythingButTest::Numbers(list), Value::Number { text, exact }) => {
                 let key = NumberKey::of(std::str::from_utf8(text).expect("ASCII"), exact);
@@ -316,7 +368,9 @@ impl AnythingButTest {
             (AnythingButTest::Suffixes(list), Value::String(v)) => {
                 list.iter().any(|p| v.ends_with(p))
             }
-            (AnythingButTest::IgnoreCase(list), Value::String(v)) => list.contains(&fold_bytes(v)),
+            (AnythingButTest::IgnoreCase(list), Value::String(_)) => {
+                leaf.folded.is_some_and(|f| list.iter().any(|s| s == f))
+            }
             (AnythingButTest::Wildcards(list), Value::String(v)) => {
                 list.iter().any(|g| g.is_match(v))
             }
@@ -418,10 +472,6 @@ struct TrieNode {
 }
 
 impl Trie {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -658,13 +708,13 @@ impl NumericIndex {
 /// The value index of one field path: anchor tests by key, each entry a sub-rule id.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FieldIndex {
+    /// Exact values (strings, numbers, `true`/`false`/`null`) by interned id.
+    pub(crate) values: FxMap<ValueId, Vec<u32>>,
+    /// `equals-ignore-case` by the interned id of the fold.
+    pub(crate) folds: FxMap<ValueId, Vec<u32>>,
+    /// Wildcards without a star: exact strings that are not interned.
     pub(crate) strings: FxMap<Box<[u8]>, Vec<u32>>,
     pub(crate) ips: FxMap<Ip, Vec<u32>>,
-    pub(crate) numbers: FxMap<NumberKey, Vec<u32>>,
-    pub(crate) trues: Vec<u32>,
-    pub(crate) falses: Vec<u32>,
-    pub(crate) nulls: Vec<u32>,
-    pub(crate) ignore_case: FxMap<String, Vec<u32>>,
     pub(crate) prefixes: Trie,
     pub(crate) prefixes_ignore_case: Trie,
     pub(crate) suffixes: Trie,
@@ -691,18 +741,25 @@ fn remove_from_map<K: std::hash::Hash + Eq>(map: &mut FxMap<K, Vec<u32>>, key: &
 }
 
 impl FieldIndex {
-    pub(crate) fn insert(&mut self, test: &Test, entry: u32) {
+    /// Enters `entry` under `test`; `interned` is the test's op in a check program, which
+    /// carries the interned id of an exact value or fold.
+    pub(crate) fn insert(&mut self, test: &Test, interned: Op, entry: u32) {
+        match interned {
+            Op::Value(id) => return self.values.entry(id).or_default().push(entry),
+            Op::Fold(id) => return self.folds.entry(id).or_default().push(entry),
+            _ => {}
+        }
         if let Test::Numeric(n) = test {
             return self.numeric.insert(n, entry);
         }
         match &IndexKey::of(test) {
             IndexKey::String(s) => self.strings.entry(s.clone()).or_default().push(entry),
             IndexKey::Ip(ip) => self.ips.entry(*ip).or_default().push(entry),
-            IndexKey::Number(n) => self.numbers.entry(n.clone()).or_default().push(entry),
-            IndexKey::Bool(true) => self.trues.push(entry),
-            IndexKey::Bool(false) => self.falses.push(entry),
-            IndexKey::Null => self.nulls.push(entry),
-            IndexKey::IgnoreCase(s) => self.ignore_case.entry(s.clone()).or_default().push(entry),
+            // Exact values and folds are interned and entered above; were one not, taking
+            // it on every leaf would still be correct.
+            IndexKey::Number(_) | IndexKey::Bool(_) | IndexKey::Null | IndexKey::IgnoreCase(_) => {
+                self.any_value.push(entry)
+            }
             IndexKey::Prefix(p) => self.prefixes.insert(p.iter().copied(), entry),
             IndexKey::PrefixIgnoreCase(p) => self.prefixes_ignore_case.insert(p.bytes(), entry),
             IndexKey::Suffix(p) => self.suffixes.insert(p.iter().rev().copied(), entry),
@@ -718,18 +775,21 @@ impl FieldIndex {
         }
     }
 
-    pub(crate) fn remove(&mut self, test: &Test, entry: u32) {
+    pub(crate) fn remove(&mut self, test: &Test, interned: Op, entry: u32) {
+        match interned {
+            Op::Value(id) => return remove_from_map(&mut self.values, &id, entry),
+            Op::Fold(id) => return remove_from_map(&mut self.folds, &id, entry),
+            _ => {}
+        }
         if let Test::Numeric(n) = test {
             return self.numeric.remove(n, entry);
         }
         match &IndexKey::of(test) {
             IndexKey::String(s) => remove_from_map(&mut self.strings, s, entry),
             IndexKey::Ip(ip) => remove_from_map(&mut self.ips, ip, entry),
-            IndexKey::Number(n) => remove_from_map(&mut self.numbers, n, entry),
-            IndexKey::Bool(true) => remove_from(&mut self.trues, entry),
-            IndexKey::Bool(false) => remove_from(&mut self.falses, entry),
-            IndexKey::Null => remove_from(&mut self.nulls, entry),
-            IndexKey::IgnoreCase(s) => remove_from_map(&mut self.ignore_case, s, entry),
+            IndexKey::Number(_) | IndexKey::Bool(_) | IndexKey::Null | IndexKey::IgnoreCase(_) => {
+                remove_from(&mut self.any_value, entry)
+            }
             IndexKey::Prefix(p) => self.prefixes.remove(p.iter().copied(), entry),
             IndexKey::PrefixIgnoreCase(p) => self.prefixes_ignore_case.remove(p.bytes(), entry),
             IndexKey::Suffix(p) => self.suffixes.remove(p.iter().rev().copied(), entry),
@@ -745,63 +805,51 @@ impl FieldIndex {
         }
     }
 
-    /// Calls `found` with every sub-rule whose anchor this value may satisfy.
+    /// Calls `found` with every sub-rule whose anchor this leaf may satisfy; `value` and
+    /// `fold` are the leaf's interned ids.
     #[inline]
     pub(crate) fn candidates(
         &self,
-        value: Value<'_>,
-        fold_buf: &mut String,
+        leaf: &Probe<'_>,
+        value: ValueId,
+        fold: ValueId,
         found: &mut impl FnMut(u32),
     ) {
         let mut all = |list: &[u32]| list.iter().for_each(|&e| found(e));
         all(&self.any_value);
-        match value {
+        if value != check::NONE
+            && let Some(list) = self.values.get(&value)
+        {
+            all(list);
+        }
+        match leaf.value {
             Value::String(s) => {
-                if let Some(list) = self.strings.get(s) {
+                if !self.strings.is_empty()
+                    && let Some(list) = self.strings.get(s)
+                {
                     all(list);
                 }
                 all(&self.any_string);
-                if (!self.ips.is_empty() || !self.any_ip.is_empty())
-                    && let Some(ip) = std::str::from_utf8(s).ok().and_then(text::parse_ip)
-                {
+                if let Some(ip) = leaf.ip {
                     if let Some(list) = self.ips.get(&ip) {
                         all(list);
                     }
                     all(&self.any_ip);
                 }
-                if !self.ignore_case.is_empty()
-                    || !self.prefixes_ignore_case.is_empty()
-                    || !self.suffixes_ignore_case.is_empty()
-                {
-                    fold_buf.clear();
-                    text::fold_into(
-                        std::str::from_utf8(s).expect("event strings are UTF-8"),
-                        fold_buf,
-                    );
-                    if let Some(list) = self.ignore_case.get(fold_buf.as_str()) {
+                if let Some(folded) = leaf.folded {
+                    if fold != check::NONE
+                        && let Some(list) = self.folds.get(&fold)
+                    {
                         all(list);
                     }
-                    self.prefixes_ignore_case.walk(fold_buf.bytes(), found);
-                    self.suffixes_ignore_case
-                        .walk(fold_buf.bytes().rev(), found);
+                    self.prefixes_ignore_case.walk(folded.bytes(), found);
+                    self.suffixes_ignore_case.walk(folded.bytes().rev(), found);
                 }
                 self.prefixes.walk(s.iter().copied(), found);
                 self.suffixes.walk(s.iter().rev().copied(), found);
             }
-            Value::Number { text, exact } => {
-                if !self.numbers.is_empty() {
-                    let key = NumberKey::of(std::str::from_utf8(text).expect("ASCII"), exact);
-                    if let Some(list) = self.numbers.get(&key) {
-                        all(list);
-                    }
-                }
-                if let Some(x) = exact {
-                    self.numeric.candidates(x, found);
-                }
-            }
-            Value::Bool(true) => all(&self.trues),
-            Value::Bool(false) => all(&self.falses),
-            Value::Null => all(&self.nulls),
+            Value::Number { exact: Some(x), .. } => self.numeric.candidates(x, found),
+            _ => {}
         }
     }
 
@@ -812,15 +860,14 @@ impl FieldIndex {
                 parts.push(format!("{n} {what}"));
             }
         };
-        add(self.strings.values().map(Vec::len).sum(), "exact string");
-        add(self.ips.values().map(Vec::len).sum(), "IP address");
-        add(self.numbers.values().map(Vec::len).sum(), "exact number");
         add(
-            self.trues.len() + self.falses.len() + self.nulls.len(),
-            "true/false/null",
+            self.values.values().map(Vec::len).sum::<usize>()
+                + self.strings.values().map(Vec::len).sum::<usize>(),
+            "exact value",
         );
+        add(self.ips.values().map(Vec::len).sum(), "IP address");
         add(
-            self.ignore_case.values().map(Vec::len).sum(),
+            self.folds.values().map(Vec::len).sum(),
             "equals-ignore-case",
         );
         add(self.prefixes.len(), "prefix");
@@ -888,11 +935,27 @@ pub(crate) mod composite {
     /// Combines the value hashes of the parts, in path order.
     #[inline]
     pub(crate) fn combine(hashes: impl IntoIterator<Item = u64>) -> u64 {
-        let mut hasher = FxHasher::default();
+        let mut combiner = Combiner::default();
         for h in hashes {
-            hasher.write_u64(h);
+            combiner.add(h);
         }
-        hasher.finish()
+        combiner.finish()
+    }
+
+    /// [`combine`], one part at a time.
+    #[derive(Default)]
+    pub(crate) struct Combiner(FxHasher);
+
+    impl Combiner {
+        #[inline]
+        pub(crate) fn add(&mut self, hash: u64) {
+            self.0.write_u64(hash);
+        }
+
+        #[inline]
+        pub(crate) fn finish(&self) -> u64 {
+            self.0.finish()
+        }
     }
 
     /// A possible composite anchor of a sub-rule: which constraints, their paths (sorted)
@@ -902,6 +965,8 @@ pub(crate) mod composite {
         pub(crate) constraints: Vec<usize>,
         pub(crate) paths: Vec<u32>,
         pub(crate) keys: Vec<u64>,
+        /// Per key, the value hash of each part, in path order.
+        pub(crate) parts: Vec<Vec<u64>>,
     }
 
     /// Every pair and triple of exact constraints of a sub-rule, with their keys.
@@ -958,7 +1023,11 @@ pub(crate) mod composite {
             out.push(CompositeOption {
                 constraints: chosen.iter().map(|p| p.0).collect(),
                 paths: chosen.iter().map(|p| p.1).collect(),
-                keys: keys.into_iter().map(combine).collect(),
+                keys: keys
+                    .iter()
+                    .map(|parts| combine(parts.iter().copied()))
+                    .collect(),
+                parts: keys,
             });
         }
         out

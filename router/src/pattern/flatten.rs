@@ -153,6 +153,14 @@ pub(crate) struct Leaf {
     ctx_len: u32,
 }
 
+impl Leaf {
+    /// Whether the leaf sits inside an array.
+    #[inline]
+    pub(crate) fn in_array(&self) -> bool {
+        self.ctx_len != 0
+    }
+}
+
 /// A leaf value, borrowed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Value<'a> {

@@ -1,18 +1,28 @@
 //! The compiled [`Matcher`]: many rules, one pass per event.
 //!
 //! Each event is flattened once ([`flatten`](super::flatten)), keeping only the leaves of
-//! paths some rule names. Each leaf is looked up in its path's value index, which yields the
-//! sub-rules whose anchor it may satisfy; only those candidates (plus the rare sub-rules made
-//! only of `exists: false`) are then checked in full, array consistency included. The cost
+//! paths some rule names. Each leaf is then worked out once, as far as the tests of its
+//! path need: its interned value id (one lookup in the [`Dictionary`] all rules share), its
+//! case fold and its IP address. The leaf is looked up in its path's value index, and its
+//! value in the composite anchors it leads, which yields the sub-rules whose anchor it may
+//! satisfy; only those candidates (plus the rare sub-rules made only of `exists: false`)
+//! are checked, each by its check program ([`check`](super::check)): exact values and
+//! folds compare as integers, other tests are predicates evaluated at most once per leaf,
+//! and array consistency is searched only among constraints met inside arrays. The cost
 //! per event follows the number of candidates, not the number of rules.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::{self, Write};
+use std::sync::OnceLock;
 
-use super::compile::{self, BuildError, Constraint, FieldIndex, IndexKey, Limits, Test, composite};
-use super::flatten::{self, EventError, Flat, FxMap, PathTrie};
+use super::check::{self, Dictionary, Op, PredId, ValueId};
+use super::compile::{
+    self, BuildError, Constraint, FieldIndex, IndexKey, Limits, Needs, Probe, Test, composite,
+};
+use super::flatten::{self, EventError, Flat, FxMap, PathTrie, Value};
 use super::parse::Pattern;
+use super::text::{self, Ip};
 
 /// The name of a rule, chosen by the caller.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -162,6 +172,20 @@ pub struct Matcher {
     path_ids: FxMap<String, u32>,
     path_names: Vec<String>,
     fields: Vec<FieldIndex>,
+    /// What each path's leaves need worked out, for all the tests on that path.
+    needs: Vec<Needs>,
+    /// The exact values, case folds and other tests that rules name.
+    dictionary: Dictionary,
+    /// The check programs of all sub-rules, back to back, and how many ops in it belong
+    /// to removed sub-rules.
+    code: Vec<Op>,
+    garbage: usize,
+    /// Per sub-rule id: its rule and its program's range in `code` (rule `u32::MAX` when
+    /// the id is free). Dense, so that checking a candidate touches little memory.
+    entries: Vec<Entry>,
+    /// Each rule's place in id order, so that matches are sorted without comparing names;
+    /// worked out on the first match after a change.
+    ranks: OnceLock<Vec<u32>>,
     /// Sub-rules that can match with no leaf at all (only `exists: false` constraints).
     always: Vec<u32>,
     /// How many tests of all sub-rules use each index key, for choosing anchors.
@@ -169,6 +193,9 @@ pub struct Matcher {
     /// Composite anchors by their sorted paths.
     composites: Vec<Composite>,
     composite_ids: FxMap<Vec<u32>, u32>,
+    /// The composites to look at when a leaf of a path has a value hash, each with the
+    /// number of its keys whose first part that value is.
+    composite_leads: FxMap<(u32, u64), Vec<(u32, u32)>>,
     /// How many sub-rules could use each composite key, for choosing anchors.
     composite_counts: FxMap<(Vec<u32>, u64), u32>,
 }
@@ -193,6 +220,9 @@ enum Anchor {
         composite: u32,
         constraints: Vec<usize>,
         keys: Vec<u64>,
+        /// Per key, the path and value hash of its least shared part: an event only looks
+        /// at the composite when one of its leaves is such a lead.
+        leads: Vec<(u32, u64)>,
     },
 }
 
@@ -203,9 +233,22 @@ struct Rule {
     subrules: Vec<u32>,
 }
 
+/// A sub-rule as the check loop sees it.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    rule: u32,
+    start: u32,
+    len: u32,
+}
+
+const FREE_ENTRY: Entry = Entry {
+    rule: u32::MAX,
+    start: 0,
+    len: 0,
+};
+
 #[derive(Debug, Clone)]
 struct SubRule {
-    rule: u32,
     constraints: Vec<Constraint>,
     /// How the index finds it.
     anchor: Anchor,
@@ -221,14 +264,56 @@ struct Scratch {
     by_path: Vec<u32>,
     path_range: Vec<(u32, u32)>,
     path_stamp: Vec<u32>,
+    /// Sub-rules already taken as candidates and rules already matched for this event,
+    /// valid when their stamp equals `epoch`.
+    subrule_stamp: Vec<u32>,
+    rule_stamp: Vec<u32>,
+    composite_stamp: Vec<u32>,
+    /// Predicate results on single-leaf paths, valid when their stamp equals `epoch`.
+    pred_stamp: Vec<u32>,
+    pred_value: Vec<bool>,
     epoch: u32,
     hits: Vec<u32>,
     hit_ranges: Vec<(u32, u32)>,
     chosen: Vec<u32>,
     rules: Vec<u32>,
+    /// Per leaf: its interned value and fold ids, its value hash (for composite anchors),
+    /// its case fold (a range of `folds`) and its IP address, each worked out when the
+    /// leaf's path needs it.
+    leaf_values: Vec<ValueId>,
+    leaf_fold_ids: Vec<ValueId>,
     leaf_hashes: Vec<u64>,
+    leaf_folds: Vec<(u32, u32)>,
+    leaf_ips: Vec<Option<Ip>>,
+    folds: String,
     odometer: Vec<usize>,
-    fold_buf: String,
+}
+
+/// No case fold for this leaf.
+const NO_FOLD: (u32, u32) = (u32::MAX, 0);
+
+/// The views of one flattened event that the checks share.
+struct Leaves<'a> {
+    event: &'a [u8],
+    flat: &'a Flat,
+    values: &'a [ValueId],
+    fold_ids: &'a [ValueId],
+    folds: &'a [(u32, u32)],
+    ips: &'a [Option<Ip>],
+    fold_text: &'a str,
+}
+
+impl<'a> Leaves<'a> {
+    #[inline]
+    fn probe(&self, leaf: u32) -> Probe<'a> {
+        let i = leaf as usize;
+        let (start, end) = self.folds[i];
+        Probe {
+            value: self.flat.value(self.event, &self.flat.leaves[i]),
+            folded: (start != u32::MAX).then(|| &self.fold_text[start as usize..end as usize]),
+            ip: self.ips[i],
+        }
+    }
 }
 
 thread_local! {
@@ -249,6 +334,12 @@ impl Matcher {
     /// Whether there are no rules.
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+
+    /// How many values and tests the rules have interned (for tests of removal).
+    #[cfg(test)]
+    pub(crate) fn interned(&self) -> usize {
+        self.dictionary.len()
     }
 
     /// The pattern of a rule.
@@ -301,31 +392,117 @@ impl Matcher {
             by_path,
             path_range,
             path_stamp,
+            subrule_stamp,
+            rule_stamp,
+            composite_stamp,
+            pred_stamp,
+            pred_value,
             epoch,
             hits,
             hit_ranges,
             chosen,
             rules,
+            leaf_values,
+            leaf_fold_ids,
             leaf_hashes,
+            leaf_folds,
+            leaf_ips,
+            folds,
             odometer,
-            fold_buf,
         } = scratch;
         flat.read(event, &self.paths, self.limits.max_event_depth)?;
         if self.by_id.is_empty() {
             return Ok(Vec::new());
         }
 
-        // Group the leaves by path.
         *epoch = epoch.wrapping_add(1);
-        if *epoch == 0 || path_stamp.len() < self.path_names.len() {
-            path_stamp.clear();
+        if *epoch == 0
+            || path_stamp.len() < self.path_names.len()
+            || subrule_stamp.len() < self.subrules.len()
+            || rule_stamp.len() < self.rules.len()
+            || pred_stamp.len() < self.dictionary.pred_capacity()
+            || composite_stamp.len() < self.composites.len()
+        {
+            for stamps in [
+                &mut *path_stamp,
+                &mut *subrule_stamp,
+                &mut *rule_stamp,
+                &mut *pred_stamp,
+                &mut *composite_stamp,
+            ] {
+                stamps.clear();
+            }
+            composite_stamp.resize(self.composites.len(), 0);
+            pred_stamp.resize(self.dictionary.pred_capacity(), 0);
+            pred_value.resize(self.dictionary.pred_capacity(), false);
             path_stamp.resize(self.path_names.len(), 0);
             path_range.resize(self.path_names.len(), (0, 0));
+            subrule_stamp.resize(self.subrules.len(), 0);
+            rule_stamp.resize(self.rules.len(), 0);
             *epoch = 1;
         }
+        let epoch = *epoch;
+
+        // Work out, once per leaf, what the tests of its path need.
+        leaf_values.clear();
+        leaf_fold_ids.clear();
+        leaf_hashes.clear();
+        leaf_folds.clear();
+        leaf_ips.clear();
+        folds.clear();
+        let hash_values = !self.composite_leads.is_empty();
+        for leaf in &flat.leaves {
+            let needs = self.needs[leaf.path as usize];
+            let value = flat.value(event, leaf);
+            let wants_value = needs.contains(Needs::VALUE);
+            leaf_values.push(if wants_value {
+                self.dictionary.value_id(value)
+            } else {
+                check::NONE
+            });
+            leaf_hashes.push(if wants_value && hash_values {
+                composite::value_hash(value)
+            } else {
+                0
+            });
+            let string = match value {
+                Value::String(s) if needs.contains(Needs::FOLD) || needs.contains(Needs::IP) => {
+                    std::str::from_utf8(s).ok()
+                }
+                _ => None,
+            };
+            let (fold, fold_id) = match string {
+                Some(s) if needs.contains(Needs::FOLD) => {
+                    let start = folds.len();
+                    text::fold_into(s, folds);
+                    let id = self.dictionary.fold_id(&folds[start..]);
+                    ((start as u32, folds.len() as u32), id)
+                }
+                _ => (NO_FOLD, check::NONE),
+            };
+            leaf_folds.push(fold);
+            leaf_fold_ids.push(fold_id);
+            leaf_ips.push(match string {
+                Some(s) if needs.contains(Needs::IP) => text::parse_ip(s),
+                _ => None,
+            });
+        }
+        let leaves = Leaves {
+            event,
+            flat,
+            values: leaf_values,
+            fold_ids: leaf_fold_ids,
+            folds: leaf_folds,
+            ips: leaf_ips,
+            fold_text: folds,
+        };
+
+        // Group the leaves by path.
         by_path.clear();
         by_path.extend(0..flat.leaves.len() as u32);
-        by_path.sort_by_key(|&i| flat.leaves[i as usize].path);
+        by_path.sort_unstable_by_key(|&i| {
+            (u64::from(flat.leaves[i as usize].path) << 32) | u64::from(i)
+        });
         let mut start = 0;
         while start < by_path.len() {
             let path = flat.leaves[by_path[start] as usize].path;
@@ -333,98 +510,147 @@ impl Matcher {
             while end < by_path.len() && flat.leaves[by_path[end] as usize].path == path {
                 end += 1;
             }
-            path_stamp[path as usize] = *epoch;
+            path_stamp[path as usize] = epoch;
             path_range[path as usize] = (start as u32, end as u32);
             start = end;
         }
 
-        // Collect candidates from the value indexes.
+        // Collect candidates from the value indexes, each sub-rule once.
         candidates.clear();
-        candidates.extend_from_slice(&self.always);
-        for leaf in &flat.leaves {
+        let mut take = |s: u32| {
+            let stamp = &mut subrule_stamp[s as usize];
+            if *stamp != epoch {
+                *stamp = epoch;
+                candidates.push(s);
+            }
+        };
+        self.always.iter().for_each(|&s| take(s));
+        for (i, leaf) in flat.leaves.iter().enumerate() {
             let field = &self.fields[leaf.path as usize];
-            field.candidates(flat.value(event, leaf), fold_buf, &mut |s| {
-                candidates.push(s)
-            });
-        }
-        if !self.composites.is_empty() {
-            leaf_hashes.clear();
-            leaf_hashes.extend(
-                flat.leaves
-                    .iter()
-                    .map(|leaf| composite::value_hash(flat.value(event, leaf))),
+            field.candidates(
+                &leaves.probe(i as u32),
+                leaf_values[i],
+                leaf_fold_ids[i],
+                &mut take,
             );
-            for c in &self.composites {
-                if c.n_entries == 0 {
+        }
+        if !self.composite_leads.is_empty() {
+            for (leaf, &hash) in flat.leaves.iter().zip(leaf_hashes.iter()) {
+                let Some(list) = self.composite_leads.get(&(leaf.path, hash)) else {
                     continue;
-                }
-                let present = c.paths.iter().all(|&p| path_stamp[p as usize] == *epoch);
-                if !present {
-                    continue;
-                }
-                let ranges = c.paths.iter().map(|&p| path_range[p as usize]);
-                let n_combinations: usize = ranges.clone().map(|(s, e)| (e - s) as usize).product();
-                if n_combinations > 256 {
-                    // Long arrays: rather than enumerate, take every sub-rule of this index.
-                    for list in c.index.values() {
-                        candidates.extend_from_slice(list);
+                };
+                for &(composite, _) in list {
+                    let stamp = &mut composite_stamp[composite as usize];
+                    if *stamp == epoch {
+                        continue;
                     }
-                    continue;
-                }
-                odometer.clear();
-                odometer.resize(c.paths.len(), 0);
-                'combinations: loop {
-                    let key =
-                        composite::combine(c.paths.iter().zip(odometer.iter()).map(|(&p, &i)| {
-                            let (start, _) = path_range[p as usize];
-                            leaf_hashes[by_path[start as usize + i] as usize]
-                        }));
-                    if let Some(list) = c.index.get(&key) {
-                        candidates.extend_from_slice(list);
-                    }
-                    for (slot, &p) in odometer.iter_mut().zip(&c.paths) {
-                        let (start, end) = path_range[p as usize];
-                        *slot += 1;
-                        if *slot < (end - start) as usize {
-                            continue 'combinations;
+                    *stamp = epoch;
+                    let c = &self.composites[composite as usize];
+                    // The usual case: one leaf on each path.
+                    let mut single = true;
+                    let mut present = true;
+                    let mut hasher = composite::Combiner::default();
+                    for &p in &c.paths {
+                        if path_stamp[p as usize] != epoch {
+                            present = false;
+                            break;
                         }
-                        *slot = 0;
+                        let (start, end) = path_range[p as usize];
+                        single &= end - start == 1;
+                        hasher.add(leaf_hashes[by_path[start as usize] as usize]);
                     }
-                    break;
+                    if !present {
+                        continue;
+                    }
+                    if single {
+                        if let Some(list) = c.index.get(&hasher.finish()) {
+                            list.iter().for_each(|&s| take(s));
+                        }
+                        continue;
+                    }
+                    let ranges = c.paths.iter().map(|&p| path_range[p as usize]);
+                    let n_combinations: usize =
+                        ranges.clone().map(|(s, e)| (e - s) as usize).product();
+                    if n_combinations > 256 {
+                        // Long arrays: rather than enumerate, take every sub-rule of this
+                        // index.
+                        for list in c.index.values() {
+                            list.iter().for_each(|&s| take(s));
+                        }
+                        continue;
+                    }
+                    odometer.clear();
+                    odometer.resize(c.paths.len(), 0);
+                    'combinations: loop {
+                        let key = composite::combine(c.paths.iter().zip(odometer.iter()).map(
+                            |(&p, &i)| {
+                                let (start, _) = path_range[p as usize];
+                                leaf_hashes[by_path[start as usize + i] as usize]
+                            },
+                        ));
+                        if let Some(list) = c.index.get(&key) {
+                            list.iter().for_each(|&s| take(s));
+                        }
+                        for (slot, &p) in odometer.iter_mut().zip(&c.paths) {
+                            let (start, end) = path_range[p as usize];
+                            *slot += 1;
+                            if *slot < (end - start) as usize {
+                                continue 'combinations;
+                            }
+                            *slot = 0;
+                        }
+                        break;
+                    }
                 }
             }
         }
-        candidates.sort_unstable();
-        candidates.dedup();
 
         // Check each candidate in full.
         rules.clear();
         let leaves_at = |path: u32| -> &[u32] {
-            if path_stamp[path as usize] == *epoch {
+            if path_stamp[path as usize] == epoch {
                 let (s, e) = path_range[path as usize];
                 &by_path[s as usize..e as usize]
             } else {
                 &[]
             }
         };
+        let mut memo = Memo {
+            dictionary: &self.dictionary,
+            stamp: pred_stamp,
+            value: pred_value,
+            epoch,
+        };
         for &candidate in candidates.iter() {
-            let Some(sub) = &self.subrules[candidate as usize] else {
-                continue;
-            };
-            if rules.contains(&sub.rule) {
+            let entry = self.entries[candidate as usize];
+            if entry.rule == u32::MAX || rule_stamp[entry.rule as usize] == epoch {
                 continue;
             }
-            if check_subrule(sub, event, flat, &leaves_at, hits, hit_ranges, chosen) {
-                rules.push(sub.rule);
+            let program = &self.code[entry.start as usize..(entry.start + entry.len) as usize];
+            if check_program(
+                program, &leaves, &leaves_at, &mut memo, hits, hit_ranges, chosen,
+            ) {
+                rule_stamp[entry.rule as usize] = epoch;
+                rules.push(entry.rule);
             }
         }
-        let mut out: Vec<&RuleId> = rules
+        let ranks = self.ranks.get_or_init(|| self.rank_rules());
+        rules.sort_unstable_by_key(|&r| ranks[r as usize]);
+        Ok(rules
             .iter()
             .filter_map(|&r| self.rules[r as usize].as_ref().map(|rule| &rule.id))
-            .collect();
-        out.sort_unstable();
-        out.dedup();
-        Ok(out)
+            .collect())
+    }
+
+    /// Each rule slot's place in id order (free slots last).
+    fn rank_rules(&self) -> Vec<u32> {
+        let mut order: Vec<(&RuleId, u32)> = self.by_id.iter().map(|(id, &r)| (id, r)).collect();
+        order.sort_unstable();
+        let mut ranks = vec![u32::MAX; self.rules.len()];
+        for (rank, (_, rule)) in order.into_iter().enumerate() {
+            ranks[rule as usize] = rank as u32;
+        }
+        ranks
     }
 
     /// A readable dump of the compiled matcher: the value index of every path, then every
@@ -512,11 +738,13 @@ impl Matcher {
         self.path_ids.insert(path.to_owned(), id);
         self.paths.insert(path, id);
         self.fields.push(FieldIndex::default());
+        self.needs.push(Needs::NONE);
         id
     }
 
     /// Registers a rule and its sub-rules and counts their keys, without indexing them.
     fn stage(&mut self, id: RuleId, pattern: Pattern) -> u32 {
+        self.ranks = OnceLock::new();
         let rule = match self.free_rules.pop() {
             Some(r) => r,
             None => {
@@ -537,6 +765,11 @@ impl Matcher {
                         .any(|c| matches!(c, super::parse::Condition::Exists(false))),
                 })
                 .collect();
+            for constraint in &constraints {
+                for test in &constraint.tests {
+                    self.needs[constraint.path as usize] |= test.needs();
+                }
+            }
             // Cheap and selective checks first: most candidates fail one of them.
             constraints.sort_by_key(check_rank);
             for constraint in &constraints {
@@ -555,18 +788,26 @@ impl Matcher {
                         .or_default() += 1;
                 }
             }
-            let sub = SubRule {
+            let start = self.code.len();
+            self.dictionary.program(&constraints, &mut self.code);
+            let entry = Entry {
                 rule,
+                start: start as u32,
+                len: (self.code.len() - start) as u32,
+            };
+            let sub = SubRule {
                 constraints,
                 anchor: Anchor::Always,
             };
             let sub_id = match self.free_subrules.pop() {
                 Some(s) => {
                     self.subrules[s as usize] = Some(sub);
+                    self.entries[s as usize] = entry;
                     s
                 }
                 None => {
                     self.subrules.push(Some(sub));
+                    self.entries.push(entry);
                     (self.subrules.len() - 1) as u32
                 }
             };
@@ -631,6 +872,25 @@ impl Matcher {
                         })
                         .sum::<u64>();
                     if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                        // Lead with the part whose values the fewest tests share.
+                        let lead = (0..option.paths.len())
+                            .min_by_key(|&j| {
+                                let constraint = &sub.constraints[option.constraints[j]];
+                                constraint
+                                    .tests
+                                    .iter()
+                                    .map(|t| {
+                                        let key = (constraint.path, IndexKey::of(t));
+                                        u64::from(self.key_counts.get(&key).copied().unwrap_or(0))
+                                    })
+                                    .sum::<u64>()
+                            })
+                            .unwrap_or(0);
+                        let leads = option
+                            .parts
+                            .iter()
+                            .map(|parts| (option.paths[lead], parts[lead]))
+                            .collect();
                         let composite = match self.composite_ids.get(&option.paths) {
                             Some(&id) => id,
                             None => {
@@ -649,6 +909,7 @@ impl Matcher {
                                 composite,
                                 constraints: option.constraints,
                                 keys: option.keys,
+                                leads,
                             },
                         ));
                     }
@@ -658,17 +919,28 @@ impl Matcher {
             match &anchor {
                 Anchor::Single(i) => {
                     let constraint = &sub.constraints[*i];
-                    for test in &constraint.tests {
-                        self.fields[constraint.path as usize].insert(test, sub_id);
+                    for (t, test) in constraint.tests.iter().enumerate() {
+                        let op = Dictionary::op_at(self.program(sub_id), *i, t);
+                        self.fields[constraint.path as usize].insert(test, op, sub_id);
                     }
                 }
                 Anchor::Composite {
-                    composite, keys, ..
+                    composite,
+                    keys,
+                    leads,
+                    ..
                 } => {
                     let c = &mut self.composites[*composite as usize];
                     for &key in keys {
                         c.index.entry(key).or_default().push(sub_id);
                         c.n_entries += 1;
+                    }
+                    for &lead in leads {
+                        let list = self.composite_leads.entry(lead).or_default();
+                        match list.iter_mut().find(|(c, _)| c == composite) {
+                            Some((_, count)) => *count += 1,
+                            None => list.push((*composite, 1)),
+                        }
                     }
                 }
                 Anchor::Always => self.always.push(sub_id),
@@ -684,11 +956,13 @@ impl Matcher {
         let Some(removed) = self.rules[rule as usize].take() else {
             return;
         };
+        self.ranks = OnceLock::new();
         self.by_id.remove(&removed.id);
         for sub_id in removed.subrules {
             let Some(sub) = self.subrules[sub_id as usize].take() else {
                 continue;
             };
+            self.dictionary.release_program(&sub.constraints);
             for constraint in &sub.constraints {
                 for test in &constraint.tests {
                     let key = (constraint.path, IndexKey::of(test));
@@ -714,14 +988,31 @@ impl Matcher {
             match &sub.anchor {
                 Anchor::Single(i) => {
                     let constraint = &sub.constraints[*i];
-                    for test in &constraint.tests {
-                        self.fields[constraint.path as usize].remove(test, sub_id);
+                    for (t, test) in constraint.tests.iter().enumerate() {
+                        let op = Dictionary::op_at(self.program(sub_id), *i, t);
+                        self.fields[constraint.path as usize].remove(test, op, sub_id);
                     }
                 }
                 Anchor::Composite {
-                    composite, keys, ..
+                    composite,
+                    keys,
+                    leads,
+                    ..
                 } => {
                     let c = &mut self.composites[*composite as usize];
+                    for &key in leads {
+                        if let Some(list) = self.composite_leads.get_mut(&key) {
+                            if let Some(at) = list.iter().position(|(c, _)| c == composite) {
+                                list[at].1 -= 1;
+                                if list[at].1 == 0 {
+                                    list.swap_remove(at);
+                                }
+                            }
+                            if list.is_empty() {
+                                self.composite_leads.remove(&key);
+                            }
+                        }
+                    }
                     for key in keys {
                         if let Some(list) = c.index.get_mut(key)
                             && let Some(at) = list.iter().position(|&s| s == sub_id)
@@ -736,9 +1027,37 @@ impl Matcher {
                 }
                 Anchor::Always => self.always.retain(|&s| s != sub_id),
             }
+            self.garbage += self.entries[sub_id as usize].len as usize;
+            self.entries[sub_id as usize] = FREE_ENTRY;
             self.free_subrules.push(sub_id);
         }
         self.free_rules.push(rule);
+        if self.garbage > 4096 && self.garbage > self.code.len() / 2 {
+            self.compact_code();
+        }
+    }
+
+    /// The check program of a live sub-rule.
+    fn program(&self, sub_id: u32) -> &[Op] {
+        let entry = self.entries[sub_id as usize];
+        &self.code[entry.start as usize..(entry.start + entry.len) as usize]
+    }
+
+    /// Drops the programs of removed sub-rules from `code`.
+    fn compact_code(&mut self) {
+        let mut code = Vec::with_capacity(self.code.len() - self.garbage);
+        for entry in &mut self.entries {
+            if entry.rule == u32::MAX {
+                continue;
+            }
+            let start = code.len() as u32;
+            code.extend_from_slice(
+                &self.code[entry.start as usize..(entry.start + entry.len) as usize],
+            );
+            entry.start = start;
+        }
+        self.code = code;
+        self.garbage = 0;
     }
 }
 
@@ -764,39 +1083,111 @@ fn check_rank(constraint: &Constraint) -> u8 {
         .unwrap_or(0)
 }
 
-/// Whether every constraint of a sub-rule holds with leaves from consistent array elements.
-fn check_subrule<'a>(
-    sub: &SubRule,
-    event: &[u8],
-    flat: &Flat,
+/// Predicate results of the current event, for paths with a single leaf.
+struct Memo<'a> {
+    dictionary: &'a Dictionary,
+    stamp: &'a mut [u32],
+    value: &'a mut [bool],
+    epoch: u32,
+}
+
+impl Memo<'_> {
+    #[inline]
+    fn pred(&mut self, pred: PredId, leaves: &Leaves<'_>, leaf: u32, single: bool) -> bool {
+        let i = pred as usize;
+        if single && self.stamp[i] == self.epoch {
+            return self.value[i];
+        }
+        let passes = self
+            .dictionary
+            .pred(pred)
+            .is_some_and(|test| test.matches(&leaves.probe(leaf)));
+        if single {
+            self.stamp[i] = self.epoch;
+            self.value[i] = passes;
+        }
+        passes
+    }
+}
+
+/// Whether every constraint of a sub-rule's program holds with leaves from consistent
+/// array elements.
+///
+/// Only constraints met solely by leaves inside arrays take part in the consistency
+/// search: a leaf outside every array is compatible with any other.
+fn check_program<'a>(
+    program: &[Op],
+    leaves: &Leaves<'_>,
     leaves_at: &impl Fn(u32) -> &'a [u32],
+    memo: &mut Memo<'_>,
     hits: &mut Vec<u32>,
     hit_ranges: &mut Vec<(u32, u32)>,
     chosen: &mut Vec<u32>,
 ) -> bool {
     hits.clear();
     hit_ranges.clear();
-    let mut any_in_array = false;
-    for constraint in &sub.constraints {
-        let leaves = leaves_at(constraint.path);
-        let start = hits.len();
-        for &leaf_idx in leaves {
-            let leaf = &flat.leaves[leaf_idx as usize];
-            let value = flat.value(event, leaf);
-            if constraint.tests.iter().any(|t| t.matches(value)) {
-                hits.push(leaf_idx);
-                any_in_array |= !flat.chain(leaf).is_empty();
-            }
-        }
-        if hits.len() == start {
-            if constraint.allow_absent && leaves.is_empty() {
-                continue;
-            }
+    let flat = leaves.flat;
+    let passes = |tests: &[Op], leaf: u32, single: bool, memo: &mut Memo<'_>| {
+        let i = leaf as usize;
+        tests.iter().any(|op| match *op {
+            Op::Value(id) => leaves.values[i] == id,
+            Op::Fold(id) => leaves.fold_ids[i] == id,
+            Op::Exists => true,
+            Op::Pred(pred) => memo.pred(pred, leaves, leaf, single),
+            // Never among a constraint's tests: programs are built that way.
+            Op::Field { .. } => false,
+        })
+    };
+    let mut ops = program;
+    while let Some((
+        &Op::Field {
+            path,
+            tests,
+            allow_absent,
+        },
+        rest,
+    )) = ops.split_first()
+    {
+        let Some((tests, rest)) = rest.split_at_checked(tests as usize) else {
             return false;
+        };
+        ops = rest;
+        match *leaves_at(path) {
+            [] if allow_absent => {}
+            [] => return false,
+            [leaf] => {
+                if !passes(tests, leaf, true, memo) {
+                    return false;
+                }
+                if flat.leaves[leaf as usize].in_array() {
+                    let at = hits.len() as u32;
+                    hits.push(leaf);
+                    hit_ranges.push((at, at + 1));
+                }
+            }
+            ref at => {
+                let start = hits.len();
+                let mut anywhere = false;
+                for &leaf in at {
+                    if passes(tests, leaf, false, memo) {
+                        if !flat.leaves[leaf as usize].in_array() {
+                            anywhere = true;
+                            break;
+                        }
+                        hits.push(leaf);
+                    }
+                }
+                if anywhere {
+                    hits.truncate(start);
+                } else if hits.len() == start {
+                    return false;
+                } else {
+                    hit_ranges.push((start as u32, hits.len() as u32));
+                }
+            }
         }
-        hit_ranges.push((start as u32, hits.len() as u32));
     }
-    if !any_in_array || hit_ranges.len() <= 1 {
+    if hit_ranges.len() <= 1 {
         return true;
     }
     chosen.clear();

@@ -34,6 +34,7 @@
 //! The semantics follow EventBridge event buses exactly as pinned down by the conformance
 //! corpus (`router/tests/data/conformance`); docs/PATTERNS.md is the reference by example.
 
+mod check;
 mod compile;
 mod flatten;
 mod json;

@@ -812,3 +812,108 @@ fn composite_anchors_are_used_and_exact() {
     assert!(hits(r#"{"a":"a3","b":"b7"}"#).is_empty());
     assert!(hits(r#"{"x":[{"a":"a3"}],"b":"b7","c":1}"#).is_empty());
 }
+
+/// Composite anchors on paths that only ever hold `true`, `false` or `null` in the rules:
+/// the leaves of those paths need their value hashes too.
+#[test]
+fn composite_anchors_over_literals_are_exact() {
+    let literals = ["true", "false", "null"];
+    let mut builder = Matcher::builder();
+    for i in 0..90 {
+        let text = format!(
+            r#"{{"kind":["k{}"],"flag":[{}],"mark":[{}]}}"#,
+            i % 10,
+            literals[i % 3],
+            literals[(i / 3) % 3]
+        );
+        builder.add(
+            RuleId::from(format!("r{i:02}")),
+            Pattern::parse(&text).unwrap(),
+        );
+    }
+    let matcher = builder.build().unwrap();
+    assert!(
+        matcher.explain().contains("(combined)"),
+        "{}",
+        matcher.explain()
+    );
+    for kind in 0..10 {
+        for flag in literals {
+            for mark in literals {
+                let event = format!(r#"{{"kind":"k{kind}","flag":{flag},"mark":{mark}}}"#);
+                let hits: Vec<String> = matcher
+                    .matches(event.as_bytes())
+                    .unwrap()
+                    .iter()
+                    .map(|id| id.to_string())
+                    .collect();
+                let expected: Vec<String> = (0..90)
+                    .filter(|i| {
+                        i % 10 == kind && literals[i % 3] == flag && literals[(i / 3) % 3] == mark
+                    })
+                    .map(|i| format!("r{i:02}"))
+                    .collect();
+                assert_eq!(hits, expected, "{event}");
+            }
+        }
+    }
+}
+
+/// Removing rules frees the values and tests they interned, and a matcher that lived
+/// through many changes answers like one built afresh.
+#[test]
+fn churn_leaves_no_trace() {
+    let pattern = |i: usize| {
+        Pattern::parse(&format!(
+            r#"{{"a":["v{}", {}],"b":[{{"prefix":"p{}"}}],"c":[{{"equals-ignore-case":"X{}"}}]}}"#,
+            i % 7,
+            i % 5,
+            i % 3,
+            i % 4
+        ))
+        .unwrap()
+    };
+    let events: Vec<String> = (0..40)
+        .map(|i| {
+            format!(
+                r#"{{"a":["v{}",{}],"b":"p{}q","c":"x{}"}}"#,
+                i % 7,
+                i % 5,
+                i % 3,
+                i % 4
+            )
+        })
+        .collect();
+    let mut churned = Matcher::builder().build().unwrap();
+    for round in 0..3 {
+        for i in 0..600 {
+            churned
+                .add(RuleId::from(format!("r{i:03}")), pattern(i + round))
+                .unwrap();
+        }
+        for i in 0..600 {
+            assert!(churned.remove(&RuleId::from(format!("r{i:03}"))));
+        }
+        assert!(churned.is_empty());
+        assert_eq!(churned.interned(), 0, "round {round}");
+    }
+    let mut fresh = Matcher::builder();
+    for i in 0..50 {
+        churned
+            .add(RuleId::from(format!("r{i:03}")), pattern(i))
+            .unwrap();
+        fresh.add(RuleId::from(format!("r{i:03}")), pattern(i));
+    }
+    let fresh = fresh.build().unwrap();
+    for event in &events {
+        assert_eq!(
+            churned.matches(event.as_bytes()).unwrap(),
+            fresh.matches(event.as_bytes()).unwrap(),
+            "{event}"
+        );
+        assert!(
+            !fresh.matches(event.as_bytes()).unwrap().is_empty(),
+            "{event}"
+        );
+    }
+}
