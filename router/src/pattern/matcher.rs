@@ -1,12 +1,12 @@
 //! The compiled [`Matcher`]: many rules, one pass per event.
 //!
-//! Each event is flattened once ([`flatten`](super::flatten)), keeping only the leaves of
+//! Each event is flattened once ([`super::flatten`]), keeping only the leaves of
 //! paths some rule names. Each leaf is then worked out once, as far as the tests of its
 //! path need: its interned value id (one lookup in the [`Dictionary`] all rules share), its
 //! case fold and its IP address. The leaf is looked up in its path's value index, and its
 //! value in the composite anchors it leads, which yields the sub-rules whose anchor it may
 //! satisfy; only those candidates (plus the rare sub-rules made only of `exists: false`)
-//! are checked, each by its check program ([`check`](super::check)): exact values and
+//! are checked, each by its check program ([`super::check`]): exact values and
 //! folds compare as integers, other tests are predicates evaluated at most once per leaf,
 //! and array consistency is searched only among constraints met inside arrays. The cost
 //! per event follows the number of candidates, not the number of rules.
