@@ -12,7 +12,10 @@ use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 use tokio::sync::OnceCell;
 use tracing::warn;
 
-use crate::idempotency::{DynamoDbStore, IdempotencyStore, MemoryStore};
+use crate::{
+    aws_http::sdk_http_client,
+    idempotency::{DynamoDbStore, IdempotencyStore, MemoryStore},
+};
 
 /// A secret value: an API key, a write key, a webhook URL. `Debug` prints `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
@@ -199,10 +202,15 @@ impl Env {
     }
 
     /// The AWS configuration from the standard environment (region, credentials,
-    /// `AWS_ENDPOINT_URL`), loaded once.
+    /// `AWS_ENDPOINT_URL`), loaded once, with the targets' HTTP client and its compiled-in
+    /// root certificates (see [`crate::aws_http`]).
     pub(crate) async fn aws(&self) -> &aws_config::SdkConfig {
         self.aws
-            .get_or_init(|| aws_config::defaults(aws_config::BehaviorVersion::latest()).load())
+            .get_or_init(|| {
+                aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .http_client(sdk_http_client())
+                    .load()
+            })
             .await
     }
 }
