@@ -1,11 +1,27 @@
-//! The HTTP client shared by the handlers, and the retry loop every call goes through.
+//! The HTTP client shared by the handlers, the retry loop every call goes through, and the
+//! TLS configuration of every HTTPS connection a target makes.
 //!
 //! 429 (honouring `Retry-After`), 5xx, timeouts and connection errors are retried with
 //! exponential backoff and jitter, as long as the next attempt can start before the
 //! invocation's [`Deadline`]; other 4xx are permanent. Errors never carry the request's
 //! URL, since a Slack webhook URL is a secret.
+//!
+//! # Root certificates
+//!
+//! Servers are verified against Mozilla's root certificates compiled into the binary
+//! (webpki-roots), in one rustls configuration per process that the handlers' client and
+//! the AWS SDK's client ([`crate::aws_http`]) share. They cover the AWS endpoints (Amazon
+//! Root CA 1–4, Starfield) as well as Segment, Mailchimp and Slack, and they cost nothing at
+//! start-up: no certificate file is read or parsed. Before, reqwest and the SDK each read
+//! and parsed the system's certificates during every cold start, which cost a few
+//! milliseconds with a hashed `/etc/ssl/certs` (issue #5). The consequence: the image's
+//! trust store no longer matters, so a private CA added to it is not trusted, and the
+//! roots change with `cargo update -p webpki-roots`, not with the image.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use rand::Rng;
 use reqwest::{Client, RequestBuilder, StatusCode, header::RETRY_AFTER};
@@ -81,6 +97,7 @@ impl HttpClient {
         retry: RetryPolicy,
     ) -> Result<HttpClient, ClientError> {
         let client = Client::builder()
+            .tls_backend_preconfigured(tls_config())
             .user_agent(concat!("eventfork-targets/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(connect_timeout)
             .timeout(request_timeout)
@@ -169,6 +186,27 @@ impl HttpClient {
     }
 }
 
+/// The rustls configuration of every HTTPS connection: aws-lc-rs, TLS 1.2 and 1.3, HTTP/2
+/// or HTTP/1.1 by ALPN, and Mozilla's roots (see the module docs). It is built once per
+/// process; each clone shares its root store and certificate verifier.
+pub(crate) fn tls_config() -> rustls::ClientConfig {
+    static CONFIG: LazyLock<rustls::ClientConfig> = LazyLock::new(|| {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("aws-lc-rs supports TLS 1.2 and 1.3")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // reqwest sets ALPN only on the configurations it builds itself.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config
+    });
+    CONFIG.clone()
+}
+
 /// Parses a `Retry-After` given in seconds. The HTTP-date form is not honoured (none of
 /// our services sends it); the backoff applies instead.
 fn parse_retry_after(value: &str) -> Option<Duration> {
@@ -229,6 +267,26 @@ mod tests {
         check(3, 200, 400);
         check(8, 500, 1000);
         check(40, 500, 1000);
+    }
+
+    #[test]
+    fn tls_config_trusts_the_aws_roots_and_offers_h2() {
+        let config = tls_config();
+        assert_eq!(config.alpn_protocols, [&b"h2"[..], b"http/1.1"]);
+        // Every AWS endpoint chains to one of these (Amazon Trust Services).
+        for name in [
+            "Amazon Root CA 1",
+            "Amazon Root CA 3",
+            "Starfield Services Root",
+        ] {
+            assert!(
+                webpki_roots::TLS_SERVER_ROOTS.iter().any(|anchor| anchor
+                    .subject
+                    .windows(name.len())
+                    .any(|w| w == name.as_bytes())),
+                "{name} is not among the compiled-in roots"
+            );
+        }
     }
 
     #[test]

@@ -45,6 +45,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod analytics;
+mod aws_http;
 mod batch;
 mod config;
 mod deadline;
