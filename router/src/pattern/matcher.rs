@@ -12,7 +12,7 @@
 //! per event follows the number of candidates, not the number of rules.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write};
 use std::sync::OnceLock;
 
@@ -190,6 +190,9 @@ pub struct Matcher {
     always: Vec<u32>,
     /// How many tests of all sub-rules use each index key, for choosing anchors.
     key_counts: FxMap<(u32, IndexKey), u32>,
+    /// Per path, how many tests name each exact string, in order: a prefix anchor also
+    /// fires on every value that rules name under it.
+    exact_strings: Vec<BTreeMap<Box<[u8]>, u32>>,
     /// Composite anchors by their sorted paths.
     composites: Vec<Composite>,
     composite_ids: FxMap<Vec<u32>, u32>,
@@ -739,6 +742,7 @@ impl Matcher {
         self.paths.insert(path, id);
         self.fields.push(FieldIndex::default());
         self.needs.push(Needs::NONE);
+        self.exact_strings.push(BTreeMap::new());
         id
     }
 
@@ -774,10 +778,13 @@ impl Matcher {
             constraints.sort_by_key(check_rank);
             for constraint in &constraints {
                 for test in &constraint.tests {
-                    *self
-                        .key_counts
-                        .entry((constraint.path, IndexKey::of(test)))
-                        .or_default() += 1;
+                    let key = IndexKey::of(test);
+                    if let IndexKey::String(s) = &key {
+                        *self.exact_strings[constraint.path as usize]
+                            .entry(s.clone())
+                            .or_default() += 1;
+                    }
+                    *self.key_counts.entry((constraint.path, key)).or_default() += 1;
                 }
             }
             for option in composite::options(&constraints) {
@@ -843,11 +850,14 @@ impl Matcher {
                     .iter()
                     .map(|t| {
                         let key = IndexKey::of(t);
-                        let sharing = self
+                        let mut sharing = self
                             .key_counts
                             .get(&(constraint.path, key.clone()))
                             .copied()
                             .unwrap_or(0);
+                        if let IndexKey::Prefix(p) = &key {
+                            sharing += self.covered(constraint.path, p);
+                        }
                         key.cost(sharing)
                     })
                     .sum();
@@ -966,6 +976,15 @@ impl Matcher {
             for constraint in &sub.constraints {
                 for test in &constraint.tests {
                     let key = (constraint.path, IndexKey::of(test));
+                    if let IndexKey::String(s) = &key.1 {
+                        let strings = &mut self.exact_strings[constraint.path as usize];
+                        if let Some(count) = strings.get_mut(s) {
+                            *count -= 1;
+                            if *count == 0 {
+                                strings.remove(s);
+                            }
+                        }
+                    }
                     if let Some(count) = self.key_counts.get_mut(&key) {
                         *count -= 1;
                         if *count == 0 {
@@ -1035,6 +1054,20 @@ impl Matcher {
         if self.garbage > 4096 && self.garbage > self.code.len() / 2 {
             self.compact_code();
         }
+    }
+
+    /// How many tests name exact strings on `path` that start with `prefix` (counting at
+    /// most 256 strings): a prefix anchor fires on all of them.
+    fn covered(&self, path: u32, prefix: &[u8]) -> u32 {
+        self.exact_strings[path as usize]
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(s, _)| s.starts_with(prefix))
+            .take(256)
+            .map(|(_, &n)| n)
+            .sum()
     }
 
     /// The check program of a live sub-rule.
