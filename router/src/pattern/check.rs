@@ -64,55 +64,33 @@ pub(crate) struct Dictionary {
     free_preds: Vec<PredId>,
 }
 
-impl Dictionary {
-    fn next_id(&mut self) -> ValueId {
-        if self.refs.len() < FIRST_FREE as usize {
-            self.refs.resize(FIRST_FREE as usize, 0);
+/// The id of `key` in `map`, taking a new id (a freed one first) for a new key.
+fn id_for<K: std::hash::Hash + Eq>(
+    map: &mut FxMap<K, ValueId>,
+    refs: &mut Vec<u32>,
+    free: &mut Vec<ValueId>,
+    key: K,
+) -> ValueId {
+    *map.entry(key).or_insert_with(|| {
+        if refs.len() < FIRST_FREE as usize {
+            refs.resize(FIRST_FREE as usize, 0);
         }
-        match self.free.pop() {
-            Some(id) => id,
-            None => {
-                self.refs.push(0);
-                (self.refs.len() - 1) as ValueId
-            }
-        }
-    }
+        free.pop().unwrap_or_else(|| {
+            refs.push(0);
+            (refs.len() - 1) as ValueId
+        })
+    })
+}
 
+impl Dictionary {
     /// The ops of one test: an interned comparison where there is one.
     fn intern(&mut self, test: &Test) -> Option<Op> {
+        let (refs, free) = (&mut self.refs, &mut self.free);
         let (id, fold) = match test {
-            Test::String(s) => {
-                let id = match self.strings.get(&**s) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.next_id();
-                        self.strings.insert(s.clone(), id);
-                        id
-                    }
-                };
-                (id, false)
-            }
-            Test::Number(key) => {
-                let id = match self.numbers.get(key) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.next_id();
-                        self.numbers.insert(key.clone(), id);
-                        id
-                    }
-                };
-                (id, false)
-            }
+            Test::String(s) => (id_for(&mut self.strings, refs, free, s.clone()), false),
+            Test::Number(key) => (id_for(&mut self.numbers, refs, free, key.clone()), false),
             Test::EqualsIgnoreCase(s) => {
-                let id = match self.folds.get(s.as_str()) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.next_id();
-                        self.folds.insert(s.as_str().into(), id);
-                        id
-                    }
-                };
-                (id, true)
+                (id_for(&mut self.folds, refs, free, s.as_str().into()), true)
             }
             Test::Bool(true) => return Some(Op::Value(TRUE)),
             Test::Bool(false) => return Some(Op::Value(FALSE)),
