@@ -75,8 +75,28 @@ impl Default for PathTrie {
 
 #[derive(Debug, Default, Clone)]
 struct PathNode {
-    children: FxMap<Box<[u8]>, u32>,
+    /// The child nodes by key segment; looked up by a scan while there are few, through
+    /// `index` once there are more than [`SCAN_CHILDREN`].
+    children: Vec<(Box<[u8]>, u32)>,
+    index: FxMap<Box<[u8]>, u32>,
     path: Option<u32>,
+}
+
+/// Up to this many children, a scan (lengths first) beats hashing the key.
+const SCAN_CHILDREN: usize = 8;
+
+impl PathNode {
+    #[inline]
+    fn child(&self, segment: &[u8]) -> Option<u32> {
+        if self.children.len() <= SCAN_CHILDREN {
+            self.children
+                .iter()
+                .find(|(key, _)| key.len() == segment.len() && **key == *segment)
+                .map(|&(_, node)| node)
+        } else {
+            self.index.get(segment).copied()
+        }
+    }
 }
 
 impl PathTrie {
@@ -90,14 +110,22 @@ impl PathTrie {
     pub(crate) fn insert(&mut self, path: &str, id: u32) {
         let mut node = 0;
         for segment in path.split('.') {
-            node = match self.nodes[node].children.get(segment.as_bytes()) {
-                Some(&next) => next as usize,
+            node = match self.nodes[node].child(segment.as_bytes()) {
+                Some(next) => next as usize,
                 None => {
                     let next = self.nodes.len();
                     self.nodes.push(PathNode::default());
-                    self.nodes[node]
+                    let parent = &mut self.nodes[node];
+                    parent
                         .children
-                        .insert(segment.as_bytes().into(), next as u32);
+                        .push((segment.as_bytes().into(), next as u32));
+                    if parent.children.len() > SCAN_CHILDREN {
+                        if parent.index.is_empty() {
+                            parent.index = parent.children.iter().cloned().collect();
+                        } else {
+                            parent.index.insert(segment.as_bytes().into(), next as u32);
+                        }
+                    }
                     next
                 }
             };
@@ -110,7 +138,7 @@ impl PathTrie {
     fn step(&self, node: u32, key: &[u8]) -> Option<u32> {
         let mut node = node;
         for segment in key.split(|&b| b == b'.') {
-            node = *self.nodes[node as usize].children.get(segment)?;
+            node = self.nodes[node as usize].child(segment)?;
         }
         Some(node)
     }
@@ -529,6 +557,31 @@ mod tests {
         ] {
             assert!(flatten(event, &["a"]).is_err(), "{event:?}");
         }
+    }
+
+    /// Invalid UTF-8 is an error wherever it stands, in fields no rule names too.
+    #[test]
+    fn rejects_invalid_utf8_anywhere() {
+        let mut trie = PathTrie::new();
+        trie.insert("a", 0);
+        let mut flat = Flat::default();
+        for event in [
+            &b"{\"a\":\"x\xff\"}"[..],
+            b"{\"skip\":\"0123456789\xc3\x28\"}",
+            b"{\"k\xe2\x82\":1}",
+            b"{\"a\":1}\xff",
+            b"{\"a\":\xc3\xa9}",
+            b"{\"a\":\"\xed\xa0\x80\"}",
+        ] {
+            assert!(flat.read(event, &trie, 16).is_err(), "{event:?}");
+        }
+        flat.read(
+            "{\"a\":\"caf\u{e9} \u{1F600}\",\"b\":\"\u{e9}t\u{e9}\"}".as_bytes(),
+            &trie,
+            16,
+        )
+        .expect("valid UTF-8 passes");
+        assert_eq!(flat.leaves.len(), 1);
     }
 
     #[test]

@@ -198,10 +198,13 @@ pub(crate) fn scan_string(
     let mut pos = start + 1;
     let mut has_escape = false;
     loop {
-        // Skip eight ordinary bytes at a time: no quote, no backslash, no control byte.
+        // Skip eight ordinary bytes at a time (no quote, no backslash, no control byte),
+        // then jump to the first special one.
         while let Some(chunk) = bytes.get(pos..pos + 8) {
             let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-            if has_special_byte(word) {
+            let special = special_bytes(word);
+            if special != 0 {
+                pos += (special.trailing_zeros() / 8) as usize;
                 break;
             }
             pos += 8;
@@ -231,15 +234,17 @@ pub(crate) fn scan_string(
     }
 }
 
-/// Whether any byte of `word` is `"`, `\\` or below 0x20 (the classic SWAR tests).
+/// The high bit of each byte of `word` that may be `"`, `\\` or below 0x20 (the classic
+/// SWAR tests). The lowest set bit is exact: flags can be spurious only above a true one,
+/// where a borrow ran on, so `trailing_zeros() / 8` is the first special byte.
 #[inline]
-fn has_special_byte(word: u64) -> bool {
+fn special_bytes(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
-    has_zero(word ^ (ONES * u64::from(b'"')))
-        || has_zero(word ^ (ONES * u64::from(b'\\')))
-        || word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    zero_bytes(word ^ (ONES * u64::from(b'"')))
+        | zero_bytes(word ^ (ONES * u64::from(b'\\')))
+        | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS)
 }
 
 fn hex4(bytes: &[u8]) -> u32 {
@@ -427,6 +432,43 @@ mod tests {
         }
         assert!(scan_string(b"\"aaaaaaaaaaaa\x01aaaa\"", 0).is_err());
         assert!(scan_string(b"\"aaaaaaaaaaaaaaaaaaaa", 0).is_err());
+    }
+
+    /// The word-at-a-time scan finds the same first special byte as a byte-by-byte one,
+    /// wherever it sits in a word and whatever bytes follow it (borrows included).
+    #[test]
+    fn scan_string_agrees_with_a_byte_scan() {
+        fn naive(bytes: &[u8]) -> Result<usize, usize> {
+            let mut pos = 1;
+            while let Some(&b) = bytes.get(pos) {
+                match b {
+                    b'"' => return Ok(pos + 1),
+                    b'\\' => pos += 2,
+                    0..=0x1f => return Err(pos),
+                    _ => pos += 1,
+                }
+            }
+            Err(pos)
+        }
+        let fillers: [&[u8]; 4] = [b"a", b"\x00", b"\x01", "\u{e9}".as_bytes()];
+        for special in [b'"', b'\\', 0x00, 0x01, 0x1f, b'\n'] {
+            for at in 0..24 {
+                for after in fillers {
+                    let mut text = vec![b'"'];
+                    text.extend(std::iter::repeat_n(b'b', at));
+                    text.push(special);
+                    if special == b'\\' {
+                        text.push(b'n');
+                    }
+                    text.extend(after.iter().cycle().take(9));
+                    text.push(b'"');
+                    let ours = scan_string(&text, 0)
+                        .map(|(end, _)| end)
+                        .map_err(|(at, _)| at);
+                    assert_eq!(ours, naive(&text), "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]
