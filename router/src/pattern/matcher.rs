@@ -197,7 +197,7 @@ pub struct Matcher {
     composites: Vec<Composite>,
     composite_ids: FxMap<Vec<u32>, u32>,
     /// The composites to look at when a leaf of a path has a value hash, each with the
-    /// number of its keys whose first part that value is.
+    /// number of its keys that this value leads.
     composite_leads: FxMap<(u32, u64), Vec<(u32, u32)>>,
     /// How many sub-rules could use each composite key, for choosing anchors.
     composite_counts: FxMap<(Vec<u32>, u64), u32>,
