@@ -454,6 +454,32 @@ fn event_object(depth: u32) -> BoxedStrategy<String> {
         .boxed()
 }
 
+/// Compiles `patterns` together (as `r00`, `r01`, …) and checks that on every event the
+/// matcher returns exactly the rules the reference interpreter matches one by one.
+fn agree_with_reference(patterns: &[Pattern], events: &[String]) -> Result<(), TestCaseError> {
+    let mut builder = Matcher::builder();
+    for (i, pattern) in patterns.iter().enumerate() {
+        builder.add(RuleId::from(format!("r{i:02}")), pattern.clone());
+    }
+    let matcher = builder.build().expect("generated patterns fit the limits");
+    for event in events {
+        let hits: Vec<String> = matcher
+            .matches(event.as_bytes())
+            .expect("generated events are objects")
+            .iter()
+            .map(|id| id.to_string())
+            .collect();
+        let alone: Vec<String> = patterns
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| reference::matches(p, event.as_bytes(), 128) == Ok(true))
+            .map(|(i, _)| format!("r{i:02}"))
+            .collect();
+        prop_assert_eq!(hits, alone, "event {}", event);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -466,26 +492,7 @@ proptest! {
             .iter()
             .map(|p| Pattern::parse(p).expect("generated patterns are valid"))
             .collect();
-        let mut builder = Matcher::builder();
-        for (i, pattern) in patterns.iter().enumerate() {
-            builder.add(RuleId::from(format!("r{i:02}")), pattern.clone());
-        }
-        let matcher = builder.build().expect("generated patterns fit the limits");
-        for event in &events {
-            let hits: Vec<String> = matcher
-                .matches(event.as_bytes())
-                .expect("generated events are objects")
-                .iter()
-                .map(|id| id.to_string())
-                .collect();
-            let alone: Vec<String> = patterns
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| reference::matches(p, event.as_bytes(), 128) == Ok(true))
-                .map(|(i, _)| format!("r{i:02}"))
-                .collect();
-            prop_assert_eq!(hits, alone, "event {}", event);
-        }
+        agree_with_reference(&patterns, &events)?;
     }
 
     /// Many rules sharing exact values, so that composite anchors (several constraints
@@ -509,26 +516,7 @@ proptest! {
                 Pattern::parse(&format!(r#"{{"a":[{a}],"b":[{b}]{c}}}"#)).expect("valid")
             })
             .collect();
-        let mut builder = Matcher::builder();
-        for (i, pattern) in patterns.iter().enumerate() {
-            builder.add(RuleId::from(format!("r{i:02}")), pattern.clone());
-        }
-        let matcher = builder.build().expect("fits the limits");
-        for event in &events {
-            let hits: Vec<String> = matcher
-                .matches(event.as_bytes())
-                .expect("generated events are objects")
-                .iter()
-                .map(|id| id.to_string())
-                .collect();
-            let alone: Vec<String> = patterns
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| reference::matches(p, event.as_bytes(), 128) == Ok(true))
-                .map(|(i, _)| format!("r{i:02}"))
-                .collect();
-            prop_assert_eq!(hits, alone, "event {}", event);
-        }
+        agree_with_reference(&patterns, &events)?;
     }
 
     /// Many numeric rules, so that numeric anchors are looked up by value.
@@ -550,28 +538,14 @@ proptest! {
                 Pattern::parse(&format!(r#"{{"n":[{{"numeric":{numeric}}}],"k":["x"]}}"#)).expect("valid")
             })
             .collect();
-        let mut builder = Matcher::builder();
-        for (i, pattern) in patterns.iter().enumerate() {
-            builder.add(RuleId::from(format!("r{i:02}")), pattern.clone());
-        }
-        let matcher = builder.build().expect("fits the limits");
-        for numbers in &values {
-            let list: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
-            let event = format!(r#"{{"n":[{}],"k":"x"}}"#, list.join(","));
-            let hits: Vec<String> = matcher
-                .matches(event.as_bytes())
-                .expect("valid event")
-                .iter()
-                .map(|id| id.to_string())
-                .collect();
-            let alone: Vec<String> = patterns
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| reference::matches(p, event.as_bytes(), 128) == Ok(true))
-                .map(|(i, _)| format!("r{i:02}"))
-                .collect();
-            prop_assert_eq!(hits, alone, "event {}", event);
-        }
+        let events: Vec<String> = values
+            .iter()
+            .map(|numbers| {
+                let list: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
+                format!(r#"{{"n":[{}],"k":"x"}}"#, list.join(","))
+            })
+            .collect();
+        agree_with_reference(&patterns, &events)?;
     }
 
     /// Removing rules and adding them back after the build gives the same answers as
