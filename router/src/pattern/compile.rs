@@ -741,6 +741,28 @@ fn remove_from_map<K: std::hash::Hash + Eq>(map: &mut FxMap<K, Vec<u32>>, key: &
 }
 
 impl FieldIndex {
+    /// Calls `f` with each list of entries, the lists of one key together.
+    pub(crate) fn lists(&self, f: &mut impl FnMut(&[u32])) {
+        self.values.values().for_each(|l| f(l));
+        self.folds.values().for_each(|l| f(l));
+        self.strings.values().for_each(|l| f(l));
+        self.ips.values().for_each(|l| f(l));
+        for trie in [
+            &self.prefixes,
+            &self.prefixes_ignore_case,
+            &self.suffixes,
+            &self.suffixes_ignore_case,
+        ] {
+            trie.nodes.iter().for_each(|n| f(&n.entries));
+        }
+        self.numeric.above.iter().for_each(|e| f(&[e.1]));
+        self.numeric.below.iter().for_each(|e| f(&[e.1]));
+        self.numeric.ranges.iter().for_each(|e| f(&[e.2]));
+        f(&self.any_ip);
+        f(&self.any_string);
+        f(&self.any_value);
+    }
+
     /// Enters `entry` under `test`; `interned` is the test's op in a check program, which
     /// carries the interned id of an exact value or fold.
     pub(crate) fn insert(&mut self, test: &Test, interned: Op, entry: u32) {
@@ -884,78 +906,31 @@ impl FieldIndex {
 
 /// Composite anchors: a sub-rule can be indexed on the combination of two or three of its
 /// exact-value constraints (`country = DE` *and* `plan = pro`), when each alone is shared by
-/// many sub-rules. Values are hashed; a hash collision only adds a candidate, which the full
-/// check then rejects.
+/// many sub-rules. A key packs the interned ids of the values, in path order, so that a
+/// key found in the index means each part holds.
 pub(crate) mod composite {
-    use std::hash::Hasher;
-
-    use super::{Constraint, Test};
-    use crate::pattern::flatten::{FxHasher, Value};
-    use crate::pattern::number::NumberKey;
+    use super::Constraint;
+    use crate::pattern::check::{Op, ValueId};
 
     /// The most value combinations one composite anchor may enter in the index.
     const MAX_POSTINGS: usize = 16;
     /// Only the first few exact constraints of a sub-rule are combined.
     const MAX_PARTS: usize = 6;
 
-    fn finish(tag: u8, bytes: &[u8]) -> u64 {
-        let mut hasher = FxHasher::default();
-        hasher.write_u8(tag);
-        hasher.write(bytes);
-        hasher.finish()
-    }
+    /// The interned values of two or three parts, in path order.
+    pub(crate) type Key = u128;
 
-    /// The hash of an exact test, if it is one that composite keys can hold.
-    pub(crate) fn test_hash(test: &Test) -> Option<u64> {
-        Some(match test {
-            Test::String(s) => finish(1, s),
-            Test::Number(NumberKey::Exact(bits)) => finish(2, &bits.to_le_bytes()),
-            Test::Number(NumberKey::Text(text)) => finish(3, text.as_bytes()),
-            Test::Bool(b) => finish(4, &[u8::from(*b)]),
-            Test::Null => finish(5, &[]),
-            _ => return None,
-        })
-    }
-
-    /// The hash of an event value, equal to [`test_hash`] of the tests it satisfies.
+    /// The key of these values, in path order.
     #[inline]
-    pub(crate) fn value_hash(value: Value<'_>) -> u64 {
-        match value {
-            Value::String(s) => finish(1, s),
-            Value::Number { exact: Some(v), .. } => {
-                let bits = if v == 0.0 { 0 } else { v.to_bits() };
-                finish(2, &bits.to_le_bytes())
-            }
-            Value::Number { text, exact: None } => finish(3, text),
-            Value::Bool(b) => finish(4, &[u8::from(b)]),
-            Value::Null => finish(5, &[]),
-        }
+    pub(crate) fn key(ids: impl IntoIterator<Item = ValueId>) -> Key {
+        ids.into_iter()
+            .fold(0, |key, id| (key << 32) | Key::from(id))
     }
 
-    /// Combines the value hashes of the parts, in path order.
+    /// The lead of a composite: a value at a path.
     #[inline]
-    pub(crate) fn combine(hashes: impl IntoIterator<Item = u64>) -> u64 {
-        let mut combiner = Combiner::default();
-        for h in hashes {
-            combiner.add(h);
-        }
-        combiner.finish()
-    }
-
-    /// [`combine`], one part at a time.
-    #[derive(Default)]
-    pub(crate) struct Combiner(FxHasher);
-
-    impl Combiner {
-        #[inline]
-        pub(crate) fn add(&mut self, hash: u64) {
-            self.0.write_u64(hash);
-        }
-
-        #[inline]
-        pub(crate) fn finish(&self) -> u64 {
-            self.0.finish()
-        }
+    pub(crate) fn lead(path: u32, id: ValueId) -> u64 {
+        (u64::from(path) << 32) | u64::from(id)
     }
 
     /// A possible composite anchor of a sub-rule: which constraints, their paths (sorted)
@@ -964,27 +939,38 @@ pub(crate) mod composite {
     pub(crate) struct CompositeOption {
         pub(crate) constraints: Vec<usize>,
         pub(crate) paths: Vec<u32>,
-        pub(crate) keys: Vec<u64>,
-        /// Per key, the value hash of each part, in path order.
-        pub(crate) parts: Vec<Vec<u64>>,
+        pub(crate) keys: Vec<Key>,
+        /// Per key, the value of each part, in path order.
+        pub(crate) parts: Vec<Vec<ValueId>>,
     }
 
-    /// Every pair and triple of exact constraints of a sub-rule, with their keys.
-    pub(crate) fn options(constraints: &[Constraint]) -> Vec<CompositeOption> {
-        let parts: Vec<(usize, u32, Vec<u64>)> = constraints
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| !c.allow_absent && !c.tests.is_empty())
-            .filter_map(|(i, c)| {
-                let hashes: Option<Vec<u64>> = c.tests.iter().map(test_hash).collect();
-                hashes.map(|mut h| {
-                    h.sort_unstable();
-                    h.dedup();
-                    (i, c.path, h)
+    /// Every pair and triple of exact constraints of a sub-rule, with their keys;
+    /// `program` is the sub-rule's check program, which holds the interned values.
+    pub(crate) fn options(constraints: &[Constraint], program: &[Op]) -> Vec<CompositeOption> {
+        let mut parts: Vec<(usize, u32, Vec<ValueId>)> = Vec::new();
+        let mut at = 0;
+        for (i, constraint) in constraints.iter().enumerate() {
+            let Some(&Op::Field { tests, .. }) = program.get(at) else {
+                break;
+            };
+            let ops = program.get(at + 1..at + 1 + tests as usize).unwrap_or(&[]);
+            at += 1 + tests as usize;
+            if constraint.allow_absent || ops.is_empty() || parts.len() == MAX_PARTS {
+                continue;
+            }
+            let ids: Option<Vec<ValueId>> = ops
+                .iter()
+                .map(|op| match *op {
+                    Op::Value(id) => Some(id),
+                    _ => None,
                 })
-            })
-            .take(MAX_PARTS)
-            .collect();
+                .collect();
+            if let Some(mut ids) = ids {
+                ids.sort_unstable();
+                ids.dedup();
+                parts.push((i, constraint.path, ids));
+            }
+        }
         let mut out = Vec::new();
         let n = parts.len();
         let mut subsets: Vec<Vec<usize>> = Vec::new();
@@ -997,7 +983,7 @@ pub(crate) mod composite {
             }
         }
         for subset in subsets {
-            let mut chosen: Vec<&(usize, u32, Vec<u64>)> =
+            let mut chosen: Vec<&(usize, u32, Vec<ValueId>)> =
                 subset.iter().map(|&i| &parts[i]).collect();
             chosen.sort_by_key(|p| p.1);
             if chosen.windows(2).any(|w| w[0].1 == w[1].1) {
@@ -1007,14 +993,14 @@ pub(crate) mod composite {
             if n_postings > MAX_POSTINGS {
                 continue;
             }
-            let mut keys: Vec<Vec<u64>> = vec![Vec::new()];
+            let mut combinations: Vec<Vec<ValueId>> = vec![Vec::new()];
             for part in &chosen {
-                keys = keys
+                combinations = combinations
                     .iter()
                     .flat_map(|prefix| {
-                        part.2.iter().map(move |h| {
+                        part.2.iter().map(move |&id| {
                             let mut next = prefix.clone();
-                            next.push(*h);
+                            next.push(id);
                             next
                         })
                     })
@@ -1023,11 +1009,11 @@ pub(crate) mod composite {
             out.push(CompositeOption {
                 constraints: chosen.iter().map(|p| p.0).collect(),
                 paths: chosen.iter().map(|p| p.1).collect(),
-                keys: keys
+                keys: combinations
                     .iter()
-                    .map(|parts| combine(parts.iter().copied()))
+                    .map(|ids| key(ids.iter().copied()))
                     .collect(),
-                parts: keys,
+                parts: combinations,
             });
         }
         out

@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::check::{self, Dictionary, Op, PredId, ValueId};
 use super::compile::{
@@ -26,7 +26,7 @@ use super::text::{self, Ip};
 
 /// The name of a rule, chosen by the caller.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RuleId(String);
+pub struct RuleId(Arc<str>);
 
 impl RuleId {
     /// The name as a string.
@@ -43,13 +43,13 @@ impl fmt::Display for RuleId {
 
 impl From<&str> for RuleId {
     fn from(s: &str) -> RuleId {
-        RuleId(s.to_owned())
+        RuleId(s.into())
     }
 }
 
 impl From<String> for RuleId {
     fn from(s: String) -> RuleId {
-        RuleId(s)
+        RuleId(s.into())
     }
 }
 
@@ -138,6 +138,7 @@ impl MatcherBuilder {
                 matcher.index_rule(rule);
             }
         }
+        matcher.compact_code();
         Ok(matcher)
     }
 }
@@ -185,7 +186,7 @@ pub struct Matcher {
     entries: Vec<Entry>,
     /// Each rule's place in id order, so that matches are sorted without comparing names;
     /// worked out on the first match after a change.
-    ranks: OnceLock<Vec<u32>>,
+    ranks: OnceLock<Ranks>,
     /// Sub-rules that can match with no leaf at all (only `exists: false` constraints).
     always: Vec<u32>,
     /// How many tests of all sub-rules use each index key, for choosing anchors.
@@ -198,16 +199,25 @@ pub struct Matcher {
     composite_ids: FxMap<Vec<u32>, u32>,
     /// The composites to look at when a leaf of a path has a value hash, each with the
     /// number of its keys that this value leads.
-    composite_leads: FxMap<(u32, u64), Vec<(u32, u32)>>,
+    composite_leads: FxMap<u64, Vec<(u32, u32)>>,
     /// How many sub-rules could use each composite key, for choosing anchors.
-    composite_counts: FxMap<(Vec<u32>, u64), u32>,
+    composite_counts: FxMap<(Vec<u32>, composite::Key), u32>,
+}
+
+/// The rules in id order, so that matches are sorted by comparing integers.
+#[derive(Debug, Clone, Default)]
+struct Ranks {
+    /// Per rule slot, its place in id order (`u32::MAX` for free slots).
+    of_rule: Vec<u32>,
+    /// The ids, in order (cheap clones: ids share their text).
+    ids: Vec<RuleId>,
 }
 
 /// The index of the composite anchors over one set of paths.
 #[derive(Debug, Clone, Default)]
 struct Composite {
     paths: Vec<u32>,
-    index: FxMap<u64, Vec<u32>>,
+    index: FxMap<composite::Key, Vec<u32>>,
     n_entries: usize,
 }
 
@@ -222,10 +232,10 @@ enum Anchor {
     Composite {
         composite: u32,
         constraints: Vec<usize>,
-        keys: Vec<u64>,
-        /// Per key, the path and value hash of its least shared part: an event only looks
-        /// at the composite when one of its leaves is such a lead.
-        leads: Vec<(u32, u64)>,
+        keys: Vec<composite::Key>,
+        /// Per key, the path and value of its least shared part ([`composite::lead`]): an
+        /// event only looks at the composite when one of its leaves is such a lead.
+        leads: Vec<u64>,
     },
 }
 
@@ -267,6 +277,12 @@ struct Scratch {
     by_path: Vec<u32>,
     path_range: Vec<(u32, u32)>,
     path_stamp: Vec<u32>,
+    /// The paths that have leaves in this event.
+    present: Vec<u32>,
+    /// Per path, what the check loop needs to know first: the epoch in the high half and,
+    /// in the low half, the path's one leaf when it has a single leaf outside arrays, or
+    /// [`SEVERAL`].
+    slots: Vec<u64>,
     /// Sub-rules already taken as candidates and rules already matched for this event,
     /// valid when their stamp equals `epoch`.
     subrule_stamp: Vec<u32>,
@@ -285,11 +301,34 @@ struct Scratch {
     /// leaf's path needs it.
     leaf_values: Vec<ValueId>,
     leaf_fold_ids: Vec<ValueId>,
-    leaf_hashes: Vec<u64>,
     leaf_folds: Vec<(u32, u32)>,
     leaf_ips: Vec<Option<Ip>>,
     folds: String,
     odometer: Vec<usize>,
+}
+
+/// In a path's slot: the path has several leaves, or one inside an array.
+const SEVERAL: u32 = u32::MAX;
+
+/// Where the leaves of each path are, for the check loop.
+struct Paths<'a> {
+    epoch: u32,
+    slots: &'a [u64],
+    by_path: &'a [u32],
+    range: &'a [(u32, u32)],
+}
+
+impl Paths<'_> {
+    /// The leaves of a path (none when the event lacks it).
+    #[inline]
+    fn leaves(&self, path: u32) -> &[u32] {
+        let slot = self.slots[path as usize];
+        if (slot >> 32) as u32 != self.epoch {
+            return &[];
+        }
+        let (start, end) = self.range[path as usize];
+        &self.by_path[start as usize..end as usize]
+    }
 }
 
 /// No case fold for this leaf.
@@ -395,6 +434,8 @@ impl Matcher {
             by_path,
             path_range,
             path_stamp,
+            present,
+            slots,
             subrule_stamp,
             rule_stamp,
             composite_stamp,
@@ -407,7 +448,6 @@ impl Matcher {
             rules,
             leaf_values,
             leaf_fold_ids,
-            leaf_hashes,
             leaf_folds,
             leaf_ips,
             folds,
@@ -421,6 +461,7 @@ impl Matcher {
         *epoch = epoch.wrapping_add(1);
         if *epoch == 0
             || path_stamp.len() < self.path_names.len()
+            || slots.len() < self.path_names.len()
             || subrule_stamp.len() < self.subrules.len()
             || rule_stamp.len() < self.rules.len()
             || pred_stamp.len() < self.dictionary.pred_capacity()
@@ -439,6 +480,8 @@ impl Matcher {
             pred_stamp.resize(self.dictionary.pred_capacity(), 0);
             pred_value.resize(self.dictionary.pred_capacity(), false);
             path_stamp.resize(self.path_names.len(), 0);
+            slots.clear();
+            slots.resize(self.path_names.len(), 0);
             path_range.resize(self.path_names.len(), (0, 0));
             subrule_stamp.resize(self.subrules.len(), 0);
             rule_stamp.resize(self.rules.len(), 0);
@@ -449,11 +492,9 @@ impl Matcher {
         // Work out, once per leaf, what the tests of its path need.
         leaf_values.clear();
         leaf_fold_ids.clear();
-        leaf_hashes.clear();
         leaf_folds.clear();
         leaf_ips.clear();
         folds.clear();
-        let hash_values = !self.composite_leads.is_empty();
         for leaf in &flat.leaves {
             let needs = self.needs[leaf.path as usize];
             let value = flat.value(event, leaf);
@@ -462,11 +503,6 @@ impl Matcher {
                 self.dictionary.value_id(value)
             } else {
                 check::NONE
-            });
-            leaf_hashes.push(if wants_value && hash_values {
-                composite::value_hash(value)
-            } else {
-                0
             });
             let string = match value {
                 Value::String(s) if needs.contains(Needs::FOLD) || needs.contains(Needs::IP) => {
@@ -500,22 +536,39 @@ impl Matcher {
             fold_text: folds,
         };
 
-        // Group the leaves by path.
+        // Group the leaves by path (a counting sort: count, place each path's range, fill).
         by_path.clear();
-        by_path.extend(0..flat.leaves.len() as u32);
-        by_path.sort_unstable_by_key(|&i| {
-            (u64::from(flat.leaves[i as usize].path) << 32) | u64::from(i)
-        });
-        let mut start = 0;
-        while start < by_path.len() {
-            let path = flat.leaves[by_path[start] as usize].path;
-            let mut end = start + 1;
-            while end < by_path.len() && flat.leaves[by_path[end] as usize].path == path {
-                end += 1;
+        by_path.resize(flat.leaves.len(), 0);
+        present.clear();
+        for leaf in &flat.leaves {
+            let p = leaf.path as usize;
+            if path_stamp[p] != epoch {
+                path_stamp[p] = epoch;
+                path_range[p] = (0, 0);
+                present.push(leaf.path);
             }
-            path_stamp[path as usize] = epoch;
-            path_range[path as usize] = (start as u32, end as u32);
-            start = end;
+            path_range[p].1 += 1;
+        }
+        let mut at = 0;
+        for &p in present.iter() {
+            let n = path_range[p as usize].1;
+            path_range[p as usize] = (at, at);
+            at += n;
+        }
+        for (i, leaf) in flat.leaves.iter().enumerate() {
+            let range = &mut path_range[leaf.path as usize];
+            by_path[range.1 as usize] = i as u32;
+            range.1 += 1;
+        }
+        for &p in present.iter() {
+            let (start, end) = path_range[p as usize];
+            let first = by_path[start as usize];
+            let low = if end - start == 1 && !flat.leaves[first as usize].in_array() {
+                first
+            } else {
+                SEVERAL
+            };
+            slots[p as usize] = (u64::from(epoch) << 32) | u64::from(low);
         }
 
         // Collect candidates from the value indexes, each sub-rule once.
@@ -538,8 +591,11 @@ impl Matcher {
             );
         }
         if !self.composite_leads.is_empty() {
-            for (leaf, &hash) in flat.leaves.iter().zip(leaf_hashes.iter()) {
-                let Some(list) = self.composite_leads.get(&(leaf.path, hash)) else {
+            for (leaf, &id) in flat.leaves.iter().zip(leaf_values.iter()) {
+                if id == check::NONE {
+                    continue;
+                }
+                let Some(list) = self.composite_leads.get(&composite::lead(leaf.path, id)) else {
                     continue;
                 };
                 for &(composite, _) in list {
@@ -552,7 +608,7 @@ impl Matcher {
                     // The usual case: one leaf on each path.
                     let mut single = true;
                     let mut present = true;
-                    let mut hasher = composite::Combiner::default();
+                    let mut key: composite::Key = 0;
                     for &p in &c.paths {
                         if path_stamp[p as usize] != epoch {
                             present = false;
@@ -560,13 +616,14 @@ impl Matcher {
                         }
                         let (start, end) = path_range[p as usize];
                         single &= end - start == 1;
-                        hasher.add(leaf_hashes[by_path[start as usize] as usize]);
+                        key = (key << 32)
+                            | composite::Key::from(leaf_values[by_path[start as usize] as usize]);
                     }
                     if !present {
                         continue;
                     }
                     if single {
-                        if let Some(list) = c.index.get(&hasher.finish()) {
+                        if let Some(list) = c.index.get(&key) {
                             list.iter().for_each(|&s| take(s));
                         }
                         continue;
@@ -585,12 +642,11 @@ impl Matcher {
                     odometer.clear();
                     odometer.resize(c.paths.len(), 0);
                     'combinations: loop {
-                        let key = composite::combine(c.paths.iter().zip(odometer.iter()).map(
-                            |(&p, &i)| {
+                        let key =
+                            composite::key(c.paths.iter().zip(odometer.iter()).map(|(&p, &i)| {
                                 let (start, _) = path_range[p as usize];
-                                leaf_hashes[by_path[start as usize + i] as usize]
-                            },
-                        ));
+                                leaf_values[by_path[start as usize + i] as usize]
+                            }));
                         if let Some(list) = c.index.get(&key) {
                             list.iter().for_each(|&s| take(s));
                         }
@@ -609,14 +665,13 @@ impl Matcher {
         }
 
         // Check each candidate in full.
+        let ranks = self.ranks.get_or_init(|| self.rank_rules());
         rules.clear();
-        let leaves_at = |path: u32| -> &[u32] {
-            if path_stamp[path as usize] == epoch {
-                let (s, e) = path_range[path as usize];
-                &by_path[s as usize..e as usize]
-            } else {
-                &[]
-            }
+        let paths = Paths {
+            epoch,
+            slots,
+            by_path,
+            range: path_range,
         };
         let mut memo = Memo {
             dictionary: &self.dictionary,
@@ -631,29 +686,31 @@ impl Matcher {
             }
             let program = &self.code[entry.start as usize..(entry.start + entry.len) as usize];
             if check_program(
-                program, &leaves, &leaves_at, &mut memo, hits, hit_ranges, chosen,
+                program, &leaves, &paths, &mut memo, hits, hit_ranges, chosen,
             ) {
                 rule_stamp[entry.rule as usize] = epoch;
-                rules.push(entry.rule);
+                rules.push(ranks.of_rule[entry.rule as usize]);
             }
         }
-        let ranks = self.ranks.get_or_init(|| self.rank_rules());
-        rules.sort_unstable_by_key(|&r| ranks[r as usize]);
+        rules.sort_unstable();
         Ok(rules
             .iter()
-            .filter_map(|&r| self.rules[r as usize].as_ref().map(|rule| &rule.id))
+            .map(|&rank| &ranks.ids[rank as usize])
             .collect())
     }
 
-    /// Each rule slot's place in id order (free slots last).
-    fn rank_rules(&self) -> Vec<u32> {
+    /// Each rule slot's place in id order, and the ids in that order.
+    fn rank_rules(&self) -> Ranks {
         let mut order: Vec<(&RuleId, u32)> = self.by_id.iter().map(|(id, &r)| (id, r)).collect();
         order.sort_unstable();
-        let mut ranks = vec![u32::MAX; self.rules.len()];
-        for (rank, (_, rule)) in order.into_iter().enumerate() {
-            ranks[rule as usize] = rank as u32;
+        let mut of_rule = vec![u32::MAX; self.rules.len()];
+        for (rank, &(_, rule)) in order.iter().enumerate() {
+            of_rule[rule as usize] = rank as u32;
         }
-        ranks
+        Ranks {
+            of_rule,
+            ids: order.into_iter().map(|(id, _)| id.clone()).collect(),
+        }
     }
 
     /// A readable dump of the compiled matcher: the value index of every path, then every
@@ -787,7 +844,9 @@ impl Matcher {
                     *self.key_counts.entry((constraint.path, key)).or_default() += 1;
                 }
             }
-            for option in composite::options(&constraints) {
+            let start = self.code.len();
+            self.dictionary.program(&constraints, &mut self.code);
+            for option in composite::options(&constraints, &self.code[start..]) {
                 for key in option.keys {
                     *self
                         .composite_counts
@@ -795,8 +854,6 @@ impl Matcher {
                         .or_default() += 1;
                 }
             }
-            let start = self.code.len();
-            self.dictionary.program(&constraints, &mut self.code);
             let entry = Entry {
                 rule,
                 start: start as u32,
@@ -868,7 +925,7 @@ impl Matcher {
             // A composite anchor must beat the best single one clearly: it costs a lookup
             // per event for its set of paths.
             if best.as_ref().is_some_and(|(c, _)| *c > 8) {
-                for option in composite::options(&sub.constraints) {
+                for option in composite::options(&sub.constraints, self.program(sub_id)) {
                     let cost: u64 = 4 + option
                         .keys
                         .iter()
@@ -899,7 +956,7 @@ impl Matcher {
                         let leads = option
                             .parts
                             .iter()
-                            .map(|parts| (option.paths[lead], parts[lead]))
+                            .map(|parts| composite::lead(option.paths[lead], parts[lead]))
                             .collect();
                         let composite = match self.composite_ids.get(&option.paths) {
                             Some(&id) => id,
@@ -972,6 +1029,7 @@ impl Matcher {
             let Some(sub) = self.subrules[sub_id as usize].take() else {
                 continue;
             };
+            let options = composite::options(&sub.constraints, self.program(sub_id));
             self.dictionary.release_program(&sub.constraints);
             for constraint in &sub.constraints {
                 for test in &constraint.tests {
@@ -993,7 +1051,7 @@ impl Matcher {
                     }
                 }
             }
-            for option in composite::options(&sub.constraints) {
+            for option in options {
                 for key in option.keys {
                     let key = (option.paths.clone(), key);
                     if let Some(count) = self.composite_counts.get_mut(&key) {
@@ -1076,10 +1134,30 @@ impl Matcher {
         &self.code[entry.start as usize..(entry.start + entry.len) as usize]
     }
 
-    /// Drops the programs of removed sub-rules from `code`.
+    /// Lays `code` out again without the programs of removed sub-rules, the programs
+    /// that one index key yields side by side, so that checking the candidates of a key
+    /// reads memory in order.
     fn compact_code(&mut self) {
+        let mut order = Vec::with_capacity(self.entries.len());
+        let mut placed = vec![false; self.entries.len()];
+        let mut visit = |list: &[u32]| {
+            for &sub in list {
+                if !std::mem::replace(&mut placed[sub as usize], true) {
+                    order.push(sub);
+                }
+            }
+        };
+        for c in &self.composites {
+            c.index.values().for_each(|list| visit(list));
+        }
+        for field in &self.fields {
+            field.lists(&mut visit);
+        }
+        visit(&self.always);
+        visit(&(0..self.entries.len() as u32).collect::<Vec<u32>>());
         let mut code = Vec::with_capacity(self.code.len() - self.garbage);
-        for entry in &mut self.entries {
+        for sub in order {
+            let entry = &mut self.entries[sub as usize];
             if entry.rule == u32::MAX {
                 continue;
             }
@@ -1131,6 +1209,13 @@ impl Memo<'_> {
         if single && self.stamp[i] == self.epoch {
             return self.value[i];
         }
+        self.evaluate(pred, leaves, leaf, single)
+    }
+
+    /// Evaluates a predicate the memo does not hold.
+    #[inline(never)]
+    fn evaluate(&mut self, pred: PredId, leaves: &Leaves<'_>, leaf: u32, single: bool) -> bool {
+        let i = pred as usize;
         let passes = self
             .dictionary
             .pred(pred)
@@ -1148,10 +1233,10 @@ impl Memo<'_> {
 ///
 /// Only constraints met solely by leaves inside arrays take part in the consistency
 /// search: a leaf outside every array is compatible with any other.
-fn check_program<'a>(
+fn check_program(
     program: &[Op],
     leaves: &Leaves<'_>,
-    leaves_at: &impl Fn(u32) -> &'a [u32],
+    paths: &Paths<'_>,
     memo: &mut Memo<'_>,
     hits: &mut Vec<u32>,
     hit_ranges: &mut Vec<(u32, u32)>,
@@ -1162,46 +1247,61 @@ fn check_program<'a>(
     let flat = leaves.flat;
     let passes = |tests: &[Op], leaf: u32, single: bool, memo: &mut Memo<'_>| {
         let i = leaf as usize;
-        tests.iter().any(|op| match *op {
-            Op::Value(id) => leaves.values[i] == id,
-            Op::Fold(id) => leaves.fold_ids[i] == id,
-            Op::Exists => true,
-            Op::Pred(pred) => memo.pred(pred, leaves, leaf, single),
-            // Never among a constraint's tests: programs are built that way.
-            Op::Field { .. } => false,
-        })
+        for op in tests {
+            let passed = match *op {
+                Op::Value(id) => leaves.values[i] == id,
+                Op::Fold(id) => leaves.fold_ids[i] == id,
+                Op::Exists => true,
+                Op::Pred(pred) => memo.pred(pred, leaves, leaf, single),
+                // Never among a constraint's tests: programs are built that way.
+                Op::Field { .. } => false,
+            };
+            if passed {
+                return true;
+            }
+        }
+        false
     };
-    let mut ops = program;
-    while let Some((
-        &Op::Field {
-            path,
-            tests,
-            allow_absent,
-        },
-        rest,
-    )) = ops.split_first()
+    let mut at = 0;
+    while let Some(&Op::Field {
+        path,
+        tests,
+        allow_absent,
+    }) = program.get(at)
     {
-        let Some((tests, rest)) = rest.split_at_checked(tests as usize) else {
+        let Some(tests) = program.get(at + 1..at + 1 + tests as usize) else {
             return false;
         };
-        ops = rest;
-        match *leaves_at(path) {
-            [] if allow_absent => {}
-            [] => return false,
+        at += 1 + tests.len();
+        let slot = paths.slots[path as usize];
+        if (slot >> 32) as u32 != paths.epoch {
+            if allow_absent {
+                continue;
+            }
+            return false;
+        }
+        let leaf = slot as u32;
+        if leaf != SEVERAL {
+            // The usual case: one leaf, outside every array.
+            if !passes(tests, leaf, true, memo) {
+                return false;
+            }
+            continue;
+        }
+        match *paths.leaves(path) {
             [leaf] => {
+                // One leaf, inside an array.
                 if !passes(tests, leaf, true, memo) {
                     return false;
                 }
-                if flat.leaves[leaf as usize].in_array() {
-                    let at = hits.len() as u32;
-                    hits.push(leaf);
-                    hit_ranges.push((at, at + 1));
-                }
+                let at = hits.len() as u32;
+                hits.push(leaf);
+                hit_ranges.push((at, at + 1));
             }
-            ref at => {
+            ref several => {
                 let start = hits.len();
                 let mut anywhere = false;
-                for &leaf in at {
+                for &leaf in several {
                     if passes(tests, leaf, false, memo) {
                         if !flat.leaves[leaf as usize].in_array() {
                             anywhere = true;
