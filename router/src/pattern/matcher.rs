@@ -3,13 +3,17 @@
 //! Each event is flattened once ([`super::flatten`]), keeping only the leaves of
 //! paths some rule names. Each leaf is then worked out once, as far as the tests of its
 //! path need: its interned value id (one lookup in the [`Dictionary`] all rules share), its
-//! case fold and its IP address. The leaf is looked up in its path's value index, and its
-//! value in the composite anchors it leads, which yields the sub-rules whose anchor it may
-//! satisfy; only those candidates (plus the rare sub-rules made only of `exists: false`)
-//! are checked, each by its check program ([`super::check`]): exact values and
-//! folds compare as integers, other tests are predicates evaluated at most once per leaf,
-//! and array consistency is searched only among constraints met inside arrays. The cost
-//! per event follows the number of candidates, not the number of rules.
+//! case fold and its IP address. Each path gets a slot telling whether it has one leaf
+//! outside arrays and, if so, which leaf and value. The leaf is looked up in its path's
+//! value index, and its value in the composite anchors it leads, which yields the
+//! sub-rules whose anchor it may satisfy; only those candidates (plus the rare sub-rules
+//! made only of `exists: false`) are checked. A candidate is first tried against its
+//! guard (one exact value on another path) and the leading one-value exact constraints of
+//! its program, compared without a branch each; only then is the rest of its check
+//! program ([`super::check`]) run: exact values and folds compare as integers, other tests
+//! are predicates evaluated at most once per leaf, and array consistency is searched only
+//! among constraints met inside arrays. The cost per event follows the number of
+//! candidates, not the number of rules.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -252,12 +256,26 @@ struct Entry {
     rule: u32,
     start: u32,
     len: u32,
+    /// A cheap first test, tried before the program: an exact value that a path other
+    /// than the anchor's must hold (`NO_GUARD` for none). Most candidates that an anchor
+    /// yields for nothing fail here, without reading their program.
+    guard_path: u32,
+    guard_value: ValueId,
+    /// How many ops at the start of the program are one-value exact constraints (a
+    /// `Field` and a `Value` each), checked without branching when their paths hold one
+    /// leaf outside arrays.
+    fast: u32,
 }
+
+const NO_GUARD: u32 = u32::MAX;
 
 const FREE_ENTRY: Entry = Entry {
     rule: u32::MAX,
     start: 0,
     len: 0,
+    guard_path: NO_GUARD,
+    guard_value: check::NONE,
+    fast: 0,
 };
 
 #[derive(Debug, Clone)]
@@ -283,6 +301,9 @@ struct Scratch {
     /// in the low half, the path's one leaf when it has a single leaf outside arrays, or
     /// [`SEVERAL`].
     slots: Vec<u64>,
+    /// Per path, the epoch in the high half and, in the low half, the interned value of
+    /// its one leaf outside arrays, or [`SEVERAL`].
+    path_values: Vec<u64>,
     /// Sub-rules already taken as candidates and rules already matched for this event,
     /// valid when their stamp equals `epoch`.
     subrule_stamp: Vec<u32>,
@@ -314,6 +335,7 @@ const SEVERAL: u32 = u32::MAX;
 struct Paths<'a> {
     epoch: u32,
     slots: &'a [u64],
+    values: &'a [u64],
     by_path: &'a [u32],
     range: &'a [(u32, u32)],
 }
@@ -436,6 +458,7 @@ impl Matcher {
             path_stamp,
             present,
             slots,
+            path_values,
             subrule_stamp,
             rule_stamp,
             composite_stamp,
@@ -462,6 +485,7 @@ impl Matcher {
         if *epoch == 0
             || path_stamp.len() < self.path_names.len()
             || slots.len() < self.path_names.len()
+            || path_values.len() < self.path_names.len()
             || subrule_stamp.len() < self.subrules.len()
             || rule_stamp.len() < self.rules.len()
             || pred_stamp.len() < self.dictionary.pred_capacity()
@@ -482,6 +506,8 @@ impl Matcher {
             path_stamp.resize(self.path_names.len(), 0);
             slots.clear();
             slots.resize(self.path_names.len(), 0);
+            path_values.clear();
+            path_values.resize(self.path_names.len(), 0);
             path_range.resize(self.path_names.len(), (0, 0));
             subrule_stamp.resize(self.subrules.len(), 0);
             rule_stamp.resize(self.rules.len(), 0);
@@ -569,6 +595,12 @@ impl Matcher {
                 SEVERAL
             };
             slots[p as usize] = (u64::from(epoch) << 32) | u64::from(low);
+            let value = if low == SEVERAL {
+                SEVERAL
+            } else {
+                leaf_values[low as usize]
+            };
+            path_values[p as usize] = (u64::from(epoch) << 32) | u64::from(value);
         }
 
         // Collect candidates from the value indexes, each sub-rule once.
@@ -605,25 +637,28 @@ impl Matcher {
                     }
                     *stamp = epoch;
                     let c = &self.composites[composite as usize];
-                    // The usual case: one leaf on each path.
+                    // The usual case: one leaf outside arrays on each path.
                     let mut single = true;
                     let mut present = true;
+                    let mut named = true;
                     let mut key: composite::Key = 0;
                     for &p in &c.paths {
-                        if path_stamp[p as usize] != epoch {
+                        let value = path_values[p as usize];
+                        if (value >> 32) as u32 != epoch {
                             present = false;
                             break;
                         }
-                        let (start, end) = path_range[p as usize];
-                        single &= end - start == 1;
-                        key = (key << 32)
-                            | composite::Key::from(leaf_values[by_path[start as usize] as usize]);
+                        let value = value as u32;
+                        single &= value != SEVERAL;
+                        named &= value != check::NONE;
+                        key = (key << 32) | composite::Key::from(value);
                     }
                     if !present {
                         continue;
                     }
                     if single {
-                        if let Some(list) = c.index.get(&key) {
+                        // A value that no rule names leads nowhere.
+                        if named && let Some(list) = c.index.get(&key) {
                             list.iter().for_each(|&s| take(s));
                         }
                         continue;
@@ -670,6 +705,7 @@ impl Matcher {
         let paths = Paths {
             epoch,
             slots,
+            values: path_values,
             by_path,
             range: path_range,
         };
@@ -684,7 +720,22 @@ impl Matcher {
             if entry.rule == u32::MAX || rule_stamp[entry.rule as usize] == epoch {
                 continue;
             }
+            if entry.guard_path != NO_GUARD {
+                let slot = paths.slots[entry.guard_path as usize];
+                if (slot >> 32) as u32 != epoch {
+                    continue;
+                }
+                let leaf = slot as u32;
+                if leaf != SEVERAL && leaf_values[leaf as usize] != entry.guard_value {
+                    continue;
+                }
+            }
             let program = &self.code[entry.start as usize..(entry.start + entry.len) as usize];
+            let program = match fast_check(program, entry.fast as usize, &paths) {
+                Fast::Failed => continue,
+                Fast::Passed(rest) => rest,
+                Fast::Undecided => program,
+            };
             if check_program(
                 program, &leaves, &paths, &mut memo, hits, hit_ranges, chosen,
             ) {
@@ -858,6 +909,12 @@ impl Matcher {
                 rule,
                 start: start as u32,
                 len: (self.code.len() - start) as u32,
+                guard_path: NO_GUARD,
+                guard_value: check::NONE,
+                fast: 2 * constraints
+                    .iter()
+                    .take_while(|c| check_rank(c) == 0)
+                    .count() as u32,
             };
             let sub = SubRule {
                 constraints,
@@ -983,6 +1040,34 @@ impl Matcher {
                 }
             }
             let anchor = best.map_or(Anchor::Always, |(_, anchor)| anchor);
+            // The guard: of the exact one-value constraints outside the anchor, the one
+            // whose value the fewest tests name (likely the rarest in events too).
+            let anchored = |i: usize| match &anchor {
+                Anchor::Single(a) => *a == i,
+                Anchor::Composite { constraints, .. } => constraints.contains(&i),
+                Anchor::Always => false,
+            };
+            let guard = sub
+                .constraints
+                .iter()
+                .enumerate()
+                .filter(|&(i, c)| !anchored(i) && !c.allow_absent && c.tests.len() == 1)
+                .filter_map(
+                    |(i, c)| match Dictionary::op_at(self.program(sub_id), i, 0) {
+                        Op::Value(id) => {
+                            let key = (c.path, IndexKey::of(&c.tests[0]));
+                            let sharing = self.key_counts.get(&key).copied().unwrap_or(0);
+                            Some((sharing, c.path, id))
+                        }
+                        _ => None,
+                    },
+                )
+                .min();
+            if let Some((_, path, value)) = guard {
+                let entry = &mut self.entries[sub_id as usize];
+                entry.guard_path = path;
+                entry.guard_value = value;
+            }
             match &anchor {
                 Anchor::Single(i) => {
                     let constraint = &sub.constraints[*i];
@@ -1172,26 +1257,32 @@ impl Matcher {
     }
 }
 
-/// Orders a sub-rule's constraints for checking: exact values first, negations last.
+/// Orders a sub-rule's constraints for checking: one exact value first (rank 0: the
+/// program's fast prefix), then lists of exact values, negations last.
 fn check_rank(constraint: &Constraint) -> u8 {
     if constraint.allow_absent {
         return 9;
     }
-    constraint
+    let rank = constraint
         .tests
         .iter()
         .map(|test| match test {
-            Test::String(_) | Test::Number(_) | Test::Bool(_) | Test::Null => 0,
-            Test::Prefix(_) | Test::Suffix(_) => 1,
-            Test::PrefixIgnoreCase(_) | Test::SuffixIgnoreCase(_) | Test::EqualsIgnoreCase(_) => 2,
-            Test::Numeric(_) => 3,
-            Test::Exists => 4,
-            Test::Ip(_) | Test::Cidr(_) => 5,
-            Test::Wildcard(_) => 6,
-            Test::AnythingBut(_) => 7,
+            Test::String(_) | Test::Number(_) | Test::Bool(_) | Test::Null => 1,
+            Test::Prefix(_) | Test::Suffix(_) => 2,
+            Test::PrefixIgnoreCase(_) | Test::SuffixIgnoreCase(_) | Test::EqualsIgnoreCase(_) => 3,
+            Test::Numeric(_) => 4,
+            Test::Exists => 5,
+            Test::Ip(_) | Test::Cidr(_) => 6,
+            Test::Wildcard(_) => 7,
+            Test::AnythingBut(_) => 8,
         })
         .max()
-        .unwrap_or(0)
+        .unwrap_or(1);
+    if rank == 1 && constraint.tests.len() == 1 {
+        0
+    } else {
+        rank
+    }
 }
 
 /// Predicate results of the current event, for paths with a single leaf.
@@ -1325,6 +1416,45 @@ fn check_program(
     }
     chosen.clear();
     consistent(flat, hits, hit_ranges, chosen)
+}
+
+/// What the fast prefix of a program says.
+enum Fast<'p> {
+    /// A constraint of the prefix fails.
+    Failed,
+    /// The prefix holds; the rest of the program is to be checked.
+    Passed(&'p [Op]),
+    /// A path of the prefix has several leaves or one inside an array: check it all.
+    Undecided,
+}
+
+/// Checks the one-value exact constraints at the start of a program at once: each is a
+/// comparison of its path's value with the constraint's, with no branch per constraint.
+#[inline]
+fn fast_check<'p>(program: &'p [Op], fast: usize, paths: &Paths<'_>) -> Fast<'p> {
+    let Some((prefix, rest)) = program.split_at_checked(fast) else {
+        return Fast::Undecided;
+    };
+    let epoch = u64::from(paths.epoch) << 32;
+    let several = epoch | u64::from(SEVERAL);
+    let mut failed = false;
+    let mut any_several = false;
+    for pair in prefix.chunks_exact(2) {
+        let (Op::Field { path, .. }, Op::Value(id)) = (pair[0], pair[1]) else {
+            return Fast::Undecided;
+        };
+        let value = paths.values[path as usize];
+        let is_several = value == several;
+        failed |= value != epoch | u64::from(id) && !is_several;
+        any_several |= is_several;
+    }
+    if failed {
+        Fast::Failed
+    } else if any_several {
+        Fast::Undecided
+    } else {
+        Fast::Passed(rest)
+    }
 }
 
 /// Backtracking search for one hit per constraint, pairwise compatible.

@@ -891,3 +891,72 @@ fn churn_leaves_no_trace() {
         );
     }
 }
+
+/// The check shortcuts (the branch-free prefix of one-value exact constraints and the
+/// guard tried before a program) must give way to the full check when a path has several
+/// leaves, one leaf inside an array, or none.
+#[test]
+fn exact_shortcuts_hold_for_arrays_and_absent_paths() {
+    let patterns: Vec<Pattern> = (0..60)
+        .map(|i| {
+            Pattern::parse(&format!(
+                r#"{{"source":["s{}"],"detail-type":["t{}"],"detail":{{"id":["u{}"],"tier":["gold"]}}}}"#,
+                i % 3,
+                i % 4,
+                i
+            ))
+            .unwrap()
+        })
+        .collect();
+    let mut builder = Matcher::builder();
+    for (i, pattern) in patterns.iter().enumerate() {
+        builder.add(RuleId::from(format!("r{i:02}")), pattern.clone());
+    }
+    let matcher = builder.build().unwrap();
+    let hits = |event: &str| -> Vec<String> {
+        matcher
+            .matches(event.as_bytes())
+            .unwrap()
+            .iter()
+            .map(|id| id.to_string())
+            .collect()
+    };
+    // Rule 7: source s1, detail-type t3, id u7.
+    let cases = [
+        (
+            r#"{"source":"s1","detail-type":"t3","detail":{"id":"u7","tier":"gold"}}"#,
+            true,
+        ),
+        (
+            r#"{"source":["x","s1"],"detail-type":["t3"],"detail":{"id":["u7"],"tier":["a","gold"]}}"#,
+            true,
+        ),
+        (
+            r#"{"source":"s1","detail-type":"t3","detail":[{"id":"u8"},{"id":"u7","tier":"gold"}]}"#,
+            true,
+        ),
+        // The two fields come from different elements of one array.
+        (
+            r#"{"source":"s1","detail-type":"t3","detail":[{"id":"u7"},{"tier":"gold"}]}"#,
+            false,
+        ),
+        (
+            r#"{"source":"s1","detail-type":"t2","detail":{"id":"u7","tier":"gold"}}"#,
+            false,
+        ),
+        (
+            r#"{"detail-type":"t3","detail":{"id":"u7","tier":"gold"}}"#,
+            false,
+        ),
+        (
+            r#"{"source":["s0","s2"],"detail-type":"t3","detail":{"id":"u7","tier":"gold"}}"#,
+            false,
+        ),
+    ];
+    for (event, matches) in cases {
+        let expected: &[&str] = if matches { &["r07"] } else { &[] };
+        assert_eq!(hits(event), expected, "{event}");
+    }
+    let events: Vec<String> = cases.iter().map(|(e, _)| e.to_string()).collect();
+    agree_with_reference(&patterns, &events).unwrap();
+}
