@@ -304,14 +304,17 @@ struct Scratch {
     /// Per path, the epoch in the high half and, in the low half, the interned value of
     /// its one leaf outside arrays, or [`SEVERAL`].
     path_values: Vec<u64>,
-    /// Sub-rules already taken as candidates and rules already matched for this event,
-    /// valid when their stamp equals `epoch`.
-    subrule_stamp: Vec<u32>,
-    rule_stamp: Vec<u32>,
-    composite_stamp: Vec<u32>,
-    /// Predicate results on single-leaf paths, valid when their stamp equals `epoch`.
-    pred_stamp: Vec<u32>,
-    pred_value: Vec<bool>,
+    /// Sub-rules already taken as candidates (the bits of `candidates`) and composites
+    /// already looked at (the bits of `composites_seen`) for this event: bit sets, small
+    /// enough to stay in the first-level cache, cleared through their lists.
+    taken: BitSet,
+    composites_seen: Vec<u32>,
+    composite_seen: BitSet,
+    /// Predicate results on single-leaf paths for this event: which are known, their
+    /// values, and the list of known ones for clearing.
+    pred_known: BitSet,
+    pred_value: BitSet,
+    preds_known: Vec<u32>,
     epoch: u32,
     hits: Vec<u32>,
     hit_ranges: Vec<(u32, u32)>,
@@ -459,11 +462,12 @@ impl Matcher {
             present,
             slots,
             path_values,
-            subrule_stamp,
-            rule_stamp,
-            composite_stamp,
-            pred_stamp,
+            taken,
+            composites_seen,
+            composite_seen,
+            pred_known,
             pred_value,
+            preds_known,
             epoch,
             hits,
             hit_ranges,
@@ -486,34 +490,33 @@ impl Matcher {
             || path_stamp.len() < self.path_names.len()
             || slots.len() < self.path_names.len()
             || path_values.len() < self.path_names.len()
-            || subrule_stamp.len() < self.subrules.len()
-            || rule_stamp.len() < self.rules.len()
-            || pred_stamp.len() < self.dictionary.pred_capacity()
-            || composite_stamp.len() < self.composites.len()
         {
-            for stamps in [
-                &mut *path_stamp,
-                &mut *subrule_stamp,
-                &mut *rule_stamp,
-                &mut *pred_stamp,
-                &mut *composite_stamp,
-            ] {
-                stamps.clear();
-            }
-            composite_stamp.resize(self.composites.len(), 0);
-            pred_stamp.resize(self.dictionary.pred_capacity(), 0);
-            pred_value.resize(self.dictionary.pred_capacity(), false);
+            path_stamp.clear();
             path_stamp.resize(self.path_names.len(), 0);
             slots.clear();
             slots.resize(self.path_names.len(), 0);
             path_values.clear();
             path_values.resize(self.path_names.len(), 0);
             path_range.resize(self.path_names.len(), (0, 0));
-            subrule_stamp.resize(self.subrules.len(), 0);
-            rule_stamp.resize(self.rules.len(), 0);
             *epoch = 1;
         }
         let epoch = *epoch;
+        // Clear what the last event set, then make room for this matcher's ids.
+        candidates.iter().for_each(|&s| taken.remove(s));
+        composites_seen
+            .iter()
+            .for_each(|&c| composite_seen.remove(c));
+        for &p in preds_known.iter() {
+            pred_known.remove(p);
+            pred_value.remove(p);
+        }
+        candidates.clear();
+        composites_seen.clear();
+        preds_known.clear();
+        taken.fit(self.subrules.len());
+        composite_seen.fit(self.composites.len());
+        pred_known.fit(self.dictionary.pred_capacity());
+        pred_value.fit(self.dictionary.pred_capacity());
 
         // Work out, once per leaf, what the tests of its path need.
         leaf_values.clear();
@@ -604,11 +607,8 @@ impl Matcher {
         }
 
         // Collect candidates from the value indexes, each sub-rule once.
-        candidates.clear();
         let mut take = |s: u32| {
-            let stamp = &mut subrule_stamp[s as usize];
-            if *stamp != epoch {
-                *stamp = epoch;
+            if taken.insert(s) {
                 candidates.push(s);
             }
         };
@@ -631,11 +631,10 @@ impl Matcher {
                     continue;
                 };
                 for &(composite, _) in list {
-                    let stamp = &mut composite_stamp[composite as usize];
-                    if *stamp == epoch {
+                    if !composite_seen.insert(composite) {
                         continue;
                     }
-                    *stamp = epoch;
+                    composites_seen.push(composite);
                     let c = &self.composites[composite as usize];
                     // The usual case: one leaf outside arrays on each path.
                     let mut single = true;
@@ -711,13 +710,13 @@ impl Matcher {
         };
         let mut memo = Memo {
             dictionary: &self.dictionary,
-            stamp: pred_stamp,
+            known: pred_known,
             value: pred_value,
-            epoch,
+            list: preds_known,
         };
         for &candidate in candidates.iter() {
             let entry = self.entries[candidate as usize];
-            if entry.rule == u32::MAX || rule_stamp[entry.rule as usize] == epoch {
+            if entry.rule == u32::MAX {
                 continue;
             }
             if entry.guard_path != NO_GUARD {
@@ -739,11 +738,12 @@ impl Matcher {
             if check_program(
                 program, &leaves, &paths, &mut memo, hits, hit_ranges, chosen,
             ) {
-                rule_stamp[entry.rule as usize] = epoch;
                 rules.push(ranks.of_rule[entry.rule as usize]);
             }
         }
+        // A rule whose `$or` gives several sub-rules may match through more than one.
         rules.sort_unstable();
+        rules.dedup();
         Ok(rules
             .iter()
             .map(|&rank| &ranks.ids[rank as usize])
@@ -1288,17 +1288,16 @@ fn check_rank(constraint: &Constraint) -> u8 {
 /// Predicate results of the current event, for paths with a single leaf.
 struct Memo<'a> {
     dictionary: &'a Dictionary,
-    stamp: &'a mut [u32],
-    value: &'a mut [bool],
-    epoch: u32,
+    known: &'a mut BitSet,
+    value: &'a mut BitSet,
+    list: &'a mut Vec<u32>,
 }
 
 impl Memo<'_> {
     #[inline]
     fn pred(&mut self, pred: PredId, leaves: &Leaves<'_>, leaf: u32, single: bool) -> bool {
-        let i = pred as usize;
-        if single && self.stamp[i] == self.epoch {
-            return self.value[i];
+        if single && self.known.contains(pred) {
+            return self.value.contains(pred);
         }
         self.evaluate(pred, leaves, leaf, single)
     }
@@ -1306,16 +1305,53 @@ impl Memo<'_> {
     /// Evaluates a predicate the memo does not hold.
     #[inline(never)]
     fn evaluate(&mut self, pred: PredId, leaves: &Leaves<'_>, leaf: u32, single: bool) -> bool {
-        let i = pred as usize;
         let passes = self
             .dictionary
             .pred(pred)
             .is_some_and(|test| test.matches(&leaves.probe(leaf)));
         if single {
-            self.stamp[i] = self.epoch;
-            self.value[i] = passes;
+            self.known.insert(pred);
+            self.list.push(pred);
+            if passes {
+                self.value.insert(pred);
+            }
         }
         passes
+    }
+}
+
+/// A set of small integers, one bit each.
+#[derive(Debug, Clone, Default)]
+struct BitSet(Vec<u64>);
+
+impl BitSet {
+    /// Makes room for `0..n`.
+    fn fit(&mut self, n: usize) {
+        let words = n.div_ceil(64);
+        if self.0.len() < words {
+            self.0.resize(words, 0);
+        }
+    }
+
+    /// Adds `i`; returns whether it was absent.
+    #[inline]
+    fn insert(&mut self, i: u32) -> bool {
+        let (word, bit) = ((i / 64) as usize, 1u64 << (i % 64));
+        let absent = self.0[word] & bit == 0;
+        self.0[word] |= bit;
+        absent
+    }
+
+    #[inline]
+    fn remove(&mut self, i: u32) {
+        if let Some(word) = self.0.get_mut((i / 64) as usize) {
+            *word &= !(1u64 << (i % 64));
+        }
+    }
+
+    #[inline]
+    fn contains(&self, i: u32) -> bool {
+        self.0[(i / 64) as usize] & (1u64 << (i % 64)) != 0
     }
 }
 
