@@ -7,101 +7,28 @@
 use std::{
     io::Write,
     process::{Command, Output},
-    sync::atomic::{AtomicU32, Ordering},
-    time::{SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
-use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
-
-use crate::support::external;
-
-fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("ef-cli-{prefix}-{}-{nanos}-{n}", std::process::id())
-}
+use test_support::{aws_env, moto_url, queue, receive_json, rule_to_queue, sdk_config, unique};
 
 /// A bus on moto with one rule sending every eventfork event to one queue; answers the
 /// bus name, the SQS client and the queue URL.
 async fn bus_with_queue(moto_url: &str, prefix: &str) -> (String, aws_sdk_sqs::Client, String) {
-    let credentials = Credentials::new("testing", "testing", None, None, "eventfork-tests");
-    let eventbridge = aws_sdk_eventbridge::Client::from_conf(
-        aws_sdk_eventbridge::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(moto_url)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(credentials.clone())
-            .build(),
-    );
-    let sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-            .endpoint_url(moto_url)
-            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "eventfork-tests",
-            ))
-            .build(),
-    );
-    let bus = unique(prefix);
+    let config = sdk_config(moto_url).await;
+    let eventbridge = aws_sdk_eventbridge::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let bus = unique(&format!("cli-{prefix}"));
     eventbridge
         .create_event_bus()
         .name(&bus)
         .send()
         .await
         .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&bus)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()
-        .remove(&QueueAttributeName::QueueArn)
-        .unwrap();
-    let pattern = json!({ "source": ["com.eventfork.users"] });
-    eventbridge
-        .put_rule()
-        .name(&bus)
-        .event_bus_name(&bus)
-        .event_pattern(pattern.to_string())
-        .send()
-        .await
-        .unwrap();
-    eventbridge
-        .put_targets()
-        .rule(&bus)
-        .event_bus_name(&bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("all")
-                .arn(queue_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let (queue_url, queue_arn) = queue(&sqs, &bus).await;
+    let pattern = json!({ "source": ["com.eventfork.users"] }).to_string();
+    rule_to_queue(&eventbridge, &bus, &bus, &pattern, "all", &queue_arn).await;
     (bus, sqs, queue_url)
 }
 
@@ -111,24 +38,11 @@ async fn event_ids_in(
     queue_url: &str,
     n_expected: usize,
 ) -> Vec<String> {
-    let mut ids = Vec::new();
-    for _ in 0..20 {
-        if ids.len() >= n_expected {
-            break;
-        }
-        let output = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        for message in output.messages() {
-            let body: Value = serde_json::from_str(message.body().unwrap()).unwrap();
-            ids.push(body["id"].as_str().unwrap().to_owned());
-        }
-    }
+    let bodies = receive_json(sqs, queue_url, n_expected, Duration::from_secs(20)).await;
+    let mut ids: Vec<String> = bodies
+        .iter()
+        .map(|body| body["id"].as_str().unwrap().to_owned())
+        .collect();
     ids.sort();
     ids
 }
@@ -171,21 +85,15 @@ fn publish(moto_url: Option<&str>, args: &[&str], lines: &[String]) -> Output {
     for line in lines {
         writeln!(file, "{line}").unwrap();
     }
-    let mut command = Command::new(env!("CARGO_BIN_EXE_eventfork"));
-    command
+    // Without moto nothing may be reached: an unroutable endpoint makes any call fail.
+    let env = aws_env(moto_url.unwrap_or("http://127.0.0.1:9"));
+    Command::new(env!("CARGO_BIN_EXE_eventfork"))
         .arg("publish")
         .args(args)
         .arg(file.path())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    match moto_url {
-        Some(url) => command.env("AWS_ENDPOINT_URL", url),
-        // Nothing may be reached: an unroutable endpoint makes any call fail.
-        None => command.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
-    };
-    command.output().unwrap()
+        .envs(env)
+        .output()
+        .unwrap()
 }
 
 fn stdout_lines(output: &Output) -> Vec<String> {
@@ -202,10 +110,7 @@ fn stderr(output: &Output) -> String {
 
 #[tokio::test]
 async fn a_25_line_file_is_published_in_three_requests() {
-    let Some(moto_url) = external(
-        "EVENTFORK_MOTO_URL",
-        "publish::a_25_line_file_is_published_in_three_requests",
-    ) else {
+    let Some(moto_url) = moto_url("publish::a_25_line_file_is_published_in_three_requests") else {
         return;
     };
     let (bus, sqs, queue_url) = bus_with_queue(&moto_url, "25").await;
@@ -239,10 +144,9 @@ async fn a_25_line_file_is_published_in_three_requests() {
 
 #[tokio::test]
 async fn an_oversize_line_and_an_unknown_detail_type_fail_alone() {
-    let Some(moto_url) = external(
-        "EVENTFORK_MOTO_URL",
-        "publish::an_oversize_line_and_an_unknown_detail_type_fail_alone",
-    ) else {
+    let Some(moto_url) =
+        moto_url("publish::an_oversize_line_and_an_unknown_detail_type_fail_alone")
+    else {
         return;
     };
     let (bus, sqs, queue_url) = bus_with_queue(&moto_url, "bad").await;
@@ -304,10 +208,7 @@ async fn an_oversize_line_and_an_unknown_detail_type_fail_alone() {
 
 #[test]
 fn a_missing_bus_fails_before_anything_is_sent() {
-    let Some(moto_url) = external(
-        "EVENTFORK_MOTO_URL",
-        "publish::a_missing_bus_fails_before_anything_is_sent",
-    ) else {
+    let Some(moto_url) = moto_url("publish::a_missing_bus_fails_before_anything_is_sent") else {
         return;
     };
     let bus = unique("missing");

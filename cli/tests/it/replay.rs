@@ -1,18 +1,8 @@
 //! `eventfork replay` against moto.
 
-use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
+use test_support::{aws_env, moto_url, sdk_config, unique};
 
-use crate::support::{eventfork_in, external, workspace_root};
-
-fn aws_env(moto_url: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", moto_url.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-    ]
-}
+use crate::support::{eventfork_in, workspace_root};
 
 fn replay(moto_url: &str, args: &[&str]) -> crate::support::Run {
     let env = aws_env(moto_url);
@@ -24,26 +14,12 @@ fn replay(moto_url: &str, args: &[&str]) -> crate::support::Run {
 
 #[tokio::test]
 async fn replay_plans_runs_and_reports() {
-    let Some(moto_url) = external(
-        "EVENTFORK_MOTO_URL",
-        "replay::replay_plans_runs_and_reports",
-    ) else {
+    let Some(moto_url) = moto_url("replay::replay_plans_runs_and_reports") else {
         return;
     };
-    let eventbridge = aws_sdk_eventbridge::Client::from_conf(
-        aws_sdk_eventbridge::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(&moto_url)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-            .build(),
-    );
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
+    let eventbridge = aws_sdk_eventbridge::Client::new(&sdk_config(&moto_url).await);
     // Unique per run: the test script's moto lives as long as the run, a developer's longer.
-    let bus = format!("ef-cli-replay-{}-{nanos}", std::process::id());
+    let bus = unique("cli-replay");
     let bus_arn = eventbridge
         .create_event_bus()
         .name(&bus)

@@ -55,18 +55,4 @@ pub(crate) fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The value of `variable`, set by `scripts/test` for tests that need an external tool or
-/// server. Without it the test is skipped loudly, unless `EVENTFORK_REQUIRE_EXTERNAL` is
-/// set (as `scripts/test` and CI do): then a missing tool fails the test.
-pub(crate) fn external(variable: &str, test: &str) -> Option<String> {
-    match std::env::var(variable) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ if std::env::var_os("EVENTFORK_REQUIRE_EXTERNAL").is_some() => {
-            panic!("{test}: {variable} is not set, and EVENTFORK_REQUIRE_EXTERNAL forbids skipping")
-        }
-        _ => {
-            eprintln!("SKIPPED {test}: set {variable} (scripts/test does) to run it");
-            None
-        }
-    }
-}
+pub(crate) use test_support::external;

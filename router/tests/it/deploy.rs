@@ -4,14 +4,14 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use events_schema::{Envelope, Event, Plan, Timestamp, UserLoggedIn, UserSignedUp};
 use router::{Entry, Matcher, Pattern, Publisher, RuleId, template::Template};
 use serde_json::{Value, json};
 
-use crate::moto::{moto_url, queue, rule_to_queue, sdk_config, unique};
+use test_support::{is_drained, moto_url, queue, receive_json, rule_to_queue, sdk_config, unique};
 
 fn template() -> Template {
     let text = include_str!("../../../template.yaml");
@@ -147,42 +147,26 @@ async fn template_rules_route_the_samples_in_moto() {
     for (rule, queue_url) in &queue_of_rule {
         let wanted = &expected[rule.as_str()];
         let mut received = BTreeSet::new();
-        let give_up = Instant::now() + Duration::from_secs(10);
-        while received.len() < wanted.len() && Instant::now() < give_up {
-            let output = sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .unwrap();
-            for message in output.messages() {
-                let body: Value = serde_json::from_str(message.body().unwrap()).unwrap();
-                if body["detail-type"] == UserSignedUp::DETAIL_TYPE {
-                    let mut body = body.clone();
-                    // FIXME(#4): moto leaves `account` out of delivered events.
-                    body.as_object_mut()
-                        .unwrap()
-                        .entry("account")
-                        .or_insert(json!("1"));
-                    let typed: Envelope<UserSignedUp> = serde_json::from_value(body).unwrap();
-                    assert!(
-                        rule != "MailingListRule" || typed.detail.marketing_consent,
-                        "the mailing list only gets consenting sign-ups"
-                    );
-                }
-                received.insert(body["id"].as_str().unwrap().to_owned());
+        for body in receive_json(&sqs, queue_url, wanted.len(), Duration::from_secs(10)).await {
+            if body["detail-type"] == UserSignedUp::DETAIL_TYPE {
+                let mut body = body.clone();
+                // FIXME(#4): moto leaves `account` out of delivered events.
+                body.as_object_mut()
+                    .unwrap()
+                    .entry("account")
+                    .or_insert(json!("1"));
+                let typed: Envelope<UserSignedUp> = serde_json::from_value(body).unwrap();
+                assert!(
+                    rule != "MailingListRule" || typed.detail.marketing_consent,
+                    "the mailing list only gets consenting sign-ups"
+                );
             }
+            received.insert(body["id"].as_str().unwrap().to_owned());
         }
         assert_eq!(&received, wanted, "events in the queue of {rule}");
-        let extra = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        assert!(extra.messages().is_empty(), "unexpected events for {rule}");
+        assert!(
+            is_drained(&sqs, queue_url).await,
+            "unexpected events for {rule}"
+        );
     }
 }

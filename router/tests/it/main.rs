@@ -5,8 +5,6 @@ mod deploy;
 #[cfg(feature = "local")]
 mod local;
 #[cfg(feature = "aws")]
-mod moto;
-#[cfg(feature = "aws")]
 mod publish;
 #[cfg(feature = "aws")]
 mod replay;

@@ -4,10 +4,7 @@
 //! Needs `EVENTFORK_MOTO_URL`; without it each test says loudly that it skipped, unless
 //! `EVENTFORK_REQUIRE_EXTERNAL` is set, and then it fails.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -15,7 +12,7 @@ use events_schema::{Envelope, Event, Plan, SignupMethod, Timestamp, UserLoggedIn
 use router::{Entry, PublishError, Publisher};
 use serde_json::{Value, json};
 
-use crate::moto::{moto_url, queue, sdk_config, unique};
+use test_support::{is_drained, moto_url, queue, receive_json, sdk_config, unique};
 
 struct Fixture {
     sdk_config: SdkConfig,
@@ -120,34 +117,10 @@ impl Fixture {
     /// Receives `n_expected` messages from a target's queue, then checks there is no more.
     async fn receive(&self, target: &str, n_expected: usize) -> Vec<Value> {
         let queue_url = &self.queues[target];
-        let mut bodies = Vec::new();
-        let give_up = Instant::now() + Duration::from_secs(20);
-        while bodies.len() < n_expected && Instant::now() < give_up {
-            let output = self
-                .sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .expect("receive from the queue");
-            for message in output.messages() {
-                let body = message.body().expect("a message body");
-                bodies.push(serde_json::from_str(body).expect("the body is JSON"));
-            }
-        }
-        let extra = self
-            .sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .expect("receive from the queue");
+        let bodies = receive_json(&self.sqs, queue_url, n_expected, Duration::from_secs(20)).await;
         assert_eq!(bodies.len(), n_expected, "messages in the {target} queue");
         assert!(
-            extra.messages().is_empty(),
+            is_drained(&self.sqs, queue_url).await,
             "unexpected messages in {target}"
         );
         bodies

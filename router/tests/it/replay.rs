@@ -8,9 +8,9 @@ use router::{
     Entry, Publisher,
     replay::{ReplayError, ReplayRequest, Replayer},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::moto::{moto_url, queue, rule_to_queue, sdk_config, unique};
+use test_support::{moto_url, queue, receive_json, rule_to_queue, sdk_config, unique};
 
 #[tokio::test]
 async fn replayed_events_reach_the_rules_again_with_their_replay_name() {
@@ -76,23 +76,7 @@ async fn replayed_events_reach_the_rules_again_with_their_replay_name() {
         .unwrap();
     assert!(status.is_completed(), "{status:?}");
 
-    let mut bodies: Vec<Value> = Vec::new();
-    for _ in 0..20 {
-        let output = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        for message in output.messages() {
-            bodies.push(serde_json::from_str(message.body().unwrap()).unwrap());
-        }
-        if bodies.len() >= 4 {
-            break;
-        }
-    }
+    let bodies = receive_json(&sqs, &queue_url, 4, Duration::from_secs(20)).await;
     let mut replay_names: Vec<Option<&str>> =
         bodies.iter().map(|b| b["replay-name"].as_str()).collect();
     replay_names.sort();
