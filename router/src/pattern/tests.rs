@@ -454,6 +454,16 @@ fn event_object(depth: u32) -> BoxedStrategy<String> {
         .boxed()
 }
 
+/// The names of the rules that match `event`, in order.
+fn hit_names(matcher: &Matcher, event: &str) -> Vec<String> {
+    matcher
+        .matches(event.as_bytes())
+        .expect("the event is a JSON object")
+        .iter()
+        .map(|id| id.to_string())
+        .collect()
+}
+
 /// Compiles `patterns` together (as `r00`, `r01`, …) and checks that on every event the
 /// matcher returns exactly the rules the reference interpreter matches one by one.
 fn agree_with_reference(patterns: &[Pattern], events: &[String]) -> Result<(), TestCaseError> {
@@ -463,12 +473,7 @@ fn agree_with_reference(patterns: &[Pattern], events: &[String]) -> Result<(), T
     }
     let matcher = builder.build().expect("generated patterns fit the limits");
     for event in events {
-        let hits: Vec<String> = matcher
-            .matches(event.as_bytes())
-            .expect("generated events are objects")
-            .iter()
-            .map(|id| id.to_string())
-            .collect();
+        let hits = hit_names(&matcher, event);
         let alone: Vec<String> = patterns
             .iter()
             .enumerate()
@@ -770,14 +775,7 @@ fn composite_anchors_are_used_and_exact() {
             .explain()
             .contains("a + b (combined): 100 value combinations")
     );
-    let hits = |event: &str| -> Vec<String> {
-        matcher
-            .matches(event.as_bytes())
-            .unwrap()
-            .iter()
-            .map(|id| id.to_string())
-            .collect()
-    };
+    let hits = |event: &str| hit_names(&matcher, event);
     assert_eq!(hits(r#"{"a":"a3","b":"b7","c":null}"#), ["r073"]);
     assert_eq!(
         hits(r#"{"a":["a3","a4"],"b":"b7","c":1}"#),
@@ -815,12 +813,7 @@ fn composite_anchors_over_literals_are_exact() {
         for flag in literals {
             for mark in literals {
                 let event = format!(r#"{{"kind":"k{kind}","flag":{flag},"mark":{mark}}}"#);
-                let hits: Vec<String> = matcher
-                    .matches(event.as_bytes())
-                    .unwrap()
-                    .iter()
-                    .map(|id| id.to_string())
-                    .collect();
+                let hits = hit_names(&matcher, &event);
                 let expected: Vec<String> = (0..90)
                     .filter(|i| {
                         i % 10 == kind && literals[i % 3] == flag && literals[(i / 3) % 3] == mark
@@ -913,14 +906,7 @@ fn exact_shortcuts_hold_for_arrays_and_absent_paths() {
         builder.add(RuleId::from(format!("r{i:02}")), pattern.clone());
     }
     let matcher = builder.build().unwrap();
-    let hits = |event: &str| -> Vec<String> {
-        matcher
-            .matches(event.as_bytes())
-            .unwrap()
-            .iter()
-            .map(|id| id.to_string())
-            .collect()
-    };
+    let hits = |event: &str| hit_names(&matcher, event);
     // Rule 7: source s1, detail-type t3, id u7.
     let cases = [
         (

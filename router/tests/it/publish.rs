@@ -12,7 +12,7 @@ use events_schema::{Envelope, Event, Plan, SignupMethod, Timestamp, UserLoggedIn
 use router::{Entry, PublishError, Publisher};
 use serde_json::{Value, json};
 
-use test_support::{is_drained, moto_url, queue, receive_json, sdk_config, unique};
+use test_support::{is_drained, moto_url, queue, receive_json, rule_to_queue, sdk_config, unique};
 
 struct Fixture {
     sdk_config: SdkConfig,
@@ -62,16 +62,15 @@ async fn fan_out(moto_url: &str, test: &str) -> Fixture {
     for (target, pattern) in routes {
         let queue_name = format!("{bus}-{target}");
         let (queue_url, queue_arn) = queue(&sqs, &queue_name).await;
-        let rule_arn = eventbridge
-            .put_rule()
-            .name(&queue_name)
-            .event_bus_name(&bus)
-            .event_pattern(pattern.to_string())
-            .send()
-            .await
-            .expect("put the rule")
-            .rule_arn
-            .expect("a rule ARN");
+        let rule_arn = rule_to_queue(
+            &eventbridge,
+            &bus,
+            &queue_name,
+            &pattern.to_string(),
+            target,
+            &queue_arn,
+        )
+        .await;
         // What AWS requires for the rule to send to the queue; moto does not check it.
         let policy = json!({
             "Version": "2012-10-17",
@@ -89,20 +88,6 @@ async fn fan_out(moto_url: &str, test: &str) -> Fixture {
             .send()
             .await
             .expect("set the queue policy");
-        eventbridge
-            .put_targets()
-            .rule(&queue_name)
-            .event_bus_name(&bus)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id(target)
-                    .arn(queue_arn)
-                    .build()
-                    .expect("a valid target"),
-            )
-            .send()
-            .await
-            .expect("put the target");
         queues.insert(target, queue_url);
     }
     Fixture {
