@@ -946,3 +946,84 @@ fn exact_shortcuts_hold_for_arrays_and_absent_paths() {
     let events: Vec<String> = cases.iter().map(|(e, _)| e.to_string()).collect();
     agree_with_reference(&patterns, &events).unwrap();
 }
+
+/// Rules added and removed one by one after the build (guards, exact prefixes and
+/// composite anchors chosen as they come, sub-rule and predicate ids reused) answer like
+/// each rule alone, and two matchers used in turn on one thread (sharing its scratch
+/// space) do not disturb each other.
+#[test]
+fn incremental_changes_and_alternating_matchers_agree_with_the_reference() {
+    let pattern = |i: usize| {
+        Pattern::parse(&format!(
+            r#"{{"source":["s{}"],"detail-type":["t{}"],"detail":{{"tenant":["n{}"],"plan":["p{}"],"score":[{{"numeric":[">",{}]}}],"$or":[{{"mail":[{{"suffix":".d{}"}}]}},{{"flag":[true]}}]}}}}"#,
+            i % 3,
+            i % 5,
+            i % 40,
+            i % 4,
+            i % 10,
+            i % 6
+        ))
+        .unwrap()
+    };
+    let events: Vec<String> = (0..120)
+        .map(|i| {
+            format!(
+                r#"{{"source":"s{}","detail-type":["t{}"],"detail":{{"tenant":"n{}","plan":"p{}","score":{},"mail":"x@y.d{}","flag":{}}}}}"#,
+                i % 3,
+                i % 5,
+                i % 40,
+                (i / 3) % 4,
+                i % 13,
+                i % 6,
+                i % 2 == 0
+            )
+        })
+        .collect();
+    let mut live: Vec<Option<Pattern>> = vec![None; 400];
+    let mut matcher = Matcher::builder().build().unwrap();
+    let small = {
+        let mut builder = Matcher::builder();
+        builder.add(RuleId::from("only"), pattern(7));
+        builder.build().unwrap()
+    };
+    for step in 0..1200usize {
+        let slot = (step * 7919) % 400;
+        if live[slot].is_some() && step % 3 == 0 {
+            assert!(matcher.remove(&RuleId::from(format!("r{slot:03}"))));
+            live[slot] = None;
+        } else {
+            let p = pattern(slot + step % 2);
+            matcher
+                .add(RuleId::from(format!("r{slot:03}")), p.clone())
+                .unwrap();
+            live[slot] = Some(p);
+        }
+        if step % 200 == 199 {
+            for event in &events {
+                let expected: Vec<String> = live
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| {
+                        p.as_ref().is_some_and(|p| {
+                            reference::matches(p, event.as_bytes(), 128) == Ok(true)
+                        })
+                    })
+                    .map(|(i, _)| format!("r{i:03}"))
+                    .collect();
+                assert_eq!(hit_names(&matcher, event), expected, "step {step}: {event}");
+                let alone = reference::matches(&pattern(7), event.as_bytes(), 128) == Ok(true);
+                assert_eq!(
+                    hit_names(&small, event).len(),
+                    usize::from(alone),
+                    "{event}"
+                );
+            }
+        }
+    }
+    // The rules above are meant to reach composite anchors too.
+    assert!(
+        matcher.explain().contains("(combined)"),
+        "{}",
+        matcher.explain()
+    );
+}
