@@ -293,7 +293,7 @@ pub(crate) struct Needs(u8);
 
 impl Needs {
     pub(crate) const NONE: Needs = Needs(0);
-    /// The interned value id, and the value hash when there are composite anchors.
+    /// The interned value id (exact tests, guards and composite anchors compare it).
     pub(crate) const VALUE: Needs = Needs(1);
     /// The case fold of a string.
     pub(crate) const FOLD: Needs = Needs(2);

@@ -201,8 +201,8 @@ pub struct Matcher {
     /// Composite anchors by their sorted paths.
     composites: Vec<Composite>,
     composite_ids: FxMap<Vec<u32>, u32>,
-    /// The composites to look at when a leaf of a path has a value hash, each with the
-    /// number of its keys that this value leads.
+    /// The composites to look at when a leaf holds a value at a path
+    /// ([`composite::lead`]), each with the number of its keys that this value leads.
     composite_leads: FxMap<u64, Vec<(u32, u32)>>,
     /// How many sub-rules could use each composite key, for choosing anchors.
     composite_counts: FxMap<(Vec<u32>, composite::Key), u32>,
@@ -324,9 +324,8 @@ struct Scratch {
     hit_ranges: Vec<(u32, u32)>,
     chosen: Vec<u32>,
     rules: Vec<u32>,
-    /// Per leaf: its interned value and fold ids, its value hash (for composite anchors),
-    /// its case fold (a range of `folds`) and its IP address, each worked out when the
-    /// leaf's path needs it.
+    /// Per leaf: its interned value and fold ids, its case fold (a range of `folds`) and
+    /// its IP address, each worked out when the leaf's path needs it.
     leaf_values: Vec<ValueId>,
     leaf_fold_ids: Vec<ValueId>,
     leaf_folds: Vec<(u32, u32)>,

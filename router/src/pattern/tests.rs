@@ -786,7 +786,7 @@ fn composite_anchors_are_used_and_exact() {
 }
 
 /// Composite anchors on paths that only ever hold `true`, `false` or `null` in the rules:
-/// the leaves of those paths need their value hashes too.
+/// the leaves of those paths need their interned values too.
 #[test]
 fn composite_anchors_over_literals_are_exact() {
     let literals = ["true", "false", "null"];
