@@ -294,16 +294,15 @@ struct SubRule {
 struct Scratch {
     flat: Flat,
     candidates: Vec<u32>,
-    /// Leaf indices grouped by path, and each path's range in it, valid when its stamp
-    /// equals `epoch`.
+    /// Leaf indices grouped by path, and each path's range in it, valid when the path's
+    /// slot carries `epoch`.
     by_path: Vec<u32>,
     path_range: Vec<(u32, u32)>,
-    path_stamp: Vec<u32>,
     /// The paths that have leaves in this event.
     present: Vec<u32>,
-    /// Per path, what the check loop needs to know first: the epoch in the high half and,
-    /// in the low half, the path's one leaf when it has a single leaf outside arrays, or
-    /// [`SEVERAL`].
+    /// Per path, what the check loop needs to know first: the epoch in the high half when
+    /// the event has the path and, in the low half, the path's one leaf when it has a
+    /// single leaf outside arrays, or [`SEVERAL`].
     slots: Vec<u64>,
     /// Per path, the epoch in the high half and, in the low half, the interned value of
     /// its one leaf outside arrays, or [`SEVERAL`].
@@ -347,6 +346,19 @@ struct Paths<'a> {
 }
 
 impl Paths<'_> {
+    /// Whether the path holds exactly this interned value: `None` when it has several
+    /// leaves or one inside an array, which only the full check decides.
+    #[inline]
+    fn exact(&self, path: u32, value: ValueId) -> Option<bool> {
+        let word = self.values[path as usize];
+        let seen = u64::from(self.epoch) << 32;
+        if word == seen | u64::from(SEVERAL) {
+            None
+        } else {
+            Some(word == seen | u64::from(value))
+        }
+    }
+
     /// The leaves of a path (none when the event lacks it).
     #[inline]
     fn leaves(&self, path: u32) -> &[u32] {
@@ -461,7 +473,6 @@ impl Matcher {
             candidates,
             by_path,
             path_range,
-            path_stamp,
             present,
             slots,
             path_values,
@@ -490,12 +501,9 @@ impl Matcher {
 
         *epoch = epoch.wrapping_add(1);
         if *epoch == 0
-            || path_stamp.len() < self.path_names.len()
             || slots.len() < self.path_names.len()
             || path_values.len() < self.path_names.len()
         {
-            path_stamp.clear();
-            path_stamp.resize(self.path_names.len(), 0);
             slots.clear();
             slots.resize(self.path_names.len(), 0);
             path_values.clear();
@@ -572,10 +580,11 @@ impl Matcher {
         by_path.clear();
         by_path.resize(flat.leaves.len(), 0);
         present.clear();
+        let seen = u64::from(epoch) << 32;
         for leaf in &flat.leaves {
             let p = leaf.path as usize;
-            if path_stamp[p] != epoch {
-                path_stamp[p] = epoch;
+            if slots[p] & !u64::from(u32::MAX) != seen {
+                slots[p] = seen;
                 path_range[p] = (0, 0);
                 present.push(leaf.path);
             }
@@ -600,13 +609,13 @@ impl Matcher {
             } else {
                 SEVERAL
             };
-            slots[p as usize] = (u64::from(epoch) << 32) | u64::from(low);
+            slots[p as usize] = seen | u64::from(low);
             let value = if low == SEVERAL {
                 SEVERAL
             } else {
                 leaf_values[low as usize]
             };
-            path_values[p as usize] = (u64::from(epoch) << 32) | u64::from(value);
+            path_values[p as usize] = seen | u64::from(value);
         }
 
         // Collect candidates from the value indexes, each sub-rule once.
@@ -722,15 +731,10 @@ impl Matcher {
             if entry.rule == u32::MAX {
                 continue;
             }
-            if entry.guard_path != NO_GUARD {
-                let slot = paths.slots[entry.guard_path as usize];
-                if (slot >> 32) as u32 != epoch {
-                    continue;
-                }
-                let leaf = slot as u32;
-                if leaf != SEVERAL && leaf_values[leaf as usize] != entry.guard_value {
-                    continue;
-                }
+            if entry.guard_path != NO_GUARD
+                && paths.exact(entry.guard_path, entry.guard_value) == Some(false)
+            {
+                continue;
             }
             let program = &self.code[entry.start as usize..(entry.start + entry.len) as usize];
             let program = match fast_check(program, entry.fast as usize, &paths) {
@@ -988,6 +992,7 @@ impl Matcher {
             }
             // A composite anchor must beat the best single one clearly: it costs a lookup
             // per event for its set of paths.
+            let mut best_paths = Vec::new();
             if best.as_ref().is_some_and(|(c, _)| *c > 8) {
                 for option in composite::options(&sub.constraints, self.program(sub_id)) {
                     let users = self
@@ -1030,31 +1035,35 @@ impl Matcher {
                             .iter()
                             .map(|parts| composite::lead(option.paths[lead], parts[lead]))
                             .collect();
-                        let composite = match self.composite_ids.get(&option.paths) {
-                            Some(&id) => id,
-                            None => {
-                                let id = self.composites.len() as u32;
-                                self.composites.push(Composite {
-                                    paths: option.paths.clone(),
-                                    ..Composite::default()
-                                });
-                                self.composite_ids.insert(option.paths.clone(), id);
-                                id
-                            }
-                        };
+                        // The composite's id is settled once the best option is known.
                         best = Some((
                             cost,
                             Anchor::Composite {
-                                composite,
+                                composite: u32::MAX,
                                 constraints: option.constraints,
                                 keys: option.keys,
                                 leads,
                             },
                         ));
+                        best_paths = option.paths;
                     }
                 }
             }
-            let anchor = best.map_or(Anchor::Always, |(_, anchor)| anchor);
+            let mut anchor = best.map_or(Anchor::Always, |(_, anchor)| anchor);
+            if let Anchor::Composite { composite, .. } = &mut anchor {
+                *composite = match self.composite_ids.get(&best_paths) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.composites.len() as u32;
+                        self.composites.push(Composite {
+                            paths: best_paths.clone(),
+                            ..Composite::default()
+                        });
+                        self.composite_ids.insert(best_paths, id);
+                        id
+                    }
+                };
+            }
             // The guard: of the exact one-value constraints outside the anchor, the one
             // whose value the fewest tests name (likely the rarest in events too).
             let anchored = |i: usize| match &anchor {
@@ -1265,7 +1274,8 @@ impl Matcher {
             field.lists(&mut visit);
         }
         visit(&self.always);
-        visit(&(0..self.entries.len() as u32).collect::<Vec<u32>>());
+        // Only sub-rules in no list are left (there should be none).
+        order.extend((0..self.entries.len() as u32).filter(|&s| !placed[s as usize]));
         let mut code = Vec::with_capacity(self.code.len() - self.garbage);
         for sub in order {
             let entry = &mut self.entries[sub as usize];
