@@ -28,6 +28,13 @@ fn simple(mut mapped: impl Iterator<Item = char>, c: char) -> char {
 
 /// Appends the case fold of `s` to `out`.
 pub(crate) fn fold_into(s: &str, out: &mut String) {
+    if s.is_ascii() {
+        // The usual case, a byte at a time.
+        let start = out.len();
+        out.push_str(s);
+        out[start..].make_ascii_lowercase();
+        return;
+    }
     out.extend(s.chars().map(fold_char));
 }
 
