@@ -74,6 +74,54 @@ impl NumberKey {
 /// float64 prints as (the shortest round-trip form, with at least two significant digits as
 /// Java prints them), so `5e-324` is not exact (it prints as `4.9E-324`) while `0.10` is.
 pub(crate) fn exact_f64(text: &str) -> Option<f64> {
+    match short_decimal(text) {
+        Some(value) => Some(value),
+        None => exact_f64_general(text),
+    }
+}
+
+/// Powers of ten that a float64 holds exactly, enough for 15 digits after the point.
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// The common case, without the general parser: a plain decimal (no exponent) of at most 15
+/// digits. Its digits form an integer below 2^53 and its scale a power of ten that a
+/// float64 holds exactly, so one division rounds correctly (Clinger's fast path), and at
+/// most 15 digits always survive the round trip (see [`exact_f64_general`]).
+fn short_decimal(text: &str) -> Option<f64> {
+    let bytes = text.as_bytes();
+    let (negative, body) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    let mut mantissa = 0u64;
+    let mut n_digits = 0usize;
+    let mut scale: Option<usize> = None;
+    for &b in body {
+        match b {
+            b'0'..=b'9' if n_digits < 15 => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                n_digits += 1;
+                if let Some(k) = &mut scale {
+                    *k += 1;
+                }
+            }
+            b'.' if scale.is_none() => scale = Some(0),
+            _ => return None,
+        }
+    }
+    if n_digits == 0 {
+        return None;
+    }
+    if mantissa == 0 {
+        return Some(0.0);
+    }
+    let value = mantissa as f64 / POW10[scale.unwrap_or(0)];
+    Some(if negative { -value } else { value })
+}
+
+fn exact_f64_general(text: &str) -> Option<f64> {
     let value: f64 = text.parse().ok()?;
     if !value.is_finite() {
         return None;
@@ -164,6 +212,49 @@ mod tests {
         check("2.0e422", None);
         check("1E-325", None);
         check("5e-324", None);
+    }
+
+    /// The fast path for short plain decimals gives what the general one gives, bit for
+    /// bit, and declines whatever it cannot decide.
+    #[test]
+    fn short_decimals_agree_with_the_general_path() {
+        let mut texts: Vec<String> = ["0", "-0", "0.0", "-0.000", "1", "-1", "0.1", "0.10"]
+            .map(String::from)
+            .into();
+        texts
+            .extend(["123456789012345", "1234567890123456", "0.000000000000001"].map(String::from));
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let n_digits = 1 + (state % 17) as usize;
+            let digits: String = (0..n_digits)
+                .map(|i| char::from(b'0' + ((state >> (i * 3 % 60)) % 10) as u8))
+                .collect();
+            let point = (state >> 40) as usize % (n_digits + 1);
+            let sign = if state & 1 == 0 { "" } else { "-" };
+            let text = if point == 0 || point == n_digits {
+                format!("{sign}{digits}")
+            } else {
+                format!("{sign}{}.{}", &digits[..point], &digits[point..])
+            };
+            texts.push(text);
+        }
+        let mut decided = 0;
+        for text in &texts {
+            let general = exact_f64_general(text);
+            if let Some(fast) = short_decimal(text) {
+                decided += 1;
+                assert_eq!(Some(fast.to_bits()), general.map(f64::to_bits), "{text}");
+            }
+            assert_eq!(
+                exact_f64(text).map(f64::to_bits),
+                general.map(f64::to_bits),
+                "{text}"
+            );
+        }
+        assert!(decided > texts.len() / 2, "{decided} of {}", texts.len());
     }
 
     #[test]
