@@ -249,9 +249,6 @@ impl Flat {
         if event.len() > u32::MAX as usize {
             return Err(EventError::new("the event is larger than 4 GiB"));
         }
-        if std::str::from_utf8(event).is_err() {
-            return Err(EventError::new("the event is not valid UTF-8"));
-        }
         let pos = skip_ws(event, 0);
         if event.get(pos) != Some(&b'{') {
             return Err(EventError::new("the event is not a JSON object"));
@@ -324,6 +321,15 @@ struct Reader<'e, 'f> {
 
 impl Reader<'_, '_> {
     fn syntax(&self, at: usize, what: &str) -> EventError {
+        if self.bytes.get(at).is_some_and(|&b| b >= 0x80) {
+            // Strings check their own UTF-8; anywhere else JSON is ASCII.
+            return self.in_string(at, "a non-ASCII byte outside a string");
+        }
+        self.in_string(at, what)
+    }
+
+    /// An error that the string scanner found (a non-ASCII byte there is its own business).
+    fn in_string(&self, at: usize, what: &str) -> EventError {
         if at >= self.bytes.len() {
             EventError::new(format!("the event is truncated: {what}"))
         } else {
@@ -354,7 +360,7 @@ impl Reader<'_, '_> {
                     }
                     let key_start = self.pos;
                     let (key_end, has_escape) = scan_string(self.bytes, key_start)
-                        .map_err(|(at, what)| self.syntax(at, what))?;
+                        .map_err(|(at, what)| self.in_string(at, what))?;
                     self.pos = key_end;
                     let child = match node {
                         None => None,
@@ -423,7 +429,7 @@ impl Reader<'_, '_> {
             }
             Some(b'"') => {
                 let (end, has_escape) =
-                    scan_string(self.bytes, start).map_err(|(at, what)| self.syntax(at, what))?;
+                    scan_string(self.bytes, start).map_err(|(at, what)| self.in_string(at, what))?;
                 self.pos = end;
                 if let Some(path) = node.and_then(|n| self.paths.path(n)) {
                     let raw = &self.bytes[start + 1..end - 1];
@@ -575,6 +581,16 @@ mod tests {
         ] {
             assert!(flat.read(event, &trie, 16).is_err(), "{event:?}");
         }
+        let error = flat.read(b"{\"skip\":\"0123456789\xc3\x28\"}", &trie, 16);
+        assert_eq!(
+            error.unwrap_err().to_string(),
+            "the event is not valid JSON at byte 19: invalid UTF-8 in a string"
+        );
+        let error = flat.read(b"{\"a\":\xc3\xa9}", &trie, 16);
+        assert_eq!(
+            error.unwrap_err().to_string(),
+            "the event is not valid JSON at byte 5: a non-ASCII byte outside a string"
+        );
         flat.read(
             "{\"a\":\"caf\u{e9} \u{1F600}\",\"b\":\"\u{e9}t\u{e9}\"}".as_bytes(),
             &trie,

@@ -188,8 +188,9 @@ pub(crate) fn skip_ws(bytes: &[u8], mut pos: usize) -> usize {
 }
 
 /// Scans the string starting at the quote at `start`. Returns the position just past the
-/// closing quote and whether the string holds any escape. Escapes are validated here, so
-/// [`unescape_into`] cannot fail; UTF-8 is the caller's concern.
+/// closing quote and whether the string holds any escape. Escapes and UTF-8 are validated
+/// here, so [`unescape_into`] cannot fail and the string's bytes are UTF-8 (outside strings
+/// JSON is ASCII, so a document whose strings all pass is UTF-8 throughout).
 #[inline]
 pub(crate) fn scan_string(
     bytes: &[u8],
@@ -198,8 +199,8 @@ pub(crate) fn scan_string(
     let mut pos = start + 1;
     let mut has_escape = false;
     loop {
-        // Skip eight ordinary bytes at a time (no quote, no backslash, no control byte),
-        // then jump to the first special one.
+        // Skip eight ordinary bytes at a time (no quote, no backslash, no control byte, no
+        // byte of a multi-byte character), then jump to the first special one.
         while let Some(chunk) = bytes.get(pos..pos + 8) {
             let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
             let special = special_bytes(word);
@@ -229,14 +230,27 @@ pub(crate) fn scan_string(
                 }
             }
             Some(0..=0x1f) => return Err((pos, "control character in a string")),
+            Some(&lead @ 0x80..) => {
+                let width = match lead {
+                    0xc2..=0xdf => 2,
+                    0xe0..=0xef => 3,
+                    0xf0..=0xf4 => 4,
+                    _ => 0,
+                };
+                // The standard check catches overlong forms and surrogates.
+                match bytes.get(pos..pos + width).map(std::str::from_utf8) {
+                    Some(Ok(_)) if width > 0 => pos += width,
+                    _ => return Err((pos, "invalid UTF-8 in a string")),
+                }
+            }
             Some(_) => pos += 1,
         }
     }
 }
 
-/// The high bit of each byte of `word` that may be `"`, `\\` or below 0x20 (the classic
-/// SWAR tests). The lowest set bit is exact: flags can be spurious only above a true one,
-/// where a borrow ran on, so `trailing_zeros() / 8` is the first special byte.
+/// The high bit of each byte of `word` that may be `"`, `\\`, below 0x20 or above 0x7f
+/// (the classic SWAR tests). The lowest set bit is exact: flags can be spurious only above a
+/// true one, where a borrow ran on, so `trailing_zeros() / 8` is the first special byte.
 #[inline]
 fn special_bytes(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -245,6 +259,7 @@ fn special_bytes(word: u64) -> u64 {
     zero_bytes(word ^ (ONES * u64::from(b'"')))
         | zero_bytes(word ^ (ONES * u64::from(b'\\')))
         | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS)
+        | (word & HIGHS)
 }
 
 fn hex4(bytes: &[u8]) -> u32 {
@@ -450,6 +465,13 @@ mod tests {
             }
             Err(pos)
         }
+        // Past the scan, the string's body must be UTF-8; the first bad byte is the error.
+        fn naive_utf8(bytes: &[u8]) -> Result<usize, usize> {
+            let end = naive(bytes)?;
+            std::str::from_utf8(&bytes[1..end - 1])
+                .map(|_| end)
+                .map_err(|e| 1 + e.valid_up_to())
+        }
         let fillers: [&[u8]; 4] = [b"a", b"\x00", b"\x01", "\u{e9}".as_bytes()];
         for special in [b'"', b'\\', 0x00, 0x01, 0x1f, b'\n'] {
             for at in 0..24 {
@@ -465,7 +487,7 @@ mod tests {
                     let ours = scan_string(&text, 0)
                         .map(|(end, _)| end)
                         .map_err(|(at, _)| at);
-                    assert_eq!(ours, naive(&text), "{text:?}");
+                    assert_eq!(ours, naive_utf8(&text), "{text:?}");
                 }
             }
         }
