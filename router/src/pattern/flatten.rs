@@ -75,24 +75,55 @@ impl Default for PathTrie {
 
 #[derive(Debug, Default, Clone)]
 struct PathNode {
-    /// The child nodes by key segment; looked up by a scan while there are few, through
-    /// `index` once there are more than [`SCAN_CHILDREN`].
-    children: Vec<(Box<[u8]>, u32)>,
+    /// The child nodes, each found by the length and first eight bytes of its key segment:
+    /// scanned while there are few, through `index` once there are more than
+    /// [`SCAN_CHILDREN`].
+    children: Vec<Child>,
     index: FxMap<Box<[u8]>, u32>,
     path: Option<u32>,
 }
 
-/// Up to this many children, a scan (lengths first) beats hashing the key.
-const SCAN_CHILDREN: usize = 8;
+#[derive(Debug, Clone)]
+struct Child {
+    head: u64,
+    len: u32,
+    node: u32,
+    /// The segment (compared past its head only when longer than eight bytes).
+    key: Box<[u8]>,
+}
+
+/// The first eight bytes of a key segment, zero-padded: with the length, the whole of a
+/// short segment.
+#[inline]
+fn head(segment: &[u8]) -> u64 {
+    let n = segment.len();
+    let word = |at: usize| u32::from_le_bytes(segment[at..at + 4].try_into().expect("4 bytes"));
+    match n {
+        8.. => u64::from_le_bytes(segment[..8].try_into().expect("8 bytes")),
+        // Two reads that overlap: the shared bytes land on themselves.
+        4..8 => u64::from(word(0)) | u64::from(word(n - 4)) << ((n - 4) * 8),
+        1..4 => {
+            let byte = |at: usize| u64::from(segment[at]) << (at * 8);
+            byte(0) | byte(n / 2) | byte(n - 1)
+        }
+        0 => 0,
+    }
+}
+
+/// Up to this many children, a scan of the heads beats hashing the key.
+const SCAN_CHILDREN: usize = 16;
 
 impl PathNode {
     #[inline]
     fn child(&self, segment: &[u8]) -> Option<u32> {
         if self.children.len() <= SCAN_CHILDREN {
+            let (head, len) = (head(segment), segment.len() as u32);
             self.children
                 .iter()
-                .find(|(key, _)| key.len() == segment.len() && **key == *segment)
-                .map(|&(_, node)| node)
+                .find(|c| {
+                    c.head == head && c.len == len && (len <= 8 || c.key[8..] == segment[8..])
+                })
+                .map(|c| c.node)
         } else {
             self.index.get(segment).copied()
         }
@@ -116,12 +147,20 @@ impl PathTrie {
                     let next = self.nodes.len();
                     self.nodes.push(PathNode::default());
                     let parent = &mut self.nodes[node];
-                    parent
-                        .children
-                        .push((segment.as_bytes().into(), next as u32));
+                    let key = segment.as_bytes();
+                    parent.children.push(Child {
+                        head: head(key),
+                        len: key.len() as u32,
+                        node: next as u32,
+                        key: key.into(),
+                    });
                     if parent.children.len() > SCAN_CHILDREN {
                         if parent.index.is_empty() {
-                            parent.index = parent.children.iter().cloned().collect();
+                            parent.index = parent
+                                .children
+                                .iter()
+                                .map(|c| (c.key.clone(), c.node))
+                                .collect();
                         } else {
                             parent.index.insert(segment.as_bytes().into(), next as u32);
                         }
@@ -598,6 +637,42 @@ mod tests {
         )
         .expect("valid UTF-8 passes");
         assert_eq!(flat.leaves.len(), 1);
+    }
+
+    /// With the length, the head of a segment of up to eight bytes is the whole of it.
+    #[test]
+    fn heads_tell_short_segments_apart() {
+        let alphabet = [0u8, 1, b'a', b'b', 0xff];
+        let mut segments: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in 1..=9usize {
+            for n in 0..40usize {
+                segments.push(
+                    (0..len)
+                        .map(|i| alphabet[(n * 7 + i * n + i) % alphabet.len()])
+                        .collect(),
+                );
+            }
+        }
+        for a in &segments {
+            let bytes: Vec<u8> = a.iter().chain([0; 8].iter()).take(8).copied().collect();
+            assert_eq!(head(a), u64::from_le_bytes(bytes.try_into().unwrap()), "{a:?}");
+            for b in &segments {
+                if a.len() == b.len() && a.len() <= 8 {
+                    assert_eq!(head(a) == head(b), a == b, "{a:?} {b:?}");
+                }
+            }
+        }
+        let mut trie = PathTrie::new();
+        let keys = ["a", "ab", "abcdefgh", "abcdefghi", "abcdefghj", "b\0"];
+        for (i, key) in keys.iter().enumerate() {
+            trie.insert(key, i as u32);
+        }
+        for (i, key) in keys.iter().enumerate() {
+            let node = trie.step(0, key.as_bytes()).expect("registered");
+            assert_eq!(trie.path(node), Some(i as u32), "{key}");
+        }
+        assert_eq!(trie.step(0, b"abcdefghk"), None);
+        assert_eq!(trie.step(0, b"abc"), None);
     }
 
     #[test]
