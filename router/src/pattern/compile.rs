@@ -264,7 +264,7 @@ impl Test {
             (Test::Number(k), Value::Number { text, exact }) => {
                 *k == NumberKey::of(std::str::from_utf8(text).expect("ASCII"), exact)
             }
-            (Test::Ip(ip), Value::String(_)) => leaf.ip == Some(*ip),
+            (Test::Ip(ip), Value::String(_)) => leaf.ip == Some(ip),
             (Test::Bool(b), Value::Bool(v)) => *b == v,
             (Test::Null, Value::Null) => true,
             (Test::Prefix(p), Value::String(v)) => v.starts_with(p),
@@ -280,7 +280,7 @@ impl Test {
             (Test::AnythingBut(a), _) => !a.excludes(leaf),
             (Test::Numeric(n), Value::Number { exact: Some(x), .. }) => n.contains(x),
             (Test::Exists, _) => true,
-            (Test::Cidr(range), Value::String(_)) => leaf.ip.is_some_and(|ip| range.contains(ip)),
+            (Test::Cidr(range), Value::String(_)) => leaf.ip.is_some_and(|&ip| range.contains(ip)),
             _ => false,
         }
     }
@@ -325,7 +325,7 @@ impl std::ops::BitOrAssign for Needs {
 pub(crate) struct Probe<'a> {
     pub(crate) value: Value<'a>,
     pub(crate) folded: Option<&'a str>,
-    pub(crate) ip: Option<Ip>,
+    pub(crate) ip: Option<&'a Ip>,
 }
 
 fn compile_anything_but(a: &AnythingBut) -> AnythingButTest {
@@ -723,6 +723,9 @@ pub(crate) struct FieldIndex {
     pub(crate) any_ip: Vec<u32>,
     pub(crate) any_string: Vec<u32>,
     pub(crate) any_value: Vec<u32>,
+    /// How many entries sit anywhere but in `values`: while none do, a leaf needs only its
+    /// value id looked up.
+    others: u32,
 }
 
 fn remove_from(list: &mut Vec<u32>, entry: u32) {
@@ -766,10 +769,12 @@ impl FieldIndex {
     /// Enters `entry` under `test`; `interned` is the test's op in a check program, which
     /// carries the interned id of an exact value or fold.
     pub(crate) fn insert(&mut self, test: &Test, interned: Op, entry: u32) {
-        match interned {
-            Op::Value(id) => return self.values.entry(id).or_default().push(entry),
-            Op::Fold(id) => return self.folds.entry(id).or_default().push(entry),
-            _ => {}
+        if let Op::Value(id) = interned {
+            return self.values.entry(id).or_default().push(entry);
+        }
+        self.others += 1;
+        if let Op::Fold(id) = interned {
+            return self.folds.entry(id).or_default().push(entry);
         }
         if let Test::Numeric(n) = test {
             return self.numeric.insert(n, entry);
@@ -798,10 +803,12 @@ impl FieldIndex {
     }
 
     pub(crate) fn remove(&mut self, test: &Test, interned: Op, entry: u32) {
-        match interned {
-            Op::Value(id) => return remove_from_map(&mut self.values, &id, entry),
-            Op::Fold(id) => return remove_from_map(&mut self.folds, &id, entry),
-            _ => {}
+        if let Op::Value(id) = interned {
+            return remove_from_map(&mut self.values, &id, entry);
+        }
+        self.others -= 1;
+        if let Op::Fold(id) = interned {
+            return remove_from_map(&mut self.folds, &id, entry);
         }
         if let Test::Numeric(n) = test {
             return self.numeric.remove(n, entry);
@@ -827,23 +834,21 @@ impl FieldIndex {
         }
     }
 
-    /// Calls `found` with every sub-rule whose anchor this leaf may satisfy; `value` and
-    /// `fold` are the leaf's interned ids.
+    /// Calls `found` with every sub-rule whose anchor this leaf may satisfy, but for exact
+    /// values (the matcher reads those by value); `fold` is the leaf's interned fold.
     #[inline]
-    pub(crate) fn candidates(
+    pub(crate) fn candidates<'a>(
         &self,
-        leaf: &Probe<'_>,
-        value: ValueId,
+        leaf: impl FnOnce() -> Probe<'a>,
         fold: ValueId,
         found: &mut impl FnMut(u32),
     ) {
         let mut all = |list: &[u32]| list.iter().for_each(|&e| found(e));
-        all(&self.any_value);
-        if value != check::NONE
-            && let Some(list) = self.values.get(&value)
-        {
-            all(list);
+        if self.others == 0 {
+            return;
         }
+        all(&self.any_value);
+        let leaf = leaf();
         match leaf.value {
             Value::String(s) => {
                 if !self.strings.is_empty()
@@ -853,7 +858,7 @@ impl FieldIndex {
                 }
                 all(&self.any_string);
                 if let Some(ip) = leaf.ip {
-                    if let Some(list) = self.ips.get(&ip) {
+                    if let Some(list) = self.ips.get(ip) {
                         all(list);
                     }
                     all(&self.any_ip);

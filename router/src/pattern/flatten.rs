@@ -467,8 +467,8 @@ impl Reader<'_, '_> {
                 }
             }
             Some(b'"') => {
-                let (end, has_escape) =
-                    scan_string(self.bytes, start).map_err(|(at, what)| self.in_string(at, what))?;
+                let (end, has_escape) = scan_string(self.bytes, start)
+                    .map_err(|(at, what)| self.in_string(at, what))?;
                 self.pos = end;
                 if let Some(path) = node.and_then(|n| self.paths.path(n)) {
                     let raw = &self.bytes[start + 1..end - 1];
@@ -655,7 +655,11 @@ mod tests {
         }
         for a in &segments {
             let bytes: Vec<u8> = a.iter().chain([0; 8].iter()).take(8).copied().collect();
-            assert_eq!(head(a), u64::from_le_bytes(bytes.try_into().unwrap()), "{a:?}");
+            assert_eq!(
+                head(a),
+                u64::from_le_bytes(bytes.try_into().unwrap()),
+                "{a:?}"
+            );
             for b in &segments {
                 if a.len() == b.len() && a.len() <= 8 {
                     assert_eq!(head(a) == head(b), a == b, "{a:?} {b:?}");

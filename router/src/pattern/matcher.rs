@@ -4,16 +4,18 @@
 //! paths some rule names. Each leaf is then worked out once, as far as the tests of its
 //! path need: its interned value id (one lookup in the [`Dictionary`] all rules share), its
 //! case fold and its IP address. Each path gets a slot telling whether it has one leaf
-//! outside arrays and, if so, which leaf and value. The leaf is looked up in its path's
-//! value index, and its value in the composite anchors it leads, which yields the
-//! sub-rules whose anchor it may satisfy; only those candidates (plus the rare sub-rules
-//! made only of `exists: false`) are checked. A candidate is first tried against its
-//! guard (one exact value on another path) and the leading one-value exact constraints of
-//! its program, compared without a branch each; only then is the rest of its check
-//! program ([`super::check`]) run: exact values and folds compare as integers, other tests
-//! are predicates evaluated at most once per leaf, and array consistency is searched only
-//! among constraints met inside arrays. The cost per event follows the number of
-//! candidates, not the number of rules.
+//! outside arrays and, if so, which leaf and value. The leaf's value id leads, through one
+//! per-value table, to the sub-rules anchored on that value at that path and to the
+//! composite anchors it leads; paths with other kinds of anchor are also looked up in
+//! their value index. That yields the sub-rules whose anchor the leaf may satisfy; only
+//! those candidates (plus the rare sub-rules made only of `exists: false`) are checked. A
+//! candidate is first tried against its guard (one exact value on another path), in a
+//! pass without a branch per candidate, then against the leading one-value exact
+//! constraints of its program, compared without a branch each; only then is the rest of
+//! its check program ([`super::check`]) run: exact values and folds compare as integers,
+//! other tests are predicates evaluated at most once per leaf, and array consistency is
+//! searched only among constraints met inside arrays. The cost per event follows the
+//! number of candidates, not the number of rules.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -191,6 +193,9 @@ pub struct Matcher {
     /// Each rule's place in id order, so that matches are sorted without comparing names;
     /// worked out on the first match after a change.
     ranks: OnceLock<Ranks>,
+    /// The exact-value index and composite leads, by value: worked out on the first match
+    /// after a change.
+    exact: OnceLock<ExactIndex>,
     /// Sub-rules that can match with no leaf at all (only `exists: false` constraints).
     always: Vec<u32>,
     /// How many tests of all sub-rules use each index key, for choosing anchors.
@@ -219,6 +224,38 @@ struct Ranks {
     of_rule: Vec<u32>,
     /// The ids, in order (cheap clones: ids share their text).
     ids: Vec<RuleId>,
+}
+
+/// Where each interned value leads, read with one array access per leaf: the sub-rules
+/// anchored on the value at a path (the paths' `values` indexes, copied) and the composites
+/// that the value at that path leads.
+#[derive(Debug, Clone, Default)]
+struct ExactIndex {
+    /// Per value id, its range in `homes`.
+    by_value: Vec<(u32, u32)>,
+    homes: Vec<Home>,
+    /// The sub-rules and composites of all homes, back to back.
+    postings: Vec<u32>,
+    leads: Vec<u32>,
+}
+
+/// One value at one path.
+#[derive(Debug, Clone, Copy)]
+struct Home {
+    path: u32,
+    postings: (u32, u32),
+    leads: (u32, u32),
+}
+
+impl ExactIndex {
+    /// The home of a value at a path, if any rule names the value there.
+    #[inline]
+    fn home(&self, path: u32, value: ValueId) -> Option<&Home> {
+        let &(start, end) = self.by_value.get(value as usize)?;
+        self.homes[start as usize..end as usize]
+            .iter()
+            .find(|h| h.path == path)
+    }
 }
 
 /// The index of the composite anchors over one set of paths.
@@ -329,6 +366,10 @@ struct Scratch {
     leaf_fold_ids: Vec<ValueId>,
     leaf_folds: Vec<(u32, u32)>,
     leaf_ips: Vec<Option<Ip>>,
+    /// The composite leads of this event's leaves, as ranges of the exact index's `leads`.
+    leaf_homes: Vec<(u32, u32)>,
+    /// The candidates that pass their guards.
+    passed: Vec<u32>,
     folds: String,
     odometer: Vec<usize>,
 }
@@ -346,17 +387,13 @@ struct Paths<'a> {
 }
 
 impl Paths<'_> {
-    /// Whether the path holds exactly this interned value: `None` when it has several
-    /// leaves or one inside an array, which only the full check decides.
+    /// Whether a guard fails: the path (`NO_GUARD` for none) holds one leaf outside arrays
+    /// and another value, or none at all. Branch-free.
     #[inline]
-    fn exact(&self, path: u32, value: ValueId) -> Option<bool> {
-        let word = self.values[path as usize];
+    fn refutes(&self, path: u32, value: ValueId) -> bool {
+        let word = self.values.get(path as usize).copied().unwrap_or(0);
         let seen = u64::from(self.epoch) << 32;
-        if word == seen | u64::from(SEVERAL) {
-            None
-        } else {
-            Some(word == seen | u64::from(value))
-        }
+        (path != NO_GUARD) & (word != seen | u64::from(SEVERAL)) & (word != seen | u64::from(value))
     }
 
     /// The leaves of a path (none when the event lacks it).
@@ -393,7 +430,7 @@ impl<'a> Leaves<'a> {
         Probe {
             value: self.flat.value(self.event, &self.flat.leaves[i]),
             folded: (start != u32::MAX).then(|| &self.fold_text[start as usize..end as usize]),
-            ip: self.ips[i],
+            ip: self.ips[i].as_ref(),
         }
     }
 }
@@ -491,6 +528,8 @@ impl Matcher {
             leaf_fold_ids,
             leaf_folds,
             leaf_ips,
+            leaf_homes,
+            passed,
             folds,
             odometer,
         } = scratch;
@@ -625,24 +664,27 @@ impl Matcher {
             }
         };
         self.always.iter().for_each(|&s| take(s));
+        let exact = self.exact.get_or_init(|| self.exact_index());
+        leaf_homes.clear();
         for (i, leaf) in flat.leaves.iter().enumerate() {
-            let field = &self.fields[leaf.path as usize];
-            field.candidates(
-                &leaves.probe(i as u32),
-                leaf_values[i],
-                leaf_fold_ids[i],
-                &mut take,
-            );
-        }
-        if !self.composite_leads.is_empty() {
-            for (leaf, &id) in flat.leaves.iter().zip(leaf_values.iter()) {
-                if id == check::NONE {
-                    continue;
+            let id = leaf_values[i];
+            if id != check::NONE
+                && let Some(home) = exact.home(leaf.path, id)
+            {
+                let (start, end) = home.postings;
+                exact.postings[start as usize..end as usize]
+                    .iter()
+                    .for_each(|&s| take(s));
+                if home.leads.0 != home.leads.1 {
+                    leaf_homes.push(home.leads);
                 }
-                let Some(list) = self.composite_leads.get(&composite::lead(leaf.path, id)) else {
-                    continue;
-                };
-                for &(composite, _) in list {
+            }
+            let field = &self.fields[leaf.path as usize];
+            field.candidates(|| leaves.probe(i as u32), leaf_fold_ids[i], &mut take);
+        }
+        {
+            for &(start, end) in leaf_homes.iter() {
+                for &composite in &exact.leads[start as usize..end as usize] {
                     if !composite_seen.insert(composite) {
                         continue;
                     }
@@ -726,16 +768,20 @@ impl Matcher {
             value: pred_value,
             list: preds_known,
         };
+        // First the guards, without a branch each, so that the loads of many entries
+        // overlap; the survivors are packed at the front of `passed`.
+        passed.clear();
+        passed.resize(candidates.len(), 0);
+        let mut n_passed = 0;
         for &candidate in candidates.iter() {
             let entry = self.entries[candidate as usize];
-            if entry.rule == u32::MAX {
-                continue;
-            }
-            if entry.guard_path != NO_GUARD
-                && paths.exact(entry.guard_path, entry.guard_value) == Some(false)
-            {
-                continue;
-            }
+            let live = entry.rule != u32::MAX;
+            let guarded = paths.refutes(entry.guard_path, entry.guard_value);
+            passed[n_passed] = candidate;
+            n_passed += usize::from(live & !guarded);
+        }
+        for &candidate in &passed[..n_passed] {
+            let entry = self.entries[candidate as usize];
             let program = &self.code[entry.start as usize..(entry.start + entry.len) as usize];
             let program = match fast_check(program, entry.fast as usize, &paths) {
                 Fast::Failed => continue,
@@ -769,6 +815,44 @@ impl Matcher {
             of_rule,
             ids: order.into_iter().map(|(id, _)| id.clone()).collect(),
         }
+    }
+
+    /// The per-value copy of the paths' exact-value indexes and of the composite leads.
+    fn exact_index(&self) -> ExactIndex {
+        let mut by_pair: BTreeMap<(ValueId, u32), (Vec<u32>, Vec<u32>)> = BTreeMap::new();
+        for (path, field) in self.fields.iter().enumerate() {
+            for (&value, list) in &field.values {
+                by_pair.entry((value, path as u32)).or_default().0 = list.clone();
+            }
+        }
+        for (&lead, list) in &self.composite_leads {
+            let (path, value) = ((lead >> 32) as u32, lead as u32);
+            let leads = &mut by_pair.entry((value, path)).or_default().1;
+            leads.extend(list.iter().map(|&(composite, _)| composite));
+        }
+        let mut index = ExactIndex::default();
+        for ((value, path), (postings, leads)) in by_pair {
+            let value = value as usize;
+            if index.by_value.len() <= value {
+                index.by_value.resize(value + 1, (0, 0));
+            }
+            let at = index.homes.len() as u32;
+            let range = &mut index.by_value[value];
+            if range.1 == range.0 {
+                *range = (at, at);
+            }
+            range.1 += 1;
+            let p = index.postings.len() as u32;
+            index.postings.extend(postings);
+            let l = index.leads.len() as u32;
+            index.leads.extend(leads);
+            index.homes.push(Home {
+                path,
+                postings: (p, index.postings.len() as u32),
+                leads: (l, index.leads.len() as u32),
+            });
+        }
+        index
     }
 
     /// A readable dump of the compiled matcher: the value index of every path, then every
@@ -864,6 +948,7 @@ impl Matcher {
     /// Registers a rule and its sub-rules and counts their keys, without indexing them.
     fn stage(&mut self, id: RuleId, pattern: Pattern) -> u32 {
         self.ranks = OnceLock::new();
+        self.exact = OnceLock::new();
         let rule = match self.free_rules.pop() {
             Some(r) => r,
             None => {
@@ -1133,6 +1218,7 @@ impl Matcher {
             return;
         };
         self.ranks = OnceLock::new();
+        self.exact = OnceLock::new();
         self.by_id.remove(&removed.id);
         for sub_id in removed.subrules {
             let Some(sub) = self.subrules[sub_id as usize].take() else {
