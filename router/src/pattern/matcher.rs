@@ -615,46 +615,62 @@ impl Matcher {
             fold_text: folds,
         };
 
-        // Group the leaves by path (a counting sort: count, place each path's range, fill).
+        // Group the leaves by path. Usually each path's leaves are one run (a path's array
+        // elements follow each other), and the leaves stay in their order.
         by_path.clear();
-        by_path.resize(flat.leaves.len(), 0);
         present.clear();
         let seen = u64::from(epoch) << 32;
-        for leaf in &flat.leaves {
+        let several = seen | u64::from(SEVERAL);
+        let mut scattered = false;
+        let mut last = u32::MAX;
+        for (i, leaf) in flat.leaves.iter().enumerate() {
             let p = leaf.path as usize;
             if slots[p] & !u64::from(u32::MAX) != seen {
-                slots[p] = seen;
-                path_range[p] = (0, 0);
+                let one = !leaf.in_array();
+                slots[p] = if one { seen | i as u64 } else { several };
+                path_values[p] = if one {
+                    seen | u64::from(leaf_values[i])
+                } else {
+                    several
+                };
+                path_range[p] = (i as u32, i as u32 + 1);
                 present.push(leaf.path);
+            } else if last == leaf.path {
+                slots[p] = several;
+                path_values[p] = several;
+                path_range[p].1 += 1;
+            } else {
+                scattered = true;
             }
-            path_range[p].1 += 1;
+            last = leaf.path;
         }
-        let mut at = 0;
-        for &p in present.iter() {
-            let n = path_range[p as usize].1;
-            path_range[p as usize] = (at, at);
-            at += n;
-        }
-        for (i, leaf) in flat.leaves.iter().enumerate() {
-            let range = &mut path_range[leaf.path as usize];
-            by_path[range.1 as usize] = i as u32;
-            range.1 += 1;
-        }
-        for &p in present.iter() {
-            let (start, end) = path_range[p as usize];
-            let first = by_path[start as usize];
-            let low = if end - start == 1 && !flat.leaves[first as usize].in_array() {
-                first
-            } else {
-                SEVERAL
-            };
-            slots[p as usize] = seen | u64::from(low);
-            let value = if low == SEVERAL {
-                SEVERAL
-            } else {
-                leaf_values[low as usize]
-            };
-            path_values[p as usize] = seen | u64::from(value);
+        by_path.extend(0..flat.leaves.len() as u32);
+        if scattered {
+            // A counting sort: count, place each path's range, fill.
+            for &p in present.iter() {
+                path_range[p as usize] = (0, 0);
+            }
+            for leaf in &flat.leaves {
+                path_range[leaf.path as usize].1 += 1;
+            }
+            let mut at = 0;
+            for &p in present.iter() {
+                let n = path_range[p as usize].1;
+                path_range[p as usize] = (at, at);
+                at += n;
+            }
+            for (i, leaf) in flat.leaves.iter().enumerate() {
+                let range = &mut path_range[leaf.path as usize];
+                by_path[range.1 as usize] = i as u32;
+                range.1 += 1;
+            }
+            for &p in present.iter() {
+                let (start, end) = path_range[p as usize];
+                if end - start > 1 {
+                    slots[p as usize] = several;
+                    path_values[p as usize] = several;
+                }
+            }
         }
 
         // Collect candidates from the value indexes, each sub-rule once.
