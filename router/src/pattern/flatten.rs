@@ -26,8 +26,10 @@ impl Hasher for FxHasher {
             let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
             self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
         }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(SEED);
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            // The last one to seven bytes as one word (the length is hashed separately).
+            self.0 = (self.0.rotate_left(5) ^ head(rest)).wrapping_mul(SEED);
         }
     }
 
