@@ -130,19 +130,20 @@ impl MatcherBuilder {
         for (id, pattern) in &self.rules {
             self.limits.check(id.as_str(), pattern)?;
         }
+        // A later rule with the same id replaces an earlier one: only the last is staged.
+        let mut last: HashMap<&RuleId, usize> = HashMap::with_capacity(self.rules.len());
+        for (i, (id, _)) in self.rules.iter().enumerate() {
+            last.insert(id, i);
+        }
         // Count the keys first so that anchors are chosen knowing the whole rule set.
-        let mut staged = Vec::with_capacity(self.rules.len());
-        for (id, pattern) in &self.rules {
-            if let Some(old) = matcher.by_id.get(id).copied() {
-                matcher.remove_rule(old);
+        let mut staged = Vec::with_capacity(last.len());
+        for (i, (id, pattern)) in self.rules.iter().enumerate() {
+            if last[id] == i {
+                staged.push(matcher.stage(id.clone(), pattern.clone()));
             }
-            let rule = matcher.stage(id.clone(), pattern.clone());
-            staged.push(rule);
         }
         for rule in staged {
-            if matcher.rules[rule as usize].is_some() {
-                matcher.index_rule(rule);
-            }
+            matcher.index_rule(rule);
         }
         matcher.compact_code();
         Ok(matcher)
@@ -226,7 +227,7 @@ struct Ranks {
     ids: Vec<RuleId>,
 }
 
-/// Where each interned value leads, read with one array access per leaf: the sub-rules
+/// Where each interned value leads, read through one array per leaf: the sub-rules
 /// anchored on the value at a path (the paths' `values` indexes, copied) and the composites
 /// that the value at that path leads.
 #[derive(Debug, Clone, Default)]
@@ -252,9 +253,15 @@ impl ExactIndex {
     #[inline]
     fn home(&self, path: u32, value: ValueId) -> Option<&Home> {
         let &(start, end) = self.by_value.get(value as usize)?;
-        self.homes[start as usize..end as usize]
-            .iter()
-            .find(|h| h.path == path)
+        let homes = &self.homes[start as usize..end as usize];
+        if homes.len() <= 8 {
+            homes.iter().find(|h| h.path == path)
+        } else {
+            // Values named on many paths (`true`, `false`, `null`, common words): the
+            // homes are in path order.
+            let i = homes.binary_search_by_key(&path, |h| h.path).ok()?;
+            Some(&homes[i])
+        }
     }
 }
 
@@ -459,6 +466,19 @@ impl Matcher {
     #[cfg(test)]
     pub(crate) fn interned(&self) -> usize {
         self.dictionary.len()
+    }
+
+    /// How many entries the indexes hold, all kinds together (for tests of removal).
+    #[cfg(test)]
+    pub(crate) fn indexed(&self) -> usize {
+        let mut n = self.always.len();
+        for field in &self.fields {
+            field.lists(&mut |list: &[u32]| n += list.len());
+        }
+        for c in &self.composites {
+            n += c.index.values().map(Vec::len).sum::<usize>();
+        }
+        n
     }
 
     /// The pattern of a rule.

@@ -1027,3 +1027,65 @@ fn incremental_changes_and_alternating_matchers_agree_with_the_reference() {
         matcher.explain()
     );
 }
+
+/// A builder given one id twice keeps the last pattern, indexed once: removing the rule
+/// leaves nothing behind.
+#[test]
+fn a_repeated_id_in_the_builder_is_indexed_once() {
+    let first = Pattern::parse(r#"{"source": [{"prefix": "com."}], "a": ["x"]}"#).unwrap();
+    let second =
+        Pattern::parse(r#"{"source": [{"prefix": "org."}], "b": [{"numeric": [">", 1]}]}"#)
+            .unwrap();
+    let mut builder = Matcher::builder();
+    builder.add(RuleId::from("r"), first);
+    builder.add(RuleId::from("r"), second.clone());
+    let mut matcher = builder.build().unwrap();
+    let mut alone = Matcher::builder();
+    alone.add(RuleId::from("r"), second);
+    let alone = alone.build().unwrap();
+    assert_eq!(matcher.len(), 1);
+    assert_eq!(matcher.indexed(), alone.indexed());
+    assert_eq!(hit_names(&matcher, r#"{"source": "org.x", "b": 2}"#), ["r"]);
+    assert!(hit_names(&matcher, r#"{"source": "com.x", "a": "x"}"#).is_empty());
+    assert!(matcher.remove(&RuleId::from("r")));
+    assert_eq!((matcher.indexed(), matcher.interned()), (0, 0));
+}
+
+/// `true` named on many paths: each path finds its own rules among the value's many homes.
+#[test]
+fn a_value_named_on_many_paths_leads_to_each_path_s_rules() {
+    let mut builder = Matcher::builder();
+    for i in 0..40 {
+        let pattern = format!(r#"{{"p{i:02}": [true], "q": [{}]}}"#, i % 2 == 0);
+        builder.add(
+            RuleId::from(format!("r{i:02}")),
+            Pattern::parse(&pattern).unwrap(),
+        );
+    }
+    let matcher = builder.build().unwrap();
+    for i in 0..40 {
+        let event = format!(r#"{{"p{i:02}": true, "q": true, "p99": [true, true]}}"#);
+        let expected: Vec<String> = if i % 2 == 0 {
+            vec![format!("r{i:02}")]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(hit_names(&matcher, &event), expected, "{event}");
+    }
+}
+
+/// An event cut inside a multi-byte character is truncated, not malformed.
+#[test]
+fn an_event_cut_inside_a_character_is_truncated() {
+    let matcher = Matcher::builder().build().unwrap();
+    let error = matcher.matches(b"{\"a\": \"caf\xc3").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the event is truncated: unexpected end of input in a string"
+    );
+    let error = matcher.matches(b"{\"a\": \"caf\xc3(\"}").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the event is not valid JSON at byte 10: invalid UTF-8 in a string"
+    );
+}
