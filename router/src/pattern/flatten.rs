@@ -28,7 +28,9 @@ impl Hasher for FxHasher {
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            // The last one to seven bytes as one word (the length is hashed separately).
+            // The last one to seven bytes as one word, zero-padded: `[u8]` keys hash their
+            // length first, so only `str` keys that differ in trailing NULs can collide
+            // here (a comparison, never a wrong answer).
             self.0 = (self.0.rotate_left(5) ^ head(rest)).wrapping_mul(SEED);
         }
     }

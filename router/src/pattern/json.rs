@@ -171,6 +171,8 @@ impl Reader<'_> {
         } else {
             out.extend_from_slice(raw);
         }
+        // Cannot fail (the scan checked the UTF-8 and unescaping writes characters); an
+        // error all the same rather than a panic.
         String::from_utf8(out).map_err(|_| SyntaxError {
             message: "invalid UTF-8 in a string".to_owned(),
             offset: end,
@@ -240,6 +242,12 @@ pub(crate) fn scan_string(
                 // The standard check catches overlong forms and surrogates.
                 match bytes.get(pos..pos + width).map(std::str::from_utf8) {
                     Some(Ok(_)) if width > 0 => pos += width,
+                    None if width > 0
+                        && std::str::from_utf8(&bytes[pos..])
+                            .is_err_and(|e| e.error_len().is_none()) =>
+                    {
+                        return Err((bytes.len(), "unexpected end of input in a string"));
+                    }
                     _ => return Err((pos, "invalid UTF-8 in a string")),
                 }
             }
