@@ -488,6 +488,10 @@ impl Matcher {
     }
 
     /// Adds (or replaces) a rule after the build, under the same limits.
+    ///
+    /// The first match after any number of changes works out the rules' order and the
+    /// per-value table again, in time about linear in the number of rules (1.4 ms at
+    /// 10,000 on our machine): make many changes between matches, not one each.
     pub fn add(&mut self, id: RuleId, pattern: Pattern) -> Result<(), BuildError> {
         self.limits.check(id.as_str(), &pattern)?;
         if let Some(old) = self.by_id.get(&id).copied() {
