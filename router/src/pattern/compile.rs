@@ -938,6 +938,12 @@ pub(crate) mod composite {
         (u64::from(path) << 32) | u64::from(id)
     }
 
+    /// The path and value of a lead.
+    #[inline]
+    pub(crate) fn split_lead(lead: u64) -> (u32, ValueId) {
+        ((lead >> 32) as u32, lead as ValueId)
+    }
+
     /// A possible composite anchor of a sub-rule: which constraints, their paths (sorted)
     /// and the keys it would enter.
     #[derive(Debug, Clone)]

@@ -90,9 +90,9 @@ struct PathNode {
 #[derive(Debug, Clone)]
 struct Child {
     head: u64,
-    len: u32,
     node: u32,
-    /// The segment (compared past its head only when longer than eight bytes).
+    /// The segment (its length is compared first, its bytes past the head only when
+    /// longer than eight).
     key: Box<[u8]>,
 }
 
@@ -121,11 +121,11 @@ impl PathNode {
     #[inline]
     fn child(&self, segment: &[u8]) -> Option<u32> {
         if self.children.len() <= SCAN_CHILDREN {
-            let (head, len) = (head(segment), segment.len() as u32);
+            let (head, len) = (head(segment), segment.len());
             self.children
                 .iter()
                 .find(|c| {
-                    c.head == head && c.len == len && (len <= 8 || c.key[8..] == segment[8..])
+                    c.head == head && c.key.len() == len && (len <= 8 || c.key[8..] == segment[8..])
                 })
                 .map(|c| c.node)
         } else {
@@ -154,7 +154,6 @@ impl PathTrie {
                     let key = segment.as_bytes();
                     parent.children.push(Child {
                         head: head(key),
-                        len: key.len() as u32,
                         node: next as u32,
                         key: key.into(),
                     });

@@ -722,72 +722,69 @@ impl Matcher {
             let field = &self.fields[leaf.path as usize];
             field.candidates(|| leaves.probe(i as u32), leaf_fold_ids[i], &mut take);
         }
-        {
-            for &(start, end) in leaf_homes.iter() {
-                for &composite in &exact.leads[start as usize..end as usize] {
-                    if !composite_seen.insert(composite) {
-                        continue;
-                    }
-                    composites_seen.push(composite);
-                    let c = &self.composites[composite as usize];
-                    // The usual case: one leaf outside arrays on each path.
-                    let mut single = true;
-                    let mut present = true;
-                    let mut named = true;
-                    let mut key: composite::Key = 0;
-                    for &p in &c.paths {
-                        let value = path_values[p as usize];
-                        if (value >> 32) as u32 != epoch {
-                            present = false;
-                            break;
-                        }
-                        let value = value as u32;
-                        single &= value != SEVERAL;
-                        named &= value != check::NONE;
-                        key = (key << 32) | composite::Key::from(value);
-                    }
-                    if !present {
-                        continue;
-                    }
-                    if single {
-                        // A value that no rule names leads nowhere.
-                        if named && let Some(list) = c.index.get(&key) {
-                            list.iter().for_each(|&s| take(s));
-                        }
-                        continue;
-                    }
-                    let ranges = c.paths.iter().map(|&p| path_range[p as usize]);
-                    let n_combinations: usize =
-                        ranges.clone().map(|(s, e)| (e - s) as usize).product();
-                    if n_combinations > 256 {
-                        // Long arrays: rather than enumerate, take every sub-rule of this
-                        // index.
-                        for list in c.index.values() {
-                            list.iter().for_each(|&s| take(s));
-                        }
-                        continue;
-                    }
-                    odometer.clear();
-                    odometer.resize(c.paths.len(), 0);
-                    'combinations: loop {
-                        let key =
-                            composite::key(c.paths.iter().zip(odometer.iter()).map(|(&p, &i)| {
-                                let (start, _) = path_range[p as usize];
-                                leaf_values[by_path[start as usize + i] as usize]
-                            }));
-                        if let Some(list) = c.index.get(&key) {
-                            list.iter().for_each(|&s| take(s));
-                        }
-                        for (slot, &p) in odometer.iter_mut().zip(&c.paths) {
-                            let (start, end) = path_range[p as usize];
-                            *slot += 1;
-                            if *slot < (end - start) as usize {
-                                continue 'combinations;
-                            }
-                            *slot = 0;
-                        }
+        for &(start, end) in leaf_homes.iter() {
+            for &composite in &exact.leads[start as usize..end as usize] {
+                if !composite_seen.insert(composite) {
+                    continue;
+                }
+                composites_seen.push(composite);
+                let c = &self.composites[composite as usize];
+                // The usual case: one leaf outside arrays on each path.
+                let mut single = true;
+                let mut present = true;
+                let mut named = true;
+                let mut key: composite::Key = 0;
+                for &p in &c.paths {
+                    let value = path_values[p as usize];
+                    if (value >> 32) as u32 != epoch {
+                        present = false;
                         break;
                     }
+                    let value = value as u32;
+                    single &= value != SEVERAL;
+                    named &= value != check::NONE;
+                    key = (key << 32) | composite::Key::from(value);
+                }
+                if !present {
+                    continue;
+                }
+                if single {
+                    // A value that no rule names leads nowhere.
+                    if named && let Some(list) = c.index.get(&key) {
+                        list.iter().for_each(|&s| take(s));
+                    }
+                    continue;
+                }
+                let ranges = c.paths.iter().map(|&p| path_range[p as usize]);
+                let n_combinations: usize = ranges.clone().map(|(s, e)| (e - s) as usize).product();
+                if n_combinations > 256 {
+                    // Long arrays: rather than enumerate, take every sub-rule of this
+                    // index.
+                    for list in c.index.values() {
+                        list.iter().for_each(|&s| take(s));
+                    }
+                    continue;
+                }
+                odometer.clear();
+                odometer.resize(c.paths.len(), 0);
+                'combinations: loop {
+                    let key =
+                        composite::key(c.paths.iter().zip(odometer.iter()).map(|(&p, &i)| {
+                            let (start, _) = path_range[p as usize];
+                            leaf_values[by_path[start as usize + i] as usize]
+                        }));
+                    if let Some(list) = c.index.get(&key) {
+                        list.iter().for_each(|&s| take(s));
+                    }
+                    for (slot, &p) in odometer.iter_mut().zip(&c.paths) {
+                        let (start, end) = path_range[p as usize];
+                        *slot += 1;
+                        if *slot < (end - start) as usize {
+                            continue 'combinations;
+                        }
+                        *slot = 0;
+                    }
+                    break;
                 }
             }
         }
@@ -866,7 +863,7 @@ impl Matcher {
             }
         }
         for (&lead, list) in &self.composite_leads {
-            let (path, value) = ((lead >> 32) as u32, lead as u32);
+            let (path, value) = composite::split_lead(lead);
             let leads = &mut by_pair.entry((value, path)).or_default().1;
             leads.extend(list.iter().map(|&(composite, _)| composite));
         }
