@@ -5,7 +5,7 @@
 //! exact test is then an integer comparison.
 
 use super::compile::{Constraint, Test};
-use super::flatten::{FxMap, Value};
+use super::flatten::{self, FxMap, Value};
 use super::number::NumberKey;
 
 /// The id of an interned value; [`NONE`] for a leaf value that no test names.
@@ -52,6 +52,10 @@ struct Pred {
 /// reference counts so that removing rules frees them.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Dictionary {
+    /// Strings of up to 16 bytes by their [`ShortKey`], longer ones by their bytes: most
+    /// values that rules name are short, and their lookup then compares two words
+    /// instead of following a pointer to the key's bytes.
+    short: FxMap<ShortKey, ValueId>,
     strings: FxMap<Box<[u8]>, ValueId>,
     numbers: FxMap<NumberKey, ValueId>,
     folds: FxMap<Box<str>, ValueId>,
@@ -62,6 +66,24 @@ pub(crate) struct Dictionary {
     preds: Vec<Option<Pred>>,
     pred_ids: FxMap<(u32, String), PredId>,
     free_preds: Vec<PredId>,
+}
+
+/// A string of at most 16 bytes, whole: its first eight bytes and its last eight (which
+/// overlap for fewer than 16), zero-padded, and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ShortKey(u64, u64, u8);
+
+impl ShortKey {
+    #[inline]
+    fn of(s: &[u8]) -> Option<ShortKey> {
+        let n = s.len();
+        let tail = match n {
+            17.. => return None,
+            9..=16 => u64::from_le_bytes(s[n - 8..].try_into().expect("8 bytes")),
+            _ => 0,
+        };
+        Some(ShortKey(flatten::head(s), tail, n as u8))
+    }
 }
 
 /// The id of `key` in `map`, taking a new id (a freed one first) for a new key.
@@ -87,7 +109,10 @@ impl Dictionary {
     fn intern(&mut self, test: &Test) -> Option<Op> {
         let (refs, free) = (&mut self.refs, &mut self.free);
         let (id, fold) = match test {
-            Test::String(s) => (id_for(&mut self.strings, refs, free, s.clone()), false),
+            Test::String(s) => match ShortKey::of(s) {
+                Some(key) => (id_for(&mut self.short, refs, free, key), false),
+                None => (id_for(&mut self.strings, refs, free, s.clone()), false),
+            },
             Test::Number(key) => (id_for(&mut self.numbers, refs, free, key.clone()), false),
             Test::EqualsIgnoreCase(s) => {
                 (id_for(&mut self.folds, refs, free, s.as_str().into()), true)
@@ -162,7 +187,7 @@ impl Dictionary {
     /// Drops one reference taken by [`Dictionary::intern`] for `test`.
     fn release(&mut self, test: &Test) {
         let id = match test {
-            Test::String(s) => self.strings.get(&**s).copied(),
+            Test::String(s) => self.string_id(s),
             Test::Number(key) => self.numbers.get(key).copied(),
             Test::EqualsIgnoreCase(s) => self.folds.get(s.as_str()).copied(),
             _ => None,
@@ -172,9 +197,14 @@ impl Dictionary {
         *refs -= 1;
         if *refs == 0 {
             match test {
-                Test::String(s) => {
-                    self.strings.remove(&**s);
-                }
+                Test::String(s) => match ShortKey::of(s) {
+                    Some(key) => {
+                        self.short.remove(&key);
+                    }
+                    None => {
+                        self.strings.remove(&**s);
+                    }
+                },
                 Test::Number(key) => {
                     self.numbers.remove(key);
                 }
@@ -191,7 +221,7 @@ impl Dictionary {
     #[inline]
     pub(crate) fn value_id(&self, value: Value<'_>) -> ValueId {
         match value {
-            Value::String(s) => self.strings.get(s).copied().unwrap_or(NONE),
+            Value::String(s) => self.string_id(s).unwrap_or(NONE),
             Value::Number { text, exact } => {
                 if self.numbers.is_empty() {
                     return NONE;
@@ -202,6 +232,14 @@ impl Dictionary {
             Value::Bool(true) => TRUE,
             Value::Bool(false) => FALSE,
             Value::Null => NULL,
+        }
+    }
+
+    #[inline]
+    fn string_id(&self, s: &[u8]) -> Option<ValueId> {
+        match ShortKey::of(s) {
+            Some(key) => self.short.get(&key).copied(),
+            None => self.strings.get(s).copied(),
         }
     }
 
@@ -261,7 +299,11 @@ impl Dictionary {
     /// How many values, folds and predicates are interned.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.strings.len() + self.numbers.len() + self.folds.len() + self.pred_ids.len()
+        self.short.len()
+            + self.strings.len()
+            + self.numbers.len()
+            + self.folds.len()
+            + self.pred_ids.len()
     }
 }
 
@@ -317,5 +359,57 @@ mod tests {
         assert_eq!(dict.len(), 0);
         assert_eq!(dict.value_id(Value::String(b"x")), NONE);
         assert!(Test::String((*b"x").into()).needs().contains(Needs::VALUE));
+    }
+
+    /// Strings of every length around the short/long border, NULs and high bytes
+    /// included: each gets its own id and is found again, and a string that differs from
+    /// a named one in one byte or in length is not taken for it.
+    #[test]
+    fn short_and_long_strings_are_told_apart() {
+        let alphabet = [0u8, 1, b'a', b'b', 0xff];
+        let mut strings: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in 1..=20usize {
+            for n in 0..30usize {
+                strings.push(
+                    (0..len)
+                        .map(|i| alphabet[(n * 7 + i * n + i) % alphabet.len()])
+                        .collect(),
+                );
+            }
+        }
+        // Neighbours: the last byte changed, a NUL added.
+        for s in strings.clone() {
+            for &b in &alphabet {
+                let mut t = s.clone();
+                if let Some(last) = t.last_mut() {
+                    *last = b;
+                }
+                strings.push(t.clone());
+                t.push(0);
+                strings.push(t);
+            }
+        }
+        strings.sort();
+        strings.dedup();
+        let mut dict = Dictionary::default();
+        let named: Vec<&Vec<u8>> = strings.iter().step_by(2).collect();
+        let program: Vec<Constraint> = named
+            .iter()
+            .map(|s| constraint(0, vec![Test::String(s.as_slice().into())]))
+            .collect();
+        let mut code = Vec::new();
+        dict.program(&program, &mut code);
+        let mut ids = std::collections::HashSet::new();
+        for s in &strings {
+            let id = dict.value_id(Value::String(s));
+            if named.contains(&s) {
+                assert_ne!(id, NONE, "{s:?} is named");
+                assert!(ids.insert(id), "{s:?} shares an id");
+            } else {
+                assert_eq!(id, NONE, "{s:?} is not named");
+            }
+        }
+        dict.release_program(&program);
+        assert_eq!(dict.len(), 0);
     }
 }

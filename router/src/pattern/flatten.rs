@@ -99,7 +99,7 @@ struct Child {
 /// The first eight bytes of a key segment, zero-padded: with the length, the whole of a
 /// short segment.
 #[inline]
-fn head(segment: &[u8]) -> u64 {
+pub(crate) fn head(segment: &[u8]) -> u64 {
     let n = segment.len();
     let word = |at: usize| u32::from_le_bytes(segment[at..at + 4].try_into().expect("4 bytes"));
     match n {
