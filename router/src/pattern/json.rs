@@ -256,18 +256,22 @@ pub(crate) fn scan_string(
     }
 }
 
-/// The high bit of each byte of `word` that may be `"`, `\\`, below 0x20 or above 0x7f
-/// (the classic SWAR tests). The lowest set bit is exact: flags can be spurious only above a
-/// true one, where a borrow ran on, so `trailing_zeros() / 8` is the first special byte.
+/// The high bit of each byte of `word` that may be `"`, `\\`, below 0x20 or above 0x7f.
+/// The lowest set bit is exact: flags can be spurious only above a true one, where a borrow
+/// ran on, so `trailing_zeros() / 8` is the first special byte.
 #[inline]
 fn special_bytes(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    zero_bytes(word ^ (ONES * u64::from(b'"')))
-        | zero_bytes(word ^ (ONES * u64::from(b'\\')))
-        | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS)
-        | (word & HIGHS)
+    // A byte's high bit ends up set when it is a quote or a backslash (zero after the
+    // xor, so the subtraction wraps), below 0x20 (likewise), or from 0x80 up (its xor
+    // with the quote is above 0x80, except for 0xa2, whose xor with the backslash is).
+    // A borrow only leaves a byte that wrapped, so it can flag bytes above a true
+    // special byte, never below.
+    ((word ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES)
+        | (word ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES)
+        | word.wrapping_sub(ONES * 0x20))
+        & HIGHS
 }
 
 fn hex4(bytes: &[u8]) -> u32 {
@@ -426,6 +430,45 @@ impl Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The word test finds the first special byte exactly, whatever follows it: words
+    /// drawn from bytes at the edges of each class, against a byte-by-byte scan.
+    #[test]
+    fn special_bytes_finds_the_first_special_byte() {
+        let edges = [
+            0x00, 0x01, 0x1f, 0x20, 0x21, b'"', 0x23, 0x5b, b'\\', 0x5d, b'a', 0x7e, 0x7f, 0x80,
+            0x81, 0x9f, 0xa0, 0xc2, 0xfe, 0xff,
+        ];
+        let naive = |bytes: &[u8; 8]| {
+            bytes
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b))
+                .unwrap_or(8)
+        };
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..400_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut bytes = [0u8; 8];
+            for (i, b) in bytes.iter_mut().enumerate() {
+                let pick = (state >> (i * 8)) as usize;
+                // Mostly ordinary bytes, so that specials come one, two or three at a time.
+                *b = if pick.is_multiple_of(3) {
+                    edges[(pick >> 2) % edges.len()]
+                } else {
+                    b'a' + (pick % 26) as u8
+                };
+            }
+            let special = special_bytes(u64::from_le_bytes(bytes));
+            let found = if special == 0 {
+                8
+            } else {
+                (special.trailing_zeros() / 8) as usize
+            };
+            assert_eq!(found, naive(&bytes), "{bytes:02x?}");
+        }
+    }
 
     #[test]
     fn keeps_number_text_and_duplicate_keys() {
