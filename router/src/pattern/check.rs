@@ -226,7 +226,7 @@ impl Dictionary {
                 if self.numbers.is_empty() {
                     return NONE;
                 }
-                let key = NumberKey::of(std::str::from_utf8(text).expect("ASCII"), exact);
+                let key = NumberKey::of_ascii(text, exact);
                 self.numbers.get(&key).copied().unwrap_or(NONE)
             }
             Value::Bool(true) => TRUE,

@@ -262,7 +262,7 @@ impl Test {
         match (self, leaf.value) {
             (Test::String(s), Value::String(v)) => **s == *v,
             (Test::Number(k), Value::Number { text, exact }) => {
-                *k == NumberKey::of(std::str::from_utf8(text).expect("ASCII"), exact)
+                *k == NumberKey::of_ascii(text, exact)
             }
             (Test::Ip(ip), Value::String(_)) => leaf.ip == Some(ip),
             (Test::Bool(b), Value::Bool(v)) => *b == v,
@@ -359,7 +359,7 @@ impl AnythingButTest {
         match (self, leaf.value) {
             (AnythingButTest::Strings(list), Value::String(v)) => list.iter().any(|s| **s == *v),
             (AnythingButTest::Numbers(list), Value::Number { text, exact }) => {
-                let key = NumberKey::of(std::str::from_utf8(text).expect("ASCII"), exact);
+                let key = NumberKey::of_ascii(text, exact);
                 list.contains(&key)
             }
             (AnythingButTest::Prefixes(list), Value::String(v)) => {

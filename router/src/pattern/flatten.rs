@@ -8,7 +8,7 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::json::{scan_number, scan_string, skip_ws, unescape_into};
-use super::number::exact_f64;
+use super::number::exact_f64_ascii;
 
 /// A small, fast hasher for short keys (FxHash's multiply-rotate). Keys come from rules and
 /// events alike, but the maps it serves are read-only at match time and an attacker who
@@ -491,9 +491,7 @@ impl Reader<'_, '_> {
                     .map_err(|at| self.syntax(at, "malformed number"))?;
                 self.pos = end;
                 if let Some(path) = node.and_then(|n| self.paths.path(n)) {
-                    let text = std::str::from_utf8(&self.bytes[start..end])
-                        .expect("a scanned number is ASCII");
-                    let exact = exact_f64(text);
+                    let exact = exact_f64_ascii(&self.bytes[start..end]);
                     self.leaf(path, Kind::Number, start, end, false, exact);
                 }
                 Ok(())

@@ -61,9 +61,16 @@ pub(crate) enum NumberKey {
 
 impl NumberKey {
     pub(crate) fn of(text: &str, value: Option<f64>) -> NumberKey {
+        NumberKey::of_ascii(text.as_bytes(), value)
+    }
+
+    /// [`NumberKey::of`] number text scanned from an event (ASCII), which is only read
+    /// when the number has no exact float64.
+    #[inline]
+    pub(crate) fn of_ascii(text: &[u8], value: Option<f64>) -> NumberKey {
         match value {
             Some(v) => NumberKey::Exact(if v == 0.0 { 0 } else { v.to_bits() }),
-            None => NumberKey::Text(text.into()),
+            None => NumberKey::Text(String::from_utf8_lossy(text).into()),
         }
     }
 }
@@ -74,9 +81,14 @@ impl NumberKey {
 /// float64 prints as (the shortest round-trip form, with at least two significant digits as
 /// Java prints them), so `5e-324` is not exact (it prints as `4.9E-324`) while `0.10` is.
 pub(crate) fn exact_f64(text: &str) -> Option<f64> {
+    exact_f64_ascii(text.as_bytes())
+}
+
+/// [`exact_f64`] of number text as scanned from an event (ASCII, or no number at all).
+pub(crate) fn exact_f64_ascii(text: &[u8]) -> Option<f64> {
     match short_decimal(text) {
         Some(value) => Some(value),
-        None => exact_f64_general(text),
+        None => exact_f64_general(std::str::from_utf8(text).ok()?),
     }
 }
 
@@ -89,8 +101,7 @@ const POW10: [f64; 16] = [
 /// digits. Its digits form an integer below 2^53 and its scale a power of ten that a
 /// float64 holds exactly, so one division rounds correctly (Clinger's fast path), and at
 /// most 15 digits always survive the round trip (see [`exact_f64_general`]).
-fn short_decimal(text: &str) -> Option<f64> {
-    let bytes = text.as_bytes();
+fn short_decimal(bytes: &[u8]) -> Option<f64> {
     let (negative, body) = match bytes.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, bytes),
@@ -244,7 +255,7 @@ mod tests {
         let mut decided = 0;
         for text in &texts {
             let general = exact_f64_general(text);
-            if let Some(fast) = short_decimal(text) {
+            if let Some(fast) = short_decimal(text.as_bytes()) {
                 decided += 1;
                 assert_eq!(Some(fast.to_bits()), general.map(f64::to_bits), "{text}");
             }
