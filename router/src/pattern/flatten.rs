@@ -678,6 +678,35 @@ mod tests {
         }
         assert_eq!(trie.step(0, b"abcdefghk"), None);
         assert_eq!(trie.step(0, b"abc"), None);
+
+        // Many children, sharing heads and lengths, scanned and then hashed.
+        let mut trie = PathTrie::new();
+        let keys: Vec<String> = (0..300)
+            .flat_map(|i| {
+                [
+                    format!("f{i}"),
+                    format!("abcdefgh{i}"),
+                    format!("x.abcdefgh{i}"),
+                ]
+            })
+            .collect();
+        for (i, key) in keys.iter().enumerate() {
+            trie.insert(key, i as u32);
+            for (j, key) in keys[..=i].iter().enumerate().step_by(37) {
+                let node = trie.step(0, key.as_bytes()).expect("registered");
+                assert_eq!(trie.path(node), Some(j as u32), "{key}");
+            }
+        }
+        for (i, key) in keys.iter().enumerate() {
+            let node = trie.step(0, key.as_bytes()).expect("registered");
+            assert_eq!(trie.path(node), Some(i as u32), "{key}");
+            let other = format!("{key}0");
+            let found = trie.step(0, other.as_bytes()).and_then(|n| trie.path(n));
+            assert_eq!(
+                found,
+                keys.iter().position(|k| *k == other).map(|i| i as u32)
+            );
+        }
     }
 
     #[test]
