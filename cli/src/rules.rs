@@ -268,17 +268,22 @@ fn build_matcher(rules: &[(String, String)]) -> Result<Matcher> {
     Ok(builder.build()?)
 }
 
-fn write_names(out: &mut Vec<u8>, names: &[&RuleId]) {
+/// Whether a rule name is written in JSON as it is, between quotes.
+fn is_plain(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+}
+
+/// Writes the names as a JSON array; `plain` says that every rule name is plain, so that
+/// none is looked at again.
+fn write_names(out: &mut Vec<u8>, names: &[&RuleId], plain: bool) {
     out.push(b'[');
     for (i, name) in names.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         let name = name.as_str();
-        if name
-            .bytes()
-            .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
-        {
+        if plain || is_plain(name) {
             out.push(b'"');
             out.extend_from_slice(name.as_bytes());
             out.push(b'"');
@@ -298,6 +303,7 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
     let compile_started = Instant::now();
     let matcher = build_matcher(&rules).with_context(|| format!("in {}", rules_path.display()))?;
     let compile_seconds = compile_started.elapsed().as_secs_f64();
+    let plain = rules.iter().all(|(name, _)| is_plain(name));
     let mut reader = input::open(events_path)?;
     let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut line = Vec::new();
@@ -321,10 +327,10 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
                 out.extend_from_slice(br#"{"type":"match","line":"#);
                 out.extend_from_slice(n_events.to_string().as_bytes());
                 out.extend_from_slice(br#","rules":"#);
-                write_names(&mut out, &names);
+                write_names(&mut out, &names, plain);
                 out.push(b'}');
             }
-            Ok(names) => write_names(&mut out, &names),
+            Ok(names) => write_names(&mut out, &names, plain),
             Err(error) => {
                 n_errors += 1;
                 if json {

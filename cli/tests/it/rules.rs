@@ -130,3 +130,26 @@ fn rules_match_names_the_bad_rule() {
         "{err}"
     );
 }
+
+/// Names that JSON must escape are escaped, and the plain ones beside them are not.
+#[test]
+fn rules_match_escapes_names_that_need_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = write(
+        dir.path(),
+        "rules.json",
+        r#"{"say \"hi\"": {"a": [1]}, "tab\there": {"a": [1]}, "plain": {"a": [1]}, "é": {"a": [1]}}"#,
+    );
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &rules, "--events", "-"],
+        "{\"a\": 1}\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let line = out.lines().next().expect("one line");
+    assert!(
+        line.contains(r#""plain""#) && line.contains(r#"say \"hi\""#),
+        "{line}"
+    );
+    let names: Vec<String> = serde_json::from_str(line).expect("a JSON array");
+    assert_eq!(names, ["plain", "say \"hi\"", "tab\there", "é"]);
+}
