@@ -366,20 +366,10 @@ mod tests {
     /// a named one in one byte or in length is not taken for it.
     #[test]
     fn short_and_long_strings_are_told_apart() {
-        let alphabet = [0u8, 1, b'a', b'b', 0xff];
-        let mut strings: Vec<Vec<u8>> = vec![Vec::new()];
-        for len in 1..=20usize {
-            for n in 0..30usize {
-                strings.push(
-                    (0..len)
-                        .map(|i| alphabet[(n * 7 + i * n + i) % alphabet.len()])
-                        .collect(),
-                );
-            }
-        }
+        let mut strings = crate::pattern::tests::byte_strings(20, 30);
         // Neighbours: the last byte changed, a NUL added.
         for s in strings.clone() {
-            for &b in &alphabet {
+            for b in [0u8, 1, b'a', b'b', 0xff] {
                 let mut t = s.clone();
                 if let Some(last) = t.last_mut() {
                     *last = b;

@@ -643,17 +643,7 @@ mod tests {
     /// With the length, the head of a segment of up to eight bytes is the whole of it.
     #[test]
     fn heads_tell_short_segments_apart() {
-        let alphabet = [0u8, 1, b'a', b'b', 0xff];
-        let mut segments: Vec<Vec<u8>> = vec![Vec::new()];
-        for len in 1..=9usize {
-            for n in 0..40usize {
-                segments.push(
-                    (0..len)
-                        .map(|i| alphabet[(n * 7 + i * n + i) % alphabet.len()])
-                        .collect(),
-                );
-            }
-        }
+        let segments = crate::pattern::tests::byte_strings(9, 40);
         for a in &segments {
             let bytes: Vec<u8> = a.iter().chain([0; 8].iter()).take(8).copied().collect();
             assert_eq!(

@@ -16,6 +16,24 @@ use serde_json::value::RawValue;
 
 use super::{Matcher, Pattern, RuleId, reference};
 
+/// Byte strings of each length from 0 to `max_len`, `per_len` of each, over an alphabet
+/// that holds NUL, a control byte, letters and a byte that is never UTF-8: for the tests of
+/// code that packs short keys into words.
+pub(crate) fn byte_strings(max_len: usize, per_len: usize) -> Vec<Vec<u8>> {
+    let alphabet = [0u8, 1, b'a', b'b', 0xff];
+    let mut strings = vec![Vec::new()];
+    for len in 1..=max_len {
+        for n in 0..per_len {
+            strings.push(
+                (0..len)
+                    .map(|i| alphabet[(n * 7 + i * n + i) % alphabet.len()])
+                    .collect(),
+            );
+        }
+    }
+    strings
+}
+
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance")
 }
