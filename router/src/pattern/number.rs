@@ -185,9 +185,13 @@ impl Decimal {
             .iter()
             .rposition(|&b| b != b'0')
             .expect("a nonzero digit exists");
+        // An exponent at the end of `i64` has no float64 anyway: `None`, not an overflow.
+        let exponent = exp
+            .checked_add(i64::try_from(int.len()).ok()?)?
+            .checked_sub(i64::try_from(first).ok()?)?;
         Some(Decimal {
             digits: all[first..=last].to_vec(),
-            exponent: exp + int.len() as i64 - first as i64,
+            exponent,
         })
     }
 }
@@ -212,6 +216,17 @@ mod tests {
         check("1e22", Some(1e22));
         check("-1.5", Some(-1.5));
         check("1e-310", Some(1e-310));
+    }
+
+    /// Exponents at the ends of `i64` round to zero or overflow to infinity: no exact
+    /// float64, and no overflow on the way (debug builds would panic).
+    #[test]
+    fn extreme_exponents() {
+        check("0.01e-9223372036854775808", None);
+        check("1e-9223372036854775808", None);
+        check("0.5e9223372036854775807", None);
+        check("0e-9223372036854775808", Some(0.0));
+        check("1e-99999999999999999999", None);
     }
 
     #[test]
