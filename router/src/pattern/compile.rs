@@ -1000,7 +1000,10 @@ pub(crate) mod composite {
             if chosen.windows(2).any(|w| w[0].1 == w[1].1) {
                 continue;
             }
-            let n_postings: usize = chosen.iter().map(|p| p.2.len()).product();
+            let n_postings = chosen
+                .iter()
+                .try_fold(1usize, |n, p| n.checked_mul(p.2.len()))
+                .unwrap_or(usize::MAX);
             if n_postings > MAX_POSTINGS {
                 continue;
             }

@@ -756,7 +756,11 @@ impl Matcher {
                     continue;
                 }
                 let ranges = c.paths.iter().map(|&p| path_range[p as usize]);
-                let n_combinations: usize = ranges.clone().map(|(s, e)| (e - s) as usize).product();
+                // Checked: long arrays on three paths could overflow the product.
+                let n_combinations = ranges
+                    .clone()
+                    .try_fold(1usize, |n, (s, e)| n.checked_mul((e - s) as usize))
+                    .unwrap_or(usize::MAX);
                 if n_combinations > 256 {
                     // Long arrays: rather than enumerate, take every sub-rule of this
                     // index.
@@ -1618,7 +1622,6 @@ fn check_program(
     if hit_ranges.len() <= 1 {
         return true;
     }
-    chosen.clear();
     consistent(flat, hits, hit_ranges, chosen)
 }
 
@@ -1661,23 +1664,41 @@ fn fast_check<'p>(program: &'p [Op], fast: usize, paths: &Paths<'_>) -> Fast<'p>
     }
 }
 
-/// Backtracking search for one hit per constraint, pairwise compatible.
+/// Backtracking search for one hit per constraint, pairwise compatible. Iterative, with
+/// one cursor per constraint, so that a pattern with thousands of constraints met inside
+/// arrays cannot exhaust the stack.
 fn consistent(flat: &Flat, hits: &[u32], ranges: &[(u32, u32)], chosen: &mut Vec<u32>) -> bool {
-    let depth = chosen.len();
-    let Some(&(start, end)) = ranges.get(depth) else {
+    chosen.clear();
+    let Some(&(first, _)) = ranges.first() else {
         return true;
     };
-    for &candidate in &hits[start as usize..end as usize] {
+    // `cursors[d]`: the next hit to try for constraint `d`; `chosen` holds the hits taken
+    // for the constraints before the last cursor.
+    let mut cursors = vec![first];
+    while let Some(&at) = cursors.last() {
+        let depth = cursors.len() - 1;
+        if at == ranges[depth].1 {
+            // Every hit of this constraint failed: try the next one of the one before.
+            cursors.pop();
+            chosen.pop();
+            if let Some(previous) = cursors.last_mut() {
+                *previous += 1;
+            }
+            continue;
+        }
+        let candidate = hits[at as usize];
         let chain = flat.chain(&flat.leaves[candidate as usize]);
         let fits = chosen
             .iter()
             .all(|&c| flatten::compatible(flat.chain(&flat.leaves[c as usize]), chain));
-        if fits {
-            chosen.push(candidate);
-            if consistent(flat, hits, ranges, chosen) {
-                return true;
-            }
-            chosen.pop();
+        if !fits {
+            cursors[depth] += 1;
+            continue;
+        }
+        chosen.push(candidate);
+        match ranges.get(depth + 1) {
+            Some(&(next, _)) => cursors.push(next),
+            None => return true,
         }
     }
     false

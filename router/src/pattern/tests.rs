@@ -1107,3 +1107,36 @@ fn an_event_cut_inside_a_character_is_truncated() {
         "the event is not valid JSON at byte 10: invalid UTF-8 in a string"
     );
 }
+
+/// Thousands of constraints met only inside arrays: the consistency search runs without
+/// recursion, so no stack runs out (each level used to be a stack frame).
+#[test]
+fn many_constraints_inside_arrays() {
+    let n = 20_000;
+    let fields: Vec<String> = (0..n).map(|i| format!(r#""f{i}":[1]"#)).collect();
+    let mut builder = Matcher::builder();
+    builder.max_pattern_chars(usize::MAX);
+    builder.add(
+        RuleId::from("wide"),
+        Pattern::parse(&format!("{{{}}}", fields.join(","))).expect("valid pattern"),
+    );
+    let matcher = builder.build().expect("within the raised limits");
+    let event = |last: &str| {
+        let mut fields: Vec<String> = (0..n - 1).map(|i| format!(r#""f{i}":[1,2]"#)).collect();
+        fields.push(format!(r#""f{}":{last}"#, n - 1));
+        format!("{{{}}}", fields.join(","))
+    };
+    assert_eq!(
+        matcher
+            .matches(event("[2,1]").as_bytes())
+            .expect("valid event")
+            .len(),
+        1
+    );
+    assert!(
+        matcher
+            .matches(event("[2,3]").as_bytes())
+            .expect("valid event")
+            .is_empty()
+    );
+}
