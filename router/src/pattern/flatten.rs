@@ -55,9 +55,13 @@ impl Hasher for FxHasher {
         self.write_u64(i as u64);
     }
 
+    /// The multiply leaves the low bits of the product depending only on the low bits of
+    /// the input, and hash tables index by the low bits: keys that differ only high up
+    /// (the float64 bits of integers, whose low mantissa bits are zero) would all land in
+    /// one bucket. The rotation brings the well-mixed high bits down.
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        self.0.rotate_left(26)
     }
 }
 
@@ -638,6 +642,22 @@ mod tests {
         )
         .expect("valid UTF-8 passes");
         assert_eq!(flat.leaves.len(), 1);
+    }
+
+    /// Integers as float64 bits differ only in their high bits; their hashes must still
+    /// spread over the low bits that hash tables index by.
+    #[test]
+    fn hashes_of_integers_spread_over_low_bits() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let build = BuildHasherDefault::<FxHasher>::default();
+        let low: std::collections::HashSet<u64> = (0..4096u32)
+            .map(|i| build.hash_one(f64::from(i).to_bits()) & 0xfff)
+            .collect();
+        assert!(
+            low.len() >= 256,
+            "{} distinct low 12 bits of 4096",
+            low.len()
+        );
     }
 
     /// With the length, the head of a segment of up to eight bytes is the whole of it.
