@@ -365,7 +365,7 @@ struct Scratch {
     epoch: u32,
     hits: Vec<u32>,
     hit_ranges: Vec<(u32, u32)>,
-    chosen: Vec<u32>,
+    search: Search,
     rules: Vec<u32>,
     /// Per leaf: its interned value and fold ids, its case fold (a range of `folds`) and
     /// its IP address, each worked out when the leaf's path needs it.
@@ -546,7 +546,7 @@ impl Matcher {
             epoch,
             hits,
             hit_ranges,
-            chosen,
+            search,
             rules,
             leaf_values,
             leaf_fold_ids,
@@ -830,7 +830,7 @@ impl Matcher {
                 Fast::Undecided => program,
             };
             if check_program(
-                program, &leaves, &paths, &mut memo, hits, hit_ranges, chosen,
+                program, &leaves, &paths, &mut memo, hits, hit_ranges, search,
             ) {
                 rules.push(ranks.of_rule[entry.rule as usize]);
             }
@@ -1539,7 +1539,7 @@ fn check_program(
     memo: &mut Memo<'_>,
     hits: &mut Vec<u32>,
     hit_ranges: &mut Vec<(u32, u32)>,
-    chosen: &mut Vec<u32>,
+    search: &mut Search,
 ) -> bool {
     hits.clear();
     hit_ranges.clear();
@@ -1622,7 +1622,7 @@ fn check_program(
     if hit_ranges.len() <= 1 {
         return true;
     }
-    consistent(flat, hits, hit_ranges, chosen)
+    consistent(flat, hits, hit_ranges, search)
 }
 
 /// What the fast prefix of a program says.
@@ -1664,17 +1664,26 @@ fn fast_check<'p>(program: &'p [Op], fast: usize, paths: &Paths<'_>) -> Fast<'p>
     }
 }
 
+/// The consistency search's stacks, kept from event to event.
+#[derive(Default)]
+struct Search {
+    /// The hits taken for the constraints before the last cursor.
+    chosen: Vec<u32>,
+    /// Per constraint, the next hit to try.
+    cursors: Vec<u32>,
+}
+
 /// Backtracking search for one hit per constraint, pairwise compatible. Iterative, with
 /// one cursor per constraint, so that a pattern with thousands of constraints met inside
 /// arrays cannot exhaust the stack.
-fn consistent(flat: &Flat, hits: &[u32], ranges: &[(u32, u32)], chosen: &mut Vec<u32>) -> bool {
+fn consistent(flat: &Flat, hits: &[u32], ranges: &[(u32, u32)], search: &mut Search) -> bool {
+    let Search { chosen, cursors } = search;
     chosen.clear();
+    cursors.clear();
     let Some(&(first, _)) = ranges.first() else {
         return true;
     };
-    // `cursors[d]`: the next hit to try for constraint `d`; `chosen` holds the hits taken
-    // for the constraints before the last cursor.
-    let mut cursors = vec![first];
+    cursors.push(first);
     while let Some(&at) = cursors.last() {
         let depth = cursors.len() - 1;
         if at == ranges[depth].1 {
