@@ -12,7 +12,7 @@ use super::parse::{
     AnythingBut, AnythingButKind, Comparison, Condition, FieldValue, Literal, Member, Object,
     Pattern,
 };
-use super::text::{self, Glob, Ip, IpRange};
+use super::text::{self, COMPLEXITY_STATES, Glob, Ip, IpRange};
 
 /// Size and complexity budgets, set on [`MatcherBuilder`](super::MatcherBuilder).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,9 @@ impl Default for Limits {
 /// AWS accepts `/Users/*/dir/dir/dir/dir/dir/doc.txt` (8 by our measure) and rejects
 /// `*:*:*:*:*:event-bus/*` (13); see corpus §4.9.
 pub(crate) const DEFAULT_WILDCARD_COMPLEXITY: usize = 8;
+
+/// EventBridge's words for a wildcard above the complexity limit.
+const TOO_COMPLEX: &str = "Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character";
 
 /// A rule that a matcher cannot take, naming the limit and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,9 +83,13 @@ impl fmt::Display for BuildError {
                 f,
                 "rule {rule}: the pattern has {actual} $or combinations, more than max_or_combinations = {max}"
             ),
+            "max_wildcard_complexity" if actual == u64::MAX => write!(
+                f,
+                "rule {rule}: {TOO_COMPLEX} (the complexity search gave up after {COMPLEXITY_STATES} sets of positions; max_wildcard_complexity = {max})"
+            ),
             "max_wildcard_complexity" => write!(
                 f,
-                "rule {rule}: Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character (complexity {actual}, more than max_wildcard_complexity = {max})"
+                "rule {rule}: {TOO_COMPLEX} (complexity at least {actual}, more than max_wildcard_complexity = {max})"
             ),
             _ => write!(
                 f,
@@ -127,7 +134,7 @@ impl Limits {
                 combinations,
             ));
         }
-        let complexity = pattern.wildcard_complexity();
+        let complexity = pattern.wildcard_complexity(self.max_wildcard_complexity);
         if complexity > self.max_wildcard_complexity {
             return Err(error(
                 "max_wildcard_complexity",

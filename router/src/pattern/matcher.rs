@@ -103,6 +103,8 @@ impl MatcherBuilder {
 
     /// The largest wildcard complexity: how many wildcard positions can be live at once on
     /// a worst-case input (default 8; AWS rejects `*:*:*:*:*:event-bus/*`, which is 13).
+    /// The measure is a search over sets of live positions; a wildcard whose search passes
+    /// 4,096 sets is refused under any value but `usize::MAX`, which turns the check off.
     pub fn max_wildcard_complexity(&mut self, n: usize) -> &mut MatcherBuilder {
         self.limits.max_wildcard_complexity = n;
         self

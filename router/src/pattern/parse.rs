@@ -469,8 +469,10 @@ impl Pattern {
         walk(&self.root)
     }
 
-    /// The largest wildcard complexity of any wildcard in the pattern (0 without any).
-    pub(crate) fn wildcard_complexity(&self) -> usize {
+    /// The largest wildcard complexity of any wildcard in the pattern (0 without any). Stops
+    /// at the first wildcard above `limit`; that result is a lower bound (see
+    /// [`Glob::complexity`]).
+    pub(crate) fn wildcard_complexity(&self, limit: usize) -> usize {
         let mut max = 0;
         for (_, conditions) in self.fields() {
             for condition in conditions {
@@ -480,7 +482,10 @@ impl Pattern {
                     _ => continue,
                 };
                 for glob in globs {
-                    max = max.max(glob.complexity());
+                    max = max.max(glob.complexity(limit));
+                    if max > limit {
+                        return max;
+                    }
                 }
             }
         }

@@ -1140,3 +1140,62 @@ fn many_constraints_inside_arrays() {
             .is_empty()
     );
 }
+
+/// The wildcard complexity limit names the measure it found; a long pattern with hundreds
+/// of stars is refused at once (the search stops past the limit), and a raised limit lets a
+/// pattern AWS refuses through.
+#[test]
+fn wildcard_complexity_limit() {
+    let build = |glob: &str, limit: Option<usize>| {
+        let mut builder = Matcher::builder();
+        if let Some(limit) = limit {
+            builder.max_wildcard_complexity(limit);
+        }
+        let pattern = serde_json::json!({ "arn": [{ "wildcard": glob }] }).to_string();
+        builder.add(
+            RuleId::from("r"),
+            Pattern::parse(&pattern).expect("valid pattern"),
+        );
+        builder.build().map(|_| ()).map_err(|e| e.to_string())
+    };
+    let too_complex = "rule r: Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character";
+    assert_eq!(
+        build("*:*:*:*:*:event-bus/*", None),
+        Err(format!(
+            "{too_complex} (complexity at least 10, more than max_wildcard_complexity = 8)"
+        ))
+    );
+    assert_eq!(build("*:*:*:*:*:event-bus/*", Some(13)), Ok(()));
+    assert_eq!(
+        build("*:*:*:*:*:event-bus/*", Some(12)),
+        Err(format!(
+            "{too_complex} (complexity at least 13, more than max_wildcard_complexity = 12)"
+        ))
+    );
+    assert_eq!(build("/Users/*/dir/dir/dir/dir/dir/doc.txt", None), Ok(()));
+    // 1,022 characters, 511 stars: within the default length limit.
+    let error = build(&"a*".repeat(511), None).unwrap_err();
+    assert!(error.starts_with(too_complex), "{error}");
+    assert!(
+        error.ends_with("more than max_wildcard_complexity = 8)"),
+        "{error}"
+    );
+    // Every string of seven `a`s and `b`s, one after a star each (1,024 characters): the
+    // sets of live positions combine a count of stars reached with the last seven letters
+    // read, more than the search visits. Such a pattern is refused under any limit short of
+    // `usize::MAX`, which turns the check off.
+    let glob: String = (0..128)
+        .map(|i: u32| {
+            let letters: String = (0..7)
+                .map(|bit| if i >> bit & 1 == 0 { 'a' } else { 'b' })
+                .collect();
+            format!("*{letters}")
+        })
+        .collect();
+    let gave_up = build(&glob, Some(1_000_000)).err();
+    let error = gave_up.expect("too many sets of positions");
+    assert!(
+        error.ends_with("(the complexity search gave up after 4096 sets of positions; max_wildcard_complexity = 1000000)"),
+        "{error}"
+    );
+}
