@@ -26,7 +26,7 @@ use super::check::{self, Dictionary, Op, PredId, ValueId};
 use super::compile::{
     self, BuildError, Constraint, FieldIndex, IndexKey, Limits, Needs, Probe, Test, composite,
 };
-use super::flatten::{self, EventError, Flat, FxMap, PathTrie, Value};
+use super::flatten::{EventError, Flat, FxMap, PathTrie, Value};
 use super::parse::Pattern;
 use super::text::{self, Ip};
 
@@ -1698,10 +1698,10 @@ fn consistent(flat: &Flat, hits: &[u32], ranges: &[(u32, u32)], search: &mut Sea
             continue;
         }
         let candidate = hits[at as usize];
-        let chain = flat.chain(&flat.leaves[candidate as usize]);
+        let leaf = &flat.leaves[candidate as usize];
         let fits = chosen
             .iter()
-            .all(|&c| flatten::compatible(flat.chain(&flat.leaves[c as usize]), chain));
+            .all(|&c| flat.compatible(&flat.leaves[c as usize], leaf));
         if !fits {
             cursors[depth] += 1;
             continue;
