@@ -251,7 +251,7 @@ pub struct EventError {
 }
 
 impl EventError {
-    fn new(message: impl Into<String>) -> EventError {
+    pub(crate) fn new(message: impl Into<String>) -> EventError {
         EventError {
             message: message.into(),
         }
@@ -388,6 +388,29 @@ impl Flat {
             b = frames[b].parent as usize;
         }
         below.is_none_or(|(x, y)| frames[x].array != frames[y].array)
+    }
+
+    /// The frame of the innermost array element a leaf sits in (0: in no array).
+    #[inline]
+    pub(crate) fn frame_of(&self, leaf: u32) -> u32 {
+        self.leaves[leaf as usize].frame
+    }
+
+    /// How many frames the event has, frame 0 (the event itself) included.
+    pub(crate) fn frame_count(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// How many arrays the event has: array ids are below this.
+    pub(crate) fn array_count(&self) -> usize {
+        self.next_array as usize
+    }
+
+    /// The array a frame (not 0) is an element of, and the frame that array sits in.
+    #[inline]
+    pub(crate) fn home(&self, frame: u32) -> (u32, u32) {
+        let frame = &self.frames[frame as usize];
+        (frame.array, frame.parent)
     }
 
     /// The array elements a leaf sits in, outermost first, as `(array id, index)`.

@@ -26,6 +26,7 @@ use super::check::{self, Dictionary, Op, PredId, ValueId};
 use super::compile::{
     self, BuildError, Constraint, FieldIndex, IndexKey, Limits, Needs, Probe, Test, composite,
 };
+use super::consistency::{Consistency, SEARCH_STEPS, Search};
 use super::flatten::{EventError, Flat, FxMap, PathTrie, Value};
 use super::parse::Pattern;
 use super::text::{self, Ip};
@@ -835,6 +836,12 @@ impl Matcher {
                 program, &leaves, &paths, &mut memo, hits, hit_ranges, search,
             ) {
                 rules.push(ranks.of_rule[entry.rule as usize]);
+            } else if search.gave_up {
+                search.gave_up = false;
+                let rule = &ranks.ids[ranks.of_rule[entry.rule as usize] as usize];
+                return Err(EventError::new(format!(
+                    "rule {rule}: the event repeats keys around arrays, and finding the rule's fields in one element of each array took more than {SEARCH_STEPS} steps"
+                )));
             }
         }
         // A rule whose `$or` gives several sub-rules may match through more than one.
@@ -1624,7 +1631,14 @@ fn check_program(
     if hit_ranges.len() <= 1 {
         return true;
     }
-    consistent(flat, hits, hit_ranges, search)
+    match search.consistent(flat, hits, hit_ranges) {
+        Consistency::Consistent => true,
+        Consistency::Inconsistent => false,
+        Consistency::TooCostly => {
+            search.gave_up = true;
+            false
+        }
+    }
 }
 
 /// What the fast prefix of a program says.
@@ -1664,53 +1678,4 @@ fn fast_check<'p>(program: &'p [Op], fast: usize, paths: &Paths<'_>) -> Fast<'p>
     } else {
         Fast::Passed(rest)
     }
-}
-
-/// The consistency search's stacks, kept from event to event.
-#[derive(Default)]
-struct Search {
-    /// The hits taken for the constraints before the last cursor.
-    chosen: Vec<u32>,
-    /// Per constraint, the next hit to try.
-    cursors: Vec<u32>,
-}
-
-/// Backtracking search for one hit per constraint, pairwise compatible. Iterative, with
-/// one cursor per constraint, so that a pattern with thousands of constraints met inside
-/// arrays cannot exhaust the stack.
-fn consistent(flat: &Flat, hits: &[u32], ranges: &[(u32, u32)], search: &mut Search) -> bool {
-    let Search { chosen, cursors } = search;
-    chosen.clear();
-    cursors.clear();
-    let Some(&(first, _)) = ranges.first() else {
-        return true;
-    };
-    cursors.push(first);
-    while let Some(&at) = cursors.last() {
-        let depth = cursors.len() - 1;
-        if at == ranges[depth].1 {
-            // Every hit of this constraint failed: try the next one of the one before.
-            cursors.pop();
-            chosen.pop();
-            if let Some(previous) = cursors.last_mut() {
-                *previous += 1;
-            }
-            continue;
-        }
-        let candidate = hits[at as usize];
-        let leaf = &flat.leaves[candidate as usize];
-        let fits = chosen
-            .iter()
-            .all(|&c| flat.compatible(&flat.leaves[c as usize], leaf));
-        if !fits {
-            cursors[depth] += 1;
-            continue;
-        }
-        chosen.push(candidate);
-        match ranges.get(depth + 1) {
-            Some(&(next, _)) => cursors.push(next),
-            None => return true,
-        }
-    }
-    false
 }

@@ -36,6 +36,7 @@
 
 mod check;
 mod compile;
+mod consistency;
 mod flatten;
 mod json;
 mod matcher;

@@ -503,6 +503,36 @@ fn agree_with_reference(patterns: &[Pattern], events: &[String]) -> Result<(), T
     Ok(())
 }
 
+/// Values built to test array consistency: objects over few keys (repeated now and then),
+/// arrays of them, nested arrays, and two numbers.
+fn nested_value(depth: u32) -> BoxedStrategy<String> {
+    let scalar = prop::sample::select(vec!["1", "2"]).prop_map(str::to_owned);
+    if depth == 0 {
+        return scalar.boxed();
+    }
+    prop_oneof![
+        2 => scalar,
+        3 => prop::collection::vec(nested_value(depth - 1), 0..4)
+            .prop_map(|v| format!("[{}]", v.join(","))),
+        3 => nested_object(depth - 1),
+    ]
+    .boxed()
+}
+
+fn nested_object(depth: u32) -> BoxedStrategy<String> {
+    // Few keys, so that objects often repeat one.
+    let key = prop::sample::select(vec!["a", "b", "x", "y"]);
+    prop::collection::vec((key, nested_value(depth)), 0..5)
+        .prop_map(|members| {
+            let parts: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        })
+        .boxed()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -514,6 +544,33 @@ proptest! {
         let patterns: Vec<Pattern> = patterns
             .iter()
             .map(|p| Pattern::parse(p).expect("generated patterns are valid"))
+            .collect();
+        agree_with_reference(&patterns, &events)?;
+    }
+
+    /// Rules of several fields met inside nested arrays of objects, some of whose keys
+    /// repeat: the matcher's consistency decision (counting up the tree of elements, or the
+    /// bounded search when keys repeat) agrees with the reference's plain search.
+    #[test]
+    fn array_consistency_agrees_with_reference(
+        rules in prop::collection::vec(
+            prop::collection::btree_map(
+                prop::sample::select(vec!["a.x", "a.y", "a.a.x", "a.a.y", "a.b", "b", "b.x"]),
+                prop::sample::select(vec!["[1]", "[2]", "[1,2]", r#"[{"exists":true}]"#]),
+                2..5,
+            ),
+            1..6,
+        ),
+        events in prop::collection::vec(nested_object(4), 1..8),
+    ) {
+        let patterns: Vec<Pattern> = rules
+            .iter()
+            .map(|fields| {
+                let members: Vec<String> =
+                    fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                Pattern::parse(&format!("{{{}}}", members.join(",")))
+                    .expect("generated patterns are valid")
+            })
             .collect();
         agree_with_reference(&patterns, &events)?;
     }
@@ -1108,8 +1165,9 @@ fn an_event_cut_inside_a_character_is_truncated() {
     );
 }
 
-/// Thousands of constraints met only inside arrays: the consistency search runs without
-/// recursion, so no stack runs out (each level used to be a stack frame).
+/// Thousands of constraints met only inside arrays: consistency is decided without
+/// recursion, so no stack runs out (each constraint used to be a stack frame of the
+/// search), and without comparing each hit with the ones taken before it.
 #[test]
 fn many_constraints_inside_arrays() {
     let n = 20_000;
@@ -1198,4 +1256,40 @@ fn wildcard_complexity_limit() {
         error.ends_with("(the complexity search gave up after 4096 sets of positions; max_wildcard_complexity = 1000000)"),
         "{error}"
     );
+}
+
+/// Five fields inside elements of one array: four are met many times in one element, the
+/// fifth only in another. A search that tries combinations takes 50^4 steps before it gives
+/// up; counting up the tree of elements answers at once.
+#[test]
+fn array_consistency_is_decided_without_trying_combinations() {
+    let fields: Vec<String> = (1..=5).map(|i| format!(r#""b{i}":{{"x":[1]}}"#)).collect();
+    let mut builder = Matcher::builder();
+    builder.add(
+        RuleId::from("five"),
+        Pattern::parse(&format!(r#"{{"a":{{{}}}}}"#, fields.join(","))).expect("valid pattern"),
+    );
+    let matcher = builder.build().expect("within the limits");
+    let many = vec![r#"{"x":1}"#; 50].join(",");
+    let four: Vec<String> = (1..=4).map(|i| format!(r#""b{i}":[{many}]"#)).collect();
+    let apart = format!(r#"{{"a":[{{{}}},{{"b5":[{{"x":1}}]}}]}}"#, four.join(","));
+    assert!(matcher.matches(apart.as_bytes()).unwrap().is_empty());
+    let together = format!(r#"{{"a":[{{{},"b5":[{{"x":1}}]}}]}}"#, four.join(","));
+    assert_eq!(matcher.matches(together.as_bytes()).unwrap().len(), 1);
+    // A repeated key sends the same event to the bounded search, which runs out of steps:
+    // the event is refused, not answered.
+    let repeated = format!(
+        r#"{{"a":[{{{}}},{{"b5":[{{"x":1}}]}}],"a":[{{"b1":[{{"x":1}}]}}]}}"#,
+        four.join(",")
+    );
+    let refused = matcher.matches(repeated.as_bytes()).unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "rule five: the event repeats keys around arrays, and finding the rule's fields in one element of each array took more than 100000 steps"
+    );
+    // With few elements the search decides it, the same as the reference.
+    let few = repeated.replace(&many, r#"{"x":1}"#);
+    assert!(matcher.matches(few.as_bytes()).unwrap().is_empty());
+    let pattern = Pattern::parse(&format!(r#"{{"a":{{{}}}}}"#, fields.join(","))).unwrap();
+    assert_eq!(reference::matches(&pattern, few.as_bytes(), 128), Ok(false));
 }

@@ -1,0 +1,252 @@
+//! Array consistency (corpus §3.3): whether a sub-rule's constraints that are met only
+//! inside arrays can be met by leaves that sit, in every array they share, in the same
+//! element.
+//!
+//! The leaves sit in a tree of array elements (the flattener's frames). A constraint's
+//! hits inside one element reach it in one way: directly, or through one array nested in
+//! it, because a field path leads to one value per object. So the question splits along
+//! the tree: an element holds the constraints it must hold when each array nested in it
+//! has one element that holds all the constraints met in that array, and so on down. That
+//! is one pass up the tree to count, per element and per array, the constraints met below
+//! it, and one pass down the frame order to decide; linear in the hits and the elements
+//! above them, whatever the arrays nest.
+//!
+//! Only an event that repeats a key can give a constraint two ways into one element (both
+//! values of the key are values of the field, corpus §3.3). Deciding those events is as
+//! hard as satisfiability, so they go to a backtracking search with a budget of
+//! [`SEARCH_STEPS`]; an event that exhausts it is refused, never answered wrongly.
+
+use super::flatten::Flat;
+
+/// The most steps the backtracking search takes for one sub-rule and one event.
+pub(crate) const SEARCH_STEPS: u32 = 100_000;
+
+/// The answer for one sub-rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Consistency {
+    Consistent,
+    Inconsistent,
+    /// The event repeats keys around arrays and the search ran out of steps.
+    TooCostly,
+}
+
+/// A constraint reached a frame directly, not through a nested array.
+const DIRECT: u32 = u32::MAX;
+
+/// What one pass knows about a frame. Entries from earlier passes carry an older stamp and
+/// count as empty.
+#[derive(Debug, Default, Clone, Copy)]
+struct FrameState {
+    stamp: u32,
+    /// The last constraint counted here, and how it arrived (`DIRECT` or the nested array).
+    last: u32,
+    way: u32,
+    /// How many constraints are met at or below this frame.
+    met: u32,
+    /// How many arrays nested directly in this frame hold hits, and how many of them have
+    /// an element that holds all of their constraints.
+    arrays: u32,
+    settled: u32,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ArrayState {
+    stamp: u32,
+    last: u32,
+    /// How many constraints are met inside the array.
+    met: u32,
+    settled: bool,
+}
+
+/// The search's state, kept from event to event.
+#[derive(Debug, Default)]
+pub(crate) struct Search {
+    stamp: u32,
+    frames: Vec<FrameState>,
+    arrays: Vec<ArrayState>,
+    /// The frames this pass counted in.
+    touched: Vec<u32>,
+    /// The backtracking search: the hits taken for the constraints before the last cursor,
+    /// and per constraint the next hit to try.
+    chosen: Vec<u32>,
+    cursors: Vec<u32>,
+    /// Set by the matcher when a sub-rule's search ran out of steps.
+    pub(crate) gave_up: bool,
+}
+
+impl Search {
+    /// Whether one hit per constraint can be taken, all pairwise compatible. `hits` holds
+    /// leaves inside arrays; constraint `j`'s are `hits[ranges[j].0..ranges[j].1]`, in
+    /// order of constraint.
+    pub(crate) fn consistent(
+        &mut self,
+        flat: &Flat,
+        hits: &[u32],
+        ranges: &[(u32, u32)],
+    ) -> Consistency {
+        if ranges.is_empty() {
+            return Consistency::Consistent;
+        }
+        match self.count(flat, hits, ranges) {
+            Some(()) => self.decide(flat),
+            None => self.backtrack(flat, hits, ranges),
+        }
+    }
+
+    /// Counts, per frame and array, the constraints met at or below it. `None` when a
+    /// constraint reaches a frame in two ways (repeated keys).
+    fn count(&mut self, flat: &Flat, hits: &[u32], ranges: &[(u32, u32)]) -> Option<()> {
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            // After four billion passes the stamps come round: start afresh.
+            self.frames.clear();
+            self.arrays.clear();
+            self.stamp = 1;
+        }
+        let stamp = self.stamp;
+        if self.frames.len() < flat.frame_count() {
+            self.frames
+                .resize(flat.frame_count(), FrameState::default());
+        }
+        if self.arrays.len() < flat.array_count() {
+            self.arrays
+                .resize(flat.array_count(), ArrayState::default());
+        }
+        self.touched.clear();
+        let Search {
+            frames,
+            arrays,
+            touched,
+            ..
+        } = self;
+        let mut touch = |frame: u32, frames: &mut [FrameState]| {
+            let state = &mut frames[frame as usize];
+            if state.stamp != stamp {
+                *state = FrameState {
+                    stamp,
+                    last: u32::MAX,
+                    ..FrameState::default()
+                };
+                touched.push(frame);
+            }
+        };
+        for (j, &(start, end)) in ranges.iter().enumerate() {
+            let j = j as u32;
+            for &leaf in &hits[start as usize..end as usize] {
+                let mut frame = flat.frame_of(leaf);
+                let mut way = DIRECT;
+                loop {
+                    touch(frame, frames);
+                    let state = &mut frames[frame as usize];
+                    if state.last == j {
+                        if state.way != way {
+                            return None;
+                        }
+                        // Counted on the way up from an earlier hit, and so is all above.
+                        break;
+                    }
+                    state.last = j;
+                    state.way = way;
+                    state.met += 1;
+                    if frame == 0 {
+                        break;
+                    }
+                    let (array, parent) = flat.home(frame);
+                    touch(parent, frames);
+                    let shared = &mut arrays[array as usize];
+                    if shared.stamp != stamp {
+                        *shared = ArrayState {
+                            stamp,
+                            last: u32::MAX,
+                            met: 0,
+                            settled: false,
+                        };
+                        frames[parent as usize].arrays += 1;
+                    }
+                    if shared.last != j {
+                        shared.last = j;
+                        shared.met += 1;
+                    }
+                    way = array;
+                    frame = parent;
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// Innermost elements first (a frame's number is above its parent's): an element
+    /// holds its constraints when every array nested in it is settled, and it settles its
+    /// own array when it holds all the constraints met in that array.
+    fn decide(&mut self, flat: &Flat) -> Consistency {
+        self.touched.sort_unstable_by(|a, b| b.cmp(a));
+        for &frame in &self.touched {
+            if frame == 0 {
+                continue;
+            }
+            let state = self.frames[frame as usize];
+            if state.settled != state.arrays {
+                continue;
+            }
+            let (array, parent) = flat.home(frame);
+            let shared = &mut self.arrays[array as usize];
+            if !shared.settled && shared.met == state.met {
+                shared.settled = true;
+                self.frames[parent as usize].settled += 1;
+            }
+        }
+        let root = self.frames[0];
+        if root.settled == root.arrays {
+            Consistency::Consistent
+        } else {
+            Consistency::Inconsistent
+        }
+    }
+
+    /// Backtracking search for one hit per constraint, pairwise compatible, for events that
+    /// repeat keys. Iterative, with one cursor per constraint, so that a pattern with
+    /// thousands of constraints cannot exhaust the stack.
+    fn backtrack(&mut self, flat: &Flat, hits: &[u32], ranges: &[(u32, u32)]) -> Consistency {
+        let Search {
+            chosen, cursors, ..
+        } = self;
+        chosen.clear();
+        cursors.clear();
+        let Some(&(first, _)) = ranges.first() else {
+            return Consistency::Consistent;
+        };
+        cursors.push(first);
+        let mut steps = 0;
+        while let Some(&at) = cursors.last() {
+            steps += 1;
+            if steps > SEARCH_STEPS {
+                return Consistency::TooCostly;
+            }
+            let depth = cursors.len() - 1;
+            if at == ranges[depth].1 {
+                // Every hit of this constraint failed: try the next one of the one before.
+                cursors.pop();
+                chosen.pop();
+                if let Some(previous) = cursors.last_mut() {
+                    *previous += 1;
+                }
+                continue;
+            }
+            let candidate = hits[at as usize];
+            let leaf = &flat.leaves[candidate as usize];
+            let fits = chosen
+                .iter()
+                .all(|&c| flat.compatible(&flat.leaves[c as usize], leaf));
+            if !fits {
+                cursors[depth] += 1;
+                continue;
+            }
+            chosen.push(candidate);
+            match ranges.get(depth + 1) {
+                Some(&(next, _)) => cursors.push(next),
+                None => return Consistency::Consistent,
+            }
+        }
+        Consistency::Inconsistent
+    }
+}
