@@ -519,7 +519,9 @@ impl Matcher {
     /// The rules that match an event, sorted by id, each once.
     ///
     /// The event is JSON text; anything but a JSON object (truncated text, a non-object,
-    /// nesting deeper than the builder's `max_event_depth`) is an [`EventError`].
+    /// nesting deeper than the builder's `max_event_depth`) is an [`EventError`], and so is
+    /// an event whose repeated keys make a rule's array consistency too costly to decide
+    /// (more than 100,000 search steps; see docs/PATTERNS.md).
     pub fn matches(&self, event: &[u8]) -> Result<Vec<&RuleId>, EventError> {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
