@@ -13,20 +13,23 @@
 //!
 //! Only an event that repeats a key can give a constraint two ways into one element (both
 //! values of the key are values of the field, corpus §3.3). Deciding those events is as
-//! hard as satisfiability, so they go to a backtracking search with a budget of
-//! [`SEARCH_STEPS`]; an event that exhausts it is refused, never answered wrongly.
+//! hard as satisfiability, so they go to a backtracking search. Its work is charged in
+//! frames walked against a budget of [`SEARCH_WORK`] per event, shared by all the
+//! sub-rules the event meets; an event that exhausts it is refused, never answered wrongly.
 
 use super::flatten::Flat;
 
-/// The most steps the backtracking search takes for one sub-rule and one event.
-pub(crate) const SEARCH_STEPS: u32 = 100_000;
+/// The most work the backtracking search does for one event, all sub-rules together: each
+/// step costs one, plus for each hit it is compared with the frames the comparison may
+/// walk. A unit is a few nanoseconds, so an event spends at most a few milliseconds here.
+pub(crate) const SEARCH_WORK: u64 = 1_000_000;
 
 /// The answer for one sub-rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Consistency {
     Consistent,
     Inconsistent,
-    /// The event repeats keys around arrays and the search ran out of steps.
+    /// The event repeats keys around arrays and the search ran out of work.
     TooCostly,
 }
 
@@ -70,11 +73,19 @@ pub(crate) struct Search {
     /// and per constraint the next hit to try.
     chosen: Vec<u32>,
     cursors: Vec<u32>,
-    /// Set by the matcher when a sub-rule's search ran out of steps.
+    /// The backtracking search's work so far for this event.
+    spent: u64,
+    /// Set by the matcher when a sub-rule's search ran out of work.
     pub(crate) gave_up: bool,
 }
 
 impl Search {
+    /// Starts an event: the search's budget is whole again.
+    pub(crate) fn start_event(&mut self) {
+        self.spent = 0;
+        self.gave_up = false;
+    }
+
     /// Whether one hit per constraint can be taken, all pairwise compatible. `hits` holds
     /// leaves inside arrays; constraint `j`'s are `hits[ranges[j].0..ranges[j].1]`, in
     /// order of constraint.
@@ -208,7 +219,10 @@ impl Search {
     /// thousands of constraints cannot exhaust the stack.
     fn backtrack(&mut self, flat: &Flat, hits: &[u32], ranges: &[(u32, u32)]) -> Consistency {
         let Search {
-            chosen, cursors, ..
+            chosen,
+            cursors,
+            spent,
+            ..
         } = self;
         chosen.clear();
         cursors.clear();
@@ -216,23 +230,31 @@ impl Search {
             return Consistency::Consistent;
         };
         cursors.push(first);
-        let mut steps = 0;
+        // The depths of the chosen hits' frames, summed: a comparison walks at most both.
+        let mut chosen_depths = 0u64;
         while let Some(&at) = cursors.last() {
-            steps += 1;
-            if steps > SEARCH_STEPS {
+            *spent += 1;
+            if *spent > SEARCH_WORK {
                 return Consistency::TooCostly;
             }
             let depth = cursors.len() - 1;
             if at == ranges[depth].1 {
                 // Every hit of this constraint failed: try the next one of the one before.
                 cursors.pop();
-                chosen.pop();
+                if let Some(dropped) = chosen.pop() {
+                    chosen_depths -= u64::from(flat.depth(dropped));
+                }
                 if let Some(previous) = cursors.last_mut() {
                     *previous += 1;
                 }
                 continue;
             }
             let candidate = hits[at as usize];
+            let depth_here = u64::from(flat.depth(candidate));
+            *spent += chosen_depths + chosen.len() as u64 * (depth_here + 1);
+            if *spent > SEARCH_WORK {
+                return Consistency::TooCostly;
+            }
             let leaf = &flat.leaves[candidate as usize];
             let fits = chosen
                 .iter()
@@ -242,6 +264,7 @@ impl Search {
                 continue;
             }
             chosen.push(candidate);
+            chosen_depths += depth_here;
             match ranges.get(depth + 1) {
                 Some(&(next, _)) => cursors.push(next),
                 None => return Consistency::Consistent,

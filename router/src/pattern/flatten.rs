@@ -396,6 +396,12 @@ impl Flat {
         self.leaves[leaf as usize].frame
     }
 
+    /// How many array elements deep a leaf sits.
+    #[inline]
+    pub(crate) fn depth(&self, leaf: u32) -> u32 {
+        self.frames[self.leaves[leaf as usize].frame as usize].depth
+    }
+
     /// How many frames the event has, frame 0 (the event itself) included.
     pub(crate) fn frame_count(&self) -> usize {
         self.frames.len()

@@ -26,7 +26,7 @@ use super::check::{self, Dictionary, Op, PredId, ValueId};
 use super::compile::{
     self, BuildError, Constraint, FieldIndex, IndexKey, Limits, Needs, Probe, Test, composite,
 };
-use super::consistency::{Consistency, SEARCH_STEPS, Search};
+use super::consistency::{Consistency, SEARCH_WORK, Search};
 use super::flatten::{EventError, Flat, FxMap, PathTrie, Value};
 use super::parse::Pattern;
 use super::text::{self, Ip};
@@ -520,8 +520,8 @@ impl Matcher {
     ///
     /// The event is JSON text; anything but a JSON object (truncated text, a non-object,
     /// nesting deeper than the builder's `max_event_depth`) is an [`EventError`], and so is
-    /// an event whose repeated keys make a rule's array consistency too costly to decide
-    /// (more than 100,000 search steps; see docs/PATTERNS.md).
+    /// an event whose repeated keys make array consistency too costly to decide (a budget
+    /// of 1,000,000 search steps per event; see docs/PATTERNS.md).
     pub fn matches(&self, event: &[u8]) -> Result<Vec<&RuleId>, EventError> {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
@@ -816,6 +816,7 @@ impl Matcher {
         };
         // First the guards, without a branch each, so that the loads of many entries
         // overlap; the survivors are packed at the front of `passed`.
+        search.start_event();
         passed.clear();
         passed.resize(candidates.len(), 0);
         let mut n_passed = 0;
@@ -839,10 +840,9 @@ impl Matcher {
             ) {
                 rules.push(ranks.of_rule[entry.rule as usize]);
             } else if search.gave_up {
-                search.gave_up = false;
                 let rule = &ranks.ids[ranks.of_rule[entry.rule as usize] as usize];
                 return Err(EventError::new(format!(
-                    "rule {rule}: the event repeats keys around arrays, and finding the rule's fields in one element of each array took more than {SEARCH_STEPS} steps"
+                    "rule {rule}: the event repeats keys around arrays, and finding the rule's fields in one element of each array ran past the budget of {SEARCH_WORK} steps for one event"
                 )));
             }
         }

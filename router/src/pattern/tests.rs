@@ -1285,11 +1285,25 @@ fn array_consistency_is_decided_without_trying_combinations() {
     let refused = matcher.matches(repeated.as_bytes()).unwrap_err();
     assert_eq!(
         refused.to_string(),
-        "rule five: the event repeats keys around arrays, and finding the rule's fields in one element of each array took more than 100000 steps"
+        "rule five: the event repeats keys around arrays, and finding the rule's fields in one element of each array ran past the budget of 1000000 steps for one event"
     );
     // With few elements the search decides it, the same as the reference.
     let few = repeated.replace(&many, r#"{"x":1}"#);
     assert!(matcher.matches(few.as_bytes()).unwrap().is_empty());
     let pattern = Pattern::parse(&format!(r#"{{"a":{{{}}}}}"#, fields.join(","))).unwrap();
     assert_eq!(reference::matches(&pattern, few.as_bytes(), 128), Ok(false));
+    // The budget is one per event: a search that one rule can afford, forty copies of the
+    // rule cannot.
+    let some = repeated.replace(&many, &vec![r#"{"x":1}"#; 10].join(","));
+    assert!(matcher.matches(some.as_bytes()).unwrap().is_empty());
+    let mut copies = Matcher::builder();
+    for i in 0..40 {
+        copies.add(RuleId::from(format!("copy{i:02}")), pattern.clone());
+    }
+    let copies = copies.build().expect("within the limits");
+    let refused = copies.matches(some.as_bytes()).unwrap_err();
+    assert!(
+        refused.to_string().contains("ran past the budget"),
+        "{refused}"
+    );
 }
