@@ -1294,7 +1294,7 @@ fn array_consistency_is_decided_without_trying_combinations() {
     assert_eq!(reference::matches(&pattern, few.as_bytes(), 128), Ok(false));
     // The budget is one per event: a search that one rule can afford, forty copies of the
     // rule cannot.
-    let some = repeated.replace(&many, &vec![r#"{"x":1}"#; 10].join(","));
+    let some = repeated.replace(&many, &[r#"{"x":1}"#; 10].join(","));
     assert!(matcher.matches(some.as_bytes()).unwrap().is_empty());
     let mut copies = Matcher::builder();
     for i in 0..40 {
