@@ -529,13 +529,25 @@ fn collect_fields<'a>(object: &'a Object, out: &mut Vec<(&'a str, &'a [Condition
 }
 
 /// Last occurrence of each key wins, at the position of that last occurrence (corpus §3.1).
+/// Linear: an object with a hundred thousand keys takes milliseconds, not seconds.
 fn last_wins(members: &[(String, Json)]) -> Vec<&(String, Json)> {
-    members
+    if members.len() <= 8 {
+        // The usual object: comparing a few keys beats building a set.
+        return members
+            .iter()
+            .enumerate()
+            .filter(|(i, (key, _))| !members[i + 1..].iter().any(|(k, _)| k == key))
+            .map(|(_, member)| member)
+            .collect();
+    }
+    let mut seen = std::collections::HashSet::with_capacity(members.len());
+    let mut kept: Vec<&(String, Json)> = members
         .iter()
-        .enumerate()
-        .filter(|(i, (key, _))| !members[i + 1..].iter().any(|(k, _)| k == key))
-        .map(|(_, member)| member)
-        .collect()
+        .rev()
+        .filter(|(key, _)| seen.insert(key.as_str()))
+        .collect();
+    kept.reverse();
+    kept
 }
 
 fn parse_object(
@@ -1125,6 +1137,25 @@ mod tests {
     fn duplicate_keys_last_wins() {
         let pattern = Pattern::parse(r#"{"a":[1],"b":["x"],"a":[2]}"#).unwrap();
         assert_eq!(pattern.to_json(), r#"{"b":["x"],"a":[2]}"#);
+        // Objects of more than eight members take the other path: the same answer.
+        for n in [9, 10, 30, 100] {
+            let keys: Vec<String> = (0..n).map(|i| format!("k{}", i * 5 % 7)).collect();
+            let members: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!(r#""{k}":[{i}]"#))
+                .collect();
+            let pattern = Pattern::parse(&format!("{{{}}}", members.join(","))).unwrap();
+            let expected: Vec<String> = (0..n)
+                .filter(|&i| !keys[i + 1..].contains(&keys[i]))
+                .map(|i| format!(r#""{}":[{i}]"#, keys[i]))
+                .collect();
+            assert_eq!(
+                pattern.to_json(),
+                format!("{{{}}}", expected.join(",")),
+                "{n}"
+            );
+        }
     }
 
     #[test]
