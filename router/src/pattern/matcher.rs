@@ -365,6 +365,10 @@ struct Scratch {
     pred_known: BitSet,
     pred_value: BitSet,
     preds_known: Vec<u32>,
+    /// Predicate results on paths with several leaves for this event: per predicate, the
+    /// epoch and the start of its cells in `pred_cells`, one cell per leaf of its path.
+    pred_cells_at: Vec<u64>,
+    pred_cells: Vec<u8>,
     epoch: u32,
     hits: Vec<u32>,
     hit_ranges: Vec<(u32, u32)>,
@@ -548,6 +552,8 @@ impl Matcher {
             pred_known,
             pred_value,
             preds_known,
+            pred_cells_at,
+            pred_cells,
             epoch,
             hits,
             hit_ranges,
@@ -577,6 +583,7 @@ impl Matcher {
             path_values.clear();
             path_values.resize(self.path_names.len(), 0);
             path_range.resize(self.path_names.len(), (0, 0));
+            pred_cells_at.clear();
             *epoch = 1;
         }
         let epoch = *epoch;
@@ -592,6 +599,10 @@ impl Matcher {
         candidates.clear();
         composites_seen.clear();
         preds_known.clear();
+        pred_cells.clear();
+        if pred_cells_at.len() < self.dictionary.pred_capacity() {
+            pred_cells_at.resize(self.dictionary.pred_capacity(), 0);
+        }
         taken.fit(self.subrules.len());
         composite_seen.fit(self.composites.len());
         pred_known.fit(self.dictionary.pred_capacity());
@@ -813,6 +824,9 @@ impl Matcher {
             known: pred_known,
             value: pred_value,
             list: preds_known,
+            epoch,
+            cells_at: pred_cells_at,
+            cells: pred_cells,
         };
         // First the guards, without a branch each, so that the loads of many entries
         // overlap; the survivors are packed at the front of `passed`.
@@ -1468,21 +1482,63 @@ fn check_rank(constraint: &Constraint) -> u8 {
     }
 }
 
-/// Predicate results of the current event, for paths with a single leaf.
+/// Predicate results of the current event: for paths with a single leaf a bit per
+/// predicate, for paths with several a cell per predicate and leaf, filled as asked (so
+/// that a thousand sub-rules of one `$or` sharing a wildcard on an array evaluate it once
+/// per element, not a thousand times).
 struct Memo<'a> {
     dictionary: &'a Dictionary,
     known: &'a mut BitSet,
     value: &'a mut BitSet,
     list: &'a mut Vec<u32>,
+    epoch: u32,
+    cells_at: &'a mut Vec<u64>,
+    cells: &'a mut Vec<u8>,
 }
+
+/// Where a leaf sits among its path's leaves.
+#[derive(Clone, Copy)]
+enum Among {
+    /// The path's only leaf.
+    Alone,
+    /// Leaf `index` of the path's `count`.
+    Several { index: u32, count: u32 },
+}
+
+/// A cell of `Memo::cells` not filled yet.
+const UNKNOWN: u8 = 2;
 
 impl Memo<'_> {
     #[inline]
-    fn pred(&mut self, pred: PredId, leaves: &Leaves<'_>, leaf: u32, single: bool) -> bool {
-        if single && self.known.contains(pred) {
-            return self.value.contains(pred);
+    fn pred(&mut self, pred: PredId, leaves: &Leaves<'_>, leaf: u32, among: Among) -> bool {
+        match among {
+            Among::Alone => {
+                if self.known.contains(pred) {
+                    return self.value.contains(pred);
+                }
+                self.evaluate(pred, leaves, leaf, true)
+            }
+            Among::Several { index, count } => {
+                let at = self.cells_at[pred as usize];
+                let start = if (at >> 32) as u32 == self.epoch {
+                    at as u32 as usize
+                } else {
+                    let start = self.cells.len();
+                    self.cells.resize(start + count as usize, UNKNOWN);
+                    self.cells_at[pred as usize] = u64::from(self.epoch) << 32 | start as u64;
+                    start
+                };
+                let cell = start + index as usize;
+                match self.cells[cell] {
+                    UNKNOWN => {
+                        let passes = self.evaluate(pred, leaves, leaf, false);
+                        self.cells[cell] = u8::from(passes);
+                        passes
+                    }
+                    known => known == 1,
+                }
+            }
         }
-        self.evaluate(pred, leaves, leaf, single)
     }
 
     /// Evaluates a predicate the memo does not hold.
@@ -1555,14 +1611,14 @@ fn check_program(
     hits.clear();
     hit_ranges.clear();
     let flat = leaves.flat;
-    let passes = |tests: &[Op], leaf: u32, single: bool, memo: &mut Memo<'_>| {
+    let passes = |tests: &[Op], leaf: u32, among: Among, memo: &mut Memo<'_>| {
         let i = leaf as usize;
         for op in tests {
             let passed = match *op {
                 Op::Value(id) => leaves.values[i] == id,
                 Op::Fold(id) => leaves.fold_ids[i] == id,
                 Op::Exists => true,
-                Op::Pred(pred) => memo.pred(pred, leaves, leaf, single),
+                Op::Pred(pred) => memo.pred(pred, leaves, leaf, among),
                 // Never among a constraint's tests: programs are built that way.
                 Op::Field { .. } => false,
             };
@@ -1593,7 +1649,7 @@ fn check_program(
         let leaf = slot as u32;
         if leaf != SEVERAL {
             // The usual case: one leaf, outside every array.
-            if !passes(tests, leaf, true, memo) {
+            if !passes(tests, leaf, Among::Alone, memo) {
                 return false;
             }
             continue;
@@ -1601,7 +1657,7 @@ fn check_program(
         match *paths.leaves(path) {
             [leaf] => {
                 // One leaf, inside an array.
-                if !passes(tests, leaf, true, memo) {
+                if !passes(tests, leaf, Among::Alone, memo) {
                     return false;
                 }
                 let at = hits.len() as u32;
@@ -1611,8 +1667,13 @@ fn check_program(
             ref several => {
                 let start = hits.len();
                 let mut anywhere = false;
-                for &leaf in several {
-                    if passes(tests, leaf, false, memo) {
+                let count = several.len() as u32;
+                for (index, &leaf) in several.iter().enumerate() {
+                    let among = Among::Several {
+                        index: index as u32,
+                        count,
+                    };
+                    if passes(tests, leaf, among, memo) {
                         if !flat.leaves[leaf as usize].in_array() {
                             anywhere = true;
                             break;
