@@ -315,7 +315,7 @@ mod tests {
     fn constraint(path: u32, tests: Vec<Test>) -> Constraint {
         Constraint {
             path,
-            tests,
+            tests: tests.into(),
             allow_absent: false,
         }
     }

@@ -461,7 +461,7 @@ impl fmt::Display for Test {
 #[derive(Debug, Clone)]
 pub(crate) struct Constraint {
     pub(crate) path: u32,
-    pub(crate) tests: Vec<Test>,
+    pub(crate) tests: Box<[Test]>,
     pub(crate) allow_absent: bool,
 }
 

@@ -329,9 +329,11 @@ const FREE_ENTRY: Entry = Entry {
     fast: 0,
 };
 
+/// A sub-rule's constraints are not kept: [`Matcher::constraints_of`] works them out from
+/// the rule's pattern when they are needed (indexing, removal, explain), so that a rule
+/// whose `$or`s give 1,000 sub-rules does not keep 1,000 copies of its shared constraints.
 #[derive(Debug, Clone)]
 struct SubRule {
-    constraints: Vec<Constraint>,
     /// How the index finds it.
     anchor: Anchor,
 }
@@ -970,10 +972,11 @@ impl Matcher {
                 .as_ref()
                 .expect("indexed rules exist");
             let _ = writeln!(out, "\nrule {id}: {}", rule.pattern);
-            for (n, &sub) in rule.subrules.iter().enumerate() {
+            let all = self.constraints_of(&rule.pattern);
+            for (n, (&sub, constraints)) in rule.subrules.iter().zip(&all).enumerate() {
                 let sub = self.subrules[sub as usize].as_ref().expect("live sub-rule");
                 let _ = writeln!(out, "  sub-rule {n}:");
-                for (i, constraint) in sub.constraints.iter().enumerate() {
+                for (i, constraint) in constraints.iter().enumerate() {
                     let anchored = match &sub.anchor {
                         Anchor::Single(a) => *a == i,
                         Anchor::Composite { constraints, .. } => constraints.contains(&i),
@@ -995,6 +998,30 @@ impl Matcher {
             }
         }
         out
+    }
+
+    /// The constraints of each sub-rule of `pattern`, in the order of their programs
+    /// (cheap and selective checks first: most candidates fail one of them). The pattern's
+    /// paths must have ids.
+    fn constraints_of(&self, pattern: &Pattern) -> Vec<Vec<Constraint>> {
+        compile::expand(pattern)
+            .iter()
+            .map(|conjunction| {
+                let mut constraints: Vec<Constraint> = conjunction
+                    .constraints
+                    .iter()
+                    .map(|(path, conditions)| Constraint {
+                        path: self.path_ids[*path],
+                        tests: conditions.iter().filter_map(Test::compile).collect(),
+                        allow_absent: conditions
+                            .iter()
+                            .any(|c| matches!(c, super::parse::Condition::Exists(false))),
+                    })
+                    .collect();
+                constraints.sort_by_key(check_rank);
+                constraints
+            })
+            .collect()
     }
 
     fn path_id(&mut self, path: &str) -> u32 {
@@ -1024,24 +1051,16 @@ impl Matcher {
         };
         let mut subrule_ids = Vec::new();
         for conjunction in compile::expand(&pattern) {
-            let mut constraints: Vec<Constraint> = conjunction
-                .constraints
-                .iter()
-                .map(|(path, conditions)| Constraint {
-                    path: self.path_id(path),
-                    tests: conditions.iter().filter_map(Test::compile).collect(),
-                    allow_absent: conditions
-                        .iter()
-                        .any(|c| matches!(c, super::parse::Condition::Exists(false))),
-                })
-                .collect();
+            for (path, _) in &conjunction.constraints {
+                self.path_id(path);
+            }
+        }
+        for constraints in self.constraints_of(&pattern) {
             for constraint in &constraints {
                 for test in &constraint.tests {
                     self.needs[constraint.path as usize] |= test.needs();
                 }
             }
-            // Cheap and selective checks first: most candidates fail one of them.
-            constraints.sort_by_key(check_rank);
             for constraint in &constraints {
                 for test in &constraint.tests {
                     let key = IndexKey::of(test);
@@ -1079,7 +1098,6 @@ impl Matcher {
                     .count() as u32,
             };
             let sub = SubRule {
-                constraints,
                 anchor: Anchor::Always,
             };
             let sub_id = match self.free_subrules.pop() {
@@ -1107,17 +1125,12 @@ impl Matcher {
 
     /// Chooses each sub-rule's anchor and enters it in the index.
     fn index_rule(&mut self, rule: u32) {
-        let subrules = self.rules[rule as usize]
-            .as_ref()
-            .expect("staged rule")
-            .subrules
-            .clone();
-        for sub_id in subrules {
-            let sub = self.subrules[sub_id as usize]
-                .as_ref()
-                .expect("staged sub-rule");
+        let staged = self.rules[rule as usize].as_ref().expect("staged rule");
+        let subrules = staged.subrules.clone();
+        let all = self.constraints_of(&staged.pattern);
+        for (sub_id, constraints) in subrules.into_iter().zip(&all) {
             let mut best: Option<(u64, Anchor)> = None;
-            for (i, constraint) in sub.constraints.iter().enumerate() {
+            for (i, constraint) in constraints.iter().enumerate() {
                 if constraint.allow_absent {
                     continue;
                 }
@@ -1145,7 +1158,7 @@ impl Matcher {
             // per event for its set of paths.
             let mut best_paths = Vec::new();
             if best.as_ref().is_some_and(|(c, _)| *c > 8) {
-                for option in composite::options(&sub.constraints, self.program(sub_id)) {
+                for option in composite::options(constraints, self.program(sub_id)) {
                     let users = self
                         .composite_users
                         .get(&option.paths)
@@ -1170,7 +1183,7 @@ impl Matcher {
                         // Lead with the part whose values the fewest tests share.
                         let lead = (0..option.paths.len())
                             .min_by_key(|&j| {
-                                let constraint = &sub.constraints[option.constraints[j]];
+                                let constraint = &constraints[option.constraints[j]];
                                 constraint
                                     .tests
                                     .iter()
@@ -1222,8 +1235,7 @@ impl Matcher {
                 Anchor::Composite { constraints, .. } => constraints.contains(&i),
                 Anchor::Always => false,
             };
-            let guard = sub
-                .constraints
+            let guard = constraints
                 .iter()
                 .enumerate()
                 .filter(|&(i, c)| !anchored(i) && !c.allow_absent && c.tests.len() == 1)
@@ -1245,7 +1257,7 @@ impl Matcher {
             }
             match &anchor {
                 Anchor::Single(i) => {
-                    let constraint = &sub.constraints[*i];
+                    let constraint = &constraints[*i];
                     for (t, test) in constraint.tests.iter().enumerate() {
                         let op = Dictionary::op_at(self.program(sub_id), *i, t);
                         self.fields[constraint.path as usize].insert(test, op, sub_id);
@@ -1286,13 +1298,14 @@ impl Matcher {
         self.ranks = OnceLock::new();
         self.exact = OnceLock::new();
         self.by_id.remove(&removed.id);
-        for sub_id in removed.subrules {
+        let all = self.constraints_of(&removed.pattern);
+        for (sub_id, constraints) in removed.subrules.into_iter().zip(&all) {
             let Some(sub) = self.subrules[sub_id as usize].take() else {
                 continue;
             };
-            let options = composite::options(&sub.constraints, self.program(sub_id));
-            self.dictionary.release_program(&sub.constraints);
-            for constraint in &sub.constraints {
+            let options = composite::options(constraints, self.program(sub_id));
+            self.dictionary.release_program(constraints);
+            for constraint in constraints {
                 for test in &constraint.tests {
                     let key = (constraint.path, IndexKey::of(test));
                     if let IndexKey::String(s) = &key.1 {
@@ -1331,7 +1344,7 @@ impl Matcher {
             }
             match &sub.anchor {
                 Anchor::Single(i) => {
-                    let constraint = &sub.constraints[*i];
+                    let constraint = &constraints[*i];
                     for (t, test) in constraint.tests.iter().enumerate() {
                         let op = Dictionary::op_at(self.program(sub_id), *i, t);
                         self.fields[constraint.path as usize].remove(test, op, sub_id);
