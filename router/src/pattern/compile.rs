@@ -643,10 +643,26 @@ pub(crate) struct NumericIndex {
     above: Vec<(f64, u32)>,
     /// `< hi` / `<= hi`, sorted by `hi`.
     below: Vec<(f64, u32)>,
-    /// Two-sided ranges and `=` (as `[v, v]`), sorted by `lo`.
-    ranges: Vec<(f64, f64, u32)>,
-    /// The widest range ever entered, to bound the scan of `ranges`.
+    /// Two-sided ranges and `=` (as `[v, v]`), by width class.
+    ranges: Vec<RangeClass>,
+}
+
+/// The two-sided ranges whose widths share a binary exponent (so one wide range does not
+/// make every lookup scan all the narrow ones), sorted by `lo`.
+#[derive(Debug, Clone, Default)]
+struct RangeClass {
+    /// The biased exponent of the widths (0 for zero and subnormal widths, 2047 for
+    /// infinite ones).
+    exponent: u16,
+    /// The widest range ever entered here, rounded up (its width computed in float64 can
+    /// fall short of the true one), to bound the scan.
     max_width: f64,
+    ranges: Vec<(f64, f64, u32)>,
+}
+
+/// The width class of a range `[lo, hi]`.
+fn width_class(lo: f64, hi: f64) -> u16 {
+    (((hi - lo).to_bits() >> 52) & 0x7ff) as u16
 }
 
 fn bounds(n: &super::parse::Numeric) -> (Option<f64>, Option<f64>) {
@@ -664,7 +680,9 @@ fn bounds(n: &super::parse::Numeric) -> (Option<f64>, Option<f64>) {
 
 impl NumericIndex {
     fn len(&self) -> usize {
-        self.above.len() + self.below.len() + self.ranges.len()
+        self.above.len()
+            + self.below.len()
+            + self.ranges.iter().map(|c| c.ranges.len()).sum::<usize>()
     }
 
     fn insert(&mut self, n: &super::parse::Numeric, entry: u32) {
@@ -678,9 +696,21 @@ impl NumericIndex {
                 self.below.insert(at, (hi, entry));
             }
             (Some(lo), Some(hi)) => {
-                let at = self.ranges.partition_point(|e| e.0 <= lo);
-                self.ranges.insert(at, (lo, hi, entry));
-                self.max_width = self.max_width.max(hi - lo);
+                let exponent = width_class(lo, hi);
+                let at = self.ranges.partition_point(|c| c.exponent < exponent);
+                if self.ranges.get(at).is_none_or(|c| c.exponent != exponent) {
+                    self.ranges.insert(
+                        at,
+                        RangeClass {
+                            exponent,
+                            ..RangeClass::default()
+                        },
+                    );
+                }
+                let class = &mut self.ranges[at];
+                let place = class.ranges.partition_point(|e| e.0 <= lo);
+                class.ranges.insert(place, (lo, hi, entry));
+                class.max_width = class.max_width.max((hi - lo).next_up());
             }
             (None, None) => unreachable!("a numeric condition has a bound"),
         }
@@ -690,7 +720,16 @@ impl NumericIndex {
         match bounds(n) {
             (Some(_), None) => self.above.retain(|e| e.1 != entry),
             (None, Some(_)) => self.below.retain(|e| e.1 != entry),
-            _ => self.ranges.retain(|e| e.2 != entry),
+            (Some(lo), Some(hi)) => {
+                let exponent = width_class(lo, hi);
+                if let Some(at) = self.ranges.iter().position(|c| c.exponent == exponent) {
+                    self.ranges[at].ranges.retain(|e| e.2 != entry);
+                    if self.ranges[at].ranges.is_empty() {
+                        self.ranges.remove(at);
+                    }
+                }
+            }
+            (None, None) => {}
         }
     }
 
@@ -700,10 +739,12 @@ impl NumericIndex {
         self.above[..n_above].iter().for_each(|e| found(e.1));
         let first_below = self.below.partition_point(|e| e.0 < x);
         self.below[first_below..].iter().for_each(|e| found(e.1));
-        if !self.ranges.is_empty() {
-            let start = self.ranges.partition_point(|e| e.0 < x - self.max_width);
-            let end = self.ranges.partition_point(|e| e.0 <= x);
-            for e in &self.ranges[start..end] {
+        for class in &self.ranges {
+            // `lo + max_width`, rounded, is at least `x` for every range holding `x`
+            // (`x - max_width` could round above the `lo` of such a range).
+            let start = class.ranges.partition_point(|e| e.0 + class.max_width < x);
+            let end = class.ranges.partition_point(|e| e.0 <= x);
+            for e in &class.ranges[start..end] {
                 if e.1 >= x {
                     found(e.2);
                 }
@@ -767,7 +808,11 @@ impl FieldIndex {
         }
         self.numeric.above.iter().for_each(|e| f(&[e.1]));
         self.numeric.below.iter().for_each(|e| f(&[e.1]));
-        self.numeric.ranges.iter().for_each(|e| f(&[e.2]));
+        self.numeric
+            .ranges
+            .iter()
+            .flat_map(|c| &c.ranges)
+            .for_each(|e| f(&[e.2]));
         f(&self.any_ip);
         f(&self.any_string);
         f(&self.any_value);

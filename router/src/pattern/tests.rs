@@ -1307,3 +1307,70 @@ fn array_consistency_is_decided_without_trying_combinations() {
         "{refused}"
     );
 }
+
+/// Ranges with six decimals within EventBridge's ±5e9, alone and together, against events
+/// at their bounds and between: the numeric index finds every range that holds the value.
+/// (The index once skipped a range whose width, computed in float64, rounded down: the
+/// event at its upper bound went unmatched.)
+#[test]
+fn numeric_ranges_hold_their_bounds() {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut decimal = || {
+        let micros = (next() % 10_000_000_000_000_000) as i64 - 5_000_000_000_000_000;
+        let sign = if micros < 0 { "-" } else { "" };
+        let micros = micros.unsigned_abs();
+        format!("{sign}{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+    };
+    let ranges: Vec<(String, String)> = (0..300)
+        .map(|_| {
+            let (a, b) = (decimal(), decimal());
+            let (fa, fb) = (a.parse::<f64>().unwrap(), b.parse::<f64>().unwrap());
+            if fa <= fb { (a, b) } else { (b, a) }
+        })
+        .collect();
+    let rule = |(lo, hi): &(String, String)| {
+        Pattern::parse(&format!(r#"{{"n":[{{"numeric":[">=",{lo},"<=",{hi}]}}]}}"#))
+            .expect("valid range")
+    };
+    let holds = |(lo, hi): &(String, String), x: &str| {
+        let x: f64 = x.parse().unwrap();
+        lo.parse::<f64>().unwrap() <= x && x <= hi.parse::<f64>().unwrap()
+    };
+    let mut together = Matcher::builder();
+    for (i, range) in ranges.iter().enumerate() {
+        together.add(RuleId::from(format!("r{i:03}")), rule(range));
+        let mut alone = Matcher::builder();
+        alone.add(RuleId::from("alone"), rule(range));
+        let alone = alone.build().unwrap();
+        for x in [&range.0, &range.1] {
+            let event = format!(r#"{{"n":{x}}}"#);
+            assert_eq!(
+                alone.matches(event.as_bytes()).unwrap().len(),
+                1,
+                "{range:?} at {x}"
+            );
+        }
+    }
+    let together = together.build().unwrap();
+    let values: Vec<&String> = ranges.iter().flat_map(|(lo, hi)| [lo, hi]).collect();
+    for x in values {
+        let event = format!(r#"{{"n":{x}}}"#);
+        let found: Vec<String> = together
+            .matches(event.as_bytes())
+            .unwrap()
+            .iter()
+            .map(|id| id.to_string())
+            .collect();
+        let expected: Vec<String> = (0..ranges.len())
+            .filter(|&i| holds(&ranges[i], x))
+            .map(|i| format!("r{i:03}"))
+            .collect();
+        assert_eq!(found, expected, "at {x}");
+    }
+}
