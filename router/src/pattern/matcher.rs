@@ -455,6 +455,10 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
+/// Past this many leaves' room, a thread's scratch is dropped after the event (about 50
+/// bytes per leaf across its vectors; EventBridge events of 256 KB stay under it).
+const KEEP_LEAVES: usize = 1 << 16;
+
 impl Matcher {
     /// A builder with EventBridge's default limits.
     pub fn builder() -> MatcherBuilder {
@@ -531,8 +535,20 @@ impl Matcher {
     pub fn matches(&self, event: &[u8]) -> Result<Vec<&RuleId>, EventError> {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            self.matches_with(event, &mut scratch)
+            let result = self.matches_with(event, &mut scratch);
+            if scratch.flat.leaves.capacity() > KEEP_LEAVES {
+                // An outsized event: give its memory back rather than keep it for the
+                // thread's life.
+                *scratch = Scratch::default();
+            }
+            result
         })
+    }
+
+    /// The capacity, in leaves, of this thread's scratch (for tests of its release).
+    #[cfg(test)]
+    pub(crate) fn scratch_leaves() -> usize {
+        SCRATCH.with(|scratch| scratch.borrow().flat.leaves.capacity())
     }
 
     fn matches_with<'m>(

@@ -1374,3 +1374,24 @@ fn numeric_ranges_hold_their_bounds() {
         assert_eq!(found, expected, "at {x}");
     }
 }
+
+/// After an outsized event the thread's scratch memory is given back; after ordinary
+/// events it is kept for the next one.
+#[test]
+fn outsized_events_leave_no_scratch_behind() {
+    let mut builder = Matcher::builder();
+    builder.add(RuleId::from("r"), Pattern::parse(r#"{"a":[1]}"#).unwrap());
+    let matcher = builder.build().unwrap();
+    let small = r#"{"a":[0,0,0,1]}"#;
+    assert_eq!(matcher.matches(small.as_bytes()).unwrap().len(), 1);
+    let kept = Matcher::scratch_leaves();
+    assert!(kept >= 4, "{kept}");
+    let big = format!(r#"{{"a":[{}1]}}"#, "0,".repeat(200_000));
+    assert_eq!(matcher.matches(big.as_bytes()).unwrap().len(), 1);
+    assert!(
+        Matcher::scratch_leaves() < 1 << 16,
+        "{}",
+        Matcher::scratch_leaves()
+    );
+    assert_eq!(matcher.matches(small.as_bytes()).unwrap().len(), 1);
+}
