@@ -48,6 +48,8 @@ mod text;
 mod reference;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wide_tests;
 
 pub use compile::BuildError;
 pub use flatten::EventError;
