@@ -19,6 +19,7 @@
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+use super::tests::{agree_with_reference, json_object, pattern_object};
 use super::{Matcher, Pattern, RuleId, reference};
 
 // --- harness ------------------------------------------------------------------------------
@@ -36,47 +37,6 @@ fn valid_patterns(texts: &[String]) -> Vec<Pattern> {
             Some(pattern)
         })
         .collect()
-}
-
-/// Compiles `patterns` together and checks every event against each pattern alone in the
-/// reference interpreter; the failure message shows the disagreeing patterns.
-fn agree(patterns: &[Pattern], events: &[String]) -> Result<(), TestCaseError> {
-    let mut builder = Matcher::builder();
-    for (i, pattern) in patterns.iter().enumerate() {
-        builder.add(RuleId::from(format!("r{i:03}")), pattern.clone());
-    }
-    let matcher = builder.build().expect("each pattern builds alone");
-    for event in events {
-        let hits = match matcher.matches(event.as_bytes()) {
-            Ok(hits) => hits,
-            // Only an event past the consistency budget may be refused: not a wrong answer.
-            Err(e) if e.to_string().contains("ran past the budget") => continue,
-            Err(e) => return Err(TestCaseError::fail(format!("event {event}: {e}"))),
-        };
-        let hits: Vec<String> = hits.iter().map(|id| id.to_string()).collect();
-        let alone: Vec<String> = patterns
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| reference::matches(p, event.as_bytes(), 128) == Ok(true))
-            .map(|(i, _)| format!("r{i:03}"))
-            .collect();
-        if hits != alone {
-            let differing: Vec<String> = patterns
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| {
-                    let id = format!("r{i:03}");
-                    hits.contains(&id) != alone.contains(&id)
-                })
-                .map(|(i, p)| format!("r{i:03} = {p}"))
-                .collect();
-            return Err(TestCaseError::fail(format!(
-                "event {event}\nmatcher: {hits:?}\nreference: {alone:?}\ndiffering rules:\n{}",
-                differing.join("\n")
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Builds all `patterns`, removes every other one, adds some back (a changed pattern under
@@ -602,26 +562,7 @@ fn s_condition() -> impl Strategy<Value = String> {
 fn s_object(depth: u32) -> BoxedStrategy<String> {
     let leaf =
         prop::collection::vec(s_condition(), 1..4).prop_map(|c| format!("[{}]", c.join(",")));
-    let value = if depth == 0 {
-        leaf.boxed()
-    } else {
-        prop_oneof![3 => leaf, 1 => s_object(depth - 1)].boxed()
-    };
-    let member = (prop::sample::select(S_KEYS), value).prop_map(|(k, v)| format!("\"{k}\":{v}"));
-    let or = if depth == 0 {
-        Just(None).boxed()
-    } else {
-        prop::option::weighted(0.3, prop::collection::vec(s_object(depth - 1), 2..4)).boxed()
-    };
-    (prop::collection::vec(member, 1..4), or)
-        .prop_map(|(members, or)| {
-            let mut parts = members;
-            if let Some(alternatives) = or {
-                parts.push(format!("\"$or\":[{}]", alternatives.join(",")));
-            }
-            format!("{{{}}}", parts.join(","))
-        })
-        .boxed()
+    pattern_object(S_KEYS, leaf.boxed(), 1..4, (0.3, 2..4), depth)
 }
 
 fn s_value(depth: u32) -> BoxedStrategy<String> {
@@ -721,12 +662,11 @@ fn shared_event() -> impl Strategy<Value = String> {
         0..7,
     )
     .prop_map(|members| {
-        let parts: Vec<String> = members
-            .iter()
-            .filter(|(k, v)| *k == "s" || !v.contains('{'))
-            .map(|(k, v)| format!("\"{k}\":{v}"))
-            .collect();
-        format!("{{{}}}", parts.join(","))
+        json_object(
+            members
+                .into_iter()
+                .filter(|(k, v)| *k == "s" || !v.contains('{')),
+        )
     })
 }
 
@@ -746,13 +686,7 @@ fn array_object_inner() -> impl Strategy<Value = String> {
         ),
         0..4,
     )
-    .prop_map(|members| {
-        let parts: Vec<String> = members
-            .iter()
-            .map(|(k, v)| format!("\"{k}\":{v}"))
-            .collect();
-        format!("{{{}}}", parts.join(","))
-    })
+    .prop_map(json_object)
 }
 
 fn array_object_element() -> impl Strategy<Value = String> {
@@ -768,13 +702,7 @@ fn array_object_element() -> impl Strategy<Value = String> {
         ),
         0..5,
     )
-    .prop_map(|members| {
-        let parts: Vec<String> = members
-            .iter()
-            .map(|(k, v)| format!("\"{k}\":{v}"))
-            .collect();
-        format!("{{{}}}", parts.join(","))
-    })
+    .prop_map(json_object)
 }
 
 fn array_object_event() -> impl Strategy<Value = String> {
@@ -819,7 +747,7 @@ proptest! {
     ) {
         let patterns = valid_patterns(&numeric_patterns(&pool, &rules));
         prop_assume!(!patterns.is_empty());
-        agree(&patterns, &numeric_events(&pool, &events))?;
+        agree_with_reference(&patterns, &numeric_events(&pool, &events))?;
     }
 
     /// Many string rules on one path sharing starts and ends, with case pairs that only
@@ -835,7 +763,7 @@ proptest! {
     ) {
         let patterns = valid_patterns(&string_patterns(&pool, &rules));
         prop_assume!(!patterns.is_empty());
-        agree(&patterns, &string_events(&pool, &events))?;
+        agree_with_reference(&patterns, &string_events(&pool, &events))?;
     }
 
     /// cidr ranges of every mask and exact addresses, against addresses in every spelling.
@@ -876,7 +804,7 @@ proptest! {
                 format!(r#"{{"ip":[{}]}}"#, values.join(","))
             })
             .collect();
-        agree(&patterns, &events)?;
+        agree_with_reference(&patterns, &events)?;
     }
 
     /// Dotted and nested keys, `$or` nested two deep, `exists` next to nulls and empty
@@ -888,7 +816,7 @@ proptest! {
     ) {
         let patterns = valid_patterns(&patterns);
         prop_assume!(!patterns.is_empty());
-        agree(&patterns, &events)?;
+        agree_with_reference(&patterns, &events)?;
     }
 
     /// 10 to 200 rules over a few paths sharing a few values: composite anchors, guards and
@@ -911,7 +839,7 @@ proptest! {
             .collect();
         let patterns = valid_patterns(&texts);
         prop_assume!(!patterns.is_empty());
-        agree(&patterns, &events)?;
+        agree_with_reference(&patterns, &events)?;
     }
 
     /// Everything at once: numbers, strings and addresses on a few paths in one matcher.
@@ -958,7 +886,7 @@ proptest! {
                 }
             }
         }
-        agree(&patterns, &events)?;
+        agree_with_reference(&patterns, &events)?;
     }
 
     /// Rules removed and added after the build, over the wide numbers and strings.
@@ -1020,6 +948,6 @@ proptest! {
             .collect();
         let patterns = valid_patterns(&texts);
         prop_assume!(!patterns.is_empty());
-        agree(&patterns, &events)?;
+        agree_with_reference(&patterns, &events)?;
     }
 }
