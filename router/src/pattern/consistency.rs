@@ -11,9 +11,10 @@
 //! it, and one pass down the frame order to decide; linear in the hits and the elements
 //! above them, whatever the arrays nest.
 //!
-//! Only an event that repeats a key can give a constraint two ways into one element (both
-//! values of the key are values of the field, corpus §3.3). Deciding those events is as
-//! hard as satisfiability, so they go to a backtracking search. Its work is charged in
+//! Only an event that names a field twice in one object can give a constraint two ways
+//! into one element: a repeated key (both values are values of the field, corpus §3.3), or
+//! a dotted key beside the nested one (`"a.b"` and `"a": {"b"}` are one path, §3.1).
+//! Deciding those events is as hard as satisfiability, so they go to a backtracking search. Its work is charged in
 //! frames walked against a budget of [`SEARCH_WORK`] per event, shared by all the
 //! sub-rules the event meets; an event that exhausts it is refused, never answered wrongly.
 
@@ -29,7 +30,7 @@ pub(crate) const SEARCH_WORK: u64 = 1_000_000;
 pub(crate) enum Consistency {
     Consistent,
     Inconsistent,
-    /// The event repeats keys around arrays and the search ran out of work.
+    /// The event names a field twice around arrays and the search ran out of work.
     TooCostly,
 }
 
@@ -80,6 +81,11 @@ pub(crate) struct Search {
 }
 
 impl Search {
+    /// The room its per-frame and per-array state takes, in entries.
+    pub(crate) fn capacity(&self) -> usize {
+        self.frames.capacity().max(self.arrays.capacity())
+    }
+
     /// Starts an event: the search's budget is whole again.
     pub(crate) fn start_event(&mut self) {
         self.spent = 0;
@@ -105,7 +111,7 @@ impl Search {
     }
 
     /// Counts, per frame and array, the constraints met at or below it. `None` when a
-    /// constraint reaches a frame in two ways (repeated keys).
+    /// constraint reaches a frame in two ways (a field named twice in one object).
     fn count(&mut self, flat: &Flat, hits: &[u32], ranges: &[(u32, u32)]) -> Option<()> {
         self.stamp = self.stamp.wrapping_add(1);
         if self.stamp == 0 {

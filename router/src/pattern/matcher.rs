@@ -369,7 +369,7 @@ struct Scratch {
     preds_known: Vec<u32>,
     /// Predicate results on paths with several leaves for this event: per predicate, the
     /// epoch and the start of its cells in `pred_cells`, one cell per leaf of its path.
-    pred_cells_at: Vec<u64>,
+    pred_cells_at: Vec<(u32, usize)>,
     pred_cells: Vec<u8>,
     epoch: u32,
     hits: Vec<u32>,
@@ -456,7 +456,9 @@ thread_local! {
 }
 
 /// Past this many leaves' room, a thread's scratch is dropped after the event (about 50
-/// bytes per leaf across its vectors; EventBridge events of 256 KB stay under it).
+/// bytes per leaf across its vectors; EventBridge events of 256 KB stay under it); so it is
+/// past this many frames or arrays in the consistency search, or sixteen times as many
+/// predicate results.
 const KEEP_LEAVES: usize = 1 << 16;
 
 impl Matcher {
@@ -530,13 +532,17 @@ impl Matcher {
     ///
     /// The event is JSON text; anything but a JSON object (truncated text, a non-object,
     /// nesting deeper than the builder's `max_event_depth`) is an [`EventError`], and so is
-    /// an event whose repeated keys make array consistency too costly to decide (a budget
+    /// an event that names a field twice around arrays (a repeated key, or a dotted key
+    /// beside the nested one) so that array consistency is too costly to decide (a budget
     /// of 1,000,000 search steps per event; see docs/PATTERNS.md).
     pub fn matches(&self, event: &[u8]) -> Result<Vec<&RuleId>, EventError> {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let result = self.matches_with(event, &mut scratch);
-            if scratch.flat.leaves.capacity() > KEEP_LEAVES {
+            if scratch.flat.leaves.capacity() > KEEP_LEAVES
+                || scratch.pred_cells.capacity() > KEEP_LEAVES * 16
+                || scratch.search.capacity() > KEEP_LEAVES
+            {
                 // An outsized event: give its memory back rather than keep it for the
                 // thread's life.
                 *scratch = Scratch::default();
@@ -619,7 +625,7 @@ impl Matcher {
         preds_known.clear();
         pred_cells.clear();
         if pred_cells_at.len() < self.dictionary.pred_capacity() {
-            pred_cells_at.resize(self.dictionary.pred_capacity(), 0);
+            pred_cells_at.resize(self.dictionary.pred_capacity(), (0, 0));
         }
         taken.fit(self.subrules.len());
         composite_seen.fit(self.composites.len());
@@ -874,7 +880,7 @@ impl Matcher {
             } else if search.gave_up {
                 let rule = &ranks.ids[ranks.of_rule[entry.rule as usize] as usize];
                 return Err(EventError::new(format!(
-                    "rule {rule}: the event repeats keys around arrays, and finding the rule's fields in one element of each array ran past the budget of {SEARCH_WORK} steps for one event"
+                    "rule {rule}: the event names a field twice around arrays (a repeated key, or a dotted key beside the nested one), and finding the rule's fields in one element of each array ran past the budget of {SEARCH_WORK} steps for one event"
                 )));
             }
         }
@@ -1521,7 +1527,7 @@ struct Memo<'a> {
     value: &'a mut BitSet,
     list: &'a mut Vec<u32>,
     epoch: u32,
-    cells_at: &'a mut Vec<u64>,
+    cells_at: &'a mut Vec<(u32, usize)>,
     cells: &'a mut Vec<u8>,
 }
 
@@ -1548,13 +1554,13 @@ impl Memo<'_> {
                 self.evaluate(pred, leaves, leaf, true)
             }
             Among::Several { index, count } => {
-                let at = self.cells_at[pred as usize];
-                let start = if (at >> 32) as u32 == self.epoch {
-                    at as u32 as usize
+                let (epoch, at) = self.cells_at[pred as usize];
+                let start = if epoch == self.epoch {
+                    at
                 } else {
                     let start = self.cells.len();
                     self.cells.resize(start + count as usize, UNKNOWN);
-                    self.cells_at[pred as usize] = u64::from(self.epoch) << 32 | start as u64;
+                    self.cells_at[pred as usize] = (self.epoch, start);
                     start
                 };
                 let cell = start + index as usize;

@@ -1321,7 +1321,7 @@ fn array_consistency_is_decided_without_trying_combinations() {
     let refused = matcher.matches(repeated.as_bytes()).unwrap_err();
     assert_eq!(
         refused.to_string(),
-        "rule five: the event repeats keys around arrays, and finding the rule's fields in one element of each array ran past the budget of 1000000 steps for one event"
+        "rule five: the event names a field twice around arrays (a repeated key, or a dotted key beside the nested one), and finding the rule's fields in one element of each array ran past the budget of 1000000 steps for one event"
     );
     // With few elements the search decides it, the same as the reference.
     let few = repeated.replace(&many, r#"{"x":1}"#);
@@ -1430,4 +1430,18 @@ fn outsized_events_leave_no_scratch_behind() {
         Matcher::scratch_leaves()
     );
     assert_eq!(matcher.matches(small.as_bytes()).unwrap().len(), 1);
+    // Fewer leaves than that, but twenty predicates on each: the predicate results are
+    // what is outsized, and the scratch goes too.
+    let mut builder = Matcher::builder();
+    for i in 0..20 {
+        let pattern = format!(r#"{{"a":[{{"wildcard":"*{i}*x"}}]}}"#);
+        builder.add(
+            RuleId::from(format!("w{i:02}")),
+            Pattern::parse(&pattern).unwrap(),
+        );
+    }
+    let wildcards = builder.build().unwrap();
+    let many = format!(r#"{{"a":[{}"1x"]}}"#, "\"0\",".repeat(60_000));
+    assert_eq!(wildcards.matches(many.as_bytes()).unwrap().len(), 1);
+    assert_eq!(Matcher::scratch_leaves(), 0);
 }
