@@ -25,15 +25,6 @@ use super::flatten::Flat;
 /// walk. A unit is a few nanoseconds, so an event spends at most a few milliseconds here.
 pub(crate) const SEARCH_WORK: u64 = 1_000_000;
 
-/// The answer for one sub-rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Consistency {
-    Consistent,
-    Inconsistent,
-    /// The event names a field twice around arrays and the search ran out of work.
-    TooCostly,
-}
-
 /// A constraint reached a frame directly, not through a nested array.
 const DIRECT: u32 = u32::MAX;
 
@@ -76,7 +67,7 @@ pub(crate) struct Search {
     cursors: Vec<u32>,
     /// The backtracking search's work so far for this event.
     spent: u64,
-    /// Set by the matcher when a sub-rule's search ran out of work.
+    /// Set when a sub-rule's search ran out of work: the event is to be refused.
     pub(crate) gave_up: bool,
 }
 
@@ -92,17 +83,13 @@ impl Search {
         self.gave_up = false;
     }
 
-    /// Whether one hit per constraint can be taken, all pairwise compatible. `hits` holds
+    /// Whether one hit per constraint can be taken, all pairwise compatible. `false` with
+    /// `gave_up` set when the search ran out of work. `hits` holds
     /// leaves inside arrays; constraint `j`'s are `hits[ranges[j].0..ranges[j].1]`, in
     /// order of constraint.
-    pub(crate) fn consistent(
-        &mut self,
-        flat: &Flat,
-        hits: &[u32],
-        ranges: &[(u32, u32)],
-    ) -> Consistency {
+    pub(crate) fn consistent(&mut self, flat: &Flat, hits: &[u32], ranges: &[(u32, u32)]) -> bool {
         if ranges.is_empty() {
-            return Consistency::Consistent;
+            return true;
         }
         match self.count(flat, hits, ranges) {
             Some(()) => self.decide(flat),
@@ -195,7 +182,7 @@ impl Search {
     /// Innermost elements first (a frame's number is above its parent's): an element
     /// holds its constraints when every array nested in it is settled, and it settles its
     /// own array when it holds all the constraints met in that array.
-    fn decide(&mut self, flat: &Flat) -> Consistency {
+    fn decide(&mut self, flat: &Flat) -> bool {
         self.touched.sort_unstable_by(|a, b| b.cmp(a));
         for &frame in &self.touched {
             if frame == 0 {
@@ -213,27 +200,24 @@ impl Search {
             }
         }
         let root = self.frames[0];
-        if root.settled == root.arrays {
-            Consistency::Consistent
-        } else {
-            Consistency::Inconsistent
-        }
+        root.settled == root.arrays
     }
 
     /// Backtracking search for one hit per constraint, pairwise compatible, for events that
     /// repeat keys. Iterative, with one cursor per constraint, so that a pattern with
     /// thousands of constraints cannot exhaust the stack.
-    fn backtrack(&mut self, flat: &Flat, hits: &[u32], ranges: &[(u32, u32)]) -> Consistency {
+    fn backtrack(&mut self, flat: &Flat, hits: &[u32], ranges: &[(u32, u32)]) -> bool {
         let Search {
             chosen,
             cursors,
             spent,
+            gave_up,
             ..
         } = self;
         chosen.clear();
         cursors.clear();
         let Some(&(first, _)) = ranges.first() else {
-            return Consistency::Consistent;
+            return true;
         };
         cursors.push(first);
         // The depths of the chosen hits' frames, summed: a comparison walks at most both.
@@ -241,7 +225,8 @@ impl Search {
         while let Some(&at) = cursors.last() {
             *spent += 1;
             if *spent > SEARCH_WORK {
-                return Consistency::TooCostly;
+                *gave_up = true;
+                return false;
             }
             let depth = cursors.len() - 1;
             if at == ranges[depth].1 {
@@ -259,7 +244,8 @@ impl Search {
             let depth_here = u64::from(flat.depth(candidate));
             *spent += chosen_depths + chosen.len() as u64 * (depth_here + 1);
             if *spent > SEARCH_WORK {
-                return Consistency::TooCostly;
+                *gave_up = true;
+                return false;
             }
             let leaf = &flat.leaves[candidate as usize];
             let fits = chosen
@@ -273,9 +259,9 @@ impl Search {
             chosen_depths += depth_here;
             match ranges.get(depth + 1) {
                 Some(&(next, _)) => cursors.push(next),
-                None => return Consistency::Consistent,
+                None => return true,
             }
         }
-        Consistency::Inconsistent
+        false
     }
 }

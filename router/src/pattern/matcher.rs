@@ -26,7 +26,7 @@ use super::check::{self, Dictionary, Op, PredId, ValueId};
 use super::compile::{
     self, BuildError, Constraint, FieldIndex, IndexKey, Limits, Needs, Probe, Test, composite,
 };
-use super::consistency::{Consistency, SEARCH_WORK, Search};
+use super::consistency::{SEARCH_WORK, Search};
 use super::flatten::{EventError, Flat, FxMap, PathTrie, Value};
 use super::parse::Pattern;
 use super::text::{self, Ip};
@@ -1548,10 +1548,14 @@ impl Memo<'_> {
     fn pred(&mut self, pred: PredId, leaves: &Leaves<'_>, leaf: u32, among: Among) -> bool {
         match among {
             Among::Alone => {
-                if self.known.contains(pred) {
-                    return self.value.contains(pred);
+                if !self.known.contains(pred) {
+                    self.known.insert(pred);
+                    self.list.push(pred);
+                    if self.evaluate(pred, leaves, leaf) {
+                        self.value.insert(pred);
+                    }
                 }
-                self.evaluate(pred, leaves, leaf, true)
+                self.value.contains(pred)
             }
             Among::Several { index, count } => {
                 let (epoch, at) = self.cells_at[pred as usize];
@@ -1566,7 +1570,7 @@ impl Memo<'_> {
                 let cell = start + index as usize;
                 match self.cells[cell] {
                     UNKNOWN => {
-                        let passes = self.evaluate(pred, leaves, leaf, false);
+                        let passes = self.evaluate(pred, leaves, leaf);
                         self.cells[cell] = u8::from(passes);
                         passes
                     }
@@ -1578,19 +1582,10 @@ impl Memo<'_> {
 
     /// Evaluates a predicate the memo does not hold.
     #[inline(never)]
-    fn evaluate(&mut self, pred: PredId, leaves: &Leaves<'_>, leaf: u32, single: bool) -> bool {
-        let passes = self
-            .dictionary
+    fn evaluate(&self, pred: PredId, leaves: &Leaves<'_>, leaf: u32) -> bool {
+        self.dictionary
             .pred(pred)
-            .is_some_and(|test| test.matches(&leaves.probe(leaf)));
-        if single {
-            self.known.insert(pred);
-            self.list.push(pred);
-            if passes {
-                self.value.insert(pred);
-            }
-        }
-        passes
+            .is_some_and(|test| test.matches(&leaves.probe(leaf)))
     }
 }
 
@@ -1729,14 +1724,7 @@ fn check_program(
     if hit_ranges.len() <= 1 {
         return true;
     }
-    match search.consistent(flat, hits, hit_ranges) {
-        Consistency::Consistent => true,
-        Consistency::Inconsistent => false,
-        Consistency::TooCostly => {
-            search.gave_up = true;
-            false
-        }
-    }
+    search.consistent(flat, hits, hit_ranges)
 }
 
 /// What the fast prefix of a program says.
