@@ -5,8 +5,9 @@
 //! exact test is then an integer comparison.
 
 use super::compile::{Constraint, Test};
-use super::flatten::{self, FxMap, Value};
+use super::flatten::{FxMap, Value};
 use super::number::NumberKey;
+use super::text::ShortKey;
 
 /// The id of an interned value; [`NONE`] for a leaf value that no test names.
 pub(crate) type ValueId = u32;
@@ -66,24 +67,6 @@ pub(crate) struct Dictionary {
     preds: Vec<Option<Pred>>,
     pred_ids: FxMap<(u32, String), PredId>,
     free_preds: Vec<PredId>,
-}
-
-/// A string of at most 16 bytes, whole: its first eight bytes and its last eight (which
-/// overlap for fewer than 16), zero-padded, and its length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct ShortKey(u64, u64, u8);
-
-impl ShortKey {
-    #[inline]
-    fn of(s: &[u8]) -> Option<ShortKey> {
-        let n = s.len();
-        let tail = match n {
-            17.. => return None,
-            9..=16 => u64::from_le_bytes(s[n - 8..].try_into().expect("8 bytes")),
-            _ => 0,
-        };
-        Some(ShortKey(flatten::head(s), tail, n as u8))
-    }
 }
 
 /// The id of `key` in `map`, taking a new id (a freed one first) for a new key.

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use super::json::{scan_number, scan_string, skip_ws, unescape_into};
 use super::number::exact_f64_ascii;
+use super::text::{ShortKey, head};
 
 /// A small, fast hasher for short keys (FxHash's multiply-rotate), started from a key drawn
 /// once per process. Events cannot grow the maps it serves (they are read-only at match
@@ -106,57 +107,62 @@ impl Default for PathTrie {
 
 #[derive(Debug, Default, Clone)]
 struct PathNode {
-    /// The child nodes, each found by the length and first eight bytes of its key segment:
-    /// scanned while there are few, through `index` once there are more than
-    /// [`SCAN_CHILDREN`].
+    /// The child nodes: scanned while there are few, through `index` (segments of up to
+    /// 16 bytes) or `long` once there are more than [`SCAN_CHILDREN`].
     children: Vec<Child>,
-    index: FxMap<Box<[u8]>, u32>,
+    index: FxMap<ShortKey, u32>,
+    long: FxMap<Box<[u8]>, u32>,
     path: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
 struct Child {
-    head: u64,
+    /// The whole segment when it has at most 16 bytes, else its ends and length.
+    short: ShortKey,
     node: u32,
-    /// The segment (its length is compared first, its bytes past the head only when
-    /// longer than eight).
+    /// The segment, compared only when longer than 16 bytes.
     key: Box<[u8]>,
 }
 
-/// The first eight bytes of a key segment, zero-padded: with the length, the whole of a
-/// short segment.
-#[inline]
-pub(crate) fn head(segment: &[u8]) -> u64 {
-    let n = segment.len();
-    let word = |at: usize| u32::from_le_bytes(segment[at..at + 4].try_into().expect("4 bytes"));
-    match n {
-        8.. => u64::from_le_bytes(segment[..8].try_into().expect("8 bytes")),
-        // Two reads that overlap: the shared bytes land on themselves.
-        4..8 => u64::from(word(0)) | u64::from(word(n - 4)) << ((n - 4) * 8),
-        1..4 => {
-            let byte = |at: usize| u64::from(segment[at]) << (at * 8);
-            byte(0) | byte(n / 2) | byte(n - 1)
-        }
-        0 => 0,
-    }
-}
-
-/// Up to this many children, a scan of the heads beats hashing the key.
+/// Up to this many children, a scan of the keys beats hashing one.
 const SCAN_CHILDREN: usize = 16;
 
 impl PathNode {
     #[inline]
     fn child(&self, segment: &[u8]) -> Option<u32> {
+        let short = ShortKey::ends(segment);
         if self.children.len() <= SCAN_CHILDREN {
-            let (head, len) = (head(segment), segment.len());
             self.children
                 .iter()
-                .find(|c| {
-                    c.head == head && c.key.len() == len && (len <= 8 || c.key[8..] == segment[8..])
-                })
+                .find(|c| c.short == short && (short.is_whole() || *c.key == *segment))
                 .map(|c| c.node)
+        } else if short.is_whole() {
+            self.index.get(&short).copied()
         } else {
-            self.index.get(segment).copied()
+            self.long.get(segment).copied()
+        }
+    }
+
+    fn add_child(&mut self, key: &[u8], node: u32) {
+        let short = ShortKey::ends(key);
+        self.children.push(Child {
+            short,
+            node,
+            key: key.into(),
+        });
+        let n = self.children.len();
+        // Past the scan limit, index every child once, then each new one.
+        let new = match n {
+            0..=SCAN_CHILDREN => return,
+            n if n == SCAN_CHILDREN + 1 => &self.children[..],
+            n => &self.children[n - 1..],
+        };
+        for c in new {
+            if c.short.is_whole() {
+                self.index.insert(c.short, c.node);
+            } else {
+                self.long.insert(c.key.clone(), c.node);
+            }
         }
     }
 }
@@ -177,24 +183,7 @@ impl PathTrie {
                 None => {
                     let next = self.nodes.len();
                     self.nodes.push(PathNode::default());
-                    let parent = &mut self.nodes[node];
-                    let key = segment.as_bytes();
-                    parent.children.push(Child {
-                        head: head(key),
-                        node: next as u32,
-                        key: key.into(),
-                    });
-                    if parent.children.len() > SCAN_CHILDREN {
-                        if parent.index.is_empty() {
-                            parent.index = parent
-                                .children
-                                .iter()
-                                .map(|c| (c.key.clone(), c.node))
-                                .collect();
-                        } else {
-                            parent.index.insert(segment.as_bytes().into(), next as u32);
-                        }
-                    }
+                    self.nodes[node].add_child(segment.as_bytes(), next as u32);
                     next
                 }
             };
@@ -846,7 +835,8 @@ mod tests {
         assert_eq!(trie.step(0, b"abcdefghk"), None);
         assert_eq!(trie.step(0, b"abc"), None);
 
-        // Many children, sharing heads and lengths, scanned and then hashed.
+        // Many children, sharing heads and lengths (and, past 16 bytes, both ends), scanned
+        // and then hashed.
         let mut trie = PathTrie::new();
         let keys: Vec<String> = (0..300)
             .flat_map(|i| {
@@ -854,6 +844,7 @@ mod tests {
                     format!("f{i}"),
                     format!("abcdefgh{i}"),
                     format!("x.abcdefgh{i}"),
+                    format!("abcdefgh{i:04}ijklmnop"),
                 ]
             })
             .collect();

@@ -91,11 +91,14 @@ impl Glob {
     pub(crate) fn is_match(&self, s: &[u8]) -> bool {
         let segs = &self.segments;
         if segs.len() == 1 {
-            return s == segs[0].as_bytes();
+            return same(s, segs[0].as_bytes());
         }
         let first = segs[0].as_bytes();
         let last = segs[segs.len() - 1].as_bytes();
-        if s.len() < first.len() + last.len() || !s.starts_with(first) || !s.ends_with(last) {
+        if s.len() < first.len() + last.len()
+            || !same(&s[..first.len()], first)
+            || !same(&s[s.len() - last.len()..], last)
+        {
             return false;
         }
         let mut rest = &s[first.len()..s.len() - last.len()];
@@ -236,12 +239,72 @@ pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
             .iter()
             .position(|&b| b == first)?;
         at += offset;
-        if &haystack[at..at + needle.len()] == needle {
+        if same(&haystack[at..at + needle.len()], needle) {
             return Some(at);
         }
         at += 1;
     }
     None
+}
+
+/// The first eight bytes of a string, zero-padded: with the length, the whole of a
+/// string of up to eight bytes.
+#[inline]
+pub(crate) fn head(segment: &[u8]) -> u64 {
+    let n = segment.len();
+    let word = |at: usize| u32::from_le_bytes(segment[at..at + 4].try_into().expect("4 bytes"));
+    match n {
+        8.. => u64::from_le_bytes(segment[..8].try_into().expect("8 bytes")),
+        // Two reads that overlap: the shared bytes land on themselves.
+        4..8 => u64::from(word(0)) | u64::from(word(n - 4)) << ((n - 4) * 8),
+        1..4 => {
+            let byte = |at: usize| u64::from(segment[at]) << (at * 8);
+            byte(0) | byte(n / 2) | byte(n - 1)
+        }
+        0 => 0,
+    }
+}
+
+/// A string's first eight bytes and its last eight (which overlap for fewer than 16),
+/// zero-padded, and its length: the whole string when it has at most 16 bytes, so that
+/// comparing or hashing it takes two words instead of following a pointer to its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ShortKey(u64, u64, u32);
+
+impl ShortKey {
+    /// The ends of any string (whole only up to 16 bytes; see [`ShortKey::of`]).
+    #[inline]
+    pub(crate) fn ends(s: &[u8]) -> ShortKey {
+        let n = s.len();
+        let tail = match n {
+            9.. => u64::from_le_bytes(s[n - 8..].try_into().expect("8 bytes")),
+            _ => 0,
+        };
+        ShortKey(head(s), tail, n as u32)
+    }
+
+    /// The key of a string of at most 16 bytes, which it holds whole.
+    #[inline]
+    pub(crate) fn of(s: &[u8]) -> Option<ShortKey> {
+        (s.len() <= 16).then(|| ShortKey::ends(s))
+    }
+
+    #[inline]
+    pub(crate) fn is_whole(self) -> bool {
+        self.2 <= 16
+    }
+}
+
+/// Whether two strings are equal, comparing short ones as words rather than calling
+/// `memcmp`, whose call costs more than the comparison for a few bytes.
+#[inline]
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && if a.len() <= 16 {
+            ShortKey::ends(a) == ShortKey::ends(b)
+        } else {
+            a == b
+        }
 }
 
 /// An IP address as one number in its family's range; IPv4 and IPv6 never meet.
@@ -339,6 +402,21 @@ pub(crate) fn parse_cidr(s: &str) -> Result<IpRange, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Short keys hold strings of up to 16 bytes whole, and `same` agrees with `==`.
+    #[test]
+    fn short_keys_and_same() {
+        let strings = crate::pattern::tests::byte_strings(20, 30);
+        for a in &strings {
+            for b in &strings {
+                assert_eq!(same(a, b), a == b, "{a:?} {b:?}");
+                if let (Some(x), Some(y)) = (ShortKey::of(a), ShortKey::of(b)) {
+                    assert_eq!(x == y, a == b, "{a:?} {b:?}");
+                }
+            }
+            assert_eq!(ShortKey::of(a).is_some(), a.len() <= 16);
+        }
+    }
 
     #[test]
     fn folds_case_per_character() {
