@@ -466,6 +466,10 @@ pub(crate) struct Constraint {
 }
 
 /// A byte trie that reports the entries whose key is a prefix of the input.
+///
+/// Chains of nodes with one child and no entry are merged (a radix tree): each node holds
+/// the bytes of the edge that leads to it, so a walk visits a node per branch or entry,
+/// not per byte.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Trie {
     nodes: Vec<TrieNode>,
@@ -474,6 +478,10 @@ pub(crate) struct Trie {
 
 #[derive(Debug, Clone, Default)]
 struct TrieNode {
+    /// The bytes from the parent to this node; the first is the edge's byte in the
+    /// parent's `edges`. Empty for the root.
+    label: Box<[u8]>,
+    /// By first byte, sorted.
     edges: Vec<(u8, u32)>,
     entries: Vec<u32>,
 }
@@ -483,36 +491,89 @@ impl Trie {
         self.len
     }
 
+    /// The child of `node` whose label starts with `b`.
+    #[inline]
+    fn edge(&self, node: usize, b: u8) -> Option<usize> {
+        let edges = &self.nodes[node].edges;
+        let found = if edges.len() <= 8 {
+            edges.iter().find(|e| e.0 == b).map(|e| e.1)
+        } else {
+            edges
+                .binary_search_by_key(&b, |e| e.0)
+                .ok()
+                .map(|i| edges[i].1)
+        };
+        found.map(|n| n as usize)
+    }
+
     pub(crate) fn insert(&mut self, key: impl IntoIterator<Item = u8>, entry: u32) {
+        let key: Vec<u8> = key.into_iter().collect();
         if self.nodes.is_empty() {
             self.nodes.push(TrieNode::default());
         }
-        let mut node = 0usize;
-        for b in key {
-            node = match self.nodes[node].edges.binary_search_by_key(&b, |e| e.0) {
-                Ok(i) => self.nodes[node].edges[i].1 as usize,
-                Err(i) => {
-                    let next = self.nodes.len();
-                    self.nodes.push(TrieNode::default());
-                    self.nodes[node].edges.insert(i, (b, next as u32));
-                    next
-                }
+        let (mut node, mut at) = (0usize, 0usize);
+        while at < key.len() {
+            let rest = &key[at..];
+            let Some(child) = self.edge(node, rest[0]) else {
+                let next = self.nodes.len();
+                self.nodes.push(TrieNode {
+                    label: rest.into(),
+                    ..TrieNode::default()
+                });
+                self.add_edge(node, rest[0], next);
+                node = next;
+                break;
             };
+            let label = &self.nodes[child].label;
+            let common = label.iter().zip(rest).take_while(|(a, b)| a == b).count();
+            if common < label.len() {
+                // Split the edge: a new node for the shared bytes, the old child below it.
+                let mid = self.nodes.len();
+                let (shared, below) = label.split_at(common);
+                let (shared, below): (Box<[u8]>, Box<[u8]>) = (shared.into(), below.into());
+                self.nodes.push(TrieNode {
+                    label: shared,
+                    edges: vec![(below[0], child as u32)],
+                    entries: Vec::new(),
+                });
+                self.nodes[child].label = below;
+                let edges = &mut self.nodes[node].edges;
+                let i = edges
+                    .binary_search_by_key(&rest[0], |e| e.0)
+                    .expect("the edge just followed");
+                edges[i].1 = mid as u32;
+                node = mid;
+            } else {
+                node = child;
+            }
+            at += common;
         }
         self.nodes[node].entries.push(entry);
         self.len += 1;
     }
 
+    fn add_edge(&mut self, node: usize, b: u8, child: usize) {
+        let edges = &mut self.nodes[node].edges;
+        let i = edges.partition_point(|e| e.0 < b);
+        edges.insert(i, (b, child as u32));
+    }
+
     pub(crate) fn remove(&mut self, key: impl IntoIterator<Item = u8>, entry: u32) {
-        let mut node = 0usize;
         if self.nodes.is_empty() {
             return;
         }
-        for b in key {
-            match self.nodes[node].edges.binary_search_by_key(&b, |e| e.0) {
-                Ok(i) => node = self.nodes[node].edges[i].1 as usize,
-                Err(_) => return,
+        let key: Vec<u8> = key.into_iter().collect();
+        let (mut node, mut at) = (0usize, 0usize);
+        while at < key.len() {
+            let Some(child) = self.edge(node, key[at]) else {
+                return;
+            };
+            let label = &self.nodes[child].label;
+            if !key[at..].starts_with(label) {
+                return;
             }
+            at += label.len();
+            node = child;
         }
         let entries = &mut self.nodes[node].entries;
         if let Some(i) = entries.iter().position(|&e| e == entry) {
@@ -527,22 +588,19 @@ impl Trie {
         if self.nodes.is_empty() {
             return;
         }
+        let mut input = input.into_iter();
         let mut node = 0usize;
         self.nodes[0].entries.iter().for_each(|&e| found(e));
-        for b in input {
-            let edges = &self.nodes[node].edges;
-            let next = if edges.len() <= 8 {
-                edges.iter().find(|e| e.0 == b).map(|e| e.1)
-            } else {
-                edges
-                    .binary_search_by_key(&b, |e| e.0)
-                    .ok()
-                    .map(|i| edges[i].1)
+        while let Some(b) = input.next() {
+            let Some(child) = self.edge(node, b) else {
+                return;
             };
-            match next {
-                Some(next) => node = next as usize,
-                None => return,
+            for &expected in &self.nodes[child].label[1..] {
+                if input.next() != Some(expected) {
+                    return;
+                }
             }
+            node = child;
             self.nodes[node].entries.iter().for_each(|&e| found(e));
         }
     }
@@ -1083,5 +1141,50 @@ pub(crate) mod composite {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The radix trie reports exactly the entries whose key is a prefix of the input,
+        /// through insertions that split edges and removals in any order.
+        #[test]
+        fn trie_walks_find_every_prefix(
+            keys in prop::collection::vec(prop::collection::vec(0u8..3, 0..7), 0..40),
+            removed in prop::collection::vec(any::<bool>(), 40),
+            inputs in prop::collection::vec(prop::collection::vec(0u8..3, 0..9), 1..20),
+        ) {
+            let mut trie = Trie::default();
+            let mut live = Vec::new();
+            for (entry, key) in keys.iter().enumerate() {
+                trie.insert(key.iter().copied(), entry as u32);
+                live.push((key, entry as u32));
+            }
+            for (entry, key) in keys.iter().enumerate() {
+                if removed[entry] {
+                    trie.remove(key.iter().copied(), entry as u32);
+                    live.retain(|&(_, e)| e != entry as u32);
+                }
+            }
+            // Removing what is not there changes nothing.
+            trie.remove([0, 1, 2, 0, 1, 2, 0, 1].into_iter(), u32::MAX);
+            prop_assert_eq!(trie.len(), live.len());
+            for input in &inputs {
+                let mut found = Vec::new();
+                trie.walk(input.iter().copied(), &mut |e| found.push(e));
+                found.sort_unstable();
+                let mut expected: Vec<u32> = live
+                    .iter()
+                    .filter(|(key, _)| input.starts_with(key))
+                    .map(|&(_, e)| e)
+                    .collect();
+                expected.sort_unstable();
+                prop_assert_eq!(found, expected, "input {:?}", input);
+            }
+        }
     }
 }
