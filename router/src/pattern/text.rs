@@ -403,13 +403,23 @@ pub(crate) fn parse_cidr(s: &str) -> Result<IpRange, String> {
 mod tests {
     use super::*;
 
-    /// Short keys hold strings of up to 16 bytes whole, and `same` agrees with `==`.
+    /// Short keys hold strings of up to 16 bytes whole (the head alone those of up to
+    /// eight), and `same` agrees with `==`.
     #[test]
     fn short_keys_and_same() {
         let strings = crate::pattern::tests::byte_strings(20, 30);
         for a in &strings {
+            let bytes: Vec<u8> = a.iter().chain([0; 8].iter()).take(8).copied().collect();
+            assert_eq!(
+                head(a),
+                u64::from_le_bytes(bytes.try_into().unwrap()),
+                "{a:?}"
+            );
             for b in &strings {
                 assert_eq!(same(a, b), a == b, "{a:?} {b:?}");
+                if a.len() == b.len() && a.len() <= 8 {
+                    assert_eq!(head(a) == head(b), a == b, "{a:?} {b:?}");
+                }
                 if let (Some(x), Some(y)) = (ShortKey::of(a), ShortKey::of(b)) {
                     assert_eq!(x == y, a == b, "{a:?} {b:?}");
                 }
