@@ -81,7 +81,10 @@ fn read_all(path: &Path) -> Result<String> {
     input::open(path)?
         .read_to_string(&mut text)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(text)
+    match text.strip_prefix('\u{feff}') {
+        Some(rest) => Ok(rest.to_owned()),
+        None => Ok(text),
+    }
 }
 
 /// One pattern in a matcher of its own, under the default limits.
@@ -130,14 +133,26 @@ fn json_text(value: &RawValue) -> Result<String, String> {
     }
 }
 
-fn evaluate_case(line: &str) -> String {
+fn evaluate_case(line: &[u8]) -> String {
+    let not_a_case = |why: &dyn std::fmt::Display| {
+        format!("error: the line is not a JSON object with \"pattern\" and \"event\": {why}")
+    };
+    let line = match std::str::from_utf8(line) {
+        Ok(line) => line,
+        Err(error) => {
+            return not_a_case(&format_args!(
+                "invalid UTF-8 at byte {}",
+                error.valid_up_to() + 1
+            ));
+        }
+    };
+    // serde would also read a struct from an array of its fields.
+    if !line.trim_start().starts_with('{') {
+        return not_a_case(&"it does not start with '{'");
+    }
     let case: CaseLine = match serde_json::from_str(line) {
         Ok(case) => case,
-        Err(error) => {
-            return format!(
-                "error: the line is not a JSON object with \"pattern\" and \"event\": {error}"
-            );
-        }
+        Err(error) => return not_a_case(&error),
     };
     let result = (|| {
         let pattern = json_text(&case.pattern)?;
@@ -156,12 +171,26 @@ fn evaluate_case(line: &str) -> String {
 }
 
 fn test_cases(path: &Path) -> Result<Outcome> {
-    let reader = input::open(path)?;
+    let mut reader = input::open(path)?;
     let mut stdout = io::BufWriter::new(io::stdout().lock());
-    for (line_idx, line) in reader.lines().enumerate() {
-        let line = line
-            .with_context(|| format!("cannot read line {} of {}", line_idx + 1, path.display()))?;
-        writeln!(stdout, "{}", evaluate_case(&line))?;
+    let mut line = Vec::new();
+    for line_number in 1.. {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read line {line_number} of {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        // Bytes, not a `String`: a line that is not UTF-8 is that line's error.
+        let case = line.strip_suffix(b"\n").unwrap_or(&line);
+        let case = case.strip_suffix(b"\r").unwrap_or(case);
+        let case = if line_number == 1 {
+            input::strip_bom(case)
+        } else {
+            case
+        };
+        writeln!(stdout, "{}", evaluate_case(case))?;
     }
     stdout.flush()?;
     Ok(Outcome::Success)
@@ -181,7 +210,8 @@ mod tests {
 
     #[test]
     fn cases_take_values_or_text() {
-        let check = |line: &str, expect: &str| assert_eq!(evaluate_case(line), expect, "{line}");
+        let check =
+            |line: &str, expect: &str| assert_eq!(evaluate_case(line.as_bytes()), expect, "{line}");
         check(r#"{"pattern":{"a":[300]},"event":{"a":3e2}}"#, "match");
         check(
             r#"{"pattern":"{\"a\":[1]}","event":"{\"a\":2}"}"#,
@@ -195,6 +225,21 @@ mod tests {
             r#"{"pattern":{"a":[1]},"event":"[1]"}"#,
             "error: invalid event: the event is not a JSON object",
         );
-        assert!(evaluate_case("nope").starts_with("error: the line is not a JSON object"));
+        for line in [
+            &b"nope"[..],
+            br#"[{"a":["x"]},{"a":"x"}]"#,
+            b"",
+            b"\"a\xff\"",
+        ] {
+            let result = evaluate_case(line);
+            assert!(
+                result.starts_with("error: the line is not a JSON object"),
+                "{line:?}: {result}"
+            );
+        }
+        assert!(
+            evaluate_case(b"{\"pattern\":{},\"event\":\"\xff\"}")
+                .ends_with("invalid UTF-8 at byte 24")
+        );
     }
 }

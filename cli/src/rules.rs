@@ -321,6 +321,11 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
         n_events += 1;
         let event = line.strip_suffix(b"\n").unwrap_or(&line);
         let event = event.strip_suffix(b"\r").unwrap_or(event);
+        let event = if n_events == 1 {
+            input::strip_bom(event)
+        } else {
+            event
+        };
         out.clear();
         match matcher.matches(event) {
             Ok(names) if json => {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Runs `eventfork args…` with `stdin`; returns (exit code, stdout, stderr).
-pub(crate) fn eventfork(args: &[&str], stdin: &str) -> (i32, String, String) {
+pub(crate) fn eventfork(args: &[&str], stdin: impl AsRef<[u8]>) -> (i32, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
         .args(args)
         .stdin(Stdio::piped())
@@ -19,7 +19,7 @@ pub(crate) fn eventfork(args: &[&str], stdin: &str) -> (i32, String, String) {
         .stdin
         .take()
         .expect("piped stdin")
-        .write_all(stdin.as_bytes());
+        .write_all(stdin.as_ref());
     let output = child.wait_with_output().expect("eventfork finishes");
     (
         output.status.code().expect("eventfork exits with a code"),
@@ -118,6 +118,33 @@ fn pattern_test_cases_prints_one_line_per_case() {
         "{}",
         lines[5]
     );
+}
+
+#[test]
+fn pattern_test_cases_goes_on_past_bad_lines() {
+    // A byte order mark before the first case, a line that is not UTF-8, a line that is
+    // an array of the two values (serde would take it for the struct): one line each.
+    let mut cases = b"\xef\xbb\xbf".to_vec();
+    cases.extend_from_slice(br#"{"pattern":{"a":["x"]},"event":{"a":"x"}}"#);
+    cases.extend_from_slice(b"\n{\"pattern\":{\"a\":[\"x\"]},\"event\":{\"a\":\"\xff\"}}\n");
+    cases.extend_from_slice(br#"[{"a":["x"]},{"a":"x"}]"#);
+    cases.extend_from_slice(b"\r\n");
+    cases.extend_from_slice(br#"{"pattern":{"a":["x"]},"event":{"a":"y"}}"#);
+    let (code, out, err) = eventfork(&["pattern", "test", "--cases", "-"], &cases);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines[0], "match");
+    assert_eq!(
+        lines[1],
+        "error: the line is not a JSON object with \"pattern\" and \"event\": invalid UTF-8 at byte 38"
+    );
+    assert!(
+        lines[2].ends_with("it does not start with '{'"),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(lines[3], "no match");
 }
 
 #[test]
