@@ -1,7 +1,8 @@
 //! `eventfork`: the command line of eventfork. A thin shell: arguments → a library call →
 //! output. Data goes to stdout, diagnostics to stderr prefixed `eventfork:`.
 //!
-//! Exit status: 0 success, 1 a clean "no" (an invalid event, no match), 2 a failure.
+//! Exit status: 0 success, 1 a clean "no" (no match, an event its schema refuses, a failed
+//! check), 2 a failure.
 
 // The doc comments of this crate are clap's --help text, where `<placeholder>` is the
 // convention; rustdoc would read them as HTML tags.
@@ -35,8 +36,10 @@ struct Cli {
 const EXIT_STATUS: &str = "\
 Exit status:
   0  success
-  1  a clean \"no\": an invalid event, a pattern that does not match, a failed check
-  2  a failure: bad usage, unreadable input, an AWS or network error";
+  1  a clean \"no\": a pattern that does not match, an event its schema refuses
+     (schemas validate), a failed check
+  2  a failure: bad usage, unreadable or malformed input (a pattern or event that is
+     not valid), an AWS or network error";
 
 #[derive(Debug, Subcommand)]
 enum Command {

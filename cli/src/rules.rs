@@ -1,6 +1,7 @@
 //! `eventfork rules match`: run a set of rules over a file of events.
 
 use std::{
+    collections::BTreeMap,
     fmt,
     io::{self, BufRead, Write},
     path::{Path, PathBuf},
@@ -9,8 +10,14 @@ use std::{
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
-use router::pattern::{Matcher, Pattern, RuleId};
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use router::{
+    pattern::{Matcher, Pattern, RuleId},
+    template::Template,
+};
+use serde::{
+    Deserialize,
+    de::{self, Deserializer, IgnoredAny, MapAccess, Visitor},
+};
 use serde_json::value::RawValue;
 
 use crate::{Outcome, input};
@@ -20,10 +27,13 @@ pub(crate) enum Command {
     /// Match every event of a JSON Lines file against a set of rules.
     ///
     /// RULES is a JSON object {"rule-name": pattern, …} (a pattern may also be a string
-    /// holding JSON text), or a SAM/CloudFormation template (YAML or JSON) whose
-    /// AWS::Events::Rule resources are taken by logical id, with their EventPattern (an
-    /// object, or a string holding JSON). Intrinsic functions such as !Ref elsewhere in the
-    /// template are ignored; inside an EventPattern they are an error.
+    /// holding JSON text), or a SAM/CloudFormation template (YAML or JSON). From a template
+    /// come its AWS::Events::Rule resources, named by logical id, with their EventPattern
+    /// (an object, or a string holding JSON, which keeps numbers exactly as written), and
+    /// the EventBridgeRule events of its SAM functions, named <Function><Event> as SAM
+    /// names the rules it makes. Rules with State: DISABLED are left out (stderr names
+    /// them). Intrinsic functions such as !Ref elsewhere in the template are ignored; in an
+    /// EventPattern, or as a rule's Properties, they are an error.
     ///
     /// Output, one line per event line, in order: the sorted JSON array of the names of the
     /// matching rules, e.g. ["login-audit-log","signup-welcome-email"] or []. An event that
@@ -146,115 +156,70 @@ impl<'de> serde::Deserialize<'de> for RuleTexts {
     }
 }
 
+/// The rules of a rules file, and the names of those it leaves out.
+pub(crate) struct Rules {
+    /// Each rule's name and pattern text, in file order.
+    pub(crate) enabled: Vec<(String, String)>,
+    /// Template rules with `State: DISABLED`: EventBridge does not run them.
+    pub(crate) disabled: Vec<String>,
+}
+
+/// The outline of a JSON template: its resources' keys. Values are skipped unread, so no
+/// number is converted.
+#[derive(Deserialize)]
+struct TemplateShape {
+    #[serde(rename = "Resources")]
+    resources: BTreeMap<String, BTreeMap<String, IgnoredAny>>,
+}
+
+/// Whether a JSON document is a template: it has a `Resources` object whose members are
+/// objects with a `Type` (a rule named `Resources` has a pattern, whose fields hold arrays).
+fn is_template(json: &str) -> bool {
+    serde_json::from_str::<TemplateShape>(json).is_ok_and(|shape| {
+        shape
+            .resources
+            .values()
+            .all(|resource| resource.contains_key("Type"))
+    })
+}
+
 /// Reads a rules file: `{"name": pattern}` JSON, or a CloudFormation/SAM template.
-pub(crate) fn load_rules(path: &Path) -> Result<Vec<(String, String)>> {
+pub(crate) fn load_rules(path: &Path) -> Result<Rules> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the rules file {}", path.display()))?;
-    if text.trim_start().starts_with('{') {
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON", path.display()))?;
-        if is_template(&value) {
-            let yaml: serde_norway::Value = serde_norway::from_str(&text)
-                .with_context(|| format!("cannot read the template {}", path.display()))?;
-            return template_rules(&yaml).with_context(|| format!("in {}", path.display()));
-        }
-        let rules: RuleTexts = serde_json::from_str(&text)
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    if text.trim().is_empty() {
+        bail!("the rules file {} is empty", path.display());
+    }
+    let json = text.trim_start().starts_with('{');
+    if json && !is_template(text) {
+        let rules: RuleTexts = serde_json::from_str(text)
             .with_context(|| format!("cannot read the rules in {}", path.display()))?;
-        return Ok(rules.0);
+        return Ok(Rules {
+            enabled: rules.0,
+            disabled: Vec::new(),
+        });
     }
-    let yaml: serde_norway::Value = serde_norway::from_str(&text).with_context(|| {
-        format!(
-            "{} is neither a JSON rules object nor a YAML template",
-            path.display()
-        )
+    let rules = Template::parse_rules(text).map_err(|error| {
+        if !json && error.location() == "template" && !error.to_string().contains("YAML") {
+            anyhow!(
+                "{} is neither a JSON object of rules nor a template: {error}",
+                path.display()
+            )
+        } else {
+            anyhow!("cannot read the template {}: {error}", path.display())
+        }
     })?;
-    template_rules(&yaml).with_context(|| format!("in {}", path.display()))
-}
-
-fn is_template(value: &serde_json::Value) -> bool {
-    value.get("AWSTemplateFormatVersion").is_some()
-        || value
-            .get("Resources")
-            .and_then(|r| r.as_object())
-            .is_some_and(|resources| {
-                resources
-                    .values()
-                    .all(|r| r.get("Type").is_some_and(|t| t.is_string()))
-            })
-}
-
-fn template_rules(template: &serde_norway::Value) -> Result<Vec<(String, String)>> {
-    let resources = template
-        .get("Resources")
-        .and_then(|r| r.as_mapping())
-        .ok_or_else(|| anyhow!("the template has no Resources mapping"))?;
-    let mut rules = Vec::new();
-    for (logical_id, resource) in resources {
-        let Some(logical_id) = logical_id.as_str() else {
-            continue;
-        };
-        if resource.get("Type").and_then(|t| t.as_str()) != Some("AWS::Events::Rule") {
-            continue;
-        }
-        let Some(pattern) = resource
-            .get("Properties")
-            .and_then(|p| p.get("EventPattern"))
-        else {
-            // A scheduled rule has no pattern: it never matches an event.
-            continue;
-        };
-        let text = match pattern {
-            serde_norway::Value::String(s) => s.clone(),
-            other => {
-                let json = yaml_to_json(other, "$")
-                    .with_context(|| format!("the EventPattern of {logical_id}"))?;
-                json.to_string()
-            }
-        };
-        rules.push((logical_id.to_owned(), text));
-    }
-    Ok(rules)
-}
-
-/// Converts a YAML pattern to JSON; intrinsic functions cannot be resolved offline.
-fn yaml_to_json(value: &serde_norway::Value, at: &str) -> Result<serde_json::Value> {
-    use serde_norway::Value as Y;
-    Ok(match value {
-        Y::Null => serde_json::Value::Null,
-        Y::Bool(b) => serde_json::Value::Bool(*b),
-        Y::Number(n) => serde_json::from_str(&n.to_string())
-            .with_context(|| format!("the number {n} at {at}"))?,
-        Y::String(s) => serde_json::Value::String(s.clone()),
-        Y::Sequence(items) => serde_json::Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| yaml_to_json(item, &format!("{at}[{i}]")))
-                .collect::<Result<_>>()?,
-        ),
-        Y::Mapping(map) => {
-            let mut out = serde_json::Map::new();
-            for (key, item) in map {
-                let key = match key {
-                    Y::String(s) => s.clone(),
-                    Y::Number(n) => n.to_string(),
-                    Y::Bool(b) => b.to_string(),
-                    _ => bail!("a key at {at} is not a string"),
-                };
-                if key == "Ref" || key.starts_with("Fn::") {
-                    bail!(
-                        "{key} at {at} is an intrinsic function, which cannot be resolved offline"
-                    );
-                }
-                let child = format!("{at}.{key}");
-                out.insert(key, yaml_to_json(item, &child)?);
-            }
-            serde_json::Value::Object(out)
-        }
-        Y::Tagged(tagged) => bail!(
-            "{} at {at} is an intrinsic function, which cannot be resolved offline",
-            tagged.tag
-        ),
+    let (enabled, disabled): (Vec<_>, Vec<_>) = rules.iter().partition(|r| r.is_enabled());
+    Ok(Rules {
+        enabled: enabled
+            .into_iter()
+            .map(|r| (r.logical_id().to_owned(), r.pattern_text().to_owned()))
+            .collect(),
+        disabled: disabled
+            .into_iter()
+            .map(|r| r.logical_id().to_owned())
+            .collect(),
     })
 }
 
@@ -299,7 +264,17 @@ fn write_names(out: &mut Vec<u8>, names: &[&RuleId], plain: bool) {
 }
 
 fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Outcome> {
-    let rules = load_rules(rules_path)?;
+    let Rules {
+        enabled: rules,
+        disabled,
+    } = load_rules(rules_path)?;
+    if !disabled.is_empty() {
+        eprintln!(
+            "eventfork: {} disabled rules left out (State: DISABLED): {}",
+            disabled.len(),
+            disabled.join(", ")
+        );
+    }
     let compile_started = Instant::now();
     let matcher = build_matcher(&rules).with_context(|| format!("in {}", rules_path.display()))?;
     let compile_seconds = compile_started.elapsed().as_secs_f64();
@@ -382,63 +357,4 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
         bail!("{n_errors} of {n_events} event lines were invalid");
     }
     Ok(Outcome::Success)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn template_rules_skip_intrinsics_outside_patterns() {
-        let yaml: serde_norway::Value = serde_norway::from_str(
-            r#"
-Resources:
-  Queue:
-    Type: AWS::SQS::Queue
-  SignupRule:
-    Type: AWS::Events::Rule
-    Properties:
-      EventBusName: !Ref Bus
-      EventPattern:
-        source: [com.acme.auth]
-        detail-type: [UserSignedUp]
-        detail:
-          age: [{numeric: [">", 17]}]
-      Targets:
-        - Arn: !GetAtt Queue.Arn
-          Id: q
-  StringRule:
-    Type: AWS::Events::Rule
-    Properties:
-      EventPattern: '{"detail-type": ["UserLoggedIn"]}'
-  Nightly:
-    Type: AWS::Events::Rule
-    Properties:
-      ScheduleExpression: rate(1 day)
-"#,
-        )
-        .unwrap();
-        let rules = template_rules(&yaml).unwrap();
-        assert_eq!(
-            rules,
-            vec![
-                (
-                    "SignupRule".to_owned(),
-                    r#"{"source":["com.acme.auth"],"detail-type":["UserSignedUp"],"detail":{"age":[{"numeric":[">",17]}]}}"#
-                        .to_owned()
-                ),
-                ("StringRule".to_owned(), r#"{"detail-type": ["UserLoggedIn"]}"#.to_owned()),
-            ]
-        );
-    }
-
-    #[test]
-    fn intrinsics_inside_patterns_are_errors() {
-        let yaml: serde_norway::Value = serde_norway::from_str(
-            "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPattern:\n        source: [!Ref Source]\n",
-        )
-        .unwrap();
-        let error = format!("{:#}", template_rules(&yaml).unwrap_err());
-        assert!(error.contains("!Ref at $.source[0]"), "{error}");
-    }
 }

@@ -49,6 +49,7 @@ pub struct RuleResource {
     event_bus: Option<String>,
     enabled: bool,
     pattern: Json,
+    pattern_text: String,
     targets: Vec<RuleTarget>,
     delivers_replays: bool,
 }
@@ -103,15 +104,64 @@ pub struct SqsSource {
 impl Template {
     /// Reads a template from YAML (or JSON, which is YAML).
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
-        let document: Yaml = serde_norway::from_str(text)
-            .map_err(|error| TemplateError::new("template", format!("not valid YAML: {error}")))?;
-        Template::from_yaml(&document)
+        Template::from_yaml(&read_yaml(text)?)
+    }
+
+    /// Only the event rules of a template, for matching events offline (`eventfork rules
+    /// match`): each `AWS::Events::Rule` with an event pattern, and each `EventBridgeRule`
+    /// event of a SAM function, named `<function><event>` as SAM names the rule it makes
+    /// (such a rule has no targets here). Other resources are not read, so parts of a
+    /// template that eventfork does not run cannot stop it.
+    pub fn parse_rules(text: &str) -> Result<Vec<RuleResource>, TemplateError> {
+        let document = read_yaml(text)?;
+        let mut rules = Vec::new();
+        for (logical_id, resource) in resources(&document)? {
+            let at = format!("Resources.{logical_id}");
+            match resource.get("Type").and_then(Yaml::as_str) {
+                Some("AWS::Events::Rule") => {
+                    rules.extend(read_rule(&logical_id, resource, &at)?);
+                }
+                Some("AWS::Serverless::Function") => {
+                    let Some(events) = resource
+                        .get("Properties")
+                        .and_then(|p| p.get("Events"))
+                        .and_then(Yaml::as_mapping)
+                    else {
+                        continue;
+                    };
+                    for (name, event) in events {
+                        if event.get("Type").and_then(Yaml::as_str) != Some("EventBridgeRule") {
+                            continue;
+                        }
+                        let name = scalar_text(name);
+                        let event_at = format!("{at}.Properties.Events.{name}");
+                        let properties = properties_of(event, &event_at)?;
+                        let pattern = properties.get("Pattern").ok_or_else(|| {
+                            TemplateError::new(
+                                &event_at,
+                                "an EventBridgeRule event needs a Pattern",
+                            )
+                        })?;
+                        let (pattern, pattern_text) =
+                            read_pattern(pattern, &format!("{event_at}.Properties.Pattern"))?;
+                        rules.push(RuleResource {
+                            logical_id: format!("{logical_id}{name}"),
+                            event_bus: properties.get("EventBusName").map(bus_of),
+                            enabled: is_enabled(properties),
+                            pattern,
+                            pattern_text,
+                            targets: Vec::new(),
+                            delivers_replays: false,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(rules)
     }
 
     fn from_yaml(document: &Yaml) -> Result<Template, TemplateError> {
-        let Some(resources) = document.get("Resources").and_then(Yaml::as_mapping) else {
-            return Err(TemplateError::new("template", "no Resources section"));
-        };
         let global_timeout = document
             .get("Globals")
             .and_then(|g| g.get("Function"))
@@ -123,13 +173,8 @@ impl Template {
             queues: BTreeMap::new(),
             functions: Vec::new(),
         };
-        for (key, resource) in resources {
-            let Some(logical_id) = key.as_str() else {
-                return Err(TemplateError::new(
-                    "Resources",
-                    "a resource name is not a string",
-                ));
-            };
+        for (logical_id, resource) in resources(document)? {
+            let logical_id = logical_id.as_str();
             let at = format!("Resources.{logical_id}");
             let kind = resource
                 .get("Type")
@@ -139,9 +184,7 @@ impl Template {
             let properties = resource.get("Properties").unwrap_or(&empty);
             match kind {
                 "AWS::Events::Rule" => {
-                    if let Some(rule) = read_rule(logical_id, resource, properties, &at)? {
-                        template.rules.push(rule);
-                    }
+                    template.rules.extend(read_rule(logical_id, resource, &at)?);
                 }
                 "AWS::SQS::Queue" => {
                     let queue = read_queue(logical_id, properties, &at)?;
@@ -209,6 +252,11 @@ impl RuleResource {
     /// The event pattern as JSON.
     pub fn pattern(&self) -> &Json {
         &self.pattern
+    }
+    /// The event pattern as JSON text: as written when the template gives it as a string
+    /// (numbers keep their exact spelling), else rendered from the YAML mapping.
+    pub fn pattern_text(&self) -> &str {
+        &self.pattern_text
     }
     /// The rule's targets.
     pub fn targets(&self) -> &[RuleTarget] {
@@ -330,27 +378,89 @@ impl fmt::Display for Template {
     }
 }
 
+/// The YAML document of a template (JSON is YAML), without a leading byte order mark.
+fn read_yaml(text: &str) -> Result<Yaml, TemplateError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    serde_norway::from_str(text)
+        .map_err(|error| TemplateError::new("template", format!("not valid YAML: {error}")))
+}
+
+/// The resources of a template by logical id. A logical id is alphanumeric, so YAML may
+/// read one as a number (`123:`); it is taken as written.
+fn resources(document: &Yaml) -> Result<Vec<(String, &Yaml)>, TemplateError> {
+    let Some(resources) = document.get("Resources").and_then(Yaml::as_mapping) else {
+        return Err(TemplateError::new("template", "no Resources section"));
+    };
+    resources
+        .iter()
+        .map(|(key, resource)| match key {
+            Yaml::String(_) | Yaml::Number(_) => Ok((scalar_text(key), resource)),
+            _ => Err(TemplateError::new(
+                "Resources",
+                format!("the resource name {} is not a string", scalar_text(key)),
+            )),
+        })
+        .collect()
+}
+
+/// The `Properties` of a resource or event: none is an empty mapping; an intrinsic
+/// function there (`!If`) cannot be read offline, and is an error rather than a rule
+/// silently left out.
+fn properties_of<'a>(resource: &'a Yaml, at: &str) -> Result<&'a Yaml, TemplateError> {
+    static EMPTY: Yaml = Yaml::Null;
+    match resource.get("Properties") {
+        None => Ok(&EMPTY),
+        Some(Yaml::Tagged(tagged)) => Err(TemplateError::new(
+            format!("{at}.Properties"),
+            format!(
+                "intrinsic function {} cannot be resolved offline",
+                tagged.tag
+            ),
+        )),
+        Some(properties) => Ok(properties),
+    }
+}
+
+/// An event pattern as JSON and as JSON text. CloudFormation takes it as a mapping or as
+/// a string of JSON; a string is kept as written.
+fn read_pattern(pattern: &Yaml, at: &str) -> Result<(Json, String), TemplateError> {
+    match pattern {
+        Yaml::String(text) => {
+            let json = serde_json::from_str(text)
+                .map_err(|e| TemplateError::new(at, format!("not valid JSON: {e}")))?;
+            Ok((json, text.clone()))
+        }
+        other => {
+            let json = yaml_to_json(other, at)?;
+            let text = json.to_string();
+            Ok((json, text))
+        }
+    }
+}
+
+/// The logical id of a bus (`!Ref Bus`), or its literal name.
+fn bus_of(bus: &Yaml) -> String {
+    reference(bus).unwrap_or_else(|| scalar_text(bus))
+}
+
+/// Whether a rule is enabled: `State: DISABLED` turns it off.
+fn is_enabled(properties: &Yaml) -> bool {
+    properties.get("State").and_then(Yaml::as_str) != Some("DISABLED")
+}
+
 fn read_rule(
     logical_id: &str,
     resource: &Yaml,
-    properties: &Yaml,
     at: &str,
 ) -> Result<Option<RuleResource>, TemplateError> {
+    let properties = properties_of(resource, at)?;
     let Some(pattern) = properties.get("EventPattern") else {
         // A scheduled rule: nothing for an event pattern engine to do.
         return Ok(None);
     };
-    let pattern_at = format!("{at}.Properties.EventPattern");
-    let pattern = match pattern {
-        // CloudFormation also takes the pattern as a JSON string.
-        Yaml::String(text) => serde_json::from_str(text)
-            .map_err(|e| TemplateError::new(&pattern_at, format!("not valid JSON: {e}")))?,
-        other => yaml_to_json(other, &pattern_at)?,
-    };
-    let event_bus = properties
-        .get("EventBusName")
-        .map(|bus| reference(bus).unwrap_or_else(|| scalar_text(bus)));
-    let enabled = properties.get("State").and_then(Yaml::as_str) != Some("DISABLED");
+    let (pattern, pattern_text) = read_pattern(pattern, &format!("{at}.Properties.EventPattern"))?;
+    let event_bus = properties.get("EventBusName").map(bus_of);
+    let enabled = is_enabled(properties);
     let mut targets = Vec::new();
     if let Some(list) = properties.get("Targets").and_then(Yaml::as_sequence) {
         for (target_idx, target) in list.iter().enumerate() {
@@ -395,6 +505,7 @@ fn read_rule(
         event_bus,
         enabled,
         pattern,
+        pattern_text,
         targets,
         delivers_replays,
     }))
@@ -593,16 +704,26 @@ fn yaml_to_json(value: &Yaml, at: &str) -> Result<Json, TemplateError> {
         Yaml::Sequence(items) => Json::Array(
             items
                 .iter()
-                .map(|item| yaml_to_json(item, at))
+                .enumerate()
+                .map(|(i, item)| yaml_to_json(item, &format!("{at}[{i}]")))
                 .collect::<Result<_, _>>()?,
         ),
         Yaml::Mapping(mapping) => {
             let mut object = serde_json::Map::new();
             for (key, item) in mapping {
-                let Some(key) = key.as_str() else {
-                    return Err(TemplateError::new(at, "a pattern key is not a string"));
+                let key = match key {
+                    Yaml::String(_) | Yaml::Number(_) | Yaml::Bool(_) => scalar_text(key),
+                    _ => return Err(TemplateError::new(at, "a pattern key is not a string")),
                 };
-                object.insert(key.to_owned(), yaml_to_json(item, &format!("{at}.{key}"))?);
+                // The long forms of intrinsic functions are keys of a one-key mapping.
+                if mapping.len() == 1 && (key == "Ref" || key.starts_with("Fn::")) {
+                    return Err(TemplateError::new(
+                        at,
+                        format!("intrinsic function {key} is not allowed in an event pattern"),
+                    ));
+                }
+                let child = format!("{at}.{key}");
+                object.insert(key, yaml_to_json(item, &child)?);
             }
             Json::Object(object)
         }
@@ -736,6 +857,83 @@ Resources:
         );
         assert!(source.report_batch_item_failures());
         assert_eq!(source.maximum_concurrency(), Some(2));
+    }
+
+    #[test]
+    fn rules_alone_come_from_rules_and_sam_events() {
+        let rules = Template::parse_rules(
+            r#"
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties: { VisibilityTimeout: !Ref Unresolvable }
+  Mapped:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !Ref Bus
+      EventPattern: { detail: { age: [{ numeric: [">", 17] }] } }
+  Text:
+    Type: AWS::Events::Rule
+    Properties:
+      State: DISABLED
+      EventPattern: '{"n": [9007199254740993.0, 3e2]}'
+  Nightly:
+    Type: AWS::Events::Rule
+    Properties: { ScheduleExpression: rate(1 day) }
+  123:
+    Type: AWS::Events::Rule
+    Properties: { EventPattern: { a: [x] } }
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Queue: { Type: SQS, Properties: { Queue: !GetAtt Queue.Arn } }
+        Signups:
+          Type: EventBridgeRule
+          Properties: { Pattern: { detail-type: [UserSignedUp] }, State: DISABLED }
+"#,
+        )
+        .unwrap();
+        let summary: Vec<(&str, bool, &str)> = rules
+            .iter()
+            .map(|r| (r.logical_id(), r.is_enabled(), r.pattern_text()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "Mapped",
+                    true,
+                    r#"{"detail":{"age":[{"numeric":[">",17]}]}}"#
+                ),
+                ("Text", false, r#"{"n": [9007199254740993.0, 3e2]}"#),
+                ("123", true, r#"{"a":["x"]}"#),
+                ("FnSignups", false, r#"{"detail-type":["UserSignedUp"]}"#),
+            ]
+        );
+        assert_eq!(rules[0].event_bus(), Some("Bus"));
+    }
+
+    #[test]
+    fn rules_that_cannot_be_read_offline_are_errors() {
+        let check = |template: &str, expect: &str| {
+            assert_eq!(
+                Template::parse_rules(template).unwrap_err().to_string(),
+                expect
+            );
+        };
+        check(
+            "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties: !If [Prod, {EventPattern: {a: [x]}}, !Ref AWS::NoValue]\n",
+            "Resources.R.Properties: intrinsic function !If cannot be resolved offline",
+        );
+        check(
+            "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPattern: { a: [x, { Ref: Value }] }\n",
+            "Resources.R.Properties.EventPattern.a[1]: intrinsic function Ref is not allowed in an event pattern",
+        );
+        check(
+            "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: { Type: EventBridgeRule, Properties: {} }\n",
+            "Resources.F.Properties.Events.E: an EventBridgeRule event needs a Pattern",
+        );
     }
 
     #[track_caller]

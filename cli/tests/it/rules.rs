@@ -153,3 +153,60 @@ fn rules_match_escapes_names_that_need_it() {
     let names: Vec<String> = serde_json::from_str(line).expect("a JSON array");
     assert_eq!(names, ["plain", "say \"hi\"", "tab\there", "é"]);
 }
+
+/// A template's disabled rules are left out and named; SAM functions' EventBridgeRule
+/// events are rules; a byte order mark before the template is skipped.
+#[test]
+fn rules_match_follows_the_template_state_and_sam_events() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let template = write(
+        dir.path(),
+        "template.yaml",
+        "\u{feff}Resources:
+  On:
+    Type: AWS::Events::Rule
+    Properties: { EventPattern: { source: [com.acme] } }
+  Off:
+    Type: AWS::Events::Rule
+    Properties: { State: DISABLED, EventPattern: { source: [com.acme] } }
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Acme: { Type: EventBridgeRule, Properties: { Pattern: { source: [com.acme] } } }
+",
+    );
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &template, "--events", "-"],
+        "{\"source\": \"com.acme\"}\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "[\"On\",\"WorkerAcme\"]\n");
+    assert!(
+        err.contains("1 disabled rules left out (State: DISABLED): Off"),
+        "{err}"
+    );
+    assert!(err.contains("2 rules"), "{err}");
+}
+
+/// A JSON rules object is read without converting its numbers: a pattern number beyond
+/// float64's range or precision reaches the engine as written, as in `pattern test`.
+#[test]
+fn rules_match_keeps_numbers_as_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = write(
+        dir.path(),
+        "rules.json",
+        r#"{"huge": {"t": [1e400]}, "Resources": {"t": [1]}}"#,
+    );
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &rules, "--events", "-"],
+        "{\"t\": 1e400}\n{\"t\": 1}\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "[\"huge\"]\n[\"Resources\"]\n");
+    let empty = write(dir.path(), "empty.json", " \n");
+    let (code, _, err) = eventfork(&["rules", "match", "--rules", &empty, "--events", "-"], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("empty.json is empty"), "{err}");
+}
