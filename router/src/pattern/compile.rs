@@ -397,9 +397,8 @@ impl fmt::Display for Test {
         let list = |items: Vec<String>| items.join(", ");
         match self {
             Test::String(s) => f.write_str(&show(s)),
-            Test::Ip(ip) => write!(f, "ip {ip:?}"),
-            Test::Number(NumberKey::Exact(bits)) => write!(f, "{}", f64::from_bits(*bits)),
-            Test::Number(NumberKey::Text(text)) => write!(f, "{text} (text)"),
+            Test::Ip(ip) => write!(f, "ip {ip}"),
+            Test::Number(n) => write!(f, "{n}"),
             Test::Bool(b) => write!(f, "{b}"),
             Test::Null => f.write_str("null"),
             Test::Prefix(p) => write!(f, "prefix {}", show(p)),
@@ -417,7 +416,7 @@ impl fmt::Display for Test {
                 write!(f, "numeric {}", terms.join(" and "))
             }
             Test::Exists => f.write_str("exists"),
-            Test::Cidr(range) => write!(f, "cidr {:?}..={:?}", range.lo, range.hi),
+            Test::Cidr(range) => write!(f, "cidr {range}"),
             Test::AnythingBut(a) => match a {
                 AnythingButTest::Strings(v) => {
                     write!(
@@ -426,7 +425,11 @@ impl fmt::Display for Test {
                         list(v.iter().map(|s| show(s)).collect())
                     )
                 }
-                AnythingButTest::Numbers(v) => write!(f, "anything but numbers {v:?}"),
+                AnythingButTest::Numbers(v) => write!(
+                    f,
+                    "anything but {}",
+                    list(v.iter().map(NumberKey::to_string).collect())
+                ),
                 AnythingButTest::Prefixes(v) => write!(
                     f,
                     "anything but prefix {}",
@@ -992,29 +995,52 @@ impl FieldIndex {
 
     pub(crate) fn describe(&self) -> String {
         let mut parts = Vec::new();
-        let mut add = |n: usize, what: &str| {
-            if n > 0 {
-                parts.push(format!("{n} {what}"));
-            }
+        // Each count is of anchored tests: "2 exact values", "1 prefix".
+        let mut add = |n: usize, one: &str, many: &str| match n {
+            0 => {}
+            1 => parts.push(format!("1 {one}")),
+            n => parts.push(format!("{n} {many}")),
         };
         add(
             self.values.values().map(Vec::len).sum::<usize>()
                 + self.strings.values().map(Vec::len).sum::<usize>(),
             "exact value",
+            "exact values",
         );
-        add(self.ips.values().map(Vec::len).sum(), "IP address");
+        add(
+            self.ips.values().map(Vec::len).sum(),
+            "IP address",
+            "IP addresses",
+        );
         add(
             self.folds.values().map(Vec::len).sum(),
             "equals-ignore-case",
+            "equals-ignore-case",
         );
-        add(self.prefixes.len(), "prefix");
-        add(self.prefixes_ignore_case.len(), "prefix ignoring case");
-        add(self.suffixes.len(), "suffix");
-        add(self.suffixes_ignore_case.len(), "suffix ignoring case");
-        add(self.numeric.len(), "numeric range");
-        add(self.any_ip.len(), "cidr (any IP)");
-        add(self.any_string.len(), "wildcard (any string)");
-        add(self.any_value.len(), "exists/anything-but (any value)");
+        add(self.prefixes.len(), "prefix", "prefixes");
+        add(
+            self.prefixes_ignore_case.len(),
+            "prefix ignoring case",
+            "prefixes ignoring case",
+        );
+        add(self.suffixes.len(), "suffix", "suffixes");
+        add(
+            self.suffixes_ignore_case.len(),
+            "suffix ignoring case",
+            "suffixes ignoring case",
+        );
+        add(self.numeric.len(), "numeric range", "numeric ranges");
+        add(self.any_ip.len(), "cidr (any IP)", "cidrs (any IP)");
+        add(
+            self.any_string.len(),
+            "wildcard (any string)",
+            "wildcards (any string)",
+        );
+        add(
+            self.any_value.len(),
+            "exists/anything-but (any value)",
+            "exists/anything-but (any value)",
+        );
         parts.join(", ")
     }
 }

@@ -59,6 +59,15 @@ pub(crate) enum NumberKey {
     Text(Box<str>),
 }
 
+impl fmt::Display for NumberKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NumberKey::Exact(bits) => write!(f, "{}", f64::from_bits(*bits)),
+            NumberKey::Text(text) => write!(f, "{text} (text)"),
+        }
+    }
+}
+
 impl NumberKey {
     pub(crate) fn of(text: &str, value: Option<f64>) -> NumberKey {
         NumberKey::of_ascii(text.as_bytes(), value)

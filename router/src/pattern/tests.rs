@@ -1445,3 +1445,30 @@ fn outsized_events_leave_no_scratch_behind() {
     assert_eq!(wildcards.matches(many.as_bytes()).unwrap().len(), 1);
     assert_eq!(Matcher::scratch_leaves(), 0);
 }
+
+/// `explain` writes tests as a pattern's author would: addresses in CIDR notation, numbers
+/// as numbers, counts with their plurals.
+#[test]
+fn explain_is_readable() {
+    let mut builder = Matcher::builder();
+    builder.add(
+        RuleId::from("r"),
+        Pattern::parse(
+            r#"{"a":[{"cidr":"10.0.0.0/24"}],"b":[{"cidr":"2001:db8::/32"}],"c":["10.1.2.3"],
+                "e":[{"anything-but":[404,500.5]}],"s":["x","y"],"n":[3e2,1e400]}"#,
+        )
+        .unwrap(),
+    );
+    let explained = builder.build().unwrap().explain();
+    for line in [
+        "  c: 1 IP address\n",
+        "anchor c: ip 10.1.2.3\n",
+        "check  s: \"x\" | \"y\"\n",
+        "check  a: cidr 10.0.0.0/24\n",
+        "check  b: cidr 2001:db8::/32\n",
+        "check  e: anything but 404, 500.5\n",
+        "check  n: 300 | 1e400 (text)\n",
+    ] {
+        assert!(explained.contains(line), "{line:?} in:\n{explained}");
+    }
+}

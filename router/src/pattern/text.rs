@@ -337,6 +337,24 @@ pub(crate) fn parse_ip(s: &str) -> Option<Ip> {
     None
 }
 
+impl std::fmt::Display for Ip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match u32::try_from(self.bits) {
+            Ok(v4) if !self.v6 => write!(f, "{}", Ipv4Addr::from(v4)),
+            _ => write!(f, "{}", Ipv6Addr::from(self.bits)),
+        }
+    }
+}
+
+/// In CIDR notation: a range is a block, so `lo` and `hi` differ in its host bits alone.
+impl std::fmt::Display for IpRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let width = if self.lo.v6 { 128 } else { 32 };
+        let host_bits = (self.lo.bits ^ self.hi.bits).count_ones();
+        write!(f, "{}/{}", self.lo, width - host_bits)
+    }
+}
+
 /// A validated CIDR range: the addresses from `lo` to `hi`, both included.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct IpRange {
