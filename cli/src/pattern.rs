@@ -94,7 +94,7 @@ fn compile(text: &str) -> Result<Matcher, String> {
     builder.add(RuleId::from("pattern"), pattern);
     builder
         .build()
-        .map_err(|error| format!("invalid pattern: {error}"))
+        .map_err(|error| format!("invalid pattern at {}: {}", error.path(), error.message()))
 }
 
 fn test_one(pattern: &Path, event: &Path) -> Result<Outcome> {

@@ -47,6 +47,7 @@ const TOO_COMPLEX: &str = "Rule is too complex - try using fewer wildcard charac
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildError {
     rule: String,
+    path: String,
     limit: &'static str,
     max: u64,
     actual: u64,
@@ -68,35 +69,41 @@ impl BuildError {
     pub fn limit(&self) -> &'static str {
         self.limit
     }
+
+    /// The JSONPath of the part over the limit: the wildcard that is too complex, the
+    /// object nested too deep, or `$` for limits on the whole pattern (its length, its
+    /// `$or` combinations).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// What is wrong, naming the limit and its value (without the rule and the path).
+    pub fn message(&self) -> String {
+        let (max, actual) = (self.max, self.actual);
+        match self.limit {
+            "max_pattern_chars" => {
+                format!("the pattern has {actual} characters, more than max_pattern_chars = {max}")
+            }
+            "max_or_combinations" => format!(
+                "the pattern has {actual} $or combinations, more than max_or_combinations = {max}"
+            ),
+            "max_wildcard_complexity" if actual == u64::MAX => format!(
+                "{TOO_COMPLEX} (the complexity search gave up after {COMPLEXITY_STATES} sets of positions; max_wildcard_complexity = {max})"
+            ),
+            "max_wildcard_complexity" => format!(
+                "{TOO_COMPLEX} (complexity at least {actual}, more than max_wildcard_complexity = {max})"
+            ),
+            _ => format!(
+                "the pattern nests {actual} objects deep, more than {} = {max}",
+                self.limit
+            ),
+        }
+    }
 }
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rule = &self.rule;
-        let (max, actual) = (self.max, self.actual);
-        match self.limit {
-            "max_pattern_chars" => write!(
-                f,
-                "rule {rule}: the pattern has {actual} characters, more than max_pattern_chars = {max}"
-            ),
-            "max_or_combinations" => write!(
-                f,
-                "rule {rule}: the pattern has {actual} $or combinations, more than max_or_combinations = {max}"
-            ),
-            "max_wildcard_complexity" if actual == u64::MAX => write!(
-                f,
-                "rule {rule}: {TOO_COMPLEX} (the complexity search gave up after {COMPLEXITY_STATES} sets of positions; max_wildcard_complexity = {max})"
-            ),
-            "max_wildcard_complexity" => write!(
-                f,
-                "rule {rule}: {TOO_COMPLEX} (complexity at least {actual}, more than max_wildcard_complexity = {max})"
-            ),
-            _ => write!(
-                f,
-                "rule {rule}: the pattern nests {actual} objects deep, more than {} = {max}",
-                self.limit
-            ),
-        }
+        write!(f, "rule {} at {}: {}", self.rule, self.path, self.message())
     }
 }
 
@@ -104,8 +111,9 @@ impl std::error::Error for BuildError {}
 
 impl Limits {
     pub(crate) fn check(&self, rule: &str, pattern: &Pattern) -> Result<(), BuildError> {
-        let error = |limit, max: u64, actual: u64| BuildError {
+        let error = |limit, path: String, max: u64, actual: u64| BuildError {
             rule: rule.to_owned(),
+            path,
             limit,
             max,
             actual,
@@ -114,14 +122,16 @@ impl Limits {
         if chars > self.max_pattern_chars {
             return Err(error(
                 "max_pattern_chars",
+                "$".to_owned(),
                 self.max_pattern_chars as u64,
                 chars as u64,
             ));
         }
-        let nesting = pattern.nesting();
+        let (nesting, deepest) = pattern.nesting();
         if nesting > self.max_nesting {
             return Err(error(
                 "max_nesting",
+                deepest,
                 self.max_nesting as u64,
                 nesting as u64,
             ));
@@ -130,14 +140,16 @@ impl Limits {
         if combinations > self.max_or_combinations {
             return Err(error(
                 "max_or_combinations",
+                "$".to_owned(),
                 self.max_or_combinations,
                 combinations,
             ));
         }
-        let complexity = pattern.wildcard_complexity(self.max_wildcard_complexity);
+        let (complexity, wildcard) = pattern.wildcard_complexity(self.max_wildcard_complexity);
         if complexity > self.max_wildcard_complexity {
             return Err(error(
                 "max_wildcard_complexity",
+                wildcard,
                 self.max_wildcard_complexity as u64,
                 complexity.min(u64::MAX as usize) as u64,
             ));

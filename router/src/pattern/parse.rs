@@ -444,52 +444,96 @@ impl Pattern {
         walk(&self.root)
     }
 
-    /// The deepest object nesting, the root counting as 1.
-    pub(crate) fn nesting(&self) -> usize {
-        fn walk(object: &Object) -> usize {
-            1 + object
-                .members
-                .iter()
-                .map(|member| match member {
+    /// The deepest object nesting, the root counting as 1, and the JSONPath of the first
+    /// object that deep.
+    pub(crate) fn nesting(&self) -> (usize, String) {
+        fn walk(object: &Object, depth: usize, at: &JsonPath, deepest: &mut (usize, String)) {
+            if depth > deepest.0 {
+                *deepest = (depth, at.render());
+            }
+            for member in &object.members {
+                match member {
                     Member::Field {
-                        value: FieldValue::Object(o),
+                        key,
+                        value: FieldValue::Object(inner),
                         ..
-                    } => walk(o),
-                    Member::Field { .. } => 0,
-                    Member::Or(alternatives) => alternatives
-                        .iter()
-                        .map(walk)
-                        .max()
-                        .unwrap_or(0)
-                        .saturating_sub(1),
-                })
-                .max()
-                .unwrap_or(0)
-        }
-        walk(&self.root)
-    }
-
-    /// The largest wildcard complexity of any wildcard in the pattern (0 without any). Stops
-    /// at the first wildcard above `limit`; that result is a lower bound (see
-    /// [`Glob::complexity`]).
-    pub(crate) fn wildcard_complexity(&self, limit: usize) -> usize {
-        let mut max = 0;
-        for (_, conditions) in self.fields() {
-            for condition in conditions {
-                let globs: Vec<&Glob> = match condition {
-                    Condition::Wildcard(w) => vec![&w.glob],
-                    Condition::AnythingBut(a) => a.globs.iter().collect(),
-                    _ => continue,
-                };
-                for glob in globs {
-                    max = max.max(glob.complexity(limit));
-                    if max > limit {
-                        return max;
+                    } => walk(inner, depth + 1, &at.key(key), deepest),
+                    Member::Field { .. } => {}
+                    // An alternative sits at the depth of the object holding the `$or`.
+                    Member::Or(alternatives) => {
+                        let at = at.key("$or");
+                        for (i, alternative) in alternatives.iter().enumerate() {
+                            walk(alternative, depth, &at.index(i), deepest);
+                        }
                     }
                 }
             }
         }
-        max
+        let mut deepest = (0, String::new());
+        walk(&self.root, 1, &JsonPath::default(), &mut deepest);
+        deepest
+    }
+
+    /// The largest wildcard complexity of any wildcard in the pattern (0 without any), and
+    /// the JSONPath of that wildcard. Stops at the first wildcard above `limit`; that
+    /// result is a lower bound (see [`Glob::complexity`]).
+    pub(crate) fn wildcard_complexity(&self, limit: usize) -> (usize, String) {
+        fn walk(object: &Object, at: &JsonPath, limit: usize, worst: &mut (usize, String)) {
+            for member in &object.members {
+                if worst.0 > limit {
+                    return;
+                }
+                match member {
+                    Member::Field {
+                        key,
+                        value: FieldValue::Object(inner),
+                        ..
+                    } => walk(inner, &at.key(key), limit, worst),
+                    Member::Field {
+                        key,
+                        value: FieldValue::Leaf(conditions),
+                        ..
+                    } => {
+                        for (i, condition) in conditions.iter().enumerate() {
+                            let element = at.key(key).index(i);
+                            let globs: Vec<(&Glob, JsonPath)> = match condition {
+                                Condition::Wildcard(w) => vec![(&w.glob, element.key("wildcard"))],
+                                Condition::AnythingBut(a) if a.globs.len() == 1 => {
+                                    vec![(&a.globs[0], element.key("anything-but").key("wildcard"))]
+                                }
+                                Condition::AnythingBut(a) => {
+                                    let list = element.key("anything-but").key("wildcard");
+                                    a.globs
+                                        .iter()
+                                        .enumerate()
+                                        .map(|(j, glob)| (glob, list.index(j)))
+                                        .collect()
+                                }
+                                _ => continue,
+                            };
+                            for (glob, path) in globs {
+                                let complexity = glob.complexity(limit);
+                                if complexity > worst.0 {
+                                    *worst = (complexity, path.render());
+                                    if complexity > limit {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Member::Or(alternatives) => {
+                        let at = at.key("$or");
+                        for (i, alternative) in alternatives.iter().enumerate() {
+                            walk(alternative, &at.index(i), limit, worst);
+                        }
+                    }
+                }
+            }
+        }
+        let mut worst = (0, String::new());
+        walk(&self.root, &JsonPath::default(), limit, &mut worst);
+        worst
     }
 }
 

@@ -1252,7 +1252,7 @@ fn wildcard_complexity_limit() {
         );
         builder.build().map(|_| ()).map_err(|e| e.to_string())
     };
-    let too_complex = "rule r: Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character";
+    let too_complex = "rule r at $.arn[0].wildcard: Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character";
     assert_eq!(
         build("*:*:*:*:*:event-bus/*", None),
         Err(format!(
@@ -1471,4 +1471,37 @@ fn explain_is_readable() {
     ] {
         assert!(explained.contains(line), "{line:?} in:\n{explained}");
     }
+}
+
+/// A broken limit names the part of the pattern over it: the wildcard, the object nested
+/// too deep, or the whole pattern (`$`) for its length and its `$or` combinations.
+#[test]
+fn limit_errors_name_the_path() {
+    let error = |pattern: &str| {
+        let mut builder = Matcher::builder();
+        builder.max_nesting(3).max_or_combinations(3);
+        builder.add(RuleId::from("r"), Pattern::parse(pattern).unwrap());
+        let error = builder.build().map(|_| ()).unwrap_err();
+        (error.path().to_owned(), error.limit(), error.to_string())
+    };
+    let (path, limit, _) = error(
+        r#"{"a":["x"],"$or":[{"b":["y"]},{"c":{"d":[{"anything-but":{"wildcard":["ok","*:*:*:*:*:e/*"]}}]}}]}"#,
+    );
+    assert_eq!(
+        (path.as_str(), limit),
+        (
+            "$.$or[1].c.d[0].anything-but.wildcard[1]",
+            "max_wildcard_complexity"
+        )
+    );
+    let (path, limit, text) =
+        error(r#"{"a":{"b":["x"]},"$or":[{"c":["x"]},{"c":{"d":{"e":{"f":["x"]}}}}]}"#);
+    assert_eq!((path.as_str(), limit), ("$.$or[1].c.d.e", "max_nesting"));
+    assert_eq!(
+        text,
+        "rule r at $.$or[1].c.d.e: the pattern nests 4 objects deep, more than max_nesting = 3"
+    );
+    let (path, limit, _) =
+        error(r#"{"$or":[{"a":["1"]},{"a":["2"]}],"b":{"$or":[{"c":["1"]},{"c":["2"]}]}}"#);
+    assert_eq!((path.as_str(), limit), ("$", "max_or_combinations"));
 }
