@@ -31,7 +31,10 @@ pub(crate) enum Command {
     ///   eventfork pattern test --pattern rule.json --event event.json
     ///   echo '{"detail-type":"UserSignedUp"}' | eventfork pattern test --pattern rule.json --event -
     ///   eventfork pattern test --cases cases.jsonl
-    #[command(verbatim_doc_comment)]
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "eventfork pattern test --pattern <FILE> --event <FILE>\n       eventfork pattern test --cases <FILE.jsonl>"
+    )]
     Test(TestArgs),
     /// Print the compiled matcher of one pattern: its field index and sub-rules.
     ///
@@ -44,14 +47,10 @@ pub(crate) enum Command {
 }
 
 #[derive(Debug, Args)]
+#[group(id = "input", required = true, multiple = true, args = ["pattern", "cases"])]
 pub(crate) struct TestArgs {
     /// The event pattern (JSON), or - for stdin.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "event",
-        required_unless_present = "cases"
-    )]
+    #[arg(long, value_name = "FILE", requires = "event")]
     pattern: Option<PathBuf>,
     /// The event (JSON), or - for stdin.
     #[arg(long, value_name = "FILE", requires = "pattern")]

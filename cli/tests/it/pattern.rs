@@ -170,3 +170,14 @@ fn pattern_test_help_documents_exit_codes() {
         "{out}"
     );
 }
+
+/// Without arguments, the usage shows both ways to call it.
+#[test]
+fn pattern_test_without_arguments_shows_both_forms() {
+    let (code, _, err) = eventfork(&["pattern", "test"], "");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--pattern <FILE> --event <FILE>") && err.contains("--cases <FILE.jsonl>"),
+        "{err}"
+    );
+}
