@@ -20,8 +20,9 @@ use crate::{Outcome, handlers, sink::Sink};
 pub(crate) enum Command {
     /// Run the bus: the rules, queues and handlers of template.yaml, with PutEvents on --addr.
     ///
-    /// Point any AWS SDK at it with AWS_ENDPOINT_URL=http://<addr> (any credentials are
-    /// accepted). Prints the address, the rules it loaded, and a line per delivery, retry and
+    /// Point any AWS SDK at it with AWS_ENDPOINT_URL=http://<addr>: it accepts any
+    /// credentials and region (eventfork's own commands need none for an endpoint on this
+    /// machine; other SDKs want some set, e.g. AWS_REGION=us-east-1 and dummy keys). Prints the address, the rules it loaded, and a line per delivery, retry and
     /// dead-letter move on stdout. Targets without a configured endpoint post to the
     /// recording sink, which appends each API call to <data>/sink/<service>.jsonl. Ctrl-C stops
     /// it after the batches in flight are settled;

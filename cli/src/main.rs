@@ -12,6 +12,7 @@ use std::{io, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod aws;
 mod catalog;
 mod demo;
 mod handlers;

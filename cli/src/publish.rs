@@ -7,9 +7,10 @@ use std::{
 };
 
 use anyhow::{Context, Result, anyhow};
+use clap::builder::RangedU64ValueParser;
 use router::{
     Entry, PublishError, Publisher,
-    publish::{BatchPlan, DEFAULT_MAX_REQUEST_SIZE},
+    publish::{BatchPlan, DEFAULT_MAX_REQUEST_SIZE, LARGE_MAX_REQUEST_SIZE},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -58,13 +59,25 @@ pub(crate) struct Args {
     #[arg(long)]
     dry_run: bool,
     /// The PutEvents request size limit in bytes, as EventBridge counts it: 262144
-    /// (256 KiB) as documented, or 1048576 (1 MiB) where the larger limit is available.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_REQUEST_SIZE)]
+    /// (256 KiB) as documented, or 1048576 (1 MiB) where the larger limit is available
+    /// (at most 1048576; smaller values split requests more).
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = DEFAULT_MAX_REQUEST_SIZE,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=LARGE_MAX_REQUEST_SIZE as u64)
+    )]
     max_request_size: usize,
-    /// How many PutEvents requests may be in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    /// How many PutEvents requests may be in flight at once (at least 1).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 4,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     max_in_flight: usize,
-    /// Send at most this many events per second (0: no limit).
+    /// Send at most this many events per second, in bursts of at most a tenth of that or
+    /// one request (0: no limit).
     #[arg(long, value_name = "EVENTS", default_value_t = 0)]
     rate_limit: u32,
 }
@@ -95,7 +108,7 @@ impl From<&PublishError> for Failure {
     fn from(error: &PublishError) -> Failure {
         Failure {
             code: error.code().to_owned(),
-            message: error_chain(error),
+            message: crate::aws::chain(error),
             attempts: error.attempts(),
         }
     }
@@ -114,9 +127,7 @@ async fn publish(args: Args) -> Result<Outcome> {
     let publisher = if args.dry_run {
         None
     } else {
-        let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let sdk_config = crate::aws::sdk_config().await?;
         let publisher = Publisher::builder(&args.bus)
             .max_request_size(args.max_request_size)
             .max_in_flight(args.max_in_flight)
@@ -338,18 +349,6 @@ fn write_result(
             writeln!(out, "{record}")
         }
     }
-}
-
-/// An error and its causes, joined by `: `.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 #[derive(Debug, Default)]

@@ -77,9 +77,7 @@ async fn replay(args: Args) -> Result<Outcome> {
     if let Some(name) = &args.name {
         request = request.name(name);
     }
-    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let sdk_config = crate::aws::sdk_config().await?;
     let replayer = Replayer::new(&sdk_config);
     let plan = replayer
         .plan(&request)

@@ -386,7 +386,7 @@ fn read_yaml(text: &str) -> Result<Yaml, TemplateError> {
 }
 
 /// The resources of a template by logical id. A logical id is alphanumeric, so YAML may
-/// read one as a number (`123:`); it is taken as written.
+/// read one as a number (`123:`); that number's text is the id.
 fn resources(document: &Yaml) -> Result<Vec<(String, &Yaml)>, TemplateError> {
     let Some(resources) = document.get("Resources").and_then(Yaml::as_mapping) else {
         return Err(TemplateError::new("template", "no Resources section"));

@@ -133,6 +133,26 @@ pub enum PublishError {
         /// How many times the entry was sent.
         attempts: u32,
     },
+    /// Not sent: an earlier request ran out of its retry deadline on errors that retrying
+    /// should have cured, and no request has been answered since. While that lasts, one
+    /// request at a time tries EventBridge again; the others fail at once, so that a file
+    /// of events does not wait out a deadline per request.
+    #[error("not sent: requests to EventBridge keep failing ({code}: {message})")]
+    Unavailable {
+        /// The last error code, e.g. `InternalException` or `ConnectionError`.
+        code: String,
+        /// The last error message.
+        message: String,
+    },
+    /// [`Publisher::verify_bus`] could not reach EventBridge (no connection, or a
+    /// configuration that stops the request before it is sent, such as a missing region).
+    #[error("cannot reach EventBridge: {message}")]
+    Unreachable {
+        /// `ConnectionError` or `Timeout`.
+        code: String,
+        /// What went wrong, with its causes.
+        message: String,
+    },
     /// [`Publisher::verify_bus`] found no such event bus.
     #[error("event bus {bus:?} does not exist")]
     BusNotFound {
@@ -150,9 +170,10 @@ impl PublishError {
             PublishError::UnknownDetailType { .. } => "UnknownDetailType",
             PublishError::InvalidDetail { .. } => "InvalidDetail",
             PublishError::Serialize { .. } => "SerializationFailed",
-            PublishError::Rejected { code, .. } | PublishError::RetriesExhausted { code, .. } => {
-                code
-            }
+            PublishError::Rejected { code, .. }
+            | PublishError::RetriesExhausted { code, .. }
+            | PublishError::Unavailable { code, .. }
+            | PublishError::Unreachable { code, .. } => code,
             PublishError::BusNotFound { .. } => "ResourceNotFoundException",
         }
     }
@@ -168,7 +189,13 @@ impl PublishError {
 
     /// True when the event was refused before any network call: too large, or not valid.
     pub fn is_local(&self) -> bool {
-        self.attempts() == 0 && !matches!(self, PublishError::BusNotFound { .. })
+        matches!(
+            self,
+            PublishError::EntryTooLarge { .. }
+                | PublishError::UnknownDetailType { .. }
+                | PublishError::InvalidDetail { .. }
+                | PublishError::Serialize { .. }
+        )
     }
 }
 
@@ -224,6 +251,36 @@ struct Inner {
     settings: Settings,
     in_flight: Semaphore,
     rate_limiter: Option<RateLimiter>,
+    /// Set when a request runs out of its retry deadline, cleared when one is answered.
+    outage: std::sync::Mutex<Option<Outage>>,
+    /// Held by the one request that tries EventBridge again during an outage; the batches
+    /// that start meanwhile wait for its verdict.
+    probe: Mutex<()>,
+}
+
+/// EventBridge keeps failing: the last error, and when a request may try it again.
+struct Outage {
+    code: String,
+    message: String,
+    next_probe: Instant,
+}
+
+/// How a batch goes out, given the outage state when it starts.
+enum Mode<'a> {
+    /// With retries until the deadline.
+    Normal,
+    /// Once: the request that tries EventBridge again during an outage, holding the
+    /// probe lock until its verdict.
+    Probe {
+        _held: tokio::sync::MutexGuard<'a, ()>,
+    },
+}
+
+/// The outage state; a panic elsewhere while it was held leaves it usable.
+fn lock(outage: &std::sync::Mutex<Option<Outage>>) -> std::sync::MutexGuard<'_, Option<Outage>> {
+    outage
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[derive(Debug, Clone)]
@@ -291,7 +348,8 @@ impl PublisherBuilder {
     }
 
     /// Sends at most this many events per second, across all clones (the regional
-    /// PutEvents quota is counted in entries); no limit by default, `0` means none.
+    /// PutEvents quota is counted in entries), in bursts of at most a tenth of that or one
+    /// request; no limit by default, `0` means none.
     pub fn rate_limit(mut self, events_per_second: u32) -> Self {
         self.settings.events_per_second = (events_per_second > 0).then_some(events_per_second);
         self
@@ -313,6 +371,8 @@ impl PublisherBuilder {
                 bus: self.bus,
                 in_flight: Semaphore::new(settings.max_in_flight),
                 rate_limiter: settings.events_per_second.map(RateLimiter::new),
+                outage: std::sync::Mutex::new(None),
+                probe: Mutex::new(()),
                 settings,
             }),
         }
@@ -365,6 +425,12 @@ impl Publisher {
             Err(error) if error.code() == "ResourceNotFoundException" => {
                 Err(PublishError::BusNotFound {
                     bus: inner.bus.clone(),
+                })
+            }
+            Err(error) if matches!(error.code(), "ConnectionError" | "Timeout") => {
+                Err(PublishError::Unreachable {
+                    code: error.code().to_owned(),
+                    message: error.message().to_owned(),
                 })
             }
             Err(error) => Err(PublishError::Rejected {
@@ -470,8 +536,32 @@ struct BatchOutcome {
 }
 
 impl Inner {
-    /// Sends one planned batch, retrying its retryable failures until the deadline.
+    /// Sends one planned batch, retrying its retryable failures until the deadline. During
+    /// an outage the batch is the one probe (sent once) or fails at once.
     async fn send_batch(&self, entries: &[Entry], indices: Vec<usize>) -> BatchOutcome {
+        let mut mode = loop {
+            let Some((next_probe, code, message)) = lock(&self.outage)
+                .as_ref()
+                .map(|o| (o.next_probe, o.code.clone(), o.message.clone()))
+            else {
+                break Mode::Normal;
+            };
+            match self.probe.try_lock() {
+                Ok(guard) if Instant::now() >= next_probe => break Mode::Probe { _held: guard },
+                Ok(_) => {
+                    let error = PublishError::Unavailable { code, message };
+                    return BatchOutcome {
+                        outcomes: indices
+                            .into_iter()
+                            .map(|i| (i, Err(error.clone())))
+                            .collect(),
+                        n_requests: 0,
+                    };
+                }
+                // A probe is out: wait for its verdict, then look again.
+                Err(_) => drop(self.probe.lock().await),
+            }
+        };
         let settings = &self.settings;
         let deadline = Instant::now() + settings.retry_deadline;
         let mut outcomes = Vec::with_capacity(indices.len());
@@ -481,7 +571,15 @@ impl Inner {
             attempt += 1;
             // The last retryable error of each entry still pending.
             let mut retry: Vec<(usize, String, String)> = Vec::new();
-            match self.put_events(entries, &pending).await {
+            let answer = self.put_events(entries, &pending).await;
+            if let Ok(results) = &answer
+                && results.iter().any(|r| !is_retryable(r))
+            {
+                // EventBridge answered: whatever outage there was is over.
+                *lock(&self.outage) = None;
+                mode = Mode::Normal;
+            }
+            match answer {
                 Ok(results) => {
                     for (entry_idx, result) in pending.iter().copied().zip(results) {
                         match result {
@@ -534,12 +632,35 @@ impl Inner {
                 };
             }
             let delay = full_jitter(settings.base_delay, settings.max_delay, attempt);
-            if Instant::now() + delay > deadline {
+            // Another request may have run out of its deadline meanwhile: then this one
+            // stops too, rather than wait out its own.
+            let outage = lock(&self.outage).is_some();
+            if matches!(mode, Mode::Probe { .. }) || outage || Instant::now() + delay > deadline {
                 tracing::warn!(
                     n_entries = retry.len(),
                     attempts = attempt,
                     "retry deadline reached"
                 );
+                // The outage begins, or goes on: the next probe waits one maximum backoff.
+                let (_, code, message) = &retry[0];
+                let next_probe = Instant::now() + settings.max_delay;
+                let mut state = lock(&self.outage);
+                match state.as_mut() {
+                    Some(outage) if matches!(mode, Mode::Probe { .. }) => {
+                        outage.code.clone_from(code);
+                        outage.message.clone_from(message);
+                        outage.next_probe = next_probe;
+                    }
+                    Some(_) => {}
+                    None => {
+                        *state = Some(Outage {
+                            code: code.clone(),
+                            message: message.clone(),
+                            next_probe,
+                        });
+                    }
+                }
+                drop(state);
                 for (entry_idx, code, message) in retry {
                     let error = PublishError::RetriesExhausted {
                         code,
@@ -607,6 +728,11 @@ impl Inner {
     }
 }
 
+/// Whether an entry's answer asks for it to be sent again.
+fn is_retryable(result: &EntryResult) -> bool {
+    matches!(result, EntryResult::Failed { code, .. } if RETRYABLE_ENTRY_CODES.contains(&code.as_str()))
+}
+
 fn timeout_error(timeout: Duration) -> RequestError {
     RequestError::new("Timeout", format!("no answer within {timeout:?}"), true)
 }
@@ -621,7 +747,8 @@ fn full_jitter(base: Duration, max: Duration, attempt: u32) -> Duration {
     Duration::from_nanos(rand::rng().random_range(0..=nanos))
 }
 
-/// A token bucket in events: one second's worth of burst (at least one full request).
+/// A token bucket in events: bursts of a tenth of a second's worth (at least one full
+/// request), so that no second sees much more than the rate.
 struct RateLimiter {
     per_second: f64,
     burst: f64,
@@ -631,7 +758,7 @@ struct RateLimiter {
 impl RateLimiter {
     fn new(events_per_second: u32) -> RateLimiter {
         let per_second = f64::from(events_per_second);
-        let burst = per_second.max(MAX_ENTRIES_PER_REQUEST as f64);
+        let burst = (per_second / 10.0).max(MAX_ENTRIES_PER_REQUEST as f64);
         RateLimiter {
             per_second,
             burst,

@@ -418,12 +418,38 @@ async fn the_rate_limit_spaces_requests() {
     let builder = builder().rate_limit(20);
     let (report, _) = run(builder, Fake::accepting(), &logins(100)).await;
     assert!(report.is_all_published());
-    // A burst of 20, then 80 more at 20 per second.
+    // A burst of one request (10), then 90 more at 20 per second.
     let elapsed = started.elapsed();
     assert!(
-        elapsed >= Duration::from_millis(3900) && elapsed < Duration::from_secs(5),
+        elapsed >= Duration::from_millis(4400) && elapsed < Duration::from_secs(5),
         "{elapsed:?}"
     );
+
+    // At 1,000 per second, no second holds more than 1,100 (the burst is 100).
+    let sent: Arc<StdMutex<Vec<Instant>>> = Arc::default();
+    let at = Arc::clone(&sent);
+    let fake = Fake::new(move |user_id, _| {
+        at.lock().unwrap().push(Instant::now());
+        published(user_id)
+    });
+    let (report, _) = run(
+        Publisher::builder("test-bus").rate_limit(1000),
+        fake,
+        &logins(3000),
+    )
+    .await;
+    assert!(report.is_all_published());
+    let sent = sent.lock().unwrap();
+    for (i, &start) in sent.iter().enumerate() {
+        let in_window = sent[i..]
+            .iter()
+            .take_while(|&&t| t < start + Duration::from_secs(1))
+            .count();
+        assert!(
+            in_window <= 1100,
+            "{in_window} events in the second from event {i}"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -490,4 +516,94 @@ fn full_jitter_stays_under_the_capped_exponential() {
             assert!(full_jitter(base, max, attempt) <= ceiling);
         }
     }
+}
+
+/// An endpoint that fails every request: the first requests wait out their deadline
+/// together, then the rest fail at once instead of each waiting its own; once it answers
+/// again, one probe request closes the outage and publishing goes on.
+#[tokio::test(start_paused = true)]
+async fn an_outage_fails_the_rest_at_once_and_a_probe_ends_it() {
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let requests = Arc::new(AtomicUsize::new(0));
+    struct Flaky {
+        down: Arc<std::sync::atomic::AtomicBool>,
+        requests: Arc<AtomicUsize>,
+    }
+    impl Transport for Flaky {
+        fn put_events<'a>(
+            &'a self,
+            _: &'a str,
+            entries: &'a [&'a Entry],
+        ) -> BoxFuture<'a, Result<Vec<EntryResult>, RequestError>> {
+            Box::pin(async move {
+                self.requests.fetch_add(1, Ordering::SeqCst);
+                if self.down.load(Ordering::SeqCst) {
+                    return Err(RequestError::new("InternalException", "500", true));
+                }
+                Ok(entries.iter().map(|e| published(&user_id(e))).collect())
+            })
+        }
+        fn describe_event_bus<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), RequestError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+    let publisher = builder()
+        .retry_deadline(Duration::from_secs(30))
+        .build_with(Flaky {
+            down: Arc::clone(&down),
+            requests: Arc::clone(&requests),
+        });
+    let started = Instant::now();
+    let report = publisher.publish_all(&logins(800)).await;
+    let elapsed = started.elapsed();
+    assert!(elapsed <= Duration::from_secs(31), "{elapsed:?}");
+    assert_eq!(report.n_published(), 0);
+    let codes: std::collections::BTreeMap<String, usize> =
+        report
+            .outcomes()
+            .iter()
+            .fold(Default::default(), |mut counts, outcome| {
+                let error = outcome.as_ref().unwrap_err();
+                let kind = match error {
+                    PublishError::RetriesExhausted { .. } => "exhausted",
+                    PublishError::Unavailable { .. } => "unavailable",
+                    other => panic!("{other:?}"),
+                };
+                *counts
+                    .entry(format!("{kind} {}", error.code()))
+                    .or_default() += 1;
+                counts
+            });
+    // The four batches in flight when the outage began ran out their deadline; the other
+    // 76 failed without a request.
+    assert_eq!(
+        codes.into_iter().collect::<Vec<_>>(),
+        [
+            ("exhausted InternalException".to_owned(), 40),
+            ("unavailable InternalException".to_owned(), 760),
+        ]
+    );
+    assert_eq!(
+        report.outcomes()[799].as_ref().unwrap_err().to_string(),
+        "not sent: requests to EventBridge keep failing (InternalException: 500)"
+    );
+
+    // Right after, nothing is tried; a backoff later, one batch probes and the others
+    // wait for its verdict.
+    let before = requests.load(Ordering::SeqCst);
+    let report = publisher.publish_all(&logins(30)).await;
+    assert_eq!(requests.load(Ordering::SeqCst), before);
+    assert_eq!(summary(&report), ["InternalException x0"; 30]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = requests.load(Ordering::SeqCst);
+    let report = publisher.publish_all(&logins(30)).await;
+    assert_eq!(requests.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(report.n_published(), 0);
+
+    // Back up: the probe is answered, the outage ends, every event goes out.
+    down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let report = publisher.publish_all(&logins(30)).await;
+    assert!(report.is_all_published(), "{:?}", summary(&report));
+    assert!(publisher.publish_all(&logins(30)).await.is_all_published());
 }

@@ -9,7 +9,7 @@ use std::{fmt, future::Future, pin::Pin};
 use aws_sdk_eventbridge::{
     Client,
     config::retry::RetryConfig,
-    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+    error::{ProvideErrorMetadata, SdkError},
     primitives::{DateTime, DateTimeFormat},
     types::PutEventsRequestEntry,
 };
@@ -220,6 +220,21 @@ fn request_entry(bus: &str, entry: &Entry) -> Result<PutEventsRequestEntry, Stri
         .build())
 }
 
+/// An SDK error and its causes, each once, without the debug dumps that
+/// `DisplayErrorContext` appends: "dispatch failure: io error: … Connection refused".
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
 /// Error codes that mean "slow down", whatever the HTTP status.
 const THROTTLING_CODES: [&str; 5] = [
     "ThrottlingException",
@@ -237,7 +252,7 @@ fn request_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = DisplayErrorContext(&error).to_string();
+    let message = causes(&error);
     match &error {
         SdkError::TimeoutError(_) => RequestError::new("Timeout", message, true),
         SdkError::DispatchFailure(failure) => {

@@ -1,0 +1,132 @@
+//! The AWS configuration of the commands that call AWS (`publish`, `replay`): the SDK's
+//! usual sources (environment, profiles, instance roles), checked before any request so
+//! that a missing region or credentials is said plainly instead of surfacing as a failed
+//! request.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::{Credentials, provider::ProvideCredentials};
+
+/// The region a loopback endpoint gets when none is configured.
+const LOCAL_REGION: &str = "us-east-1";
+
+/// How long the credential chain may take (an instance-metadata lookup off EC2 can hang).
+const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Loads the SDK configuration. For an `AWS_ENDPOINT_URL` on this machine (the local bus,
+/// moto), which accepts any credentials, a missing region defaults to `us-east-1` and
+/// missing credentials to placeholders; for AWS, either missing is an error that says what
+/// to set.
+pub(crate) async fn sdk_config() -> Result<SdkConfig> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
+    let local = endpoint.as_deref().is_some_and(is_loopback);
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let has_region = config.region().is_some();
+    let credentials = match config.credentials_provider() {
+        None => Err("no credential source".to_owned()),
+        Some(provider) => {
+            match tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials()).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(error)) => Err(chain(&error)),
+                Err(_) => Err(format!(
+                    "the credential sources gave no answer within {CREDENTIALS_TIMEOUT:?}"
+                )),
+            }
+        }
+    };
+    if local {
+        if has_region && credentials.is_ok() {
+            return Ok(config);
+        }
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if !has_region {
+            loader = loader.region(Region::new(LOCAL_REGION));
+        }
+        if credentials.is_err() {
+            loader = loader.credentials_provider(Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "eventfork-loopback",
+            ));
+        }
+        return Ok(loader.load().await);
+    }
+    if !has_region {
+        bail!(
+            "no AWS region: set AWS_REGION (or a region in the AWS profile); \
+             for the local bus, set AWS_ENDPOINT_URL=http://127.0.0.1:4010"
+        );
+    }
+    if let Err(why) = credentials {
+        bail!(
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+             AWS_PROFILE; for the local bus, set AWS_ENDPOINT_URL=http://127.0.0.1:4010 \
+             ({why})"
+        );
+    }
+    Ok(config)
+}
+
+/// Whether an endpoint URL names this machine.
+fn is_loopback(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        // [::1]:4010
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An error and its causes, each once.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_endpoints() {
+        for url in [
+            "http://127.0.0.1:4010",
+            "http://localhost:5000/",
+            "http://[::1]:4010",
+            "127.0.0.2:9",
+            "https://LOCALHOST",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "https://events.us-east-1.amazonaws.com",
+            "http://10.0.0.1:4010",
+            "http://localhost.example.com",
+            "http://[2001:db8::1]:80",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+    }
+}
