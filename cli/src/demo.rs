@@ -126,7 +126,8 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
     // A failed record comes back after 300 ms instead of the queue's visibility timeout,
     // so that the demo shows its retries in seconds.
     let config = BusConfig::default().retry_delay(Duration::from_millis(300));
-    let bus = LocalBus::open(&template, &data.join("store"), config)
+    // The layout of `local up`, so that `local status --data` reads a kept demo's store.
+    let bus = LocalBus::open(&template, &data, config)
         .with_context(|| format!("cannot open the local bus in {}", data.display()))?;
     let sink = Sink::start(Some(data.join("sink"))).await?;
     let (consumers, _) = handlers::consumers(None, sink.url(), &bus).await?;

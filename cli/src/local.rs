@@ -1,12 +1,12 @@
 //! `eventfork local up|status|dlq`: the local bus of `router::local` on this machine.
 
 use std::{
-    io::{self, Write},
+    io::{self, IsTerminal, Write},
     net::SocketAddr,
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use router::{
     local::{BusConfig, Consumers, LocalBus, LocalEvent, RecordingSink},
@@ -22,11 +22,15 @@ pub(crate) enum Command {
     ///
     /// Point any AWS SDK at it with AWS_ENDPOINT_URL=http://<addr>: it accepts any
     /// credentials and region (eventfork's own commands need none for an endpoint on this
-    /// machine; other SDKs want some set, e.g. AWS_REGION=us-east-1 and dummy keys). Prints the address, the rules it loaded, and a line per delivery, retry and
-    /// dead-letter move on stdout. Targets without a configured endpoint post to the
-    /// recording sink, which appends each API call to <data>/sink/<service>.jsonl. Ctrl-C stops
-    /// it after the batches in flight are settled;
-    /// accepted events are on disk in --data and are delivered after a restart.
+    /// machine; other SDKs want some set, e.g. AWS_REGION=us-east-1 and dummy keys).
+    ///
+    /// Prints the address, the rules it loaded, and a line per delivery, retry and
+    /// dead-letter move on stdout (and the events no rule takes). The handlers' logs go to
+    /// stderr, as their Lambdas' go to CloudWatch: why a record failed is there
+    /// (EVENTFORK_LOG filters them in RUST_LOG syntax, default warn). Targets without a
+    /// configured endpoint post to the recording sink, which appends each API call to
+    /// <data>/sink/<service>.jsonl. Ctrl-C or SIGTERM stops it after the batches in flight
+    /// are settled; accepted events are on disk in --data and are delivered after a restart.
     ///
     /// Example: eventfork local up --template template.yaml --addr 127.0.0.1:4010
     Up {
@@ -97,6 +101,21 @@ pub(crate) struct BusArgs {
 }
 
 impl BusArgs {
+    /// The bus of a store that `local up` (or a kept `local demo`) made: reading commands
+    /// refuse a data folder without one, instead of showing a new, empty store.
+    fn open_existing(&self) -> Result<LocalBus> {
+        let file = LocalBus::database_file(&self.data);
+        if !file.exists() {
+            bail!(
+                "no local bus store in {} ({} is missing): give the --data folder of \
+                 `eventfork local up`, or start one there",
+                self.data.display(),
+                file.display()
+            );
+        }
+        self.open()
+    }
+
     fn open(&self) -> Result<LocalBus> {
         let text = std::fs::read_to_string(&self.template)
             .with_context(|| format!("cannot read the template {}", self.template.display()))?;
@@ -163,6 +182,7 @@ async fn consumers(bus: &LocalBus, data: &Path, sink: &Sink) -> Result<Consumers
 }
 
 async fn up(args: &BusArgs, addr: SocketAddr, record_only: bool) -> Result<Outcome> {
+    log_to_stderr();
     let bus = args.open()?;
     if bus.topology().rules().is_empty() {
         eprintln!(
@@ -220,7 +240,8 @@ async fn up(args: &BusArgs, addr: SocketAddr, record_only: bool) -> Result<Outco
     let printer = tokio::spawn(async move {
         loop {
             match events.recv().await {
-                Ok(LocalEvent::Accepted { .. }) => {}
+                // Deliveries show where an event went; one that no rule took shows here.
+                Ok(LocalEvent::Accepted { rules, .. }) if !rules.is_empty() => {}
                 Ok(event) => {
                     let mut out = io::stdout().lock();
                     if writeln!(out, "{event}").and_then(|()| out.flush()).is_err() {
@@ -232,9 +253,7 @@ async fn up(args: &BusArgs, addr: SocketAddr, record_only: bool) -> Result<Outco
             }
         }
     });
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
+    stop_signal().await?;
     eprintln!("eventfork: stopping (settling the batches in flight)");
     let _ = stop.send(());
     runner.shutdown().await;
@@ -246,8 +265,41 @@ async fn up(args: &BusArgs, addr: SocketAddr, record_only: bool) -> Result<Outco
     Ok(Outcome::Success)
 }
 
+/// Waits for Ctrl-C, or SIGTERM (what `kill` and process managers send).
+async fn stop_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot wait for SIGTERM")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("cannot wait for Ctrl-C"),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot wait for Ctrl-C")
+    }
+}
+
+/// The handlers' logs on stderr, as their Lambdas write them to CloudWatch: why a record
+/// failed (the SQS response carries only its id). `EVENTFORK_LOG` filters them, in
+/// `RUST_LOG` syntax (default `warn`).
+fn log_to_stderr() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EVENTFORK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
 async fn status(args: &BusArgs) -> Result<Outcome> {
-    let bus = args.open()?;
+    let bus = args.open_existing()?;
     let status = bus.status().await.context("cannot read the queue depths")?;
     let mut out = io::stdout().lock();
     writeln!(
@@ -266,7 +318,7 @@ async fn status(args: &BusArgs) -> Result<Outcome> {
 }
 
 async fn dlq_list(args: &BusArgs, target: &str, limit: usize) -> Result<Outcome> {
-    let bus = args.open()?;
+    let bus = args.open_existing()?;
     let messages = bus
         .dead_letters(target, limit)
         .await
@@ -290,7 +342,7 @@ async fn dlq_list(args: &BusArgs, target: &str, limit: usize) -> Result<Outcome>
 }
 
 async fn dlq_redrive(args: &BusArgs, target: &str) -> Result<Outcome> {
-    let bus = args.open()?;
+    let bus = args.open_existing()?;
     let n = bus
         .redrive(target)
         .await

@@ -61,6 +61,16 @@ impl Sink {
         if let Some(dir) = &log_dir {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the sink folder {}", dir.display()))?;
+            // A crash may have cut a log's last line: the next call starts a line of its own.
+            for entry in std::fs::read_dir(dir)
+                .with_context(|| format!("cannot read the sink folder {}", dir.display()))?
+            {
+                let path = entry?.path();
+                if path.extension().is_some_and(|e| e == "jsonl") {
+                    router::local::end_torn_line(&path)
+                        .with_context(|| format!("cannot repair {}", path.display()))?;
+                }
+            }
         }
         let state = Arc::new(SinkState {
             log_dir,

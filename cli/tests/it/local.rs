@@ -394,3 +394,98 @@ except events.exceptions.ResourceNotFoundException as error:
     }
     assert_eq!(processed(&dir.path().join("data")), expected);
 }
+
+/// SIGTERM stops `local up` as Ctrl-C does: the batches in flight settle and it exits 0.
+/// An event that no rule takes has its own line, so that it is not a silent 200.
+#[test]
+fn sigterm_stops_up_cleanly_and_unrouted_events_are_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("template.yaml"), TEMPLATE).unwrap();
+    let mut up = Up::start(dir.path());
+    let mut unrouted = entry(0);
+    unrouted["DetailType"] = json!("UserDeleted");
+    let answer = put_events(up.addr, &[unrouted]).unwrap();
+    let event_id = answer["Entries"][0]["EventId"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let shown = format!("accepted  UserDeleted {event_id} → no rule");
+    while !up.lines.lock().unwrap().contains(&shown) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(up.lines.lock().unwrap().contains(&shown));
+    let killed = Command::new("kill")
+        .args(["-TERM", &up.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = up.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "local up did not stop on SIGTERM"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+/// The reading commands refuse a data folder without a store rather than show a new,
+/// empty one; `local demo --data` keeps its store where they look.
+#[test]
+fn reading_commands_need_an_existing_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let eventfork = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let missing = dir.path().join("typo");
+    let missing = missing.to_str().unwrap();
+    let template = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    for args in [
+        &["local", "status", "--template", template, "--data", missing][..],
+        &[
+            "local",
+            "dlq",
+            "list",
+            "slack",
+            "--template",
+            template,
+            "--data",
+            missing,
+        ],
+        &[
+            "local",
+            "dlq",
+            "redrive",
+            "slack",
+            "--template",
+            template,
+            "--data",
+            missing,
+        ],
+    ] {
+        let (code, _, stderr) = eventfork(args);
+        assert_eq!(code, Some(2), "{args:?}");
+        assert!(stderr.contains("no local bus store in"), "{stderr}");
+    }
+    assert!(!dir.path().join("typo").exists());
+
+    let kept = dir.path().join("demo");
+    let kept = kept.to_str().unwrap();
+    let (code, _, stderr) = eventfork(&["local", "demo", "--data", kept]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stdout, stderr) =
+        eventfork(&["local", "status", "--template", template, "--data", kept]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("slack"), "{stdout}");
+}

@@ -51,7 +51,7 @@ pub use clock::Clock;
 pub use queue::DeadLetter;
 pub use runner::{
     BoxFuture, Consumer, Consumers, Faults, IntoConsumer, RecordedMessage, RecordingSink, Runner,
-    consumer_fn,
+    consumer_fn, end_torn_line,
 };
 pub use store::{Claim, Idempotency, StoreError};
 pub use topology::{DEFAULT_BUS, RuleSpec, TargetSpec, Topology};
@@ -469,6 +469,11 @@ impl LocalBus {
     /// The database file.
     pub fn database_path(&self) -> &Path {
         self.inner.store.path()
+    }
+
+    /// The database file a bus keeps in `data_dir`, whether or not it exists yet.
+    pub fn database_file(data_dir: &Path) -> std::path::PathBuf {
+        data_dir.join(store::DB_FILE)
     }
 
     /// Fault injection for tests and the demo.

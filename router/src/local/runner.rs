@@ -150,6 +150,7 @@ impl RecordingSink {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        end_torn_line(path)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -167,6 +168,32 @@ impl RecordingSink {
             .expect("the sink's lock is never held across a panic")
             .clone()
     }
+}
+
+/// Ends the last line of a JSON Lines log with a newline if a crash cut it short, so that
+/// the next record starts a line of its own instead of joining the torn one (which would
+/// make both unreadable). A missing file is left missing.
+pub fn end_torn_line(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    if file.metadata()?.len() == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8];
+    file.seek(SeekFrom::End(-1))?;
+    file.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        file.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 impl Consumer for RecordingSink {
@@ -655,5 +682,28 @@ async fn deliver(
     if retry_at.is_some() {
         // The poller may be asleep until a later time: make it look at the new retry time.
         bus.wake(target.queue());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_last_line_is_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        end_torn_line(&path).unwrap();
+        assert!(!path.exists());
+        for (before, after) in [
+            ("", ""),
+            ("{\"a\":1}\n", "{\"a\":1}\n"),
+            ("{\"a\":1}\n{\"b\":", "{\"a\":1}\n{\"b\":\n"),
+        ] {
+            std::fs::write(&path, before).unwrap();
+            end_torn_line(&path).unwrap();
+            end_torn_line(&path).unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
+        }
     }
 }
