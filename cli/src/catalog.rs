@@ -53,10 +53,13 @@ pub(crate) fn check(path: &Path) -> Result<Outcome> {
         );
         return Ok(Outcome::Success);
     }
+    // The generated part is a slice of the template: its first line's number in the file.
+    let start = committed.as_ptr() as usize - template.as_ptr() as usize;
+    let first_line = template[..start].matches('\n').count() + 1;
     let mut stdout = io::stdout().lock();
     writeln!(stdout, "--- {} (generated part)", path.display())?;
     writeln!(stdout, "+++ rule catalogue (eventfork rules render)")?;
-    for line in line_diff(committed, &fresh) {
+    for line in line_diff(committed, &fresh, first_line) {
         writeln!(stdout, "{line}")?;
     }
     eprintln!(
@@ -103,9 +106,10 @@ fn read(path: &Path) -> Result<String> {
     fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// A line diff of `old` and `new`: changed lines prefixed `-` / `+`, with `@@ line N` hunk
-/// headers and no context lines.
-fn line_diff(old: &str, new: &str) -> Vec<String> {
+/// A line diff of `old` and `new`: changed lines prefixed `-` / `+` (a hunk's removals
+/// first), with `@@ line N` hunk headers numbering `old`'s lines from `first_line`, and no
+/// context lines.
+fn line_diff(old: &str, new: &str, first_line: usize) -> Vec<String> {
     let old: Vec<&str> = old.lines().collect();
     let new: Vec<&str> = new.lines().collect();
     // Longest common subsequence table, from the ends.
@@ -130,15 +134,15 @@ fn line_diff(old: &str, new: &str) -> Vec<String> {
             continue;
         }
         if !in_hunk {
-            out.push(format!("@@ line {}", i + 1));
+            out.push(format!("@@ line {}", first_line + i));
             in_hunk = true;
         }
-        if j < new.len() && (i == old.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push(format!("+{}", new[j]));
-            j += 1;
-        } else {
+        if i < old.len() && (j == new.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
             out.push(format!("-{}", old[i]));
             i += 1;
+        } else {
+            out.push(format!("+{}", new[j]));
+            j += 1;
         }
     }
     out
@@ -155,8 +159,8 @@ mod tests {
 
     #[test]
     fn diff_shows_changed_lines_only() {
-        let diff = line_diff("a\nb\nc\nd\n", "a\nB\nc\nd\ne\n");
-        assert_eq!(diff, ["@@ line 2", "+B", "-b", "@@ line 5", "+e"]);
-        assert!(line_diff("same\n", "same\n").is_empty());
+        let diff = line_diff("a\nb\nc\nd\n", "a\nB\nc\nd\ne\n", 10);
+        assert_eq!(diff, ["@@ line 11", "-b", "+B", "@@ line 14", "+e"]);
+        assert!(line_diff("same\n", "same\n", 1).is_empty());
     }
 }

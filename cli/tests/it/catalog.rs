@@ -39,6 +39,17 @@ fn check_shows_a_diff_on_drift_and_render_repairs_it() {
         .filter(|l| !l.starts_with("+++") && !l.starts_with("---"))
         .collect();
     assert_eq!(changed.len(), 2, "{}", run.stdout);
+    // The hunk names the drifted line's number in the file, and removals come first.
+    let drifted_line = drifted
+        .lines()
+        .position(|l| l.contains(r#""detail":{"marketing_consent":[false]}"#))
+        .unwrap()
+        + 1;
+    assert!(
+        run.stdout.contains(&format!("@@ line {drifted_line}\n-")),
+        "line {drifted_line}: {}",
+        run.stdout
+    );
     assert!(
         changed
             .iter()
