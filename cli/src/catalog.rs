@@ -94,7 +94,11 @@ pub(crate) fn lint(template: Option<&Path>) -> Result<Outcome> {
         .count();
     let n_warnings = findings.len() - n_errors;
     let what = template.map_or("the rule catalogue".to_owned(), |p| p.display().to_string());
-    eprintln!("eventfork: {what}: {n_errors} errors, {n_warnings} warnings");
+    eprintln!(
+        "eventfork: {what}: {}, {}",
+        crate::count(n_errors, "error", "errors"),
+        crate::count(n_warnings, "warning", "warnings")
+    );
     Ok(if n_errors == 0 {
         Outcome::Success
     } else {

@@ -217,13 +217,17 @@ async fn publish(args: Args) -> Result<Outcome> {
     let n_events = totals.n_ok + totals.n_failed;
     if args.dry_run {
         eprintln!(
-            "eventfork: dry run: {} of {n_events} events valid, {} PutEvents requests to {}",
-            totals.n_ok, totals.n_requests, args.bus
+            "eventfork: dry run: {} of {n_events} events valid, {} to {}",
+            totals.n_ok,
+            crate::count(totals.n_requests, "PutEvents request", "PutEvents requests"),
+            args.bus
         );
     } else {
         eprintln!(
-            "eventfork: published {} of {n_events} events to {} in {} PutEvents requests",
-            totals.n_ok, args.bus, totals.n_requests
+            "eventfork: published {} of {n_events} events to {} in {}",
+            totals.n_ok,
+            args.bus,
+            crate::count(totals.n_requests, "PutEvents request", "PutEvents requests")
         );
     }
     if totals.n_failed > 0 {
@@ -457,7 +461,7 @@ mod tests {
         );
         check(
             &format!(r#"{{"detail-type":"UserSignedUp","detail":{SIGNUP},"time":"yesterday"}}"#),
-            "InvalidTime: invalid RFC 3339 timestamp \"yesterday\": too short for YYYY-MM-DDTHH:MM:SSZ",
+            "InvalidTime: invalid RFC 3339 timestamp \"yesterday\": expected YYYY-MM-DDTHH:MM:SS then Z or an offset",
         );
         check(
             "not json",

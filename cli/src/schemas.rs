@@ -31,9 +31,10 @@ pub(crate) enum Command {
     },
     /// Validate full EventBridge events (JSON Lines) against the catalogue.
     ///
-    /// Prints one line per input line: `ok <detail-type>` or `invalid: <json path>: <reason>`
-    /// (`invalid: line N: …` when the line is not JSON). Blank lines are skipped. Exits 1 if
-    /// any line is invalid, 2 if the input cannot be read.
+    /// Prints one line per event line: `ok <detail-type>`, or `invalid: line N: <json path>:
+    /// <reason>` (`invalid: line N: not JSON: …` when it is not JSON, or not UTF-8). Blank
+    /// lines are skipped; N counts every input line. Exits 1 if any line is invalid, 2 if
+    /// the input cannot be read.
     ///
     /// Example: eventfork schemas validate events.jsonl
     Validate {
@@ -75,19 +76,31 @@ fn export(format: Format, out: Option<PathBuf>) -> Result<Outcome> {
 }
 
 fn validate(file: &Path) -> Result<Outcome> {
-    let reader = crate::input::open(file)?;
+    let mut reader = crate::input::open(file)?;
     let mut stdout = io::BufWriter::new(io::stdout().lock());
     let mut n_invalid = 0usize;
-    for (line_idx, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read {}", file.display()))?;
-        if line.trim().is_empty() {
+    let mut line = Vec::new();
+    for line_number in 1.. {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        if n == 0 {
+            break;
+        }
+        let text = if line_number == 1 {
+            crate::input::strip_bom(&line)
+        } else {
+            &line
+        };
+        if text.trim_ascii().is_empty() {
             continue;
         }
-        let verdict = match serde_json::from_str::<Value>(&line) {
-            Err(error) => Err(format!("line {}: not JSON: {error}", line_idx + 1)),
+        let verdict = match serde_json::from_slice::<Value>(text) {
+            Err(error) => Err(format!("line {line_number}: not JSON: {error}")),
             Ok(event) => events_schema::validate_envelope(&event)
                 .map(|t| t.detail_type())
-                .map_err(|violation| violation.to_string()),
+                .map_err(|violation| format!("line {line_number}: {violation}")),
         };
         match verdict {
             Ok(detail_type) => writeln!(stdout, "ok {detail_type}")?,

@@ -311,7 +311,7 @@ pub(crate) fn check_rfc3339(text: &str) -> Result<(), &'static str> {
         Some(slice.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
     };
     if b.len() < 20 {
-        return Err("too short for YYYY-MM-DDTHH:MM:SSZ");
+        return Err("expected YYYY-MM-DDTHH:MM:SS then Z or an offset");
     }
     let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10)) else {
         return Err("expected YYYY-MM-DD");
@@ -403,11 +403,17 @@ mod tests {
             assert_eq!(check_rfc3339(ok), Ok(()), "{ok}");
         }
         for (bad, reason) in [
-            ("2026-11-27", "too short for YYYY-MM-DDTHH:MM:SSZ"),
+            (
+                "2026-11-27",
+                "expected YYYY-MM-DDTHH:MM:SS then Z or an offset",
+            ),
             ("2025-02-29T00:00:00Z", "day out of range"),
             ("2026-13-01T00:00:00Z", "month out of range"),
             ("2026-11-27 09:00:00Z", "expected 'T' between date and time"),
-            ("2026-11-27T09:00:00", "too short for YYYY-MM-DDTHH:MM:SSZ"),
+            (
+                "2026-11-27T09:00:00",
+                "expected YYYY-MM-DDTHH:MM:SS then Z or an offset",
+            ),
             ("2026-11-27T09:00:00.Z", "empty fraction of a second"),
             (
                 "2026-11-27T09:00:00+0100",

@@ -83,10 +83,10 @@ fn validate_reports_each_line() {
     assert_eq!(
         run.stdout,
         "ok UserSignedUp\n\
-         invalid: $.detail.email: invalid email address: domain has no '.'\n\
+         invalid: line 2: $.detail.email: invalid email address: domain has no '.'\n\
          ok UserLoggedIn\n\
          invalid: line 4: not JSON: key must be a string at line 1 column 2\n\
-         invalid: $.detail-type: unknown detail-type \"UserDeleted\" (known: UserSignedUp, UserLoggedIn)\n"
+         invalid: line 6: $.detail-type: unknown detail-type \"UserDeleted\" (known: UserSignedUp, UserLoggedIn)\n"
     );
 }
 

@@ -83,7 +83,7 @@ fn invalid_fields_are_refused_at_construction() {
     let time = Timestamp::parse("yesterday").unwrap_err();
     assert_eq!(
         time.to_string(),
-        "invalid RFC 3339 timestamp \"yesterday\": too short for YYYY-MM-DDTHH:MM:SSZ"
+        "invalid RFC 3339 timestamp \"yesterday\": expected YYYY-MM-DDTHH:MM:SS then Z or an offset"
     );
 }
 

@@ -139,6 +139,10 @@ impl Store {
             path: path.clone(),
             source,
         };
+        if data_dir.exists() && !data_dir.is_dir() {
+            let why = format!("{} is a file, not a folder", data_dir.display());
+            return Err(open_error(why.into()));
+        }
         std::fs::create_dir_all(data_dir).map_err(|e| open_error(Box::new(e)))?;
         let connection = Connection::open(&path).map_err(|e| open_error(Box::new(e)))?;
         setup(&connection).map_err(|e| open_error(Box::new(e)))?;
