@@ -494,12 +494,21 @@ fn read_rule(
             });
         }
     }
-    let delivers_replays = resource
+    let delivers_replays = match resource
         .get("Metadata")
         .and_then(|m| m.get("eventfork"))
         .and_then(|e| e.get("replays"))
-        .and_then(Yaml::as_str)
-        == Some("deliver");
+    {
+        None => false,
+        Some(Yaml::String(value)) if value == "deliver" => true,
+        Some(Yaml::String(value)) if value == "ignore" => false,
+        Some(other) => {
+            return Err(TemplateError::new(
+                format!("{at}.Metadata.eventfork.replays"),
+                format!("expected deliver or ignore, found {}", scalar_text(other)),
+            ));
+        }
+    };
     Ok(Some(RuleResource {
         logical_id: logical_id.to_owned(),
         event_bus,
@@ -952,6 +961,10 @@ Resources:
         check_error(
             "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPattern: '{nope'\n",
             "Resources.R.Properties.EventPattern: not valid JSON: key must be a string at line 1 column 2",
+        );
+        check_error(
+            "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Metadata: { eventfork: { replays: skip } }\n    Properties: { EventPattern: { a: [x] } }\n",
+            "Resources.R.Metadata.eventfork.replays: expected deliver or ignore, found skip",
         );
         check_error(
             "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      VisibilityTimeout: soon\n",
