@@ -101,6 +101,9 @@ impl HttpClient {
             .user_agent(concat!("eventfork-targets/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(connect_timeout)
             .timeout(request_timeout)
+            // A redirected POST comes back as a GET without its body: a 2xx to that would
+            // pass for a delivery that never happened. A redirect is a wrong endpoint.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(ClientError)?;
         Ok(HttpClient { client, retry })
@@ -148,7 +151,24 @@ impl HttpClient {
                     if status.is_success() {
                         return Ok(status);
                     }
-                    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                    if status.is_redirection() {
+                        let location = response
+                            .headers()
+                            .get(reqwest::header::LOCATION)
+                            .and_then(|value| value.to_str().ok())
+                            .unwrap_or("(no Location)");
+                        return Err(HandlerError::Rejected {
+                            service,
+                            status: status.as_u16(),
+                            message: format!(
+                                "redirected to {location}: configure the endpoint it points to"
+                            ),
+                        });
+                    }
+                    if status == StatusCode::TOO_MANY_REQUESTS
+                        || status == StatusCode::REQUEST_TIMEOUT
+                        || status.is_server_error()
+                    {
                         let retry_after = response
                             .headers()
                             .get(RETRY_AFTER)
@@ -207,10 +227,15 @@ pub(crate) fn tls_config() -> rustls::ClientConfig {
     CONFIG.clone()
 }
 
-/// Parses a `Retry-After` given in seconds. The HTTP-date form is not honoured (none of
-/// our services sends it); the backoff applies instead.
+/// The longest `Retry-After` taken as given: past any invocation's deadline, and small
+/// enough that adding it to an instant cannot overflow.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Parses a `Retry-After` given in seconds, at most [`MAX_RETRY_AFTER`]. The HTTP-date
+/// form is not honoured (none of our services sends it); the backoff applies instead.
 fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let seconds = value.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
 /// The service's error message from a response body: the usual JSON fields when present
@@ -294,6 +319,10 @@ mod tests {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(
+            parse_retry_after("18446744073709551615"),
+            Some(MAX_RETRY_AFTER)
+        );
     }
 
     #[test]

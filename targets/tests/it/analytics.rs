@@ -190,3 +190,63 @@ async fn a_400_is_permanent_and_not_retried() {
         .await;
     assert_eq!(failures(&response), ["m-400"]);
 }
+
+/// A redirect is not followed: a POST redirected by 302 would come back as a bodiless GET
+/// whose 2xx looked like a delivery. It is a permanent failure naming where it points.
+#[tokio::test]
+async fn a_redirect_is_a_wrong_endpoint_not_a_delivery() {
+    let (server, analytics) = segment().await;
+    track()
+        .respond_with(ResponseTemplate::new(302).insert_header("location", "/v2/track"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let body = signed_up("e-302", "u1", true);
+    let event = UserEvent::decode(&body).unwrap();
+    let error = analytics.handle(&event, deadline()).await.unwrap_err();
+    assert!(!error.is_retryable());
+    assert_eq!(
+        error.to_string(),
+        "analytics rejected the request with HTTP 302: redirected to /v2/track: configure the endpoint it points to"
+    );
+}
+
+/// 408 is retried like a 5xx; a Retry-After of a century is not waited for, and does not
+/// overflow the clock.
+#[tokio::test]
+async fn a_408_is_retried_and_a_huge_retry_after_gives_up_cleanly() {
+    let (server, analytics) = segment().await;
+    track()
+        .respond_with(ResponseTemplate::new(408))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    track()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "success": true })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let event = UserEvent::decode(&signed_up("e-408", "u1", true)).unwrap();
+    analytics.handle(&event, deadline()).await.unwrap();
+
+    let (server, analytics) = segment().await;
+    track()
+        .respond_with(
+            ResponseTemplate::new(503).insert_header("retry-after", "18446744073709551615"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = analytics.handle(&event, deadline()).await.unwrap_err();
+    assert!(error.is_retryable());
+    assert!(
+        error.to_string().contains("no time left to wait"),
+        "{error}"
+    );
+}
