@@ -238,22 +238,33 @@ pub struct RuntimeConfig {
 }
 
 impl RuntimeConfig {
-    /// Reads `IDEMPOTENCY_TABLE` (optional: without it the store is in memory) and
-    /// `IDEMPOTENCY_TTL_SECONDS` (optional, default 30 days).
+    /// Reads `IDEMPOTENCY_TABLE` (optional: without it the store is in memory) and how
+    /// long idempotency records live: `IDEMPOTENCY_TTL_SECONDS` if set, else a day longer
+    /// than `ARCHIVE_RETENTION_DAYS` (the archive's retention, so that a replay of its
+    /// oldest event still finds the record), else 31 days (a day past the default
+    /// retention of 30).
     pub fn from_env(env: &Env) -> Result<RuntimeConfig, ConfigError> {
-        let idempotency_table = env.optional("IDEMPOTENCY_TABLE")?.map(str::to_owned);
-        let idempotency_ttl = match env.optional("IDEMPOTENCY_TTL_SECONDS")? {
-            None => Duration::from_secs(30 * 24 * 3600),
-            Some(text) => match text.parse::<u64>() {
-                Ok(secs) if secs > 0 => Duration::from_secs(secs),
-                _ => {
-                    return Err(ConfigError::malformed(
-                        "IDEMPOTENCY_TTL_SECONDS",
-                        "expected a positive number of seconds",
-                    ));
-                }
-            },
+        const DAY: u64 = 24 * 3600;
+        let positive = |name: &'static str, what: &str| -> Result<Option<u64>, ConfigError> {
+            match env.optional(name)? {
+                None => Ok(None),
+                Some(text) => match text.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(Some(n)),
+                    _ => Err(ConfigError::malformed(
+                        name,
+                        format!("expected a positive number of {what}"),
+                    )),
+                },
+            }
         };
+        let idempotency_table = env.optional("IDEMPOTENCY_TABLE")?.map(str::to_owned);
+        let ttl_seconds = positive("IDEMPOTENCY_TTL_SECONDS", "seconds")?;
+        let retention_days = positive("ARCHIVE_RETENTION_DAYS", "days")?;
+        let idempotency_ttl = Duration::from_secs(match (ttl_seconds, retention_days) {
+            (Some(seconds), _) => seconds,
+            (None, Some(days)) => days.saturating_add(1).saturating_mul(DAY),
+            (None, None) => 31 * DAY,
+        });
         Ok(RuntimeConfig {
             idempotency_table,
             idempotency_ttl,
@@ -344,7 +355,25 @@ mod tests {
         assert_eq!(config.idempotency_table(), Some("t"));
         assert_eq!(
             config.idempotency_ttl(),
-            Duration::from_secs(30 * 24 * 3600)
+            Duration::from_secs(31 * 24 * 3600)
+        );
+        let config =
+            RuntimeConfig::from_env(&Env::from_pairs([("ARCHIVE_RETENTION_DAYS", "365")])).unwrap();
+        assert_eq!(
+            config.idempotency_ttl(),
+            Duration::from_secs(366 * 24 * 3600)
+        );
+        let config = RuntimeConfig::from_env(&Env::from_pairs([
+            ("ARCHIVE_RETENTION_DAYS", "365"),
+            ("IDEMPOTENCY_TTL_SECONDS", "60"),
+        ]))
+        .unwrap();
+        assert_eq!(config.idempotency_ttl(), Duration::from_secs(60));
+        let error = RuntimeConfig::from_env(&Env::from_pairs([("ARCHIVE_RETENTION_DAYS", "0")]))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "ARCHIVE_RETENTION_DAYS is malformed: expected a positive number of days"
         );
         let error =
             RuntimeConfig::from_env(&Env::from_pairs([("IDEMPOTENCY_TTL_SECONDS", "soon")]))

@@ -2,7 +2,7 @@
 //!
 //! Environment: `ANALYTICS_WRITE_KEY` (or `ANALYTICS_WRITE_KEY_SECRET_ARN`),
 //! `ANALYTICS_ENDPOINT` (optional), `IDEMPOTENCY_TABLE` (optional),
-//! `IDEMPOTENCY_TTL_SECONDS` (optional).
+//! `IDEMPOTENCY_TTL_SECONDS` or `ARCHIVE_RETENTION_DAYS` (optional).
 
 use std::process::ExitCode;
 

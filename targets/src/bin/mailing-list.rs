@@ -3,7 +3,7 @@
 //!
 //! Environment: `MAILCHIMP_API_KEY` (or `MAILCHIMP_API_KEY_SECRET_ARN`),
 //! `MAILCHIMP_LIST_ID`, `MAILCHIMP_API_BASE` (optional), `MAILCHIMP_STATUS_IF_NEW`
-//! (optional), `IDEMPOTENCY_TABLE` (optional), `IDEMPOTENCY_TTL_SECONDS` (optional).
+//! (optional), `IDEMPOTENCY_TABLE` (optional), `IDEMPOTENCY_TTL_SECONDS` or `ARCHIVE_RETENTION_DAYS` (optional).
 
 use std::process::ExitCode;
 

@@ -1,7 +1,7 @@
 //! The `slack` Lambda: announces each sign-up in a Slack channel.
 //!
 //! Environment: `SLACK_WEBHOOK_URL` (or `SLACK_WEBHOOK_URL_SECRET_ARN`),
-//! `IDEMPOTENCY_TABLE` (optional), `IDEMPOTENCY_TTL_SECONDS` (optional).
+//! `IDEMPOTENCY_TABLE` (optional), `IDEMPOTENCY_TTL_SECONDS` or `ARCHIVE_RETENTION_DAYS` (optional).
 
 use std::process::ExitCode;
 
