@@ -241,6 +241,9 @@ pub enum RecordError {
     /// The invocation ran out of time before the handler finished.
     #[error("the invocation deadline passed before the handler finished")]
     TimedOut,
+    /// The idempotency store did not answer the claim before the invocation deadline.
+    #[error("the idempotency store did not answer before the invocation deadline")]
+    StoreTimedOut,
     /// The handler panicked (a bug).
     #[error("the handler panicked")]
     Panicked,
@@ -253,7 +256,10 @@ impl RecordError {
         match self {
             RecordError::Decode(_) | RecordError::Panicked => false,
             RecordError::Handler(error) => error.is_retryable(),
-            RecordError::Store(_) | RecordError::InProgress | RecordError::TimedOut => true,
+            RecordError::Store(_)
+            | RecordError::InProgress
+            | RecordError::TimedOut
+            | RecordError::StoreTimedOut => true,
         }
     }
 }
@@ -443,7 +449,15 @@ impl<H: Handler> BatchDriver<H> {
         let store = &self.inner.store;
         let key = IdempotencyKey::new(self.inner.handler.target(), event.event_id());
         let expires_at = SystemTime::now() + self.inner.options.ttl;
-        match store.claim(&key, deadline.wall_clock(), expires_at).await? {
+        // The store's calls are bounded too: a stalled claim fails its record alone
+        // before the invocation's deadline, instead of timing out the whole batch.
+        let claim = tokio::time::timeout_at(
+            deadline.instant(),
+            store.claim(&key, deadline.wall_clock(), expires_at),
+        )
+        .await
+        .map_err(|_| RecordError::StoreTimedOut)??;
+        match claim {
             Claim::Acquired => {}
             Claim::Completed => {
                 info!(
@@ -461,29 +475,55 @@ impl<H: Handler> BatchDriver<H> {
         .await;
         match result {
             Ok(Ok(())) => {
-                if let Err(error) = store.complete(&key, expires_at).await {
+                let complete = tokio::time::timeout_at(
+                    self.bookkeeping_deadline(deadline),
+                    store.complete(&key, expires_at),
+                )
+                .await;
+                let failure = match complete {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => Some(error_chain(&error)),
+                    Err(_) => Some("no answer before the invocation deadline".to_owned()),
+                };
+                if let Some(failure) = failure {
                     // The side effect happened: failing the record now would repeat it.
                     // Until its lease ends, the key still suppresses duplicates.
-                    warn!(error = %error_chain(&error), "could not mark the event completed");
+                    warn!(error = %failure, "could not mark the event completed");
                 }
                 info!(detail_type = event.detail_type(), "delivered");
                 Ok(Outcome::Delivered)
             }
             Ok(Err(error)) => {
-                self.release(&key).await;
+                self.release(&key, deadline).await;
                 Err(error.into())
             }
             Err(_elapsed) => {
-                self.release(&key).await;
+                self.release(&key, deadline).await;
                 Err(RecordError::TimedOut)
             }
         }
     }
 
-    async fn release(&self, key: &IdempotencyKey) {
-        if let Err(error) = self.inner.store.release(key).await {
+    async fn release(&self, key: &IdempotencyKey, deadline: Deadline) {
+        let release = tokio::time::timeout_at(
+            self.bookkeeping_deadline(deadline),
+            self.inner.store.release(key),
+        )
+        .await;
+        let failure = match release {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error_chain(&error)),
+            Err(_) => Some("no answer before the invocation deadline".to_owned()),
+        };
+        if let Some(failure) = failure {
             // The claim then expires with its lease, at the invocation deadline.
-            warn!(error = %error_chain(&error), "could not release the idempotency key");
+            warn!(error = %failure, "could not release the idempotency key");
         }
+    }
+
+    /// How long the store calls after the handler may take: into half the safety margin
+    /// kept before the invocation's end, so that the response still goes out in time.
+    fn bookkeeping_deadline(&self, deadline: Deadline) -> tokio::time::Instant {
+        deadline.instant() + self.inner.options.safety_margin / 2
     }
 }

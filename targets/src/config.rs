@@ -213,8 +213,16 @@ impl Env {
     pub(crate) async fn aws(&self) -> &aws_config::SdkConfig {
         self.aws
             .get_or_init(|| {
+                // Bounded calls: an idempotency-store request that stalls must fail within
+                // the invocation, not run the Lambda into its timeout.
+                let timeouts = aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(1))
+                    .operation_attempt_timeout(Duration::from_secs(2))
+                    .operation_timeout(Duration::from_secs(4))
+                    .build();
                 let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .http_client(sdk_http_client());
+                    .http_client(sdk_http_client())
+                    .timeout_config(timeouts);
                 let has = |name| matches!(self.optional(name), Ok(Some(_)));
                 if has("AWS_ACCESS_KEY_ID") && has("AWS_SECRET_ACCESS_KEY") {
                     loader = loader.credentials_provider(

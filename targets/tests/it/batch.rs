@@ -326,3 +326,92 @@ fn fixture_round_trips() {
         ]
     );
 }
+
+/// A store that never answers: the stall of a DynamoDB call with no timeout.
+struct StalledStore;
+
+impl IdempotencyStore for StalledStore {
+    fn claim<'a>(
+        &'a self,
+        _: &'a IdempotencyKey,
+        _: SystemTime,
+        _: SystemTime,
+    ) -> StoreFuture<'a, Claim> {
+        Box::pin(std::future::pending())
+    }
+
+    fn complete<'a>(&'a self, _: &'a IdempotencyKey, _: SystemTime) -> StoreFuture<'a, ()> {
+        Box::pin(std::future::pending())
+    }
+
+    fn release<'a>(&'a self, _: &'a IdempotencyKey) -> StoreFuture<'a, ()> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// A claim that never answers fails its record (retryably) before the invocation's end;
+/// the batch answers in time instead of running the Lambda into its timeout.
+#[tokio::test]
+async fn a_stalled_store_fails_records_before_the_deadline() {
+    let driver = BatchDriver::new(Recorder::default(), Arc::new(StalledStore));
+    let started = std::time::Instant::now();
+    let report = driver
+        .process(
+            batch(&[("m1", &signed_up("e1", "u1", true))]),
+            Deadline::after(Duration::from_millis(1500)),
+        )
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    let error = report.records()[0].1.as_ref().unwrap_err();
+    assert!(matches!(error, RecordError::StoreTimedOut), "{error:?}");
+    assert!(error.is_retryable());
+    assert!(handled(&driver).is_empty());
+}
+
+/// A store that grants every claim, then never answers the completion.
+struct StallsAfterClaim;
+
+impl IdempotencyStore for StallsAfterClaim {
+    fn claim<'a>(
+        &'a self,
+        _: &'a IdempotencyKey,
+        _: SystemTime,
+        _: SystemTime,
+    ) -> StoreFuture<'a, Claim> {
+        Box::pin(async { Ok(Claim::Acquired) })
+    }
+
+    fn complete<'a>(&'a self, _: &'a IdempotencyKey, _: SystemTime) -> StoreFuture<'a, ()> {
+        Box::pin(std::future::pending())
+    }
+
+    fn release<'a>(&'a self, _: &'a IdempotencyKey) -> StoreFuture<'a, ()> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// After the side effect, a completion that never answers is given up within the
+/// safety margin: the record counts as delivered (failing it would repeat the effect), and
+/// the batch still answers before the invocation ends.
+#[tokio::test]
+async fn a_stalled_completion_does_not_hold_the_batch() {
+    let driver = BatchDriver::new(Recorder::default(), Arc::new(StallsAfterClaim));
+    let started = std::time::Instant::now();
+    let report = driver
+        .process(
+            batch(&[("m1", &signed_up("e1", "u1", true))]),
+            Deadline::after(Duration::from_millis(1500)),
+        )
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(report.records()[0].1, Ok(Outcome::Delivered)));
+    assert_eq!(handled(&driver).len(), 1);
+}
