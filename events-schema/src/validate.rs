@@ -14,18 +14,54 @@ use serde_json::{Map, Value};
 use crate::fields::{check_email, check_rfc3339};
 
 /// The first place where a JSON value breaks its schema.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {reason}")]
+///
+/// Where the value itself helps (an enum value, an IP address), it is kept apart from the
+/// reason: [`Violation::redacted`] drops it, for logs that must not hold event data.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     path: String,
     reason: String,
+    found: Option<String>,
 }
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.reason)?;
+        match &self.found {
+            Some(found) => write!(f, ", found {found}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for Violation {}
 
 impl Violation {
     pub(crate) fn new(path: &JsonPath<'_>, reason: impl Into<String>) -> Violation {
         Violation {
             path: path.to_string(),
             reason: reason.into(),
+            found: None,
+        }
+    }
+
+    /// A violation that quotes the offending value.
+    pub(crate) fn found(
+        path: &JsonPath<'_>,
+        reason: impl Into<String>,
+        value: impl fmt::Display,
+    ) -> Violation {
+        Violation {
+            found: Some(value.to_string()),
+            ..Violation::new(path, reason)
+        }
+    }
+
+    /// The same violation without the offending value: path and reason only.
+    pub fn redacted(&self) -> Violation {
+        Violation {
+            found: None,
+            ..self.clone()
         }
     }
 
@@ -92,17 +128,15 @@ pub(crate) fn validate(
     if let Some(allowed) = schema.get("const")
         && allowed != value
     {
-        return Err(Violation::new(
-            path,
-            format!("expected {allowed}, found {value}"),
-        ));
+        return Err(Violation::found(path, format!("expected {allowed}"), value));
     }
     if let Some(Value::Array(allowed)) = schema.get("enum")
         && !allowed.contains(value)
     {
-        return Err(Violation::new(
+        return Err(Violation::found(
             path,
-            format!("expected one of {}, found {value}", list(allowed)),
+            format!("expected one of {}", list(allowed)),
+            value,
         ));
     }
     if let Some(Value::Array(branches)) = schema.get("oneOf").or_else(|| schema.get("anyOf")) {
@@ -186,9 +220,10 @@ fn check_branches(
         .filter_map(|b| b.get("const").cloned())
         .collect();
     if constants.len() == branches.len() {
-        return Err(Violation::new(
+        return Err(Violation::found(
             path,
-            format!("expected one of {}, found {value}", list(&constants)),
+            format!("expected one of {}", list(&constants)),
+            value,
         ));
     }
     Err(first_error.unwrap_or_else(|| Violation::new(path, "matches no allowed form")))
@@ -225,14 +260,20 @@ fn check_string(
         Some("date-time") => check_rfc3339(text)
             .err()
             .map(|r| format!("invalid RFC 3339 timestamp {text:?}: {r}")),
-        Some("ipv4") => text
-            .parse::<std::net::Ipv4Addr>()
-            .err()
-            .map(|_| format!("not an IPv4 address: {text:?}")),
-        Some("ipv6") => text
-            .parse::<std::net::Ipv6Addr>()
-            .err()
-            .map(|_| format!("not an IPv6 address: {text:?}")),
+        Some("ipv4") if text.parse::<std::net::Ipv4Addr>().is_err() => {
+            return Err(Violation::found(
+                path,
+                "not an IPv4 address",
+                format!("{text:?}"),
+            ));
+        }
+        Some("ipv6") if text.parse::<std::net::Ipv6Addr>().is_err() => {
+            return Err(Violation::found(
+                path,
+                "not an IPv6 address",
+                format!("{text:?}"),
+            ));
+        }
         _ => None,
     };
     match format_error {

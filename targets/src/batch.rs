@@ -87,7 +87,9 @@ pub enum DecodeError {
 /// Parses `body` as JSON and validates it against the event catalogue.
 fn validated(body: &str) -> Result<(serde_json::Value, &'static str), DecodeError> {
     let value: serde_json::Value = serde_json::from_str(body).map_err(DecodeError::NotJson)?;
-    let event_type = events_schema::validate_envelope(&value).map_err(DecodeError::Invalid)?;
+    // Logged on failure: the path and reason, never the offending value (event data).
+    let event_type = events_schema::validate_envelope(&value)
+        .map_err(|violation| DecodeError::Invalid(violation.redacted()))?;
     Ok((value, event_type.detail_type()))
 }
 

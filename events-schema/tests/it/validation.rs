@@ -116,7 +116,7 @@ fn detail_violations() {
     check(
         LOGIN,
         |e| e["detail"]["ip_address"] = "300.1.1.1".into(),
-        "invalid: $.detail.ip_address: not an IPv4 address: \"300.1.1.1\"",
+        "invalid: $.detail.ip_address: not an IPv4 address, found \"300.1.1.1\"",
     );
     check(
         LOGIN,

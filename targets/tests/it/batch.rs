@@ -415,3 +415,28 @@ async fn a_stalled_completion_does_not_hold_the_batch() {
     assert!(matches!(report.records()[0].1, Ok(Outcome::Delivered)));
     assert_eq!(handled(&driver).len(), 1);
 }
+
+/// A record that fails validation is reported (and logged) by path and reason only: the
+/// offending value is event data, such as a malformed IP address or an email address
+/// where a plan belongs.
+#[tokio::test]
+async fn a_failed_validation_keeps_event_data_out_of_the_error() {
+    let driver = driver(Recorder::default());
+    let bad_ip = logged_in("e1", "u1").replace("2001:db8::1", "203.0.113.999");
+    let bad_plan = signed_up("e2", "u2", true).replace("\"team\"", "\"ada@example.com\"");
+    let report = driver
+        .process(batch(&[("m1", &bad_ip), ("m2", &bad_plan)]), deadline())
+        .await;
+    let chains: Vec<String> = report
+        .records()
+        .iter()
+        .map(|(_, result)| targets::error_chain(result.as_ref().unwrap_err()))
+        .collect();
+    assert_eq!(
+        chains,
+        [
+            "undecodable record: the body is not a valid eventfork event: $.detail.ip_address: not an IPv4 address",
+            "undecodable record: the body is not a valid eventfork event: $.detail.plan: expected one of \"free\", \"pro\", \"team\", \"enterprise\"",
+        ]
+    );
+}
