@@ -24,6 +24,16 @@ fn until(at: SystemTime) -> Duration {
     at.duration_since(SystemTime::now()).unwrap_or_default()
 }
 
+/// `at` in milliseconds since the epoch, the local bus clock's unit (it runs on the
+/// system clock outside tests).
+fn epoch_ms(at: SystemTime) -> i64 {
+    let ms = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
 fn store_error(
     operation: &'static str,
     key: &IdempotencyKey,
@@ -42,7 +52,7 @@ impl IdempotencyStore for LocalIdempotency {
         Box::pin(async move {
             let claim = self
                 .0
-                .claim(key.target(), key.event_id(), until(lease_until))
+                .claim_until(key.target(), key.event_id(), epoch_ms(lease_until))
                 .await
                 .map_err(|e| store_error("claim", key, e))?;
             Ok(match claim {
@@ -68,10 +78,14 @@ impl IdempotencyStore for LocalIdempotency {
         })
     }
 
-    fn release<'a>(&'a self, key: &'a IdempotencyKey) -> StoreFuture<'a, ()> {
+    fn release<'a>(
+        &'a self,
+        key: &'a IdempotencyKey,
+        lease_until: SystemTime,
+    ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.0
-                .release(key.target(), key.event_id())
+                .release_lease(key.target(), key.event_id(), epoch_ms(lease_until))
                 .await
                 .map_err(|e| store_error("release", key, e))
         })

@@ -453,9 +453,10 @@ impl<H: Handler> BatchDriver<H> {
         let expires_at = SystemTime::now() + self.inner.options.ttl;
         // The store's calls are bounded too: a stalled claim fails its record alone
         // before the invocation's deadline, instead of timing out the whole batch.
+        let lease_until = deadline.wall_clock();
         let claim = tokio::time::timeout_at(
             deadline.instant(),
-            store.claim(&key, deadline.wall_clock(), expires_at),
+            store.claim(&key, lease_until, expires_at),
         )
         .await
         .map_err(|_| RecordError::StoreTimedOut)??;
@@ -496,20 +497,20 @@ impl<H: Handler> BatchDriver<H> {
                 Ok(Outcome::Delivered)
             }
             Ok(Err(error)) => {
-                self.release(&key, deadline).await;
+                self.release(&key, lease_until, deadline).await;
                 Err(error.into())
             }
             Err(_elapsed) => {
-                self.release(&key, deadline).await;
+                self.release(&key, lease_until, deadline).await;
                 Err(RecordError::TimedOut)
             }
         }
     }
 
-    async fn release(&self, key: &IdempotencyKey, deadline: Deadline) {
+    async fn release(&self, key: &IdempotencyKey, lease_until: SystemTime, deadline: Deadline) {
         let release = tokio::time::timeout_at(
             self.bookkeeping_deadline(deadline),
-            self.inner.store.release(key),
+            self.inner.store.release(key, lease_until),
         )
         .await;
         let failure = match release {

@@ -119,9 +119,14 @@ pub trait IdempotencyStore: Send + Sync + 'static {
         expires_at: SystemTime,
     ) -> StoreFuture<'a, ()>;
 
-    /// Forgets an in-progress claim of `key` after a failed side effect. A completed key
-    /// is left alone.
-    fn release<'a>(&'a self, key: &'a IdempotencyKey) -> StoreFuture<'a, ()>;
+    /// Forgets the in-progress claim of `key` made until `lease_until`, after a failed side
+    /// effect. A completed key, or a claim someone made after that lease ended, is left
+    /// alone: releasing it would let a third delivery run beside the second.
+    fn release<'a>(
+        &'a self,
+        key: &'a IdempotencyKey,
+        lease_until: SystemTime,
+    ) -> StoreFuture<'a, ()>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,9 +185,14 @@ impl IdempotencyStore for MemoryStore {
         Box::pin(async { Ok(()) })
     }
 
-    fn release<'a>(&'a self, key: &'a IdempotencyKey) -> StoreFuture<'a, ()> {
+    fn release<'a>(
+        &'a self,
+        key: &'a IdempotencyKey,
+        lease_until: SystemTime,
+    ) -> StoreFuture<'a, ()> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if matches!(entries.get(key), Some((State::InProgress { .. }, _))) {
+        if matches!(entries.get(key), Some((State::InProgress { lease_until: held }, _)) if *held == lease_until)
+        {
             entries.remove(key);
         }
         Box::pin(async { Ok(()) })
@@ -328,18 +338,27 @@ impl IdempotencyStore for DynamoDbStore {
         })
     }
 
-    fn release<'a>(&'a self, key: &'a IdempotencyKey) -> StoreFuture<'a, ()> {
+    fn release<'a>(
+        &'a self,
+        key: &'a IdempotencyKey,
+        lease_until: SystemTime,
+    ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let delete = self
                 .client
                 .delete_item()
                 .table_name(&self.table)
                 .key("id", AttributeValue::S(key.to_string()))
-                .condition_expression("#status = :in_progress")
+                .condition_expression("#status = :in_progress AND #lease_until = :lease_until")
                 .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#lease_until", "lease_until")
                 .expression_attribute_values(
                     ":in_progress",
                     AttributeValue::S(STATUS_IN_PROGRESS.into()),
+                )
+                .expression_attribute_values(
+                    ":lease_until",
+                    AttributeValue::N(epoch_millis(lease_until)),
                 )
                 .send()
                 .await;
@@ -376,14 +395,19 @@ mod tests {
         let store = MemoryStore::default();
         let key = IdempotencyKey::new("slack", "event-1");
         let claim = |lease| store.claim(&key, lease, later(3600));
-        assert_eq!(claim(later(60)).await.unwrap(), Claim::Acquired);
+        let lease = later(60);
+        assert_eq!(claim(lease).await.unwrap(), Claim::Acquired);
         assert_eq!(claim(later(60)).await.unwrap(), Claim::InProgress);
-        store.release(&key).await.unwrap();
-        assert_eq!(claim(later(60)).await.unwrap(), Claim::Acquired);
+        // Only the lease's holder releases it.
+        store.release(&key, later(61)).await.unwrap();
+        assert_eq!(claim(later(60)).await.unwrap(), Claim::InProgress);
+        store.release(&key, lease).await.unwrap();
+        let lease = later(60);
+        assert_eq!(claim(lease).await.unwrap(), Claim::Acquired);
         store.complete(&key, later(3600)).await.unwrap();
         assert_eq!(claim(later(60)).await.unwrap(), Claim::Completed);
         // Releasing a completed key keeps it.
-        store.release(&key).await.unwrap();
+        store.release(&key, lease).await.unwrap();
         assert_eq!(claim(later(60)).await.unwrap(), Claim::Completed);
     }
 

@@ -367,6 +367,47 @@ impl Idempotency {
             .await
     }
 
+    /// Claims `(target, event_id)` until `lease_until_ms` (ms since the epoch, on the bus
+    /// clock): the lease [`Idempotency::release_lease`] names to release it.
+    pub async fn claim_until(
+        &self,
+        target: &str,
+        event_id: &str,
+        lease_until_ms: i64,
+    ) -> Result<Claim, StoreError> {
+        let (target, event_id) = (target.to_owned(), event_id.to_owned());
+        let now = self.store.clock().now_ms();
+        self.store
+            .call_relaxed(move |connection| {
+                claim(connection, &target, &event_id, now, lease_until_ms)
+            })
+            .await
+    }
+
+    /// Drops the in-progress claim of `(target, event_id)` made until `lease_until_ms`; a
+    /// completed record, or a later claim by someone else, is kept.
+    pub async fn release_lease(
+        &self,
+        target: &str,
+        event_id: &str,
+        lease_until_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (target, event_id) = (target.to_owned(), event_id.to_owned());
+        self.store
+            .call_relaxed(move |connection| {
+                connection
+                    .prepare_cached(
+                        "DELETE FROM idempotency
+                         WHERE target = ?1 AND event_id = ?2 AND state = 'in_progress'
+                           AND expires_at = ?3",
+                    )
+                    .and_then(|mut s| s.execute(params![target, event_id, lease_until_ms]))
+                    .map(drop)
+                    .map_err(StoreError::db("idempotency release"))
+            })
+            .await
+    }
+
     /// Marks `(target, event_id)` completed for `ttl`: claims within it answer
     /// [`Claim::AlreadyCompleted`].
     pub async fn complete(
@@ -488,6 +529,43 @@ mod tests {
         assert_eq!(claim("analytics", "e1").await, Claim::Claimed);
         clock.advance(Duration::from_secs(3600));
         assert_eq!(claim("slack", "e1").await, Claim::Claimed);
+    }
+
+    /// A lease is released by its holder only: after it ends and someone else claims, the
+    /// first holder's late release leaves the new claim alone.
+    #[tokio::test]
+    async fn a_late_release_keeps_the_next_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::manual(1_000_000);
+        let idempotency = Idempotency::new(Store::open(dir.path(), clock.clone()).unwrap());
+        let first = 1_000_000 + 10_000;
+        let claimed = idempotency.claim_until("slack", "e1", first).await.unwrap();
+        assert_eq!(claimed, Claim::Claimed);
+        clock.advance(Duration::from_secs(11));
+        let second = clock.now_ms() + 10_000;
+        let claimed = idempotency
+            .claim_until("slack", "e1", second)
+            .await
+            .unwrap();
+        assert_eq!(claimed, Claim::Claimed);
+        idempotency
+            .release_lease("slack", "e1", first)
+            .await
+            .unwrap();
+        let third = idempotency
+            .claim_until("slack", "e1", second + 1)
+            .await
+            .unwrap();
+        assert_eq!(third, Claim::InProgress);
+        idempotency
+            .release_lease("slack", "e1", second)
+            .await
+            .unwrap();
+        let third = idempotency
+            .claim_until("slack", "e1", second + 1)
+            .await
+            .unwrap();
+        assert_eq!(third, Claim::Claimed);
     }
 
     #[tokio::test]

@@ -255,7 +255,7 @@ impl IdempotencyStore for DownStore {
         Box::pin(async move { Err(StoreError::new("complete", key, "connection refused")) })
     }
 
-    fn release<'a>(&'a self, key: &'a IdempotencyKey) -> StoreFuture<'a, ()> {
+    fn release<'a>(&'a self, key: &'a IdempotencyKey, _: SystemTime) -> StoreFuture<'a, ()> {
         Box::pin(async move { Err(StoreError::new("release", key, "connection refused")) })
     }
 }
@@ -344,7 +344,7 @@ impl IdempotencyStore for StalledStore {
         Box::pin(std::future::pending())
     }
 
-    fn release<'a>(&'a self, _: &'a IdempotencyKey) -> StoreFuture<'a, ()> {
+    fn release<'a>(&'a self, _: &'a IdempotencyKey, _: SystemTime) -> StoreFuture<'a, ()> {
         Box::pin(std::future::pending())
     }
 }
@@ -389,7 +389,7 @@ impl IdempotencyStore for StallsAfterClaim {
         Box::pin(std::future::pending())
     }
 
-    fn release<'a>(&'a self, _: &'a IdempotencyKey) -> StoreFuture<'a, ()> {
+    fn release<'a>(&'a self, _: &'a IdempotencyKey, _: SystemTime) -> StoreFuture<'a, ()> {
         Box::pin(std::future::pending())
     }
 }

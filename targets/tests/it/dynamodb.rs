@@ -71,16 +71,21 @@ async fn dynamodb_store_lifecycle() {
     let table = create_table(&client, "idempotency").await;
     let store = DynamoDbStore::new(client.clone(), &table);
     let key = IdempotencyKey::new("slack", "6a7e8feb-b491-4cf7-a9f1-bf3703467718");
-    let claim = || store.claim(&key, later(60), later(3600));
+    let claim = |lease| store.claim(&key, lease, later(3600));
 
-    assert_eq!(claim().await.unwrap(), Claim::Acquired);
-    assert_eq!(claim().await.unwrap(), Claim::InProgress);
-    store.release(&key).await.unwrap();
-    assert_eq!(claim().await.unwrap(), Claim::Acquired);
+    let lease = later(60);
+    assert_eq!(claim(lease).await.unwrap(), Claim::Acquired);
+    assert_eq!(claim(later(60)).await.unwrap(), Claim::InProgress);
+    // Only the holder of the lease releases it: another lease's release is a no-op.
+    store.release(&key, later(120)).await.unwrap();
+    assert_eq!(claim(later(60)).await.unwrap(), Claim::InProgress);
+    store.release(&key, lease).await.unwrap();
+    let lease = later(60);
+    assert_eq!(claim(lease).await.unwrap(), Claim::Acquired);
     store.complete(&key, later(3600)).await.unwrap();
-    assert_eq!(claim().await.unwrap(), Claim::Completed);
-    store.release(&key).await.unwrap();
-    assert_eq!(claim().await.unwrap(), Claim::Completed);
+    assert_eq!(claim(later(60)).await.unwrap(), Claim::Completed);
+    store.release(&key, lease).await.unwrap();
+    assert_eq!(claim(later(60)).await.unwrap(), Claim::Completed);
 
     // The item has the documented shape.
     let item = client
