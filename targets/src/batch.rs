@@ -371,9 +371,9 @@ impl<H: Handler> BatchDriver<H> {
                     break;
                 };
                 let message_id = record.message_id.clone().unwrap_or_default();
-                // At warn level, so that a filter that shows only failures still shows
+                // At error level, so that a filter that shows only failures still shows
                 // which record failed.
-                let span = tracing::warn_span!(
+                let span = tracing::error_span!(
                     "record",
                     message_id = %message_id,
                     event_id = field::Empty,
