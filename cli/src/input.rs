@@ -8,6 +8,36 @@ use std::{
 
 use anyhow::{Context, Result};
 
+/// Calls `each` with every line of `reader` and its number (from 1): the bytes without the
+/// line end (`\n` or `\r\n`), and without a byte order mark on the first line. Bytes, not
+/// `String`s: a line that is not UTF-8 is that line's business, not the end of the file.
+/// `path` names the input in a read error.
+pub(crate) fn each_line(
+    reader: &mut dyn BufRead,
+    path: &Path,
+    mut each: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut line = Vec::new();
+    for line_number in 1.. {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read line {line_number} of {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        let text = if line_number == 1 {
+            strip_bom(text)
+        } else {
+            text
+        };
+        each(line_number, text)?;
+    }
+    Ok(())
+}
+
 /// Opens `path` for buffered reading; `-` is stdin.
 pub(crate) fn open(path: &Path) -> Result<Box<dyn BufRead>> {
     if path == Path::new("-") {

@@ -1,7 +1,7 @@
 //! `eventfork pattern test|explain`: try an event pattern offline.
 
 use std::{
-    io::{self, BufRead, Read, Write},
+    io::{self, Read, Write},
     path::{Path, PathBuf},
 };
 
@@ -172,25 +172,10 @@ fn evaluate_case(line: &[u8]) -> String {
 fn test_cases(path: &Path) -> Result<Outcome> {
     let mut reader = input::open(path)?;
     let mut stdout = io::BufWriter::new(io::stdout().lock());
-    let mut line = Vec::new();
-    for line_number in 1.. {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("cannot read line {line_number} of {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        // Bytes, not a `String`: a line that is not UTF-8 is that line's error.
-        let case = line.strip_suffix(b"\n").unwrap_or(&line);
-        let case = case.strip_suffix(b"\r").unwrap_or(case);
-        let case = if line_number == 1 {
-            input::strip_bom(case)
-        } else {
-            case
-        };
+    input::each_line(&mut reader, path, |_, case| {
         writeln!(stdout, "{}", evaluate_case(case))?;
-    }
+        Ok(())
+    })?;
     stdout.flush()?;
     Ok(Outcome::Success)
 }

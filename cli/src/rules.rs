@@ -3,7 +3,7 @@
 use std::{
     collections::BTreeMap,
     fmt,
-    io::{self, BufRead, Write},
+    io::{self, Write},
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -281,26 +281,11 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
     let plain = rules.iter().all(|(name, _)| is_plain(name));
     let mut reader = input::open(events_path)?;
     let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    let mut line = Vec::new();
     let mut out = Vec::with_capacity(256);
     let (mut n_events, mut n_errors) = (0u64, 0u64);
     let started = Instant::now();
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("cannot read {}", events_path.display()))?;
-        if n == 0 {
-            break;
-        }
-        n_events += 1;
-        let event = line.strip_suffix(b"\n").unwrap_or(&line);
-        let event = event.strip_suffix(b"\r").unwrap_or(event);
-        let event = if n_events == 1 {
-            input::strip_bom(event)
-        } else {
-            event
-        };
+    input::each_line(&mut reader, events_path, |line_number, event| {
+        n_events = line_number;
         out.clear();
         match matcher.matches(event) {
             Ok(names) if json => {
@@ -325,7 +310,8 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
         }
         out.push(b'\n');
         stdout.write_all(&out)?;
-    }
+        Ok(())
+    })?;
     stdout.flush()?;
     let seconds = started.elapsed().as_secs_f64();
     let rate = if seconds > 0.0 {

@@ -2,7 +2,7 @@
 
 use std::{
     fs,
-    io::{self, BufRead, Write},
+    io::{self, Write},
     path::{Path, PathBuf},
 };
 
@@ -79,22 +79,9 @@ fn validate(file: &Path) -> Result<Outcome> {
     let mut reader = crate::input::open(file)?;
     let mut stdout = io::BufWriter::new(io::stdout().lock());
     let mut n_invalid = 0usize;
-    let mut line = Vec::new();
-    for line_number in 1.. {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        if n == 0 {
-            break;
-        }
-        let text = if line_number == 1 {
-            crate::input::strip_bom(&line)
-        } else {
-            &line
-        };
+    crate::input::each_line(&mut reader, file, |line_number, text| {
         if text.trim_ascii().is_empty() {
-            continue;
+            return Ok(());
         }
         let verdict = match serde_json::from_slice::<Value>(text) {
             Err(error) => Err(format!("line {line_number}: not JSON: {error}")),
@@ -109,7 +96,8 @@ fn validate(file: &Path) -> Result<Outcome> {
                 writeln!(stdout, "invalid: {reason}")?;
             }
         }
-    }
+        Ok(())
+    })?;
     stdout.flush()?;
     Ok(if n_invalid == 0 {
         Outcome::Success

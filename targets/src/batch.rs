@@ -478,17 +478,8 @@ impl<H: Handler> BatchDriver<H> {
         .await;
         match result {
             Ok(Ok(())) => {
-                let complete = tokio::time::timeout_at(
-                    self.bookkeeping_deadline(deadline),
-                    store.complete(&key, expires_at),
-                )
-                .await;
-                let failure = match complete {
-                    Ok(Ok(())) => None,
-                    Ok(Err(error)) => Some(error_chain(&error)),
-                    Err(_) => Some("no answer before the invocation deadline".to_owned()),
-                };
-                if let Some(failure) = failure {
+                let complete = store.complete(&key, expires_at);
+                if let Some(failure) = self.after_handler(deadline, complete).await {
                     // The side effect happened: failing the record now would repeat it.
                     // Until its lease ends, the key still suppresses duplicates.
                     warn!(error = %failure, "could not mark the event completed");
@@ -508,25 +499,26 @@ impl<H: Handler> BatchDriver<H> {
     }
 
     async fn release(&self, key: &IdempotencyKey, lease_until: SystemTime, deadline: Deadline) {
-        let release = tokio::time::timeout_at(
-            self.bookkeeping_deadline(deadline),
-            self.inner.store.release(key, lease_until),
-        )
-        .await;
-        let failure = match release {
-            Ok(Ok(())) => None,
-            Ok(Err(error)) => Some(error_chain(&error)),
-            Err(_) => Some("no answer before the invocation deadline".to_owned()),
-        };
-        if let Some(failure) = failure {
+        let release = self.inner.store.release(key, lease_until);
+        if let Some(failure) = self.after_handler(deadline, release).await {
             // The claim then expires with its lease, at the invocation deadline.
             warn!(error = %failure, "could not release the idempotency key");
         }
     }
 
-    /// How long the store calls after the handler may take: into half the safety margin
-    /// kept before the invocation's end, so that the response still goes out in time.
-    fn bookkeeping_deadline(&self, deadline: Deadline) -> tokio::time::Instant {
-        deadline.instant() + self.inner.options.safety_margin / 2
+    /// Runs a store call that follows the handler, within half the safety margin kept
+    /// before the invocation's end (so that the response still goes out in time); says
+    /// what went wrong, if anything.
+    async fn after_handler(
+        &self,
+        deadline: Deadline,
+        call: crate::idempotency::StoreFuture<'_, ()>,
+    ) -> Option<String> {
+        let until = deadline.instant() + self.inner.options.safety_margin / 2;
+        match tokio::time::timeout_at(until, call).await {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error_chain(&error)),
+            Err(_) => Some("no answer before the invocation deadline".to_owned()),
+        }
     }
 }

@@ -538,34 +538,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let clock = Clock::manual(1_000_000);
         let idempotency = Idempotency::new(Store::open(dir.path(), clock.clone()).unwrap());
-        let first = 1_000_000 + 10_000;
-        let claimed = idempotency.claim_until("slack", "e1", first).await.unwrap();
-        assert_eq!(claimed, Claim::Claimed);
+        let claim = |lease_until: i64| {
+            let idempotency = idempotency.clone();
+            async move {
+                idempotency
+                    .claim_until("slack", "e1", lease_until)
+                    .await
+                    .unwrap()
+            }
+        };
+        let release = |lease_until: i64| {
+            let idempotency = idempotency.clone();
+            async move {
+                idempotency
+                    .release_lease("slack", "e1", lease_until)
+                    .await
+                    .unwrap()
+            }
+        };
+        let first = clock.now_ms() + 10_000;
+        assert_eq!(claim(first).await, Claim::Claimed);
         clock.advance(Duration::from_secs(11));
         let second = clock.now_ms() + 10_000;
-        let claimed = idempotency
-            .claim_until("slack", "e1", second)
-            .await
-            .unwrap();
-        assert_eq!(claimed, Claim::Claimed);
-        idempotency
-            .release_lease("slack", "e1", first)
-            .await
-            .unwrap();
-        let third = idempotency
-            .claim_until("slack", "e1", second + 1)
-            .await
-            .unwrap();
-        assert_eq!(third, Claim::InProgress);
-        idempotency
-            .release_lease("slack", "e1", second)
-            .await
-            .unwrap();
-        let third = idempotency
-            .claim_until("slack", "e1", second + 1)
-            .await
-            .unwrap();
-        assert_eq!(third, Claim::Claimed);
+        assert_eq!(claim(second).await, Claim::Claimed);
+        release(first).await;
+        assert_eq!(claim(second + 1).await, Claim::InProgress);
+        release(second).await;
+        assert_eq!(claim(second + 1).await, Claim::Claimed);
     }
 
     #[tokio::test]
