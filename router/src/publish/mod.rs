@@ -187,7 +187,9 @@ impl PublishError {
         }
     }
 
-    /// True when the event was refused before any network call: too large, or not valid.
+    /// True when the event itself was refused before any network call: too large, or not
+    /// valid. (An [`PublishError::Unavailable`] event was not sent either, but sending it
+    /// again later may succeed.)
     pub fn is_local(&self) -> bool {
         matches!(
             self,
