@@ -651,6 +651,25 @@ fn render_target(out: &mut String, target: &Target, rules: &[&Rule], settings: &
       TreatMissingData: notBreaching
       AlarmActions:
         - !Ref AlarmTopic
+  {logical_id}LostEventsAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmDescription: EventBridge could deliver events of rule {name} neither to its queue nor to its dead-letter queue; they are lost (replay them from the archive).
+      Namespace: AWS/Events
+      MetricName: InvocationsFailedToBeSentToDlq
+      Dimensions:
+        - Name: EventBusName
+          Value: !Ref EventBus
+        - Name: RuleName
+          Value: !Sub '${{AWS::StackName}}-{name}'
+      Statistic: Sum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+      AlarmActions:
+        - !Ref AlarmTopic
 ",
             name = rule.name(),
             description = yaml_quote(rule.description()),
