@@ -23,6 +23,10 @@ use crate::Outcome;
 ///
 /// Uses the standard AWS configuration: credentials chain, AWS_REGION, AWS_ENDPOINT_URL.
 ///
+/// A window that ends less than 10 minutes ago gets a warning: events take a few minutes
+/// to reach the archive. Ctrl-C or --timeout stops the waiting, not the replay, which goes
+/// on in EventBridge (the message says how to cancel it).
+///
 /// Exit status: 0 when the replay completed (or, with --no-wait, started; with --dry-run,
 /// is valid), 2 otherwise.
 ///
@@ -85,6 +89,13 @@ async fn replay(args: Args) -> Result<Outcome> {
         .with_context(|| format!("cannot plan a replay of archive {}", args.archive))?;
     let mut stdout = io::stdout().lock();
     writeln!(stdout, "{plan}")?;
+    if plan.ends_too_recently() {
+        eprintln!(
+            "eventfork: the window ends less than {} minutes ago: events take a few minutes to \
+             reach the archive, and the replay may miss its latest ones",
+            router::replay::ARCHIVE_DELAY.as_secs() / 60
+        );
+    }
     if args.dry_run {
         return Ok(Outcome::Success);
     }
@@ -97,13 +108,19 @@ async fn replay(args: Args) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
     eprintln!("eventfork: waiting for replay {} to end", plan.name());
-    let status = replayer
-        .wait(
-            plan.name(),
-            Duration::from_secs(5),
-            Duration::from_secs(args.timeout),
-        )
-        .await?;
+    let wait = replayer.wait(
+        plan.name(),
+        Duration::from_secs(5),
+        Duration::from_secs(args.timeout),
+    );
+    let status = tokio::select! {
+        status = wait => status?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!(
+            "stopped waiting; replay {name} goes on in EventBridge (stop it with \
+             `aws events cancel-replay --replay-name {name}`)",
+            name = plan.name()
+        ),
+    };
     match status.reason() {
         Some(reason) => writeln!(
             stdout,

@@ -32,7 +32,7 @@ use std::{
 };
 
 use aws_sdk_eventbridge::{
-    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+    error::{ProvideErrorMetadata, SdkError},
     primitives::{DateTime, DateTimeFormat},
     types::{ReplayDestination, ReplayState},
 };
@@ -63,8 +63,21 @@ pub enum ReplayError {
         /// The service's message, with its causes.
         message: String,
     },
-    /// The replay did not finish in time.
-    #[error("replay {name} is still {state} after {waited:?}")]
+    /// An archive or rule given by ARN is not where this configuration looks: another
+    /// region or account for the archive, another bus for a rule.
+    #[error("{given} is not {expected}: {hint}")]
+    Elsewhere {
+        /// The ARN given.
+        given: String,
+        /// What it should have been.
+        expected: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// The replay did not finish in time; it goes on in EventBridge.
+    #[error(
+        "replay {name} is still {state} after {waited:?}; it goes on in EventBridge (stop it with `aws events cancel-replay --replay-name {name}`)"
+    )]
     StillRunning {
         /// The replay's name.
         name: String,
@@ -87,13 +100,17 @@ where
     ReplayError::Aws {
         operation,
         code,
-        message: DisplayErrorContext(&error).to_string(),
+        message: crate::publish::error_causes(&error),
     }
 }
 
-/// Parses an RFC 3339 time such as `2026-11-27T09:00:00Z`.
+/// How long events may take to reach an archive: a replay whose window ends later than
+/// this before now may miss the latest (EventBridge's advice is to wait).
+pub const ARCHIVE_DELAY: Duration = Duration::from_secs(600);
+
+/// Parses an RFC 3339 time such as `2026-11-27T09:00:00Z` or `2026-11-27T10:00:00+01:00`.
 pub fn parse_time(text: &str) -> Result<SystemTime, ReplayError> {
-    DateTime::from_str(text, DateTimeFormat::DateTime)
+    DateTime::from_str(text, DateTimeFormat::DateTimeWithOffset)
         .ok()
         .and_then(|t| SystemTime::try_from(t).ok())
         .ok_or_else(|| ReplayError::BadTime {
@@ -172,9 +189,15 @@ impl ReplayPlan {
     pub fn rule_arns(&self) -> &[String] {
         &self.rule_arns
     }
-    /// How many events the whole archive holds (not only the window).
+    /// How many events the whole archive holds (not only the window; EventBridge updates
+    /// the count about daily).
     pub fn n_archived_events(&self) -> i64 {
         self.n_archived_events
+    }
+    /// Whether the window ends less than [`ARCHIVE_DELAY`] ago: events from its last
+    /// minutes may not have reached the archive yet, and would be missed.
+    pub fn ends_too_recently(&self) -> bool {
+        self.to + ARCHIVE_DELAY > SystemTime::now()
     }
 }
 
@@ -259,14 +282,14 @@ impl Replayer {
     pub async fn plan(&self, request: &ReplayRequest) -> Result<ReplayPlan, ReplayError> {
         if request.from >= request.to {
             return Err(ReplayError::BadWindow(format!(
-                "--from {} is not before --to {}",
+                "its start {} is not before its end {}",
                 format_time(request.from),
                 format_time(request.to)
             )));
         }
         if request.to > SystemTime::now() + Duration::from_secs(60) {
             return Err(ReplayError::BadWindow(format!(
-                "--to {} is in the future",
+                "its end {} is in the future",
                 format_time(request.to)
             )));
         }
@@ -297,23 +320,51 @@ impl Replayer {
             .await
             .map_err(|e| aws_error("DescribeArchive", e))?;
         let archive_arn = archive.archive_arn().unwrap_or_default().to_owned();
+        // DescribeArchive takes a name: an ARN's region and account must be this client's.
+        if request.archive.starts_with("arn:") && request.archive != archive_arn {
+            return Err(ReplayError::Elsewhere {
+                given: request.archive.clone(),
+                expected: format!("the archive of that name here, {archive_arn}"),
+                hint: "use the region and account of the ARN (AWS_REGION, credentials)",
+            });
+        }
         let bus_arn = archive.event_source_arn().unwrap_or_default().to_owned();
         let bus_name = bus_arn.rsplit('/').next().unwrap_or_default().to_owned();
         let mut rule_arns = Vec::new();
         for rule in &request.rules {
-            if rule.starts_with("arn:") {
-                rule_arns.push(rule.clone());
-                continue;
-            }
+            // A rule ARN reads `…:rule/<bus>/<name>`, or `…:rule/<name>` on the default bus;
+            // it must be on the archive's bus, and exist.
+            let name = match rule.split_once(":rule/") {
+                None => rule.as_str(),
+                Some((_, path)) => {
+                    let (bus, name) = path.rsplit_once('/').unwrap_or(("default", path));
+                    if bus != bus_name {
+                        return Err(ReplayError::Elsewhere {
+                            given: rule.clone(),
+                            expected: format!("a rule on the archive's bus {bus_name}"),
+                            hint: "an archive replays onto its own bus only",
+                        });
+                    }
+                    name
+                }
+            };
             let described = self
                 .client
                 .describe_rule()
-                .name(rule)
+                .name(name)
                 .event_bus_name(&bus_name)
                 .send()
                 .await
                 .map_err(|e| aws_error("DescribeRule", e))?;
-            rule_arns.push(described.arn().unwrap_or_default().to_owned());
+            let arn = described.arn().unwrap_or_default().to_owned();
+            if rule.starts_with("arn:") && *rule != arn {
+                return Err(ReplayError::Elsewhere {
+                    given: rule.clone(),
+                    expected: format!("the rule of that name here, {arn}"),
+                    hint: "use the region and account of the ARN (AWS_REGION, credentials)",
+                });
+            }
+            rule_arns.push(arn);
         }
         Ok(ReplayPlan {
             name,
@@ -385,14 +436,15 @@ impl Replayer {
             if status.is_final() {
                 return Ok(status);
             }
-            if started.elapsed() >= timeout {
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
                 return Err(ReplayError::StillRunning {
                     name: name.to_owned(),
                     state: status.state,
                     waited: started.elapsed(),
                 });
             }
-            tokio::time::sleep(poll).await;
+            tokio::time::sleep(poll.min(left)).await;
         }
     }
 }
@@ -405,6 +457,8 @@ mod tests {
     fn times_parse_as_rfc3339() {
         let time = parse_time("2026-11-27T09:00:00Z").unwrap();
         assert_eq!(format_time(time), "2026-11-27T09:00:00Z");
+        let offset = parse_time("2026-11-27T10:00:00+01:00").unwrap();
+        assert_eq!(format_time(offset), "2026-11-27T09:00:00Z");
         let error = parse_time("yesterday").unwrap_err();
         assert_eq!(
             error.to_string(),

@@ -39,6 +39,7 @@ use tokio::{
 };
 
 pub use entry::{Batch, BatchPlan, Entry, MAX_ENTRIES_PER_REQUEST, Oversize};
+pub(crate) use transport::causes as error_causes;
 pub use transport::{BoxFuture, EntryResult, RequestError, Transport};
 
 /// The PutEvents request size limit of the EventBridge documentation, 256 KiB.

@@ -222,7 +222,7 @@ fn request_entry(bus: &str, entry: &Entry) -> Result<PutEventsRequestEntry, Stri
 
 /// An SDK error and its causes, each once, without the debug dumps that
 /// `DisplayErrorContext` appends: "dispatch failure: io error: … Connection refused".
-fn causes(error: &dyn std::error::Error) -> String {
+pub(crate) fn causes(error: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = vec![error.to_string()];
     let mut source = error.source();
     while let Some(cause) = source {

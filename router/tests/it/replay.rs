@@ -65,6 +65,27 @@ async fn replayed_events_reach_the_rules_again_with_their_replay_name() {
     assert_eq!(plan.bus_arn(), bus_arn);
     assert_eq!(plan.rule_arns().len(), 1);
     assert!(plan.rule_arns()[0].ends_with(&rule), "{plan}");
+    // The window ends now: events may still be on their way to the archive.
+    assert!(plan.ends_too_recently());
+    // By ARN: the archive's and the rule's own ARNs plan the same replay; an archive ARN
+    // of another region, or a rule on another bus, is refused before anything starts.
+    let by_arn = ReplayRequest::new(plan.archive_arn(), start, SystemTime::now())
+        .rule(&plan.rule_arns()[0])
+        .name(format!("{bus}-r0"));
+    let planned = replayer.plan(&by_arn).await.unwrap();
+    assert_eq!(planned.rule_arns(), plan.rule_arns());
+    let other_region = plan.archive_arn().replace(":us-east-1:", ":eu-west-1:");
+    let elsewhere = ReplayRequest::new(&other_region, start, SystemTime::now());
+    assert!(matches!(
+        replayer.plan(&elsewhere).await,
+        Err(ReplayError::Elsewhere { .. })
+    ));
+    let other_bus = plan.rule_arns()[0].replace(&format!("rule/{bus}/"), "rule/other-bus/");
+    let elsewhere = ReplayRequest::new(&archive, start, SystemTime::now()).rule(&other_bus);
+    assert!(matches!(
+        replayer.plan(&elsewhere).await,
+        Err(ReplayError::Elsewhere { .. })
+    ));
     replayer.start(&plan).await.unwrap();
     let status = replayer
         .wait(
