@@ -62,11 +62,17 @@ pub(crate) async fn sdk_config() -> Result<SdkConfig> {
         );
     }
     if let Err(why) = credentials {
-        bail!(
-            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
-             AWS_PROFILE; for the local bus, set AWS_ENDPOINT_URL=http://127.0.0.1:4010 \
-             ({why})"
-        );
+        match std::env::var("AWS_PROFILE") {
+            Ok(profile) => bail!(
+                "no AWS credentials from profile {profile}: {why} (an SSO profile needs \
+                 `aws sso login --profile {profile}` first)"
+            ),
+            Err(_) => bail!(
+                "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+                 AWS_PROFILE; for the local bus, set AWS_ENDPOINT_URL=http://127.0.0.1:4010 \
+                 ({why})"
+            ),
+        }
     }
     Ok(config)
 }
