@@ -40,6 +40,10 @@ use tokio::sync::mpsc;
 /// counted) rather than slowing sign-ups down.
 const QUEUE_CAPACITY: usize = 10_000;
 
+/// How long a stopping service keeps publishing what is queued: orchestrators kill a
+/// process some time after SIGTERM (ECS and Kubernetes after 30 s by default).
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The service's configuration, read from the environment once at start-up.
 struct Config {
     bus: String,
@@ -197,16 +201,53 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         receiver,
         Arc::clone(&stats),
     ));
+    let mut background = background;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, bus = %config.bus, "signing users up");
-    axum::serve(listener, app(sender, stats))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-    // The server, and with it the queue's sender, is gone: publish what is left.
-    background.await?;
+    let server = axum::serve(listener, app(sender, Arc::clone(&stats)))
+        .with_graceful_shutdown(stop_signal())
+        .into_future();
+    tokio::select! {
+        served = server => served?,
+        // The publisher ends only when the queue closes: earlier, it died, and every
+        // later event would be dropped. Stop, so that the orchestrator restarts us.
+        ended = &mut background => {
+            tracing::error!(?ended, "the background publisher stopped; shutting down");
+            return Err("the background publisher stopped".into());
+        }
+    }
+    // The server, and with it the queue's sender, is gone: publish what is left, for as
+    // long as the orchestrator is likely to wait.
+    match tokio::time::timeout(DRAIN_TIMEOUT, background).await {
+        Ok(joined) => joined?,
+        Err(_) => tracing::error!(
+            published = stats.published.load(Ordering::Relaxed),
+            "still publishing after {DRAIN_TIMEOUT:?}: the events still queued are lost \
+             (README: a transactional outbox loses none)"
+        ),
+    }
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM: what ECS, Kubernetes and systemd send to stop a service.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 #[cfg(test)]
