@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub enum FieldError {
     /// A user id was empty or only white space.
-    #[error("user id must not be empty")]
+    #[error("user id must not be empty or only white space")]
     EmptyUserId,
-    /// A user id was longer than [`UserId::MAX_LEN`] bytes.
-    #[error("user id is {len} bytes long, the limit is {max}", max = UserId::MAX_LEN)]
+    /// A user id was longer than [`UserId::MAX_LEN`] characters.
+    #[error("user id is {len} characters long, the limit is {max}", max = UserId::MAX_LEN)]
     UserIdTooLong {
-        /// The length found, in bytes.
+        /// The length found, in characters.
         len: usize,
     },
     /// An email address was not syntactically valid.
@@ -35,13 +35,14 @@ pub enum FieldError {
     },
 }
 
-/// A user's id in the product: non-empty, at most 128 bytes, no surrounding white space.
+/// A user's id in the product: not empty nor only white space, at most 128 characters (as
+/// the schema's `maxLength` counts them). It is kept as given.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct UserId(String);
 
 impl UserId {
-    /// The longest id accepted, in bytes.
+    /// The longest id accepted, in characters.
     pub const MAX_LEN: usize = 128;
 
     /// Validates `id`.
@@ -50,8 +51,9 @@ impl UserId {
         if id.trim().is_empty() {
             return Err(FieldError::EmptyUserId);
         }
-        if id.len() > Self::MAX_LEN {
-            return Err(FieldError::UserIdTooLong { len: id.len() });
+        let len = id.chars().count();
+        if len > Self::MAX_LEN {
+            return Err(FieldError::UserIdTooLong { len });
         }
         Ok(UserId(id))
     }
@@ -375,6 +377,18 @@ mod tests {
     #[track_caller]
     fn check_email_verdict(address: &str, expect: Result<(), &str>) {
         assert_eq!(check_email(address), expect, "{address}");
+    }
+
+    /// The length limit counts characters, as the schema's `maxLength` does.
+    #[test]
+    fn user_ids() {
+        assert!(UserId::new("é".repeat(128)).is_ok());
+        assert_eq!(
+            UserId::new("é".repeat(129)).unwrap_err().to_string(),
+            "user id is 129 characters long, the limit is 128"
+        );
+        assert!(matches!(UserId::new(" \t"), Err(FieldError::EmptyUserId)));
+        assert_eq!(UserId::new(" u ").unwrap().as_str(), " u ");
     }
 
     #[test]

@@ -503,7 +503,7 @@ fn lint_rule(rule: &LintRule, limits: &Limits, findings: &mut Vec<Finding>) {
     let Some(pattern) = rule.pattern.as_object() else {
         return;
     };
-    if !rule.delivers_replays && !mentions_field(pattern, "replay-name") {
+    if !rule.delivers_replays && !excludes_replays(pattern) {
         push(
             Severity::Warning,
             "replay-unguarded",
@@ -562,15 +562,21 @@ fn expand(object: &Map<String, Value>, prefix: &[String], branches: &mut Vec<Bra
     }
 }
 
-fn mentions_field(object: &Map<String, Value>, field: &str) -> bool {
-    object.iter().any(|(key, value)| {
-        key == field
-            || (key == "$or"
-                && value.as_array().is_some_and(|alts| {
-                    alts.iter()
-                        .filter_map(Value::as_object)
-                        .all(|a| mentions_field(a, field))
-                }))
+/// Whether no replayed event can match: in every `$or` alternative, `replay-name` (a
+/// string on every replay) has only conditions no string meets: `{"exists": false}`, or a
+/// literal null, number or boolean. `[{"exists": true}]` or a prefix selects replays.
+fn excludes_replays(pattern: &Map<String, Value>) -> bool {
+    let no_string_matches = |condition: &Value| match condition {
+        Value::Null | Value::Bool(_) | Value::Number(_) => true,
+        Value::Object(operator) => {
+            operator.len() == 1 && operator.get("exists") == Some(&Value::Bool(false))
+        }
+        _ => false,
+    };
+    or_branches(pattern).iter().all(|branch| {
+        branch.iter().any(|(path, conditions)| {
+            *path == ["replay-name"] && conditions.iter().all(no_string_matches)
+        })
     })
 }
 
@@ -1033,11 +1039,15 @@ mod tests {
             check(&[
                 LintRule::new("live", json!({"detail-type": ["UserSignedUp"]})),
                 LintRule::new("guarded", json!({"detail-type": ["UserSignedUp"], "replay-name": [{"exists": false}]})),
+                LintRule::new("replays-only", json!({"detail-type": ["UserSignedUp"], "replay-name": [{"exists": true}]})),
+                LintRule::new("half-guarded", json!({"$or": [{"replay-name": [{"exists": false}]}, {"source": ["x"]}]})),
                 LintRule::new("broken", json!({"detail-type": []})),
                 LintRule::new("object", json!({"detail-type": ["UserSignedUp"], "detail": {"email": [{"prefix": 3}]}})).delivers_replays(true),
             ]),
             @r#"
         warning[replay-unguarded] live: pattern: the rule also fires on archive replays; add "replay-name": [{"exists": false}], or declare its targets idempotent (Metadata: eventfork: replays: deliver)
+        warning[replay-unguarded] replays-only: pattern: the rule also fires on archive replays; add "replay-name": [{"exists": false}], or declare its targets idempotent (Metadata: eventfork: replays: deliver)
+        warning[replay-unguarded] half-guarded: pattern: the rule also fires on archive replays; add "replay-name": [{"exists": false}], or declare its targets idempotent (Metadata: eventfork: replays: deliver)
         error[invalid-pattern] broken: pattern: $.detail-type: Empty arrays are not allowed
         error[invalid-pattern] object: pattern: $.detail.email[0].prefix: prefix match pattern must be a string
         "#

@@ -72,14 +72,20 @@ fn a_detail_of_the_wrong_type_does_not_deserialize() {
 #[test]
 fn invalid_fields_are_refused_at_construction() {
     let empty = UserSignedUp::builder("  ", "ada@example.com").unwrap_err();
-    assert_eq!(empty.to_string(), "user id must not be empty");
+    assert_eq!(
+        empty.to_string(),
+        "user id must not be empty or only white space"
+    );
     let bad_email = UserSignedUp::builder("user-1", "ada@example").unwrap_err();
     assert_eq!(
         bad_email.to_string(),
         "invalid email address: domain has no '.'"
     );
     let login = UserLoggedIn::builder("", "10.0.0.1".parse().unwrap()).unwrap_err();
-    assert_eq!(login.to_string(), "user id must not be empty");
+    assert_eq!(
+        login.to_string(),
+        "user id must not be empty or only white space"
+    );
     let time = Timestamp::parse("yesterday").unwrap_err();
     assert_eq!(
         time.to_string(),

@@ -23,6 +23,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let n_events: usize = args.next().as_deref().unwrap_or("10000").parse()?;
     let max_in_flight: usize = args.next().as_deref().unwrap_or("8").parse()?;
+    if n_events == 0 || max_in_flight == 0 {
+        return Err("usage: publish-throughput [N_EVENTS > 0] [MAX_IN_FLIGHT > 0]".into());
+    }
 
     let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
@@ -68,6 +71,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "throughput:           {:.0} events/s",
         n_events as f64 / elapsed.as_secs_f64()
     );
+    // The bus was made for this run only.
+    aws_sdk_eventbridge::Client::new(&sdk_config)
+        .delete_event_bus()
+        .name(&bus)
+        .send()
+        .await?;
     if !report.is_all_published() {
         return Err(format!("{} events were not published", report.n_failed()).into());
     }
