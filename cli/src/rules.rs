@@ -162,6 +162,8 @@ pub(crate) struct Rules {
     pub(crate) enabled: Vec<(String, String)>,
     /// Template rules with `State: DISABLED`: EventBridge does not run them.
     pub(crate) disabled: Vec<String>,
+    /// Enabled template rules under a `Condition`, read as if it held.
+    pub(crate) conditional: Vec<String>,
 }
 
 /// The outline of a JSON template: its resources' keys. Values are skipped unread, so no
@@ -198,6 +200,7 @@ pub(crate) fn load_rules(path: &Path) -> Result<Rules> {
         return Ok(Rules {
             enabled: rules.0,
             disabled: Vec::new(),
+            conditional: Vec::new(),
         });
     }
     let rules = Template::parse_rules(text).map_err(|error| {
@@ -211,7 +214,12 @@ pub(crate) fn load_rules(path: &Path) -> Result<Rules> {
         }
     })?;
     let (enabled, disabled): (Vec<_>, Vec<_>) = rules.iter().partition(|r| r.is_enabled());
+    let conditional = enabled
+        .iter()
+        .filter_map(|r| r.condition().map(|c| format!("{} ({c})", r.logical_id())))
+        .collect();
     Ok(Rules {
+        conditional,
         enabled: enabled
             .into_iter()
             .map(|r| (r.logical_id().to_owned(), r.pattern_text().to_owned()))
@@ -267,12 +275,20 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
     let Rules {
         enabled: rules,
         disabled,
+        conditional,
     } = load_rules(rules_path)?;
     if !disabled.is_empty() {
         eprintln!(
-            "eventfork: {} disabled rules left out (State: DISABLED): {}",
-            disabled.len(),
+            "eventfork: {} left out (State: DISABLED): {}",
+            crate::count(disabled.len(), "disabled rule", "disabled rules"),
             disabled.join(", ")
+        );
+    }
+    if !conditional.is_empty() {
+        eprintln!(
+            "eventfork: {} under a Condition, matched as if it held: {}",
+            crate::count(conditional.len(), "rule", "rules"),
+            conditional.join(", ")
         );
     }
     let compile_started = Instant::now();

@@ -50,6 +50,7 @@ pub struct RuleResource {
     enabled: bool,
     pattern: Json,
     pattern_text: String,
+    condition: Option<String>,
     targets: Vec<RuleTarget>,
     delivers_replays: bool,
 }
@@ -150,6 +151,7 @@ impl Template {
                             enabled: is_enabled(properties),
                             pattern,
                             pattern_text,
+                            condition: condition_of(resource),
                             targets: Vec::new(),
                             delivers_replays: false,
                         });
@@ -257,6 +259,11 @@ impl RuleResource {
     /// (numbers keep their exact spelling), else rendered from the YAML mapping.
     pub fn pattern_text(&self) -> &str {
         &self.pattern_text
+    }
+    /// The name of the template `Condition` the rule is created under, if any: offline it
+    /// cannot be evaluated, and the rule is read as if it held.
+    pub fn condition(&self) -> Option<&str> {
+        self.condition.as_deref()
     }
     /// The rule's targets.
     pub fn targets(&self) -> &[RuleTarget] {
@@ -378,11 +385,17 @@ impl fmt::Display for Template {
     }
 }
 
-/// The YAML document of a template (JSON is YAML), without a leading byte order mark.
+/// The YAML document of a template (JSON is YAML), without a leading byte order mark,
+/// with merge keys (`<<: *anchor`) applied as `sam deploy` and `aws cloudformation
+/// package` apply them (aliases are resolved by the parser).
 fn read_yaml(text: &str) -> Result<Yaml, TemplateError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    serde_norway::from_str(text)
-        .map_err(|error| TemplateError::new("template", format!("not valid YAML: {error}")))
+    let mut document: Yaml = serde_norway::from_str(text)
+        .map_err(|error| TemplateError::new("template", format!("not valid YAML: {error}")))?;
+    document
+        .apply_merge()
+        .map_err(|error| TemplateError::new("template", format!("invalid merge key: {error}")))?;
+    Ok(document)
 }
 
 /// The resources of a template by logical id. A logical id is alphanumeric, so YAML may
@@ -436,6 +449,11 @@ fn read_pattern(pattern: &Yaml, at: &str) -> Result<(Json, String), TemplateErro
             Ok((json, text))
         }
     }
+}
+
+/// The `Condition` a resource is created under, if any.
+fn condition_of(resource: &Yaml) -> Option<String> {
+    resource.get("Condition").map(scalar_text)
 }
 
 /// The logical id of a bus (`!Ref Bus`), or its literal name.
@@ -515,6 +533,7 @@ fn read_rule(
         enabled,
         pattern,
         pattern_text,
+        condition: condition_of(resource),
         targets,
         delivers_replays,
     }))
@@ -892,6 +911,13 @@ Resources:
   123:
     Type: AWS::Events::Rule
     Properties: { EventPattern: { a: [x] } }
+  Merged:
+    Type: AWS::Events::Rule
+    Condition: IsProd
+    Properties:
+      EventPattern:
+        <<: { source: [com.acme] }
+        detail-type: [UserSignedUp]
   Fn:
     Type: AWS::Serverless::Function
     Properties:
@@ -917,10 +943,17 @@ Resources:
                 ),
                 ("Text", false, r#"{"n": [9007199254740993.0, 3e2]}"#),
                 ("123", true, r#"{"a":["x"]}"#),
+                (
+                    "Merged",
+                    true,
+                    r#"{"detail-type":["UserSignedUp"],"source":["com.acme"]}"#
+                ),
                 ("FnSignups", false, r#"{"detail-type":["UserSignedUp"]}"#),
             ]
         );
         assert_eq!(rules[0].event_bus(), Some("Bus"));
+        assert_eq!(rules[0].condition(), None);
+        assert_eq!(rules[3].condition(), Some("IsProd"));
     }
 
     #[test]

@@ -169,6 +169,10 @@ fn rules_match_follows_the_template_state_and_sam_events() {
   Off:
     Type: AWS::Events::Rule
     Properties: { State: DISABLED, EventPattern: { source: [com.acme] } }
+  Prod:
+    Type: AWS::Events::Rule
+    Condition: IsProd
+    Properties: { EventPattern: { source: [com.other] } }
   Worker:
     Type: AWS::Serverless::Function
     Properties:
@@ -183,10 +187,14 @@ fn rules_match_follows_the_template_state_and_sam_events() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "[\"On\",\"WorkerAcme\"]\n");
     assert!(
-        err.contains("1 disabled rules left out (State: DISABLED): Off"),
+        err.contains("1 disabled rule left out (State: DISABLED): Off"),
         "{err}"
     );
-    assert!(err.contains("2 rules"), "{err}");
+    assert!(
+        err.contains("1 rule under a Condition, matched as if it held: Prod (IsProd)"),
+        "{err}"
+    );
+    assert!(err.contains("3 rules"), "{err}");
 }
 
 /// A JSON rules object is read without converting its numbers: a pattern number beyond
