@@ -632,31 +632,41 @@ fn render_target(out: &mut String, target: &Target, rules: &[&Rule], settings: &
           RetryPolicy:
             MaximumRetryAttempts: {retries}
             MaximumEventAgeInSeconds: {age}
-  {logical_id}FailedInvocationsAlarm:
+",
+            name = rule.name(),
+            description = yaml_quote(rule.description()),
+            pattern = rule.pattern(),
+            target = target.name(),
+            retries = settings.maximum_retry_attempts,
+            age = settings.maximum_event_age_seconds,
+        );
+        let alarms = [
+            (
+                "FailedInvocations",
+                "FailedInvocations",
+                format!(
+                    "EventBridge failed to deliver events of rule {} to its queue.",
+                    rule.name()
+                ),
+            ),
+            (
+                "LostEvents",
+                "InvocationsFailedToBeSentToDlq",
+                format!(
+                    "EventBridge could deliver events of rule {} neither to its queue nor to its dead-letter queue; they are lost (replay them from the archive).",
+                    rule.name()
+                ),
+            ),
+        ];
+        for (suffix, metric, description) in alarms {
+            let _ = write!(
+                w,
+                "  {logical_id}{suffix}Alarm:
     Type: AWS::CloudWatch::Alarm
     Properties:
-      AlarmDescription: EventBridge failed to deliver events of rule {name} to its queue.
+      AlarmDescription: {description}
       Namespace: AWS/Events
-      MetricName: FailedInvocations
-      Dimensions:
-        - Name: EventBusName
-          Value: !Ref EventBus
-        - Name: RuleName
-          Value: !Sub '${{AWS::StackName}}-{name}'
-      Statistic: Sum
-      Period: 60
-      EvaluationPeriods: 1
-      Threshold: 0
-      ComparisonOperator: GreaterThanThreshold
-      TreatMissingData: notBreaching
-      AlarmActions:
-        - !Ref AlarmTopic
-  {logical_id}LostEventsAlarm:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmDescription: EventBridge could deliver events of rule {name} neither to its queue nor to its dead-letter queue; they are lost (replay them from the archive).
-      Namespace: AWS/Events
-      MetricName: InvocationsFailedToBeSentToDlq
+      MetricName: {metric}
       Dimensions:
         - Name: EventBusName
           Value: !Ref EventBus
@@ -671,13 +681,9 @@ fn render_target(out: &mut String, target: &Target, rules: &[&Rule], settings: &
       AlarmActions:
         - !Ref AlarmTopic
 ",
-            name = rule.name(),
-            description = yaml_quote(rule.description()),
-            pattern = rule.pattern(),
-            target = target.name(),
-            retries = settings.maximum_retry_attempts,
-            age = settings.maximum_event_age_seconds,
-        );
+                name = rule.name(),
+            );
+        }
     }
     let _ = write!(
         w,
