@@ -44,7 +44,7 @@ mod topology;
 
 use std::{collections::HashMap, fmt, path::Path, sync::Arc, time::Duration};
 
-use serde_json::{Map, Value as Json};
+use serde_json::{Value as Json, value::RawValue};
 use tokio::sync::{Notify, broadcast};
 
 pub use clock::Clock;
@@ -426,6 +426,29 @@ impl fmt::Debug for LocalBus {
     }
 }
 
+/// The EventBridge envelope as the bus writes it, with the detail as sent.
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    version: &'a str,
+    id: &'a str,
+    #[serde(rename = "detail-type")]
+    detail_type: &'a str,
+    source: &'a str,
+    account: &'a str,
+    time: &'a str,
+    region: &'a str,
+    resources: &'a [String],
+    detail: &'a RawValue,
+}
+
+/// What a replay reads of an archived envelope; the rest stays text.
+#[derive(serde::Deserialize)]
+struct ArchivedHead {
+    id: String,
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+}
+
 impl LocalBus {
     /// Opens the bus of `template` on the store in `data_dir` (created if missing). Messages
     /// left in flight by an earlier run become visible again when their visibility timeout
@@ -493,7 +516,9 @@ impl LocalBus {
 
     /// PutEvents: validates each entry as EventBridge does, and commits the accepted ones
     /// (archive and target queues) durably before answering. The answer has one result per
-    /// entry, in order.
+    /// entry, in order. One difference, on purpose: an entry naming a bus that does not
+    /// exist fails the whole request (`ResourceNotFoundException`), where EventBridge
+    /// accepts the event and drops it.
     pub async fn put_events(
         &self,
         entries: Vec<PutEventsEntry>,
@@ -569,31 +594,51 @@ impl LocalBus {
                 "Parameter {field} is not valid. Reason: {field} is a required argument."
             ),
         };
-        let source = entry.source.ok_or_else(|| missing("Source"))?;
-        let detail_type = entry.detail_type.ok_or_else(|| missing("DetailType"))?;
+        // An empty string is as missing as an absent one.
+        let source = entry
+            .source
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| missing("Source"))?;
+        let detail_type = entry
+            .detail_type
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| missing("DetailType"))?;
         let detail = entry.detail.ok_or_else(|| missing("Detail"))?;
+        // `aws.` sources belong to AWS services: EventBridge refuses them from PutEvents.
+        if source.starts_with("aws.") {
+            return Err(EntryResult::Failed {
+                code: "NotAuthorizedForSourceException".to_owned(),
+                message: "Not authorized for the source.".to_owned(),
+            });
+        }
         let malformed = || EntryResult::Failed {
             code: "MalformedDetail".to_owned(),
             message: "Detail is malformed.".to_owned(),
         };
-        let detail: Json = serde_json::from_str(&detail).map_err(|_| malformed())?;
-        if !detail.is_object() {
+        // The detail goes out as it came in (numbers as written, keys in their order): it
+        // is only checked to be a JSON object.
+        let detail = RawValue::from_string(detail).map_err(|_| malformed())?;
+        if !detail.get().trim_start().starts_with('{') {
             return Err(malformed());
         }
         let event_id = clock::uuid_v4();
         let time = clock::rfc3339(entry.time_ms.unwrap_or(now));
-        let mut envelope = Map::new();
         let config = &self.inner.config;
-        envelope.insert("version".into(), "0".into());
-        envelope.insert("id".into(), event_id.clone().into());
-        envelope.insert("detail-type".into(), detail_type.clone().into());
-        envelope.insert("source".into(), source.into());
-        envelope.insert("account".into(), config.account.clone().into());
-        envelope.insert("time".into(), time.into());
-        envelope.insert("region".into(), config.region.clone().into());
-        envelope.insert("resources".into(), entry.resources.into());
-        envelope.insert("detail".into(), detail);
-        let body = Json::Object(envelope).to_string();
+        let body = serde_json::to_string(&Envelope {
+            version: "0",
+            id: &event_id,
+            detail_type: &detail_type,
+            source: &source,
+            account: &config.account,
+            time: &time,
+            region: &config.region,
+            resources: &entry.resources,
+            detail: &detail,
+        })
+        .map_err(|error| EntryResult::Failed {
+            code: "InternalFailure".to_owned(),
+            message: format!("cannot write the event: {error}"),
+        })?;
         let route = self
             .inner
             .routes
@@ -796,22 +841,18 @@ impl LocalBus {
         let mut replays = Vec::with_capacity(archived.len());
         let mut rules = Vec::with_capacity(archived.len());
         for event in archived {
-            let Ok(Json::Object(mut envelope)) = serde_json::from_str::<Json>(&event.body) else {
-                tracing::warn!(bus = %event.bus, "archived event is not a JSON object; skipped");
+            // The archived text is kept as it is (its detail as sent); `replay-name` is
+            // added as a last member.
+            let head = serde_json::from_str::<ArchivedHead>(&event.body);
+            let (Ok(head), Some(members)) = (head, event.body.trim_end().strip_suffix('}')) else {
+                tracing::warn!(bus = %event.bus, "archived event is not an event envelope; skipped");
                 continue;
             };
-            envelope.insert("replay-name".into(), replay_name.into());
-            let event_id = envelope
-                .get("id")
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let detail_type = envelope
-                .get("detail-type")
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let body = Json::Object(envelope).to_string();
+            let (event_id, detail_type) = (head.id, head.detail_type);
+            let body = format!(
+                "{members},\"replay-name\":{}}}",
+                Json::String(replay_name.to_owned())
+            );
             let route = self
                 .inner
                 .routes

@@ -505,12 +505,21 @@ async fn replay_resends_an_archived_range_with_its_replay_name() {
     let first = put(&bus, vec![entry("UserLoggedIn", json!({"n": 1}))]).await;
     clock.advance(Duration::from_secs(60));
     let second = put(&bus, vec![entry("UserSignedUp", json!({"n": 2}))]).await;
+    // Later, outside the first replay's window: a detail whose text JSON values would
+    // change (a number beyond float64, an exponent, key order).
+    clock.advance(Duration::from_secs(120));
+    let exact = r#"{"z":12345678901234567890123,"a":1E2}"#;
+    let sent = PutEventsEntry {
+        detail: Some(exact.into()),
+        ..entry("UserSignedUp", json!({}))
+    };
+    let exact_id = put(&bus, vec![sent]).await;
     let sink = RecordingSink::with_log(&dir.path().join("sink/all.jsonl")).unwrap();
     let mut events = bus.subscribe();
     let runner = bus
         .start(Consumers::default().fallback(sink.clone()))
         .unwrap();
-    outcomes(&mut events, 3).await;
+    outcomes(&mut events, 5).await;
 
     let summary = bus
         .replay("nightly", Some("test-bus"), T0 + 30_000, T0 + 120_000)
@@ -524,19 +533,36 @@ async fn replay_resends_an_archived_range_with_its_replay_name() {
             format!("mailing-list delivered {} 1", second[0]),
         ])
     );
+    // The detail reaches the targets as it was sent, live and replayed.
+    let summary = bus
+        .replay("exact", Some("test-bus"), T0 + 150_000, T0 + 200_000)
+        .await
+        .unwrap();
+    assert_eq!((summary.n_events, summary.n_messages), (1, 2));
+    outcomes(&mut events, 2).await;
     runner.shutdown().await;
+    let exact_bodies: Vec<String> = sink
+        .received()
+        .iter()
+        .filter(|m| m.body.contains(&exact_id[0]))
+        .map(|m| m.body.clone())
+        .collect();
+    assert_eq!(exact_bodies.len(), 4, "{exact_bodies:?}");
+    for body in &exact_bodies {
+        assert!(body.contains(&format!(r#""detail":{exact}"#)), "{body}");
+    }
+    let replayed_exact = exact_bodies
+        .iter()
+        .filter(|b| b.ends_with(r#","replay-name":"exact"}"#));
+    assert_eq!(replayed_exact.count(), 2);
     let replayed: Vec<events_schema::RawEnvelope> = sink
         .received()
         .iter()
         .map(|m| serde_json::from_str(&m.body).unwrap())
-        .filter(|e: &events_schema::RawEnvelope| e.is_replay())
+        .filter(|e: &events_schema::RawEnvelope| e.replay_name.as_deref() == Some("nightly"))
         .collect();
     assert_eq!(replayed.len(), 2);
-    assert!(
-        replayed
-            .iter()
-            .all(|e| e.id == second[0] && e.replay_name.as_deref() == Some("nightly"))
-    );
+    assert!(replayed.iter().all(|e| e.id == second[0]));
     assert_ne!(first[0], second[0]);
     // The sink's log holds every record it acknowledged.
     let log = std::fs::read_to_string(dir.path().join("sink/all.jsonl")).unwrap();
@@ -544,10 +570,10 @@ async fn replay_resends_an_archived_range_with_its_replay_name() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(logged.len(), 5);
+    assert_eq!(logged.len(), 9);
     assert_eq!(logged[0]["body"], sink.received()[0].body.as_str());
     // Replays are not archived again.
-    assert_eq!(bus.archive_len().await.unwrap(), 2);
+    assert_eq!(bus.archive_len().await.unwrap(), 3);
 }
 
 #[tokio::test]
@@ -577,6 +603,18 @@ async fn put_events_validates_entries_as_eventbridge_does() {
                 detail: Some("{nope".into()),
                 ..good.clone()
             },
+            PutEventsEntry {
+                source: Some(String::new()),
+                ..good.clone()
+            },
+            PutEventsEntry {
+                detail_type: Some(String::new()),
+                ..good.clone()
+            },
+            PutEventsEntry {
+                source: Some("aws.ec2".into()),
+                ..good.clone()
+            },
             good.clone(),
         ])
         .await
@@ -596,6 +634,9 @@ async fn put_events_validates_entries_as_eventbridge_does() {
             "InvalidArgument: Parameter Detail is not valid. Reason: Detail is a required argument.",
             "MalformedDetail: Detail is malformed.",
             "MalformedDetail: Detail is malformed.",
+            "InvalidArgument: Parameter Source is not valid. Reason: Source is a required argument.",
+            "InvalidArgument: Parameter DetailType is not valid. Reason: DetailType is a required argument.",
+            "NotAuthorizedForSourceException: Not authorized for the source.",
             "ok 36",
         ]
     );
