@@ -274,7 +274,7 @@ fn test_event_pattern(request: &TestEventPatternRequest) -> Result<Response, Aws
             format!("Event pattern is not valid. Reason: {reason}"),
         )),
         Err(PatternProblem::Event(reason)) => Err(AwsError::new(
-            "InvalidArgument",
+            "ValidationException",
             format!("Parameter Event is not valid. Reason: {reason}"),
         )),
     }

@@ -349,22 +349,39 @@ pub(crate) fn dead_letters(
         .map_err(StoreError::db("dead-letter list"))
 }
 
-/// Moves every message of `dead_letter_queue` back to `to_queue`, visible now with a
-/// fresh receive count (SQS's StartMessageMoveTask); returns how many moved.
+/// Moves the messages of `dead_letter_queue` that came from `to_queue` (or from no known
+/// queue) back to it, as SQS's StartMessageMoveTask does: as new messages, with a new id,
+/// sent and visible now, never received; returns how many moved. Messages that a shared
+/// dead-letter queue holds for other queues stay.
 pub(crate) fn redrive(
     connection: &Connection,
     dead_letter_queue: &str,
     to_queue: &str,
     now: i64,
 ) -> Result<usize, StoreError> {
-    connection
+    let rows: Vec<i64> = connection
         .prepare_cached(
-            "UPDATE messages SET queue = ?2, receive_count = 0, visible_at = ?3,
-                    first_received_at = NULL, source_queue = NULL
-             WHERE queue = ?1",
+            "SELECT id FROM messages
+             WHERE queue = ?1 AND (source_queue = ?2 OR source_queue IS NULL)",
         )
-        .and_then(|mut s| s.execute(params![dead_letter_queue, to_queue, now]))
-        .map_err(StoreError::db("redrive"))
+        .and_then(|mut s| {
+            s.query_map(params![dead_letter_queue, to_queue], |row| row.get(0))?
+                .collect()
+        })
+        .map_err(StoreError::db("redrive"))?;
+    let mut update = connection
+        .prepare_cached(
+            "UPDATE messages SET queue = ?2, message_id = ?3, sent_at = ?4, visible_at = ?4,
+                    receive_count = 0, first_received_at = NULL, source_queue = NULL
+             WHERE id = ?1",
+        )
+        .map_err(StoreError::db("redrive"))?;
+    for row in &rows {
+        update
+            .execute(params![row, to_queue, super::clock::uuid_v4(), now])
+            .map_err(StoreError::db("redrive"))?;
+    }
+    Ok(rows.len())
 }
 
 /// An archived event.

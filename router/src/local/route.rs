@@ -82,6 +82,19 @@ pub(crate) fn test_pattern(pattern: &str, event: &[u8]) -> Result<bool, PatternP
     let pattern =
         Pattern::parse(pattern).map_err(|error| PatternProblem::Pattern(error.to_string()))?;
     let matcher = RuleMatcher::from_pattern(pattern).map_err(PatternProblem::Pattern)?;
+    // EventBridge tests patterns against whole events: the envelope's fields must be there.
+    let envelope: serde_json::Map<String, Json> = serde_json::from_slice(event)
+        .map_err(|_| PatternProblem::Event("the event is not a JSON object".to_owned()))?;
+    let missing: Vec<&str> = ["id", "account", "source", "time", "region", "detail-type"]
+        .into_iter()
+        .filter(|field| !envelope.contains_key(*field))
+        .collect();
+    if !missing.is_empty() {
+        return Err(PatternProblem::Event(format!(
+            "the event lacks {}",
+            missing.join(", ")
+        )));
+    }
     let hits = matcher.matches(event).map_err(PatternProblem::Event)?;
     Ok(!hits.is_empty())
 }

@@ -552,15 +552,22 @@ async fn deliver(
             .collect();
         let n_messages = event.records.len();
         let timeout = Duration::from_secs(u64::from(target.timeout_seconds().max(1)));
-        let call = tokio::spawn(async move { consumer.consume(event).await });
-        let outcome = tokio::time::timeout(timeout, call).await;
+        let mut call = tokio::spawn(async move { consumer.consume(event).await });
+        let outcome = tokio::time::timeout(timeout, &mut call).await;
         let response = match outcome {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(join_error)) => Err(format!("the consumer panicked: {join_error}")),
-            Err(_) => Err(format!(
-                "the consumer ran past the function timeout of {} s",
-                target.timeout_seconds()
-            )),
+            Err(_) => {
+                // Lambda ends an invocation at its timeout: so does the runner, and it
+                // waits for the end, so that the batch's concurrency slot (held by the
+                // caller until this returns) is really free.
+                call.abort();
+                let _ = call.await;
+                Err(format!(
+                    "the consumer ran past the function timeout of {} s",
+                    target.timeout_seconds()
+                ))
+            }
         };
         match response {
             Ok(response) => {

@@ -318,9 +318,14 @@ fn run_group(connection: &Connection, group: &mut [Box<dyn Job>]) -> Result<(), 
             return Err(StoreError::db("savepoint")(error));
         }
     }
-    connection
-        .execute_batch("COMMIT")
-        .map_err(StoreError::db("commit"))
+    connection.execute_batch("COMMIT").map_err(|error| {
+        // A COMMIT that fails (disk full, I/O) may leave the transaction open, and every
+        // later BEGIN would fail: close it.
+        if !connection.is_autocommit() {
+            let _ = connection.execute_batch("ROLLBACK");
+        }
+        StoreError::db("commit")(error)
+    })
 }
 
 /// Whether a consumer may process an event, from [`Idempotency::claim`].

@@ -360,12 +360,23 @@ async fn poison_record_goes_to_the_dlq_while_batch_mates_succeed_and_redrive_bri
     );
     assert_eq!(dead[0].source_queue.as_deref(), Some("MailQueue"));
 
-    // The fault is fixed; redrive brings the record back with a fresh receive count.
+    // The fault is fixed; redrive brings the record back as a new message, as SQS's move
+    // task does: a fresh receive count, a new message id, sent now.
     mail.poisoned.store(false, Ordering::SeqCst);
+    let dead_id = dead[0].message_id.clone();
     assert_eq!(bus.redrive("MailFunction").await.unwrap(), 1);
     assert_eq!(
         target_outcomes(&mut events, "mailing-list", 1).await,
         sorted([format!("mailing-list delivered {poison} 1")])
+    );
+    let last = mail.records().pop().unwrap();
+    assert!(last.body.as_deref().unwrap().contains(poison.as_str()));
+    assert_ne!(last.message_id.as_deref(), Some(dead_id.as_str()));
+    let sent: i64 = last.attributes["SentTimestamp"].parse().unwrap();
+    assert!(
+        sent > dead[0].sent_at_ms,
+        "{sent} vs {}",
+        dead[0].sent_at_ms
     );
     assert!(
         bus.dead_letters("mailing-list", 10)
@@ -956,6 +967,20 @@ mod http {
             "InvalidEventPatternException",
             "Event pattern is not valid.",
         );
+        // EventBridge tests whole events: an event without its envelope is refused.
+        let partial =
+            json!({"EventPattern": r#"{"source": ["a"]}"#, "Event": r#"{"source": "a"}"#});
+        check_error(
+            &post(
+                addr,
+                Some("AWSEvents.TestEventPattern"),
+                partial.to_string().as_bytes(),
+            )
+            .await,
+            400,
+            "ValidationException",
+            "Parameter Event is not valid. Reason: the event lacks id, account, time, region, detail-type",
+        );
     }
 }
 
@@ -1189,4 +1214,52 @@ mod publisher {
         .unwrap();
         assert_eq!(login.source, "com.eventfork.users");
     }
+}
+
+/// Ends when dropped: tells whether a consumer's future was stopped.
+struct Dropped(Arc<AtomicBool>);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A consumer past its function timeout (3 s for StatsFunction) is stopped, as Lambda ends
+/// an invocation: its batch fails, and the handler does not run on beside the retry.
+#[tokio::test]
+async fn a_consumer_past_its_timeout_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = open(dir.path(), &Clock::manual(T0));
+    let stopped = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stopped);
+    let hanging = consumer_fn(move |_: aws_lambda_events::sqs::SqsEvent| {
+        let guard = Dropped(Arc::clone(&flag));
+        async move {
+            let _guard = guard;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            SqsBatchResponse::default()
+        }
+    });
+    let mut events = bus.subscribe();
+    let runner = bus
+        .start(
+            Consumers::default()
+                .with("analytics", hanging)
+                .fallback(RecordingSink::default()),
+        )
+        .unwrap();
+    put(&bus, vec![entry("UserLoggedIn", json!({"n": 1}))]).await;
+    let reason = loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
+            Ok(Ok(LocalEvent::ConsumerFailed { target, reason, .. })) if target == "analytics" => {
+                break reason;
+            }
+            Ok(Ok(_)) => continue,
+            other => panic!("no ConsumerFailed event: {other:?}"),
+        }
+    };
+    assert_eq!(reason, "the consumer ran past the function timeout of 3 s");
+    assert!(stopped.load(Ordering::SeqCst), "the handler runs on");
+    runner.shutdown().await;
 }
