@@ -29,7 +29,7 @@ pub(crate) async fn sdk_config() -> Result<SdkConfig> {
         Some(provider) => {
             match tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials()).await {
                 Ok(Ok(_)) => Ok(()),
-                Ok(Err(error)) => Err(chain(&error)),
+                Ok(Err(error)) => Err(router::publish::error_causes(&error)),
                 Err(_) => Err(format!(
                     "the credential sources gave no answer within {CREDENTIALS_TIMEOUT:?}"
                 )),
@@ -95,20 +95,6 @@ fn is_loopback(url: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// An error and its causes, each once.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -108,7 +108,7 @@ impl From<&PublishError> for Failure {
     fn from(error: &PublishError) -> Failure {
         Failure {
             code: error.code().to_owned(),
-            message: crate::aws::chain(error),
+            message: router::publish::error_causes(error),
             attempts: error.attempts(),
         }
     }

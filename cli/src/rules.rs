@@ -204,7 +204,7 @@ pub(crate) fn load_rules(path: &Path) -> Result<Rules> {
         });
     }
     let rules = Template::parse_rules(text).map_err(|error| {
-        if !json && error.location() == "template" && !error.to_string().contains("YAML") {
+        if !json && error.lacks_resources() {
             anyhow!(
                 "{} is neither a JSON object of rules nor a template: {error}",
                 path.display()

@@ -32,7 +32,14 @@ impl TemplateError {
     pub fn location(&self) -> &str {
         &self.location
     }
+
+    /// Whether the document has no `Resources` section: it may not be a template at all.
+    pub fn lacks_resources(&self) -> bool {
+        self.location == "template" && self.message == NO_RESOURCES
+    }
 }
+
+const NO_RESOURCES: &str = "no Resources section";
 
 /// The event rules, queues and queue consumers of a template.
 #[derive(Debug, Clone, PartialEq)]
@@ -402,7 +409,7 @@ fn read_yaml(text: &str) -> Result<Yaml, TemplateError> {
 /// read one as a number (`123:`); that number's text is the id.
 fn resources(document: &Yaml) -> Result<Vec<(String, &Yaml)>, TemplateError> {
     let Some(resources) = document.get("Resources").and_then(Yaml::as_mapping) else {
-        return Err(TemplateError::new("template", "no Resources section"));
+        return Err(TemplateError::new("template", NO_RESOURCES));
     };
     resources
         .iter()

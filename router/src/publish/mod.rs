@@ -39,8 +39,7 @@ use tokio::{
 };
 
 pub use entry::{Batch, BatchPlan, Entry, MAX_ENTRIES_PER_REQUEST, Oversize};
-pub(crate) use transport::causes as error_causes;
-pub use transport::{BoxFuture, EntryResult, RequestError, Transport};
+pub use transport::{BoxFuture, EntryResult, RequestError, Transport, error_causes};
 
 /// The PutEvents request size limit of the EventBridge documentation, 256 KiB.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 256 * 1024;

@@ -220,9 +220,10 @@ fn request_entry(bus: &str, entry: &Entry) -> Result<PutEventsRequestEntry, Stri
         .build())
 }
 
-/// An SDK error and its causes, each once, without the debug dumps that
-/// `DisplayErrorContext` appends: "dispatch failure: io error: … Connection refused".
-pub(crate) fn causes(error: &dyn std::error::Error) -> String {
+/// An error and its causes, each once (an SDK error repeats its source's text), without
+/// the debug dumps that `DisplayErrorContext` appends: "dispatch failure: io error: …
+/// Connection refused".
+pub fn error_causes(error: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = vec![error.to_string()];
     let mut source = error.source();
     while let Some(cause) = source {
@@ -252,7 +253,7 @@ fn request_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = causes(&error);
+    let message = error_causes(&error);
     match &error {
         SdkError::TimeoutError(_) => RequestError::new("Timeout", message, true),
         SdkError::DispatchFailure(failure) => {
