@@ -186,6 +186,7 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
         ),
     ];
     let mut entries = Vec::new();
+    let mut first_signup = None;
     for (user_id, email, name, plan, consent) in signups {
         let event = UserSignedUp::builder(user_id, email)?
             .display_name(name)
@@ -194,6 +195,7 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
             .marketing_consent(consent)
             .build();
         entries.push(Entry::new(&event));
+        first_signup.get_or_insert(event);
     }
     for (user_id, ip) in [("u-ada", "192.0.2.10"), ("u-grace", "2001:db8::7")] {
         let event = UserLoggedIn::builder(user_id, ip.parse()?)?
@@ -276,8 +278,28 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
     .await?;
     let n_duplicate_calls = sink.requests().len() - n_calls_before;
     say!(
-        "  the handlers received all {} replayed messages and made {n_duplicate_calls} new API calls: idempotency by event id",
+        "  the handlers received all {} replayed messages and made {n_duplicate_calls} new API calls: each occurrence is handled once",
         summary.n_messages
+    );
+
+    // A producer whose PutEvents answer was lost sends the event again, and EventBridge
+    // takes the copy as a new event; the consumers key on the sign-up, not on the id.
+    let again = first_signup.context("the demo publishes sign-ups")?;
+    say!(
+        "\npublishing {}'s sign-up again, as a producer does when a PutEvents answer is lost",
+        again.user_id
+    );
+    let n_calls_before_again = sink.requests().len();
+    let event_id = publisher.publish(&again).await?;
+    say!("  EventBridge took the copy as a new event: {event_id}");
+    let expected = tally.delivered.values().sum::<usize>() + 3;
+    follow(&mut events, &mut tally, |t| {
+        t.delivered.values().sum::<usize>() >= expected
+    })
+    .await?;
+    let n_copy_calls = sink.requests().len() - n_calls_before_again;
+    say!(
+        "  its 3 messages made {n_copy_calls} new API calls: the idempotency key is the user id, not the event id"
     );
 
     let _ = stop.send(());
@@ -298,6 +320,10 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
     ensure!(
         n_duplicate_calls == 0,
         "the replay caused {n_duplicate_calls} duplicate API calls"
+    );
+    ensure!(
+        n_copy_calls == 0,
+        "the second publish caused {n_copy_calls} duplicate API calls"
     );
     ensure!(
         Tally::count(&tally.retried, "slack") >= 1,

@@ -52,7 +52,7 @@ impl IdempotencyStore for LocalIdempotency {
         Box::pin(async move {
             let claim = self
                 .0
-                .claim_until(key.target(), key.event_id(), epoch_ms(lease_until))
+                .claim_until(key.target(), key.occurrence(), epoch_ms(lease_until))
                 .await
                 .map_err(|e| store_error("claim", key, e))?;
             Ok(match claim {
@@ -72,7 +72,7 @@ impl IdempotencyStore for LocalIdempotency {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.0
-                .complete(key.target(), key.event_id(), until(expires_at))
+                .complete(key.target(), key.occurrence(), until(expires_at))
                 .await
                 .map_err(|e| store_error("complete", key, e))
         })
@@ -85,7 +85,7 @@ impl IdempotencyStore for LocalIdempotency {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.0
-                .release_lease(key.target(), key.event_id(), epoch_ms(lease_until))
+                .release_lease(key.target(), key.occurrence(), epoch_ms(lease_until))
                 .await
                 .map_err(|e| store_error("release", key, e))
         })

@@ -453,7 +453,7 @@ mod tests {
         );
         check(
             r#"{"detail-type":"UserLoggedIn","detail":{"user_id":"u1"}}"#,
-            "InvalidDetail: invalid UserLoggedIn detail: $.detail.login_method: missing required field",
+            "InvalidDetail: invalid UserLoggedIn detail: $.detail.login_id: missing required field",
         );
         check(
             &format!(r#"{{"detail-type":"UserSignedUp","detail":{SIGNUP},"source":"acme"}}"#),

@@ -5,7 +5,10 @@ use std::fmt;
 use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
-use crate::{Event, UserLoggedIn, UserSignedUp, Violation, validate::JsonPath};
+use crate::{
+    Event, UserLoggedIn, UserSignedUp, Violation,
+    validate::{Against, JsonPath, UnknownFields},
+};
 
 /// One entry of the catalogue: what tools need to know about an event type without naming
 /// its Rust type.
@@ -50,13 +53,22 @@ impl EventType {
         (self.detail_schema)()
     }
 
-    /// Checks that `detail` is a valid detail of this type; the violation's path starts at
+    /// Checks that `detail` is a valid detail of this type, as a producer must send it: a
+    /// field that the schema does not name is refused. The violation's path starts at
     /// `$.detail`.
     pub fn validate_detail(&self, detail: &Value) -> Result<(), Violation> {
+        self.check_detail(detail, UnknownFields::Refuse)
+    }
+
+    fn check_detail(&self, detail: &Value, unknown_fields: UnknownFields) -> Result<(), Violation> {
         let root = JsonPath::Root;
         let path = JsonPath::Key(&root, "detail");
         let schema = self.detail_schema();
-        crate::validate::validate(&schema, &schema, detail, &path)?;
+        let against = Against {
+            root: &schema,
+            unknown_fields,
+        };
+        crate::validate::validate(against, &schema, detail, &path)?;
         // The schema is generated from the type, so this only fails where the schema cannot
         // say everything the type checks; it keeps the two from ever disagreeing silently.
         (self.check_detail)(detail).map_err(|reason| Violation::new(&path, reason))
@@ -127,18 +139,41 @@ pub(crate) const ENVELOPE_REQUIRED: [&str; 9] = [
 ];
 
 /// Says which event type a full EventBridge event (envelope and detail) is, or gives the
-/// first violation with its JSON path.
+/// first violation with its JSON path: the producer's check.
 ///
 /// `resources` may be missing (EventBridge accepts events without it); unknown envelope
-/// fields are allowed, unknown detail fields are not.
+/// fields are allowed, unknown detail fields are not. Consumers read with
+/// [`validate_received`] instead.
 pub fn validate_envelope(event: &Value) -> Result<&'static EventType, Violation> {
+    validate_event(event, UnknownFields::Refuse)
+}
+
+/// Like [`validate_envelope`], but as a consumer reads: detail fields that this version of
+/// the catalogue does not know are skipped, not refused.
+///
+/// A producer may add an optional field to an event without a new schema version; consumers
+/// built before it go on reading the fields they know. Everything else is checked as
+/// [`validate_envelope`] checks it, including enum values: a new value is a breaking
+/// change, made under a new [`Event::SCHEMA_VERSION`].
+pub fn validate_received(event: &Value) -> Result<&'static EventType, Violation> {
+    validate_event(event, UnknownFields::Ignore)
+}
+
+fn validate_event(
+    event: &Value,
+    unknown_fields: UnknownFields,
+) -> Result<&'static EventType, Violation> {
     let root = JsonPath::Root;
     let envelope_schema = json!({
         "type": "object",
         "required": ENVELOPE_REQUIRED.iter().filter(|f| **f != "resources").collect::<Vec<_>>(),
         "properties": envelope_properties(),
     });
-    crate::validate::validate(&envelope_schema, &envelope_schema, event, &root)?;
+    let against = Against {
+        root: &envelope_schema,
+        unknown_fields,
+    };
+    crate::validate::validate(against, &envelope_schema, event, &root)?;
     let detail_type = event["detail-type"].as_str().unwrap_or_default();
     let source = event["source"].as_str().unwrap_or_default();
     let Some(event_type) = find(detail_type) else {
@@ -160,6 +195,6 @@ pub fn validate_envelope(event: &Value) -> Result<&'static EventType, Violation>
             ),
         ));
     }
-    event_type.validate_detail(&event["detail"])?;
+    event_type.check_detail(&event["detail"], unknown_fields)?;
     Ok(event_type)
 }

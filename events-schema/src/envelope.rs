@@ -1,5 +1,7 @@
 //! The [`Event`] trait and the EventBridge [`Envelope`].
 
+use std::borrow::Cow;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -14,6 +16,15 @@ pub trait Event: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'stat
     /// The version of this event's schema. It grows by one on every breaking change, and
     /// is the major version of the schema published to the registry.
     const SCHEMA_VERSION: u32;
+
+    /// What makes two events the same occurrence, as the producer sees it: consumers
+    /// handle each key of a detail type once.
+    ///
+    /// It comes from the detail, not from the envelope's `id`: EventBridge gives every
+    /// accepted `PutEvents` entry a new id, so a publish that is sent again after its answer
+    /// was lost arrives twice with two ids, and only the detail tells the copies apart
+    /// from two occurrences. It must not be empty.
+    fn idempotency_key(&self) -> Cow<'_, str>;
 }
 
 /// An EventBridge event as delivered to rules, targets and archives, generic over its

@@ -19,6 +19,15 @@ pub enum FieldError {
         /// The length found, in characters.
         len: usize,
     },
+    /// A login id was empty or only white space.
+    #[error("login id must not be empty or only white space")]
+    EmptyLoginId,
+    /// A login id was longer than [`LoginId::MAX_LEN`] characters.
+    #[error("login id is {len} characters long, the limit is {max}", max = LoginId::MAX_LEN)]
+    LoginIdTooLong {
+        /// The length found, in characters.
+        len: usize,
+    },
     /// An email address was not syntactically valid.
     #[error("invalid email address: {reason}")]
     InvalidEmail {
@@ -35,67 +44,99 @@ pub enum FieldError {
     },
 }
 
-/// A user's id in the product: not empty nor only white space, at most 128 characters (as
-/// the schema's `maxLength` counts them). It is kept as given.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct UserId(String);
+/// Defines an id type: text that is not empty nor only white space and is at most
+/// `MAX_LEN` characters (as the schema's `maxLength` counts them), kept as given.
+macro_rules! text_id {
+    ($(#[$doc:meta])* $name:ident, $empty:ident, $too_long:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
 
-impl UserId {
-    /// The longest id accepted, in characters.
-    pub const MAX_LEN: usize = 128;
+        impl $name {
+            /// The longest id accepted, in characters.
+            pub const MAX_LEN: usize = 128;
 
-    /// Validates `id`.
-    pub fn new(id: impl Into<String>) -> Result<UserId, FieldError> {
-        let id = id.into();
-        if id.trim().is_empty() {
-            return Err(FieldError::EmptyUserId);
+            /// Validates `id`.
+            pub fn new(id: impl Into<String>) -> Result<$name, FieldError> {
+                let id = id.into();
+                if id.trim().is_empty() {
+                    return Err(FieldError::$empty);
+                }
+                let len = id.chars().count();
+                if len > Self::MAX_LEN {
+                    return Err(FieldError::$too_long { len });
+                }
+                Ok($name(id))
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-        let len = id.chars().count();
-        if len > Self::MAX_LEN {
-            return Err(FieldError::UserIdTooLong { len });
+
+        impl TryFrom<String> for $name {
+            type Error = FieldError;
+            fn try_from(value: String) -> Result<$name, FieldError> {
+                $name::new(value)
+            }
         }
-        Ok(UserId(id))
-    }
 
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl JsonSchema for $name {
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn inline_schema() -> bool {
+                true
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!({
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": $name::MAX_LEN,
+                })
+            }
+        }
+    };
 }
 
-impl TryFrom<String> for UserId {
-    type Error = FieldError;
-    fn try_from(value: String) -> Result<UserId, FieldError> {
-        UserId::new(value)
-    }
-}
+text_id!(
+    /// A user's id in the product: not empty nor only white space, at most 128 characters
+    /// (as the schema's `maxLength` counts them). It is kept as given.
+    UserId,
+    EmptyUserId,
+    UserIdTooLong
+);
 
-impl From<UserId> for String {
-    fn from(value: UserId) -> String {
-        value.0
-    }
-}
+text_id!(
+    /// The id of one login, chosen by the producer: not empty nor only white space, at most
+    /// 128 characters. It is kept as given.
+    ///
+    /// Consumers handle each login id once, so it must name the login, not the event: a
+    /// login published twice (a retried request) keeps its id. [`LoginId::random`] makes
+    /// one when the producer has no login record of its own.
+    LoginId,
+    EmptyLoginId,
+    LoginIdTooLong
+);
 
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl JsonSchema for UserId {
-    fn schema_name() -> Cow<'static, str> {
-        "UserId".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "minLength": 1,
-            "maxLength": UserId::MAX_LEN,
-        })
+impl LoginId {
+    /// A new random id: a UUID (version 4).
+    pub fn random() -> LoginId {
+        LoginId(uuid::Uuid::new_v4().to_string())
     }
 }
 

@@ -39,9 +39,9 @@ pub mod registry;
 mod users;
 mod validate;
 
-pub use catalogue::{EventType, catalogue, find, validate_envelope};
+pub use catalogue::{EventType, catalogue, find, validate_envelope, validate_received};
 pub use envelope::{Envelope, Event, RawEnvelope};
-pub use fields::{Email, FieldError, Timestamp, UserId};
+pub use fields::{Email, FieldError, LoginId, Timestamp, UserId};
 pub use users::{
     LoginMethod, Plan, SignupMethod, UserLoggedIn, UserLoggedInBuilder, UserSignedUp,
     UserSignedUpBuilder,

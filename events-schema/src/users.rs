@@ -1,11 +1,11 @@
 //! The user events: [`UserSignedUp`] and [`UserLoggedIn`].
 
-use std::net::IpAddr;
+use std::{borrow::Cow, net::IpAddr};
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
-use crate::{Email, Event, FieldError, Timestamp, UserId};
+use crate::{Email, Event, FieldError, LoginId, Timestamp, UserId};
 
 /// The subscription plan a user signed up for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -57,12 +57,13 @@ pub enum LoginMethod {
     Passkey,
 }
 
-/// A user created an account. Published once per account, after the account is committed.
+/// A user created an account. Published once per account, after the account is committed:
+/// consumers handle one sign-up per user id ([`Event::idempotency_key`]).
 ///
 /// Reactions: counted in analytics, added to the mailing list when `marketing_consent` is
 /// true, announced on Slack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct UserSignedUp {
     /// The new user's id in the product; stable for the account's lifetime.
     pub user_id: UserId,
@@ -86,6 +87,11 @@ impl Event for UserSignedUp {
     const SOURCE: &'static str = crate::SOURCE;
     const DETAIL_TYPE: &'static str = "UserSignedUp";
     const SCHEMA_VERSION: u32 = 1;
+
+    /// The user id: an account signs up once.
+    fn idempotency_key(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self.user_id.as_str())
+    }
 }
 
 impl UserSignedUp {
@@ -147,10 +153,13 @@ impl UserSignedUpBuilder {
 
 /// A user logged in successfully. Counted in analytics only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct UserLoggedIn {
     /// The user's id in the product.
     pub user_id: UserId,
+    /// This login's id, chosen by the producer (the id of its login or audit record, or a
+    /// random UUID): the same login published twice keeps it, and is counted once.
+    pub login_id: LoginId,
     /// How the user authenticated.
     pub login_method: LoginMethod,
     /// Whether a second factor was checked during this login.
@@ -169,19 +178,26 @@ impl Event for UserLoggedIn {
     const SOURCE: &'static str = crate::SOURCE;
     const DETAIL_TYPE: &'static str = "UserLoggedIn";
     const SCHEMA_VERSION: u32 = 1;
+
+    /// The login id.
+    fn idempotency_key(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self.login_id.as_str())
+    }
 }
 
 impl UserLoggedIn {
     /// Starts a login event; fails on an empty user id.
     ///
-    /// The defaults are a password login without MFA, an empty user agent and the current
-    /// time.
+    /// The defaults are a random login id ([`LoginId::random`]), a password login without
+    /// MFA, an empty user agent and the current time. Build the event once per login and
+    /// publish that value: building it again makes another login id.
     pub fn builder(
         user_id: impl Into<String>,
         ip_address: IpAddr,
     ) -> Result<UserLoggedInBuilder, FieldError> {
         Ok(UserLoggedInBuilder(UserLoggedIn {
             user_id: UserId::new(user_id)?,
+            login_id: LoginId::random(),
             login_method: LoginMethod::Password,
             mfa_used: false,
             ip_address,
@@ -196,6 +212,11 @@ impl UserLoggedIn {
 pub struct UserLoggedInBuilder(UserLoggedIn);
 
 impl UserLoggedInBuilder {
+    /// Sets the login id, e.g. to the id of the producer's own login record.
+    pub fn login_id(mut self, id: LoginId) -> Self {
+        self.0.login_id = id;
+        self
+    }
     /// Sets the login method.
     pub fn login_method(mut self, method: LoginMethod) -> Self {
         self.0.login_method = method;

@@ -104,9 +104,27 @@ impl fmt::Display for JsonPath<'_> {
     }
 }
 
-/// Validates `value` against `schema`; `root` is the schema that holds `$defs`.
+/// What a validation reads against: the schema that holds `$defs`, and how fields that the
+/// schema forbids (`additionalProperties: false`) are taken.
+#[derive(Clone, Copy)]
+pub(crate) struct Against<'a> {
+    pub(crate) root: &'a Value,
+    pub(crate) unknown_fields: UnknownFields,
+}
+
+/// How a validation takes an object's fields that its schema does not name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UnknownFields {
+    /// As the schema says: a producer's check, where an unknown field is a mistake.
+    Refuse,
+    /// Skipped: a consumer's reading, where an unknown field is one that a newer producer
+    /// added.
+    Ignore,
+}
+
+/// Validates `value` against `schema`.
 pub(crate) fn validate(
-    root: &Value,
+    root: Against<'_>,
     schema: &Value,
     value: &Value,
     path: &JsonPath<'_>,
@@ -118,7 +136,7 @@ pub(crate) fn validate(
         };
     };
     if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-        let target = resolve(root, reference)
+        let target = resolve(root.root, reference)
             .ok_or_else(|| Violation::new(path, format!("unresolved schema $ref {reference}")))?;
         validate(root, target, value, path)?;
     }
@@ -200,7 +218,7 @@ fn check_type(expected: &Value, value: &Value, path: &JsonPath<'_>) -> Result<()
 }
 
 fn check_branches(
-    root: &Value,
+    root: Against<'_>,
     branches: &[Value],
     value: &Value,
     path: &JsonPath<'_>,
@@ -310,7 +328,7 @@ fn check_number(
 }
 
 fn check_object(
-    root: &Value,
+    root: Against<'_>,
     schema: &Map<String, Value>,
     object: &Map<String, Value>,
     path: &JsonPath<'_>,
@@ -331,9 +349,10 @@ fn check_object(
         match properties.and_then(|p| p.get(key)) {
             Some(item_schema) => validate(root, item_schema, item, &item_path)?,
             None => match schema.get("additionalProperties") {
-                Some(Value::Bool(false)) => {
+                Some(Value::Bool(false)) if root.unknown_fields == UnknownFields::Refuse => {
                     return Err(Violation::new(&item_path, "unknown field"));
                 }
+                Some(Value::Bool(false)) => {}
                 Some(extra) => validate(root, extra, item, &item_path)?,
                 None => {}
             },

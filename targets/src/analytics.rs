@@ -4,20 +4,23 @@
 //! HTTP Basic auth, the write key as user name and an empty password, and the body
 //!
 //! ```json
-//! { "userId": "user-42", "event": "User Signed Up", "messageId": "<envelope id>",
+//! { "userId": "user-42", "event": "User Signed Up", "messageId": "UserSignedUp#user-42",
 //!   "timestamp": "2026-11-27T09:00:00Z",
 //!   "properties": { "plan": "pro", "signup_method": "google", "marketing_consent": true },
 //!   "context": { "library": { "name": "eventfork-targets", "version": "0.1.0" } } }
 //! ```
 //!
-//! The `messageId` is the envelope's event id, so that Segment's own deduplication agrees
-//! with ours. The email address, the IP address and the user agent are never sent.
+//! The `messageId` is the idempotency key's occurrence (`detail-type#key`: a sign-up's user
+//! id, a login's id), so that Segment's own deduplication agrees with ours, also for an event
+//! that was published twice. The email address, the IP address and the user agent are never sent.
 
 use reqwest::Url;
 use serde_json::{Value, json};
 
 use crate::{
-    Deadline, Env, HandlerError, HttpClient, Secret, UserEvent, batch::Handler, config::ConfigError,
+    Deadline, Env, HandlerError, HttpClient, Secret, UserEvent,
+    batch::{Decode, Handler},
+    config::ConfigError,
 };
 
 /// Segment's HTTP tracking API endpoint for `track` calls.
@@ -100,13 +103,13 @@ impl Handler for Analytics {
 
 /// The `track` call body for `event`.
 pub(crate) fn track_call(event: &UserEvent) -> Value {
-    let (user_id, name, id, timestamp, properties) = match event {
+    let message_id = format!("{}#{}", event.detail_type(), event.idempotency_key());
+    let (user_id, name, timestamp, properties) = match event {
         UserEvent::SignedUp(envelope) => {
             let detail = &envelope.detail;
             (
                 detail.user_id.as_str(),
                 "User Signed Up",
-                &envelope.id,
                 detail.signed_up_at.as_str(),
                 json!({
                     "plan": detail.plan,
@@ -120,7 +123,6 @@ pub(crate) fn track_call(event: &UserEvent) -> Value {
             (
                 detail.user_id.as_str(),
                 "User Logged In",
-                &envelope.id,
                 detail.logged_in_at.as_str(),
                 json!({
                     "login_method": detail.login_method,
@@ -132,7 +134,7 @@ pub(crate) fn track_call(event: &UserEvent) -> Value {
     json!({
         "userId": user_id,
         "event": name,
-        "messageId": id,
+        "messageId": message_id,
         "timestamp": timestamp,
         "properties": properties,
         "context": {

@@ -3,15 +3,17 @@
 //!
 //! One [`BatchDriver`] serves one target. For every record of an [`SqsEvent`] it decodes
 //! the body into the handler's event type ([`Decode`]), claims the idempotency key
-//! `(target, envelope id)` in the [`IdempotencyStore`], runs the [`Handler`], and marks the
-//! key completed (or releases it when the handler failed). Records run concurrently, at
-//! most [`BatchOptions::concurrency`] at a time, each in its own tracing span `record` with
-//! the fields `message_id` and `event_id`. A record that fails in any way (a body that is
+//! `(target, detail type, the event's idempotency key)` in the [`IdempotencyStore`], runs
+//! the [`Handler`], and marks the key completed (or releases it when the handler failed).
+//! Records run concurrently, at most [`BatchOptions::concurrency`] at a time, each in its
+//! own tracing span `record` with the fields `message_id`, `event_id` and
+//! `idempotency_key`. A record that fails in any way (a body that is
 //! not a known event, a handler error, a panic, the invocation running out of time) is
 //! reported in `batchItemFailures`; the other records succeed and the batch never fails
 //! as a whole.
 
 use std::{
+    borrow::Cow,
     collections::HashMap,
     future::Future,
     num::NonZeroUsize,
@@ -39,8 +41,12 @@ pub trait Decode: Sized + Send + Sync + 'static {
     /// delivers it.
     fn decode(body: &str) -> Result<Self, DecodeError>;
 
-    /// The envelope's event id: the idempotency key, unchanged on replay.
+    /// The envelope's event id, for logs: a second publish of one occurrence has another.
     fn event_id(&self) -> &str;
+
+    /// The detail's [`Event::idempotency_key`]: the same for every copy of one occurrence
+    /// (redelivered, replayed, or published again).
+    fn idempotency_key(&self) -> Cow<'_, str>;
 
     /// The envelope's `detail-type`.
     fn detail_type(&self) -> &str;
@@ -84,11 +90,12 @@ pub enum DecodeError {
     },
 }
 
-/// Parses `body` as JSON and validates it against the event catalogue.
+/// Parses `body` as JSON and validates it against the event catalogue, as a consumer reads:
+/// detail fields that a newer producer added are skipped.
 fn validated(body: &str) -> Result<(serde_json::Value, &'static str), DecodeError> {
     let value: serde_json::Value = serde_json::from_str(body).map_err(DecodeError::NotJson)?;
     // Logged on failure: the path and reason, never the offending value (event data).
-    let event_type = events_schema::validate_envelope(&value)
+    let event_type = events_schema::validate_received(&value)
         .map_err(|violation| DecodeError::Invalid(violation.redacted()))?;
     Ok((value, event_type.detail_type()))
 }
@@ -114,6 +121,10 @@ impl<T: Event> Decode for Envelope<T> {
 
     fn event_id(&self) -> &str {
         &self.id
+    }
+
+    fn idempotency_key(&self) -> Cow<'_, str> {
+        self.detail.idempotency_key()
     }
 
     fn detail_type(&self) -> &str {
@@ -152,6 +163,13 @@ impl Decode for UserEvent {
         match self {
             UserEvent::SignedUp(envelope) => &envelope.id,
             UserEvent::LoggedIn(envelope) => &envelope.id,
+        }
+    }
+
+    fn idempotency_key(&self) -> Cow<'_, str> {
+        match self {
+            UserEvent::SignedUp(envelope) => envelope.detail.idempotency_key(),
+            UserEvent::LoggedIn(envelope) => envelope.detail.idempotency_key(),
         }
     }
 
@@ -220,7 +238,8 @@ impl Default for BatchOptions {
 pub enum Outcome {
     /// The handler ran and succeeded.
     Delivered,
-    /// The key was already completed: a redelivery or a replay, not handled again.
+    /// The key was already completed: a redelivery, a replay or a second publish of the
+    /// same occurrence, not handled again.
     Duplicate,
 }
 
@@ -377,6 +396,7 @@ impl<H: Handler> BatchDriver<H> {
                     "record",
                     message_id = %message_id,
                     event_id = field::Empty,
+                    idempotency_key = field::Empty,
                     replay_name = field::Empty,
                 );
                 message_ids.push(message_id);
@@ -445,11 +465,17 @@ impl<H: Handler> BatchDriver<H> {
         let event = H::Event::decode(body)?;
         let span = Span::current();
         span.record("event_id", event.event_id());
+        let occurrence = event.idempotency_key();
+        span.record("idempotency_key", &*occurrence);
         if let Some(replay_name) = event.replay_name() {
             span.record("replay_name", replay_name);
         }
         let store = &self.inner.store;
-        let key = IdempotencyKey::new(self.inner.handler.target(), event.event_id());
+        let key = IdempotencyKey::new(
+            self.inner.handler.target(),
+            event.detail_type(),
+            &occurrence,
+        );
         let expires_at = SystemTime::now() + self.inner.options.ttl;
         // The store's calls are bounded too: a stalled claim fails its record alone
         // before the invocation's deadline, instead of timing out the whole batch.

@@ -1,11 +1,15 @@
-//! Idempotency: at most one successful side effect per (target, event id).
+//! Idempotency: at most one successful side effect per (target, occurrence).
 //!
-//! SQS delivers at least once, and an archive replay re-sends events with their original
-//! id. Before a handler runs, the batch driver *claims* the key `(target, envelope id)`:
-//! the claim succeeds when the key is unknown, expired, or held by an invocation whose
-//! lease (its deadline) has passed. After the side effect the key is *completed* and kept
-//! until its expiry; after a failure it is *released*, so that the redelivery can claim it
-//! again. The SQS message id is never part of the key: a replay gets a new message id.
+//! SQS delivers at least once, an archive replay re-sends events, and a publish that is
+//! sent again after its answer was lost reaches EventBridge twice, as two events with two
+//! ids. Before a handler runs, the batch driver *claims* the key `(target, detail type,
+//! idempotency key)`, where the event's [`idempotency_key`](events_schema::Event::idempotency_key)
+//! comes from its detail (a sign-up's user id, a login's id), so every copy of one
+//! occurrence has the same key. The claim succeeds when the key is unknown, expired, or held
+//! by an invocation whose lease (its deadline) has passed. After the side effect the key is
+//! *completed* and kept until its expiry; after a failure it is *released*, so that the
+//! redelivery can claim it again. Neither the SQS message id nor the envelope id is part of
+//! the key: a replay gets a new message id, a second publish a new envelope id.
 //!
 //! [`IdempotencyStore`] is the interface; [`DynamoDbStore`] (conditional writes) serves the
 //! Lambdas, [`MemoryStore`] serves tests and single processes, and the local mode brings
@@ -22,19 +26,20 @@ use std::{
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-/// The key of one side effect: a target and an envelope's event id.
+/// The key of one side effect: a target and the occurrence it reacts to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey {
     target: String,
-    event_id: String,
+    occurrence: String,
 }
 
 impl IdempotencyKey {
-    /// The key of `event_id`'s side effect in `target`.
-    pub fn new(target: impl Into<String>, event_id: impl Into<String>) -> IdempotencyKey {
+    /// The key of `target`'s side effect for the event of `detail_type` whose
+    /// [`idempotency_key`](events_schema::Event::idempotency_key) is `key`.
+    pub fn new(target: impl Into<String>, detail_type: &str, key: &str) -> IdempotencyKey {
         IdempotencyKey {
             target: target.into(),
-            event_id: event_id.into(),
+            occurrence: format!("{detail_type}#{key}"),
         }
     }
 
@@ -43,16 +48,16 @@ impl IdempotencyKey {
         &self.target
     }
 
-    /// The envelope's event id.
-    pub fn event_id(&self) -> &str {
-        &self.event_id
+    /// The occurrence: `detail-type#key`, e.g. `UserSignedUp#user-42`.
+    pub fn occurrence(&self) -> &str {
+        &self.occurrence
     }
 }
 
-/// Formats as `target#event_id`, the DynamoDB partition key.
+/// Formats as `target#detail-type#key`, the DynamoDB partition key.
 impl fmt::Display for IdempotencyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.target, self.event_id)
+        write!(f, "{}#{}", self.target, self.occurrence)
     }
 }
 
@@ -393,7 +398,7 @@ mod tests {
     #[tokio::test]
     async fn memory_store_lifecycle() {
         let store = MemoryStore::default();
-        let key = IdempotencyKey::new("slack", "event-1");
+        let key = IdempotencyKey::new("slack", "UserSignedUp", "user-1");
         let claim = |lease| store.claim(&key, lease, later(3600));
         let lease = later(60);
         assert_eq!(claim(lease).await.unwrap(), Claim::Acquired);
@@ -414,7 +419,7 @@ mod tests {
     #[tokio::test]
     async fn memory_store_expired_lease_and_record_are_claimable() {
         let store = MemoryStore::default();
-        let key = IdempotencyKey::new("slack", "event-1");
+        let key = IdempotencyKey::new("slack", "UserSignedUp", "user-1");
         let expires_at = later(3600);
         assert_eq!(
             store.claim(&key, earlier(1), expires_at).await.unwrap(),
@@ -436,8 +441,8 @@ mod tests {
     #[tokio::test]
     async fn memory_store_keys_are_per_target() {
         let store = MemoryStore::default();
-        let slack = IdempotencyKey::new("slack", "event-1");
-        let analytics = IdempotencyKey::new("analytics", "event-1");
+        let slack = IdempotencyKey::new("slack", "UserSignedUp", "user-1");
+        let analytics = IdempotencyKey::new("analytics", "UserSignedUp", "user-1");
         store.claim(&slack, later(60), later(3600)).await.unwrap();
         store.complete(&slack, later(3600)).await.unwrap();
         assert_eq!(
@@ -447,6 +452,6 @@ mod tests {
                 .unwrap(),
             Claim::Acquired
         );
-        assert_eq!(slack.to_string(), "slack#event-1");
+        assert_eq!(slack.to_string(), "slack#UserSignedUp#user-1");
     }
 }

@@ -67,6 +67,7 @@ fn login_line(i: usize, user_agent: &str) -> String {
         "detail-type": "UserLoggedIn",
         "detail": {
             "user_id": format!("user-{i}"),
+            "login_id": format!("login-{i}"),
             "login_method": "passkey",
             "mfa_used": true,
             "ip_address": "192.0.2.10",

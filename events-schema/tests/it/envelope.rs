@@ -1,8 +1,8 @@
 //! The envelope round-trips real EventBridge JSON, and typed events round-trip through it.
 
 use events_schema::{
-    Envelope, Event, LoginMethod, Plan, RawEnvelope, SignupMethod, Timestamp, UserLoggedIn,
-    UserSignedUp,
+    Envelope, Event, LoginId, LoginMethod, Plan, RawEnvelope, SignupMethod, Timestamp,
+    UserLoggedIn, UserSignedUp,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -57,6 +57,48 @@ fn typed_user_events_round_trip() {
     let logged_in: Envelope<UserLoggedIn> = check_round_trip("user-logged-in.json");
     assert_eq!(logged_in.detail.login_method, LoginMethod::Passkey);
     assert_eq!(logged_in.detail.ip_address.to_string(), "2001:db8::7");
+    assert_eq!(logged_in.detail.login_id.as_str(), "login-7f3a");
+}
+
+#[test]
+fn idempotency_keys_name_the_occurrence() {
+    let signed_up = UserSignedUp::builder("user-42", "ada@example.com")
+        .unwrap()
+        .build();
+    assert_eq!(signed_up.idempotency_key(), "user-42");
+    let ip = "192.0.2.1".parse().unwrap();
+    let login = UserLoggedIn::builder("user-42", ip).unwrap().build();
+    // The builder gives each login its own id, and the same value keeps it.
+    let other = UserLoggedIn::builder("user-42", ip).unwrap().build();
+    assert_ne!(login.idempotency_key(), other.idempotency_key());
+    assert_eq!(login.clone().idempotency_key(), login.login_id.as_str());
+    assert_eq!(
+        login.login_id.as_str().len(),
+        36,
+        "a UUID: {}",
+        login.login_id
+    );
+    let chosen = UserLoggedIn::builder("user-42", ip)
+        .unwrap()
+        .login_id(LoginId::new("audit-991").unwrap())
+        .build();
+    assert_eq!(chosen.idempotency_key(), "audit-991");
+    assert_eq!(
+        LoginId::new(" ").unwrap_err().to_string(),
+        "login id must not be empty or only white space"
+    );
+    assert_eq!(
+        LoginId::new("x".repeat(129)).unwrap_err().to_string(),
+        "login id is 129 characters long, the limit is 128"
+    );
+}
+
+#[test]
+fn fields_that_a_newer_producer_added_are_skipped() {
+    let mut event: Value = serde_json::from_str(&fixture("user-signed-up.json")).unwrap();
+    event["detail"]["referrer"] = "newsletter".into();
+    let envelope: Envelope<UserSignedUp> = serde_json::from_value(event).unwrap();
+    assert_eq!(envelope.detail.user_id.as_str(), "user-42");
 }
 
 #[test]
@@ -64,7 +106,7 @@ fn a_detail_of_the_wrong_type_does_not_deserialize() {
     let text = fixture("user-logged-in.json");
     let error = serde_json::from_str::<Envelope<UserSignedUp>>(&text).unwrap_err();
     assert!(
-        error.to_string().contains("unknown field `login_method`"),
+        error.to_string().contains("missing field `email`"),
         "{error}"
     );
 }

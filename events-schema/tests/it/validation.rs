@@ -1,6 +1,6 @@
 //! Validation of arbitrary JSON against the catalogue: the first violation, with its path.
 
-use events_schema::validate_envelope;
+use events_schema::{validate_envelope, validate_received};
 use serde_json::Value;
 
 use crate::fixture;
@@ -11,6 +11,18 @@ fn check(fixture_name: &str, edit: impl FnOnce(&mut Value), expect: &str) {
     let mut event: Value = serde_json::from_str(&fixture(fixture_name)).unwrap();
     edit(&mut event);
     let verdict = match validate_envelope(&event) {
+        Ok(event_type) => format!("ok {}", event_type.detail_type()),
+        Err(violation) => format!("invalid: {violation}"),
+    };
+    assert_eq!(verdict, expect);
+}
+
+/// Like [`check`], as a consumer reads the event ([`validate_received`]).
+#[track_caller]
+fn check_received(fixture_name: &str, edit: impl FnOnce(&mut Value), expect: &str) {
+    let mut event: Value = serde_json::from_str(&fixture(fixture_name)).unwrap();
+    edit(&mut event);
+    let verdict = match validate_received(&event) {
         Ok(event_type) => format!("ok {}", event_type.detail_type()),
         Err(violation) => format!("invalid: {violation}"),
     };
@@ -122,5 +134,40 @@ fn detail_violations() {
         LOGIN,
         |e| e["detail"]["logged_in_at"] = Value::Null,
         "invalid: $.detail.logged_in_at: expected string, found null",
+    );
+}
+
+#[test]
+fn consumers_skip_unknown_detail_fields_and_check_the_rest() {
+    check_received(
+        SIGNUP,
+        |e| e["detail"]["referrer"] = serde_json::json!({"campaign": "spring"}),
+        "ok UserSignedUp",
+    );
+    check_received(
+        LOGIN,
+        |e| e["detail"]["device"] = "phone".into(),
+        "ok UserLoggedIn",
+    );
+    // Everything the consumer knows is still checked: types, formats, enum values.
+    check_received(
+        SIGNUP,
+        |e| {
+            e["detail"]["referrer"] = "newsletter".into();
+            e["detail"]["plan"] = "platinum".into();
+        },
+        "invalid: $.detail.plan: expected one of \"free\", \"pro\", \"team\", \"enterprise\", found \"platinum\"",
+    );
+    check_received(
+        LOGIN,
+        |e| {
+            e["detail"].as_object_mut().unwrap().remove("login_id");
+        },
+        "invalid: $.detail.login_id: missing required field",
+    );
+    check_received(
+        SIGNUP,
+        |e| e["detail"]["email"] = 7.into(),
+        "invalid: $.detail.email: expected string, found integer",
     );
 }

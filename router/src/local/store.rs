@@ -341,8 +341,10 @@ pub enum Claim {
     InProgress,
 }
 
-/// Idempotency records keyed by (target, event id) in the local store, with in-progress /
-/// completed states and TTLs, for the consumers' idempotency-store trait.
+/// Idempotency records keyed by (target, key) in the local store, with in-progress /
+/// completed states and TTLs, for the consumers' idempotency-store trait. The key names one
+/// occurrence of an event (it sits in the column `event_id`, named when keys were envelope
+/// ids).
 ///
 /// Clones share the store. Usable from async code and, through the `_blocking` twins, from
 /// outside a runtime.
@@ -356,48 +358,46 @@ impl Idempotency {
         Idempotency { store }
     }
 
-    /// Claims `(target, event_id)` for `in_progress_ttl`; an in-progress claim older than
+    /// Claims `(target, key)` for `in_progress_ttl`; an in-progress claim older than
     /// that is considered abandoned (its consumer crashed) and may be claimed again.
     pub async fn claim(
         &self,
         target: &str,
-        event_id: &str,
+        key: &str,
         in_progress_ttl: std::time::Duration,
     ) -> Result<Claim, StoreError> {
-        let (target, event_id) = (target.to_owned(), event_id.to_owned());
+        let (target, key) = (target.to_owned(), key.to_owned());
         let now = self.store.clock().now_ms();
         let expires_at = now.saturating_add(duration_ms(in_progress_ttl));
         self.store
-            .call_relaxed(move |connection| claim(connection, &target, &event_id, now, expires_at))
+            .call_relaxed(move |connection| claim(connection, &target, &key, now, expires_at))
             .await
     }
 
-    /// Claims `(target, event_id)` until `lease_until_ms` (ms since the epoch, on the bus
+    /// Claims `(target, key)` until `lease_until_ms` (ms since the epoch, on the bus
     /// clock): the lease [`Idempotency::release_lease`] names to release it.
     pub async fn claim_until(
         &self,
         target: &str,
-        event_id: &str,
+        key: &str,
         lease_until_ms: i64,
     ) -> Result<Claim, StoreError> {
-        let (target, event_id) = (target.to_owned(), event_id.to_owned());
+        let (target, key) = (target.to_owned(), key.to_owned());
         let now = self.store.clock().now_ms();
         self.store
-            .call_relaxed(move |connection| {
-                claim(connection, &target, &event_id, now, lease_until_ms)
-            })
+            .call_relaxed(move |connection| claim(connection, &target, &key, now, lease_until_ms))
             .await
     }
 
-    /// Drops the in-progress claim of `(target, event_id)` made until `lease_until_ms`; a
+    /// Drops the in-progress claim of `(target, key)` made until `lease_until_ms`; a
     /// completed record, or a later claim by someone else, is kept.
     pub async fn release_lease(
         &self,
         target: &str,
-        event_id: &str,
+        key: &str,
         lease_until_ms: i64,
     ) -> Result<(), StoreError> {
-        let (target, event_id) = (target.to_owned(), event_id.to_owned());
+        let (target, key) = (target.to_owned(), key.to_owned());
         self.store
             .call_relaxed(move |connection| {
                 connection
@@ -406,22 +406,22 @@ impl Idempotency {
                          WHERE target = ?1 AND event_id = ?2 AND state = 'in_progress'
                            AND expires_at = ?3",
                     )
-                    .and_then(|mut s| s.execute(params![target, event_id, lease_until_ms]))
+                    .and_then(|mut s| s.execute(params![target, key, lease_until_ms]))
                     .map(drop)
                     .map_err(StoreError::db("idempotency release"))
             })
             .await
     }
 
-    /// Marks `(target, event_id)` completed for `ttl`: claims within it answer
+    /// Marks `(target, key)` completed for `ttl`: claims within it answer
     /// [`Claim::AlreadyCompleted`].
     pub async fn complete(
         &self,
         target: &str,
-        event_id: &str,
+        key: &str,
         ttl: std::time::Duration,
     ) -> Result<(), StoreError> {
-        let (target, event_id) = (target.to_owned(), event_id.to_owned());
+        let (target, key) = (target.to_owned(), key.to_owned());
         let expires_at = self.store.clock().now_ms().saturating_add(duration_ms(ttl));
         self.store
             .call_relaxed(move |connection| {
@@ -432,7 +432,7 @@ impl Idempotency {
                          ON CONFLICT (target, event_id)
                          DO UPDATE SET state = 'completed', expires_at = ?3",
                     )
-                    .and_then(|mut s| s.execute(params![target, event_id, expires_at]))
+                    .and_then(|mut s| s.execute(params![target, key, expires_at]))
                     .map(drop)
                     .map_err(StoreError::db("idempotency complete"))
             })
@@ -441,8 +441,8 @@ impl Idempotency {
 
     /// Drops an in-progress claim (processing failed and may be retried at once). A
     /// completed record is kept.
-    pub async fn release(&self, target: &str, event_id: &str) -> Result<(), StoreError> {
-        let (target, event_id) = (target.to_owned(), event_id.to_owned());
+    pub async fn release(&self, target: &str, key: &str) -> Result<(), StoreError> {
+        let (target, key) = (target.to_owned(), key.to_owned());
         self.store
             .call_relaxed(move |connection| {
                 connection
@@ -450,7 +450,7 @@ impl Idempotency {
                         "DELETE FROM idempotency
                          WHERE target = ?1 AND event_id = ?2 AND state = 'in_progress'",
                     )
-                    .and_then(|mut s| s.execute(params![target, event_id]))
+                    .and_then(|mut s| s.execute(params![target, key]))
                     .map(drop)
                     .map_err(StoreError::db("idempotency release"))
             })
@@ -461,7 +461,7 @@ impl Idempotency {
 fn claim(
     connection: &Connection,
     target: &str,
-    event_id: &str,
+    key: &str,
     now: i64,
     expires_at: i64,
 ) -> Result<Claim, StoreError> {
@@ -470,10 +470,8 @@ fn claim(
             "SELECT state, expires_at FROM idempotency WHERE target = ?1 AND event_id = ?2",
         )
         .and_then(|mut s| {
-            s.query_row(params![target, event_id], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()
+            s.query_row(params![target, key], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
         })
         .map_err(StoreError::db("idempotency claim"))?;
     match existing {
@@ -492,7 +490,7 @@ fn claim(
              VALUES (?1, ?2, 'in_progress', ?3)
              ON CONFLICT (target, event_id) DO UPDATE SET state = 'in_progress', expires_at = ?3",
         )
-        .and_then(|mut s| s.execute(params![target, event_id, expires_at]))
+        .and_then(|mut s| s.execute(params![target, key, expires_at]))
         .map_err(StoreError::db("idempotency claim"))?;
     Ok(Claim::Claimed)
 }

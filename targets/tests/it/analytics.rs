@@ -35,7 +35,7 @@ async fn fixture_batch_tracks_both_event_types_and_fails_the_malformed_record() 
     track()
         .and(body_json(json!({
             "userId": "user-42", "event": "User Signed Up",
-            "messageId": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+            "messageId": "UserSignedUp#user-42",
             "timestamp": "2026-11-27T09:00:00Z",
             "properties": { "plan": "pro", "signup_method": "google", "marketing_consent": true },
             "context": { "library": library },
@@ -47,7 +47,7 @@ async fn fixture_batch_tracks_both_event_types_and_fails_the_malformed_record() 
     track()
         .and(body_json(json!({
             "userId": "user-7", "event": "User Logged In",
-            "messageId": "c4b1f0a2-5d6e-4f7a-8b9c-0d1e2f3a4b5c",
+            "messageId": "UserLoggedIn#login-5f2c",
             "timestamp": "2026-11-27T09:05:00Z",
             "properties": { "login_method": "passkey", "mfa_used": true },
             "context": { "library": library },
@@ -60,7 +60,7 @@ async fn fixture_batch_tracks_both_event_types_and_fails_the_malformed_record() 
     track()
         .and(body_json(json!({
             "userId": "user-43", "event": "User Signed Up",
-            "messageId": "0f9e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f",
+            "messageId": "UserSignedUp#user-43",
             "timestamp": "2026-11-27T09:10:00Z",
             "properties": { "plan": "free", "signup_method": "email_password", "marketing_consent": false },
             "context": { "library": library },

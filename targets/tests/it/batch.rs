@@ -159,13 +159,74 @@ async fn redelivery_and_replay_are_suppressed_by_event_id() {
 }
 
 #[tokio::test]
+async fn a_second_publish_of_one_occurrence_is_a_duplicate() {
+    let driver = driver(Recorder::default());
+    // The producer's PutEvents timed out after EventBridge took the sign-up, and it sent
+    // the event again: two envelope ids, one user id.
+    let first = signed_up("e1", "u1", true);
+    let again = signed_up("e2", "u1", true);
+    let report = driver.process(batch(&[("m1", &first)]), deadline()).await;
+    assert_eq!(
+        report.records()[0].1.as_ref().ok(),
+        Some(&Outcome::Delivered)
+    );
+    let report = driver.process(batch(&[("m2", &again)]), deadline()).await;
+    assert_eq!(
+        report.records()[0].1.as_ref().ok(),
+        Some(&Outcome::Duplicate)
+    );
+    // A login is one occurrence per login id: two logins of one user are two, one login
+    // sent twice is one.
+    let response = driver
+        .run(
+            batch(&[
+                ("m3", &logged_in("e3", "u1")),
+                ("m5", &logged_in("e5", "u1")),
+            ]),
+            deadline(),
+        )
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let mut login_again: serde_json::Value = serde_json::from_str(&logged_in("e4", "u1")).unwrap();
+    login_again["detail"]["login_id"] = "login-e3".into();
+    let report = driver
+        .process(batch(&[("m4", &login_again.to_string())]), deadline())
+        .await;
+    assert_eq!(
+        report.records()[0].1.as_ref().ok(),
+        Some(&Outcome::Duplicate)
+    );
+    let mut handled = handled(&driver);
+    handled.sort();
+    assert_eq!(handled, ["e1", "e3", "e5"]);
+}
+
+#[tokio::test]
+async fn a_field_that_a_newer_producer_added_is_skipped() {
+    let driver = driver(Recorder::default());
+    let mut newer: serde_json::Value = serde_json::from_str(&signed_up("e1", "u1", true)).unwrap();
+    newer["detail"]["referrer"] = serde_json::json!({ "campaign": "spring" });
+    let response = driver
+        .run(batch(&[("m1", &newer.to_string())]), deadline())
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(handled(&driver), ["e1"]);
+    // A value that this consumer cannot read is still refused.
+    newer["detail"]["plan"] = "platinum".into();
+    let response = driver
+        .run(batch(&[("m2", &newer.to_string())]), deadline())
+        .await;
+    assert_eq!(failures(&response), ["m2"]);
+}
+
+#[tokio::test]
 async fn a_failed_record_is_released_for_its_redelivery() {
     let store = Arc::new(MemoryStore::default());
     let driver = BatchDriver::new(Recorder::default(), store.clone());
     let failing = signed_up("fail", "u1", true);
     let response = driver.run(batch(&[("m1", &failing)]), deadline()).await;
     assert_eq!(failures(&response), ["m1"]);
-    let key = IdempotencyKey::new("recorder", "fail");
+    let key = IdempotencyKey::new("recorder", "UserSignedUp", "u1");
     let later = SystemTime::now() + Duration::from_secs(60);
     assert_eq!(
         store.claim(&key, later, later).await.unwrap(),
@@ -185,7 +246,7 @@ async fn concurrency_is_bounded() {
     };
     let driver = BatchDriver::with_options(recorder, Arc::new(MemoryStore::default()), options);
     let bodies: Vec<String> = (0..10)
-        .map(|i| signed_up(&format!("e{i}"), "u1", true))
+        .map(|i| signed_up(&format!("e{i}"), &format!("u{i}"), true))
         .collect();
     let records: Vec<(String, &str)> = bodies
         .iter()
@@ -270,7 +331,7 @@ async fn a_store_outage_fails_records_without_handling_them() {
     assert!(error.is_retryable());
     assert_eq!(
         targets::error_chain(error),
-        "idempotency store failed: could not claim idempotency key recorder#e1: connection refused"
+        "idempotency store failed: could not claim idempotency key recorder#UserSignedUp#u1: connection refused"
     );
     assert!(handled(&driver).is_empty());
 }

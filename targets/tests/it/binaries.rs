@@ -408,9 +408,6 @@ async fn slack_binary_reads_its_webhook_from_secrets_manager_and_uses_dynamodb()
     ids.sort();
     assert_eq!(
         ids,
-        [
-            "slack#0f9e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f",
-            "slack#6a7e8feb-b491-4cf7-a9f1-bf3703467718"
-        ]
+        ["slack#UserSignedUp#user-42", "slack#UserSignedUp#user-43"]
     );
 }

@@ -70,7 +70,7 @@ async fn dynamodb_store_lifecycle() {
     let client = client(&url);
     let table = create_table(&client, "idempotency").await;
     let store = DynamoDbStore::new(client.clone(), &table);
-    let key = IdempotencyKey::new("slack", "6a7e8feb-b491-4cf7-a9f1-bf3703467718");
+    let key = IdempotencyKey::new("slack", "UserSignedUp", "user-42");
     let claim = |lease| store.claim(&key, lease, later(3600));
 
     let lease = later(60);
@@ -99,7 +99,7 @@ async fn dynamodb_store_lifecycle() {
     assert_eq!(item["status"], AttributeValue::S("COMPLETED".into()));
     assert!(item["expiration"].as_n().is_ok());
     // The same event in another target is another key.
-    let other = IdempotencyKey::new("analytics", key.event_id());
+    let other = IdempotencyKey::new("analytics", "UserSignedUp", "user-42");
     assert_eq!(
         store.claim(&other, later(60), later(3600)).await.unwrap(),
         Claim::Acquired
@@ -114,7 +114,7 @@ async fn dynamodb_store_expired_lease_and_expired_record_are_claimable() {
     };
     let client = client(&url);
     let store = DynamoDbStore::new(client.clone(), create_table(&client, "idempotency").await);
-    let key = IdempotencyKey::new("analytics", "e1");
+    let key = IdempotencyKey::new("analytics", "UserLoggedIn", "login-1");
     let past = SystemTime::now() - Duration::from_secs(5);
     assert_eq!(
         store.claim(&key, past, later(3600)).await.unwrap(),
@@ -147,7 +147,7 @@ async fn dynamodb_store_concurrent_claims_acquire_once() {
     for _ in 0..8 {
         let store = Arc::clone(&store);
         tasks.spawn(async move {
-            let key = IdempotencyKey::new("slack", "race");
+            let key = IdempotencyKey::new("slack", "UserSignedUp", "race");
             store.claim(&key, later(60), later(3600)).await.unwrap()
         });
     }
@@ -162,10 +162,11 @@ async fn dynamodb_store_errors_name_the_key() {
         return;
     };
     let store = DynamoDbStore::new(client(&url), "no-such-table");
-    let key = IdempotencyKey::new("slack", "e1");
+    let key = IdempotencyKey::new("slack", "UserSignedUp", "user-1");
     let error = store.claim(&key, later(60), later(3600)).await.unwrap_err();
     assert!(
-        targets::error_chain(&error).starts_with("could not claim idempotency key slack#e1: "),
+        targets::error_chain(&error)
+            .starts_with("could not claim idempotency key slack#UserSignedUp#user-1: "),
         "{}",
         targets::error_chain(&error)
     );

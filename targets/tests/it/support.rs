@@ -45,14 +45,16 @@ pub(crate) fn replayed(body: &str, replay_name: &str) -> String {
     value.to_string()
 }
 
-/// An EventBridge envelope holding a `UserLoggedIn`, as an SQS body.
+/// An EventBridge envelope holding a `UserLoggedIn`, as an SQS body; its login id is
+/// `login-<event id>`.
 pub(crate) fn logged_in(event_id: &str, user_id: &str) -> String {
     json!({
         "version": "0", "id": event_id, "detail-type": "UserLoggedIn",
         "source": "com.eventfork.users", "account": "111122223333",
         "time": "2026-11-27T09:05:00Z", "region": "us-east-1", "resources": [],
         "detail": {
-            "user_id": user_id, "login_method": "password", "mfa_used": false,
+            "user_id": user_id, "login_id": format!("login-{event_id}"),
+            "login_method": "password", "mfa_used": false,
             "ip_address": "2001:db8::1", "logged_in_at": "2026-11-27T09:05:00Z",
         },
     })
