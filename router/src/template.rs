@@ -47,6 +47,7 @@ pub struct Template {
     rules: Vec<RuleResource>,
     queues: BTreeMap<String, QueueResource>,
     functions: Vec<FunctionResource>,
+    archive_retention_days: Option<u32>,
 }
 
 /// An `AWS::Events::Rule` with an event pattern.
@@ -181,7 +182,10 @@ impl Template {
             rules: Vec::new(),
             queues: BTreeMap::new(),
             functions: Vec::new(),
+            archive_retention_days: None,
         };
+        // Each archive's RetentionDays, 0 for indefinitely.
+        let mut archives = Vec::new();
         for (logical_id, resource) in resources(document)? {
             let logical_id = logical_id.as_str();
             let at = format!("Resources.{logical_id}");
@@ -199,6 +203,15 @@ impl Template {
                     let queue = read_queue(logical_id, properties, &at)?;
                     template.queues.insert(logical_id.to_owned(), queue);
                 }
+                "AWS::Events::Archive" => {
+                    let days = match properties.get("RetentionDays") {
+                        None => 0,
+                        Some(days) => {
+                            read_days(document, days, &format!("{at}.Properties.RetentionDays"))?
+                        }
+                    };
+                    archives.push(days);
+                }
                 "AWS::Serverless::Function" => {
                     if let Some(function) =
                         read_function(logical_id, resource, properties, global_timeout, &at)?
@@ -209,7 +222,20 @@ impl Template {
                 _ => {}
             }
         }
+        // The local bus keeps one archive of every event: as long as the longest-keeping
+        // archive of the template would, and indefinitely without one.
+        template.archive_retention_days = match archives.iter().max() {
+            Some(&days) if !archives.contains(&0) => Some(days),
+            _ => None,
+        };
         Ok(template)
+    }
+
+    /// How many days the template's archives keep events: the longest `RetentionDays` of
+    /// its `AWS::Events::Archive` resources, `None` for indefinitely (no archive, or one
+    /// with no or zero `RetentionDays`).
+    pub fn archive_retention_days(&self) -> Option<u32> {
+        self.archive_retention_days
     }
 
     /// The rules with an event pattern, in template order.
@@ -697,6 +723,25 @@ fn reference(value: &Yaml) -> Option<String> {
     }
 }
 
+/// A number of days: a number, or `!Ref` to a parameter with a numeric `Default` (the value
+/// a deploy without overrides takes).
+fn read_days(document: &Yaml, value: &Yaml, at: &str) -> Result<u32, TemplateError> {
+    let Some(parameter) = reference(value) else {
+        return u32_of(value, at);
+    };
+    let default = document
+        .get("Parameters")
+        .and_then(|p| p.get(parameter.as_str()))
+        .and_then(|p| p.get("Default"))
+        .ok_or_else(|| {
+            TemplateError::new(
+                at,
+                format!("refers to {parameter}, which is not a parameter with a Default"),
+            )
+        })?;
+    u32_of(default, &format!("Parameters.{parameter}.Default"))
+}
+
 fn scalar_text(value: &Yaml) -> String {
     match value {
         Yaml::String(text) => text.clone(),
@@ -1017,6 +1062,55 @@ Resources:
         check_error(
             "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPattern: { source: !Ref X }\n",
             "Resources.R.Properties.EventPattern.source: intrinsic function !Ref is not allowed in an event pattern",
+        );
+    }
+
+    #[test]
+    fn archive_retention_is_the_longest_and_follows_parameter_defaults() {
+        let days = |archives: &str| {
+            let text = format!(
+                "Parameters:\n  Days: {{ Type: Number, Default: 30 }}\n  Open: {{ Type: Number }}\nResources:\n{archives}"
+            );
+            Template::parse(&text).map(|t| t.archive_retention_days())
+        };
+        let archive = |name: &str, properties: &str| {
+            format!(
+                "  {name}:\n    Type: AWS::Events::Archive\n    Properties: {{ SourceArn: arn, {properties} }}\n"
+            )
+        };
+        assert_eq!(
+            days("  Q:\n    Type: AWS::SQS::Queue\n"),
+            Ok(None),
+            "no archive"
+        );
+        assert_eq!(days(&archive("A", "RetentionDays: 7")), Ok(Some(7)));
+        assert_eq!(
+            days(&archive("A", "RetentionDays: !Ref Days")),
+            Ok(Some(30))
+        );
+        assert_eq!(
+            days(
+                &(archive("A", "RetentionDays: 7") + &archive("B", "RetentionDays: { Ref: Days }"))
+            ),
+            Ok(Some(30))
+        );
+        // No RetentionDays, or 0: indefinitely, whatever the other archives say.
+        assert_eq!(
+            days(&(archive("A", "RetentionDays: 7") + &archive("B", "Description: all"))),
+            Ok(None)
+        );
+        assert_eq!(days(&archive("A", "RetentionDays: 0")), Ok(None));
+        assert_eq!(
+            days(&archive("A", "RetentionDays: !Ref Open"))
+                .unwrap_err()
+                .to_string(),
+            "Resources.A.Properties.RetentionDays: refers to Open, which is not a parameter with a Default"
+        );
+        assert_eq!(
+            days(&archive("A", "RetentionDays: soon"))
+                .unwrap_err()
+                .to_string(),
+            "Resources.A.Properties.RetentionDays: expected a whole number, found soon"
         );
     }
 }

@@ -198,6 +198,58 @@ fn move_to_dead_letter(
         .map_err(StoreError::db("dead-letter move"))
 }
 
+/// How long each queue keeps a message and the archive keeps an event.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Retention {
+    /// Per queue, its `MessageRetentionPeriod` in milliseconds, counted from when the
+    /// message was sent (for a dead letter, from its first send, as SQS counts it for
+    /// standard queues).
+    pub(crate) queues: Vec<(String, i64)>,
+    /// How long the archive keeps an event, in milliseconds; `None` for indefinitely.
+    pub(crate) archive_ms: Option<i64>,
+}
+
+/// What a retention sweep deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Swept {
+    pub(crate) messages: usize,
+    pub(crate) events: usize,
+    pub(crate) idempotency_records: usize,
+}
+
+/// Deletes what has outlived its retention at `now`: messages past their queue's retention
+/// (dead letters included), archived events past the archive's retention and replayed
+/// copies, once no message holds them, and expired idempotency records.
+pub(crate) fn sweep(
+    connection: &Connection,
+    retention: &Retention,
+    now: i64,
+) -> Result<Swept, StoreError> {
+    let mut swept = Swept::default();
+    for (queue, keep_ms) in &retention.queues {
+        swept.messages += connection
+            .prepare_cached("DELETE FROM messages WHERE queue = ?1 AND sent_at < ?2")
+            .and_then(|mut s| s.execute(params![queue, now.saturating_sub(*keep_ms)]))
+            .map_err(StoreError::db("retention sweep"))?;
+    }
+    let archive_cutoff = retention
+        .archive_ms
+        .map_or(i64::MIN, |keep_ms| now.saturating_sub(keep_ms));
+    swept.events = connection
+        .prepare_cached(
+            "DELETE FROM events
+             WHERE (replay_name IS NOT NULL OR ingested_at < ?1)
+               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.event_seq = events.seq)",
+        )
+        .and_then(|mut s| s.execute([archive_cutoff]))
+        .map_err(StoreError::db("retention sweep"))?;
+    swept.idempotency_records = connection
+        .prepare_cached("DELETE FROM idempotency WHERE expires_at < ?1")
+        .and_then(|mut s| s.execute([now]))
+        .map_err(StoreError::db("retention sweep"))?;
+    Ok(swept)
+}
+
 /// What became of a received message after its consumer answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Settled {

@@ -24,7 +24,7 @@ use tokio::{
 
 use super::{
     LocalBus, LocalError, LocalEvent,
-    queue::{self, Received, Settled},
+    queue::{self, Received, Settled, Swept},
     store::duration_ms,
     topology::TargetSpec,
 };
@@ -363,13 +363,47 @@ pub(crate) fn start(bus: LocalBus, consumers: Consumers) -> Result<Runner, Local
         assigned.push((Arc::new(target.clone()), consumer));
     }
     let (stop, _) = watch::channel(false);
-    let pollers = assigned
+    let mut pollers: Vec<JoinHandle<()>> = assigned
         .into_iter()
         .map(|(target, consumer)| {
             tokio::spawn(poll(bus.clone(), target, consumer, stop.subscribe()))
         })
         .collect();
+    pollers.push(tokio::spawn(sweep(bus, stop.subscribe())));
     Ok(Runner { stop, pollers })
+}
+
+/// How often the runner deletes what has outlived its retention, in bus-clock milliseconds.
+pub(crate) const SWEEP_EVERY_MS: i64 = 60_000;
+
+/// Applies the queues' and the archive's retention now and every [`SWEEP_EVERY_MS`], as
+/// SQS and EventBridge delete on their own (and, like them, within a while of the deadline,
+/// not at the instant).
+async fn sweep(bus: LocalBus, mut stop: watch::Receiver<bool>) {
+    let retention = Arc::new(bus.topology().retention().clone());
+    while !*stop.borrow() {
+        let now = bus.clock().now_ms();
+        let swept = {
+            let retention = retention.clone();
+            bus.store()
+                .call_relaxed(move |connection| queue::sweep(connection, &retention, now))
+                .await
+        };
+        match swept {
+            Ok(swept) if swept != Swept::default() => tracing::info!(
+                messages = swept.messages,
+                events = swept.events,
+                idempotency_records = swept.idempotency_records,
+                "deleted what outlived its retention"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::error!(error = %error, "the retention sweep failed"),
+        }
+        tokio::select! {
+            () = bus.clock().sleep_until(now.saturating_add(SWEEP_EVERY_MS)) => {}
+            _ = stop.changed() => break,
+        }
+    }
 }
 
 async fn poll(

@@ -246,6 +246,7 @@ CREATE TABLE IF NOT EXISTS messages (
     source_queue TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, id);
+CREATE INDEX IF NOT EXISTS messages_event ON messages (event_seq);
 CREATE TABLE IF NOT EXISTS idempotency (
     target TEXT NOT NULL,
     event_id TEXT NOT NULL,

@@ -8,7 +8,10 @@ use serde_json::Value as Json;
 
 use crate::template::Template;
 
-use super::{LocalError, queue::QueuePolicy};
+use super::{
+    LocalError,
+    queue::{QueuePolicy, Retention},
+};
 
 /// The name of the bus that rules without `EventBusName` belong to.
 pub const DEFAULT_BUS: &str = "default";
@@ -125,6 +128,7 @@ pub struct Topology {
     rules: Vec<RuleSpec>,
     targets: Vec<TargetSpec>,
     queues: BTreeMap<String, QueuePolicy>,
+    retention: Retention,
 }
 
 /// The concurrency used when the event source sets no `MaximumConcurrency`. Lambda would
@@ -136,7 +140,17 @@ impl Topology {
     /// `bus_name`; the others on `default`.
     pub fn from_template(template: &Template, bus_name: &str) -> Result<Topology, LocalError> {
         let mut queues = BTreeMap::new();
+        let mut retention = Retention {
+            queues: Vec::new(),
+            archive_ms: template
+                .archive_retention_days()
+                .map(|days| i64::from(days) * 86_400_000),
+        };
         for queue in template.queues() {
+            retention.queues.push((
+                queue.logical_id().to_owned(),
+                i64::from(queue.message_retention_seconds()) * 1000,
+            ));
             queues.insert(
                 queue.logical_id().to_owned(),
                 QueuePolicy {
@@ -227,6 +241,7 @@ impl Topology {
             rules,
             targets,
             queues,
+            retention,
         })
     }
 
@@ -262,5 +277,10 @@ impl Topology {
     /// The logical ids of every queue.
     pub fn queue_names(&self) -> impl Iterator<Item = &str> {
         self.queues.keys().map(String::as_str)
+    }
+
+    /// How long the queues keep messages and the archive keeps events.
+    pub(crate) fn retention(&self) -> &Retention {
+        &self.retention
     }
 }

@@ -1263,3 +1263,95 @@ async fn a_consumer_past_its_timeout_is_stopped() {
     assert!(stopped.load(Ordering::SeqCst), "the handler runs on");
     runner.shutdown().await;
 }
+
+/// Waits (on the real clock) until `done` holds, for at most ten seconds.
+async fn eventually<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F) {
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the condition never held"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn messages_archived_events_and_idempotency_records_expire_with_their_retention() {
+    let template = TEMPLATE
+        .replace(
+            "      VisibilityTimeout: 60\n",
+            "      VisibilityTimeout: 60\n      MessageRetentionPeriod: 120\n",
+        )
+        .replace(
+            "Resources:\n",
+            "Parameters:\n  Days: { Type: Number, Default: 2 }\nResources:\n  Archive:\n    Type: AWS::Events::Archive\n    Properties: { SourceArn: !GetAtt Bus.Arn, RetentionDays: !Ref Days }\n",
+        );
+    let template = Template::parse(&template).unwrap();
+    assert_eq!(template.archive_retention_days(), Some(2));
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let bus = LocalBus::open(&template, dir.path(), config(&clock)).unwrap();
+    let mail = Probe::default();
+    mail.poisoned.store(true, Ordering::SeqCst);
+    let mut events = bus.subscribe();
+    let runner = bus
+        .start(
+            Consumers::default()
+                .with("mailing-list", mail.consumer())
+                .fallback(RecordingSink::default()),
+        )
+        .unwrap();
+    let idempotency = bus.idempotency();
+    idempotency
+        .claim("slack", "UserSignedUp#u1", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let ids = put(
+        &bus,
+        vec![entry("UserSignedUp", json!({"n": 1, "poison": true}))],
+    )
+    .await;
+    assert_eq!(
+        target_outcomes(&mut events, "mailing-list", 1).await,
+        [format!("mailing-list retrying {} 1", ids[0])]
+    );
+    let n_rows = |table: &'static str| {
+        let connection = rusqlite::Connection::open(bus.database_path()).unwrap();
+        connection
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .unwrap()
+    };
+    let mail_depth = |bus: LocalBus| async move {
+        let status = bus.status().await.unwrap();
+        let mail = status.iter().find(|s| s.target == "mailing-list").unwrap();
+        mail.visible + mail.in_flight + mail.dead_letters
+    };
+    assert_eq!(mail_depth(bus.clone()).await, 1);
+    assert_eq!(bus.archive_len().await.unwrap(), 1);
+
+    // Within the queue's 120 s the message stays; past them it is gone, before its third
+    // receive would have moved it to the dead-letter queue. The idempotency claim (30 s)
+    // has expired too.
+    clock.advance(Duration::from_secs(61));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(mail_depth(bus.clone()).await, 1);
+    clock.advance(Duration::from_secs(60));
+    eventually(|| {
+        let bus = bus.clone();
+        async move { mail_depth(bus).await == 0 }
+    })
+    .await;
+    eventually(|| async { n_rows("idempotency") == 0 }).await;
+    // The archive keeps the event for its two days.
+    assert_eq!(bus.archive_len().await.unwrap(), 1);
+    clock.advance(Duration::from_secs(2 * 86_400 - 200));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(bus.archive_len().await.unwrap(), 1);
+    clock.advance(Duration::from_secs(200));
+    eventually(|| async { n_rows("events") == 0 }).await;
+    assert_eq!(bus.archive_len().await.unwrap(), 0);
+    runner.shutdown().await;
+}
