@@ -151,10 +151,14 @@ pub fn validate_envelope(event: &Value) -> Result<&'static EventType, Violation>
 /// Like [`validate_envelope`], but as a consumer reads: detail fields that this version of
 /// the catalogue does not know are skipped, not refused.
 ///
-/// A producer may add an optional field to an event without a new schema version; consumers
-/// built before it go on reading the fields they know. Everything else is checked as
-/// [`validate_envelope`] checks it, including enum values: a new value is a breaking
-/// change, made under a new [`Event::SCHEMA_VERSION`].
+/// A producer may add an optional field to an event before every consumer knows it;
+/// consumers built before it go on reading the fields they know. The registry schema of a
+/// version stays closed (`additionalProperties: false`): it describes what producers of
+/// that version send, and the field arrives with the next version of the schema, which
+/// consumers take up when they need the field. A field that changes what the others mean
+/// (a test flag, a consent that overrides another) is not optional in this sense: it needs
+/// a new [`Event::SCHEMA_VERSION`]. Everything else is checked as [`validate_envelope`]
+/// checks it, including enum values: a new value is a breaking change too.
 pub fn validate_received(event: &Value) -> Result<&'static EventType, Violation> {
     validate_event(event, UnknownFields::Ignore)
 }

@@ -36,8 +36,9 @@ pub trait Event: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'stat
 pub struct Envelope<T> {
     /// The envelope version; EventBridge sends `"0"`.
     pub version: String,
-    /// The event id EventBridge assigned; unique per event, kept on replay. Idempotency
-    /// keys are built from it.
+    /// The event id EventBridge assigned; unique per accepted event (a second publish of
+    /// one occurrence gets another), kept on replay. Consumers key idempotency on the
+    /// detail's [`Event::idempotency_key`] instead.
     pub id: String,
     /// The detail type, e.g. `UserSignedUp`.
     #[serde(rename = "detail-type")]

@@ -126,8 +126,10 @@ text_id!(
     /// 128 characters. It is kept as given.
     ///
     /// Consumers handle each login id once, so it must name the login, not the event: a
-    /// login published twice (a retried request) keeps its id. [`LoginId::random`] makes
-    /// one when the producer has no login record of its own.
+    /// login published twice (a retried request) keeps its id. It must also be unique
+    /// across every producer of logins: two services numbering their logins from 1 would
+    /// have one service's logins skipped as the other's duplicates. [`LoginId::random`]
+    /// makes one.
     LoginId,
     EmptyLoginId,
     LoginIdTooLong

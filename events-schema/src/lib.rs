@@ -6,7 +6,8 @@
 //! [`catalogue`] of every event type, validation of arbitrary JSON against it, and the
 //! schemas handed to the EventBridge Schema Registry ([`registry`]).
 //!
-//! It has no AWS SDK, no async runtime and no I/O: bytes and values in, types out.
+//! It has no AWS SDK, no async runtime and no I/O beyond the operating system's random
+//! source, read for new login ids ([`LoginId::random`]): bytes and values in, types out.
 //!
 //! ```
 //! use events_schema::{Envelope, Event, UserSignedUp, Plan, SignupMethod};

@@ -157,8 +157,9 @@ impl UserSignedUpBuilder {
 pub struct UserLoggedIn {
     /// The user's id in the product.
     pub user_id: UserId,
-    /// This login's id, chosen by the producer (the id of its login or audit record, or a
-    /// random UUID): the same login published twice keeps it, and is counted once.
+    /// This login's id, unique across every producer of logins (a random UUID by default,
+    /// or an id the producer's records already make unique, such as a UUID it stored): the
+    /// same login published twice keeps it, and is counted once.
     pub login_id: LoginId,
     /// How the user authenticated.
     pub login_method: LoginMethod,

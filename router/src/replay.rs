@@ -2,7 +2,7 @@
 //! bus, optionally only to some rules, and waiting for it to finish.
 //!
 //! Replayed events carry `replay-name`; our targets process them like live ones, and the
-//! idempotency store, keyed by event id, keeps them from posting twice. A [`ReplayPlan`] is
+//! idempotency store, keyed by each event's occurrence, keeps them from posting twice. A [`ReplayPlan`] is
 //! resolved and checked before anything starts, so `--dry-run` shows exactly what would be
 //! replayed.
 //!

@@ -4,16 +4,19 @@
 //! HTTP Basic auth, the write key as user name and an empty password, and the body
 //!
 //! ```json
-//! { "userId": "user-42", "event": "User Signed Up", "messageId": "UserSignedUp#user-42",
+//! { "userId": "user-42", "event": "User Signed Up",
+//!   "messageId": "UserSignedUp-70e80c8f0995fbdf41feb7f5b5a061ea",
 //!   "timestamp": "2026-11-27T09:00:00Z",
 //!   "properties": { "plan": "pro", "signup_method": "google", "marketing_consent": true },
 //!   "context": { "library": { "name": "eventfork-targets", "version": "0.1.0" } } }
 //! ```
 //!
-//! The `messageId` is the idempotency key's occurrence (`detail-type#key`: a sign-up's user
-//! id, a login's id), so that Segment's own deduplication agrees with ours, also for an event
-//! that was published twice. The email address, the IP address and the user agent are never sent.
+//! The `messageId` is the detail type and the MD5 (hex) of the occurrence our idempotency
+//! store keys on (`detail-type#key`: a sign-up's user id, a login's id), so that Segment's
+//! own deduplication agrees with ours, also for an event that was published twice, while the
+//! id stays within Segment's 100 characters whatever the length of the key. The email address, the IP address and the user agent are never sent.
 
+use md5::{Digest, Md5};
 use reqwest::Url;
 use serde_json::{Value, json};
 
@@ -101,9 +104,16 @@ impl Handler for Analytics {
     }
 }
 
+/// The `messageId` of an occurrence: `<detail type>-<MD5 of "detail-type#key", hex>`.
+pub(crate) fn message_id(detail_type: &str, key: &str) -> String {
+    let digest = Md5::digest(format!("{detail_type}#{key}").as_bytes());
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("{detail_type}-{hex}")
+}
+
 /// The `track` call body for `event`.
 pub(crate) fn track_call(event: &UserEvent) -> Value {
-    let message_id = format!("{}#{}", event.detail_type(), event.idempotency_key());
+    let message_id = message_id(event.detail_type(), &event.idempotency_key());
     let (user_id, name, timestamp, properties) = match event {
         UserEvent::SignedUp(envelope) => {
             let detail = &envelope.detail;
@@ -141,4 +151,24 @@ pub(crate) fn track_call(event: &UserEvent) -> Value {
             "library": { "name": "eventfork-targets", "version": env!("CARGO_PKG_VERSION") },
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_stable_short_and_distinct() {
+        assert_eq!(
+            message_id("UserSignedUp", "user-42"),
+            "UserSignedUp-70e80c8f0995fbdf41feb7f5b5a061ea"
+        );
+        // The longest keys stay within Segment's 100 characters.
+        let longest = "u".repeat(events_schema::UserId::MAX_LEN);
+        assert_eq!(message_id("UserSignedUp", &longest).len(), 45);
+        assert_ne!(
+            message_id("UserSignedUp", "user-42"),
+            message_id("UserLoggedIn", "user-42")
+        );
+    }
 }

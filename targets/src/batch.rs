@@ -197,7 +197,7 @@ pub trait Handler: Send + Sync + 'static {
     /// The events this handler takes.
     type Event: Decode;
 
-    /// The target's name, e.g. `slack`: the first half of every idempotency key, so that
+    /// The target's name, e.g. `slack`: the first part of every idempotency key, so that
     /// targets sharing one table never see each other's keys.
     fn target(&self) -> &str;
 
@@ -253,8 +253,9 @@ pub enum RecordError {
     /// The idempotency store could not be reached.
     #[error("idempotency store failed")]
     Store(#[from] StoreError),
-    /// Another invocation holds the key right now.
-    #[error("the event is being processed by another invocation")]
+    /// Another record holds the key right now: a copy of the same occurrence in this batch
+    /// or in another invocation. Logged as a warning; the record comes back later.
+    #[error("the occurrence is being processed by another record")]
     InProgress,
     /// The handler failed.
     #[error("the handler failed")]
@@ -404,12 +405,21 @@ impl<H: Handler> BatchDriver<H> {
                 let handle = tasks.spawn(
                     async move {
                         let result = driver.process_record(record, deadline).await;
-                        if let Err(error) = &result {
-                            error!(
+                        match &result {
+                            // Another copy of the occurrence is being handled (a second
+                            // publish can land in the same batch): this one comes back
+                            // later and is then a duplicate. Expected, not an error.
+                            Err(error @ RecordError::InProgress) => warn!(
+                                retryable = true,
+                                error = %error_chain(error),
+                                "record deferred",
+                            ),
+                            Err(error) => error!(
                                 retryable = error.is_retryable(),
                                 error = %error_chain(error),
                                 "record failed",
-                            );
+                            ),
+                            Ok(_) => {}
                         }
                         result
                     }

@@ -208,7 +208,7 @@ impl IdempotencyStore for MemoryStore {
 ///
 /// The table has the partition key `id` (string) and no sort key; enable TTL on the
 /// attribute `expiration` (epoch seconds) so that DynamoDB deletes old records. Items are
-/// `{id: "target#event-id", status: "IN_PROGRESS" | "COMPLETED", expiration, lease_until}`
+/// `{id: "target#detail-type#key", status: "IN_PROGRESS" | "COMPLETED", expiration, lease_until}`
 /// with `lease_until` in epoch milliseconds. Claims are conditional `PutItem`s, so two
 /// invocations never both acquire a key; since TTL deletion is lazy, the condition also
 /// treats an expired item as absent.

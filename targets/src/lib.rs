@@ -5,7 +5,9 @@
 //! - [`BatchDriver`] turns an SQS batch (whose bodies are EventBridge envelopes) into
 //!   typed events ([`Decode`], [`UserEvent`]), runs a [`Handler`] on each record with
 //!   bounded concurrency, suppresses duplicates through an [`IdempotencyStore`] keyed by
-//!   the envelope's event id, and answers with the partial batch failures.
+//!   the occurrence (the event's detail type and
+//!   [`idempotency_key`](events_schema::Event::idempotency_key)), and answers with the
+//!   partial batch failures.
 //! - [`Analytics`] (Segment `track`), [`MailingList`] (Mailchimp add-or-update) and
 //!   [`Slack`] (incoming webhook) are the handlers. Each is built from its config
 //!   ([`AnalyticsConfig`], [`MailingListConfig`], [`SlackConfig`]), made from values or

@@ -71,13 +71,19 @@ fn idempotency_keys_name_the_occurrence() {
     // The builder gives each login its own id, and the same value keeps it.
     let other = UserLoggedIn::builder("user-42", ip).unwrap().build();
     assert_ne!(login.idempotency_key(), other.idempotency_key());
-    assert_eq!(login.clone().idempotency_key(), login.login_id.as_str());
-    assert_eq!(
-        login.login_id.as_str().len(),
-        36,
-        "a UUID: {}",
-        login.login_id
+    let published = serde_json::to_value(&login).unwrap();
+    let received: UserLoggedIn = serde_json::from_value(published).unwrap();
+    assert_eq!(received.idempotency_key(), login.idempotency_key());
+    // A version 4 UUID, in its canonical form.
+    let id = login.login_id.as_str();
+    let groups: Vec<usize> = id.split('-').map(str::len).collect();
+    assert_eq!(groups, [8, 4, 4, 4, 12], "{id}");
+    assert!(
+        id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
+        "{id}"
     );
+    assert_eq!(&id[14..15], "4", "{id}");
+    assert!("89ab".contains(&id[19..20]), "{id}");
     let chosen = UserLoggedIn::builder("user-42", ip)
         .unwrap()
         .login_id(LoginId::new("audit-991").unwrap())

@@ -282,6 +282,15 @@ mod tests {
         assert_eq!(error.to_string(), "invalid UserLoggedIn detail");
         let source = std::error::Error::source(&error).unwrap().to_string();
         assert!(source.starts_with("$.detail"), "{source}");
+
+        // A producer is held to the schema: a field it does not name is a mistake here,
+        // even though consumers would skip it.
+        let mut typo = detail.clone();
+        typo["marketing_consnt"] = json!(true);
+        let error = Entry::from_json("UserSignedUp", &typo).unwrap_err();
+        assert_eq!(error.code(), "InvalidDetail");
+        let source = std::error::Error::source(&error).unwrap().to_string();
+        assert_eq!(source, "$.detail.marketing_consnt: unknown field");
     }
 
     fn plan(sizes: &[usize], limit: usize) -> (Vec<Vec<usize>>, Vec<usize>) {

@@ -35,7 +35,7 @@ async fn fixture_batch_tracks_both_event_types_and_fails_the_malformed_record() 
     track()
         .and(body_json(json!({
             "userId": "user-42", "event": "User Signed Up",
-            "messageId": "UserSignedUp#user-42",
+            "messageId": "UserSignedUp-70e80c8f0995fbdf41feb7f5b5a061ea",
             "timestamp": "2026-11-27T09:00:00Z",
             "properties": { "plan": "pro", "signup_method": "google", "marketing_consent": true },
             "context": { "library": library },
@@ -47,7 +47,7 @@ async fn fixture_batch_tracks_both_event_types_and_fails_the_malformed_record() 
     track()
         .and(body_json(json!({
             "userId": "user-7", "event": "User Logged In",
-            "messageId": "UserLoggedIn#login-5f2c",
+            "messageId": "UserLoggedIn-c177d2e8e856864da31df7aa2d4e3a85",
             "timestamp": "2026-11-27T09:05:00Z",
             "properties": { "login_method": "passkey", "mfa_used": true },
             "context": { "library": library },
@@ -60,7 +60,7 @@ async fn fixture_batch_tracks_both_event_types_and_fails_the_malformed_record() 
     track()
         .and(body_json(json!({
             "userId": "user-43", "event": "User Signed Up",
-            "messageId": "UserSignedUp#user-43",
+            "messageId": "UserSignedUp-e1c66ac019581d387cd0c76f6679b3bb",
             "timestamp": "2026-11-27T09:10:00Z",
             "properties": { "plan": "free", "signup_method": "email_password", "marketing_consent": false },
             "context": { "library": library },

@@ -129,7 +129,7 @@ async fn one_malformed_record_fails_alone() {
 }
 
 #[tokio::test]
-async fn redelivery_and_replay_are_suppressed_by_event_id() {
+async fn redelivery_and_replay_are_suppressed() {
     let driver = driver(Recorder::default());
     let signup = signed_up("e1", "u1", true);
     let first = driver.run(batch(&[("m1", &signup)]), deadline()).await;
