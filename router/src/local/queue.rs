@@ -217,19 +217,34 @@ pub(crate) struct Swept {
     pub(crate) idempotency_records: usize,
 }
 
-/// Deletes what has outlived its retention at `now`: messages past their queue's retention
-/// (dead letters included), archived events past the archive's retention and replayed
-/// copies, once no message holds them, and expired idempotency records.
+impl Swept {
+    /// Whether some kind of row reached the limit of one sweep: more may be waiting.
+    pub(crate) fn reached(&self, limit: usize) -> bool {
+        self.messages >= limit || self.events >= limit || self.idempotency_records >= limit
+    }
+}
+
+/// Deletes what has outlived its retention at `now`, at most `limit` rows of each kind, so
+/// that one sweep after a long pause does not hold the store's writer for long: messages
+/// past their queue's retention (dead letters included), archived events past the
+/// archive's retention and replayed copies, once no message holds them, and expired
+/// idempotency records.
 pub(crate) fn sweep(
     connection: &Connection,
     retention: &Retention,
     now: i64,
+    limit: usize,
 ) -> Result<Swept, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut swept = Swept::default();
     for (queue, keep_ms) in &retention.queues {
+        let left = limit.saturating_sub(swept.messages as i64);
         swept.messages += connection
-            .prepare_cached("DELETE FROM messages WHERE queue = ?1 AND sent_at < ?2")
-            .and_then(|mut s| s.execute(params![queue, now.saturating_sub(*keep_ms)]))
+            .prepare_cached(
+                "DELETE FROM messages WHERE id IN
+                   (SELECT id FROM messages WHERE queue = ?1 AND sent_at < ?2 LIMIT ?3)",
+            )
+            .and_then(|mut s| s.execute(params![queue, now.saturating_sub(*keep_ms), left]))
             .map_err(StoreError::db("retention sweep"))?;
     }
     let archive_cutoff = retention
@@ -237,15 +252,20 @@ pub(crate) fn sweep(
         .map_or(i64::MIN, |keep_ms| now.saturating_sub(keep_ms));
     swept.events = connection
         .prepare_cached(
-            "DELETE FROM events
-             WHERE (replay_name IS NOT NULL OR ingested_at < ?1)
-               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.event_seq = events.seq)",
+            "DELETE FROM events WHERE seq IN
+               (SELECT seq FROM events
+                WHERE (replay_name IS NOT NULL OR ingested_at < ?1)
+                  AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.event_seq = events.seq)
+                LIMIT ?2)",
         )
-        .and_then(|mut s| s.execute([archive_cutoff]))
+        .and_then(|mut s| s.execute(params![archive_cutoff, limit]))
         .map_err(StoreError::db("retention sweep"))?;
     swept.idempotency_records = connection
-        .prepare_cached("DELETE FROM idempotency WHERE expires_at < ?1")
-        .and_then(|mut s| s.execute([now]))
+        .prepare_cached(
+            "DELETE FROM idempotency WHERE (target, event_id) IN
+               (SELECT target, event_id FROM idempotency WHERE expires_at < ?1 LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![now, limit]))
         .map_err(StoreError::db("retention sweep"))?;
     Ok(swept)
 }
@@ -479,4 +499,68 @@ pub(crate) fn archive_len(connection: &Connection) -> Result<u64, StoreError> {
         )
         .map(|n| n as u64)
         .map_err(StoreError::db("archive count"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::{Clock, store::Store};
+
+    #[tokio::test]
+    async fn a_sweep_deletes_at_most_its_limit_of_each_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::manual(1_000_000);
+        let store = Store::open(dir.path(), clock.clone()).unwrap();
+        // Five events, each sent to two queues.
+        let events: Vec<Accepted> = (0..5)
+            .map(|i| Accepted {
+                event_id: format!("e{i}"),
+                bus: "default".into(),
+                detail_type: "UserSignedUp".into(),
+                body: "{}".into(),
+                replay_name: None,
+                queues: vec!["A".into(), "B".into()],
+            })
+            .collect();
+        store
+            .call(move |connection| ingest(connection, &events, 1_000_000))
+            .await
+            .unwrap();
+        let retention = Retention {
+            queues: vec![("A".into(), 60_000), ("B".into(), 60_000)],
+            archive_ms: Some(3_600_000),
+        };
+        let sweep_at = |now: i64, limit: usize| {
+            let (store, retention) = (store.clone(), retention.clone());
+            async move {
+                store
+                    .call_relaxed(move |c| sweep(c, &retention, now, limit))
+                    .await
+                    .unwrap()
+            }
+        };
+        let swept = |messages, events| Swept {
+            messages,
+            events,
+            idempotency_records: 0,
+        };
+        // Nothing is due yet.
+        assert_eq!(sweep_at(1_000_000 + 60_000, 4).await, swept(0, 0));
+        // Ten messages past retention, four at a time across the queues; the events stay
+        // while the archive keeps them.
+        let later = 1_000_000 + 60_001;
+        assert_eq!(sweep_at(later, 4).await, swept(4, 0));
+        assert!(swept(4, 0).reached(4));
+        assert_eq!(sweep_at(later, 4).await, swept(4, 0));
+        assert_eq!(sweep_at(later, 4).await, swept(2, 0));
+        assert!(!swept(2, 0).reached(4));
+        let past_archive = 1_000_000 + 3_600_001;
+        assert_eq!(sweep_at(past_archive, 4).await, swept(0, 4));
+        assert_eq!(sweep_at(past_archive, 4).await, swept(0, 1));
+        assert_eq!(
+            store.call_relaxed(archive_len).await.unwrap(),
+            0,
+            "the archive is empty"
+        );
+    }
 }

@@ -376,6 +376,10 @@ pub(crate) fn start(bus: LocalBus, consumers: Consumers) -> Result<Runner, Local
 /// How often the runner deletes what has outlived its retention, in bus-clock milliseconds.
 pub(crate) const SWEEP_EVERY_MS: i64 = 60_000;
 
+/// The most rows of each kind one sweep deletes; a full sweep is followed by another at
+/// once, with the store's other work in between.
+const SWEEP_LIMIT: usize = 5_000;
+
 /// Applies the queues' and the archive's retention now and every [`SWEEP_EVERY_MS`], as
 /// SQS and EventBridge delete on their own (and, like them, within a while of the deadline,
 /// not at the instant).
@@ -386,16 +390,23 @@ async fn sweep(bus: LocalBus, mut stop: watch::Receiver<bool>) {
         let swept = {
             let retention = retention.clone();
             bus.store()
-                .call_relaxed(move |connection| queue::sweep(connection, &retention, now))
+                .call_relaxed(move |connection| {
+                    queue::sweep(connection, &retention, now, SWEEP_LIMIT)
+                })
                 .await
         };
         match swept {
-            Ok(swept) if swept != Swept::default() => tracing::info!(
-                messages = swept.messages,
-                events = swept.events,
-                idempotency_records = swept.idempotency_records,
-                "deleted what outlived its retention"
-            ),
+            Ok(swept) if swept != Swept::default() => {
+                tracing::info!(
+                    messages = swept.messages,
+                    events = swept.events,
+                    idempotency_records = swept.idempotency_records,
+                    "deleted what outlived its retention"
+                );
+                if swept.reached(SWEEP_LIMIT) {
+                    continue;
+                }
+            }
             Ok(_) => {}
             Err(error) => tracing::error!(error = %error, "the retention sweep failed"),
         }
