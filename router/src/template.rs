@@ -193,18 +193,17 @@ impl Template {
                 .get("Type")
                 .and_then(Yaml::as_str)
                 .unwrap_or_default();
-            let empty = Yaml::Mapping(Default::default());
-            let properties = resource.get("Properties").unwrap_or(&empty);
+            let properties = || properties_of(resource, &at);
             match kind {
                 "AWS::Events::Rule" => {
                     template.rules.extend(read_rule(logical_id, resource, &at)?);
                 }
                 "AWS::SQS::Queue" => {
-                    let queue = read_queue(logical_id, properties, &at)?;
+                    let queue = read_queue(logical_id, properties()?, &at)?;
                     template.queues.insert(logical_id.to_owned(), queue);
                 }
                 "AWS::Events::Archive" => {
-                    let days = match properties.get("RetentionDays") {
+                    let days = match properties()?.get("RetentionDays") {
                         None => 0,
                         Some(days) => {
                             read_days(document, days, &format!("{at}.Properties.RetentionDays"))?
@@ -214,7 +213,7 @@ impl Template {
                 }
                 "AWS::Serverless::Function" => {
                     if let Some(function) =
-                        read_function(logical_id, resource, properties, global_timeout, &at)?
+                        read_function(logical_id, resource, properties()?, global_timeout, &at)?
                     {
                         template.functions.push(function);
                     }
@@ -454,15 +453,23 @@ fn resources(document: &Yaml) -> Result<Vec<(String, &Yaml)>, TemplateError> {
 /// silently left out.
 fn properties_of<'a>(resource: &'a Yaml, at: &str) -> Result<&'a Yaml, TemplateError> {
     static EMPTY: Yaml = Yaml::Null;
+    let intrinsic = |name: &str| {
+        Err(TemplateError::new(
+            format!("{at}.Properties"),
+            format!("intrinsic function {name} cannot be resolved offline"),
+        ))
+    };
     match resource.get("Properties") {
         None => Ok(&EMPTY),
-        Some(Yaml::Tagged(tagged)) => Err(TemplateError::new(
-            format!("{at}.Properties"),
-            format!(
-                "intrinsic function {} cannot be resolved offline",
-                tagged.tag
-            ),
-        )),
+        Some(Yaml::Tagged(tagged)) => intrinsic(&tagged.tag.to_string()),
+        // The long form, `{"Fn::If": [...]}`.
+        Some(Yaml::Mapping(mapping))
+            if mapping.len() == 1
+                && let Some(name) = mapping.keys().next().and_then(Yaml::as_str)
+                && name.starts_with("Fn::") =>
+        {
+            intrinsic(name)
+        }
         Some(properties) => Ok(properties),
     }
 }
@@ -633,8 +640,7 @@ fn read_function(
                 continue;
             }
             let event_at = format!("{at}.Properties.Events.{}", scalar_text(name));
-            let empty = Yaml::Mapping(Default::default());
-            let source = event.get("Properties").unwrap_or(&empty);
+            let source = properties_of(event, &event_at)?;
             let queue = source.get("Queue").and_then(reference).ok_or_else(|| {
                 TemplateError::new(
                     format!("{event_at}.Properties.Queue"),
@@ -1006,6 +1012,36 @@ Resources:
         assert_eq!(rules[0].event_bus(), Some("Bus"));
         assert_eq!(rules[0].condition(), None);
         assert_eq!(rules[3].condition(), Some("IsProd"));
+    }
+
+    #[test]
+    fn queues_functions_and_archives_that_cannot_be_read_offline_are_errors() {
+        let check = |template: &str, expect: &str| {
+            assert_eq!(Template::parse(template).unwrap_err().to_string(), expect);
+        };
+        check(
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: !If [Prod, {VisibilityTimeout: 60}, {}]\n",
+            "Resources.Q.Properties: intrinsic function !If cannot be resolved offline",
+        );
+        check(
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: { \"Fn::If\": [Prod, {VisibilityTimeout: 60}, {}] }\n",
+            "Resources.Q.Properties: intrinsic function Fn::If cannot be resolved offline",
+        );
+        check(
+            "Resources:\n  A:\n    Type: AWS::Events::Archive\n    Properties: !If [Prod, {RetentionDays: 7}, {}]\n",
+            "Resources.A.Properties: intrinsic function !If cannot be resolved offline",
+        );
+        check(
+            "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: { Type: SQS, Properties: !If [Prod, {Queue: !GetAtt Q.Arn}, {}] }\n",
+            "Resources.F.Properties.Events.E.Properties: intrinsic function !If cannot be resolved offline",
+        );
+        // Resources that eventfork does not run may use them.
+        assert!(
+            Template::parse(
+                "Resources:\n  T:\n    Type: AWS::SNS::Topic\n    Properties: !If [Prod, {}, {}]\n"
+            )
+            .is_ok()
+        );
     }
 
     #[test]
