@@ -1,32 +1,35 @@
 //! Validation of arbitrary JSON against the catalogue: the first violation, with its path.
 
-use events_schema::{validate_envelope, validate_received};
+use events_schema::{EventType, Violation, validate_envelope, validate_received};
 use serde_json::Value;
 
 use crate::fixture;
 
-/// Applies `edit` to a valid event read from `fixture_name` and checks the verdict.
+type Validate = fn(&Value) -> Result<&'static EventType, Violation>;
+
+/// Applies `edit` to a valid event read from `fixture_name` and checks the verdict of
+/// `validate`.
 #[track_caller]
-fn check(fixture_name: &str, edit: impl FnOnce(&mut Value), expect: &str) {
+fn check_with(validate: Validate, fixture_name: &str, edit: impl FnOnce(&mut Value), expect: &str) {
     let mut event: Value = serde_json::from_str(&fixture(fixture_name)).unwrap();
     edit(&mut event);
-    let verdict = match validate_envelope(&event) {
+    let verdict = match validate(&event) {
         Ok(event_type) => format!("ok {}", event_type.detail_type()),
         Err(violation) => format!("invalid: {violation}"),
     };
     assert_eq!(verdict, expect);
 }
 
-/// Like [`check`], as a consumer reads the event ([`validate_received`]).
+/// Checks the verdict of the producers' validation ([`validate_envelope`]).
+#[track_caller]
+fn check(fixture_name: &str, edit: impl FnOnce(&mut Value), expect: &str) {
+    check_with(validate_envelope, fixture_name, edit, expect);
+}
+
+/// Checks the verdict as a consumer reads the event ([`validate_received`]).
 #[track_caller]
 fn check_received(fixture_name: &str, edit: impl FnOnce(&mut Value), expect: &str) {
-    let mut event: Value = serde_json::from_str(&fixture(fixture_name)).unwrap();
-    edit(&mut event);
-    let verdict = match validate_received(&event) {
-        Ok(event_type) => format!("ok {}", event_type.detail_type()),
-        Err(violation) => format!("invalid: {violation}"),
-    };
-    assert_eq!(verdict, expect);
+    check_with(validate_received, fixture_name, edit, expect);
 }
 
 const SIGNUP: &str = "user-signed-up.json";

@@ -291,14 +291,18 @@ async fn signups_reach_both_targets_and_logins_only_analytics() {
     assert_eq!(stats.records().len(), 2);
 }
 
-#[tokio::test]
-async fn poison_record_goes_to_the_dlq_while_batch_mates_succeed_and_redrive_brings_it_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Clock::manual(T0);
-    let bus = open(dir.path(), &clock);
+/// Starts `bus` with a mailing-list consumer that fails poisoned records, and records for
+/// the other targets; subscribed before the start.
+fn start_with_poisoned_mail(
+    bus: &LocalBus,
+) -> (
+    Probe,
+    broadcast::Receiver<LocalEvent>,
+    router::local::Runner,
+) {
     let mail = Probe::default();
     mail.poisoned.store(true, Ordering::SeqCst);
-    let mut events = bus.subscribe();
+    let events = bus.subscribe();
     let runner = bus
         .start(
             Consumers::default()
@@ -306,6 +310,15 @@ async fn poison_record_goes_to_the_dlq_while_batch_mates_succeed_and_redrive_bri
                 .fallback(RecordingSink::default()),
         )
         .unwrap();
+    (mail, events, runner)
+}
+
+#[tokio::test]
+async fn poison_record_goes_to_the_dlq_while_batch_mates_succeed_and_redrive_brings_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let bus = open(dir.path(), &clock);
+    let (mail, mut events, runner) = start_with_poisoned_mail(&bus);
     let ids = put(
         &bus,
         vec![
@@ -1292,16 +1305,7 @@ async fn messages_archived_events_and_idempotency_records_expire_with_their_rete
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
     let bus = LocalBus::open(&template, dir.path(), config(&clock)).unwrap();
-    let mail = Probe::default();
-    mail.poisoned.store(true, Ordering::SeqCst);
-    let mut events = bus.subscribe();
-    let runner = bus
-        .start(
-            Consumers::default()
-                .with("mailing-list", mail.consumer())
-                .fallback(RecordingSink::default()),
-        )
-        .unwrap();
+    let (_mail, mut events, runner) = start_with_poisoned_mail(&bus);
     let idempotency = bus.idempotency();
     idempotency
         .claim("slack", "UserSignedUp#u1", Duration::from_secs(30))
