@@ -31,6 +31,9 @@ pub(crate) enum Command {
     /// configured endpoint post to the recording sink, which appends each API call to
     /// <data>/sink/<service>.jsonl. Ctrl-C or SIGTERM stops it after the batches in flight
     /// are settled; accepted events are on disk in --data and are delivered after a restart.
+    /// Retention applies as on AWS, checked once a minute: a message leaves its queue after
+    /// the queue's MessageRetentionPeriod, an archived event after the archive's
+    /// RetentionDays.
     ///
     /// Example: eventfork local up --template template.yaml --addr 127.0.0.1:4010
     Up {
