@@ -123,8 +123,10 @@ pub enum PublishError {
         /// How many times the entry was sent.
         attempts: u32,
     },
-    /// The entry kept failing with a retryable error until the retry deadline.
-    #[error("still failing after {attempts} attempts, retry deadline reached: {message}")]
+    /// The entry kept failing with a retryable error until the retry deadline, or until
+    /// another request found EventBridge unavailable. After timeouts it may have been
+    /// published all the same: EventBridge's answer was lost.
+    #[error("still failing after {attempts} attempts: {message}")]
     RetriesExhausted {
         /// The last error code, e.g. `ThrottlingException`.
         code: String,
@@ -321,14 +323,17 @@ impl PublisherBuilder {
     }
 
     /// How many PutEvents requests may be in flight at once, across all clones; 4 by
-    /// default, at least 1.
+    /// default, at least 1 (and at most tokio's semaphore limit).
     pub fn max_in_flight(mut self, n_requests: usize) -> Self {
-        self.settings.max_in_flight = n_requests.max(1);
+        self.settings.max_in_flight = n_requests.clamp(1, Semaphore::MAX_PERMITS);
         self
     }
 
-    /// How long an entry may keep being retried, from its first attempt; 30 s by default.
-    /// A retry that would start after it is not made.
+    /// How long an entry may keep being retried, from when its batch is first sent
+    /// (waiting for the rate limit or a free request slot before that does not count); 30 s
+    /// by default. A retry that would start after it is not made; the attempt in progress
+    /// at the deadline still runs to its answer or its [attempt
+    /// timeout](PublisherBuilder::attempt_timeout).
     pub fn retry_deadline(mut self, deadline: Duration) -> Self {
         self.settings.retry_deadline = deadline;
         self
@@ -499,6 +504,7 @@ impl Publisher {
         let sendable: Arc<[Entry]> = sendable.into();
         let mut n_requests = 0;
         let mut tasks = JoinSet::new();
+        let mut in_tasks = std::collections::HashMap::new();
         let mut batches = batches.into_iter();
         loop {
             // At most `max_in_flight` batches of this call are started at a time; the
@@ -507,14 +513,32 @@ impl Publisher {
                 let Some(batch) = batches.next() else { break };
                 let inner = Arc::clone(&self.inner);
                 let sendable = Arc::clone(&sendable);
-                tasks.spawn(async move { inner.send_batch(&sendable, batch.into_indices()).await });
+                let indices = batch.into_indices();
+                let task_indices = indices.clone();
+                let task =
+                    tasks.spawn(async move { inner.send_batch(&sendable, task_indices).await });
+                in_tasks.insert(task.id(), indices);
             }
-            let Some(joined) = tasks.join_next().await else {
+            let Some(joined) = tasks.join_next_with_id().await else {
                 break;
             };
             let batch_outcome = match joined {
-                Ok(batch_outcome) => batch_outcome,
-                Err(error) => std::panic::resume_unwind(error.into_panic()),
+                Ok((task, batch_outcome)) => {
+                    in_tasks.remove(&task);
+                    batch_outcome
+                }
+                Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                // Cancelled: the runtime is shutting down under this call. Each event of
+                // the batch still gets an outcome.
+                Err(error) => BatchOutcome {
+                    outcomes: in_tasks
+                        .remove(&error.id())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|entry_idx| (entry_idx, Err(cancelled())))
+                        .collect(),
+                    n_requests: 0,
+                },
             };
             n_requests += batch_outcome.n_requests;
             for (entry_idx, outcome) in batch_outcome.outcomes {
@@ -542,15 +566,21 @@ impl Inner {
     /// an outage the batch is the one probe (sent once) or fails at once.
     async fn send_batch(&self, entries: &[Entry], indices: Vec<usize>) -> BatchOutcome {
         let mut mode = loop {
-            let Some((next_probe, code, message)) = lock(&self.outage)
-                .as_ref()
-                .map(|o| (o.next_probe, o.code.clone(), o.message.clone()))
-            else {
+            if lock(&self.outage).is_none() {
                 break Mode::Normal;
-            };
+            }
             match self.probe.try_lock() {
-                Ok(guard) if Instant::now() >= next_probe => break Mode::Probe { _held: guard },
-                Ok(_) => {
+                Ok(guard) => {
+                    // Looked at again under the lock: the outage may have ended meanwhile.
+                    let Some((next_probe, code, message)) = lock(&self.outage)
+                        .as_ref()
+                        .map(|o| (o.next_probe, o.code.clone(), o.message.clone()))
+                    else {
+                        break Mode::Normal;
+                    };
+                    if Instant::now() >= next_probe {
+                        break Mode::Probe { _held: guard };
+                    }
                     let error = PublishError::Unavailable { code, message };
                     return BatchOutcome {
                         outcomes: indices
@@ -565,7 +595,12 @@ impl Inner {
             }
         };
         let settings = &self.settings;
-        let deadline = Instant::now() + settings.retry_deadline;
+        // The deadline runs from the first send: waiting for the rate limit or for a free
+        // request slot before it does not count.
+        let mut first_sent: Option<Instant> = None;
+        // Whether EventBridge took or refused any entry of this batch: then it is up, and
+        // entries that still fail are their own trouble, not an outage.
+        let mut service_answered = false;
         let mut outcomes = Vec::with_capacity(indices.len());
         let mut pending = indices;
         let mut attempt: u32 = 0;
@@ -573,11 +608,16 @@ impl Inner {
             attempt += 1;
             // The last retryable error of each entry still pending.
             let mut retry: Vec<(usize, String, String)> = Vec::new();
-            let answer = self.put_events(entries, &pending).await;
-            if let Ok(results) = &answer
-                && results.iter().any(|r| !is_retryable(r))
-            {
-                // EventBridge answered: whatever outage there was is over.
+            let answer = self.put_events(entries, &pending, &mut first_sent).await;
+            let answered = match &answer {
+                Ok(results) => results.iter().any(|r| !is_retryable(r)),
+                // A refusal of the whole request (credentials, permissions, a malformed
+                // answer) is an answer too: the service is reachable.
+                Err(error) => !error.is_retryable(),
+            };
+            if answered {
+                service_answered = true;
+                // Whatever outage there was is over.
                 *lock(&self.outage) = None;
                 mode = Mode::Normal;
             }
@@ -634,26 +674,44 @@ impl Inner {
                 };
             }
             let delay = full_jitter(settings.base_delay, settings.max_delay, attempt);
-            // Another request may have run out of its deadline meanwhile: then this one
-            // stops too, rather than wait out its own.
+            let now = Instant::now();
+            let deadline = first_sent
+                .unwrap_or(now)
+                .checked_add(settings.retry_deadline);
+            let past_deadline = deadline.is_some_and(|deadline| {
+                now.checked_add(delay)
+                    .is_none_or(|retry_at| retry_at > deadline)
+            });
+            // Another request may have found EventBridge unreachable meanwhile: then this
+            // one stops too, rather than wait out its own deadline.
             let outage = lock(&self.outage).is_some();
-            if matches!(mode, Mode::Probe { .. }) || outage || Instant::now() + delay > deadline {
+            let probe = matches!(mode, Mode::Probe { .. });
+            if probe || outage || past_deadline {
                 tracing::warn!(
                     n_entries = retry.len(),
                     attempts = attempt,
-                    "retry deadline reached"
+                    reason = if past_deadline {
+                        "retry deadline reached"
+                    } else {
+                        "EventBridge is unavailable"
+                    },
+                    "giving up on events"
                 );
-                // The outage begins, or goes on: the next probe waits one maximum backoff.
+                // Without any answer from EventBridge, the outage begins or goes on: the
+                // next probe waits one maximum backoff. A probe only updates an outage
+                // that another batch has not ended meanwhile.
                 let (_, code, message) = &retry[0];
-                let next_probe = Instant::now() + settings.max_delay;
+                let next_probe = now.checked_add(settings.max_delay).unwrap_or(now);
                 let mut state = lock(&self.outage);
                 match state.as_mut() {
-                    Some(outage) if matches!(mode, Mode::Probe { .. }) => {
+                    _ if service_answered => {}
+                    Some(outage) if probe => {
                         outage.code.clone_from(code);
                         outage.message.clone_from(message);
                         outage.next_probe = next_probe;
                     }
                     Some(_) => {}
+                    None if probe => {}
                     None => {
                         *state = Some(Outage {
                             code: code.clone(),
@@ -696,6 +754,7 @@ impl Inner {
         &self,
         entries: &[Entry],
         indices: &[usize],
+        first_sent: &mut Option<Instant>,
     ) -> Result<Vec<EntryResult>, RequestError> {
         if let Some(rate_limiter) = &self.rate_limiter {
             rate_limiter.acquire(indices.len()).await;
@@ -705,6 +764,7 @@ impl Inner {
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        first_sent.get_or_insert_with(Instant::now);
         let request: Vec<&Entry> = indices.iter().map(|i| &entries[*i]).collect();
         let timeout = self.settings.attempt_timeout;
         let results =
@@ -727,6 +787,15 @@ impl Inner {
             ));
         }
         Ok(results)
+    }
+}
+
+/// The outcome of an event whose batch's task was cancelled under it.
+fn cancelled() -> PublishError {
+    PublishError::RetriesExhausted {
+        code: "Cancelled".to_owned(),
+        message: "the runtime shut down while the batch was being sent; the event may or may not have been published".to_owned(),
+        attempts: 0,
     }
 }
 

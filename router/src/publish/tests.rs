@@ -607,3 +607,100 @@ async fn an_outage_fails_the_rest_at_once_and_a_probe_ends_it() {
     assert!(report.is_all_published(), "{:?}", summary(&report));
     assert!(publisher.publish_all(&logins(30)).await.is_all_published());
 }
+
+/// One event that EventBridge keeps failing is that event's trouble: the others of its
+/// batch are published, and the next calls go on as usual instead of finding an outage.
+#[tokio::test(start_paused = true)]
+async fn one_failing_entry_is_not_an_outage() {
+    let fake = Fake::new(|user_id, _| match user_id {
+        "user-0" => failed("InternalFailure"),
+        _ => published(user_id),
+    });
+    let requests = Arc::clone(&fake.requests);
+    let publisher = builder()
+        .retry_deadline(Duration::from_secs(2))
+        .backoff(Duration::from_millis(100), Duration::from_millis(400))
+        .build_with(fake);
+    let report = publisher.publish_all(&logins(3)).await;
+    let summary_first = summary(&report);
+    assert!(
+        summary_first[0].starts_with("InternalFailure x"),
+        "{summary_first:?}"
+    );
+    assert_eq!(summary_first[1..], ["ok user-1", "ok user-2"]);
+    let before = requests.lock().unwrap().len();
+    let healthy = [login("user-7"), login("user-8")];
+    let report = publisher.publish_all(&healthy).await;
+    assert_eq!(summary(&report), ["ok user-7", "ok user-8"]);
+    assert_eq!(requests.lock().unwrap().len(), before + 1);
+}
+
+/// Waiting for the rate limit does not use up the retry deadline: the deadline runs from
+/// a batch's first send.
+#[tokio::test(start_paused = true)]
+async fn queueing_for_the_rate_limit_does_not_count_against_the_deadline() {
+    let fake = Fake::new(|user_id, n_seen| match (user_id, n_seen) {
+        ("user-35", 0) => failed("ThrottlingException"),
+        _ => published(user_id),
+    });
+    // 40 events at one per second: the last batch waits about 30 s for its turn, longer
+    // than the deadline, and is then throttled once.
+    let builder = builder()
+        .rate_limit(1)
+        .retry_deadline(Duration::from_secs(5))
+        .backoff(Duration::from_millis(100), Duration::from_millis(400));
+    let (report, _) = run(builder, fake, &logins(40)).await;
+    assert!(report.is_all_published(), "{:?}", summary(&report));
+}
+
+/// A probe that EventBridge refuses outright (here: expired credentials) is an answer: it
+/// ends the outage, and the next calls are sent normally, with their retries.
+#[tokio::test(start_paused = true)]
+async fn a_refused_probe_ends_the_outage() {
+    let mut errors = vec![RequestError::new("InternalException", "500", true); 40];
+    errors.push(RequestError::new(
+        "ExpiredTokenException",
+        "token expired",
+        false,
+    ));
+    errors.push(RequestError::new(
+        "ThrottlingException",
+        "rate exceeded",
+        true,
+    ));
+    let fake = Fake::accepting().with_request_errors(errors);
+    let requests = Arc::clone(&fake.requests);
+    let publisher = builder()
+        .retry_deadline(Duration::from_secs(2))
+        .backoff(Duration::from_millis(100), Duration::from_millis(400))
+        .build_with(fake);
+    // Down: the batch runs out its deadline and the outage begins.
+    let report = publisher.publish_all(&logins(1)).await;
+    assert!(summary(&report)[0].starts_with("InternalException x"));
+    // Drain the rest of the scripted 500s, one probe at a time.
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let report = publisher.publish_all(&logins(1)).await;
+        let outcome = summary(&report).remove(0);
+        if outcome.starts_with("ExpiredTokenException") {
+            break;
+        }
+        assert!(outcome.starts_with("InternalException"), "{outcome}");
+    }
+    // The refusal ended the outage: the next call is sent as usual, throttled once and
+    // retried (a probe would have given up after one attempt).
+    let before = requests.lock().unwrap().len();
+    let report = publisher.publish_all(&logins(2)).await;
+    assert_eq!(summary(&report), ["ok user-0", "ok user-1"]);
+    assert_eq!(requests.lock().unwrap().len(), before + 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn extreme_settings_do_not_panic() {
+    let builder = builder()
+        .retry_deadline(Duration::MAX)
+        .backoff(Duration::MAX, Duration::MAX)
+        .max_in_flight(usize::MAX);
+    let (report, _) = run(builder, Fake::accepting(), &logins(3)).await;
+    assert!(report.is_all_published());
+}
