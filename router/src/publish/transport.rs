@@ -6,6 +6,7 @@
 
 use std::{fmt, future::Future, pin::Pin};
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_eventbridge::{
     Client,
     config::retry::RetryConfig,
@@ -236,6 +237,20 @@ pub fn error_causes(error: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// The credentials error among an error's causes, if any.
+fn credentials_error<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e CredentialsError> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(credentials) = current.downcast_ref::<CredentialsError>() {
+            return Some(credentials);
+        }
+        cause = current.source();
+    }
+    None
+}
+
 /// Error codes that mean "slow down", whatever the HTTP status.
 const THROTTLING_CODES: [&str; 5] = [
     "ThrottlingException",
@@ -256,10 +271,23 @@ where
     let message = error_causes(&error);
     match &error {
         SdkError::TimeoutError(_) => RequestError::new("Timeout", message, true),
-        SdkError::DispatchFailure(failure) => {
-            let retryable = failure.is_io() || failure.is_timeout() || failure.is_other();
-            RequestError::new("ConnectionError", message, retryable)
-        }
+        SdkError::DispatchFailure(failure) => match credentials_error(&error) {
+            // The SDK reports credentials it could not load as a dispatch failure: only a
+            // provider that timed out or failed on its way (an STS 503) may do better on
+            // the next try; none configured, a broken configuration or an expired
+            // session will not.
+            Some(credentials) => {
+                let retryable = matches!(
+                    credentials,
+                    CredentialsError::ProviderTimedOut(_) | CredentialsError::ProviderError(_)
+                );
+                RequestError::new("CredentialsError", message, retryable)
+            }
+            None => {
+                let retryable = failure.is_io() || failure.is_timeout() || failure.is_other();
+                RequestError::new("ConnectionError", message, retryable)
+            }
+        },
         SdkError::ResponseError(_) => RequestError::new("InvalidResponse", message, true),
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();

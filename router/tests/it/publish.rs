@@ -280,3 +280,53 @@ async fn the_size_limit_is_ours_and_a_missing_bus_fails_the_check() {
     let error = publisher.verify_bus().await.unwrap_err();
     assert_eq!(error, PublishError::BusNotFound { bus: missing });
 }
+
+/// Credentials that cannot be loaded are said to be the trouble, at once: not retried for
+/// the whole deadline as if the network were down. Needs no server: the request stops
+/// before it is sent.
+#[tokio::test]
+async fn missing_credentials_are_a_credentials_error_not_a_connection_error() {
+    use aws_credential_types::provider::{
+        ProvideCredentials, error::CredentialsError, future::ProvideCredentials as Provided,
+    };
+    #[derive(Debug)]
+    struct NoCredentials;
+    impl ProvideCredentials for NoCredentials {
+        fn provide_credentials<'a>(&'a self) -> Provided<'a>
+        where
+            Self: 'a,
+        {
+            Provided::ready(Err(CredentialsError::not_loaded(
+                "no profile is configured",
+            )))
+        }
+    }
+    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        // Never reached.
+        .endpoint_url("http://127.0.0.1:9")
+        .credentials_provider(NoCredentials)
+        .load()
+        .await;
+    let publisher = Publisher::builder("eventfork")
+        .retry_deadline(Duration::from_secs(20))
+        .build(&sdk_config);
+    let started = std::time::Instant::now();
+    let login = UserLoggedIn::builder("user-1", "192.0.2.1".parse().unwrap())
+        .unwrap()
+        .build();
+    let error = publisher.publish(&login).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(error.code(), "CredentialsError", "{error}");
+    assert_eq!(error.attempts(), 1, "{error}");
+    assert!(
+        error.to_string().contains("no profile is configured")
+            || router::publish::error_causes(&error).contains("no profile is configured"),
+        "{}",
+        router::publish::error_causes(&error)
+    );
+}
