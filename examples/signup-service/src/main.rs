@@ -44,6 +44,12 @@ const QUEUE_CAPACITY: usize = 10_000;
 /// process some time after SIGTERM (ECS and Kubernetes after 30 s by default).
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// How long one batch may be retried, and how long one attempt may take: together well
+/// under [`DRAIN_TIMEOUT`], so that the batch in flight when the service stops gets its
+/// answer before the drain ends.
+const RETRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(8);
+const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// The service's configuration, read from the environment once at start-up.
 struct Config {
     bus: String,
@@ -191,7 +197,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
-    let publisher = Publisher::new(&sdk_config, &config.bus);
+    let publisher = Publisher::builder(&config.bus)
+        .retry_deadline(RETRY_DEADLINE)
+        .attempt_timeout(ATTEMPT_TIMEOUT)
+        .build(&sdk_config);
     publisher.verify_bus().await?;
 
     let stats = Arc::new(Stats::default());
@@ -220,11 +229,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // long as the orchestrator is likely to wait.
     match tokio::time::timeout(DRAIN_TIMEOUT, background).await {
         Ok(joined) => joined?,
-        Err(_) => tracing::error!(
-            published = stats.published.load(Ordering::Relaxed),
-            "still publishing after {DRAIN_TIMEOUT:?}: the events still queued are lost \
-             (README: a transactional outbox loses none)"
-        ),
+        Err(_) => {
+            tracing::error!(
+                published = stats.published.load(Ordering::Relaxed),
+                "still publishing after {DRAIN_TIMEOUT:?}: the events still queued are lost, \
+                 and those of the batch in flight may or may not have been published \
+                 (README: a transactional outbox loses none)"
+            );
+            return Err("stopped before every accepted sign-up was published".into());
+        }
     }
     Ok(())
 }
