@@ -22,8 +22,15 @@
 //! ```
 //!
 //! Events go out at least once: a request that timed out may have been accepted, and is
-//! sent again. Consumers deduplicate on the event's content, or on the id the producer put
-//! in the detail, as EventBridge itself promises at-least-once delivery.
+//! sent again, under a new event id. Consumers deduplicate on the occurrence the detail
+//! names ([`Event::idempotency_key`]), as EventBridge itself promises at-least-once
+//! delivery.
+//!
+//! Every outcome arrives while the call's future is polled to its end. Dropping it early
+//! (a `select!`, a timeout around the call) cancels the requests in flight: their events
+//! may or may not have been published, and no outcome says which. Give the call a
+//! [`retry_deadline`](PublisherBuilder::retry_deadline) instead, or run it in a task of
+//! its own.
 
 mod entry;
 mod transport;
