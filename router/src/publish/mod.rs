@@ -153,11 +153,13 @@ pub enum PublishError {
         /// The last error message.
         message: String,
     },
-    /// [`Publisher::verify_bus`] could not reach EventBridge (no connection, or a
-    /// configuration that stops the request before it is sent, such as a missing region).
+    /// EventBridge was not reached: no connection, no answer, or a configuration that stops
+    /// the request before it is sent (a missing region, credentials that cannot be loaded).
+    /// [`Publisher::verify_bus`] says so for any of these; a publish only for credentials,
+    /// since its connection errors and timeouts are retried.
     #[error("cannot reach EventBridge: {message}")]
     Unreachable {
-        /// `ConnectionError` or `Timeout`.
+        /// `ConnectionError`, `Timeout` or `CredentialsError`.
         code: String,
         /// What went wrong, with its causes.
         message: String,
@@ -429,29 +431,37 @@ impl Publisher {
     /// start-up: EventBridge itself may accept events for a bus that does not exist.
     pub async fn verify_bus(&self) -> Result<(), PublishError> {
         let inner = &self.inner;
-        let call = inner.transport.describe_event_bus(&inner.bus);
-        let result = match tokio::time::timeout(inner.settings.attempt_timeout, call).await {
-            Ok(result) => result,
-            Err(_) => Err(timeout_error(inner.settings.attempt_timeout)),
-        };
-        match result {
-            Ok(()) => Ok(()),
-            Err(error) if error.code() == "ResourceNotFoundException" => {
-                Err(PublishError::BusNotFound {
+        let settings = &inner.settings;
+        let started = Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let call = inner.transport.describe_event_bus(&inner.bus);
+            let error = match tokio::time::timeout(settings.attempt_timeout, call).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(error)) => error,
+                Err(_) => timeout_error(settings.attempt_timeout),
+            };
+            if error.code() == "ResourceNotFoundException" {
+                return Err(PublishError::BusNotFound {
                     bus: inner.bus.clone(),
-                })
+                });
             }
-            Err(error) if matches!(error.code(), "ConnectionError" | "Timeout") => {
-                Err(PublishError::Unreachable {
-                    code: error.code().to_owned(),
-                    message: error.message().to_owned(),
-                })
+            // Many instances starting at once may be throttled, or meet a passing 5xx:
+            // retried like a publish, under the same deadline.
+            let delay = full_jitter(settings.base_delay, settings.max_delay, attempt);
+            let retry_at = Instant::now().checked_add(delay);
+            let deadline = started.checked_add(settings.retry_deadline);
+            let in_time = match (retry_at, deadline) {
+                (Some(retry_at), Some(deadline)) => retry_at <= deadline,
+                (_, None) => true,
+                (None, Some(_)) => false,
+            };
+            if error.is_retryable() && in_time {
+                tokio::time::sleep(delay).await;
+                continue;
             }
-            Err(error) => Err(PublishError::Rejected {
-                code: error.code().to_owned(),
-                message: error.message().to_owned(),
-                attempts: 1,
-            }),
+            return Err(request_failure(&error, attempt));
         }
     }
 
@@ -661,12 +671,7 @@ impl Inner {
                 Err(error) => {
                     tracing::warn!(code = %error.code(), n_entries = pending.len(), "PutEvents refused");
                     for entry_idx in pending {
-                        let error = PublishError::Rejected {
-                            code: error.code().to_owned(),
-                            message: error.message().to_owned(),
-                            attempts: attempt,
-                        };
-                        outcomes.push((entry_idx, Err(error)));
+                        outcomes.push((entry_idx, Err(request_failure(&error, attempt))));
                     }
                     return BatchOutcome {
                         outcomes,
@@ -794,6 +799,28 @@ impl Inner {
             ));
         }
         Ok(results)
+    }
+}
+
+/// What a request error that ends the retries means for its events: no connection, no
+/// answer or no credentials say EventBridge was not reached; anything else was its answer.
+fn request_failure(error: &RequestError, attempts: u32) -> PublishError {
+    let code = error.code().to_owned();
+    let message = error.message().to_owned();
+    match error.code() {
+        "ConnectionError" | "Timeout" | "CredentialsError" => {
+            PublishError::Unreachable { code, message }
+        }
+        _ if error.is_retryable() => PublishError::RetriesExhausted {
+            code,
+            message,
+            attempts,
+        },
+        _ => PublishError::Rejected {
+            code,
+            message,
+            attempts,
+        },
     }
 }
 

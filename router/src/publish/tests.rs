@@ -704,3 +704,69 @@ async fn extreme_settings_do_not_panic() {
     let (report, _) = run(builder, Fake::accepting(), &logins(3)).await;
     assert!(report.is_all_published());
 }
+
+/// `verify_bus` retries what may pass (many instances starting at once are throttled) and
+/// says at once what will not.
+#[tokio::test(start_paused = true)]
+async fn verify_bus_retries_throttling_and_names_a_refusal() {
+    struct Describe {
+        answers: StdMutex<Vec<RequestError>>,
+        calls: Arc<AtomicUsize>,
+    }
+    impl Transport for Describe {
+        fn put_events<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a [&'a Entry],
+        ) -> BoxFuture<'a, Result<Vec<EntryResult>, RequestError>> {
+            unreachable!("verify_bus publishes nothing")
+        }
+        fn describe_event_bus<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), RequestError>> {
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                match self.answers.lock().unwrap().pop() {
+                    Some(error) => Err(error),
+                    None => Ok(()),
+                }
+            })
+        }
+    }
+    let verify = |answers: Vec<RequestError>| async move {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let publisher = builder().build_with(Describe {
+            answers: StdMutex::new(answers.into_iter().rev().collect()),
+            calls: Arc::clone(&calls),
+        });
+        let result = publisher.verify_bus().await;
+        (result, calls.load(Ordering::SeqCst))
+    };
+    let throttled = RequestError::new("ThrottlingException", "rate exceeded", true);
+    let (result, calls) = verify(vec![throttled.clone(), throttled]).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(calls, 3);
+    let denied = RequestError::new("AccessDeniedException", "not allowed", false);
+    let (result, calls) = verify(vec![denied]).await;
+    let error = result.unwrap_err();
+    assert!(matches!(error, PublishError::Rejected { .. }), "{error:?}");
+    assert_eq!(
+        (error.code(), error.attempts(), calls),
+        ("AccessDeniedException", 1, 1)
+    );
+    // Still throttled at the deadline: said so, with the attempts made.
+    let (result, calls) = verify(vec![
+        RequestError::new(
+            "ThrottlingException",
+            "rate exceeded",
+            true
+        );
+        1000
+    ])
+    .await;
+    let error = result.unwrap_err();
+    assert!(
+        matches!(error, PublishError::RetriesExhausted { .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.attempts() as usize, calls);
+    assert!(calls > 3, "{calls}");
+}
