@@ -164,6 +164,17 @@ pub enum PublishError {
         /// What went wrong, with its causes.
         message: String,
     },
+    /// EventBridge's answer could not be read (it did not match the request): the entry
+    /// may or may not have been published, and is not sent again blindly.
+    #[error("unconfirmed, it may or may not have been published: {message}")]
+    Unconfirmed {
+        /// `InvalidResponse`.
+        code: String,
+        /// What was wrong with the answer.
+        message: String,
+        /// How many times the entry was sent.
+        attempts: u32,
+    },
     /// [`Publisher::verify_bus`] found no such event bus.
     #[error("event bus {bus:?} does not exist")]
     BusNotFound {
@@ -183,6 +194,7 @@ impl PublishError {
             PublishError::Serialize { .. } => "SerializationFailed",
             PublishError::Rejected { code, .. }
             | PublishError::RetriesExhausted { code, .. }
+            | PublishError::Unconfirmed { code, .. }
             | PublishError::Unavailable { code, .. }
             | PublishError::Unreachable { code, .. } => code,
             PublishError::BusNotFound { .. } => "ResourceNotFoundException",
@@ -193,7 +205,8 @@ impl PublishError {
     pub fn attempts(&self) -> u32 {
         match self {
             PublishError::Rejected { attempts, .. }
-            | PublishError::RetriesExhausted { attempts, .. } => *attempts,
+            | PublishError::RetriesExhausted { attempts, .. }
+            | PublishError::Unconfirmed { attempts, .. } => *attempts,
             _ => 0,
         }
     }
@@ -811,6 +824,11 @@ fn request_failure(error: &RequestError, attempts: u32) -> PublishError {
         "ConnectionError" | "Timeout" | "CredentialsError" => {
             PublishError::Unreachable { code, message }
         }
+        "InvalidResponse" => PublishError::Unconfirmed {
+            code,
+            message,
+            attempts,
+        },
         _ if error.is_retryable() => PublishError::RetriesExhausted {
             code,
             message,

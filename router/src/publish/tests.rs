@@ -485,6 +485,16 @@ async fn a_wrong_number_of_results_is_reported_not_retried() {
     let publisher = builder().build_with(Short);
     let report = publisher.publish_all(&logins(2)).await;
     assert_eq!(summary(&report), ["InvalidResponse x1"; 2]);
+    // Not a refusal: the entries may have been taken.
+    let error = report.outcomes()[0].as_ref().unwrap_err();
+    assert!(
+        matches!(error, PublishError::Unconfirmed { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "unconfirmed, it may or may not have been published: PutEvents answered 1 results for 2 entries"
+    );
 }
 
 #[tokio::test(start_paused = true)]
