@@ -162,6 +162,13 @@ fn builder() -> PublisherBuilder {
     Publisher::builder("test-bus")
 }
 
+/// A builder whose retries give up within 2 s (of virtual time).
+fn quick() -> PublisherBuilder {
+    builder()
+        .retry_deadline(Duration::from_secs(2))
+        .backoff(Duration::from_millis(100), Duration::from_millis(400))
+}
+
 /// The outcomes as short strings: `ok <user>` or `<code> x<attempts>`.
 fn summary(report: &Report) -> Vec<String> {
     report
@@ -627,10 +634,7 @@ async fn one_failing_entry_is_not_an_outage() {
         _ => published(user_id),
     });
     let requests = Arc::clone(&fake.requests);
-    let publisher = builder()
-        .retry_deadline(Duration::from_secs(2))
-        .backoff(Duration::from_millis(100), Duration::from_millis(400))
-        .build_with(fake);
+    let publisher = quick().build_with(fake);
     let report = publisher.publish_all(&logins(3)).await;
     let summary_first = summary(&report);
     assert!(
@@ -680,10 +684,7 @@ async fn a_refused_probe_ends_the_outage() {
     ));
     let fake = Fake::accepting().with_request_errors(errors);
     let requests = Arc::clone(&fake.requests);
-    let publisher = builder()
-        .retry_deadline(Duration::from_secs(2))
-        .backoff(Duration::from_millis(100), Duration::from_millis(400))
-        .build_with(fake);
+    let publisher = quick().build_with(fake);
     // Down: the batch runs out its deadline and the outage begins.
     let report = publisher.publish_all(&logins(1)).await;
     assert!(summary(&report)[0].starts_with("InternalException x"));
