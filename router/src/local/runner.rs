@@ -134,9 +134,10 @@ pub struct RecordedMessage {
 /// sink for targets whose third-party endpoint is not configured, and a test double.
 /// Clones share the record.
 ///
-/// With [`RecordingSink::with_log`] it also appends one JSON line per record to a file
-/// before answering, so what a target processed can be read after the process is gone
-/// (the crash-safety test counts deliveries there).
+/// With [`RecordingSink::with_log`] it appends one JSON line per record to a file before
+/// answering instead, so what a target processed can be read after the process is gone
+/// (the crash-safety test counts deliveries there), and a long-running process does not
+/// hold every body in memory: [`RecordingSink::received`] then stays empty.
 #[derive(Clone, Default, Debug)]
 pub struct RecordingSink {
     received: Arc<Mutex<Vec<RecordedMessage>>>,
@@ -161,7 +162,8 @@ impl RecordingSink {
         })
     }
 
-    /// Everything received so far, in order.
+    /// Everything received so far, in order (nothing for a sink made by
+    /// [`RecordingSink::with_log`]: its file holds it).
     pub fn received(&self) -> Vec<RecordedMessage> {
         self.received
             .lock()
@@ -235,10 +237,12 @@ impl Consumer for RecordingSink {
                 return Box::pin(std::future::ready(response));
             }
         }
-        self.received
-            .lock()
-            .expect("the sink's lock is never held across a panic")
-            .extend(messages);
+        if self.log.is_none() {
+            self.received
+                .lock()
+                .expect("the sink's lock is never held across a panic")
+                .extend(messages);
+        }
         Box::pin(std::future::ready(response))
     }
 }
@@ -452,10 +456,20 @@ async fn poll(
                 Ok(received) => received,
                 Err(error) => {
                     tracing::error!(target_name = target.name(), error = %error, "receive failed");
-                    tokio::time::sleep(IDLE_POLL).await;
-                    continue;
+                    // A store that keeps failing must not hold up a shutdown: what was
+                    // gathered is delivered, and the poller stops.
+                    tokio::select! {
+                        _ = tokio::time::sleep(IDLE_POLL) => continue,
+                        _ = stop.changed() => {
+                            if batch.is_empty() {
+                                break 'poll;
+                            }
+                            break;
+                        }
+                    }
                 }
             };
+            let dead_lettered = !received.dead_lettered.is_empty();
             for dead in received.dead_lettered {
                 bus.emit(LocalEvent::DeadLettered {
                     target: target.name().to_owned(),
@@ -483,6 +497,11 @@ async fn poll(
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                     _ = stop.changed() => break,
                 }
+                continue;
+            }
+            if dead_lettered {
+                // The receive's slots went to messages it moved to the dead-letter queue:
+                // others may be waiting behind them.
                 continue;
             }
             let next = received.next_visible_at.filter(|at| *at > now);
@@ -740,6 +759,28 @@ async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_logging_sink_keeps_its_records_in_the_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sink/all.jsonl");
+        let logging = RecordingSink::with_log(&path).unwrap();
+        let memory = RecordingSink::default();
+        let batch = || -> SqsEvent {
+            serde_json::from_value(serde_json::json!({ "Records": [
+                { "messageId": "m1", "body": "{}", "eventSourceARN": "arn:q" },
+                { "messageId": "m2", "body": "{}", "eventSourceARN": "arn:q" },
+            ]}))
+            .unwrap()
+        };
+        for sink in [&logging, &memory] {
+            let response = sink.consume(batch()).await;
+            assert!(response.batch_item_failures.is_empty());
+        }
+        assert!(logging.received().is_empty());
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+        assert_eq!(memory.received().len(), 2);
+    }
 
     #[test]
     fn a_torn_last_line_is_ended() {
