@@ -90,8 +90,8 @@ pub struct Redrive {
     max_receive_count: u32,
 }
 
-/// An `AWS::Serverless::Function` (or `AWS::Lambda::Function` with event source mappings)
-/// that consumes SQS queues.
+/// An `AWS::Serverless::Function` that consumes SQS queues through its `SQS` events
+/// (explicit `AWS::Lambda::EventSourceMapping` resources are not read).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FunctionResource {
     logical_id: String,
