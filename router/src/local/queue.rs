@@ -81,6 +81,10 @@ impl Received {
     }
 }
 
+/// What identifies one receive of a message when it is settled: its row, its receive count
+/// then, and its message id (which a redrive renews while the row and count start over).
+pub(crate) type Receipt = (i64, u32, String);
+
 /// A message moved to a dead-letter queue.
 #[derive(Debug, Clone)]
 pub(crate) struct DeadLettered {
@@ -295,18 +299,21 @@ pub(crate) enum Settled {
 pub(crate) fn settle(
     connection: &Connection,
     policy: &QueuePolicy,
-    succeeded: &[(i64, u32)],
-    failed: &[(i64, u32)],
+    succeeded: &[Receipt],
+    failed: &[Receipt],
     retry_at: Option<i64>,
 ) -> Result<Vec<Settled>, StoreError> {
     let error = StoreError::db("settle");
     let mut delete = connection
-        .prepare_cached("DELETE FROM messages WHERE id = ?1 AND receive_count = ?2 AND queue = ?3")
+        .prepare_cached(
+            "DELETE FROM messages
+             WHERE id = ?1 AND receive_count = ?2 AND queue = ?3 AND message_id = ?4",
+        )
         .map_err(error)?;
     let mut outcomes = Vec::with_capacity(succeeded.len() + failed.len());
-    for (row, receive_count) in succeeded {
+    for (row, receive_count, message_id) in succeeded {
         let n = delete
-            .execute(params![row, receive_count, policy.queue])
+            .execute(params![row, receive_count, policy.queue, message_id])
             .map_err(StoreError::db("settle"))?;
         outcomes.push(if n == 1 {
             Settled::Deleted
@@ -316,12 +323,15 @@ pub(crate) fn settle(
     }
     let mut current = connection
         .prepare_cached(
-            "SELECT visible_at FROM messages WHERE id = ?1 AND receive_count = ?2 AND queue = ?3",
+            "SELECT visible_at FROM messages
+             WHERE id = ?1 AND receive_count = ?2 AND queue = ?3 AND message_id = ?4",
         )
         .map_err(StoreError::db("settle"))?;
-    for (row, receive_count) in failed {
+    for (row, receive_count, message_id) in failed {
         let visible_at: Option<i64> = current
-            .query_row(params![row, receive_count, policy.queue], |r| r.get(0))
+            .query_row(params![row, receive_count, policy.queue, message_id], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(StoreError::db("settle"))?;
         let Some(visible_at) = visible_at else {
@@ -505,6 +515,65 @@ pub(crate) fn archive_len(connection: &Connection) -> Result<u64, StoreError> {
 mod tests {
     use super::*;
     use crate::local::{Clock, store::Store};
+
+    /// A redrive gives a message a new id and starts its receive count over: a consumer
+    /// still holding the receive from before cannot settle the new one.
+    #[tokio::test]
+    async fn a_receipt_from_before_a_redrive_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Clock::manual(0)).unwrap();
+        let policy = QueuePolicy {
+            queue: "Q".into(),
+            visibility_timeout_ms: 1_000,
+            redrive: Some(("DLQ".into(), 1)),
+        };
+        let run = |work: Box<dyn FnOnce(&Connection) -> Receive + Send>| {
+            let store = store.clone();
+            async move { store.call(move |c| Ok(work(c))).await.unwrap() }
+        };
+        let events = vec![Accepted {
+            event_id: "e1".into(),
+            bus: "default".into(),
+            detail_type: "UserSignedUp".into(),
+            body: "{}".into(),
+            replay_name: None,
+            queues: vec!["Q".into()],
+        }];
+        store.call(move |c| ingest(c, &events, 0)).await.unwrap();
+        // Batch A receives the message and stalls past the visibility timeout.
+        let p = policy.clone();
+        let first = run(Box::new(move |c| receive(c, &p, 10, 0).unwrap())).await;
+        let held = first.messages[0].clone();
+        // The next receive moves it to the dead-letter queue; it is redriven and batch B
+        // receives it: the same row, received once again.
+        let p = policy.clone();
+        let moved = run(Box::new(move |c| receive(c, &p, 10, 2_000).unwrap())).await;
+        assert_eq!(moved.dead_lettered.len(), 1);
+        store.call(|c| redrive(c, "DLQ", "Q", 3_000)).await.unwrap();
+        let p = policy.clone();
+        let second = run(Box::new(move |c| receive(c, &p, 10, 3_000).unwrap())).await;
+        let current = second.messages[0].clone();
+        assert_eq!(
+            (current.row, current.receive_count),
+            (held.row, held.receive_count)
+        );
+        assert_ne!(current.message_id, held.message_id);
+        // A's late failure is stale; B's success deletes the message.
+        let receipt = |m: &Received| (m.row, m.receive_count, m.message_id.clone());
+        let (stale, done) = (receipt(&held), receipt(&current));
+        let p = policy.clone();
+        let settled = store
+            .call(move |c| settle(c, &p, &[], &[stale], None))
+            .await
+            .unwrap();
+        assert_eq!(settled, [Settled::Stale]);
+        let p = policy.clone();
+        let settled = store
+            .call(move |c| settle(c, &p, &[done], &[], None))
+            .await
+            .unwrap();
+        assert_eq!(settled, [Settled::Deleted]);
+    }
 
     #[tokio::test]
     async fn a_sweep_deletes_at_most_its_limit_of_each_kind() {

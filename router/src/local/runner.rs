@@ -685,7 +685,11 @@ async fn deliver(
     let mut succeeded_msgs = Vec::new();
     let mut failed_msgs = Vec::new();
     for message in batch {
-        let key = (message.row, message.receive_count);
+        let key = (
+            message.row,
+            message.receive_count,
+            message.message_id.clone(),
+        );
         if failed.contains(&message.message_id) {
             failed_rows.push(key);
             failed_msgs.push(message);
