@@ -367,12 +367,9 @@ impl Idempotency {
         key: &str,
         in_progress_ttl: std::time::Duration,
     ) -> Result<Claim, StoreError> {
-        let (target, key) = (target.to_owned(), key.to_owned());
         let now = self.store.clock().now_ms();
         let expires_at = now.saturating_add(duration_ms(in_progress_ttl));
-        self.store
-            .call_relaxed(move |connection| claim(connection, &target, &key, now, expires_at))
-            .await
+        self.claim_until(target, key, expires_at).await
     }
 
     /// Claims `(target, key)` until `lease_until_ms` (ms since the epoch, on the bus

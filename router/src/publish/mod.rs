@@ -463,13 +463,7 @@ impl Publisher {
             // Many instances starting at once may be throttled, or meet a passing 5xx:
             // retried like a publish, under the same deadline.
             let delay = full_jitter(settings.base_delay, settings.max_delay, attempt);
-            let retry_at = Instant::now().checked_add(delay);
-            let deadline = started.checked_add(settings.retry_deadline);
-            let in_time = match (retry_at, deadline) {
-                (Some(retry_at), Some(deadline)) => retry_at <= deadline,
-                (_, None) => true,
-                (None, Some(_)) => false,
-            };
+            let in_time = !past_deadline(started, settings.retry_deadline, Instant::now(), delay);
             if error.is_retryable() && in_time {
                 tokio::time::sleep(delay).await;
                 continue;
@@ -700,13 +694,12 @@ impl Inner {
             }
             let delay = full_jitter(settings.base_delay, settings.max_delay, attempt);
             let now = Instant::now();
-            let deadline = first_sent
-                .unwrap_or(now)
-                .checked_add(settings.retry_deadline);
-            let past_deadline = deadline.is_some_and(|deadline| {
-                now.checked_add(delay)
-                    .is_none_or(|retry_at| retry_at > deadline)
-            });
+            let past_deadline = past_deadline(
+                first_sent.unwrap_or(now),
+                settings.retry_deadline,
+                now,
+                delay,
+            );
             // Another request may have found EventBridge unreachable meanwhile: then this
             // one stops too, rather than wait out its own deadline.
             let outage = lock(&self.outage).is_some();
@@ -840,6 +833,15 @@ fn request_failure(error: &RequestError, attempts: u32) -> PublishError {
             attempts,
         },
     }
+}
+
+/// Whether a retry `delay` after `now` would start past the deadline of work started at
+/// `started`; a deadline too far to represent never passes.
+fn past_deadline(started: Instant, deadline: Duration, now: Instant, delay: Duration) -> bool {
+    started.checked_add(deadline).is_some_and(|deadline| {
+        now.checked_add(delay)
+            .is_none_or(|retry_at| retry_at > deadline)
+    })
 }
 
 /// The outcome of an event whose batch's task was cancelled under it.
