@@ -194,6 +194,14 @@ impl PathTrie {
     /// Follows an event key from `node`; `None` when no rule path continues that way.
     #[inline]
     fn step(&self, node: u32, key: &[u8]) -> Option<u32> {
+        // Segments hold no dot, so a key found whole is one segment: the usual case, and
+        // one lookup without looking for dots first.
+        if let Some(next) = self.nodes[node as usize].child(key) {
+            return Some(next);
+        }
+        if !key.contains(&b'.') {
+            return None;
+        }
         let mut node = node;
         for segment in key.split(|&b| b == b'.') {
             node = self.nodes[node as usize].child(segment)?;

@@ -198,6 +198,28 @@ pub(crate) fn scan_string(
     bytes: &[u8],
     start: usize,
 ) -> Result<(usize, bool), (usize, &'static str)> {
+    // The usual string, plain ASCII without escapes, ends at its first special byte: found
+    // here, inlined; anything else starts over in the full scan.
+    let mut pos = start + 1;
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let special = special_bytes(word);
+        if special != 0 {
+            pos += (special.trailing_zeros() / 8) as usize;
+            if bytes[pos] == b'"' {
+                return Ok((pos + 1, false));
+            }
+            break;
+        }
+        pos += 8;
+    }
+    scan_string_in_full(bytes, start)
+}
+
+/// [`scan_string`] for any string: escapes, multi-byte characters, errors, the last
+/// bytes of the input.
+#[inline(never)]
+fn scan_string_in_full(bytes: &[u8], start: usize) -> Result<(usize, bool), (usize, &'static str)> {
     let mut pos = start + 1;
     let mut has_escape = false;
     loop {
