@@ -103,6 +103,7 @@ pub struct FunctionResource {
 /// An SQS event source of a function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqsSource {
+    name: String,
     queue: String,
     batch_size: u32,
     batching_window_seconds: u32,
@@ -176,7 +177,7 @@ impl Template {
             .get("Globals")
             .and_then(|g| g.get("Function"))
             .and_then(|f| f.get("Timeout"))
-            .map(|t| u32_of(t, "Globals.Function.Timeout"))
+            .map(|t| u32_within(t, "Globals.Function.Timeout", LAMBDA_TIMEOUT))
             .transpose()?;
         let mut template = Template {
             rules: Vec::new(),
@@ -383,6 +384,10 @@ impl FunctionResource {
 }
 
 impl SqsSource {
+    /// The event's name under the function's `Events`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
     /// The logical id of the queue.
     pub fn queue(&self) -> &str {
         &self.queue
@@ -584,10 +589,10 @@ fn read_queue(
     properties: &Yaml,
     at: &str,
 ) -> Result<QueueResource, TemplateError> {
-    let number = |name: &str, default: u32| -> Result<u32, TemplateError> {
+    let number = |name: &str, range: Range, default: u32| -> Result<u32, TemplateError> {
         properties
             .get(name)
-            .map(|v| u32_of(v, &format!("{at}.Properties.{name}")))
+            .map(|v| u32_within(v, &format!("{at}.Properties.{name}"), range))
             .unwrap_or(Ok(default))
     };
     let redrive = match properties.get("RedrivePolicy") {
@@ -611,7 +616,13 @@ fn read_queue(
             let max_receive_count = policy
                 .get("maxReceiveCount")
                 .ok_or_else(|| TemplateError::new(&policy_at, "maxReceiveCount is missing"))
-                .and_then(|v| u32_of(v, &format!("{policy_at}.maxReceiveCount")))?;
+                .and_then(|v| {
+                    u32_within(
+                        v,
+                        &format!("{policy_at}.maxReceiveCount"),
+                        MAX_RECEIVE_COUNT,
+                    )
+                })?;
             Some(Redrive {
                 dead_letter_queue,
                 max_receive_count,
@@ -620,8 +631,8 @@ fn read_queue(
     };
     Ok(QueueResource {
         logical_id: logical_id.to_owned(),
-        visibility_timeout_seconds: number("VisibilityTimeout", 30)?,
-        message_retention_seconds: number("MessageRetentionPeriod", 345_600)?,
+        visibility_timeout_seconds: number("VisibilityTimeout", VISIBILITY_TIMEOUT, 30)?,
+        message_retention_seconds: number("MessageRetentionPeriod", RETENTION_PERIOD, 345_600)?,
         redrive,
     })
 }
@@ -647,10 +658,10 @@ fn read_function(
                     "must be !GetAtt <Queue>.Arn of a queue in this template",
                 )
             })?;
-            let number = |name: &str| {
+            let number = |name: &str, range: Range| {
                 source
                     .get(name)
-                    .map(|v| u32_of(v, &format!("{event_at}.Properties.{name}")))
+                    .map(|v| u32_within(v, &format!("{event_at}.Properties.{name}"), range))
                     .transpose()
             };
             let report_batch_item_failures = source
@@ -665,16 +676,29 @@ fn read_function(
                 .get("ScalingConfig")
                 .and_then(|s| s.get("MaximumConcurrency"))
                 .map(|v| {
-                    u32_of(
+                    u32_within(
                         v,
                         &format!("{event_at}.Properties.ScalingConfig.MaximumConcurrency"),
+                        MAXIMUM_CONCURRENCY,
                     )
                 })
                 .transpose()?;
+            let batch_size = number("BatchSize", BATCH_SIZE)?.unwrap_or(10);
+            let batching_window_seconds =
+                number("MaximumBatchingWindowInSeconds", BATCHING_WINDOW)?.unwrap_or(0);
+            if batch_size > 10 && batching_window_seconds == 0 {
+                return Err(TemplateError::new(
+                    format!("{event_at}.Properties.BatchSize"),
+                    format!(
+                        "a BatchSize of {batch_size} needs MaximumBatchingWindowInSeconds of at least 1: Lambda takes batches of more than 10 messages only with a batching window"
+                    ),
+                ));
+            }
             sources.push(SqsSource {
+                name: scalar_text(name),
                 queue,
-                batch_size: number("BatchSize")?.unwrap_or(10),
-                batching_window_seconds: number("MaximumBatchingWindowInSeconds")?.unwrap_or(0),
+                batch_size,
+                batching_window_seconds,
                 report_batch_item_failures,
                 maximum_concurrency,
             });
@@ -691,7 +715,7 @@ fn read_function(
         .unwrap_or(logical_id)
         .to_owned();
     let timeout_seconds = match properties.get("Timeout") {
-        Some(value) => u32_of(value, &format!("{at}.Properties.Timeout"))?,
+        Some(value) => u32_within(value, &format!("{at}.Properties.Timeout"), LAMBDA_TIMEOUT)?,
         None => global_timeout.unwrap_or(3),
     };
     Ok(Some(FunctionResource {
@@ -757,6 +781,38 @@ fn scalar_text(value: &Yaml) -> String {
             .unwrap_or_default()
             .trim()
             .to_owned(),
+    }
+}
+
+/// The values AWS accepts for a numeric property, and what it measures.
+type Range = (u32, u32, &'static str);
+
+/// `AWS::Serverless::Function` `Timeout`.
+const LAMBDA_TIMEOUT: Range = (1, 900, "seconds");
+/// `AWS::SQS::Queue` `VisibilityTimeout` (up to 12 hours).
+const VISIBILITY_TIMEOUT: Range = (0, 43_200, "seconds");
+/// `AWS::SQS::Queue` `MessageRetentionPeriod` (one minute to 14 days).
+const RETENTION_PERIOD: Range = (60, 1_209_600, "seconds");
+/// A redrive policy's `maxReceiveCount`.
+const MAX_RECEIVE_COUNT: Range = (1, 1_000, "receives");
+/// An SQS event source's `BatchSize` (standard queues).
+const BATCH_SIZE: Range = (1, 10_000, "messages");
+/// An SQS event source's `MaximumBatchingWindowInSeconds`.
+const BATCHING_WINDOW: Range = (0, 300, "seconds");
+/// An SQS event source's `ScalingConfig.MaximumConcurrency`.
+const MAXIMUM_CONCURRENCY: Range = (2, 1_000, "concurrent invocations");
+
+/// A whole number in the range AWS accepts, which the error names: a template that
+/// CloudFormation would refuse is refused here too, rather than run locally.
+fn u32_within(value: &Yaml, at: &str, (min, max, unit): Range) -> Result<u32, TemplateError> {
+    let n = u32_of(value, at)?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(TemplateError::new(
+            at,
+            format!("{n} is out of range: AWS accepts {min} to {max} {unit}"),
+        ))
     }
 }
 
@@ -1098,6 +1154,77 @@ Resources:
         check_error(
             "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPattern: { source: !Ref X }\n",
             "Resources.R.Properties.EventPattern.source: intrinsic function !Ref is not allowed in an event pattern",
+        );
+    }
+
+    #[test]
+    fn numbers_outside_what_aws_accepts_are_refused() {
+        let queue = |properties: &str| {
+            format!(
+                "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: {{ {properties} }}\n"
+            )
+        };
+        check_error(
+            &queue("VisibilityTimeout: 43201"),
+            "Resources.Q.Properties.VisibilityTimeout: 43201 is out of range: AWS accepts 0 to 43200 seconds",
+        );
+        check_error(
+            &queue("MessageRetentionPeriod: 59"),
+            "Resources.Q.Properties.MessageRetentionPeriod: 59 is out of range: AWS accepts 60 to 1209600 seconds",
+        );
+        check_error(
+            &queue("RedrivePolicy: { deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: 0 }"),
+            "Resources.Q.Properties.RedrivePolicy.maxReceiveCount: 0 is out of range: AWS accepts 1 to 1000 receives",
+        );
+        // The ends of each range are accepted.
+        Template::parse(&queue(
+            "VisibilityTimeout: 0, MessageRetentionPeriod: 1209600, RedrivePolicy: { deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: 1000 }",
+        ))
+        .unwrap();
+
+        let function = |function: &str, source: &str| {
+            format!(
+                "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      {function}\n      Events:\n        Work:\n          Type: SQS\n          Properties: {{ Queue: !GetAtt Q.Arn, {source} }}\n"
+            )
+        };
+        check_error(
+            &function("Timeout: 901", ""),
+            "Resources.F.Properties.Timeout: 901 is out of range: AWS accepts 1 to 900 seconds",
+        );
+        check_error(
+            &("Globals:\n  Function:\n    Timeout: 0\n".to_owned()
+                + &function("Runtime: provided.al2023", "")),
+            "Globals.Function.Timeout: 0 is out of range: AWS accepts 1 to 900 seconds",
+        );
+        check_error(
+            &function("Timeout: 10", "BatchSize: 0"),
+            "Resources.F.Properties.Events.Work.Properties.BatchSize: 0 is out of range: AWS accepts 1 to 10000 messages",
+        );
+        check_error(
+            &function("Timeout: 10", "BatchSize: 11"),
+            "Resources.F.Properties.Events.Work.Properties.BatchSize: a BatchSize of 11 needs MaximumBatchingWindowInSeconds of at least 1: Lambda takes batches of more than 10 messages only with a batching window",
+        );
+        check_error(
+            &function("Timeout: 10", "MaximumBatchingWindowInSeconds: 301"),
+            "Resources.F.Properties.Events.Work.Properties.MaximumBatchingWindowInSeconds: 301 is out of range: AWS accepts 0 to 300 seconds",
+        );
+        check_error(
+            &function("Timeout: 10", "ScalingConfig: { MaximumConcurrency: 1 }"),
+            "Resources.F.Properties.Events.Work.Properties.ScalingConfig.MaximumConcurrency: 1 is out of range: AWS accepts 2 to 1000 concurrent invocations",
+        );
+        let template = Template::parse(&function(
+            "Timeout: 900",
+            "BatchSize: 10000, MaximumBatchingWindowInSeconds: 1, ScalingConfig: { MaximumConcurrency: 1000 }",
+        ))
+        .unwrap();
+        let source = &template.functions()[0].sources()[0];
+        assert_eq!(
+            (
+                source.name(),
+                source.batch_size(),
+                source.maximum_concurrency()
+            ),
+            ("Work", 10_000, Some(1_000))
         );
     }
 

@@ -49,6 +49,7 @@ Resources:
     Type: AWS::Serverless::Function
     Metadata: { BuildProperties: { Binary: mailing-list } }
     Properties:
+      Timeout: 2
       Events:
         Mail:
           Type: SQS
@@ -57,6 +58,7 @@ Resources:
     Type: AWS::Serverless::Function
     Metadata: { BuildProperties: { Binary: analytics } }
     Properties:
+      Timeout: 2
       Events:
         Stats:
           Type: SQS

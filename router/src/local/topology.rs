@@ -213,6 +213,17 @@ impl Topology {
                         source.queue()
                     )));
                 };
+                // Lambda checks this when it creates the event source mapping.
+                let visibility_seconds = policy.visibility_timeout_ms / 1000;
+                if i64::from(function.timeout_seconds()) > visibility_seconds {
+                    return Err(LocalError::Template(format!(
+                        "Resources.{}.Properties.Events.{}: the function's Timeout ({} s) is longer than the VisibilityTimeout of {} ({visibility_seconds} s), which Lambda refuses for an event source: a batch still running would be received again",
+                        function.logical_id(),
+                        source.name(),
+                        function.timeout_seconds(),
+                        source.queue()
+                    )));
+                }
                 let (dead_letter_queue, max_receive_count) = match &policy.redrive {
                     Some((dlq, max)) => (Some(dlq.clone()), Some(*max)),
                     None => (None, None),
@@ -282,5 +293,42 @@ impl Topology {
     /// How long the queues keep messages and the archive keeps events.
     pub(crate) fn retention(&self) -> &Retention {
         &self.retention
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology(visibility: u32, timeout: u32) -> Result<Topology, String> {
+        let text = format!(
+            "Resources:
+  Q:
+    Type: AWS::SQS::Queue
+    Properties: {{ VisibilityTimeout: {visibility} }}
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Timeout: {timeout}
+      Events:
+        Work:
+          Type: SQS
+          Properties: {{ Queue: !GetAtt Q.Arn }}
+"
+        );
+        let template = Template::parse(&text).map_err(|e| e.to_string())?;
+        Topology::from_template(&template, "bus").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_function_that_outlives_its_queues_visibility_timeout_is_refused() {
+        assert_eq!(
+            topology(30, 31).err().as_deref(),
+            Some(
+                "template: Resources.F.Properties.Events.Work: the function's Timeout (31 s) is longer than the VisibilityTimeout of Q (30 s), which Lambda refuses for an event source: a batch still running would be received again"
+            )
+        );
+        let accepted = topology(30, 30).unwrap();
+        assert_eq!(accepted.targets()[0].timeout_seconds(), 30);
     }
 }
