@@ -99,8 +99,43 @@ pub(crate) struct DeadLettered {
 pub(crate) struct Receive {
     pub(crate) messages: Vec<Received>,
     pub(crate) dead_lettered: Vec<DeadLettered>,
+    /// Whether a message was left because the batch had no room for its bytes.
+    pub(crate) full: bool,
     /// When the next message of the queue becomes visible, if any is waiting.
     pub(crate) next_visible_at: Option<i64>,
+}
+
+/// The most a Lambda batch carries: 6 MB of invocation payload.
+pub(crate) const BATCH_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+
+/// An upper bound on what a record adds to the payload besides its body: ids, receipt
+/// handle, attributes, MD5, ARN and the JSON around them (about 600 bytes locally).
+const RECORD_OVERHEAD_BYTES: usize = 1024;
+
+/// What one receive may still add to a batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Room {
+    pub(crate) messages: usize,
+    /// Payload bytes, counted by [`payload_bytes`].
+    pub(crate) bytes: usize,
+    /// Whether the batch is empty: its first message is taken whatever its size, so that
+    /// no message can be stuck.
+    pub(crate) empty: bool,
+}
+
+/// The bytes a record with this body adds to the batch's JSON payload, at most: the
+/// body as a JSON string (quotes, backslashes and control characters escaped) and
+/// [`RECORD_OVERHEAD_BYTES`].
+pub(crate) fn payload_bytes(body: &str) -> usize {
+    let escapes = body
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' => 1,
+            0..=0x1f => 5,
+            _ => 0,
+        })
+        .sum::<usize>();
+    body.len() + escapes + 2 + RECORD_OVERHEAD_BYTES
 }
 
 /// The queue settings a receive needs.
@@ -118,7 +153,7 @@ pub(crate) struct QueuePolicy {
 pub(crate) fn receive(
     connection: &Connection,
     policy: &QueuePolicy,
-    max: usize,
+    room: Room,
     now: i64,
 ) -> Result<Receive, StoreError> {
     let error = StoreError::db("receive");
@@ -132,7 +167,7 @@ pub(crate) fn receive(
         )
         .map_err(error)?;
     let rows = select
-        .query_map(params![policy.queue, now, max as i64], |row| {
+        .query_map(params![policy.queue, now, room.messages as i64], |row| {
             Ok(Received {
                 row: row.get(0)?,
                 message_id: row.get(1)?,
@@ -155,7 +190,15 @@ pub(crate) fn receive(
              WHERE id = ?1",
         )
         .map_err(StoreError::db("receive"))?;
+    let mut bytes_left = room.bytes;
     for mut message in rows {
+        let bytes = payload_bytes(&message.body);
+        let first = room.empty && receive.messages.is_empty();
+        if bytes > bytes_left && !first {
+            // It stays visible for the next batch.
+            receive.full = true;
+            break;
+        }
         if let Some((dead_letter_queue, max_receive_count)) = &policy.redrive
             && message.receive_count >= *max_receive_count
         {
@@ -176,6 +219,7 @@ pub(crate) fn receive(
             now
         ])
         .map_err(StoreError::db("receive"))?;
+        bytes_left = bytes_left.saturating_sub(bytes);
         receive.messages.push(message);
     }
     receive.next_visible_at = connection
@@ -516,6 +560,77 @@ mod tests {
     use super::*;
     use crate::local::{Clock, store::Store};
 
+    const ROOM: Room = Room {
+        messages: 10,
+        bytes: BATCH_PAYLOAD_BYTES,
+        empty: true,
+    };
+
+    fn accepted(id: usize, body: String) -> Accepted {
+        Accepted {
+            event_id: format!("e{id}"),
+            bus: "default".into(),
+            detail_type: "UserSignedUp".into(),
+            body,
+            replay_name: None,
+            queues: vec!["Q".into()],
+        }
+    }
+
+    /// A batch stops before its payload passes 6 MB; what is left stays visible, and a
+    /// message too large for any batch still goes alone rather than never.
+    #[tokio::test]
+    async fn a_receive_stops_at_the_batch_payload_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Clock::manual(0)).unwrap();
+        let policy = QueuePolicy {
+            queue: "Q".into(),
+            visibility_timeout_ms: 60_000,
+            redrive: None,
+        };
+        // 1 MiB bodies of quotes: 2 MiB each once escaped in the payload.
+        let body = format!("\"{}\"", "\"".repeat(1024 * 1024 - 2));
+        assert_eq!(
+            payload_bytes(&body),
+            2 * 1024 * 1024 + 2 + RECORD_OVERHEAD_BYTES
+        );
+        let events: Vec<Accepted> = (0..5).map(|i| accepted(i, body.clone())).collect();
+        store.call(move |c| ingest(c, &events, 0)).await.unwrap();
+        let receive_with = |room: Room, now: i64| {
+            let (store, policy) = (store.clone(), policy.clone());
+            async move {
+                store
+                    .call(move |c| receive(c, &policy, room, now))
+                    .await
+                    .unwrap()
+            }
+        };
+        let first = receive_with(ROOM, 0).await;
+        assert_eq!(first.messages.len(), 2, "a third would pass 6 MiB");
+        assert!(first.full);
+        let rest = receive_with(ROOM, 0).await;
+        assert_eq!(rest.messages.len(), 2);
+        // Into a batch that has bytes already, the last message does not fit ...
+        let tight = Room {
+            bytes: payload_bytes(&body) - 1,
+            empty: false,
+            ..ROOM
+        };
+        let none = receive_with(tight, 0).await;
+        assert!(none.messages.is_empty() && none.full);
+        // ... but it is the first of a new batch however small the room.
+        let alone = receive_with(
+            Room {
+                empty: true,
+                ..tight
+            },
+            0,
+        )
+        .await;
+        assert_eq!(alone.messages.len(), 1);
+        assert!(!alone.full);
+    }
+
     /// A redrive gives a message a new id and starts its receive count over: a consumer
     /// still holding the receive from before cannot settle the new one.
     #[tokio::test]
@@ -542,16 +657,16 @@ mod tests {
         store.call(move |c| ingest(c, &events, 0)).await.unwrap();
         // Batch A receives the message and stalls past the visibility timeout.
         let p = policy.clone();
-        let first = run(Box::new(move |c| receive(c, &p, 10, 0).unwrap())).await;
+        let first = run(Box::new(move |c| receive(c, &p, ROOM, 0).unwrap())).await;
         let held = first.messages[0].clone();
         // The next receive moves it to the dead-letter queue; it is redriven and batch B
         // receives it: the same row, received once again.
         let p = policy.clone();
-        let moved = run(Box::new(move |c| receive(c, &p, 10, 2_000).unwrap())).await;
+        let moved = run(Box::new(move |c| receive(c, &p, ROOM, 2_000).unwrap())).await;
         assert_eq!(moved.dead_lettered.len(), 1);
         store.call(|c| redrive(c, "DLQ", "Q", 3_000)).await.unwrap();
         let p = policy.clone();
-        let second = run(Box::new(move |c| receive(c, &p, 10, 3_000).unwrap())).await;
+        let second = run(Box::new(move |c| receive(c, &p, ROOM, 3_000).unwrap())).await;
         let current = second.messages[0].clone();
         assert_eq!(
             (current.row, current.receive_count),

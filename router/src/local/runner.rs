@@ -442,14 +442,19 @@ async fn poll(
             _ = stop.changed() => break,
         };
         let mut batch: Vec<Received> = Vec::new();
+        let mut batch_bytes = 0;
         let mut window_ends: Option<i64> = None;
         loop {
             let now = bus.clock().now_ms();
-            let want = batch_size - batch.len();
+            let room = queue::Room {
+                messages: batch_size - batch.len(),
+                bytes: queue::BATCH_PAYLOAD_BYTES.saturating_sub(batch_bytes),
+                empty: batch.is_empty(),
+            };
             let received = {
                 let policy = policy.clone();
                 bus.store()
-                    .call_relaxed(move |connection| queue::receive(connection, &policy, want, now))
+                    .call_relaxed(move |connection| queue::receive(connection, &policy, room, now))
                     .await
             };
             let received = match received {
@@ -480,9 +485,15 @@ async fn poll(
                     dead_letter_queue: target.dead_letter_queue().unwrap_or_default().to_owned(),
                 });
             }
+            batch_bytes += received
+                .messages
+                .iter()
+                .map(|m| queue::payload_bytes(&m.body))
+                .sum::<usize>();
             batch.extend(received.messages);
             let now = bus.clock().now_ms();
-            if batch.len() >= batch_size {
+            // Lambda invokes once the batch is full by count or by payload size.
+            if batch.len() >= batch_size || received.full {
                 break;
             }
             if !batch.is_empty() {
