@@ -366,8 +366,8 @@ fn sample(root: &Value, schema: &Value) -> Value {
 }
 
 /// Template-level checks of the queues the rules deliver to: a dead-letter queue, a
-/// visibility timeout of at least six times the consuming function's timeout, and partial
-/// batch responses.
+/// visibility timeout of at least six times the consuming function's timeout (and of at
+/// least the timeout plus the batching window), and partial batch responses.
 pub fn lint_template(template: &Template) -> Vec<Finding> {
     let mut findings = Vec::new();
     for rule in template.rules() {
@@ -422,17 +422,30 @@ pub fn lint_template(template: &Template) -> Vec<Finding> {
                     format!("no function in this template consumes {queue_id}"),
                 ),
                 Some((function, source)) => {
-                    let needed = function.timeout_seconds() * 6;
-                    if queue.visibility_timeout_seconds() < needed {
+                    let (visibility, timeout) = (
+                        queue.visibility_timeout_seconds(),
+                        function.timeout_seconds(),
+                    );
+                    let window = source.batching_window_seconds();
+                    // The Lambda docs' six times the timeout; and a message received as a
+                    // batching window opens waits out the window before the function starts.
+                    let (six, held) = (timeout * 6, timeout + window);
+                    if visibility < six.max(held) {
+                        let needed = if held > six {
+                            format!(
+                                "at least the timeout of {} ({timeout} s) + its MaximumBatchingWindowInSeconds ({window} s) = {held} s is needed so that a message held through the window is not received again",
+                                function.logical_id()
+                            )
+                        } else {
+                            format!(
+                                "at least 6 x the timeout of {} ({timeout} s) = {six} s is needed so that a batch still running is not received again",
+                                function.logical_id()
+                            )
+                        };
                         push(
                             Severity::Error,
                             "visibility-timeout",
-                            format!(
-                                "VisibilityTimeout is {} s; at least 6 x the timeout of {} ({} s) = {needed} s is needed so that a batch still running is not received again",
-                                queue.visibility_timeout_seconds(),
-                                function.logical_id(),
-                                function.timeout_seconds()
-                            ),
+                            format!("VisibilityTimeout is {visibility} s; {needed}"),
                         );
                     }
                     if !source.report_batch_item_failures() {
@@ -1109,6 +1122,50 @@ Resources:
         error[visibility-timeout] R: Resources.Q: VisibilityTimeout is 30 s; at least 6 x the timeout of F (10 s) = 60 s is needed so that a batch still running is not received again
         error[no-partial-batch-response] R: Resources.Q: the SQS event source of F lacks FunctionResponseTypes: [ReportBatchItemFailures]: one bad record retries its whole batch
         "#
+        );
+    }
+
+    #[test]
+    fn a_batching_window_longer_than_the_visibility_timeout_allows_is_an_error() {
+        let lint = |window: u32| {
+            let template = Template::parse(&format!(
+                "
+Resources:
+  R:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: {{ detail-type: [UserSignedUp] }}
+      Targets: [{{ Id: q, Arn: !GetAtt Q.Arn, DeadLetterConfig: {{ Arn: !GetAtt D.Arn }} }}]
+  D:
+    Type: AWS::SQS::Queue
+  Q:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 60
+      RedrivePolicy: {{ deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: 5 }}
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Timeout: 10
+      Events:
+        E:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Q.Arn
+            MaximumBatchingWindowInSeconds: {window}
+            FunctionResponseTypes: [ReportBatchItemFailures]
+"
+            ))
+            .unwrap();
+            lint_template(&template)
+                .iter()
+                .map(|f| format!("{f}\n"))
+                .collect::<String>()
+        };
+        assert_eq!(lint(50), "", "10 s + 50 s fits in 60 s");
+        insta::assert_snapshot!(
+            lint(51),
+            @"error[visibility-timeout] R: Resources.Q: VisibilityTimeout is 60 s; at least the timeout of F (10 s) + its MaximumBatchingWindowInSeconds (51 s) = 61 s is needed so that a message held through the window is not received again"
         );
     }
 }
