@@ -147,9 +147,11 @@ pub(crate) struct QueuePolicy {
     pub(crate) redrive: Option<(String, u32)>,
 }
 
-/// Receives up to `max` visible messages, making them invisible for the visibility timeout
-/// and counting the receive. A message already received `maxReceiveCount` times moves to
-/// the dead-letter queue instead, as SQS does.
+/// Receives visible messages, as many as `room` has space for by count and by payload
+/// bytes (the first message of an empty batch whatever its size), making them invisible
+/// for the visibility timeout and counting the receive; `full` tells that a message was
+/// left for want of bytes. A message already received `maxReceiveCount` times moves to the
+/// dead-letter queue instead, as SQS does, and takes no room.
 pub(crate) fn receive(
     connection: &Connection,
     policy: &QueuePolicy,
@@ -192,13 +194,8 @@ pub(crate) fn receive(
         .map_err(StoreError::db("receive"))?;
     let mut bytes_left = room.bytes;
     for mut message in rows {
-        let bytes = payload_bytes(&message.body);
-        let first = room.empty && receive.messages.is_empty();
-        if bytes > bytes_left && !first {
-            // It stays visible for the next batch.
-            receive.full = true;
-            break;
-        }
+        // A message due for the dead-letter queue never reaches the batch, so it takes no
+        // room in it.
         if let Some((dead_letter_queue, max_receive_count)) = &policy.redrive
             && message.receive_count >= *max_receive_count
         {
@@ -210,6 +207,13 @@ pub(crate) fn receive(
                 receive_count: message.receive_count,
             });
             continue;
+        }
+        let bytes = payload_bytes(&message.body);
+        let first = room.empty && receive.messages.is_empty();
+        if bytes > bytes_left && !first {
+            // It stays visible for the next batch.
+            receive.full = true;
+            break;
         }
         message.receive_count += 1;
         mark.execute(params![
@@ -688,6 +692,46 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(settled, [Settled::Deleted]);
+    }
+
+    /// A large message due for the dead-letter queue moves there even when the batch has
+    /// no room for it, and the small message behind it still joins the batch.
+    #[tokio::test]
+    async fn a_message_due_for_the_dead_letter_queue_takes_no_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Clock::manual(0)).unwrap();
+        let policy = QueuePolicy {
+            queue: "Q".into(),
+            visibility_timeout_ms: 1_000,
+            redrive: Some(("DLQ".into(), 1)),
+        };
+        let large = "x".repeat(1024 * 1024);
+        let events = vec![accepted(0, large), accepted(1, "{}".into())];
+        store.call(move |c| ingest(c, &events, 0)).await.unwrap();
+        // The large message is received once; both are visible again at 2 s.
+        let one = Room {
+            messages: 1,
+            ..ROOM
+        };
+        let p = policy.clone();
+        let first = store.call(move |c| receive(c, &p, one, 0)).await.unwrap();
+        assert_eq!(first.messages[0].event_id, "e0");
+        // A batch already holding bytes has room for the small one only.
+        let room = Room {
+            bytes: payload_bytes("{}"),
+            empty: false,
+            ..ROOM
+        };
+        let p = policy.clone();
+        let next = store
+            .call(move |c| receive(c, &p, room, 2_000))
+            .await
+            .unwrap();
+        assert_eq!(next.dead_lettered.len(), 1);
+        assert_eq!(next.dead_lettered[0].event_id, "e0");
+        let taken: Vec<&str> = next.messages.iter().map(|m| m.event_id.as_str()).collect();
+        assert_eq!(taken, ["e1"]);
+        assert!(!next.full);
     }
 
     #[tokio::test]
