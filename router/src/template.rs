@@ -537,14 +537,21 @@ fn read_rule(
             let retry = target.get("RetryPolicy");
             let maximum_retry_attempts = retry
                 .and_then(|r| r.get("MaximumRetryAttempts"))
-                .map(|v| u32_of(v, &format!("{target_at}.RetryPolicy.MaximumRetryAttempts")))
+                .map(|v| {
+                    u32_within(
+                        v,
+                        &format!("{target_at}.RetryPolicy.MaximumRetryAttempts"),
+                        RETRY_ATTEMPTS,
+                    )
+                })
                 .transpose()?;
             let maximum_event_age_seconds = retry
                 .and_then(|r| r.get("MaximumEventAgeInSeconds"))
                 .map(|v| {
-                    u32_of(
+                    u32_within(
                         v,
                         &format!("{target_at}.RetryPolicy.MaximumEventAgeInSeconds"),
+                        EVENT_AGE,
                     )
                 })
                 .transpose()?;
@@ -589,10 +596,10 @@ fn read_queue(
     properties: &Yaml,
     at: &str,
 ) -> Result<QueueResource, TemplateError> {
-    let number = |name: &str, range: Range, default: u32| -> Result<u32, TemplateError> {
+    let number = |name: &str, bounds: Bounds, default: u32| -> Result<u32, TemplateError> {
         properties
             .get(name)
-            .map(|v| u32_within(v, &format!("{at}.Properties.{name}"), range))
+            .map(|v| u32_within(v, &format!("{at}.Properties.{name}"), bounds))
             .unwrap_or(Ok(default))
     };
     let redrive = match properties.get("RedrivePolicy") {
@@ -658,10 +665,10 @@ fn read_function(
                     "must be !GetAtt <Queue>.Arn of a queue in this template",
                 )
             })?;
-            let number = |name: &str, range: Range| {
+            let number = |name: &str, bounds: Bounds| {
                 source
                     .get(name)
-                    .map(|v| u32_within(v, &format!("{event_at}.Properties.{name}"), range))
+                    .map(|v| u32_within(v, &format!("{event_at}.Properties.{name}"), bounds))
                     .transpose()
             };
             let report_batch_item_failures = source
@@ -757,7 +764,7 @@ fn reference(value: &Yaml) -> Option<String> {
 /// a deploy without overrides takes).
 fn read_days(document: &Yaml, value: &Yaml, at: &str) -> Result<u32, TemplateError> {
     let Some(parameter) = reference(value) else {
-        return u32_of(value, at);
+        return u32_within(value, at, DAYS);
     };
     let default = document
         .get("Parameters")
@@ -769,7 +776,7 @@ fn read_days(document: &Yaml, value: &Yaml, at: &str) -> Result<u32, TemplateErr
                 format!("refers to {parameter}, which is not a parameter with a Default"),
             )
         })?;
-    u32_of(default, &format!("Parameters.{parameter}.Default"))
+    u32_within(default, &format!("Parameters.{parameter}.Default"), DAYS)
 }
 
 fn scalar_text(value: &Yaml) -> String {
@@ -784,51 +791,104 @@ fn scalar_text(value: &Yaml) -> String {
     }
 }
 
-/// The values AWS accepts for a numeric property, and what it measures.
-type Range = (u32, u32, &'static str);
-
-/// `AWS::Serverless::Function` `Timeout`.
-const LAMBDA_TIMEOUT: Range = (1, 900, "seconds");
-/// `AWS::SQS::Queue` `VisibilityTimeout` (up to 12 hours).
-const VISIBILITY_TIMEOUT: Range = (0, 43_200, "seconds");
-/// `AWS::SQS::Queue` `MessageRetentionPeriod` (one minute to 14 days).
-const RETENTION_PERIOD: Range = (60, 1_209_600, "seconds");
-/// A redrive policy's `maxReceiveCount`.
-const MAX_RECEIVE_COUNT: Range = (1, 1_000, "receives");
-/// An SQS event source's `BatchSize` (standard queues).
-const BATCH_SIZE: Range = (1, 10_000, "messages");
-/// An SQS event source's `MaximumBatchingWindowInSeconds`.
-const BATCHING_WINDOW: Range = (0, 300, "seconds");
-/// An SQS event source's `ScalingConfig.MaximumConcurrency`.
-const MAXIMUM_CONCURRENCY: Range = (2, 1_000, "concurrent invocations");
-
-/// A whole number in the range AWS accepts, which the error names: a template that
-/// CloudFormation would refuse is refused here too, rather than run locally.
-fn u32_within(value: &Yaml, at: &str, (min, max, unit): Range) -> Result<u32, TemplateError> {
-    let n = u32_of(value, at)?;
-    if (min..=max).contains(&n) {
-        Ok(n)
-    } else {
-        Err(TemplateError::new(
-            at,
-            format!("{n} is out of range: AWS accepts {min} to {max} {unit}"),
-        ))
-    }
+/// The values AWS accepts for a numeric property, and what it counts.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    min: u32,
+    max: u32,
+    unit: &'static str,
 }
 
-fn u32_of(value: &Yaml, at: &str) -> Result<u32, TemplateError> {
-    let number = match value {
-        Yaml::Number(n) => n.as_u64(),
-        // CloudFormation takes numbers as strings too.
-        Yaml::String(text) => text.trim().parse().ok(),
-        _ => None,
-    };
-    number.and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+/// `AWS::Serverless::Function` `Timeout`.
+const LAMBDA_TIMEOUT: Bounds = Bounds {
+    min: 1,
+    max: 900,
+    unit: "seconds",
+};
+/// `AWS::SQS::Queue` `VisibilityTimeout` (up to 12 hours).
+const VISIBILITY_TIMEOUT: Bounds = Bounds {
+    min: 0,
+    max: 43_200,
+    unit: "seconds",
+};
+/// `AWS::SQS::Queue` `MessageRetentionPeriod` (one minute to 14 days).
+const RETENTION_PERIOD: Bounds = Bounds {
+    min: 60,
+    max: 1_209_600,
+    unit: "seconds",
+};
+/// A redrive policy's `maxReceiveCount`.
+const MAX_RECEIVE_COUNT: Bounds = Bounds {
+    min: 1,
+    max: 1_000,
+    unit: "receives",
+};
+/// An SQS event source's `BatchSize` (standard queues).
+const BATCH_SIZE: Bounds = Bounds {
+    min: 1,
+    max: 10_000,
+    unit: "messages",
+};
+/// An SQS event source's `MaximumBatchingWindowInSeconds`.
+const BATCHING_WINDOW: Bounds = Bounds {
+    min: 0,
+    max: 300,
+    unit: "seconds",
+};
+/// A rule target's `RetryPolicy.MaximumRetryAttempts`.
+const RETRY_ATTEMPTS: Bounds = Bounds {
+    min: 0,
+    max: 185,
+    unit: "retries",
+};
+/// A rule target's `RetryPolicy.MaximumEventAgeInSeconds` (one minute to a day).
+const EVENT_AGE: Bounds = Bounds {
+    min: 60,
+    max: 86_400,
+    unit: "seconds",
+};
+/// Any number of days an archive keeps events (0: indefinitely).
+const DAYS: Bounds = Bounds {
+    min: 0,
+    max: u32::MAX,
+    unit: "days",
+};
+/// An SQS event source's `ScalingConfig.MaximumConcurrency`.
+const MAXIMUM_CONCURRENCY: Bounds = Bounds {
+    min: 2,
+    max: 1_000,
+    unit: "concurrent invocations",
+};
+
+/// A whole number within the bounds AWS accepts, which the error names: a setting that
+/// CloudFormation would refuse is refused here too, rather than run locally.
+fn u32_within(value: &Yaml, at: &str, bounds: Bounds) -> Result<u32, TemplateError> {
+    let whole = whole_number(value).ok_or_else(|| {
         TemplateError::new(
             at,
             format!("expected a whole number, found {}", scalar_text(value)),
         )
-    })
+    })?;
+    let Bounds { min, max, unit } = bounds;
+    match u32::try_from(whole) {
+        Ok(number) if (min..=max).contains(&number) => Ok(number),
+        _ => Err(TemplateError::new(
+            at,
+            format!("{whole} is out of range: AWS accepts {min} to {max} {unit}"),
+        )),
+    }
+}
+
+/// A YAML number, or a string holding one (CloudFormation takes both), when it is whole.
+fn whole_number(value: &Yaml) -> Option<i128> {
+    match value {
+        Yaml::Number(n) => n
+            .as_u64()
+            .map(i128::from)
+            .or_else(|| n.as_i64().map(i128::from)),
+        Yaml::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 /// Converts YAML to JSON for event patterns; tags have no meaning inside a pattern.
@@ -1159,62 +1219,127 @@ Resources:
 
     #[test]
     fn numbers_outside_what_aws_accepts_are_refused() {
-        let queue = |properties: &str| {
+        let queue = |properties: String| {
             format!(
                 "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: {{ {properties} }}\n"
             )
         };
-        check_error(
-            &queue("VisibilityTimeout: 43201"),
-            "Resources.Q.Properties.VisibilityTimeout: 43201 is out of range: AWS accepts 0 to 43200 seconds",
-        );
-        check_error(
-            &queue("MessageRetentionPeriod: 59"),
-            "Resources.Q.Properties.MessageRetentionPeriod: 59 is out of range: AWS accepts 60 to 1209600 seconds",
-        );
-        check_error(
-            &queue("RedrivePolicy: { deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: 0 }"),
-            "Resources.Q.Properties.RedrivePolicy.maxReceiveCount: 0 is out of range: AWS accepts 1 to 1000 receives",
-        );
-        // The ends of each range are accepted.
-        Template::parse(&queue(
-            "VisibilityTimeout: 0, MessageRetentionPeriod: 1209600, RedrivePolicy: { deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: 1000 }",
-        ))
-        .unwrap();
-
-        let function = |function: &str, source: &str| {
+        let function = |function: String, source: String| {
             format!(
                 "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      {function}\n      Events:\n        Work:\n          Type: SQS\n          Properties: {{ Queue: !GetAtt Q.Arn, {source} }}\n"
             )
         };
+        let rule = |retry: String| {
+            format!(
+                "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPattern: {{ a: [x] }}\n      Targets: [{{ Id: q, Arn: !GetAtt Q.Arn, RetryPolicy: {{ {retry} }} }}]\n"
+            )
+        };
+        let source = "Resources.F.Properties.Events.Work.Properties";
+        type Make = Box<dyn Fn(i64) -> String>;
+        let cases: Vec<(String, Make, Bounds)> = vec![
+            (
+                "Resources.Q.Properties.VisibilityTimeout".into(),
+                Box::new(move |n| queue(format!("VisibilityTimeout: {n}"))),
+                VISIBILITY_TIMEOUT,
+            ),
+            (
+                "Resources.Q.Properties.MessageRetentionPeriod".into(),
+                // CloudFormation takes numbers written as strings too.
+                Box::new(move |n| queue(format!("MessageRetentionPeriod: '{n}'"))),
+                RETENTION_PERIOD,
+            ),
+            (
+                "Resources.Q.Properties.RedrivePolicy.maxReceiveCount".into(),
+                Box::new(move |n| {
+                    queue(format!(
+                        "RedrivePolicy: {{ deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: {n} }}"
+                    ))
+                }),
+                MAX_RECEIVE_COUNT,
+            ),
+            (
+                "Resources.F.Properties.Timeout".into(),
+                Box::new(move |n| function(format!("Timeout: {n}"), String::new())),
+                LAMBDA_TIMEOUT,
+            ),
+            (
+                "Globals.Function.Timeout".into(),
+                Box::new(move |n| {
+                    format!("Globals:\n  Function:\n    Timeout: {n}\n")
+                        + &function("Runtime: provided.al2023".into(), String::new())
+                }),
+                LAMBDA_TIMEOUT,
+            ),
+            (
+                format!("{source}.BatchSize"),
+                Box::new(move |n| {
+                    function(
+                        "Timeout: 10".into(),
+                        format!("BatchSize: {n}, MaximumBatchingWindowInSeconds: 1"),
+                    )
+                }),
+                BATCH_SIZE,
+            ),
+            (
+                format!("{source}.MaximumBatchingWindowInSeconds"),
+                Box::new(move |n| {
+                    function(
+                        "Timeout: 10".into(),
+                        format!("MaximumBatchingWindowInSeconds: {n}"),
+                    )
+                }),
+                BATCHING_WINDOW,
+            ),
+            (
+                format!("{source}.ScalingConfig.MaximumConcurrency"),
+                Box::new(move |n| {
+                    function(
+                        "Timeout: 10".into(),
+                        format!("ScalingConfig: {{ MaximumConcurrency: {n} }}"),
+                    )
+                }),
+                MAXIMUM_CONCURRENCY,
+            ),
+            (
+                "Resources.R.Properties.Targets[0].RetryPolicy.MaximumRetryAttempts".into(),
+                Box::new(move |n| rule(format!("MaximumRetryAttempts: {n}"))),
+                RETRY_ATTEMPTS,
+            ),
+            (
+                "Resources.R.Properties.Targets[0].RetryPolicy.MaximumEventAgeInSeconds".into(),
+                Box::new(move |n| rule(format!("MaximumEventAgeInSeconds: {n}"))),
+                EVENT_AGE,
+            ),
+        ];
+        for (at, make, Bounds { min, max, unit }) in &cases {
+            for n in [min, max] {
+                if let Err(e) = Template::parse(&make(i64::from(*n))) {
+                    panic!("{at} = {n} is within AWS's range, yet: {e}");
+                }
+            }
+            for n in [i64::from(*min) - 1, i64::from(*max) + 1] {
+                check_error(
+                    &make(n),
+                    &format!("{at}: {n} is out of range: AWS accepts {min} to {max} {unit}"),
+                );
+            }
+        }
+        // Whole numbers beyond u32 are out of range too, not "not a number".
         check_error(
-            &function("Timeout: 901", ""),
-            "Resources.F.Properties.Timeout: 901 is out of range: AWS accepts 1 to 900 seconds",
+            &function("Timeout: 10".into(), "BatchSize: 5000000000".into()),
+            &format!(
+                "{source}.BatchSize: 5000000000 is out of range: AWS accepts 1 to 10000 messages"
+            ),
         );
         check_error(
-            &("Globals:\n  Function:\n    Timeout: 0\n".to_owned()
-                + &function("Runtime: provided.al2023", "")),
-            "Globals.Function.Timeout: 0 is out of range: AWS accepts 1 to 900 seconds",
-        );
-        check_error(
-            &function("Timeout: 10", "BatchSize: 0"),
-            "Resources.F.Properties.Events.Work.Properties.BatchSize: 0 is out of range: AWS accepts 1 to 10000 messages",
-        );
-        check_error(
-            &function("Timeout: 10", "BatchSize: 11"),
-            "Resources.F.Properties.Events.Work.Properties.BatchSize: a BatchSize of 11 needs MaximumBatchingWindowInSeconds of at least 1: Lambda takes batches of more than 10 messages only with a batching window",
-        );
-        check_error(
-            &function("Timeout: 10", "MaximumBatchingWindowInSeconds: 301"),
-            "Resources.F.Properties.Events.Work.Properties.MaximumBatchingWindowInSeconds: 301 is out of range: AWS accepts 0 to 300 seconds",
-        );
-        check_error(
-            &function("Timeout: 10", "ScalingConfig: { MaximumConcurrency: 1 }"),
-            "Resources.F.Properties.Events.Work.Properties.ScalingConfig.MaximumConcurrency: 1 is out of range: AWS accepts 2 to 1000 concurrent invocations",
+            &function("Timeout: 10".into(), "BatchSize: 11".into()),
+            &format!(
+                "{source}.BatchSize: a BatchSize of 11 needs MaximumBatchingWindowInSeconds of at least 1: Lambda takes batches of more than 10 messages only with a batching window"
+            ),
         );
         let template = Template::parse(&function(
-            "Timeout: 900",
-            "BatchSize: 10000, MaximumBatchingWindowInSeconds: 1, ScalingConfig: { MaximumConcurrency: 1000 }",
+            "Timeout: 900".into(),
+            "BatchSize: 10000, MaximumBatchingWindowInSeconds: 1, ScalingConfig: { MaximumConcurrency: 1000 }".into(),
         ))
         .unwrap();
         let source = &template.functions()[0].sources()[0];
