@@ -144,6 +144,8 @@ impl PathNode {
     }
 
     fn add_child(&mut self, key: &[u8], node: u32) {
+        // `PathTrie::step` finds a dot-free key whole on the strength of this.
+        debug_assert!(!key.contains(&b'.'), "a segment holds no dot");
         let short = ShortKey::ends(key);
         self.children.push(Child {
             short,
@@ -704,6 +706,31 @@ mod tests {
                 (1, "true".to_owned(), vec![]),
             ]
         );
+    }
+
+    /// An event key is split at its dots, whether it is found whole or not: `a.b` reaches
+    /// the same path as `a` → `b`, and empty segments are segments.
+    #[test]
+    fn keys_are_split_at_dots() {
+        let paths = ["a.b", "a", "", "x..y", "x.", "p.q.r"];
+        let cases: [(&str, Option<usize>); 11] = [
+            (r#"{"a": {"b": 1}}"#, Some(0)),
+            (r#"{"a.b": 1}"#, Some(0)),
+            (r#"{"a\u002eb": 1}"#, Some(0)),
+            (r#"{"a": 1}"#, Some(1)),
+            (r#"{"": 1}"#, Some(2)),
+            (r#"{"x..y": 1}"#, Some(3)),
+            (r#"{"x": {"": {"y": 1}}}"#, Some(3)),
+            (r#"{"x.": 1}"#, Some(4)),
+            (r#"{"p": {"q.r": 1}}"#, Some(5)),
+            (r#"{".": 1}"#, None),
+            (r#"{"a..b": 1}"#, None),
+        ];
+        for (event, path) in cases {
+            let leaves = flatten(event, &paths).unwrap();
+            let found: Vec<usize> = leaves.iter().map(|(p, _, _)| *p as usize).collect();
+            assert_eq!(found, path.into_iter().collect::<Vec<_>>(), "{event}");
+        }
     }
 
     #[test]

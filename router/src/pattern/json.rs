@@ -199,7 +199,7 @@ pub(crate) fn scan_string(
     start: usize,
 ) -> Result<(usize, bool), (usize, &'static str)> {
     // The usual string, plain ASCII without escapes, ends at its first special byte: found
-    // here, inlined; anything else starts over in the full scan.
+    // here, inlined; anything else goes on in the full scan from that byte.
     let mut pos = start + 1;
     while let Some(chunk) = bytes.get(pos..pos + 8) {
         let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
@@ -213,14 +213,16 @@ pub(crate) fn scan_string(
         }
         pos += 8;
     }
-    scan_string_in_full(bytes, start)
+    scan_string_in_full(bytes, pos)
 }
 
-/// [`scan_string`] for any string: escapes, multi-byte characters, errors, the last
-/// bytes of the input.
+/// [`scan_string`] for any string (escapes, multi-byte characters, errors, the last bytes
+/// of the input), going on from `pos`, before which the string holds only plain bytes.
 #[inline(never)]
-fn scan_string_in_full(bytes: &[u8], start: usize) -> Result<(usize, bool), (usize, &'static str)> {
-    let mut pos = start + 1;
+fn scan_string_in_full(
+    bytes: &[u8],
+    mut pos: usize,
+) -> Result<(usize, bool), (usize, &'static str)> {
     let mut has_escape = false;
     loop {
         // Skip eight ordinary bytes at a time (no quote, no backslash, no control byte, no
@@ -562,6 +564,30 @@ mod tests {
                         .map_err(|(at, _)| at);
                     assert_eq!(ours, naive_utf8(&text), "{text:?}");
                 }
+            }
+        }
+    }
+
+    /// The inline path and the full scan agree on where a string ends and whether it has
+    /// an escape, whatever its length and wherever the escape sits.
+    #[test]
+    fn scan_string_tells_escapes_at_any_length() {
+        for len in 0..40 {
+            let plain = format!("\"{}\",", "p".repeat(len));
+            assert_eq!(
+                scan_string(plain.as_bytes(), 0),
+                Ok((len + 2, false)),
+                "{plain}"
+            );
+            for at in 0..len {
+                let mut escaped = plain.clone().into_bytes();
+                escaped.splice(1 + at..2 + at, *b"\\n");
+                assert_eq!(
+                    scan_string(&escaped, 0),
+                    Ok((len + 3, true)),
+                    "{}",
+                    String::from_utf8_lossy(&escaped)
+                );
             }
         }
     }
