@@ -52,3 +52,39 @@ pub(crate) fn open(path: &Path) -> Result<Box<dyn BufRead>> {
 pub(crate) fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)
 }
+
+/// `text` fit for one output line: control characters (newlines, carriage returns, C1
+/// controls) and Unicode line and paragraph separators are written as escapes, so that a
+/// message quoting an input never splits the line-per-input output that tools diff.
+pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    let breaks = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !text.contains(breaks) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if breaks(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_escapes_every_line_break() {
+        assert_eq!(one_line("plain \"text\" é"), "plain \"text\" é");
+        assert_eq!(
+            one_line("a\nb\r\nc\u{b}\u{c}\u{1c}\u{85}\u{2028}\u{2029}\t\u{7f}"),
+            "a\\nb\\r\\nc\\u{b}\\u{c}\\u{1c}\\u{85}\\u{2028}\\u{2029}\\t\\u{7f}"
+        );
+        // Python's str.splitlines, the strictest common reader, sees one line.
+        let escaped = one_line("x\u{1d}\u{1e}\u{85}y");
+        assert!(!escaped.chars().any(|c| c.is_control()));
+    }
+}

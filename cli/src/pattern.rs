@@ -24,8 +24,10 @@ pub(crate) enum Command {
     /// With --cases FILE.jsonl, each line is a JSON object with "pattern" and "event", each
     /// either a JSON value or a string holding JSON text (so malformed text and exact number
     /// spellings reach the engine as written); other keys are ignored. Prints exactly one
-    /// line per input line, in order: `match`, `no match` or `error: <message>`, and exits 0
-    /// once every line was evaluated (2 if the file cannot be read).
+    /// line per input line, in order: `match`, `no match` or `error: <message>` (line
+    /// breaks that a message quotes are written as escapes, such as \n), and exits 0 once
+    /// every line was evaluated (2 if the file cannot be read). A blank line, or one that
+    /// is not such an object, gets an `error:` line too.
     ///
     /// Examples:
     ///   eventfork pattern test --pattern rule.json --event event.json
@@ -37,6 +39,12 @@ pub(crate) enum Command {
     )]
     Test(TestArgs),
     /// Print the compiled matcher of one pattern: its field index and sub-rules.
+    ///
+    /// The output is for people, not a stable format: first the anchors of every field
+    /// path (the conditions an event's value is looked up by), then each sub-rule (the
+    /// pattern with its $or alternatives multiplied out) with its conditions, the anchor
+    /// marked. Exits 0, or 2 when the pattern is invalid (the error, with its JSON path,
+    /// on stderr).
     ///
     /// Example: eventfork pattern explain rule.json
     Explain {
@@ -134,7 +142,11 @@ fn json_text(value: &RawValue) -> Result<String, String> {
 
 fn evaluate_case(line: &[u8]) -> String {
     let not_a_case = |why: &dyn std::fmt::Display| {
-        format!("error: the line is not a JSON object with \"pattern\" and \"event\": {why}")
+        let why = why.to_string();
+        format!(
+            "error: the line is not a JSON object with \"pattern\" and \"event\": {}",
+            input::one_line(&why)
+        )
     };
     let line = match std::str::from_utf8(line) {
         Ok(line) => line,
@@ -165,7 +177,7 @@ fn evaluate_case(line: &[u8]) -> String {
     match result {
         Ok(true) => "match".to_owned(),
         Ok(false) => "no match".to_owned(),
-        Err(message) => format!("error: {message}"),
+        Err(message) => format!("error: {}", input::one_line(&message)),
     }
 }
 
@@ -225,5 +237,20 @@ mod tests {
             evaluate_case(b"{\"pattern\":{},\"event\":\"\xff\"}")
                 .ends_with("invalid UTF-8 at byte 24")
         );
+    }
+
+    /// A message that quotes a key or value holding a line break stays on its line.
+    #[test]
+    fn a_case_gives_one_line_whatever_its_message_quotes() {
+        for line in [
+            r#"{"pattern":{"a\nb":"x"},"event":{}}"#,
+            r#"{"pattern":{"a":[{"foo\rbar":1}]},"event":{}}"#,
+            r#"{"pattern":{"a":[{"cidr":"1\u20280.0.0.0/8"}]},"event":{}}"#,
+        ] {
+            let result = evaluate_case(line.as_bytes());
+            assert!(result.starts_with("error: invalid pattern"), "{result}");
+            assert_eq!(result.lines().count(), 1, "{result:?}");
+            assert!(!result.contains(['\u{2028}', '\r']), "{result:?}");
+        }
     }
 }
