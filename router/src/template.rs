@@ -125,26 +125,28 @@ impl Template {
     pub fn parse_rules(text: &str) -> Result<Vec<RuleResource>, TemplateError> {
         let document = read_yaml(text)?;
         let mut rules = Vec::new();
-        for (logical_id, resource) in resources(&document)? {
+        // Each rule's name and where it is defined.
+        let mut named: BTreeMap<String, String> = BTreeMap::new();
+        let resources = resources(&document)?;
+        for (logical_id, resource) in &resources {
+            if resource.get("Type").and_then(Yaml::as_str) == Some("AWS::Events::Rule") {
+                named.insert(logical_id.clone(), format!("Resources.{logical_id}"));
+            }
+        }
+        for (logical_id, resource) in resources {
             let at = format!("Resources.{logical_id}");
             match resource.get("Type").and_then(Yaml::as_str) {
                 Some("AWS::Events::Rule") => {
                     rules.extend(read_rule(&logical_id, resource, &at)?);
                 }
                 Some("AWS::Serverless::Function") => {
-                    let Some(events) = resource
-                        .get("Properties")
-                        .and_then(|p| p.get("Events"))
-                        .and_then(Yaml::as_mapping)
-                    else {
-                        continue;
-                    };
-                    for (name, event) in events {
+                    let properties = properties_of(resource, &at)?;
+                    for (name, event) in events_of(properties, &at)? {
+                        let event_at = format!("{at}.Properties.Events.{name}");
+                        not_intrinsic(event, &event_at)?;
                         if event.get("Type").and_then(Yaml::as_str) != Some("EventBridgeRule") {
                             continue;
                         }
-                        let name = scalar_text(name);
-                        let event_at = format!("{at}.Properties.Events.{name}");
                         let properties = properties_of(event, &event_at)?;
                         let pattern = properties.get("Pattern").ok_or_else(|| {
                             TemplateError::new(
@@ -154,8 +156,18 @@ impl Template {
                         })?;
                         let (pattern, pattern_text) =
                             read_pattern(pattern, &format!("{event_at}.Properties.Pattern"))?;
+                        // SAM names the rule it makes after the function and the event.
+                        let rule_id = format!("{logical_id}{name}");
+                        if let Some(other) = named.insert(rule_id.clone(), event_at.clone()) {
+                            return Err(TemplateError::new(
+                                &event_at,
+                                format!(
+                                    "SAM names this event's rule {rule_id}, the name of the rule at {other} too"
+                                ),
+                            ));
+                        }
                         rules.push(RuleResource {
-                            logical_id: format!("{logical_id}{name}"),
+                            logical_id: rule_id,
                             event_bus: properties.get("EventBusName").map(bus_of),
                             enabled: is_enabled(properties),
                             pattern,
@@ -458,24 +470,58 @@ fn resources(document: &Yaml) -> Result<Vec<(String, &Yaml)>, TemplateError> {
 /// silently left out.
 fn properties_of<'a>(resource: &'a Yaml, at: &str) -> Result<&'a Yaml, TemplateError> {
     static EMPTY: Yaml = Yaml::Null;
-    let intrinsic = |name: &str| {
-        Err(TemplateError::new(
-            format!("{at}.Properties"),
-            format!("intrinsic function {name} cannot be resolved offline"),
-        ))
-    };
     match resource.get("Properties") {
         None => Ok(&EMPTY),
-        Some(Yaml::Tagged(tagged)) => intrinsic(&tagged.tag.to_string()),
-        // The long form, `{"Fn::If": [...]}`.
-        Some(Yaml::Mapping(mapping))
-            if mapping.len() == 1
-                && let Some(name) = mapping.keys().next().and_then(Yaml::as_str)
-                && name.starts_with("Fn::") =>
-        {
-            intrinsic(name)
+        Some(properties) => {
+            not_intrinsic(properties, &format!("{at}.Properties"))?;
+            Ok(properties)
         }
-        Some(properties) => Ok(properties),
+    }
+}
+
+/// A function's `Events` by name (none: no events). `Events`, or one event, given by an
+/// intrinsic function is an error: the events it holds cannot be known offline.
+fn events_of<'a>(properties: &'a Yaml, at: &str) -> Result<Vec<(String, &'a Yaml)>, TemplateError> {
+    let Some(events) = properties.get("Events") else {
+        return Ok(Vec::new());
+    };
+    let events_at = format!("{at}.Properties.Events");
+    not_intrinsic(events, &events_at)?;
+    match events {
+        Yaml::Null => Ok(Vec::new()),
+        Yaml::Mapping(events) => Ok(events
+            .iter()
+            .map(|(name, event)| (scalar_text(name), event))
+            .collect()),
+        other => Err(TemplateError::new(
+            events_at,
+            format!("expected a mapping of events, found {}", scalar_text(other)),
+        )),
+    }
+}
+
+/// An error when `value` is an intrinsic function: `!If …` or its long form
+/// `{"Fn::If": […]}` (also `Ref`), which only CloudFormation can resolve.
+fn not_intrinsic(value: &Yaml, at: &str) -> Result<(), TemplateError> {
+    let name = match value {
+        Yaml::Tagged(tagged) => Some(tagged.tag.to_string()),
+        Yaml::Mapping(mapping) if mapping.len() == 1 => mapping
+            .keys()
+            .next()
+            .and_then(Yaml::as_str)
+            // `Ref` takes a name; an event called Ref holds a mapping.
+            .filter(|name| {
+                name.starts_with("Fn::") || (*name == "Ref" && mapping[*name].is_string())
+            })
+            .map(str::to_owned),
+        _ => None,
+    };
+    match name {
+        Some(name) => Err(TemplateError::new(
+            at,
+            format!("intrinsic function {name} cannot be resolved offline"),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -652,12 +698,13 @@ fn read_function(
     at: &str,
 ) -> Result<Option<FunctionResource>, TemplateError> {
     let mut sources = Vec::new();
-    if let Some(events) = properties.get("Events").and_then(Yaml::as_mapping) {
-        for (name, event) in events {
+    {
+        for (name, event) in events_of(properties, at)? {
+            let event_at = format!("{at}.Properties.Events.{name}");
+            not_intrinsic(event, &event_at)?;
             if event.get("Type").and_then(Yaml::as_str) != Some("SQS") {
                 continue;
             }
-            let event_at = format!("{at}.Properties.Events.{}", scalar_text(name));
             let source = properties_of(event, &event_at)?;
             let queue = source.get("Queue").and_then(reference).ok_or_else(|| {
                 TemplateError::new(
@@ -702,7 +749,7 @@ fn read_function(
                 ));
             }
             sources.push(SqsSource {
-                name: scalar_text(name),
+                name,
                 queue,
                 batch_size,
                 batching_window_seconds,
@@ -1179,6 +1226,73 @@ Resources:
         check(
             "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: { Type: EventBridgeRule, Properties: {} }\n",
             "Resources.F.Properties.Events.E: an EventBridgeRule event needs a Pattern",
+        );
+        // A function's rules hidden behind an intrinsic function are errors, not left out.
+        let function = |properties: &str| {
+            format!(
+                "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties: {properties}\n"
+            )
+        };
+        let event = "{ Type: EventBridgeRule, Properties: { Pattern: { a: [x] } } }";
+        check(
+            &function(&format!("!If [Prod, {{ Events: {{ E: {event} }} }}, {{}}]")),
+            "Resources.F.Properties: intrinsic function !If cannot be resolved offline",
+        );
+        check(
+            &function(&format!("{{ Events: !If [Prod, {{ E: {event} }}, {{}}] }}")),
+            "Resources.F.Properties.Events: intrinsic function !If cannot be resolved offline",
+        );
+        check(
+            &function(&format!(
+                "{{ Events: {{ \"Fn::If\": [Prod, {{ E: {event} }}, {{}}] }} }}"
+            )),
+            "Resources.F.Properties.Events: intrinsic function Fn::If cannot be resolved offline",
+        );
+        check(
+            &function(&format!(
+                "{{ Events: {{ E: !If [Prod, {event}, !Ref AWS::NoValue] }} }}"
+            )),
+            "Resources.F.Properties.Events.E: intrinsic function !If cannot be resolved offline",
+        );
+        check(
+            &function("{ Events: [a, b] }"),
+            "Resources.F.Properties.Events: expected a mapping of events, found - a\n- b",
+        );
+        // An event may be called Ref: it holds a mapping, not a name.
+        let rules =
+            Template::parse_rules(&function(&format!("{{ Events: {{ Ref: {event} }} }}"))).unwrap();
+        assert_eq!(rules[0].logical_id(), "FRef");
+    }
+
+    /// SAM names a function's rule after the function and the event; two rules of one name
+    /// would be one rule where CloudFormation refuses the stack.
+    #[test]
+    fn two_rules_of_one_name_are_an_error() {
+        let function = |id: &str, event: &str| {
+            format!(
+                "  {id}:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        {event}: {{ Type: EventBridgeRule, Properties: {{ Pattern: {{ a: [x] }} }} }}\n"
+            )
+        };
+        let rule = "  FnMyRule:\n    Type: AWS::Events::Rule\n    Properties: { EventPattern: { a: [y] } }\n";
+        for resources in [
+            function("FnMy", "Rule") + rule,
+            rule.to_owned() + &function("FnMy", "Rule"),
+        ] {
+            assert_eq!(
+                Template::parse_rules(&format!("Resources:\n{resources}"))
+                    .unwrap_err()
+                    .to_string(),
+                "Resources.FnMy.Properties.Events.Rule: SAM names this event's rule FnMyRule, the name of the rule at Resources.FnMyRule too"
+            );
+        }
+        let two = format!(
+            "Resources:\n{}{}",
+            function("Fn", "AbRule"),
+            function("FnAb", "Rule")
+        );
+        assert_eq!(
+            Template::parse_rules(&two).unwrap_err().to_string(),
+            "Resources.FnAb.Properties.Events.Rule: SAM names this event's rule FnAbRule, the name of the rule at Resources.Fn.Properties.Events.AbRule too"
         );
     }
 
