@@ -32,12 +32,17 @@ pub(crate) enum Command {
     /// (an object, or a string holding JSON, which keeps numbers exactly as written), and
     /// the EventBridgeRule events of its SAM functions, named <Function><Event> as SAM
     /// names the rules it makes. Rules with State: DISABLED are left out (stderr names
-    /// them). Intrinsic functions such as !Ref elsewhere in the template are ignored; in an
-    /// EventPattern, or as a rule's Properties, they are an error.
+    /// them); so are two rules of one name (an error). Intrinsic functions such as !Ref
+    /// elsewhere in the template are ignored; in an EventPattern, as a rule's or a
+    /// function's Properties, as a function's Events or as one event, they are an error. A
+    /// JSON file is a template when it has AWSTemplateFormatVersion, Transform, or
+    /// Resources whose members each have a string Type; else it is a rules object.
     ///
     /// Output, one line per event line, in order: the sorted JSON array of the names of the
-    /// matching rules, e.g. ["login-audit-log","signup-welcome-email"] or []. An event that
-    /// is not a JSON object gives `error: <message>` on its line, and the others continue.
+    /// matching rules, e.g. ["login-audit-log","signup-welcome-email"] or []. An event line
+    /// that is not a JSON object (blank, malformed, truncated, nested deeper than 128
+    /// levels, not an object) gives `error: <message>` on its line, line breaks in the
+    /// message escaped, and the others continue.
     /// A summary (events, seconds, events/s, rules, compile time) goes to stderr; the
     /// seconds cover reading, matching and writing, not loading and compiling the rules.
     ///
@@ -166,23 +171,37 @@ pub(crate) struct Rules {
     pub(crate) conditional: Vec<String>,
 }
 
-/// The outline of a JSON template: its resources' keys. Values are skipped unread, so no
-/// number is converted.
+/// The outline of a JSON template. Other members, and the resources' properties, are
+/// skipped unread, so no number is converted.
 #[derive(Deserialize)]
 struct TemplateShape {
+    #[serde(rename = "AWSTemplateFormatVersion")]
+    version: Option<IgnoredAny>,
+    #[serde(rename = "Transform")]
+    transform: Option<IgnoredAny>,
     #[serde(rename = "Resources")]
-    resources: BTreeMap<String, BTreeMap<String, IgnoredAny>>,
+    resources: Option<Box<RawValue>>,
 }
 
-/// Whether a JSON document is a template: it has a `Resources` object whose members are
-/// objects with a `Type` (a rule named `Resources` has a pattern, whose fields hold arrays).
+#[derive(Deserialize)]
+struct ResourceShape {
+    #[serde(rename = "Type")]
+    _kind: String,
+}
+
+/// Whether a JSON document is a template: it names a template format version or a
+/// transform, or it has a `Resources` object whose members each have a string `Type`. A
+/// rule named `Resources` has a pattern, whose fields hold arrays or objects, never a
+/// string.
 fn is_template(json: &str) -> bool {
-    serde_json::from_str::<TemplateShape>(json).is_ok_and(|shape| {
-        shape
-            .resources
-            .values()
-            .all(|resource| resource.contains_key("Type"))
-    })
+    let Ok(shape) = serde_json::from_str::<TemplateShape>(json) else {
+        return false;
+    };
+    shape.version.is_some()
+        || shape.transform.is_some()
+        || shape.resources.is_some_and(|resources| {
+            serde_json::from_str::<BTreeMap<String, ResourceShape>>(resources.get()).is_ok()
+        })
 }
 
 /// Reads a rules file: `{"name": pattern}` JSON, or a CloudFormation/SAM template.
@@ -195,13 +214,21 @@ pub(crate) fn load_rules(path: &Path) -> Result<Rules> {
     }
     let json = text.trim_start().starts_with('{');
     if json && !is_template(text) {
-        let rules: RuleTexts = serde_json::from_str(text)
-            .with_context(|| format!("cannot read the rules in {}", path.display()))?;
-        return Ok(Rules {
-            enabled: rules.0,
-            disabled: Vec::new(),
-            conditional: Vec::new(),
-        });
+        match serde_json::from_str::<RuleTexts>(text) {
+            Ok(rules) => {
+                return Ok(Rules {
+                    enabled: rules.0,
+                    disabled: Vec::new(),
+                    conditional: Vec::new(),
+                });
+            }
+            // Not JSON at all: it may be a YAML template in flow style, `{Resources: …}`.
+            Err(error) if error.is_syntax() && Template::parse_rules(text).is_ok() => {}
+            Err(error) => {
+                return Err(anyhow::Error::new(error))
+                    .with_context(|| format!("cannot read the rules in {}", path.display()));
+            }
+        }
     }
     let rules = Template::parse_rules(text).map_err(|error| {
         if !json && error.lacks_resources() {
@@ -320,7 +347,9 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
                     });
                     out.extend_from_slice(record.to_string().as_bytes());
                 } else {
-                    out.extend_from_slice(format!("error: {error}").as_bytes());
+                    let message = error.to_string();
+                    out.extend_from_slice(b"error: ");
+                    out.extend_from_slice(input::one_line(&message).as_bytes());
                 }
             }
         }

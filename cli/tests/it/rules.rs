@@ -218,3 +218,44 @@ fn rules_match_keeps_numbers_as_written() {
     assert_eq!(code, 2);
     assert!(err.contains("empty.json is empty"), "{err}");
 }
+
+/// A rules object is told from a template by what a template has and a pattern cannot:
+/// a format version, a transform, or resources whose `Type` is a string.
+#[test]
+fn rules_match_tells_rules_objects_from_templates() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |name: &str, rules: &str| {
+        let rules = write(dir.path(), name, rules);
+        eventfork(
+            &["rules", "match", "--rules", &rules, "--events", "-"],
+            "{\"source\": {\"Type\": \"x\"}, \"t\": 1}\n",
+        )
+    };
+    // A rule called Resources, whose pattern has a field called Type.
+    let (code, out, err) = run(
+        "rules.json",
+        r#"{"Resources": {"source": {"Type": ["x"]}}, "other": {"t": [1]}}"#,
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "[\"Resources\",\"other\"]\n"),
+        "{err}"
+    );
+    assert!(err.contains("2 rules"), "{err}");
+    // A JSON template with a resource that has no Type.
+    let (code, out, err) = run(
+        "template.json",
+        r#"{"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"Odd": {}, "R": {"Type": "AWS::Events::Rule", "Properties": {"EventPattern": {"t": [1]}}}}}"#,
+    );
+    assert_eq!((code, out.as_str()), (0, "[\"R\"]\n"), "{err}");
+    // A YAML template in flow style also starts with a brace.
+    let (code, out, err) = run(
+        "template.yaml",
+        "{Resources: {R: {Type: AWS::Events::Rule, Properties: {EventPattern: {t: [1]}}}}}\n",
+    );
+    assert_eq!((code, out.as_str()), (0, "[\"R\"]\n"), "{err}");
+    // Broken JSON that is no template either says what is wrong with the JSON.
+    let (code, _, err) = run("broken.json", r#"{"a": {"t": [1]},}"#);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read the rules in"), "{err}");
+}
