@@ -950,12 +950,16 @@ impl Matcher {
     pub fn explain(&self) -> String {
         let mut out = String::new();
         let n_subrules = self.subrules.iter().flatten().count();
+        let count = |n: usize, one: &str, many: &str| match n {
+            1 => format!("1 {one}"),
+            n => format!("{n} {many}"),
+        };
         let _ = writeln!(
             out,
-            "matcher: {} rules, {} sub-rules after $or expansion, {} field paths",
-            self.len(),
-            n_subrules,
-            self.path_names.len()
+            "matcher: {}, {} after $or expansion, {}",
+            count(self.len(), "rule", "rules"),
+            count(n_subrules, "sub-rule", "sub-rules"),
+            count(self.path_names.len(), "field path", "field paths")
         );
         let _ = writeln!(out, "\nfield index (anchors by path):");
         for (path_id, name) in self.path_names.iter().enumerate() {
