@@ -2,7 +2,7 @@
 
 use std::{
     fs::File,
-    io::{self, BufRead, BufReader},
+    io::{self, BufRead, BufReader, Read},
     path::Path,
 };
 
@@ -45,6 +45,27 @@ pub(crate) fn open(path: &Path) -> Result<Box<dyn BufRead>> {
     }
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     Ok(Box::new(BufReader::new(file)))
+}
+
+/// The whole of `path` (`-`: stdin) as text, without a byte order mark; bytes that are
+/// not UTF-8 are an error naming their offset (from 0, as the engine's messages count).
+pub(crate) fn read_text(path: &Path) -> Result<String> {
+    let mut bytes = Vec::new();
+    open(path)?
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = match bytes.strip_prefix(b"\xef\xbb\xbf") {
+        Some(rest) => rest.to_vec(),
+        None => bytes,
+    };
+    String::from_utf8(bytes).map_err(|error| {
+        let error = error.utf8_error();
+        anyhow::anyhow!(
+            "{} is not UTF-8 text: invalid byte at offset {}",
+            path.display(),
+            error.valid_up_to()
+        )
+    })
 }
 
 /// `bytes` without a leading UTF-8 byte order mark, which some editors write at the start

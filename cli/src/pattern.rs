@@ -1,11 +1,11 @@
 //! `eventfork pattern test|explain`: try an event pattern offline.
 
 use std::{
-    io::{self, Read, Write},
+    io::{self, Write},
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use router::pattern::{Matcher, Pattern, RuleId};
 use serde::Deserialize;
@@ -84,14 +84,7 @@ pub(crate) fn run(command: Command) -> Result<Outcome> {
 }
 
 fn read_all(path: &Path) -> Result<String> {
-    let mut text = String::new();
-    input::open(path)?
-        .read_to_string(&mut text)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    match text.strip_prefix('\u{feff}') {
-        Some(rest) => Ok(rest.to_owned()),
-        None => Ok(text),
-    }
+    input::read_text(path)
 }
 
 /// One pattern in a matcher of its own, under the default limits.
@@ -153,7 +146,7 @@ fn evaluate_case(line: &[u8]) -> String {
         Err(error) => {
             return not_a_case(&format_args!(
                 "invalid UTF-8 at byte {}",
-                error.valid_up_to() + 1
+                error.valid_up_to()
             ));
         }
     };
@@ -235,7 +228,7 @@ mod tests {
         }
         assert!(
             evaluate_case(b"{\"pattern\":{},\"event\":\"\xff\"}")
-                .ends_with("invalid UTF-8 at byte 24")
+                .ends_with("invalid UTF-8 at byte 23")
         );
     }
 

@@ -206,9 +206,8 @@ fn is_template(json: &str) -> bool {
 
 /// Reads a rules file: `{"name": pattern}` JSON, or a CloudFormation/SAM template.
 pub(crate) fn load_rules(path: &Path) -> Result<Rules> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the rules file {}", path.display()))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let text = input::read_text(path).context("cannot read the rules file")?;
+    let text = text.as_str();
     if text.trim().is_empty() {
         bail!("the rules file {} is empty", path.display());
     }
@@ -299,6 +298,9 @@ fn write_names(out: &mut Vec<u8>, names: &[&RuleId], plain: bool) {
 }
 
 fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Outcome> {
+    if rules_path == Path::new("-") && events_path == Path::new("-") {
+        bail!("--rules and --events cannot both read stdin");
+    }
     let Rules {
         enabled: rules,
         disabled,

@@ -137,7 +137,7 @@ fn pattern_test_cases_goes_on_past_bad_lines() {
     assert_eq!(lines[0], "match");
     assert_eq!(
         lines[1],
-        "error: the line is not a JSON object with \"pattern\" and \"event\": invalid UTF-8 at byte 38"
+        "error: the line is not a JSON object with \"pattern\" and \"event\": invalid UTF-8 at byte 37"
     );
     assert!(
         lines[2].ends_with("it does not start with '{'"),
@@ -180,4 +180,26 @@ fn pattern_test_without_arguments_shows_both_forms() {
         err.contains("--pattern <FILE> --event <FILE>") && err.contains("--cases <FILE.jsonl>"),
         "{err}"
     );
+}
+
+/// A pattern or rules file that is not UTF-8 is named with the offset of its first bad
+/// byte, counted from 0 as the engine's messages count.
+#[test]
+fn files_that_are_not_utf8_name_the_bad_byte() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bad.json");
+    std::fs::write(&path, b"{\"a\":[\"\xff\"]}").expect("write");
+    let path = path.to_str().expect("UTF-8 path");
+    let (code, _, err) = eventfork(
+        &["pattern", "test", "--pattern", path, "--event", "-"],
+        "{}",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("bad.json is not UTF-8 text: invalid byte at offset 7"),
+        "{err}"
+    );
+    let (code, _, err) = eventfork(&["rules", "match", "--rules", path, "--events", "-"], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid byte at offset 7"), "{err}");
 }
