@@ -846,66 +846,32 @@ struct Bounds {
     unit: &'static str,
 }
 
+impl Bounds {
+    const fn new(min: u32, max: u32, unit: &'static str) -> Bounds {
+        Bounds { min, max, unit }
+    }
+}
+
 /// `AWS::Serverless::Function` `Timeout`.
-const LAMBDA_TIMEOUT: Bounds = Bounds {
-    min: 1,
-    max: 900,
-    unit: "seconds",
-};
+const LAMBDA_TIMEOUT: Bounds = Bounds::new(1, 900, "seconds");
 /// `AWS::SQS::Queue` `VisibilityTimeout` (up to 12 hours).
-const VISIBILITY_TIMEOUT: Bounds = Bounds {
-    min: 0,
-    max: 43_200,
-    unit: "seconds",
-};
+const VISIBILITY_TIMEOUT: Bounds = Bounds::new(0, 43_200, "seconds");
 /// `AWS::SQS::Queue` `MessageRetentionPeriod` (one minute to 14 days).
-const RETENTION_PERIOD: Bounds = Bounds {
-    min: 60,
-    max: 1_209_600,
-    unit: "seconds",
-};
+const RETENTION_PERIOD: Bounds = Bounds::new(60, 1_209_600, "seconds");
 /// A redrive policy's `maxReceiveCount`.
-const MAX_RECEIVE_COUNT: Bounds = Bounds {
-    min: 1,
-    max: 1_000,
-    unit: "receives",
-};
+const MAX_RECEIVE_COUNT: Bounds = Bounds::new(1, 1_000, "receives");
 /// An SQS event source's `BatchSize` (standard queues).
-const BATCH_SIZE: Bounds = Bounds {
-    min: 1,
-    max: 10_000,
-    unit: "messages",
-};
+const BATCH_SIZE: Bounds = Bounds::new(1, 10_000, "messages");
 /// An SQS event source's `MaximumBatchingWindowInSeconds`.
-const BATCHING_WINDOW: Bounds = Bounds {
-    min: 0,
-    max: 300,
-    unit: "seconds",
-};
+const BATCHING_WINDOW: Bounds = Bounds::new(0, 300, "seconds");
 /// A rule target's `RetryPolicy.MaximumRetryAttempts`.
-const RETRY_ATTEMPTS: Bounds = Bounds {
-    min: 0,
-    max: 185,
-    unit: "retries",
-};
+const RETRY_ATTEMPTS: Bounds = Bounds::new(0, 185, "retries");
 /// A rule target's `RetryPolicy.MaximumEventAgeInSeconds` (one minute to a day).
-const EVENT_AGE: Bounds = Bounds {
-    min: 60,
-    max: 86_400,
-    unit: "seconds",
-};
+const EVENT_AGE: Bounds = Bounds::new(60, 86_400, "seconds");
 /// Any number of days an archive keeps events (0: indefinitely).
-const DAYS: Bounds = Bounds {
-    min: 0,
-    max: u32::MAX,
-    unit: "days",
-};
+const DAYS: Bounds = Bounds::new(0, u32::MAX, "days");
 /// An SQS event source's `ScalingConfig.MaximumConcurrency`.
-const MAXIMUM_CONCURRENCY: Bounds = Bounds {
-    min: 2,
-    max: 1_000,
-    unit: "concurrent invocations",
-};
+const MAXIMUM_CONCURRENCY: Bounds = Bounds::new(2, 1_000, "concurrent invocations");
 
 /// A whole number within the bounds AWS accepts, which the error names: a setting that
 /// CloudFormation would refuse is refused here too, rather than run locally.

@@ -570,6 +570,15 @@ mod tests {
         empty: true,
     };
 
+    /// Queue Q: visible again after 1 s, to DLQ at the second receive.
+    fn dead_letter_after_one_receive() -> QueuePolicy {
+        QueuePolicy {
+            queue: "Q".into(),
+            visibility_timeout_ms: 1_000,
+            redrive: Some(("DLQ".into(), 1)),
+        }
+    }
+
     fn accepted(id: usize, body: String) -> Accepted {
         Accepted {
             event_id: format!("e{id}"),
@@ -641,11 +650,7 @@ mod tests {
     async fn a_receipt_from_before_a_redrive_is_stale() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Clock::manual(0)).unwrap();
-        let policy = QueuePolicy {
-            queue: "Q".into(),
-            visibility_timeout_ms: 1_000,
-            redrive: Some(("DLQ".into(), 1)),
-        };
+        let policy = dead_letter_after_one_receive();
         let run = |work: Box<dyn FnOnce(&Connection) -> Receive + Send>| {
             let store = store.clone();
             async move { store.call(move |c| Ok(work(c))).await.unwrap() }
@@ -700,11 +705,7 @@ mod tests {
     async fn a_message_due_for_the_dead_letter_queue_takes_no_room() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Clock::manual(0)).unwrap();
-        let policy = QueuePolicy {
-            queue: "Q".into(),
-            visibility_timeout_ms: 1_000,
-            redrive: Some(("DLQ".into(), 1)),
-        };
+        let policy = dead_letter_after_one_receive();
         let large = "x".repeat(1024 * 1024);
         let events = vec![accepted(0, large), accepted(1, "{}".into())];
         store.call(move |c| ingest(c, &events, 0)).await.unwrap();
