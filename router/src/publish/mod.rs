@@ -589,22 +589,24 @@ impl Inner {
     /// Sends one planned batch, retrying its retryable failures until the deadline. During
     /// an outage the batch is the one probe (sent once) or fails at once.
     async fn send_batch(&self, entries: &[Entry], indices: Vec<usize>) -> BatchOutcome {
-        let mut mode = loop {
-            if lock(&self.outage).is_none() {
-                break Mode::Normal;
-            }
-            match self.probe.try_lock() {
-                Ok(guard) => {
-                    // Looked at again under the lock: the outage may have ended meanwhile.
-                    let Some((next_probe, code, message)) = lock(&self.outage)
-                        .as_ref()
-                        .map(|o| (o.next_probe, o.code.clone(), o.message.clone()))
-                    else {
-                        break Mode::Normal;
-                    };
-                    if Instant::now() >= next_probe {
-                        break Mode::Probe { _held: guard };
-                    }
+        let mut mode = if lock(&self.outage).is_none() {
+            Mode::Normal
+        } else {
+            // If a probe is out, wait for its verdict. The batches that wait take the lock
+            // in turn and each decides under it: a batch that dropped the lock to try it
+            // again would hand it to the next in the queue, and two such batches would
+            // pass it back and forth forever.
+            let guard = self.probe.lock().await;
+            // Looked at again under the lock: the outage may have ended meanwhile.
+            let state = lock(&self.outage)
+                .as_ref()
+                .map(|o| (o.next_probe, o.code.clone(), o.message.clone()));
+            match state {
+                None => Mode::Normal,
+                Some((next_probe, _, _)) if Instant::now() >= next_probe => {
+                    Mode::Probe { _held: guard }
+                }
+                Some((_, code, message)) => {
                     let error = PublishError::Unavailable { code, message };
                     return BatchOutcome {
                         outcomes: indices
@@ -614,8 +616,6 @@ impl Inner {
                         n_requests: 0,
                     };
                 }
-                // A probe is out: wait for its verdict, then look again.
-                Err(_) => drop(self.probe.lock().await),
             }
         };
         let settings = &self.settings;

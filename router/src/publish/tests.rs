@@ -625,6 +625,62 @@ async fn an_outage_fails_the_rest_at_once_and_a_probe_ends_it() {
     assert!(publisher.publish_all(&logins(30)).await.is_all_published());
 }
 
+/// While a probe waits for its slow answer, the batches that start meanwhile wait for its
+/// verdict and then fail at once; none of them spins. Real time: a busy loop would never
+/// let paused time move on, and the test would hang instead of failing.
+#[tokio::test]
+async fn batches_waiting_for_a_slow_probe_take_turns_and_finish() {
+    struct Slow {
+        requests: Arc<AtomicUsize>,
+        slow: Arc<std::sync::atomic::AtomicBool>,
+    }
+    impl Transport for Slow {
+        fn put_events<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a [&'a Entry],
+        ) -> BoxFuture<'a, Result<Vec<EntryResult>, RequestError>> {
+            Box::pin(async move {
+                self.requests.fetch_add(1, Ordering::SeqCst);
+                if self.slow.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(RequestError::new("InternalException", "500", true))
+            })
+        }
+        fn describe_event_bus<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), RequestError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+    let requests = Arc::new(AtomicUsize::new(0));
+    let slow = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = builder()
+        .max_in_flight(4)
+        .retry_deadline(Duration::from_millis(1))
+        .backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .build_with(Slow {
+            requests: Arc::clone(&requests),
+            slow: Arc::clone(&slow),
+        });
+    // Failing at once, the first requests start the outage.
+    let report = publisher.publish_all(&logins(40)).await;
+    assert_eq!(report.n_published(), 0);
+    // The next probe is due, and slow: one batch sends it, three wait for it.
+    slow.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let before = requests.load(Ordering::SeqCst);
+    let report = tokio::time::timeout(Duration::from_secs(10), publisher.publish_all(&logins(40)))
+        .await
+        .expect("the batches waiting for the probe finish");
+    assert_eq!(requests.load(Ordering::SeqCst) - before, 1, "one probe");
+    // The probe's ten events were sent once; the other thirty waited and were not sent.
+    let mut outcomes = summary(&report);
+    outcomes.sort();
+    let mut expected = vec!["InternalException x0"; 30];
+    expected.extend(["InternalException x1"; 10]);
+    assert_eq!(outcomes, expected);
+}
+
 /// One event that EventBridge keeps failing is that event's trouble: the others of its
 /// batch are published, and the next calls go on as usual instead of finding an outage.
 #[tokio::test(start_paused = true)]
