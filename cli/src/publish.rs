@@ -26,7 +26,8 @@ const CHUNK_LINES: usize = 1000;
 /// Each line is one event: {"detail-type": "UserSignedUp", "detail": {...}}, optionally
 /// with "source", "resources" (ARNs) and "time" (RFC 3339). Each line is checked against
 /// the event catalogue first: an unknown detail-type or an invalid detail fails that line
-/// only, and the other lines are still published. Blank lines are skipped.
+/// only, and the other lines are still published. Blank lines (nothing, or ASCII
+/// whitespace) are skipped; a line that is not UTF-8 fails on its own.
 ///
 /// Prints one line per event on stdout, in input order: `published <event-id>`, or
 /// `failed <line>: <code>: <message>`. With --json, one JSON object per event instead:
@@ -42,12 +43,15 @@ const CHUNK_LINES: usize = 1000;
 /// DescribeEventBus before anything is sent.
 ///
 /// Exit status: 0 if every event was published (or, with --dry-run, is valid), 2 otherwise.
+/// When stdout cannot be written (closed by `| head`), publishing stops and the command
+/// fails, naming the last line read: the lines after it were not published.
 ///
 /// Example: eventfork publish --bus eventfork events.jsonl
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The event bus, by name or ARN. Always explicit: publish never guesses a bus.
-    #[arg(long, value_name = "NAME")]
+    /// The event bus, by name or ARN. Always explicit: publish never guesses a bus (an
+    /// empty name, which EventBridge takes for the default bus, is refused).
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     bus: String,
     /// The JSON Lines file, or - for stdin.
     #[arg(value_name = "FILE", default_value = "-")]
@@ -147,15 +151,15 @@ async fn publish(args: Args) -> Result<Outcome> {
     let mut stdout = io::BufWriter::new(io::stdout().lock());
     let mut totals = Totals::default();
     let mut line_no = 0usize;
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     let mut eof = false;
     while !eof {
         // Read one chunk: (line number, the entry or why not).
         let mut chunk: Vec<(usize, Result<Entry, Failure>)> = Vec::with_capacity(CHUNK_LINES);
         while chunk.len() < CHUNK_LINES {
-            text.clear();
+            bytes.clear();
             let n_bytes = reader
-                .read_line(&mut text)
+                .read_until(b'\n', &mut bytes)
                 .with_context(|| format!("cannot read {}", args.file.display()))?;
             if n_bytes == 0 {
                 eof = true;
@@ -163,10 +167,26 @@ async fn publish(args: Args) -> Result<Outcome> {
             }
             progress.bytes_read += n_bytes as u64;
             line_no += 1;
-            if text.trim().is_empty() {
+            let mut line = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+            line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line_no == 1 {
+                line = crate::input::strip_bom(line);
+            }
+            if line.trim_ascii().is_empty() {
                 continue;
             }
-            chunk.push((line_no, parse_line(&text)));
+            let entry = match std::str::from_utf8(line) {
+                Ok(text) => parse_line(text),
+                Err(error) => Err(Failure {
+                    code: "InvalidLine".to_owned(),
+                    message: format!(
+                        "the line is not UTF-8: invalid byte at offset {}",
+                        error.valid_up_to()
+                    ),
+                    attempts: 0,
+                }),
+            };
+            chunk.push((line_no, entry));
         }
 
         let (line_nos, entries): (Vec<usize>, Vec<Result<Entry, Failure>>) =
@@ -192,11 +212,20 @@ async fn publish(args: Args) -> Result<Outcome> {
             }
             None => dry_run(entries, args.max_request_size, &mut totals),
         };
+        // A closed stdout (`| head`) would lose the results of what follows: stop, and
+        // say so, rather than end quietly as other commands do.
+        let closed = |error: io::Error| {
+            anyhow!(
+                "cannot write the results to stdout ({error}): stopped after line {line_no} of {}; later lines were not read{}",
+                args.file.display(),
+                if args.dry_run { "" } else { " or published" }
+            )
+        };
         for (line_no, result) in line_nos.into_iter().zip(results) {
             totals.record(&result);
-            write_result(&mut stdout, args.json, args.dry_run, line_no, &result)?;
+            write_result(&mut stdout, args.json, args.dry_run, line_no, &result).map_err(closed)?;
         }
-        stdout.flush()?;
+        stdout.flush().map_err(closed)?;
         progress.show(&totals);
     }
     progress.finish();
@@ -331,9 +360,16 @@ fn write_result(
     result: &Result<String, Failure>,
 ) -> io::Result<()> {
     match (json, result) {
-        (false, Ok(detail)) if dry_run => writeln!(out, "valid {line_no}: {detail}"),
+        (false, Ok(detail)) if dry_run => {
+            writeln!(out, "valid {line_no}: {}", crate::input::one_line(detail))
+        }
         (false, Ok(event_id)) => writeln!(out, "published {event_id}"),
-        (false, Err(f)) => writeln!(out, "failed {line_no}: {}: {}", f.code, f.message),
+        (false, Err(f)) => writeln!(
+            out,
+            "failed {line_no}: {}: {}",
+            crate::input::one_line(&f.code),
+            crate::input::one_line(&f.message)
+        ),
         (true, Ok(detail)) if dry_run => {
             let record = json!({ "type": "valid", "line": line_no, "detail": detail });
             writeln!(out, "{record}")

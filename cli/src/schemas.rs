@@ -93,7 +93,7 @@ fn validate(file: &Path) -> Result<Outcome> {
             Ok(detail_type) => writeln!(stdout, "ok {detail_type}")?,
             Err(reason) => {
                 n_invalid += 1;
-                writeln!(stdout, "invalid: {reason}")?;
+                writeln!(stdout, "invalid: {}", crate::input::one_line(&reason))?;
             }
         }
         Ok(())

@@ -251,3 +251,73 @@ fn dry_run_checks_and_plans_without_aws() {
          eventfork: 1 of 13 events were not valid\n"
     );
 }
+
+/// Each line stands alone: a byte order mark, CRLF endings and a line that is not UTF-8
+/// do not stop the lines around them.
+#[test]
+fn a_line_that_is_not_utf8_fails_alone() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(b"\xef\xbb\xbf").unwrap();
+    write!(file, "{}\r\n", login_line(0, "curl/8")).unwrap();
+    file.write_all(b"{\"detail-type\": \"UserLoggedIn\", \"detail\": \"\xff\"}\n")
+        .unwrap();
+    write!(file, "{}\n \t\n", login_line(2, "curl/8")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(["publish", "--bus", "nowhere", "--dry-run"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let stdout = stdout_lines(&output);
+    assert_eq!(stdout.len(), 3, "{stdout:?}");
+    assert!(
+        stdout[0].starts_with("valid 1: UserLoggedIn"),
+        "{}",
+        stdout[0]
+    );
+    assert_eq!(
+        stdout[1],
+        "failed 2: InvalidLine: the line is not UTF-8: invalid byte at offset 43"
+    );
+    assert!(
+        stdout[2].starts_with("valid 3: UserLoggedIn"),
+        "{}",
+        stdout[2]
+    );
+}
+
+/// An empty bus name is EventBridge's default bus: publish refuses it rather than guess.
+#[test]
+fn an_empty_bus_name_is_refused() {
+    let output = publish(None, &["--bus", ""], &[login_line(0, "curl/8")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    assert!(stderr(&output).contains("--bus"), "{}", stderr(&output));
+}
+
+/// When the reader of the results goes away, publish stops and says which lines it did
+/// not read, instead of ending quietly with events left unpublished.
+#[test]
+fn a_closed_stdout_stops_publishing_loudly() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    for i in 0..3_000 {
+        writeln!(file, "{}", login_line(i, "curl/8")).unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(["publish", "--bus", "nowhere", "--dry-run"])
+        .arg(file.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(
+        err.contains("cannot write the results to stdout")
+            && err.contains("stopped after line 1000 of")
+            && err.contains("later lines were not read"),
+        "{err}"
+    );
+}
