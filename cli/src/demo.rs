@@ -37,7 +37,8 @@ pub(crate) struct Args {
     /// The SAM template to run [default: ./template.yaml, else the built-in one].
     #[arg(long, value_name = "FILE")]
     template: Option<PathBuf>,
-    /// Keep the store and the sink's records in this folder [default: a temporary folder].
+    /// Keep the store and the sink's records in this folder, which must not hold a store
+    /// yet: the demo counts on a fresh one [default: a temporary folder].
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
 }
@@ -116,6 +117,12 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
         .with_context(|| format!("invalid template {template_name}"))?;
     let temp_dir;
     let data = match &args.data {
+        Some(dir) if LocalBus::database_file(dir).exists() => bail!(
+            "{} already holds a local bus store ({}): the demo needs a fresh one; give a new \
+             folder, or leave out --data for a temporary one",
+            dir.display(),
+            LocalBus::database_file(dir).display()
+        ),
         Some(dir) => dir.clone(),
         None => {
             temp_dir = tempfile::tempdir().context("cannot create a temporary folder")?;

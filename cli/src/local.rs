@@ -95,7 +95,8 @@ pub(crate) struct BusArgs {
     /// The SAM template whose rules, queues and functions the bus runs.
     #[arg(long, env = "EVENTFORK_TEMPLATE", default_value = "template.yaml")]
     template: PathBuf,
-    /// The folder of the durable store (created if missing).
+    /// The folder of the durable store (`local up` creates it if missing; the other
+    /// commands need the store that `local up` made).
     #[arg(long, env = "EVENTFORK_DATA_DIR", default_value = ".eventfork")]
     data: PathBuf,
     /// The name of the custom event bus (rules with EventBusName live on it).

@@ -490,4 +490,11 @@ fn reading_commands_need_an_existing_store() {
         eventfork(&["local", "status", "--template", template, "--data", kept]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("slack"), "{stdout}");
+    // The demo counts on a fresh store: a kept one is refused up front, not after 30 s.
+    let (code, _, stderr) = eventfork(&["local", "demo", "--data", kept]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("already holds a local bus store") && stderr.contains("needs a fresh one"),
+        "{stderr}"
+    );
 }
