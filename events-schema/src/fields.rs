@@ -222,10 +222,9 @@ pub(crate) fn check_email(address: &str) -> Result<(), &'static str> {
         return Err("misplaced '.' in the local part");
     }
     const LOCAL_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~.";
-    if !local
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(c) || !c.is_ascii())
-    {
+    if !local.chars().all(|c| {
+        c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(c) || is_printable_non_ascii(c)
+    }) {
         return Err("invalid character in the local part");
     }
     if domain.is_empty() {
@@ -244,12 +243,32 @@ pub(crate) fn check_email(address: &str) -> Result<(), &'static str> {
         }
         if !label
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || is_printable_non_ascii(c))
         {
             return Err("invalid character in the domain");
         }
     }
     Ok(())
+}
+
+/// A character beyond ASCII that an internationalised address may hold (RFC 6531): not
+/// white space (U+00A0, U+3000), not a control (U+0085), not an invisible format
+/// character (zero-width spaces and joiners, direction marks and overrides, the byte
+/// order mark, tags), which would make two addresses look alike.
+fn is_printable_non_ascii(c: char) -> bool {
+    let invisible = matches!(
+        c,
+        '\u{ad}'
+            | '\u{61c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{e0000}'..='\u{e007f}'
+    );
+    !c.is_ascii() && !c.is_whitespace() && !c.is_control() && !invisible
 }
 
 /// An RFC 3339 date-time, e.g. `2026-11-27T09:00:00Z` or `2026-11-27T10:00:00.250+01:00`.
@@ -448,6 +467,18 @@ mod tests {
             Err("invalid character in the local part"),
         );
         check_email_verdict("ada@exa_mple.com", Err("invalid character in the domain"));
+        // Internationalised addresses, but nothing invisible or blank beyond ASCII.
+        check_email_verdict("josé@exämple.com", Ok(()));
+        check_email_verdict("用户@例子.广告", Ok(()));
+        for (address, reason) in [
+            ("a\u{a0}b@c.com", "invalid character in the local part"),
+            ("a\u{202e}@b.com", "invalid character in the local part"),
+            ("a@b.com\u{85}", "invalid character in the domain"),
+            ("a@b.com\u{200b}", "invalid character in the domain"),
+            ("a@b.co\u{3000}m", "invalid character in the domain"),
+        ] {
+            check_email_verdict(address, Err(reason));
+        }
     }
 
     #[test]
