@@ -503,25 +503,31 @@ fn events_of<'a>(properties: &'a Yaml, at: &str) -> Result<Vec<(String, &'a Yaml
 /// An error when `value` is an intrinsic function: `!If …` or its long form
 /// `{"Fn::If": […]}` (also `Ref`), which only CloudFormation can resolve.
 fn not_intrinsic(value: &Yaml, at: &str) -> Result<(), TemplateError> {
-    let name = match value {
-        Yaml::Tagged(tagged) => Some(tagged.tag.to_string()),
-        Yaml::Mapping(mapping) if mapping.len() == 1 => mapping
-            .keys()
-            .next()
-            .and_then(Yaml::as_str)
-            // `Ref` takes a name; an event called Ref holds a mapping.
-            .filter(|name| {
-                name.starts_with("Fn::") || (*name == "Ref" && mapping[*name].is_string())
-            })
-            .map(str::to_owned),
-        _ => None,
-    };
-    match name {
+    match intrinsic_name(value) {
         Some(name) => Err(TemplateError::new(
             at,
             format!("intrinsic function {name} cannot be resolved offline"),
         )),
         None => Ok(()),
+    }
+}
+
+/// The name of the intrinsic function `value` is, if it is one: a tag (`!If`), or a
+/// one-key mapping in the long form (`{"Fn::If": […]}`, `{"Ref": "Name"}`; `Ref` takes a
+/// name, so an event or a pattern field called Ref, holding a mapping or an array, is not
+/// one).
+fn intrinsic_name(value: &Yaml) -> Option<String> {
+    match value {
+        Yaml::Tagged(tagged) => Some(tagged.tag.to_string()),
+        Yaml::Mapping(mapping) if mapping.len() == 1 => mapping
+            .keys()
+            .next()
+            .and_then(Yaml::as_str)
+            .filter(|name| {
+                name.starts_with("Fn::") || (*name == "Ref" && mapping[*name].is_string())
+            })
+            .map(str::to_owned),
+        _ => None,
     }
 }
 
@@ -698,65 +704,63 @@ fn read_function(
     at: &str,
 ) -> Result<Option<FunctionResource>, TemplateError> {
     let mut sources = Vec::new();
-    {
-        for (name, event) in events_of(properties, at)? {
-            let event_at = format!("{at}.Properties.Events.{name}");
-            not_intrinsic(event, &event_at)?;
-            if event.get("Type").and_then(Yaml::as_str) != Some("SQS") {
-                continue;
-            }
-            let source = properties_of(event, &event_at)?;
-            let queue = source.get("Queue").and_then(reference).ok_or_else(|| {
-                TemplateError::new(
-                    format!("{event_at}.Properties.Queue"),
-                    "must be !GetAtt <Queue>.Arn of a queue in this template",
-                )
-            })?;
-            let number = |name: &str, bounds: Bounds| {
-                source
-                    .get(name)
-                    .map(|v| u32_within(v, &format!("{event_at}.Properties.{name}"), bounds))
-                    .transpose()
-            };
-            let report_batch_item_failures = source
-                .get("FunctionResponseTypes")
-                .and_then(Yaml::as_sequence)
-                .is_some_and(|types| {
-                    types
-                        .iter()
-                        .any(|t| t.as_str() == Some("ReportBatchItemFailures"))
-                });
-            let maximum_concurrency = source
-                .get("ScalingConfig")
-                .and_then(|s| s.get("MaximumConcurrency"))
-                .map(|v| {
-                    u32_within(
-                        v,
-                        &format!("{event_at}.Properties.ScalingConfig.MaximumConcurrency"),
-                        MAXIMUM_CONCURRENCY,
-                    )
-                })
-                .transpose()?;
-            let batch_size = number("BatchSize", BATCH_SIZE)?.unwrap_or(10);
-            let batching_window_seconds =
-                number("MaximumBatchingWindowInSeconds", BATCHING_WINDOW)?.unwrap_or(0);
-            if batch_size > 10 && batching_window_seconds == 0 {
-                return Err(TemplateError::new(
-                    format!("{event_at}.Properties.BatchSize"),
-                    format!(
-                        "a BatchSize of {batch_size} needs MaximumBatchingWindowInSeconds of at least 1: Lambda takes batches of more than 10 messages only with a batching window"
-                    ),
-                ));
-            }
-            sources.push(SqsSource {
-                name,
-                queue,
-                batch_size,
-                batching_window_seconds,
-                report_batch_item_failures,
-                maximum_concurrency,
-            });
+    for (name, event) in events_of(properties, at)? {
+        let event_at = format!("{at}.Properties.Events.{name}");
+        not_intrinsic(event, &event_at)?;
+        if event.get("Type").and_then(Yaml::as_str) != Some("SQS") {
+            continue;
         }
+        let source = properties_of(event, &event_at)?;
+        let queue = source.get("Queue").and_then(reference).ok_or_else(|| {
+            TemplateError::new(
+                format!("{event_at}.Properties.Queue"),
+                "must be !GetAtt <Queue>.Arn of a queue in this template",
+            )
+        })?;
+        let number = |name: &str, bounds: Bounds| {
+            source
+                .get(name)
+                .map(|v| u32_within(v, &format!("{event_at}.Properties.{name}"), bounds))
+                .transpose()
+        };
+        let report_batch_item_failures = source
+            .get("FunctionResponseTypes")
+            .and_then(Yaml::as_sequence)
+            .is_some_and(|types| {
+                types
+                    .iter()
+                    .any(|t| t.as_str() == Some("ReportBatchItemFailures"))
+            });
+        let maximum_concurrency = source
+            .get("ScalingConfig")
+            .and_then(|s| s.get("MaximumConcurrency"))
+            .map(|v| {
+                u32_within(
+                    v,
+                    &format!("{event_at}.Properties.ScalingConfig.MaximumConcurrency"),
+                    MAXIMUM_CONCURRENCY,
+                )
+            })
+            .transpose()?;
+        let batch_size = number("BatchSize", BATCH_SIZE)?.unwrap_or(10);
+        let batching_window_seconds =
+            number("MaximumBatchingWindowInSeconds", BATCHING_WINDOW)?.unwrap_or(0);
+        if batch_size > 10 && batching_window_seconds == 0 {
+            return Err(TemplateError::new(
+                format!("{event_at}.Properties.BatchSize"),
+                format!(
+                    "a BatchSize of {batch_size} needs MaximumBatchingWindowInSeconds of at least 1: Lambda takes batches of more than 10 messages only with a batching window"
+                ),
+            ));
+        }
+        sources.push(SqsSource {
+            name,
+            queue,
+            batch_size,
+            batching_window_seconds,
+            report_batch_item_failures,
+            maximum_concurrency,
+        });
     }
     if sources.is_empty() {
         return Ok(None);
@@ -906,6 +910,12 @@ fn whole_number(value: &Yaml) -> Option<i128> {
 
 /// Converts YAML to JSON for event patterns; tags have no meaning inside a pattern.
 fn yaml_to_json(value: &Yaml, at: &str) -> Result<Json, TemplateError> {
+    let refuse = |name: String| {
+        TemplateError::new(
+            at,
+            format!("intrinsic function {name} is not allowed in an event pattern"),
+        )
+    };
     Ok(match value {
         Yaml::Null => Json::Null,
         Yaml::Bool(b) => Json::Bool(*b),
@@ -924,33 +934,21 @@ fn yaml_to_json(value: &Yaml, at: &str) -> Result<Json, TemplateError> {
                 .collect::<Result<_, _>>()?,
         ),
         Yaml::Mapping(mapping) => {
+            if let Some(name) = intrinsic_name(value) {
+                return Err(refuse(name));
+            }
             let mut object = serde_json::Map::new();
             for (key, item) in mapping {
                 let key = match key {
                     Yaml::String(_) | Yaml::Number(_) | Yaml::Bool(_) => scalar_text(key),
                     _ => return Err(TemplateError::new(at, "a pattern key is not a string")),
                 };
-                // The long forms of intrinsic functions are keys of a one-key mapping.
-                if mapping.len() == 1 && (key == "Ref" || key.starts_with("Fn::")) {
-                    return Err(TemplateError::new(
-                        at,
-                        format!("intrinsic function {key} is not allowed in an event pattern"),
-                    ));
-                }
                 let child = format!("{at}.{key}");
                 object.insert(key, yaml_to_json(item, &child)?);
             }
             Json::Object(object)
         }
-        Yaml::Tagged(tagged) => {
-            return Err(TemplateError::new(
-                at,
-                format!(
-                    "intrinsic function {} is not allowed in an event pattern",
-                    tagged.tag
-                ),
-            ));
-        }
+        Yaml::Tagged(tagged) => return Err(refuse(tagged.tag.to_string())),
     })
 }
 
@@ -1224,6 +1222,12 @@ Resources:
             &function("{ Events: [a, b] }"),
             "Resources.F.Properties.Events: expected a mapping of events, found - a\n- b",
         );
+        // A pattern field may be called Ref: it holds an array, not a name.
+        let rules = Template::parse_rules(
+            "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties: { EventPattern: { Ref: [x] } }\n",
+        )
+        .unwrap();
+        assert_eq!(rules[0].pattern_text(), r#"{"Ref":["x"]}"#);
         // An event may be called Ref: it holds a mapping, not a name.
         let rules =
             Template::parse_rules(&function(&format!("{{ Events: {{ Ref: {event} }} }}"))).unwrap();
