@@ -101,6 +101,8 @@ pub(crate) struct Receive {
     pub(crate) dead_lettered: Vec<DeadLettered>,
     /// Whether a message was left because the batch had no room for its bytes.
     pub(crate) full: bool,
+    /// The payload bytes of `messages`, counted by [`payload_bytes`].
+    pub(crate) bytes: usize,
     /// When the next message of the queue becomes visible, if any is waiting.
     pub(crate) next_visible_at: Option<i64>,
 }
@@ -224,6 +226,7 @@ pub(crate) fn receive(
         ])
         .map_err(StoreError::db("receive"))?;
         bytes_left = bytes_left.saturating_sub(bytes);
+        receive.bytes += bytes;
         receive.messages.push(message);
     }
     receive.next_visible_at = connection
@@ -620,6 +623,7 @@ mod tests {
         };
         let first = receive_with(ROOM, 0).await;
         assert_eq!(first.messages.len(), 2, "a third would pass 6 MiB");
+        assert_eq!(first.bytes, 2 * payload_bytes(&body));
         assert!(first.full);
         let rest = receive_with(ROOM, 0).await;
         assert_eq!(rest.messages.len(), 2);

@@ -485,11 +485,7 @@ async fn poll(
                     dead_letter_queue: target.dead_letter_queue().unwrap_or_default().to_owned(),
                 });
             }
-            batch_bytes += received
-                .messages
-                .iter()
-                .map(|m| queue::payload_bytes(&m.body))
-                .sum::<usize>();
+            batch_bytes += received.bytes;
             batch.extend(received.messages);
             let now = bus.clock().now_ms();
             // Lambda invokes once the batch is full by count or by payload size.
