@@ -26,16 +26,21 @@ pub(crate) fn each_line(
         if n == 0 {
             break;
         }
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        let text = if line_number == 1 {
-            strip_bom(text)
-        } else {
-            text
-        };
-        each(line_number, text)?;
+        each(line_number, line_text(&line, line_number))?;
     }
     Ok(())
+}
+
+/// A line as read (line end included) without its line end (`\n` or `\r\n`), and the first
+/// line without a byte order mark.
+pub(crate) fn line_text(line: &[u8], line_number: u64) -> &[u8] {
+    let text = line.strip_suffix(b"\n").unwrap_or(line);
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    if line_number == 1 {
+        strip_bom(text)
+    } else {
+        text
+    }
 }
 
 /// Opens `path` for buffered reading; `-` is stdin.
@@ -54,10 +59,8 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
     open(path)?
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let bytes = match bytes.strip_prefix(b"\xef\xbb\xbf") {
-        Some(rest) => rest.to_vec(),
-        None => bytes,
-    };
+    let bom = bytes.len() - strip_bom(&bytes).len();
+    bytes.drain(..bom);
     String::from_utf8(bytes).map_err(|error| {
         let error = error.utf8_error();
         anyhow::anyhow!(

@@ -167,11 +167,7 @@ async fn publish(args: Args) -> Result<Outcome> {
             }
             progress.bytes_read += n_bytes as u64;
             line_no += 1;
-            let mut line = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-            line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line_no == 1 {
-                line = crate::input::strip_bom(line);
-            }
+            let line = crate::input::line_text(&bytes, line_no as u64);
             if line.trim_ascii().is_empty() {
                 continue;
             }
