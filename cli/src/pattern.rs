@@ -83,10 +83,6 @@ pub(crate) fn run(command: Command) -> Result<Outcome> {
     }
 }
 
-fn read_all(path: &Path) -> Result<String> {
-    input::read_text(path)
-}
-
 /// One pattern in a matcher of its own, under the default limits.
 fn compile(text: &str) -> Result<Matcher, String> {
     let pattern = Pattern::parse(text).map_err(|error| format!("invalid pattern at {error}"))?;
@@ -101,8 +97,8 @@ fn test_one(pattern: &Path, event: &Path) -> Result<Outcome> {
     if pattern == Path::new("-") && event == Path::new("-") {
         bail!("--pattern and --event cannot both read stdin");
     }
-    let pattern_text = read_all(pattern)?;
-    let event_text = read_all(event)?;
+    let pattern_text = input::read_text(pattern)?;
+    let event_text = input::read_text(event)?;
     let matcher = compile(&pattern_text).map_err(|e| anyhow!("{}: {e}", pattern.display()))?;
     let hits = matcher
         .matches(event_text.as_bytes())
@@ -186,7 +182,7 @@ fn test_cases(path: &Path) -> Result<Outcome> {
 }
 
 fn explain(path: &Path) -> Result<Outcome> {
-    let text = read_all(path)?;
+    let text = input::read_text(path)?;
     let matcher = compile(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let mut stdout = io::stdout().lock();
     stdout.write_all(matcher.explain().as_bytes())?;
