@@ -535,41 +535,48 @@ fn full_jitter_stays_under_the_capped_exponential() {
     }
 }
 
+/// An endpoint that fails every request with a 500 while `down`, taking 300 ms to answer
+/// while `slow`, and publishes every entry otherwise.
+#[derive(Default)]
+struct Flaky {
+    down: Arc<std::sync::atomic::AtomicBool>,
+    slow: Arc<std::sync::atomic::AtomicBool>,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Transport for Flaky {
+    fn put_events<'a>(
+        &'a self,
+        _: &'a str,
+        entries: &'a [&'a Entry],
+    ) -> BoxFuture<'a, Result<Vec<EntryResult>, RequestError>> {
+        Box::pin(async move {
+            self.requests.fetch_add(1, Ordering::SeqCst);
+            if self.slow.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            if self.down.load(Ordering::SeqCst) {
+                return Err(RequestError::new("InternalException", "500", true));
+            }
+            Ok(entries.iter().map(|e| published(&user_id(e))).collect())
+        })
+    }
+    fn describe_event_bus<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), RequestError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
 /// An endpoint that fails every request: the first requests wait out their deadline
 /// together, then the rest fail at once instead of each waiting its own; once it answers
 /// again, one probe request closes the outage and publishing goes on.
 #[tokio::test(start_paused = true)]
 async fn an_outage_fails_the_rest_at_once_and_a_probe_ends_it() {
-    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let requests = Arc::new(AtomicUsize::new(0));
-    struct Flaky {
-        down: Arc<std::sync::atomic::AtomicBool>,
-        requests: Arc<AtomicUsize>,
-    }
-    impl Transport for Flaky {
-        fn put_events<'a>(
-            &'a self,
-            _: &'a str,
-            entries: &'a [&'a Entry],
-        ) -> BoxFuture<'a, Result<Vec<EntryResult>, RequestError>> {
-            Box::pin(async move {
-                self.requests.fetch_add(1, Ordering::SeqCst);
-                if self.down.load(Ordering::SeqCst) {
-                    return Err(RequestError::new("InternalException", "500", true));
-                }
-                Ok(entries.iter().map(|e| published(&user_id(e))).collect())
-            })
-        }
-        fn describe_event_bus<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), RequestError>> {
-            Box::pin(async { Ok(()) })
-        }
-    }
+    let flaky = Flaky::default();
+    let (down, requests) = (Arc::clone(&flaky.down), Arc::clone(&flaky.requests));
+    down.store(true, Ordering::SeqCst);
     let publisher = builder()
         .retry_deadline(Duration::from_secs(30))
-        .build_with(Flaky {
-            down: Arc::clone(&down),
-            requests: Arc::clone(&requests),
-        });
+        .build_with(flaky);
     let started = Instant::now();
     let report = publisher.publish_all(&logins(800)).await;
     let elapsed = started.elapsed();
@@ -630,38 +637,18 @@ async fn an_outage_fails_the_rest_at_once_and_a_probe_ends_it() {
 /// let paused time move on, and the test would hang instead of failing.
 #[tokio::test]
 async fn batches_waiting_for_a_slow_probe_take_turns_and_finish() {
-    struct Slow {
-        requests: Arc<AtomicUsize>,
-        slow: Arc<std::sync::atomic::AtomicBool>,
-    }
-    impl Transport for Slow {
-        fn put_events<'a>(
-            &'a self,
-            _: &'a str,
-            _: &'a [&'a Entry],
-        ) -> BoxFuture<'a, Result<Vec<EntryResult>, RequestError>> {
-            Box::pin(async move {
-                self.requests.fetch_add(1, Ordering::SeqCst);
-                if self.slow.load(Ordering::SeqCst) {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-                Err(RequestError::new("InternalException", "500", true))
-            })
-        }
-        fn describe_event_bus<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), RequestError>> {
-            Box::pin(async { Ok(()) })
-        }
-    }
-    let requests = Arc::new(AtomicUsize::new(0));
-    let slow = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flaky = Flaky::default();
+    let (down, slow, requests) = (
+        Arc::clone(&flaky.down),
+        Arc::clone(&flaky.slow),
+        Arc::clone(&flaky.requests),
+    );
+    down.store(true, Ordering::SeqCst);
     let publisher = builder()
         .max_in_flight(4)
         .retry_deadline(Duration::from_millis(1))
         .backoff(Duration::from_millis(1), Duration::from_millis(20))
-        .build_with(Slow {
-            requests: Arc::clone(&requests),
-            slow: Arc::clone(&slow),
-        });
+        .build_with(flaky);
     // Failing at once, the first requests start the outage.
     let report = publisher.publish_all(&logins(40)).await;
     assert_eq!(report.n_published(), 0);
