@@ -256,19 +256,14 @@ fn dry_run_checks_and_plans_without_aws() {
 /// do not stop the lines around them.
 #[test]
 fn a_line_that_is_not_utf8_fails_alone() {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(b"\xef\xbb\xbf").unwrap();
-    write!(file, "{}\r\n", login_line(0, "curl/8")).unwrap();
-    file.write_all(b"{\"detail-type\": \"UserLoggedIn\", \"detail\": \"\xff\"}\n")
-        .unwrap();
-    write!(file, "{}\n \t\n", login_line(2, "curl/8")).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_eventfork"))
-        .args(["publish", "--bus", "nowhere", "--dry-run"])
-        .arg(file.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    let stdout = stdout_lines(&output);
+    let mut input = b"\xef\xbb\xbf".to_vec();
+    input.extend(format!("{}\r\n", login_line(0, "curl/8")).bytes());
+    input.extend(b"{\"detail-type\": \"UserLoggedIn\", \"detail\": \"\xff\"}\n");
+    input.extend(format!("{}\n \t\n", login_line(2, "curl/8")).bytes());
+    let (code, stdout, stderr) =
+        crate::pattern::eventfork(&["publish", "--bus", "nowhere", "--dry-run", "-"], input);
+    assert_eq!(code, 2, "{stderr}");
+    let stdout: Vec<&str> = stdout.lines().collect();
     assert_eq!(stdout.len(), 3, "{stdout:?}");
     assert!(
         stdout[0].starts_with("valid 1: UserLoggedIn"),
