@@ -137,7 +137,12 @@ impl Template {
             let at = format!("Resources.{logical_id}");
             match resource.get("Type").and_then(Yaml::as_str) {
                 Some("AWS::Events::Rule") => {
-                    rules.extend(read_rule(&logical_id, resource, &at)?);
+                    rules.extend(read_rule(
+                        &logical_id,
+                        resource,
+                        Numbers::of(&document),
+                        &at,
+                    )?);
                 }
                 Some("AWS::Serverless::Function") => {
                     let properties = properties_of(resource, &at)?;
@@ -185,11 +190,12 @@ impl Template {
     }
 
     fn from_yaml(document: &Yaml) -> Result<Template, TemplateError> {
+        let numbers = Numbers::of(document);
         let global_timeout = document
             .get("Globals")
             .and_then(|g| g.get("Function"))
             .and_then(|f| f.get("Timeout"))
-            .map(|t| u32_within(t, "Globals.Function.Timeout", LAMBDA_TIMEOUT))
+            .map(|t| numbers.within(t, "Globals.Function.Timeout", LAMBDA_TIMEOUT))
             .transpose()?;
         let mut template = Template {
             rules: Vec::new(),
@@ -209,25 +215,32 @@ impl Template {
             let properties = || properties_of(resource, &at);
             match kind {
                 "AWS::Events::Rule" => {
-                    template.rules.extend(read_rule(logical_id, resource, &at)?);
+                    template
+                        .rules
+                        .extend(read_rule(logical_id, resource, numbers, &at)?);
                 }
                 "AWS::SQS::Queue" => {
-                    let queue = read_queue(logical_id, properties()?, &at)?;
+                    let queue = read_queue(logical_id, properties()?, numbers, &at)?;
                     template.queues.insert(logical_id.to_owned(), queue);
                 }
                 "AWS::Events::Archive" => {
                     let days = match properties()?.get("RetentionDays") {
                         None => 0,
                         Some(days) => {
-                            read_days(document, days, &format!("{at}.Properties.RetentionDays"))?
+                            numbers.within(days, &format!("{at}.Properties.RetentionDays"), DAYS)?
                         }
                     };
                     archives.push(days);
                 }
                 "AWS::Serverless::Function" => {
-                    if let Some(function) =
-                        read_function(logical_id, resource, properties()?, global_timeout, &at)?
-                    {
+                    if let Some(function) = read_function(
+                        logical_id,
+                        resource,
+                        properties()?,
+                        global_timeout,
+                        numbers,
+                        &at,
+                    )? {
                         template.functions.push(function);
                     }
                 }
@@ -566,6 +579,7 @@ fn is_enabled(properties: &Yaml) -> bool {
 fn read_rule(
     logical_id: &str,
     resource: &Yaml,
+    numbers: Numbers<'_>,
     at: &str,
 ) -> Result<Option<RuleResource>, TemplateError> {
     let properties = properties_of(resource, at)?;
@@ -590,7 +604,7 @@ fn read_rule(
             let maximum_retry_attempts = retry
                 .and_then(|r| r.get("MaximumRetryAttempts"))
                 .map(|v| {
-                    u32_within(
+                    numbers.within(
                         v,
                         &format!("{target_at}.RetryPolicy.MaximumRetryAttempts"),
                         RETRY_ATTEMPTS,
@@ -600,7 +614,7 @@ fn read_rule(
             let maximum_event_age_seconds = retry
                 .and_then(|r| r.get("MaximumEventAgeInSeconds"))
                 .map(|v| {
-                    u32_within(
+                    numbers.within(
                         v,
                         &format!("{target_at}.RetryPolicy.MaximumEventAgeInSeconds"),
                         EVENT_AGE,
@@ -646,12 +660,13 @@ fn read_rule(
 fn read_queue(
     logical_id: &str,
     properties: &Yaml,
+    numbers: Numbers<'_>,
     at: &str,
 ) -> Result<QueueResource, TemplateError> {
     let number = |name: &str, bounds: Bounds, default: u32| -> Result<u32, TemplateError> {
         properties
             .get(name)
-            .map(|v| u32_within(v, &format!("{at}.Properties.{name}"), bounds))
+            .map(|v| numbers.within(v, &format!("{at}.Properties.{name}"), bounds))
             .unwrap_or(Ok(default))
     };
     let redrive = match properties.get("RedrivePolicy") {
@@ -676,7 +691,7 @@ fn read_queue(
                 .get("maxReceiveCount")
                 .ok_or_else(|| TemplateError::new(&policy_at, "maxReceiveCount is missing"))
                 .and_then(|v| {
-                    u32_within(
+                    numbers.within(
                         v,
                         &format!("{policy_at}.maxReceiveCount"),
                         MAX_RECEIVE_COUNT,
@@ -701,6 +716,7 @@ fn read_function(
     resource: &Yaml,
     properties: &Yaml,
     global_timeout: Option<u32>,
+    numbers: Numbers<'_>,
     at: &str,
 ) -> Result<Option<FunctionResource>, TemplateError> {
     let mut sources = Vec::new();
@@ -720,7 +736,7 @@ fn read_function(
         let number = |name: &str, bounds: Bounds| {
             source
                 .get(name)
-                .map(|v| u32_within(v, &format!("{event_at}.Properties.{name}"), bounds))
+                .map(|v| numbers.within(v, &format!("{event_at}.Properties.{name}"), bounds))
                 .transpose()
         };
         let report_batch_item_failures = source
@@ -735,7 +751,7 @@ fn read_function(
             .get("ScalingConfig")
             .and_then(|s| s.get("MaximumConcurrency"))
             .map(|v| {
-                u32_within(
+                numbers.within(
                     v,
                     &format!("{event_at}.Properties.ScalingConfig.MaximumConcurrency"),
                     MAXIMUM_CONCURRENCY,
@@ -773,7 +789,9 @@ fn read_function(
         .unwrap_or(logical_id)
         .to_owned();
     let timeout_seconds = match properties.get("Timeout") {
-        Some(value) => u32_within(value, &format!("{at}.Properties.Timeout"), LAMBDA_TIMEOUT)?,
+        Some(value) => {
+            numbers.within(value, &format!("{at}.Properties.Timeout"), LAMBDA_TIMEOUT)?
+        }
         None => global_timeout.unwrap_or(3),
     };
     Ok(Some(FunctionResource {
@@ -811,23 +829,38 @@ fn reference(value: &Yaml) -> Option<String> {
     }
 }
 
-/// A number of days: a number, or `!Ref` to a parameter with a numeric `Default` (the value
-/// a deploy without overrides takes).
-fn read_days(document: &Yaml, value: &Yaml, at: &str) -> Result<u32, TemplateError> {
-    let Some(parameter) = reference(value) else {
-        return u32_within(value, at, DAYS);
-    };
-    let default = document
-        .get("Parameters")
-        .and_then(|p| p.get(parameter.as_str()))
-        .and_then(|p| p.get("Default"))
-        .ok_or_else(|| {
-            TemplateError::new(
-                at,
-                format!("refers to {parameter}, which is not a parameter with a Default"),
-            )
-        })?;
-    u32_within(default, &format!("Parameters.{parameter}.Default"), DAYS)
+/// Reads the numeric settings of one template: a number, a string holding one, or `!Ref`
+/// to a parameter with a `Default` (the value a deploy without overrides takes).
+#[derive(Clone, Copy)]
+struct Numbers<'a> {
+    parameters: Option<&'a Yaml>,
+}
+
+impl<'a> Numbers<'a> {
+    fn of(document: &'a Yaml) -> Numbers<'a> {
+        Numbers {
+            parameters: document.get("Parameters"),
+        }
+    }
+
+    /// The whole number `value` stands for, within the bounds AWS accepts.
+    fn within(self, value: &Yaml, at: &str, bounds: Bounds) -> Result<u32, TemplateError> {
+        let Some(parameter) = reference(value) else {
+            return u32_within(value, at, bounds);
+        };
+        let default = self
+            .parameters
+            .and_then(|p| p.get(parameter.as_str()))
+            .and_then(|p| p.get("Default"))
+            .ok_or_else(|| {
+                TemplateError::new(
+                    at,
+                    format!("refers to {parameter}, which is not a parameter with a Default"),
+                )
+            })?;
+        u32_within(default, &format!("Parameters.{parameter}.Default"), bounds)
+            .map_err(|e| TemplateError::new(at, format!("refers to {parameter}: {e}")))
+    }
 }
 
 fn scalar_text(value: &Yaml) -> String {
@@ -1434,6 +1467,36 @@ Resources:
                 source.maximum_concurrency()
             ),
             ("Work", 10_000, Some(1_000))
+        );
+    }
+
+    #[test]
+    fn numeric_settings_follow_parameter_defaults() {
+        let template = |defaults: (&str, &str)| {
+            format!(
+                "Parameters:\n  Wait: {{ Type: Number, Default: {} }}\n  Run: {{ Type: Number, Default: {} }}\n  Open: {{ Type: Number }}\nResources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: {{ VisibilityTimeout: !Ref Wait }}\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Timeout: {{ Ref: Run }}\n      Events:\n        Work:\n          Type: SQS\n          Properties: {{ Queue: !GetAtt Q.Arn }}\n",
+                defaults.0, defaults.1
+            )
+        };
+        let parsed = Template::parse(&template(("120", "'20'"))).unwrap();
+        assert_eq!(
+            (
+                parsed.queue("Q").unwrap().visibility_timeout_seconds(),
+                parsed.functions()[0].timeout_seconds()
+            ),
+            (120, 20)
+        );
+        check_error(
+            &template(("120", "901")),
+            "Resources.F.Properties.Timeout: refers to Run: Parameters.Run.Default: 901 is out of range: AWS accepts 1 to 900 seconds",
+        );
+        check_error(
+            &template(("120", "20")).replace("!Ref Wait", "!Ref Open"),
+            "Resources.Q.Properties.VisibilityTimeout: refers to Open, which is not a parameter with a Default",
+        );
+        check_error(
+            &template(("120", "20")).replace("!Ref Wait", "!Ref AWS::NoValue"),
+            "Resources.Q.Properties.VisibilityTimeout: refers to AWS::NoValue, which is not a parameter with a Default",
         );
     }
 
