@@ -415,21 +415,29 @@ pub(crate) fn check_rfc3339(text: &str) -> Result<(), &'static str> {
         }
         rest = &fraction[n_digits..];
     }
-    match rest.as_bytes() {
-        [b'Z' | b'z'] => Ok(()),
-        [b'+' | b'-', h1, h2, b':', m1, m2]
+    // The offset east of UTC, in minutes.
+    let offset: i64 = match rest.as_bytes() {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2]
             if [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit()) =>
         {
-            let offset_hours = u32::from(h1 - b'0') * 10 + u32::from(h2 - b'0');
-            let offset_minutes = u32::from(m1 - b'0') * 10 + u32::from(m2 - b'0');
+            let offset_hours = i64::from(h1 - b'0') * 10 + i64::from(h2 - b'0');
+            let offset_minutes = i64::from(m1 - b'0') * 10 + i64::from(m2 - b'0');
             if offset_hours > 23 || offset_minutes > 59 {
-                Err("offset out of range")
-            } else {
-                Ok(())
+                return Err("offset out of range");
             }
+            let offset = offset_hours * 60 + offset_minutes;
+            if *sign == b'-' { -offset } else { offset }
         }
-        _ => Err("expected 'Z' or an offset like +01:00"),
+        _ => return Err("expected 'Z' or an offset like +01:00"),
+    };
+    // RFC 3339 (5.7): a leap second ends a UTC day, so :60 is 23:59:60 in UTC. (Other
+    // times with :60 do not exist, and EventBridge's clients refuse them.)
+    let minute_of_utc_day = (i64::from(hour * 60 + minute) - offset).rem_euclid(24 * 60);
+    if second == 60 && minute_of_utc_day != 24 * 60 - 1 {
+        return Err("a leap second (:60) falls only at 23:59:60 UTC");
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -485,8 +493,11 @@ mod tests {
     fn timestamps() {
         for ok in [
             "2026-11-27T09:00:00Z",
-            "2024-02-29T23:59:60.123456+05:30",
+            "2024-02-29T23:59:59.123456+05:30",
             "2026-01-01t00:00:00z",
+            "2016-12-31T23:59:60Z",
+            "2017-01-01T05:29:60.5+05:30",
+            "2016-12-31T18:59:60-05:00",
         ] {
             assert_eq!(check_rfc3339(ok), Ok(()), "{ok}");
         }
@@ -503,6 +514,14 @@ mod tests {
                 "expected YYYY-MM-DDTHH:MM:SS then Z or an offset",
             ),
             ("2026-11-27T09:00:00.Z", "empty fraction of a second"),
+            (
+                "2026-06-30T12:00:60Z",
+                "a leap second (:60) falls only at 23:59:60 UTC",
+            ),
+            (
+                "2016-12-31T23:59:60+01:00",
+                "a leap second (:60) falls only at 23:59:60 UTC",
+            ),
             (
                 "2026-11-27T09:00:00+0100",
                 "expected 'Z' or an offset like +01:00",

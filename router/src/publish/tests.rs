@@ -824,3 +824,29 @@ async fn verify_bus_retries_throttling_and_names_a_refusal() {
     assert_eq!(error.attempts() as usize, calls);
     assert!(calls > 3, "{calls}");
 }
+
+/// A time that `Timestamp` accepts (and `publish --dry-run` calls valid) is one the SDK
+/// can send, and the other way round.
+#[test]
+fn every_valid_timestamp_can_be_sent() {
+    use aws_sdk_eventbridge::primitives::{DateTime, DateTimeFormat};
+    for time in [
+        "2026-11-27T09:00:00Z",
+        "2026-11-27t09:00:00z",
+        "2026-11-27T09:00:00.123456789+05:30",
+        "2026-11-27T09:00:00-23:59",
+        "2016-12-31T23:59:60Z",
+        "2017-01-01T00:59:60+01:00",
+        "2016-12-31T22:59:60-01:00",
+        "2016-12-31T23:59:60+01:00",
+        "2026-06-30T12:00:60Z",
+        "2024-02-29T00:00:00Z",
+        "2025-02-29T00:00:00Z",
+        "2026-11-27T24:00:00Z",
+        "2026-11-27T09:00:00+24:00",
+    ] {
+        let ours = events_schema::Timestamp::parse(time).is_ok();
+        let sdk = DateTime::from_str(time, DateTimeFormat::DateTimeWithOffset);
+        assert_eq!(ours, sdk.is_ok(), "{time}: the SDK says {sdk:?}");
+    }
+}
