@@ -69,6 +69,8 @@ pub(crate) enum Outcome {
     Success,
     /// The command ran, and the answer is a clean "no".
     No,
+    /// Ctrl-C stopped the command, which said where (exit status 130, as for SIGINT).
+    Interrupted,
 }
 
 fn main() -> ExitCode {
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::No) => ExitCode::from(1),
+        Ok(Outcome::Interrupted) => ExitCode::from(130),
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("eventfork: {error:#}");

@@ -4,6 +4,7 @@ use std::{
     fs,
     io::{self, BufRead, IsTerminal, Write},
     path::{Path, PathBuf},
+    sync::{Arc, Mutex},
 };
 
 use anyhow::{Context, Result, anyhow};
@@ -45,6 +46,13 @@ const CHUNK_LINES: usize = 1000;
 /// Exit status: 0 if every event was published (or, with --dry-run, is valid), 2 otherwise.
 /// When stdout cannot be written (closed by `| head`), publishing stops and the command
 /// fails, naming the last line read: the lines after it were not published.
+///
+/// Ctrl-C while lines are read stops at once: every line before has its result printed,
+/// and none after was sent. Ctrl-C while events are being sent lets those requests finish
+/// and prints their results first, so that no event is left published without a result;
+/// a second Ctrl-C stops at once, naming the lines whose fate is then unknown. Either way
+/// no summary is printed, stderr names the last line with a result, and the exit status
+/// is 130.
 ///
 /// Example: eventfork publish --bus eventfork events.jsonl
 #[derive(Debug, clap::Args)]
@@ -119,7 +127,10 @@ impl From<&PublishError> for Failure {
 }
 
 pub(crate) fn run(args: Args) -> Result<Outcome> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // One worker besides the main thread: Ctrl-C is handled there even while the main
+    // thread waits on a read from stdin.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -128,6 +139,16 @@ pub(crate) fn run(args: Args) -> Result<Outcome> {
 
 async fn publish(args: Args) -> Result<Outcome> {
     let mut reader = crate::input::open(&args.file)?;
+    // A dry run sends nothing: Ctrl-C may stop it anywhere.
+    let interrupt = (!args.dry_run).then(|| {
+        let interrupt = Arc::new(Mutex::new(Phase::Reading { done: 0 }));
+        tokio::spawn(on_ctrl_c(
+            Arc::clone(&interrupt),
+            args.file.display().to_string(),
+            io::stderr().is_terminal(),
+        ));
+        interrupt
+    });
     let publisher = if args.dry_run {
         None
     } else {
@@ -187,6 +208,12 @@ async fn publish(args: Args) -> Result<Outcome> {
 
         let (line_nos, entries): (Vec<usize>, Vec<Result<Entry, Failure>>) =
             chunk.into_iter().unzip();
+        if let (Some(interrupt), Some(&first)) = (&interrupt, line_nos.first()) {
+            *lock(interrupt) = Phase::Sending {
+                first,
+                last: line_no,
+            };
+        }
         let results: Vec<Result<String, Failure>> = match &publisher {
             Some(publisher) => {
                 let (ok_entries, mut failures) = split(entries);
@@ -222,6 +249,20 @@ async fn publish(args: Args) -> Result<Outcome> {
             write_result(&mut stdout, args.json, args.dry_run, line_no, &result).map_err(closed)?;
         }
         stdout.flush().map_err(closed)?;
+        if let Some(interrupt) = &interrupt {
+            let mut phase = lock(interrupt);
+            // At the end of the input, an interrupted run has done all it was asked.
+            let stop = matches!(*phase, Phase::Stopping { .. }) && !eof;
+            *phase = Phase::Reading { done: line_no };
+            if stop {
+                progress.finish();
+                eprintln!(
+                    "eventfork: interrupted: stopped after line {line_no} of {}, whose result is printed; later lines were not published",
+                    args.file.display()
+                );
+                return Ok(Outcome::Interrupted);
+            }
+        }
         progress.show(&totals);
     }
     progress.finish();
@@ -263,6 +304,54 @@ async fn publish(args: Args) -> Result<Outcome> {
         ));
     }
     Ok(Outcome::Success)
+}
+
+/// Where publishing is, for Ctrl-C.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Reading lines: every line up to `done` has its result printed, none after was sent.
+    Reading { done: usize },
+    /// The events of lines `first` to `last` are being sent.
+    Sending { first: usize, last: usize },
+    /// Ctrl-C came while sending: stop once their results are printed.
+    Stopping { first: usize, last: usize },
+}
+
+fn lock(interrupt: &Mutex<Phase>) -> std::sync::MutexGuard<'_, Phase> {
+    // The phase is a plain value, whole after any panic.
+    interrupt
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Handles Ctrl-C as `--help` says. Holding the lock while exiting keeps the main thread
+/// from sending anything more.
+async fn on_ctrl_c(interrupt: Arc<Mutex<Phase>>, file: String, terminal: bool) {
+    // Erase the progress bar's line first.
+    let erase = if terminal { "\r\x1b[K" } else { "" };
+    while tokio::signal::ctrl_c().await.is_ok() {
+        let mut phase = lock(&interrupt);
+        match *phase {
+            Phase::Reading { done } => {
+                eprintln!(
+                    "{erase}eventfork: interrupted: stopped after line {done} of {file}; later lines were not published"
+                );
+                std::process::exit(130);
+            }
+            Phase::Sending { first, last } => {
+                eprintln!(
+                    "{erase}eventfork: interrupted: waiting for the events of lines {first} to {last}, which are being sent, to print their results (Ctrl-C again to stop at once)"
+                );
+                *phase = Phase::Stopping { first, last };
+            }
+            Phase::Stopping { first, last } => {
+                eprintln!(
+                    "{erase}eventfork: stopped at once: the events of lines {first} to {last} of {file} may or may not have been published"
+                );
+                std::process::exit(130);
+            }
+        }
+    }
 }
 
 /// Splits entries into the valid ones, in order, and one slot per input holding the

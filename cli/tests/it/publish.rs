@@ -316,3 +316,156 @@ fn a_closed_stdout_stops_publishing_loudly() {
         "{err}"
     );
 }
+
+/// A stand-in for EventBridge that knows the bus and accepts every PutEvents entry, each
+/// answer `delay` late.
+async fn slow_eventbridge(delay: Duration) -> wiremock::MockServer {
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate, matchers::header};
+
+    struct Accept(Duration);
+    impl wiremock::Respond for Accept {
+        fn respond(&self, request: &Request) -> ResponseTemplate {
+            let body: Value = serde_json::from_slice(&request.body).unwrap();
+            let entries: Vec<Value> = (0..body["Entries"].as_array().unwrap().len())
+                .map(|i| json!({ "EventId": format!("event-{i}") }))
+                .collect();
+            ResponseTemplate::new(200)
+                .set_body_raw(
+                    json!({ "FailedEntryCount": 0, "Entries": entries }).to_string(),
+                    "application/x-amz-json-1.1",
+                )
+                .set_delay(self.0)
+        }
+    }
+    let server = MockServer::start().await;
+    Mock::given(header("x-amz-target", "AWSEvents.DescribeEventBus"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"{"Name":"slow","Arn":"arn:aws:events:us-east-1:123456789012:event-bus/slow"}"#,
+            "application/x-amz-json-1.1",
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(header("x-amz-target", "AWSEvents.PutEvents"))
+        .respond_with(Accept(delay))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The requests `server` received with this `X-Amz-Target`.
+async fn calls(server: &wiremock::MockServer, target: &str) -> usize {
+    let requests = server.received_requests().await.unwrap_or_default();
+    requests
+        .iter()
+        .filter(|r| r.headers.get("x-amz-target").is_some_and(|v| v == target))
+        .count()
+}
+
+fn interrupt(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Ctrl-C while events are being sent: those requests finish and their results are
+/// printed, and nothing after them is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_sending_prints_the_results_in_flight_and_stops() {
+    let server = slow_eventbridge(Duration::from_millis(1500)).await;
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    for i in 0..2_500 {
+        writeln!(file, "{}", login_line(i, "curl/8")).unwrap();
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args([
+            "publish",
+            "--bus",
+            "slow",
+            "--json",
+            "--max-in-flight",
+            "100",
+        ])
+        .arg(file.path())
+        .envs(aws_env(&server.uri()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while calls(&server, "AWSEvents.PutEvents").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "no PutEvents came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    interrupt(&child);
+    let output = tokio::task::spawn_blocking(|| child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(130), "{err}");
+    let records: Vec<Value> = stdout_lines(&output)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Every line of the first chunk has its result, in order, and no summary follows.
+    assert_eq!(records.len(), 1_000, "{err}");
+    for (i, record) in records.iter().enumerate() {
+        assert_eq!(
+            (record["type"].as_str(), record["line"].as_u64()),
+            (Some("published"), Some(i as u64 + 1))
+        );
+    }
+    assert!(
+        err.contains("waiting for the events of lines 1 to 1000")
+            && err.contains("stopped after line 1000 of")
+            && err.contains("later lines were not published"),
+        "{err}"
+    );
+    // 1,000 events, ten to a request: nothing of the second chunk was sent.
+    assert_eq!(calls(&server, "AWSEvents.PutEvents").await, 100);
+}
+
+/// Ctrl-C while waiting for input stops at once, saying that nothing more was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_reading_stops_at_once() {
+    let server = slow_eventbridge(Duration::ZERO).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(["publish", "--bus", "slow", "-"])
+        .envs(aws_env(&server.uri()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Three events, then stdin stays open: publish waits for the rest of its first chunk.
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..3 {
+        writeln!(stdin, "{}", login_line(i, "curl/8")).unwrap();
+    }
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while calls(&server, "AWSEvents.DescribeEventBus").await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bus was not checked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    interrupt(&child);
+    let output = tokio::task::spawn_blocking(|| child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    drop(stdin);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(130), "{err}");
+    assert!(output.stdout.is_empty());
+    assert!(
+        err.contains("stopped after line 0 of -; later lines were not published"),
+        "{err}"
+    );
+    assert_eq!(calls(&server, "AWSEvents.PutEvents").await, 0);
+}
