@@ -40,6 +40,9 @@ struct SinkState {
     /// fake or invalid" (400): a permanent failure the handler must not retry.
     refused_domains: Mutex<HashSet<String>>,
     log_dir: Option<PathBuf>,
+    /// Held while a line is appended: each call's line is written whole, never between
+    /// the pieces of another's.
+    log_lock: Mutex<()>,
 }
 
 /// A running sink; dropping it stops the server.
@@ -169,11 +172,24 @@ async fn record(
             "method": request.method, "path": request.path, "body": request.body,
         });
         let path = dir.join(format!("{service}.jsonl"));
+        let mut text = line.to_string();
+        text.push('\n');
+        let _writing = state
+            .log_lock
+            .lock()
+            .expect("the sink lock is never held across a panic");
         let written = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .and_then(|mut file| writeln!(file, "{line}"));
+            .and_then(|mut file| {
+                // A line cut short (a full disk) is taken back, so that the retry's line
+                // starts a line of its own.
+                let before = file.metadata()?.len();
+                file.write_all(text.as_bytes()).inspect_err(|_| {
+                    let _ = file.set_len(before);
+                })
+            });
         if let Err(error) = written {
             // Not recorded means not received: the handler retries.
             tracing::error!(%error, path = %path.display(), "the recording sink cannot write");
@@ -195,4 +211,53 @@ async fn record(
         .expect("the sink lock is never held across a panic")
         .push(request);
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Concurrent calls each leave one whole line in the log, however their writes
+    /// overlap (found by an audit: 176 of 6,000 lines were interleaved fragments).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_calls_are_logged_as_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Sink::start(Some(dir.path().to_owned())).await.unwrap();
+        let addr = sink.url().trim_start_matches("http://").to_owned();
+        let n_calls = 200;
+        let calls: Vec<_> = (0..n_calls)
+            .map(|n| {
+                let addr = addr.clone();
+                tokio::spawn(async move {
+                    let words: Vec<String> = (0..300).map(|w| format!("w{w}")).collect();
+                    let body = json!({ "n": n, "words": words }).to_string();
+                    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                    let request = format!(
+                        "POST /slack/hook HTTP/1.1\r\nHost: sink\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    stream.write_all(request.as_bytes()).await.unwrap();
+                    let mut answer = String::new();
+                    stream.read_to_string(&mut answer).await.unwrap();
+                    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+                })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap();
+        }
+        let log = std::fs::read_to_string(dir.path().join("slack.jsonl")).unwrap();
+        let mut seen: Vec<i64> = log
+            .lines()
+            .map(|line| {
+                let record: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("a torn line ({e}): {line:.120}"));
+                record["body"]["n"].as_i64().unwrap()
+            })
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..n_calls).collect::<Vec<i64>>());
+    }
 }

@@ -137,9 +137,17 @@ fn processed(data: &Path) -> BTreeSet<(String, String)> {
         else {
             continue;
         };
-        // The last line may be cut short by the kill.
-        for line in log.lines() {
+        // The kill may cut one line short (ended by the restart, which appends after
+        // it); no other line may be torn.
+        let mut n_torn = 0;
+        for (line_idx, line) in log.lines().enumerate() {
             let Ok(record) = serde_json::from_str::<Value>(line) else {
+                n_torn += 1;
+                assert!(
+                    n_torn < 2,
+                    "{target}.jsonl line {}: {line:.120}",
+                    line_idx + 1
+                );
                 continue;
             };
             let body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
