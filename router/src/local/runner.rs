@@ -486,7 +486,21 @@ async fn poll(
                 });
             }
             batch_bytes += received.bytes;
-            batch.extend(received.messages);
+            for message in received.messages {
+                let again = batch
+                    .iter_mut()
+                    .find(|m| m.row == message.row && m.message_id == message.message_id);
+                match again {
+                    // Visible again before the batch closed (a visibility timeout no longer
+                    // than the batching window): the newer receive replaces the older, whose
+                    // receipt is stale, rather than hand the handler the message twice.
+                    Some(older) => {
+                        batch_bytes -= queue::payload_bytes(&older.body);
+                        *older = message;
+                    }
+                    None => batch.push(message),
+                }
+            }
             let now = bus.clock().now_ms();
             // Lambda invokes once the batch is full by count or by payload size.
             if batch.len() >= batch_size || received.full {

@@ -1362,3 +1362,65 @@ async fn messages_archived_events_and_idempotency_records_expire_with_their_rete
     assert_eq!(bus.archive_len().await.unwrap(), 0);
     runner.shutdown().await;
 }
+
+/// A message that becomes visible again while its batch is still gathering (a visibility
+/// timeout shorter than the batching window) is in the batch once, under its newest
+/// receipt: delivered once and deleted, not failed as its own stale copy (found by an
+/// audit: the copy was deferred by idempotency, and the message dead-lettered).
+#[tokio::test]
+async fn a_message_received_again_while_its_batch_gathers_is_delivered_once() {
+    let template = TEMPLATE
+        .replace("      VisibilityTimeout: 30\n", "      VisibilityTimeout: 1\n")
+        .replace(
+            "    Properties:\n      Events:\n        Stats:",
+            "    Properties:\n      Timeout: 1\n      Events:\n        Stats:",
+        )
+        .replace(
+            "            Queue: !GetAtt StatsQueue.Arn\n",
+            "            Queue: !GetAtt StatsQueue.Arn\n            MaximumBatchingWindowInSeconds: 5\n",
+        );
+    let template = Template::parse(&template).unwrap();
+    let stats = template
+        .functions()
+        .iter()
+        .find(|f| f.binary() == "analytics");
+    assert_eq!(stats.unwrap().sources()[0].batching_window_seconds(), 5);
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let bus = LocalBus::open(&template, dir.path(), config(&clock)).unwrap();
+    let analytics = Probe::default();
+    let mut events = bus.subscribe();
+    let runner = bus
+        .start(
+            Consumers::default()
+                .with("analytics", analytics.consumer())
+                .fallback(RecordingSink::default()),
+        )
+        .unwrap();
+    let ids = put(&bus, vec![entry("UserLoggedIn", json!({"n": 1}))]).await;
+    // Received at once; then visible again twice before the window ends.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        clock.advance(Duration::from_millis(1500));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    clock.advance(Duration::from_secs(3));
+    let outcomes = target_outcomes(&mut events, "analytics", 1).await;
+    let records = analytics.records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let receive_count: u32 = records[0].attributes["ApproximateReceiveCount"]
+        .parse()
+        .unwrap();
+    assert!(receive_count >= 2, "never received again: {receive_count}");
+    assert_eq!(
+        outcomes,
+        [format!("analytics delivered {} {receive_count}", ids[0])]
+    );
+    eventually(|| async {
+        let status = bus.status().await.unwrap();
+        let stats = status.iter().find(|s| s.target == "analytics").unwrap();
+        (stats.visible, stats.in_flight, stats.dead_letters) == (0, 0, 0)
+    })
+    .await;
+    runner.shutdown().await;
+}
