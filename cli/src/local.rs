@@ -71,7 +71,9 @@ pub(crate) enum Command {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DlqCommand {
-    /// Print the messages in TARGET's dead-letter queue, one JSON object per line.
+    /// Print the messages that came from TARGET's queue into its dead-letter queue, one
+    /// JSON object per line (a dead-letter queue shared with other queues holds theirs too;
+    /// they are listed under their own targets).
     List {
         /// The target: its binary (analytics, mailing-list, slack), function or queue name.
         target: String,
@@ -81,7 +83,8 @@ pub(crate) enum DlqCommand {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
-    /// Move every message of TARGET's dead-letter queue back to its queue.
+    /// Move every message that came from TARGET's queue into its dead-letter queue back to
+    /// that queue.
     Redrive {
         /// The target: its binary (analytics, mailing-list, slack), function or queue name.
         target: String,

@@ -387,7 +387,8 @@ pub struct TargetStatus {
     pub in_flight: u64,
     /// The dead-letter queue's logical id.
     pub dead_letter_queue: Option<String>,
-    /// Messages in the dead-letter queue.
+    /// Messages in the dead-letter queue that came from this target's queue (a shared
+    /// dead-letter queue also holds other queues' messages).
     pub dead_letters: u64,
 }
 
@@ -739,10 +740,7 @@ impl LocalBus {
                 for target in &targets {
                     let depth = queue::depth(connection, target.queue(), now)?;
                     let dead_letters = match target.dead_letter_queue() {
-                        Some(dlq) => {
-                            let d = queue::depth(connection, dlq, now)?;
-                            d.visible + d.in_flight
-                        }
+                        Some(dlq) => queue::n_dead_letters(connection, dlq, target.queue())?,
                         None => 0,
                     };
                     status.push(TargetStatus {
@@ -781,23 +779,26 @@ impl LocalBus {
         Ok((spec.clone(), dlq))
     }
 
-    /// The first `limit` messages in a target's dead-letter queue (target name, function or
-    /// queue logical id).
+    /// The first `limit` messages that came from a target's queue (target name, function
+    /// or queue logical id) into its dead-letter queue.
     pub async fn dead_letters(
         &self,
         target: &str,
         limit: usize,
     ) -> Result<Vec<DeadLetter>, LocalError> {
-        let (_, dlq) = self.target_dlq(target)?;
+        let (spec, dlq) = self.target_dlq(target)?;
+        let source_queue = spec.queue().to_owned();
         Ok(self
             .inner
             .store
-            .call_relaxed(move |connection| queue::dead_letters(connection, &dlq, limit))
+            .call_relaxed(move |connection| {
+                queue::dead_letters(connection, &dlq, &source_queue, limit)
+            })
             .await?)
     }
 
-    /// Moves every message of a target's dead-letter queue back to its queue with a fresh
-    /// receive count; returns how many moved.
+    /// Moves every message that came from a target's queue into its dead-letter queue back
+    /// to that queue, with a fresh receive count; returns how many moved.
     pub async fn redrive(&self, target: &str) -> Result<usize, LocalError> {
         let (spec, dlq) = self.target_dlq(target)?;
         let queue_name = spec.queue().to_owned();

@@ -433,6 +433,26 @@ pub(crate) fn depth(connection: &Connection, queue: &str, now: i64) -> Result<De
         .map_err(StoreError::db("depth"))
 }
 
+/// How many messages `dead_letter_queue` holds for `source_queue` (or for no known queue).
+pub(crate) fn n_dead_letters(
+    connection: &Connection,
+    dead_letter_queue: &str,
+    source_queue: &str,
+) -> Result<u64, StoreError> {
+    connection
+        .prepare_cached(
+            "SELECT COUNT(*) FROM messages
+             WHERE queue = ?1 AND (source_queue = ?2 OR source_queue IS NULL)",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![dead_letter_queue, source_queue], |row| {
+                row.get::<_, i64>(0)
+            })
+        })
+        .map(|n| n as u64)
+        .map_err(StoreError::db("dead-letter count"))
+}
+
 /// A message waiting in a dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -453,9 +473,13 @@ pub struct DeadLetter {
     pub body: String,
 }
 
+/// The first `limit` messages that `dead_letter_queue` holds for `source_queue` (or for no
+/// known queue): those a redrive of `source_queue` would move. A dead-letter queue shared
+/// by several queues holds the others' messages too.
 pub(crate) fn dead_letters(
     connection: &Connection,
-    queue: &str,
+    dead_letter_queue: &str,
+    source_queue: &str,
     limit: usize,
 ) -> Result<Vec<DeadLetter>, StoreError> {
     let mut select = connection
@@ -463,21 +487,25 @@ pub(crate) fn dead_letters(
             "SELECT m.message_id, e.event_id, e.detail_type, m.receive_count, m.sent_at,
                     m.source_queue, e.body
              FROM messages m JOIN events e ON e.seq = m.event_seq
-             WHERE m.queue = ?1 ORDER BY m.id LIMIT ?2",
+             WHERE m.queue = ?1 AND (m.source_queue = ?2 OR m.source_queue IS NULL)
+             ORDER BY m.id LIMIT ?3",
         )
         .map_err(StoreError::db("dead-letter list"))?;
     select
-        .query_map(params![queue, limit as i64], |row| {
-            Ok(DeadLetter {
-                message_id: row.get(0)?,
-                event_id: row.get(1)?,
-                detail_type: row.get(2)?,
-                receive_count: row.get(3)?,
-                sent_at_ms: row.get(4)?,
-                source_queue: row.get(5)?,
-                body: row.get(6)?,
-            })
-        })
+        .query_map(
+            params![dead_letter_queue, source_queue, limit as i64],
+            |row| {
+                Ok(DeadLetter {
+                    message_id: row.get(0)?,
+                    event_id: row.get(1)?,
+                    detail_type: row.get(2)?,
+                    receive_count: row.get(3)?,
+                    sent_at_ms: row.get(4)?,
+                    source_queue: row.get(5)?,
+                    body: row.get(6)?,
+                })
+            },
+        )
         .and_then(|rows| rows.collect())
         .map_err(StoreError::db("dead-letter list"))
 }

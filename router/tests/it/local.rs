@@ -1424,3 +1424,81 @@ async fn a_message_received_again_while_its_batch_gathers_is_delivered_once() {
     .await;
     runner.shutdown().await;
 }
+
+/// A dead-letter queue shared by two queues: each target's status, list and redrive
+/// see only the messages that came from its own queue (found by an audit: status counted
+/// the shared queue's messages under both targets, and the list showed them all).
+#[tokio::test]
+async fn a_shared_dead_letter_queue_is_counted_and_listed_per_source_queue() {
+    let template = TEMPLATE
+        .replace(
+            "deadLetterTargetArn: !GetAtt MailDlq.Arn, maxReceiveCount: 3",
+            "deadLetterTargetArn: !GetAtt MailDlq.Arn, maxReceiveCount: 1",
+        )
+        .replace(
+            "deadLetterTargetArn: !GetAtt StatsDlq.Arn, maxReceiveCount: 5",
+            "deadLetterTargetArn: !GetAtt MailDlq.Arn, maxReceiveCount: 1",
+        );
+    let template = Template::parse(&template).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let bus = LocalBus::open(&template, dir.path(), config(&clock)).unwrap();
+    let (mail, stats) = (Probe::default(), Probe::default());
+    mail.poisoned.store(true, Ordering::SeqCst);
+    stats.poisoned.store(true, Ordering::SeqCst);
+    let mut events = bus.subscribe();
+    let runner = bus
+        .start(
+            Consumers::default()
+                .with("mailing-list", mail.consumer())
+                .with("analytics", stats.consumer()),
+        )
+        .unwrap();
+    let ids = put(
+        &bus,
+        vec![
+            entry("UserSignedUp", json!({"n": 1, "poison": true})),
+            entry("UserLoggedIn", json!({"n": 2, "poison": true})),
+        ],
+    )
+    .await;
+    // Each fails its only allowed receive, and moves to the shared dead-letter queue.
+    assert_eq!(
+        outcomes(&mut events, 3).await,
+        sorted([
+            format!("analytics dlq {} 1", ids[0]),
+            format!("analytics dlq {} 1", ids[1]),
+            format!("mailing-list dlq {} 1", ids[0]),
+        ])
+    );
+    let status = bus.status().await.unwrap();
+    let counts: Vec<(&str, &str, u64)> = status
+        .iter()
+        .map(|s| {
+            (
+                s.target.as_str(),
+                s.dead_letter_queue.as_deref().unwrap(),
+                s.dead_letters,
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [("mailing-list", "MailDlq", 1), ("analytics", "MailDlq", 2)]
+    );
+    let listed = |dead: Vec<router::local::DeadLetter>| -> Vec<(String, Option<String>)> {
+        dead.into_iter()
+            .map(|d| (d.event_id, d.source_queue))
+            .collect()
+    };
+    assert_eq!(
+        listed(bus.dead_letters("mailing-list", 10).await.unwrap()),
+        [(ids[0].clone(), Some("MailQueue".to_owned()))]
+    );
+    assert_eq!(bus.dead_letters("analytics", 10).await.unwrap().len(), 2);
+    // Redriving one target leaves the other's messages where they are.
+    mail.poisoned.store(false, Ordering::SeqCst);
+    assert_eq!(bus.redrive("mailing-list").await.unwrap(), 1);
+    assert_eq!(bus.dead_letters("analytics", 10).await.unwrap().len(), 2);
+    runner.shutdown().await;
+}
