@@ -4,6 +4,7 @@ use std::{
     io::{self, IsTerminal, Write},
     net::SocketAddr,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
@@ -261,16 +262,43 @@ async fn up(args: &BusArgs, addr: SocketAddr, record_only: bool) -> Result<Outco
         }
     });
     stop_signal().await?;
-    eprintln!("eventfork: stopping (settling the batches in flight)");
+    eprintln!("eventfork: stopping (settling the batches in flight; Ctrl-C again to stop at once)");
     let _ = stop.send(());
-    runner.shutdown().await;
-    server
-        .await
-        .context("the HTTP server task failed")?
-        .context("the HTTP server failed")?;
+    let mut server = server;
+    let settle = async {
+        runner.shutdown().await;
+        // A client that never finishes its request would hold the server open for good.
+        match tokio::time::timeout(SERVER_GRACE, &mut server).await {
+            Ok(served) => served
+                .context("the HTTP server task failed")?
+                .context("the HTTP server failed"),
+            Err(_) => {
+                eprintln!(
+                    "eventfork: closed the connections still open after {} s (requests never finished, so never accepted)",
+                    SERVER_GRACE.as_secs()
+                );
+                Ok(())
+            }
+        }
+    };
+    tokio::select! {
+        settled = settle => settled?,
+        signal = stop_signal() => {
+            signal?;
+            // As after a crash: nothing accepted is lost, and messages in flight are
+            // received again once their visibility timeout ends.
+            eprintln!(
+                "eventfork: stopped at once; batches in flight will be received again after their visibility timeout"
+            );
+        }
+    }
+    server.abort();
     printer.abort();
     Ok(Outcome::Success)
 }
+
+/// How long `local up`, once stopping, waits for open connections to finish their request.
+const SERVER_GRACE: Duration = Duration::from_secs(5);
 
 /// Waits for Ctrl-C, or SIGTERM (what `kill` and process managers send).
 async fn stop_signal() -> Result<()> {

@@ -422,23 +422,48 @@ fn sigterm_stops_up_cleanly_and_unrouted_events_are_shown() {
         thread::sleep(Duration::from_millis(50));
     }
     assert!(up.lines.lock().unwrap().contains(&shown));
+    assert_eq!(terminate(&mut up.child, Duration::from_secs(30)), Some(0));
+}
+
+/// Sends SIGTERM to `child` and waits for its exit code, failing after `within`.
+fn terminate(child: &mut Child, within: Duration) -> Option<i32> {
     let killed = Command::new("kill")
-        .args(["-TERM", &up.child.id().to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = up.child.try_wait().unwrap() {
-            break status;
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
         }
         assert!(
             Instant::now() < deadline,
             "local up did not stop on SIGTERM"
         );
         thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(0));
+    }
+}
+
+/// A client that never finishes its request does not keep `local up` from stopping (found
+/// by an audit: it waited for the connection forever, and a second signal was ignored).
+#[test]
+fn a_half_sent_request_does_not_hold_up_a_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("template.yaml"), TEMPLATE).unwrap();
+    let mut up = Up::start(dir.path());
+    let mut stream = TcpStream::connect(up.addr).unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-amz-json-1.1\r\n\
+         x-amz-target: AWSEvents.PutEvents\r\ncontent-length: 100\r\n\r\n{{",
+        up.addr
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    assert_eq!(terminate(&mut up.child, Duration::from_secs(30)), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    drop(stream);
 }
 
 /// The reading commands refuse a data folder without a store rather than show a new,
