@@ -5,7 +5,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use router::replay::{ReplayRequest, Replayer, parse_time};
 
 use crate::Outcome;
@@ -30,7 +30,8 @@ use crate::Outcome;
 /// Exit status: 0 when the replay completed (or, with --no-wait, started; with --dry-run,
 /// is valid), 2 otherwise.
 ///
-/// Example: eventfork replay --archive eventfork-archive --from 2026-11-27T09:00:00Z
+/// Example, with the archive ARN from the stack's EventArchiveArn output:
+///   eventfork replay --archive "$ARCHIVE_ARN" --from 2026-11-27T09:00:00Z
 ///          --to 2026-11-27T10:00:00Z --rule eventfork-slack
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -88,7 +89,7 @@ async fn replay(args: Args) -> Result<Outcome> {
         .await
         .with_context(|| format!("cannot plan a replay of archive {}", args.archive))?;
     let mut stdout = io::stdout().lock();
-    writeln!(stdout, "{plan}")?;
+    report(&mut stdout, &plan, "no replay was started")?;
     if plan.ends_too_recently() {
         eprintln!(
             "eventfork: the window ends less than {} minutes ago: events take a few minutes to \
@@ -104,7 +105,11 @@ async fn replay(args: Args) -> Result<Outcome> {
         .await
         .with_context(|| format!("cannot start replay {}", plan.name()))?;
     if args.no_wait {
-        writeln!(stdout, "replay {}: STARTED", plan.name())?;
+        report(
+            &mut stdout,
+            format_args!("replay {}: STARTED", plan.name()),
+            &format!("replay {} was started", plan.name()),
+        )?;
         return Ok(Outcome::Success);
     }
     eprintln!("eventfork: waiting for replay {} to end", plan.name());
@@ -121,18 +126,31 @@ async fn replay(args: Args) -> Result<Outcome> {
             name = plan.name()
         ),
     };
+    let ended = format!("replay {} ended {}", plan.name(), status.state());
     match status.reason() {
-        Some(reason) => writeln!(
-            stdout,
-            "replay {}: {} ({reason})",
-            plan.name(),
-            status.state()
+        Some(reason) => report(
+            &mut stdout,
+            format_args!("replay {}: {} ({reason})", plan.name(), status.state()),
+            &ended,
         )?,
-        None => writeln!(stdout, "replay {}: {}", plan.name(), status.state())?,
+        None => report(
+            &mut stdout,
+            format_args!("replay {}: {}", plan.name(), status.state()),
+            &ended,
+        )?,
     }
     if status.is_completed() {
         Ok(Outcome::Success)
     } else {
         anyhow::bail!("replay {} ended {}", plan.name(), status.state())
     }
+}
+
+/// Prints one line of the report. A closed stdout (`| head -1`) fails the command, saying
+/// where the replay stands (`then`): the exit status is the replay's outcome, and must not
+/// turn into success as a closed pipe does for other commands.
+fn report(stdout: &mut impl Write, line: impl std::fmt::Display, then: &str) -> Result<()> {
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|error| anyhow!("cannot write to stdout ({error}): {then}"))
 }

@@ -74,6 +74,40 @@ async fn replay_plans_runs_and_reports() {
         run.stdout
     );
 
+    // A closed stdout stops the command before it starts anything, and says so: it is
+    // not the quiet success a closed pipe is for other commands (found by an audit).
+    let closed_name = format!("{bus}-closed");
+    let mut args = vec![
+        "replay",
+        "--archive",
+        archive.as_str(),
+        "--name",
+        &closed_name,
+    ];
+    args.extend(window);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(&args)
+        .envs(aws_env(&moto_url))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot write to stdout") && stderr.contains("no replay was started"),
+        "{stderr}"
+    );
+    let replays = eventbridge
+        .list_replays()
+        .name_prefix(&closed_name)
+        .send()
+        .await
+        .unwrap();
+    assert!(replays.replays().is_empty(), "{replays:?}");
+
     let mut args = vec!["--archive", "no-such-archive"];
     args.extend(window);
     let run = replay(&moto_url, &args);
