@@ -469,3 +469,39 @@ async fn ctrl_c_while_reading_stops_at_once() {
     );
     assert_eq!(calls(&server, "AWSEvents.PutEvents").await, 0);
 }
+
+/// An endpoint that is not EventBridge (a web server on the wrong port) is named as such,
+/// at once: its 501 is not retried for minutes as an EventBridge outage would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_is_not_eventbridge_is_named_at_once() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::any};
+
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(501).set_body_raw("<html>Unsupported method</html>", "text/html"),
+        )
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_eventfork"))
+            .args(["publish", "--bus", "b", "-"])
+            .envs(aws_env(&uri))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot reach EventBridge: {} answered HTTP 501 (text/html), not as EventBridge does",
+            server.uri()
+        )),
+        "{err}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}

@@ -153,13 +153,14 @@ pub enum PublishError {
         /// The last error message.
         message: String,
     },
-    /// EventBridge was not reached: no connection, no answer, or a configuration that stops
-    /// the request before it is sent (a missing region, credentials that cannot be loaded).
+    /// EventBridge was not reached: no connection, no answer, an answer from something
+    /// else (an endpoint that is not EventBridge's), or a configuration that stops the
+    /// request before it is sent (a missing region, credentials that cannot be loaded).
     /// [`Publisher::verify_bus`] says so for any of these; a publish only for credentials,
     /// since its connection errors and timeouts are retried.
     #[error("cannot reach EventBridge: {message}")]
     Unreachable {
-        /// `ConnectionError`, `Timeout` or `CredentialsError`.
+        /// `ConnectionError`, `Timeout`, `UnexpectedResponse` or `CredentialsError`.
         code: String,
         /// What went wrong, with its causes.
         message: String,
@@ -815,6 +816,10 @@ fn request_failure(error: &RequestError, attempts: u32) -> PublishError {
     let message = error.message().to_owned();
     match error.code() {
         "ConnectionError" | "Timeout" | "CredentialsError" => {
+            PublishError::Unreachable { code, message }
+        }
+        // Something that is not EventBridge answered, and retrying will not change it.
+        "UnexpectedResponse" if !error.is_retryable() => {
             PublishError::Unreachable { code, message }
         }
         "InvalidResponse" => PublishError::Unconfirmed {

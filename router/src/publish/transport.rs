@@ -102,6 +102,9 @@ impl std::error::Error for RequestError {}
 /// The [`Transport`] over the AWS SDK for Rust.
 pub(crate) struct SdkTransport {
     client: Client,
+    /// The endpoint set by configuration (`AWS_ENDPOINT_URL`), named when its answers are
+    /// not EventBridge's.
+    endpoint: Option<String>,
 }
 
 impl SdkTransport {
@@ -113,6 +116,7 @@ impl SdkTransport {
             .build();
         SdkTransport {
             client: Client::from_conf(config),
+            endpoint: sdk_config.endpoint_url().map(str::to_owned),
         }
     }
 
@@ -146,7 +150,7 @@ impl SdkTransport {
                 .set_entries(Some(request_entries))
                 .send()
                 .await
-                .map_err(request_error)?;
+                .map_err(|error| request_error(error, self.endpoint.as_deref()))?;
             let answers = output.entries();
             if answers.len() != sent_indices.len() {
                 return Err(RequestError::new(
@@ -196,7 +200,7 @@ impl Transport for SdkTransport {
                 .send()
                 .await
                 .map(drop)
-                .map_err(request_error)
+                .map_err(|error| request_error(error, self.endpoint.as_deref()))
         })
     }
 }
@@ -264,11 +268,29 @@ const THROTTLING_CODES: [&str; 5] = [
 /// 5xx answers, timeouts and connection errors may; anything the caller got wrong may not.
 fn request_error<E>(
     error: SdkError<E, aws_sdk_eventbridge::config::http::HttpResponse>,
+    endpoint: Option<&str>,
 ) -> RequestError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let message = error_causes(&error);
+    // An answer that is not EventBridge's, from a configured endpoint, usually means the
+    // endpoint is something else (a web server, another service): say so.
+    let foreign = |response: &aws_sdk_eventbridge::config::http::HttpResponse| {
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .unwrap_or("no content type");
+        let status = response.status().as_u16();
+        match endpoint {
+            Some(endpoint) => format!(
+                "{endpoint} answered HTTP {status} ({content_type}), not as EventBridge does: is AWS_ENDPOINT_URL (or the profile's endpoint_url) an EventBridge endpoint? ({message})"
+            ),
+            None => format!(
+                "the answer, HTTP {status} ({content_type}), is not EventBridge's ({message})"
+            ),
+        }
+    };
     match &error {
         SdkError::TimeoutError(_) => RequestError::new("Timeout", message, true),
         SdkError::DispatchFailure(failure) => match credentials_error(&error) {
@@ -288,7 +310,15 @@ where
                 RequestError::new("ConnectionError", message, retryable)
             }
         },
-        SdkError::ResponseError(_) => RequestError::new("InvalidResponse", message, true),
+        SdkError::ResponseError(response) => {
+            RequestError::new("InvalidResponse", foreign(response.raw()), true)
+        }
+        SdkError::ServiceError(service) if error.code().is_none() => {
+            // No AWS error code: a proxy's 502 page may pass, a 404 or 501 will not.
+            let status = service.raw().status().as_u16();
+            let retryable = matches!(status, 429 | 500 | 502 | 503 | 504);
+            RequestError::new("UnexpectedResponse", foreign(service.raw()), retryable)
+        }
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = error.code().unwrap_or("Unknown").to_owned();
