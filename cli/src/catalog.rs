@@ -9,28 +9,44 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use router::{
-    catalog::{self, StackSettings},
+    catalog::{self, Section, StackSettings},
     lint,
     template::Template,
 };
 
 use crate::Outcome;
 
-/// Renders the generated part (rules, queues, DLQs, policies, alarms, schemas).
+/// Renders the generated parts (rules, queues, DLQs, policies, alarms, schemas; the
+/// queues' outputs).
 pub(crate) fn render(write: Option<&Path>) -> Result<Outcome> {
-    let generated = catalog::render_resources(&catalog::rules(), &StackSettings::default());
+    let rules = catalog::rules();
+    let settings = StackSettings::default();
     match write {
-        None => io::stdout().lock().write_all(generated.as_bytes())?,
+        None => {
+            let mut stdout = io::stdout().lock();
+            for section in Section::ALL {
+                let generated = section.render(&rules, &settings);
+                stdout.write_all(section.with_markers(&generated).as_bytes())?;
+            }
+        }
         Some(path) => {
             let template = read(path)?;
-            let Some(spliced) = catalog::splice(&template, &generated) else {
-                bail!("{}: the GENERATED markers are missing", path.display());
-            };
+            let mut spliced = template.clone();
+            for section in Section::ALL {
+                let generated = section.render(&rules, &settings);
+                spliced = section.splice(&spliced, &generated).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{}: the GENERATED markers of the {} are missing",
+                        path.display(),
+                        section.name()
+                    )
+                })?;
+            }
             if spliced != template {
                 fs::write(path, spliced)
                     .with_context(|| format!("cannot write {}", path.display()))?;
                 eprintln!(
-                    "eventfork: updated the generated part of {}",
+                    "eventfork: updated the generated parts of {}",
                     path.display()
                 );
             }
@@ -39,28 +55,47 @@ pub(crate) fn render(write: Option<&Path>) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// Compares the generated part of `path` with a fresh render; prints a diff on drift.
+/// Compares the generated parts of `path` with a fresh render; prints a diff on drift.
 pub(crate) fn check(path: &Path) -> Result<Outcome> {
     let template = read(path)?;
-    let Some(committed) = catalog::generated_part(&template) else {
-        bail!("{}: the GENERATED markers are missing", path.display());
-    };
-    let fresh = catalog::render_resources(&catalog::rules(), &StackSettings::default());
-    if committed == fresh {
+    let rules = catalog::rules();
+    let settings = StackSettings::default();
+    let mut drifted = false;
+    let mut stdout = io::stdout().lock();
+    for section in Section::ALL {
+        let Some(committed) = section.find(&template) else {
+            bail!(
+                "{}: the GENERATED markers of the {} are missing",
+                path.display(),
+                section.name()
+            );
+        };
+        let fresh = section.render(&rules, &settings);
+        if committed == fresh {
+            continue;
+        }
+        drifted = true;
+        // The generated part is a slice of the template: its first line's number in the
+        // file.
+        let start = committed.as_ptr() as usize - template.as_ptr() as usize;
+        let first_line = template[..start].matches('\n').count() + 1;
+        writeln!(
+            stdout,
+            "--- {} (generated {})",
+            path.display(),
+            section.name()
+        )?;
+        writeln!(stdout, "+++ rule catalogue (eventfork rules render)")?;
+        for line in line_diff(committed, &fresh, first_line) {
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    if !drifted {
         eprintln!(
-            "eventfork: {}: the generated part matches the rule catalogue",
+            "eventfork: {}: the generated parts match the rule catalogue",
             path.display()
         );
         return Ok(Outcome::Success);
-    }
-    // The generated part is a slice of the template: its first line's number in the file.
-    let start = committed.as_ptr() as usize - template.as_ptr() as usize;
-    let first_line = template[..start].matches('\n').count() + 1;
-    let mut stdout = io::stdout().lock();
-    writeln!(stdout, "--- {} (generated part)", path.display())?;
-    writeln!(stdout, "+++ rule catalogue (eventfork rules render)")?;
-    for line in line_diff(committed, &fresh, first_line) {
-        writeln!(stdout, "{line}")?;
     }
     eprintln!(
         "eventfork: {} has drifted from the rule catalogue; run `eventfork rules render --write {}`",

@@ -68,18 +68,19 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print the generated part of template.yaml (rules, queues, DLQs, alarms, schemas).
+    /// Print the generated parts of template.yaml (rules, queues, DLQs, alarms, schemas;
+    /// the queues' outputs), each between its GENERATED markers.
     ///
-    /// It is rendered from the rule catalogue (router/src/catalog.rs). With --write FILE,
-    /// replace the part between the GENERATED markers of FILE instead of printing it.
+    /// They are rendered from the rule catalogue (router/src/catalog.rs). With --write FILE,
+    /// replace the parts between the GENERATED markers of FILE instead of printing them.
     ///
     /// Example: eventfork rules render --write template.yaml
     Render {
-        /// Rewrite the generated part of this template in place.
+        /// Rewrite the generated parts of this template in place.
         #[arg(long, value_name = "FILE")]
         write: Option<PathBuf>,
     },
-    /// Fail, with a diff, when the generated part of a template drifts from the catalogue.
+    /// Fail, with a diff, when a generated part of a template drifts from the catalogue.
     ///
     /// Exit status: 0 when they match, 1 on drift (the diff on stdout), 2 on failure.
     ///

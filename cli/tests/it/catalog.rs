@@ -85,8 +85,23 @@ fn check_without_markers_fails() {
     assert_eq!(run.code, 2);
     assert_eq!(
         run.stderr,
-        "eventfork: t.yaml: the GENERATED markers are missing\n"
+        "eventfork: t.yaml: the GENERATED markers of the resources are missing\n"
     );
+    // A template from before the outputs were generated is told what it lacks.
+    let original = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let (head, _) = original.split_once("  # BEGIN GENERATED OUTPUTS").unwrap();
+    std::fs::write(dir.path().join("t.yaml"), head).unwrap();
+    for command in [
+        &["rules", "check", "t.yaml"][..],
+        &["rules", "render", "--write", "t.yaml"],
+    ] {
+        let run = eventfork_in(dir.path(), command, "", &[]);
+        assert_eq!(run.code, 2);
+        assert_eq!(
+            run.stderr,
+            "eventfork: t.yaml: the GENERATED markers of the outputs are missing\n"
+        );
+    }
 }
 
 #[test]
