@@ -783,10 +783,34 @@ fn render_target(out: &mut String, target: &Target, rules: &[&Rule], settings: &
       TreatMissingData: notBreaching
       AlarmActions:
         - !Ref AlarmTopic
+  {queue}AgeAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmDescription: Events for {name} have waited over {age_minutes} minutes in its queue, which its function drains in minutes when it runs; is its event source disabled, or the function failing to start? Events expire after the queue's retention (4 days) without reaching the dead-letter queue.
+      Namespace: AWS/SQS
+      MetricName: ApproximateAgeOfOldestMessage
+      Dimensions:
+        - Name: QueueName
+          Value: !GetAtt {queue}.QueueName
+      Statistic: Maximum
+      Period: 300
+      EvaluationPeriods: 1
+      Threshold: {age_seconds}
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+      AlarmActions:
+        - !Ref AlarmTopic
 ",
         name = target.name(),
+        age_minutes = QUEUE_AGE_ALARM_SECONDS / 60,
+        age_seconds = QUEUE_AGE_ALARM_SECONDS,
     );
 }
+
+/// The age of a queue's oldest message that raises its alarm. Records are received again
+/// every visibility timeout and dead-lettered after `maxReceiveCount` receives, minutes in
+/// all; an hour means nothing is consuming the queue, and nothing else would say so.
+const QUEUE_AGE_ALARM_SECONDS: u32 = 3_600;
 
 fn render_schema(out: &mut String, event_type: &EventType) {
     let format = registry::Format::OpenApi3;
