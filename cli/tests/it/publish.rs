@@ -298,17 +298,16 @@ fn a_closed_stdout_stops_publishing_loudly() {
     for i in 0..3_000 {
         writeln!(file, "{}", login_line(i, "curl/8")).unwrap();
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
-        .args(["publish", "--bus", "nowhere", "--dry-run"])
-        .arg(file.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let err = stderr(&output);
+    let path = file.path().as_os_str();
+    let args = [
+        "publish".as_ref(),
+        "--bus".as_ref(),
+        "nowhere".as_ref(),
+        "--dry-run".as_ref(),
+        path,
+    ];
+    let (code, err) = crate::support::eventfork_with_stdout_closed(&args, &[]);
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("cannot write the results to stdout")
             && err.contains("stopped after line 1000 of")

@@ -85,17 +85,8 @@ async fn replay_plans_runs_and_reports() {
         &closed_name,
     ];
     args.extend(window);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eventfork"))
-        .args(&args)
-        .envs(aws_env(&moto_url))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = crate::support::eventfork_with_stdout_closed(&args, &aws_env(&moto_url));
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("cannot write to stdout") && stderr.contains("no replay was started"),
         "{stderr}"

@@ -47,6 +47,27 @@ pub(crate) fn eventfork_in(dir: &Path, args: &[&str], stdin: &str, env: &[(&str,
     }
 }
 
+/// Runs `eventfork` with `args` and extra environment variables, its stdout closed before
+/// it writes (as `| head` does once it has its lines): the exit status and stderr.
+pub(crate) fn eventfork_with_stdout_closed<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    env: &[(&str, String)],
+) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the eventfork binary starts");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("eventfork ends");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// The root of the workspace.
 pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -233,15 +233,7 @@ async fn signups_reach_both_targets_and_logins_only_analytics() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
     let bus = open(dir.path(), &clock);
-    let (mail, stats) = (Probe::default(), Probe::default());
-    let mut events = bus.subscribe();
-    let runner = bus
-        .start(
-            Consumers::default()
-                .with("mailing-list", mail.consumer())
-                .with("analytics", stats.consumer()),
-        )
-        .unwrap();
+    let (mail, stats, mut events, runner) = start_with_probes(&bus);
     let ids = put(
         &bus,
         vec![
@@ -289,6 +281,28 @@ async fn signups_reach_both_targets_and_logins_only_analytics() {
     let typed: events_schema::RawEnvelope = serde_json::from_str(body).unwrap();
     assert!(!typed.is_replay());
     assert_eq!(stats.records().len(), 2);
+}
+
+/// Starts `bus` with a probe for the mailing list and one for analytics; subscribed
+/// before the start.
+fn start_with_probes(
+    bus: &LocalBus,
+) -> (
+    Probe,
+    Probe,
+    broadcast::Receiver<LocalEvent>,
+    router::local::Runner,
+) {
+    let (mail, stats) = (Probe::default(), Probe::default());
+    let events = bus.subscribe();
+    let runner = bus
+        .start(
+            Consumers::default()
+                .with("mailing-list", mail.consumer())
+                .with("analytics", stats.consumer()),
+        )
+        .unwrap();
+    (mail, stats, events, runner)
 }
 
 /// Starts `bus` with a mailing-list consumer that fails poisoned records, and records for
@@ -1443,17 +1457,9 @@ async fn a_shared_dead_letter_queue_is_counted_and_listed_per_source_queue() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
     let bus = LocalBus::open(&template, dir.path(), config(&clock)).unwrap();
-    let (mail, stats) = (Probe::default(), Probe::default());
+    let (mail, stats, mut events, runner) = start_with_probes(&bus);
     mail.poisoned.store(true, Ordering::SeqCst);
     stats.poisoned.store(true, Ordering::SeqCst);
-    let mut events = bus.subscribe();
-    let runner = bus
-        .start(
-            Consumers::default()
-                .with("mailing-list", mail.consumer())
-                .with("analytics", stats.consumer()),
-        )
-        .unwrap();
     let ids = put(
         &bus,
         vec![
