@@ -40,11 +40,17 @@ pub(crate) enum Command {
     Up {
         #[command(flatten)]
         bus: BusArgs,
-        /// The address to listen on.
-        #[arg(long, env = "EVENTFORK_LOCAL_ADDR", default_value = "127.0.0.1:4010")]
+        /// The address to listen on: HOST:PORT, e.g. 127.0.0.1:4010 or localhost:4010.
+        #[arg(
+            long,
+            env = "EVENTFORK_LOCAL_ADDR",
+            default_value = "127.0.0.1:4010",
+            value_parser = socket_addr
+        )]
         addr: SocketAddr,
         /// Run no handler: each target records the SQS messages it receives, one JSON
-        /// object per line, in <data>/sink/<target>.jsonl (for testing routing and delivery).
+        /// object per line, in <data>/records/<target>.jsonl (for testing routing and
+        /// delivery; apart from <data>/sink, where the handlers' API calls go).
         #[arg(long)]
         record_only: bool,
     },
@@ -58,6 +64,33 @@ pub(crate) enum Command {
     /// List or redrive a target's dead-letter queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Replay the local archive: re-send the events accepted in [--from, --to) onto their
+    /// bus, as an EventBridge archive replay does.
+    ///
+    /// Each event keeps its id and content and gets `replay-name` set; the template's
+    /// current rules route it (rules whose pattern says `"replay-name": [{"exists": false}]`
+    /// skip it), and the handlers' idempotency records keep what was delivered from being
+    /// posted twice. Works while `local up` runs on the same --data, which delivers the
+    /// replayed messages at once; otherwise they wait in their queues for the next `up`.
+    /// Prints `replay <name>: <n> archived events re-sent as <m> messages`.
+    ///
+    /// Example: eventfork local replay --from 2026-11-27T09:00:00Z --to 2026-11-27T10:00:00Z
+    Replay {
+        #[command(flatten)]
+        bus: BusArgs,
+        /// Replay events accepted from this time on (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// Replay events accepted before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        to: String,
+        /// Replay only the events of this bus [default: every bus].
+        #[arg(long, value_name = "NAME")]
+        event_bus: Option<String>,
+        /// The replay's name, set as `replay-name` [default: eventfork-local-<time>].
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
     /// Run the whole fan-out on this machine: publish, deliver, retry, dead-letter, replay.
     ///
     /// Starts the local bus of template.yaml on a free port with the three real handlers
@@ -94,6 +127,21 @@ pub(crate) enum DlqCommand {
     },
 }
 
+/// `HOST:PORT`, a host name included: its first IPv4 address, else its first.
+fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|error| format!("expected HOST:PORT, e.g. 127.0.0.1:4010 ({error})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text} resolves to no address"))
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct BusArgs {
     /// The SAM template whose rules, queues and functions the bus runs.
@@ -125,8 +173,17 @@ impl BusArgs {
     }
 
     fn open(&self) -> Result<LocalBus> {
-        let text = std::fs::read_to_string(&self.template)
-            .with_context(|| format!("cannot read the template {}", self.template.display()))?;
+        let text = std::fs::read_to_string(&self.template).map_err(|error| {
+            let hint = if error.kind() == io::ErrorKind::NotFound {
+                " (give --template FILE or set EVENTFORK_TEMPLATE, or run from the folder that holds it)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!(
+                "cannot read the template {}: {error}{hint}",
+                self.template.display()
+            )
+        })?;
         let template = Template::parse(&text)
             .with_context(|| format!("invalid template {}", self.template.display()))?;
         let config = BusConfig::default().bus_name(&self.bus_name);
@@ -157,17 +214,26 @@ pub(crate) fn run(command: Command) -> Result<Outcome> {
                 dlq_list(&bus, &target, limit).await
             }
             Command::Dlq(DlqCommand::Redrive { target, bus }) => dlq_redrive(&bus, &target).await,
+            Command::Replay {
+                bus,
+                from,
+                to,
+                event_bus,
+                name,
+            } => replay(&bus, &from, &to, event_bus.as_deref(), name).await,
             Command::Demo(args) => crate::demo::demo(args).await,
         }
     })
 }
 
 /// A recording consumer per target, appending each SQS message it receives to
-/// `<data>/sink/<target>.jsonl` before acknowledging it.
+/// `<data>/records/<target>.jsonl` before acknowledging it.
 fn recorders(bus: &LocalBus, data: &Path) -> Result<Consumers> {
     let mut consumers = Consumers::default();
     for target in bus.topology().targets() {
-        let path = data.join("sink").join(format!("{}.jsonl", target.name()));
+        let path = data
+            .join("records")
+            .join(format!("{}.jsonl", target.name()));
         let recorder = RecordingSink::with_log(&path)
             .with_context(|| format!("cannot open the recording log {}", path.display()))?;
         consumers = consumers.with(target.name(), recorder);
@@ -191,7 +257,28 @@ async fn consumers(bus: &LocalBus, data: &Path, sink: &Sink) -> Result<Consumers
 
 async fn up(args: &BusArgs, addr: SocketAddr, record_only: bool) -> Result<Outcome> {
     log_to_stderr();
+    // Listening first: a port in use leaves no store behind.
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| {
+        let hint = if error.kind() == io::ErrorKind::AddrInUse {
+            " (another `local up`, or another server, listens there): give --addr HOST:PORT, or port 0 for a free one"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot listen on {addr}: {error}{hint}")
+    })?;
     let bus = args.open()?;
+    let stranded = bus
+        .stranded_queues()
+        .await
+        .context("cannot read the store's queues")?;
+    for (queue, n_messages) in stranded {
+        eprintln!(
+            "eventfork: warning: {} holds {} in queue {queue}, which {} does not define: nothing will read them (a queue renamed or removed since an earlier run?)",
+            args.data.display(),
+            crate::count(n_messages as usize, "message", "messages"),
+            args.template.display()
+        );
+    }
     if bus.topology().rules().is_empty() {
         eprintln!(
             "eventfork: {} has no AWS::Events::Rule with an EventPattern: events are archived \
@@ -199,9 +286,6 @@ async fn up(args: &BusArgs, addr: SocketAddr, record_only: bool) -> Result<Outco
             args.template.display()
         );
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
     let local_addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
@@ -382,6 +466,60 @@ async fn dlq_redrive(args: &BusArgs, target: &str) -> Result<Outcome> {
         .redrive(target)
         .await
         .with_context(|| format!("cannot redrive the dead-letter queue of {target}"))?;
-    eprintln!("eventfork: moved {n} messages back to the queue of {target}");
+    eprintln!(
+        "eventfork: moved {} back to the queue of {target}",
+        crate::count(n, "message", "messages")
+    );
+    Ok(Outcome::Success)
+}
+
+async fn replay(
+    args: &BusArgs,
+    from: &str,
+    to: &str,
+    event_bus: Option<&str>,
+    name: Option<String>,
+) -> Result<Outcome> {
+    let ms = |text: &str, flag: &str| -> Result<i64> {
+        let time = router::replay::parse_time(text).with_context(|| format!("--{flag}"))?;
+        Ok(match time.duration_since(std::time::UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+        })
+    };
+    let (from_ms, to_ms) = (ms(from, "from")?, ms(to, "to")?);
+    if from_ms >= to_ms {
+        bail!("--from {from} is not before --to {to}");
+    }
+    let name = match name {
+        Some(name) if name.trim().is_empty() => bail!("--name is empty"),
+        Some(name) => name,
+        None => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            format!("eventfork-local-{now}")
+        }
+    };
+    if let Some(event_bus) = event_bus
+        && event_bus != args.bus_name
+        && event_bus != "default"
+    {
+        bail!(
+            "--event-bus {event_bus}: the local bus has the buses {} and default",
+            args.bus_name
+        );
+    }
+    let bus = args.open_existing()?;
+    let summary = bus
+        .replay(&name, event_bus, from_ms, to_ms)
+        .await
+        .with_context(|| format!("cannot replay the archive in {}", args.data.display()))?;
+    writeln!(
+        io::stdout().lock(),
+        "replay {name}: {} re-sent as {}",
+        crate::count(summary.n_events, "archived event", "archived events"),
+        crate::count(summary.n_messages, "message", "messages")
+    )?;
     Ok(Outcome::Success)
 }

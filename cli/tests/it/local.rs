@@ -133,7 +133,7 @@ impl Up {
 fn processed(data: &Path) -> BTreeSet<(String, String)> {
     let mut processed = BTreeSet::new();
     for target in ["analytics", "mailing-list"] {
-        let Ok(log) = std::fs::read_to_string(data.join("sink").join(format!("{target}.jsonl")))
+        let Ok(log) = std::fs::read_to_string(data.join("records").join(format!("{target}.jsonl")))
         else {
             continue;
         };
@@ -336,6 +336,37 @@ fn status_and_dlq_work_on_a_second_process() {
     assert_eq!(code, Some(2));
     assert!(
         stderr.contains("no target named \"nope\" (known: mailing-list, analytics)"),
+        "{stderr}"
+    );
+    // A replay from this process: the running bus delivers it, as replays.
+    let window = [
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2100-01-01T00:00:00Z",
+    ];
+    let (code, stdout, stderr) = run(&[&["replay", "--name", "again"][..], &window].concat());
+    assert_eq!(
+        (code, stdout.as_str()),
+        (
+            Some(0),
+            "replay again: 2 archived events re-sent as 3 messages\n"
+        ),
+        "{stderr}"
+    );
+    let n_deliveries = || {
+        let lines = up.lines.lock().unwrap();
+        lines.iter().filter(|l| l.starts_with("delivered ")).count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while n_deliveries() < 6 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(n_deliveries(), 6, "{:?}", up.lines.lock().unwrap());
+    let (code, _, stderr) = run(&[&["replay", "--event-bus", "other"][..], &window].concat());
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("--event-bus other: the local bus has the buses eventfork and default"),
         "{stderr}"
     );
 }

@@ -812,6 +812,27 @@ impl LocalBus {
         Ok(n)
     }
 
+    /// The queues of the store that the template no longer has, with how many messages
+    /// each holds: they were left by a run of another template on the same data folder,
+    /// and nothing reads them now.
+    pub async fn stranded_queues(&self) -> Result<Vec<(String, u64)>, LocalError> {
+        let known: Vec<String> = self
+            .inner
+            .topology
+            .queue_names()
+            .map(str::to_owned)
+            .collect();
+        let occupied = self
+            .inner
+            .store
+            .call_relaxed(queue::occupied_queues)
+            .await?;
+        Ok(occupied
+            .into_iter()
+            .filter(|(queue, _)| !known.contains(queue))
+            .collect())
+    }
+
     /// How many live events the archive holds.
     pub async fn archive_len(&self) -> Result<u64, LocalError> {
         Ok(self.inner.store.call_relaxed(queue::archive_len).await?)

@@ -433,6 +433,17 @@ pub(crate) fn depth(connection: &Connection, queue: &str, now: i64) -> Result<De
         .map_err(StoreError::db("depth"))
 }
 
+/// The queues that hold messages, with how many each holds.
+pub(crate) fn occupied_queues(connection: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    connection
+        .prepare_cached("SELECT queue, COUNT(*) FROM messages GROUP BY queue ORDER BY queue")
+        .and_then(|mut s| {
+            s.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
+                .collect()
+        })
+        .map_err(StoreError::db("queue list"))
+}
+
 /// How many messages `dead_letter_queue` holds for `source_queue` (or for no known queue).
 pub(crate) fn n_dead_letters(
     connection: &Connection,

@@ -1508,3 +1508,22 @@ async fn a_shared_dead_letter_queue_is_counted_and_listed_per_source_queue() {
     assert_eq!(bus.dead_letters("analytics", 10).await.unwrap().len(), 2);
     runner.shutdown().await;
 }
+
+/// Messages left in a queue that a later template no longer defines are named, so that
+/// `local up` can warn instead of leaving them unread in silence (found by an audit).
+#[tokio::test]
+async fn queues_a_new_template_dropped_are_reported_with_their_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    {
+        let bus = open(dir.path(), &clock);
+        put(&bus, vec![entry("UserLoggedIn", json!({"n": 1}))]).await;
+        assert_eq!(bus.stranded_queues().await.unwrap(), []);
+    }
+    let renamed = Template::parse(&TEMPLATE.replace("StatsQueue", "MetricsQueue")).unwrap();
+    let bus = LocalBus::open(&renamed, dir.path(), config(&clock)).unwrap();
+    assert_eq!(
+        bus.stranded_queues().await.unwrap(),
+        [("StatsQueue".to_owned(), 1)]
+    );
+}
