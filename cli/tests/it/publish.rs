@@ -504,3 +504,28 @@ async fn an_endpoint_that_is_not_eventbridge_is_named_at_once() {
     );
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
+
+/// The sample the README publishes is valid, line by line.
+#[test]
+fn the_readme_sample_is_valid() {
+    let sample = crate::support::workspace_root()
+        .join("examples")
+        .join("events.jsonl");
+    let output = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(["publish", "--bus", "eventfork", "--dry-run"])
+        .arg(sample)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stdout_lines(&output)
+            .iter()
+            .map(|l| l.split(" (").next().unwrap())
+            .collect::<Vec<_>>(),
+        [
+            "valid 1: UserSignedUp",
+            "valid 2: UserSignedUp",
+            "valid 3: UserLoggedIn"
+        ]
+    );
+}

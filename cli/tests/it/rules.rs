@@ -259,3 +259,43 @@ fn rules_match_tells_rules_objects_from_templates() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot read the rules in"), "{err}");
 }
+
+/// Events in `publish`'s format (no `source`, which publish adds) match no rule that names
+/// the source; rules match says why, on stderr, without changing its output.
+#[test]
+fn publish_lines_get_a_warning_about_the_missing_source() {
+    let root = crate::support::workspace_root();
+    let template = root.join("template.yaml");
+    let sample = root.join("examples").join("events.jsonl");
+    let (code, out, err) = eventfork(
+        &[
+            "rules",
+            "match",
+            "--rules",
+            template.to_str().unwrap(),
+            "--events",
+            sample.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!((code, out.as_str()), (0, "[]\n[]\n[]\n"), "{err}");
+    assert!(
+        err.contains("warning: the event of line 1 has no \"source\": rules match takes whole EventBridge events"),
+        "{err}"
+    );
+    // Whole events: no warning.
+    let event = r#"{"source":"com.eventfork.users","detail-type":"UserLoggedIn","detail":{}}"#;
+    let (code, out, err) = eventfork(
+        &[
+            "rules",
+            "match",
+            "--rules",
+            template.to_str().unwrap(),
+            "--events",
+            "-",
+        ],
+        event,
+    );
+    assert_eq!((code, out.as_str()), (0, "[\"AnalyticsRule\"]\n"), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+}
