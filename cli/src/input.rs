@@ -48,7 +48,16 @@ pub(crate) fn open(path: &Path) -> Result<Box<dyn BufRead>> {
     if path == Path::new("-") {
         return Ok(Box::new(BufReader::new(io::stdin())));
     }
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = File::open(path).with_context(|| {
+        // JSON given where a file name goes: say what is expected.
+        let text = path.to_string_lossy();
+        let hint = if text.trim_start().starts_with(['{', '[']) {
+            " (this takes a file name, not JSON text: write the JSON to a file, or give - and pipe it in)"
+        } else {
+            ""
+        };
+        format!("cannot open {}{hint}", path.display())
+    })?;
     Ok(Box::new(BufReader::new(file)))
 }
 

@@ -20,7 +20,7 @@ pub(crate) enum Command {
     /// With --out DIR, one file per event type, DIR/<detail-type>.json; without it, one JSON
     /// object keyed by detail-type on stdout.
     ///
-    /// Example: eventfork schemas export --format jsonschema-draft4 --out schemas/
+    /// Example: eventfork schemas export --format jsonschema-draft4 --out schemas/jsonschema-draft4/
     Export {
         /// The registry format: openapi3 or jsonschema-draft4.
         #[arg(long, default_value = "openapi3")]
