@@ -1,10 +1,12 @@
 //! Publishes one `UserSignedUp` event with the eventfork Publisher and prints its event id.
 //!
-//! Run it against a bus (here moto's, or drop `AWS_ENDPOINT_URL` for AWS itself):
+//! Run it against the local bus (`eventfork local up` in another terminal, whose bus is
+//! `eventfork`; for AWS itself, drop the endpoint and the dummy keys):
 //!
 //! ```text
-//! AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_REGION=us-east-1 \
-//!     cargo run -p example-publish-one -- my-bus
+//! AWS_ENDPOINT_URL=http://127.0.0.1:4010 AWS_REGION=us-east-1 \
+//!     AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
+//!     cargo run -p example-publish-one -- eventfork
 //! ```
 
 use events_schema::{Plan, SignupMethod, UserSignedUp};

@@ -5,10 +5,12 @@
 //! and a publish failure never fails the sign-up: it is logged and counted (`GET /stats`).
 //! See README.md for what this loses and how a transactional outbox loses nothing.
 //!
-//! Run it (against moto here; drop `AWS_ENDPOINT_URL` for AWS itself):
+//! Run it against the local bus (`eventfork local up` in another terminal; for AWS itself,
+//! drop the endpoint and the dummy keys):
 //!
 //! ```text
-//! AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_REGION=us-east-1 EVENTFORK_BUS=my-bus \
+//! AWS_ENDPOINT_URL=http://127.0.0.1:4010 AWS_REGION=us-east-1 \
+//!     AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local EVENTFORK_BUS=eventfork \
 //!     cargo run -p example-signup-service
 //! curl -i http://127.0.0.1:3000/signup -H 'content-type: application/json' \
 //!     -d '{"email": "ada@example.com", "display_name": "Ada", "marketing_consent": true}'
