@@ -155,14 +155,11 @@ impl HttpClient {
                         let location = response
                             .headers()
                             .get(reqwest::header::LOCATION)
-                            .and_then(|value| value.to_str().ok())
-                            .unwrap_or("(no Location)");
+                            .and_then(|value| value.to_str().ok());
                         return Err(HandlerError::Rejected {
                             service,
                             status: status.as_u16(),
-                            message: format!(
-                                "redirected to {location}: configure the endpoint it points to"
-                            ),
+                            message: redirect_message(response.url(), location),
                         });
                     }
                     if status == StatusCode::TOO_MANY_REQUESTS
@@ -225,6 +222,27 @@ pub(crate) fn tls_config() -> rustls::ClientConfig {
         config
     });
     CONFIG.clone()
+}
+
+/// What a redirect from `from` to `location` says in an error: where it points, as scheme,
+/// host and port only. The path stays out, since it may be a secret: a Slack webhook
+/// configured with `http://` is redirected to the same secret path over `https://`, and
+/// errors are logged.
+fn redirect_message(from: &reqwest::Url, location: Option<&str>) -> String {
+    // A relative Location is resolved against the request's URL, whose origin is as safe
+    // to show as the Location's own.
+    match location.and_then(|location| from.join(location).ok()) {
+        Some(to) if to.origin().is_tuple() => format!(
+            "redirected to {}: configure the endpoint it points to (its path is not shown)",
+            to.origin().ascii_serialization()
+        ),
+        Some(_) => {
+            "redirected to a URL without a host: configure the endpoint it points to".to_owned()
+        }
+        None => {
+            "redirected without a usable Location: configure the endpoint it points to".to_owned()
+        }
+    }
 }
 
 /// The longest `Retry-After` taken as given: past any invocation's deadline, and small
@@ -322,6 +340,37 @@ mod tests {
         assert_eq!(
             parse_retry_after("18446744073709551615"),
             Some(MAX_RETRY_AFTER)
+        );
+    }
+
+    #[test]
+    fn redirect_messages_show_the_origin_only() {
+        let from = reqwest::Url::parse("http://hooks.example.com/services/T1/B2/secret").unwrap();
+        let check = |location: Option<&str>, expected: &str| {
+            assert_eq!(redirect_message(&from, location), expected);
+        };
+        check(
+            Some("https://hooks.example.com/services/T1/B2/secret"),
+            "redirected to https://hooks.example.com: configure the endpoint it points to \
+             (its path is not shown)",
+        );
+        check(
+            Some("https://user:secret@other.example.com:8443/secret?token=secret"),
+            "redirected to https://other.example.com:8443: configure the endpoint it points \
+             to (its path is not shown)",
+        );
+        check(
+            Some("/moved/secret"),
+            "redirected to http://hooks.example.com: configure the endpoint it points to \
+             (its path is not shown)",
+        );
+        check(
+            Some("data:text/plain,secret"),
+            "redirected to a URL without a host: configure the endpoint it points to",
+        );
+        check(
+            None,
+            "redirected without a usable Location: configure the endpoint it points to",
         );
     }
 

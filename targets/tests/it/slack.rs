@@ -120,6 +120,34 @@ async fn retries_429_and_fails_permanently_on_404() {
     assert!(!error.to_string().contains("services/T0001"));
 }
 
+/// A webhook configured with `http://` whose host redirects to `https://` with the same
+/// path: the error, which the batch driver logs, names the origin and never the secret path.
+#[tokio::test]
+async fn a_redirect_never_shows_the_webhook_path() {
+    let (server, slack) = webhook().await;
+    let https = server.uri().replacen("http://", "https://", 1);
+    Mock::given(method("POST"))
+        .and(path(WEBHOOK_PATH))
+        .respond_with(
+            ResponseTemplate::new(301).insert_header("location", format!("{https}{WEBHOOK_PATH}")),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let event = UserEvent::decode(&signed_up("e-301", "u1", true)).unwrap();
+    let error = slack.handle(&event, deadline()).await.unwrap_err();
+    assert!(!error.is_retryable());
+    let text = targets::error_chain(&error);
+    assert!(!text.contains("abcdefghijklmnopqrstuvwx"), "{text}");
+    assert_eq!(
+        text,
+        format!(
+            "slack rejected the request with HTTP 301: redirected to {https}: configure the \
+             endpoint it points to (its path is not shown)"
+        )
+    );
+}
+
 #[tokio::test]
 async fn connection_errors_never_show_the_webhook_url() {
     // Nothing listens on port 9 of the loopback address.
