@@ -9,6 +9,7 @@
 use events_schema::{Envelope, Plan, SignupMethod, UserSignedUp};
 use reqwest::Url;
 use serde_json::{Value, json};
+use tracing::warn;
 
 use crate::{
     Deadline, Env, HandlerError, HttpClient, Secret, UserEvent, batch::Handler, config::ConfigError,
@@ -22,12 +23,21 @@ pub struct SlackConfig {
 }
 
 impl SlackConfig {
-    /// Posts to `webhook_url`.
+    /// Posts to `webhook_url`. An `http://` URL to another machine is accepted, with a
+    /// warning in the logs: the secret would cross the network unencrypted.
     pub fn new(webhook_url: impl Into<Secret>) -> Result<SlackConfig, ConfigError> {
         let webhook_url = webhook_url.into();
         // The parse error says what is wrong without repeating the URL.
-        Url::parse(webhook_url.expose())
+        let url = Url::parse(webhook_url.expose())
             .map_err(|e| ConfigError::malformed("SLACK_WEBHOOK_URL", e.to_string()))?;
+        // Not refused: the tests and local mode point the handler at plain-HTTP servers,
+        // and not only on this machine (a mock in another container).
+        if is_cleartext_off_machine(&url) {
+            warn!(
+                "SLACK_WEBHOOK_URL uses http:// to another machine: the webhook URL, a secret, \
+                 crosses the network unencrypted; Slack's webhooks are https://"
+            );
+        }
         Ok(SlackConfig { webhook_url })
     }
 
@@ -35,6 +45,21 @@ impl SlackConfig {
     pub async fn from_env(env: &Env) -> Result<SlackConfig, ConfigError> {
         SlackConfig::new(env.secret("SLACK_WEBHOOK_URL").await?)
     }
+}
+
+/// Whether requests to `url` leave this machine unencrypted.
+fn is_cleartext_off_machine(url: &Url) -> bool {
+    if url.scheme() != "http" {
+        return false;
+    }
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
 }
 
 /// The Slack handler.
@@ -150,6 +175,24 @@ mod tests {
     #[test]
     fn escapes_mrkdwn() {
         assert_eq!(escape("<!channel> & co"), "&lt;!channel&gt; &amp; co");
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_is_noticed() {
+        let check = |url: &str, expected: bool| {
+            assert_eq!(
+                is_cleartext_off_machine(&Url::parse(url).unwrap()),
+                expected,
+                "{url}"
+            );
+        };
+        check("http://hooks.slack.com/services/T/B/x", true);
+        check("http://10.0.0.7:8080/services/T/B/x", true);
+        check("http://slack-mock:8080/services/T/B/x", true);
+        check("https://hooks.slack.com/services/T/B/x", false);
+        check("http://127.0.0.1:4010/slack/services/T/B/x", false);
+        check("http://localhost:4010/x", false);
+        check("http://[::1]:4010/x", false);
     }
 
     #[test]
