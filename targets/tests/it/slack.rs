@@ -97,6 +97,63 @@ async fn display_names_cannot_mention_the_channel() {
     );
 }
 
+/// Matches a post with a section text longer than Slack's 3,000 characters, which Slack
+/// answers with 400 `invalid_blocks`.
+struct SectionTooLong;
+
+impl wiremock::Match for SectionTooLong {
+    fn matches(&self, request: &wiremock::Request) -> bool {
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(&request.body) else {
+            return false;
+        };
+        let blocks = body["blocks"].as_array().cloned().unwrap_or_default();
+        blocks.iter().any(|block| {
+            block["type"] == "section"
+                && block["text"]["text"]
+                    .as_str()
+                    .is_some_and(|text| text.chars().count() > 3000)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_long_display_name_is_cut_to_fit_the_section() {
+    let (server, slack) = webhook().await;
+    Mock::given(method("POST"))
+        .and(SectionTooLong)
+        .respond_with(ResponseTemplate::new(400).set_body_string("invalid_blocks"))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Each '&' is escaped to "&amp;": 25,000 characters before the cut.
+    let body = signed_up("e-long", "u1", false).replace("Ada Lovelace", &"&".repeat(5000));
+    let event = UserEvent::decode(&body).unwrap();
+    slack.handle(&event, deadline()).await.unwrap();
+    let request = &server.received_requests().await.unwrap()[0];
+    let posted: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    let section = posted["blocks"][0]["text"]["text"].as_str().unwrap();
+    let name = section
+        .strip_prefix(":tada: *New sign-up*: ")
+        .and_then(|rest| rest.strip_suffix("… (`u1`)"))
+        .unwrap_or_else(|| panic!("not a cut name: {section}"));
+    // Whole escape sequences only, as many as fit.
+    assert_eq!(name, "&amp;".repeat(name.len() / 5));
+    assert!(
+        section.chars().count() > 2990,
+        "{}",
+        section.chars().count()
+    );
+    assert_eq!(
+        posted["text"],
+        format!("New sign-up: {name}… (`u1`), Team plan, via GitHub")
+    );
+}
+
 #[tokio::test]
 async fn retries_429_and_fails_permanently_on_404() {
     let (server, slack) = webhook().await;
