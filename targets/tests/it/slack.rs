@@ -1,5 +1,7 @@
 //! The Slack handler against a wiremock server standing in for an incoming webhook.
 
+use std::time::{Duration, Instant};
+
 use serde_json::json;
 use targets::{Decode, Handler, Slack, SlackConfig, UserEvent};
 use wiremock::{
@@ -202,6 +204,47 @@ async fn a_redirect_never_shows_the_webhook_path() {
             "slack rejected the request with HTTP 301: redirected to {https}: configure the \
              endpoint it points to (its path is not shown)"
         )
+    );
+}
+
+/// A 400 whose body would take minutes to download: the error is built from its first
+/// few KiB. Reading it whole ran into the request timeout, and the error lost the
+/// service's message.
+#[tokio::test]
+async fn a_huge_error_body_is_read_only_in_part() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = [0; 4096];
+        let _ = socket.read(&mut request).await;
+        let head = "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n\
+                    content-length: 100000000\r\n\r\n";
+        socket.write_all(head.as_bytes()).await.unwrap();
+        // About 1.6 MB/s until the client hangs up.
+        while socket.write_all(&[b'x'; 16 * 1024]).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let config = SlackConfig::new(format!("http://{addr}/services/T0001/B0002/secret")).unwrap();
+    let slack = Slack::new(config, fast_http());
+    let event = UserEvent::decode(&signed_up("e-big", "u1", true)).unwrap();
+    let started = Instant::now();
+    let error = slack.handle(&event, deadline()).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "slack rejected the request with HTTP 400: {}…",
+            "x".repeat(300)
+        )
+    );
+    // The client's request timeout is 2 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
     );
 }
 
