@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use router::local::{self, BoxFuture, Consumer, Consumers, Idempotency, LocalBus};
+use router::local::{self, BoxFuture, Consumer, Consumers, Idempotency, LocalBus, Topology};
 use targets::{
     Analytics, AnalyticsConfig, BatchDriver, BatchOptions, Claim, Deadline, Env, Handler,
     HttpClient, IdempotencyKey, IdempotencyStore, MailingList, MailingListConfig, Slack,
@@ -92,6 +92,21 @@ impl IdempotencyStore for LocalIdempotency {
     }
 }
 
+/// The batch options of local mode. Idempotency records outlive the local archive by a
+/// day, as the Lambdas' outlive theirs (`ARCHIVE_RETENTION_DAYS` + 1), so that replaying
+/// its oldest event is still a duplicate. An archive that keeps events indefinitely gets
+/// records kept indefinitely: the longest TTL, which the batch driver caps at the latest
+/// time the clock represents and the local store at the last instant it can store.
+fn batch_options(topology: &Topology) -> BatchOptions {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    BatchOptions {
+        ttl: topology
+            .archive_retention()
+            .map_or(Duration::MAX, |retention| retention.saturating_add(DAY)),
+        ..BatchOptions::default()
+    }
+}
+
 /// A target's batch driver as a local consumer; each batch gets the function's timeout.
 struct TargetConsumer<H> {
     driver: BatchDriver<H>,
@@ -149,7 +164,7 @@ pub(crate) async fn consumers(
     let idempotency = bus.idempotency();
     let http = HttpClient::new().context("cannot build the HTTP client")?;
     let store: Arc<dyn IdempotencyStore> = Arc::new(LocalIdempotency(idempotency));
-    let options = BatchOptions::default();
+    let options = batch_options(bus.topology());
     // Without an environment (the demo), every target posts to the sink.
     let empty = Env::from_pairs(Vec::<(String, String)>::new());
     let use_env = env.is_some();
@@ -202,4 +217,107 @@ pub(crate) async fn consumers(
             TargetConsumer::new(slack, store, &options, timeout_of),
         );
     Ok((consumers, endpoints))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use router::{
+        local::{BusConfig, Clock},
+        template::Template,
+    };
+    use serde_json::json;
+    use targets::UserEvent;
+
+    use super::*;
+
+    /// Counts the events it handles.
+    #[derive(Default)]
+    struct Counter(AtomicUsize);
+
+    impl Handler for Counter {
+        type Event = UserEvent;
+
+        fn target(&self) -> &str {
+            "counter"
+        }
+
+        async fn handle(&self, _: &UserEvent, _: Deadline) -> Result<(), targets::HandlerError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn sign_up() -> SqsEvent {
+        let body = json!({
+            "version": "0", "id": "e1", "detail-type": "UserSignedUp",
+            "source": "com.eventfork.users", "account": "111122223333",
+            "time": "2026-11-27T09:00:00Z", "region": "us-east-1", "resources": [],
+            "detail": {
+                "user_id": "u1", "email": "u1@example.com", "display_name": "Ada",
+                "plan": "team", "signup_method": "github", "marketing_consent": true,
+                "signed_up_at": "2026-11-27T09:00:00Z",
+            },
+        });
+        serde_json::from_value(json!({ "Records": [
+            { "messageId": "m1", "body": body.to_string(), "eventSource": "aws:sqs" },
+        ] }))
+        .unwrap()
+    }
+
+    /// Runs the same sign-up twice through the local bus of a template with `archives`,
+    /// `later` apart on the bus clock, and checks how often it was handled.
+    async fn check(archives: &str, later: Duration, expected_n_handled: usize) {
+        let template = Template::parse(&format!(
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n{archives}"
+        ))
+        .unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let now_ms = i64::try_from(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        let config = BusConfig::default().clock(Clock::manual(now_ms));
+        let bus = LocalBus::open(&template, data.path(), config).unwrap();
+        let store = Arc::new(LocalIdempotency(bus.idempotency()));
+        let driver =
+            BatchDriver::with_options(Counter::default(), store, batch_options(bus.topology()));
+        for _ in 0..2 {
+            let response = driver
+                .run(sign_up(), Deadline::after(Duration::from_secs(10)))
+                .await;
+            assert!(response.batch_item_failures.is_empty());
+            bus.clock().advance(later);
+        }
+        let n_handled = driver.handler().0.load(Ordering::SeqCst);
+        assert_eq!(n_handled, expected_n_handled, "{archives} {later:?}");
+    }
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    #[tokio::test]
+    async fn idempotency_records_outlive_the_local_archive() {
+        let archive = |days: &str| {
+            format!(
+                "  A:\n    Type: AWS::Events::Archive\n    \
+                 Properties: {{ SourceArn: x, RetentionDays: {days} }}\n"
+            )
+        };
+        // A day past the archive's retention, as on Lambda; the default TTL was 30 days.
+        check(&archive("2"), 3 * DAY - DAY / 24, 1).await;
+        check(&archive("2"), 3 * DAY + DAY / 24, 2).await;
+        check(&archive("400"), 400 * DAY, 1).await;
+        // An archive without RetentionDays, and no archive at all, keep events forever.
+        check(
+            "  A:\n    Type: AWS::Events::Archive\n    Properties: { SourceArn: x }\n",
+            100 * 365 * DAY,
+            1,
+        )
+        .await;
+        check("", 100 * 365 * DAY, 1).await;
+    }
 }

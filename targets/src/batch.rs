@@ -215,7 +215,9 @@ pub struct BatchOptions {
     /// How many records run at the same time.
     pub concurrency: NonZeroUsize,
     /// How long a completed idempotency record is kept, i.e. how late a duplicate or a
-    /// replay is still suppressed.
+    /// replay is still suppressed. A TTL that takes the expiry past the latest time the
+    /// system clock can represent (`Duration::MAX`) expires at that latest time: as good
+    /// as never.
     pub ttl: Duration,
     /// How long before the invocation deadline the driver stops waiting for handlers, so
     /// that it can still return the batch response.
@@ -230,6 +232,24 @@ impl Default for BatchOptions {
             safety_margin: Duration::from_millis(500),
         }
     }
+}
+
+/// `now + ttl`, or the latest time the system clock can represent when that overflows.
+fn expiry(now: SystemTime, ttl: Duration) -> SystemTime {
+    if let Some(expires_at) = now.checked_add(ttl) {
+        return expires_at;
+    }
+    // Adds the largest steps that fit, halving the step whenever it does not: each step
+    // size fits at most once, so this ends within about a hundred additions.
+    let mut latest = now;
+    let mut step = ttl;
+    while !step.is_zero() {
+        match latest.checked_add(step) {
+            Some(later) => latest = later,
+            None => step /= 2,
+        }
+    }
+    latest
 }
 
 /// What happened to one record that succeeded.
@@ -486,7 +506,7 @@ impl<H: Handler> BatchDriver<H> {
             event.detail_type(),
             &occurrence,
         );
-        let expires_at = SystemTime::now() + self.inner.options.ttl;
+        let expires_at = expiry(SystemTime::now(), self.inner.options.ttl);
         // The store's calls are bounded too: a stalled claim fails its record alone
         // before the invocation's deadline, instead of timing out the whole batch.
         let lease_until = deadline.wall_clock();

@@ -251,26 +251,28 @@ impl RuntimeConfig {
     /// than `ARCHIVE_RETENTION_DAYS` (the archive's retention, so that a replay of its
     /// oldest event still finds the record), else 31 days (a day past the default
     /// retention of 30).
+    ///
+    /// Both numbers are at most ten years (3,650 days), far beyond any useful retention:
+    /// much larger ones would overflow the clock when a record's expiry is computed.
     pub fn from_env(env: &Env) -> Result<RuntimeConfig, ConfigError> {
         const DAY: u64 = 24 * 3600;
-        let positive = |name: &'static str, what: &str| -> Result<Option<u64>, ConfigError> {
-            match env.optional(name)? {
-                None => Ok(None),
-                Some(text) => match text.trim().parse::<u64>() {
-                    Ok(n) if n > 0 => Ok(Some(n)),
-                    _ => Err(ConfigError::malformed(
-                        name,
-                        format!("expected a positive number of {what}"),
-                    )),
-                },
-            }
+        const MAX_DAYS: u64 = 3650;
+        let within = |name: &'static str, what: &str, max: u64| match env.optional(name)? {
+            None => Ok(None),
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(ConfigError::malformed(
+                    name,
+                    format!("expected a whole number of {what} from 1 to {max} (10 years)"),
+                )),
+            },
         };
         let idempotency_table = env.optional("IDEMPOTENCY_TABLE")?.map(str::to_owned);
-        let ttl_seconds = positive("IDEMPOTENCY_TTL_SECONDS", "seconds")?;
-        let retention_days = positive("ARCHIVE_RETENTION_DAYS", "days")?;
+        let ttl_seconds = within("IDEMPOTENCY_TTL_SECONDS", "seconds", MAX_DAYS * DAY)?;
+        let retention_days = within("ARCHIVE_RETENTION_DAYS", "days", MAX_DAYS)?;
         let idempotency_ttl = Duration::from_secs(match (ttl_seconds, retention_days) {
             (Some(seconds), _) => seconds,
-            (None, Some(days)) => days.saturating_add(1).saturating_mul(DAY),
+            (None, Some(days)) => (days + 1) * DAY,
             (None, None) => 31 * DAY,
         });
         Ok(RuntimeConfig {
@@ -377,18 +379,34 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.idempotency_ttl(), Duration::from_secs(60));
-        let error = RuntimeConfig::from_env(&Env::from_pairs([("ARCHIVE_RETENTION_DAYS", "0")]))
-            .unwrap_err();
+        let config = RuntimeConfig::from_env(&Env::from_pairs([
+            ("ARCHIVE_RETENTION_DAYS", "3650"),
+            ("IDEMPOTENCY_TTL_SECONDS", "315360000"),
+        ]))
+        .unwrap();
         assert_eq!(
-            error.to_string(),
-            "ARCHIVE_RETENTION_DAYS is malformed: expected a positive number of days"
+            config.idempotency_ttl(),
+            Duration::from_secs(3650 * 24 * 3600)
         );
-        let error =
-            RuntimeConfig::from_env(&Env::from_pairs([("IDEMPOTENCY_TTL_SECONDS", "soon")]))
-                .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "IDEMPOTENCY_TTL_SECONDS is malformed: expected a positive number of seconds"
-        );
+    }
+
+    #[test]
+    fn runtime_config_errors() {
+        let check = |name: &str, value: &str, expected: &str| {
+            let error = RuntimeConfig::from_env(&Env::from_pairs([(name, value)])).unwrap_err();
+            assert_eq!(error.to_string(), expected, "{name}={value}");
+        };
+        let days = "ARCHIVE_RETENTION_DAYS is malformed: expected a whole number of days from \
+                    1 to 3650 (10 years)";
+        let seconds = "IDEMPOTENCY_TTL_SECONDS is malformed: expected a whole number of seconds \
+                       from 1 to 315360000 (10 years)";
+        check("ARCHIVE_RETENTION_DAYS", "0", days);
+        check("ARCHIVE_RETENTION_DAYS", "3651", days);
+        check("ARCHIVE_RETENTION_DAYS", "-1", days);
+        // Both overflowed the clock in every record: `SystemTime::now() + ttl` panicked.
+        check("ARCHIVE_RETENTION_DAYS", "213503982334601", days);
+        check("IDEMPOTENCY_TTL_SECONDS", "18446744073709551615", seconds);
+        check("IDEMPOTENCY_TTL_SECONDS", "315360001", seconds);
+        check("IDEMPOTENCY_TTL_SECONDS", "soon", seconds);
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! 429 (honouring `Retry-After`), 5xx, timeouts and connection errors are retried with
 //! exponential backoff and jitter, as long as the next attempt can start before the
-//! invocation's [`Deadline`]; other 4xx are permanent. Errors never carry the request's
-//! URL, since a Slack webhook URL is a secret.
+//! invocation's [`Deadline`]; other 4xx are permanent, and their error holds the service's
+//! message from the first 4 KiB of the body. Errors never carry the request's URL, nor a
+//! redirect's path, since a Slack webhook URL is a secret.
 //!
 //! # Root certificates
 //!
@@ -155,14 +156,11 @@ impl HttpClient {
                         let location = response
                             .headers()
                             .get(reqwest::header::LOCATION)
-                            .and_then(|value| value.to_str().ok())
-                            .unwrap_or("(no Location)");
+                            .and_then(|value| value.to_str().ok());
                         return Err(HandlerError::Rejected {
                             service,
                             status: status.as_u16(),
-                            message: format!(
-                                "redirected to {location}: configure the endpoint it points to"
-                            ),
+                            message: redirect_message(response.url(), location),
                         });
                     }
                     if status == StatusCode::TOO_MANY_REQUESTS
@@ -176,7 +174,7 @@ impl HttpClient {
                             .and_then(parse_retry_after);
                         (format!("HTTP {}", status.as_u16()), retry_after)
                     } else {
-                        let body = response.text().await.unwrap_or_default();
+                        let body = body_prefix(response, deadline).await;
                         return Err(HandlerError::Rejected {
                             service,
                             status: status.as_u16(),
@@ -225,6 +223,56 @@ pub(crate) fn tls_config() -> rustls::ClientConfig {
         config
     });
     CONFIG.clone()
+}
+
+/// The most of a failure's body that is read. The error keeps 300 characters of it, and a
+/// service's JSON error fits in much less; the rest of a large body (an HTML error page, a
+/// proxy's dump) is never downloaded.
+const MAX_ERROR_BODY_BYTES: usize = 4096;
+
+/// The first [`MAX_ERROR_BODY_BYTES`] of `response`'s body as text (what arrived by the
+/// deadline, if it comes first), with invalid UTF-8 replaced and a character cut at the end
+/// dropped.
+async fn body_prefix(mut response: reqwest::Response, deadline: Deadline) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < MAX_ERROR_BODY_BYTES {
+        match tokio::time::timeout_at(deadline.instant(), response.chunk()).await {
+            Ok(Ok(Some(chunk))) => {
+                let n_wanted = MAX_ERROR_BODY_BYTES - bytes.len();
+                bytes.extend_from_slice(&chunk[..chunk.len().min(n_wanted)]);
+            }
+            // The end of the body, a broken connection, or no time left: what came is
+            // all the message gets.
+            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    if let Err(error) = std::str::from_utf8(&bytes)
+        && error.error_len().is_none()
+    {
+        bytes.truncate(error.valid_up_to());
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// What a redirect from `from` to `location` says in an error: where it points, as scheme,
+/// host and port only. The path stays out, since it may be a secret: a Slack webhook
+/// configured with `http://` is redirected to the same secret path over `https://`, and
+/// errors are logged.
+fn redirect_message(from: &reqwest::Url, location: Option<&str>) -> String {
+    // A relative Location is resolved against the request's URL, whose origin is as safe
+    // to show as the Location's own.
+    match location.and_then(|location| from.join(location).ok()) {
+        Some(to) if to.origin().is_tuple() => format!(
+            "redirected to {}: configure the endpoint it points to (its path is not shown)",
+            to.origin().ascii_serialization()
+        ),
+        Some(_) => {
+            "redirected to a URL without a host: configure the endpoint it points to".to_owned()
+        }
+        None => {
+            "redirected without a usable Location: configure the endpoint it points to".to_owned()
+        }
+    }
 }
 
 /// The longest `Retry-After` taken as given: past any invocation's deadline, and small
@@ -323,6 +371,51 @@ mod tests {
             parse_retry_after("18446744073709551615"),
             Some(MAX_RETRY_AFTER)
         );
+    }
+
+    #[test]
+    fn redirect_messages_show_the_origin_only() {
+        let from = reqwest::Url::parse("http://hooks.example.com/services/T1/B2/secret").unwrap();
+        let check = |location: Option<&str>, expected: &str| {
+            assert_eq!(redirect_message(&from, location), expected);
+        };
+        check(
+            Some("https://hooks.example.com/services/T1/B2/secret"),
+            "redirected to https://hooks.example.com: configure the endpoint it points to \
+             (its path is not shown)",
+        );
+        check(
+            Some("https://user:secret@other.example.com:8443/secret?token=secret"),
+            "redirected to https://other.example.com:8443: configure the endpoint it points \
+             to (its path is not shown)",
+        );
+        check(
+            Some("/moved/secret"),
+            "redirected to http://hooks.example.com: configure the endpoint it points to \
+             (its path is not shown)",
+        );
+        check(
+            Some("data:text/plain,secret"),
+            "redirected to a URL without a host: configure the endpoint it points to",
+        );
+        check(
+            None,
+            "redirected without a usable Location: configure the endpoint it points to",
+        );
+    }
+
+    #[tokio::test]
+    async fn body_prefix_stops_at_the_cap_between_characters() {
+        let check = async |body: String, expected: &str| {
+            let response = reqwest::Response::from(http::Response::new(body));
+            let deadline = Deadline::after(Duration::from_secs(5));
+            assert_eq!(body_prefix(response, deadline).await, expected);
+        };
+        let a = "a".repeat(MAX_ERROR_BODY_BYTES - 1);
+        // "é" is two bytes: the cap falls inside it, and it is dropped whole.
+        check(format!("{a}é and more"), &a).await;
+        check(format!("{a}b and more"), &format!("{a}b")).await;
+        check("short \u{fffd}".to_owned(), "short \u{fffd}").await;
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! ids. Before a handler runs, the batch driver *claims* the key `(target, detail type,
 //! idempotency key)`, where the event's [`idempotency_key`](events_schema::Event::idempotency_key)
 //! comes from its detail (a sign-up's user id, a login's id), so every copy of one
-//! occurrence has the same key. The claim succeeds when the key is unknown, expired, or held
-//! by an invocation whose lease (its deadline) has passed. After the side effect the key is
+//! occurrence has the same key. The claim succeeds when the key is unknown, completed but
+//! past its expiry, or in progress under a lease (the holder's deadline) that has passed; an
+//! in-progress key is never taken over before its lease ends, however short the expiry
+//! given with the claim. After the side effect the key is
 //! *completed* and kept until its expiry; after a failure it is *released*, so that the
 //! redelivery can claim it again. Neither the SQS message id nor the envelope id is part of
 //! the key: a replay gets a new message id, a second publish a new envelope id.
@@ -156,15 +158,17 @@ impl MemoryStore {
     ) -> Claim {
         let now = SystemTime::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        // The same rules as DynamoDbStore's condition: a completed key counts until its
+        // expiry, an in-progress one until its lease ends, whatever its expiry says.
         match entries.get(key) {
-            Some((_, expiry)) if *expiry <= now => {}
-            Some((State::Completed, _)) => return Claim::Completed,
+            Some((State::Completed, expiry)) if *expiry > now => return Claim::Completed,
             Some((State::InProgress { lease_until }, _)) if *lease_until > now => {
                 return Claim::InProgress;
             }
             _ => {}
         }
-        entries.insert(key.clone(), (State::InProgress { lease_until }, expires_at));
+        let expiry = expires_at.max(lease_until);
+        entries.insert(key.clone(), (State::InProgress { lease_until }, expiry));
         Claim::Acquired
     }
 }
@@ -210,8 +214,10 @@ impl IdempotencyStore for MemoryStore {
 /// attribute `expiration` (epoch seconds) so that DynamoDB deletes old records. Items are
 /// `{id: "target#detail-type#key", status: "IN_PROGRESS" | "COMPLETED", expiration, lease_until}`
 /// with `lease_until` in epoch milliseconds. Claims are conditional `PutItem`s, so two
-/// invocations never both acquire a key; since TTL deletion is lazy, the condition also
-/// treats an expired item as absent.
+/// invocations never both acquire a key. Since TTL deletion is lazy, the condition treats a
+/// completed item past its `expiration` as absent; an in-progress item counts until its
+/// `lease_until`, and its `expiration` is never before that, so that TTL deletion cannot
+/// end a lease early either.
 #[derive(Debug, Clone)]
 pub struct DynamoDbStore {
     client: aws_sdk_dynamodb::Client,
@@ -257,16 +263,21 @@ impl DynamoDbStore {
     ) -> Result<Claim, StoreError> {
         let now = SystemTime::now();
         let id = AttributeValue::S(key.to_string());
+        let expiration = expires_at.max(lease_until);
+        // An in-progress item's expiration is not a condition: with a TTL shorter than an
+        // invocation it passes while the lease still runs, and the key would be taken
+        // over from a live holder.
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("id", id.clone())
             .item("status", AttributeValue::S(STATUS_IN_PROGRESS.into()))
-            .item("expiration", AttributeValue::N(epoch_secs(expires_at)))
+            .item("expiration", AttributeValue::N(epoch_secs(expiration)))
             .item("lease_until", AttributeValue::N(epoch_millis(lease_until)))
             .condition_expression(
-                "attribute_not_exists(#id) OR #expiration < :now_secs \
+                "attribute_not_exists(#id) \
+                 OR (#status = :completed AND #expiration < :now_secs) \
                  OR (#status = :in_progress AND #lease_until < :now_millis)",
             )
             .expression_attribute_names("#id", "id")
@@ -279,6 +290,7 @@ impl DynamoDbStore {
                 ":in_progress",
                 AttributeValue::S(STATUS_IN_PROGRESS.into()),
             )
+            .expression_attribute_values(":completed", AttributeValue::S(STATUS_COMPLETED.into()))
             .send()
             .await;
         match put {
@@ -434,6 +446,29 @@ mod tests {
         // The completed record expired.
         assert_eq!(
             store.claim(&key, later(60), expires_at).await.unwrap(),
+            Claim::Acquired
+        );
+    }
+
+    /// An expiry shorter than the invocation (a TTL of seconds) does not end the lease: the
+    /// holder is still running, and a second claimant would repeat its side effect.
+    #[tokio::test]
+    async fn memory_store_lease_outlives_a_short_expiry() {
+        let store = MemoryStore::default();
+        let key = IdempotencyKey::new("slack", "UserSignedUp", "user-1");
+        let lease = later(60);
+        assert_eq!(
+            store.claim(&key, lease, earlier(1)).await.unwrap(),
+            Claim::Acquired
+        );
+        assert_eq!(
+            store.claim(&key, later(60), later(3600)).await.unwrap(),
+            Claim::InProgress
+        );
+        // The holder still releases it, and the key is free again.
+        store.release(&key, lease).await.unwrap();
+        assert_eq!(
+            store.claim(&key, later(60), earlier(1)).await.unwrap(),
             Claim::Acquired
         );
     }

@@ -3,12 +3,14 @@
 //! `POST {SLACK_WEBHOOK_URL}` with a `text` (the notification and fallback) and `blocks`
 //! (the formatted message). The email address is not posted: the channel learns who
 //! signed up by display name and user id. Text from the event is escaped, so that a
-//! display name cannot mention `@channel` or forge a link. A login event here was routed
-//! by a wrong rule and fails loudly.
+//! display name cannot mention `@channel` or forge a link, and a long display name is cut
+//! (marked `…`) so that the section stays within Slack's 3,000 characters. A login event
+//! here was routed by a wrong rule and fails loudly.
 
 use events_schema::{Envelope, Plan, SignupMethod, UserSignedUp};
 use reqwest::Url;
 use serde_json::{Value, json};
+use tracing::warn;
 
 use crate::{
     Deadline, Env, HandlerError, HttpClient, Secret, UserEvent, batch::Handler, config::ConfigError,
@@ -22,12 +24,21 @@ pub struct SlackConfig {
 }
 
 impl SlackConfig {
-    /// Posts to `webhook_url`.
+    /// Posts to `webhook_url`. An `http://` URL to another machine is accepted, with a
+    /// warning in the logs: the secret would cross the network unencrypted.
     pub fn new(webhook_url: impl Into<Secret>) -> Result<SlackConfig, ConfigError> {
         let webhook_url = webhook_url.into();
         // The parse error says what is wrong without repeating the URL.
-        Url::parse(webhook_url.expose())
+        let url = Url::parse(webhook_url.expose())
             .map_err(|e| ConfigError::malformed("SLACK_WEBHOOK_URL", e.to_string()))?;
+        // Not refused: the tests and local mode point the handler at plain-HTTP servers,
+        // and not only on this machine (a mock in another container).
+        if is_cleartext_off_machine(&url) {
+            warn!(
+                "SLACK_WEBHOOK_URL uses http:// to another machine: the webhook URL, a secret, \
+                 crosses the network unencrypted; Slack's webhooks are https://"
+            );
+        }
         Ok(SlackConfig { webhook_url })
     }
 
@@ -35,6 +46,21 @@ impl SlackConfig {
     pub async fn from_env(env: &Env) -> Result<SlackConfig, ConfigError> {
         SlackConfig::new(env.secret("SLACK_WEBHOOK_URL").await?)
     }
+}
+
+/// Whether requests to `url` leave this machine unencrypted.
+fn is_cleartext_off_machine(url: &Url) -> bool {
+    if url.scheme() != "http" {
+        return false;
+    }
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
 }
 
 /// The Slack handler.
@@ -88,6 +114,46 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// The longest text of a section block; Slack answers a longer one with HTTP 400
+/// (`invalid_blocks`), which would send the record to the dead-letter queue. Block Kit
+/// reference, "Section block".
+const SECTION_TEXT_MAX: usize = 3000;
+
+/// The length of `text` as Slack may count it. Slack does not say whether it counts
+/// characters or UTF-16 code units (JavaScript's `length`); the latter are never fewer,
+/// so a text within the limit by this count is within it either way.
+fn slack_len(text: &str) -> usize {
+    text.encode_utf16().count()
+}
+
+/// [`escape`]d `text`, cut to at most `max` long ([`slack_len`]) with `…` marking the
+/// cut. The cut falls between characters of `text`, never inside an escape sequence.
+fn escape_within(text: &str, max: usize) -> String {
+    let escaped = escape(text);
+    if slack_len(&escaped) <= max {
+        return escaped;
+    }
+    let budget = max.saturating_sub(slack_len("…"));
+    let mut cut = String::new();
+    let mut len = 0;
+    for ch in text.chars() {
+        let mut buffer = [0; 4];
+        let piece = match ch {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            _ => ch.encode_utf8(&mut buffer),
+        };
+        len += slack_len(piece);
+        if len > budget {
+            break;
+        }
+        cut.push_str(piece);
+    }
+    cut.push('…');
+    cut
+}
+
 fn plan_name(plan: Plan) -> &'static str {
     match plan {
         Plan::Free => "Free",
@@ -110,12 +176,17 @@ fn method_name(method: SignupMethod) -> &'static str {
 
 /// The webhook message for a sign-up.
 pub(crate) fn message(envelope: &Envelope<UserSignedUp>) -> Value {
+    const SECTION_PREFIX: &str = ":tada: *New sign-up*: ";
     let user = &envelope.detail;
+    // At most 5 × 128 characters: a user id is short (`UserId::MAX_LEN`), a display name
+    // has no limit and is cut to fit the section.
     let user_id = escape(user.user_id.as_str());
     let who = if user.display_name.trim().is_empty() {
         format!("`{user_id}`")
     } else {
-        format!("{} (`{user_id}`)", escape(user.display_name.trim()))
+        let suffix = format!(" (`{user_id}`)");
+        let room = SECTION_TEXT_MAX - slack_len(SECTION_PREFIX) - slack_len(&suffix);
+        format!("{}{suffix}", escape_within(user.display_name.trim(), room))
     };
     let plan = plan_name(user.plan);
     let method = method_name(user.signup_method);
@@ -129,7 +200,7 @@ pub(crate) fn message(envelope: &Envelope<UserSignedUp>) -> Value {
         "blocks": [
             {
                 "type": "section",
-                "text": { "type": "mrkdwn", "text": format!(":tada: *New sign-up*: {who}") },
+                "text": { "type": "mrkdwn", "text": format!("{SECTION_PREFIX}{who}") },
                 "fields": [
                     { "type": "mrkdwn", "text": format!("*Plan*\n{plan}") },
                     { "type": "mrkdwn", "text": format!("*Signed up with*\n{method}") },
@@ -150,6 +221,71 @@ mod tests {
     #[test]
     fn escapes_mrkdwn() {
         assert_eq!(escape("<!channel> & co"), "&lt;!channel&gt; &amp; co");
+    }
+
+    #[test]
+    fn escaped_text_is_cut_between_characters() {
+        let check = |text: &str, max: usize, expected: &str| {
+            assert_eq!(escape_within(text, max), expected, "{text:?} within {max}");
+        };
+        check("a&b", 7, "a&amp;b");
+        check("a&b", 6, "a…");
+        check("ab&", 6, "ab…");
+        check("a<b>c", 10, "a&lt;b…");
+        check("éèêë", 3, "éè…");
+        // A character outside the BMP is two UTF-16 code units.
+        check("🎉🎉🎉", 5, "🎉🎉…");
+        check("🎉🎉🎉", 4, "🎉…");
+        check("&", 0, "…");
+    }
+
+    #[test]
+    fn a_long_display_name_fits_the_section() {
+        let mut envelope: Envelope<UserSignedUp> = serde_json::from_value(json!({
+            "version": "0", "id": "e-1", "detail-type": "UserSignedUp",
+            "source": "com.eventfork.users", "account": "111122223333",
+            "time": "2026-11-27T09:00:00Z", "region": "us-east-1", "resources": [],
+            "detail": {
+                "user_id": "<".repeat(128), "email": "ada@example.com",
+                "display_name": "", "plan": "team", "signup_method": "github",
+                "marketing_consent": false, "signed_up_at": "2026-11-27T09:00:00Z",
+            },
+        }))
+        .unwrap();
+        for name in ["&".repeat(5000), "🎉".repeat(2000), "é".repeat(3000)] {
+            envelope.detail.display_name = name;
+            let body = message(&envelope);
+            let section = body["blocks"][0]["text"]["text"].as_str().unwrap();
+            assert!(
+                slack_len(section) <= SECTION_TEXT_MAX,
+                "{}",
+                slack_len(section)
+            );
+            assert!(
+                slack_len(section) >= SECTION_TEXT_MAX - 5,
+                "{}",
+                slack_len(section)
+            );
+            assert!(section.ends_with(&format!("… (`{}`)", "&lt;".repeat(128))));
+        }
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_is_noticed() {
+        let check = |url: &str, expected: bool| {
+            assert_eq!(
+                is_cleartext_off_machine(&Url::parse(url).unwrap()),
+                expected,
+                "{url}"
+            );
+        };
+        check("http://hooks.slack.com/services/T/B/x", true);
+        check("http://10.0.0.7:8080/services/T/B/x", true);
+        check("http://slack-mock:8080/services/T/B/x", true);
+        check("https://hooks.slack.com/services/T/B/x", false);
+        check("http://127.0.0.1:4010/slack/services/T/B/x", false);
+        check("http://localhost:4010/x", false);
+        check("http://[::1]:4010/x", false);
     }
 
     #[test]

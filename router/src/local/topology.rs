@@ -290,6 +290,16 @@ impl Topology {
         self.queues.keys().map(String::as_str)
     }
 
+    /// How long the local archive keeps an event (the longest `RetentionDays` of the
+    /// template's archives, see [`Template::archive_retention_days`]); `None` for
+    /// indefinitely. Consumers keep their idempotency records at least this long, so that
+    /// a replay of the oldest archived event is still recognised.
+    pub fn archive_retention(&self) -> Option<std::time::Duration> {
+        self.retention
+            .archive_ms
+            .map(|ms| std::time::Duration::from_millis(ms.unsigned_abs()))
+    }
+
     /// How long the queues keep messages and the archive keeps events.
     pub(crate) fn retention(&self) -> &Retention {
         &self.retention
@@ -318,6 +328,32 @@ mod tests {
         );
         let template = Template::parse(&text).map_err(|e| e.to_string())?;
         Topology::from_template(&template, "bus").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn archive_retention_is_the_longest_or_indefinite() {
+        let check = |archives: &str, expected: Option<u64>| {
+            let text = format!("Resources:\n{archives}");
+            let template = Template::parse(&text).unwrap();
+            let topology = Topology::from_template(&template, "bus").unwrap();
+            assert_eq!(
+                topology.archive_retention(),
+                expected.map(|days| std::time::Duration::from_secs(days * 86_400)),
+                "{archives}"
+            );
+        };
+        let archive = |id: &str, properties: &str| {
+            format!(
+                "  {id}:\n    Type: AWS::Events::Archive\n    Properties: {{ SourceArn: x{properties} }}\n"
+            )
+        };
+        check(&archive("A", ", RetentionDays: 2"), Some(2));
+        check(
+            &(archive("A", ", RetentionDays: 2") + &archive("B", ", RetentionDays: 400")),
+            Some(400),
+        );
+        check(&archive("A", ""), None);
+        check("  Q:\n    Type: AWS::SQS::Queue\n", None);
     }
 
     #[test]

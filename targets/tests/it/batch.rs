@@ -487,3 +487,63 @@ async fn a_failed_validation_keeps_event_data_out_of_the_error() {
         ]
     );
 }
+
+/// A [`MemoryStore`] that remembers the expiry of every completed key.
+#[derive(Default)]
+struct ExpiryStore {
+    store: MemoryStore,
+    completed: Mutex<Vec<SystemTime>>,
+}
+
+impl IdempotencyStore for ExpiryStore {
+    fn claim<'a>(
+        &'a self,
+        key: &'a IdempotencyKey,
+        lease_until: SystemTime,
+        expires_at: SystemTime,
+    ) -> StoreFuture<'a, Claim> {
+        self.store.claim(key, lease_until, expires_at)
+    }
+
+    fn complete<'a>(
+        &'a self,
+        key: &'a IdempotencyKey,
+        expires_at: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.completed.lock().unwrap().push(expires_at);
+        self.store.complete(key, expires_at)
+    }
+
+    fn release<'a>(
+        &'a self,
+        key: &'a IdempotencyKey,
+        lease_until: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.store.release(key, lease_until)
+    }
+}
+
+/// `now + ttl` overflowed the clock and panicked in every record; a TTL that long now
+/// keeps the record until the latest time the clock represents.
+#[tokio::test]
+async fn a_ttl_past_the_clock_keeps_records_instead_of_panicking() {
+    let store = Arc::new(ExpiryStore::default());
+    let options = BatchOptions {
+        ttl: Duration::MAX,
+        ..BatchOptions::default()
+    };
+    let driver = BatchDriver::with_options(Recorder::default(), store.clone(), options);
+    let signup = signed_up("e1", "u1", true);
+    let report = driver.process(batch(&[("m1", &signup)]), deadline()).await;
+    assert!(
+        matches!(report.records()[0].1, Ok(Outcome::Delivered)),
+        "{:?}",
+        report.records()
+    );
+    let completed = store.completed.lock().unwrap().clone();
+    let thousand_years = Duration::from_secs(1000 * 365 * 24 * 3600);
+    assert_eq!(completed.len(), 1);
+    assert!(completed[0] > SystemTime::now() + thousand_years);
+    let report = driver.process(batch(&[("m2", &signup)]), deadline()).await;
+    assert!(matches!(report.records()[0].1, Ok(Outcome::Duplicate)));
+}

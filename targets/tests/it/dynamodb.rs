@@ -133,6 +133,53 @@ async fn dynamodb_store_expired_lease_and_expired_record_are_claimable() {
     );
 }
 
+/// An expiry shorter than the invocation (a TTL of seconds) does not end the lease: the
+/// holder is still running, and a second claimant would repeat its side effect.
+#[tokio::test]
+async fn dynamodb_store_lease_outlives_a_short_expiry() {
+    let Some(url) = moto_url("dynamodb_store_lease_outlives_a_short_expiry") else {
+        return;
+    };
+    let client = client(&url);
+    let table = create_table(&client, "idempotency").await;
+    let store = DynamoDbStore::new(client.clone(), &table);
+    let key = IdempotencyKey::new("slack", "UserSignedUp", "user-7");
+    let past = SystemTime::now() - Duration::from_secs(5);
+    let lease = later(60);
+    assert_eq!(
+        store.claim(&key, lease, past).await.unwrap(),
+        Claim::Acquired
+    );
+    assert_eq!(
+        store.claim(&key, later(60), later(3600)).await.unwrap(),
+        Claim::InProgress
+    );
+    // The item outlives its lease, so that TTL deletion cannot end the lease either.
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key("id", AttributeValue::S(key.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let expiration: u64 = item.item().unwrap()["expiration"]
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let lease_secs = lease
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(expiration, lease_secs);
+    // The holder still releases it, and the key is free again.
+    store.release(&key, lease).await.unwrap();
+    assert_eq!(
+        store.claim(&key, later(60), past).await.unwrap(),
+        Claim::Acquired
+    );
+}
+
 #[tokio::test]
 async fn dynamodb_store_concurrent_claims_acquire_once() {
     let Some(url) = moto_url("dynamodb_store_concurrent_claims_acquire_once") else {

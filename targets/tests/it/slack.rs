@@ -1,5 +1,7 @@
 //! The Slack handler against a wiremock server standing in for an incoming webhook.
 
+use std::time::{Duration, Instant};
+
 use serde_json::json;
 use targets::{Decode, Handler, Slack, SlackConfig, UserEvent};
 use wiremock::{
@@ -97,6 +99,63 @@ async fn display_names_cannot_mention_the_channel() {
     );
 }
 
+/// Matches a post with a section text longer than Slack's 3,000 characters, which Slack
+/// answers with 400 `invalid_blocks`.
+struct SectionTooLong;
+
+impl wiremock::Match for SectionTooLong {
+    fn matches(&self, request: &wiremock::Request) -> bool {
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(&request.body) else {
+            return false;
+        };
+        let blocks = body["blocks"].as_array().cloned().unwrap_or_default();
+        blocks.iter().any(|block| {
+            block["type"] == "section"
+                && block["text"]["text"]
+                    .as_str()
+                    .is_some_and(|text| text.chars().count() > 3000)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_long_display_name_is_cut_to_fit_the_section() {
+    let (server, slack) = webhook().await;
+    Mock::given(method("POST"))
+        .and(SectionTooLong)
+        .respond_with(ResponseTemplate::new(400).set_body_string("invalid_blocks"))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Each '&' is escaped to "&amp;": 25,000 characters before the cut.
+    let body = signed_up("e-long", "u1", false).replace("Ada Lovelace", &"&".repeat(5000));
+    let event = UserEvent::decode(&body).unwrap();
+    slack.handle(&event, deadline()).await.unwrap();
+    let request = &server.received_requests().await.unwrap()[0];
+    let posted: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    let section = posted["blocks"][0]["text"]["text"].as_str().unwrap();
+    let name = section
+        .strip_prefix(":tada: *New sign-up*: ")
+        .and_then(|rest| rest.strip_suffix("… (`u1`)"))
+        .unwrap_or_else(|| panic!("not a cut name: {section}"));
+    // Whole escape sequences only, as many as fit.
+    assert_eq!(name, "&amp;".repeat(name.len() / 5));
+    assert!(
+        section.chars().count() > 2990,
+        "{}",
+        section.chars().count()
+    );
+    assert_eq!(
+        posted["text"],
+        format!("New sign-up: {name}… (`u1`), Team plan, via GitHub")
+    );
+}
+
 #[tokio::test]
 async fn retries_429_and_fails_permanently_on_404() {
     let (server, slack) = webhook().await;
@@ -118,6 +177,75 @@ async fn retries_429_and_fails_permanently_on_404() {
         "slack rejected the request with HTTP 404: no_service"
     );
     assert!(!error.to_string().contains("services/T0001"));
+}
+
+/// A webhook configured with `http://` whose host redirects to `https://` with the same
+/// path: the error, which the batch driver logs, names the origin and never the secret path.
+#[tokio::test]
+async fn a_redirect_never_shows_the_webhook_path() {
+    let (server, slack) = webhook().await;
+    let https = server.uri().replacen("http://", "https://", 1);
+    Mock::given(method("POST"))
+        .and(path(WEBHOOK_PATH))
+        .respond_with(
+            ResponseTemplate::new(301).insert_header("location", format!("{https}{WEBHOOK_PATH}")),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let event = UserEvent::decode(&signed_up("e-301", "u1", true)).unwrap();
+    let error = slack.handle(&event, deadline()).await.unwrap_err();
+    assert!(!error.is_retryable());
+    let text = targets::error_chain(&error);
+    assert!(!text.contains("abcdefghijklmnopqrstuvwx"), "{text}");
+    assert_eq!(
+        text,
+        format!(
+            "slack rejected the request with HTTP 301: redirected to {https}: configure the \
+             endpoint it points to (its path is not shown)"
+        )
+    );
+}
+
+/// A 400 whose body would take minutes to download: the error is built from its first
+/// few KiB. Reading it whole ran into the request timeout, and the error lost the
+/// service's message.
+#[tokio::test]
+async fn a_huge_error_body_is_read_only_in_part() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = [0; 4096];
+        let _ = socket.read(&mut request).await;
+        let head = "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n\
+                    content-length: 100000000\r\n\r\n";
+        socket.write_all(head.as_bytes()).await.unwrap();
+        // About 1.6 MB/s until the client hangs up.
+        while socket.write_all(&[b'x'; 16 * 1024]).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let config = SlackConfig::new(format!("http://{addr}/services/T0001/B0002/secret")).unwrap();
+    let slack = Slack::new(config, fast_http());
+    let event = UserEvent::decode(&signed_up("e-big", "u1", true)).unwrap();
+    let started = Instant::now();
+    let error = slack.handle(&event, deadline()).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "slack rejected the request with HTTP 400: {}…",
+            "x".repeat(300)
+        )
+    );
+    // The client's request timeout is 2 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
