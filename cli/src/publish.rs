@@ -212,6 +212,7 @@ async fn publish(args: Args) -> Result<Outcome> {
             *lock(interrupt) = Phase::Sending {
                 first,
                 last: line_no,
+                stop: false,
             };
         }
         let results: Vec<Result<String, Failure>> = match &publisher {
@@ -244,6 +245,12 @@ async fn publish(args: Args) -> Result<Outcome> {
                 if args.dry_run { "" } else { " or published" }
             )
         };
+        if let Some(interrupt) = &interrupt {
+            let mut phase = lock(interrupt);
+            if let Phase::Sending { stop, .. } = *phase {
+                *phase = Phase::Writing { stop };
+            }
+        }
         for (line_no, result) in line_nos.into_iter().zip(results) {
             totals.record(&result);
             write_result(&mut stdout, args.json, args.dry_run, line_no, &result).map_err(closed)?;
@@ -251,15 +258,21 @@ async fn publish(args: Args) -> Result<Outcome> {
         stdout.flush().map_err(closed)?;
         if let Some(interrupt) = &interrupt {
             let mut phase = lock(interrupt);
-            // At the end of the input, an interrupted run has done all it was asked.
-            let stop = matches!(*phase, Phase::Stopping { .. }) && !eof;
+            let stop = matches!(*phase, Phase::Writing { stop: true });
             *phase = Phase::Reading { done: line_no };
             if stop {
                 progress.finish();
-                eprintln!(
-                    "eventfork: interrupted: stopped after line {line_no} of {}, whose result is printed; later lines were not published",
-                    args.file.display()
-                );
+                if eof {
+                    eprintln!(
+                        "eventfork: interrupted at the end of {}: every line has its result printed",
+                        args.file.display()
+                    );
+                } else {
+                    eprintln!(
+                        "eventfork: interrupted: stopped after line {line_no} of {}, whose result is printed; later lines, if any, were not published",
+                        args.file.display()
+                    );
+                }
                 return Ok(Outcome::Interrupted);
             }
         }
@@ -311,10 +324,15 @@ async fn publish(args: Args) -> Result<Outcome> {
 enum Phase {
     /// Reading lines: every line up to `done` has its result printed, none after was sent.
     Reading { done: usize },
-    /// The events of lines `first` to `last` are being sent.
-    Sending { first: usize, last: usize },
-    /// Ctrl-C came while sending: stop once their results are printed.
-    Stopping { first: usize, last: usize },
+    /// The events of lines `first` to `last` are being sent; `stop` once Ctrl-C came.
+    Sending {
+        first: usize,
+        last: usize,
+        stop: bool,
+    },
+    /// Their results are being printed, which Ctrl-C does not cut short; `stop` once it
+    /// came.
+    Writing { stop: bool },
 }
 
 fn lock(interrupt: &Mutex<Phase>) -> std::sync::MutexGuard<'_, Phase> {
@@ -338,18 +356,32 @@ async fn on_ctrl_c(interrupt: Arc<Mutex<Phase>>, file: String, terminal: bool) {
                 );
                 std::process::exit(130);
             }
-            Phase::Sending { first, last } => {
+            Phase::Sending {
+                first,
+                last,
+                stop: false,
+            } => {
                 eprintln!(
                     "{erase}eventfork: interrupted: waiting for the events of lines {first} to {last}, which are being sent, to print their results (Ctrl-C again to stop at once)"
                 );
-                *phase = Phase::Stopping { first, last };
+                *phase = Phase::Sending {
+                    first,
+                    last,
+                    stop: true,
+                };
             }
-            Phase::Stopping { first, last } => {
+            Phase::Sending {
+                first,
+                last,
+                stop: true,
+            } => {
                 eprintln!(
                     "{erase}eventfork: stopped at once: the events of lines {first} to {last} of {file} may or may not have been published"
                 );
                 std::process::exit(130);
             }
+            // Printing takes moments: it finishes, then publish stops.
+            Phase::Writing { .. } => *phase = Phase::Writing { stop: true },
         }
     }
 }

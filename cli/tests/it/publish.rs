@@ -419,11 +419,52 @@ async fn ctrl_c_while_sending_prints_the_results_in_flight_and_stops() {
     assert!(
         err.contains("waiting for the events of lines 1 to 1000")
             && err.contains("stopped after line 1000 of")
-            && err.contains("later lines were not published"),
+            && err.contains("later lines, if any, were not published"),
         "{err}"
     );
     // 1,000 events, ten to a request: nothing of the second chunk was sent.
     assert_eq!(calls(&server, "AWSEvents.PutEvents").await, 100);
+}
+
+/// Ctrl-C while the last events are being sent: their results, then the stop, as
+/// anywhere else (no summary, exit status 130).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_the_last_chunk_stops_as_anywhere_else() {
+    let server = slow_eventbridge(Duration::from_millis(1500)).await;
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    for i in 0..3 {
+        writeln!(file, "{}", login_line(i, "curl/8")).unwrap();
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(["publish", "--bus", "slow", "--json"])
+        .arg(file.path())
+        .envs(aws_env(&server.uri()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while calls(&server, "AWSEvents.PutEvents").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "no PutEvents came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    interrupt(&child);
+    let output = tokio::task::spawn_blocking(|| child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(130), "{err}");
+    let types: Vec<String> = stdout_lines(&output)
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].to_string())
+        .collect();
+    assert_eq!(types, [r#""published""#; 3], "{err}");
+    assert!(
+        err.contains("interrupted at the end of")
+            && err.contains("every line has its result printed"),
+        "{err}"
+    );
 }
 
 /// Ctrl-C while waiting for input stops at once, saying that nothing more was sent.
