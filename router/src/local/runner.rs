@@ -475,6 +475,15 @@ async fn poll(
                 }
             };
             let dead_lettered = !received.dead_lettered.is_empty();
+            // A message received again while its batch gathers may have reached its
+            // maxReceiveCount on this receive: it is in the dead-letter queue now, and its
+            // older copy leaves the batch.
+            for dead in &received.dead_lettered {
+                if let Some(at) = batch.iter().position(|m| m.message_id == dead.message_id) {
+                    batch_bytes -= queue::payload_bytes(&batch[at].body);
+                    batch.remove(at);
+                }
+            }
             for dead in received.dead_lettered {
                 bus.emit(LocalEvent::DeadLettered {
                     target: target.name().to_owned(),

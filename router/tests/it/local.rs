@@ -1412,12 +1412,20 @@ async fn a_message_received_again_while_its_batch_gathers_is_delivered_once() {
         )
         .unwrap();
     let ids = put(&bus, vec![entry("UserLoggedIn", json!({"n": 1}))]).await;
-    // Received at once; then visible again twice before the window ends.
+    // (visible, in flight) of the queue.
+    let depth = || async {
+        let status = bus.status().await.unwrap();
+        let stats = status.iter().find(|s| s.target == "analytics").unwrap();
+        (stats.visible, stats.in_flight)
+    };
+    // Received, then visible again and received again, twice, before the window ends
+    // (each advance passes the 1 s visibility timeout; each wait sees the new receive).
+    eventually(|| async { depth().await == (0, 1) }).await;
     for _ in 0..2 {
-        tokio::time::sleep(Duration::from_millis(400)).await;
         clock.advance(Duration::from_millis(1500));
+        eventually(|| async { depth().await == (0, 1) }).await;
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(analytics.records().is_empty(), "the window is still open");
     clock.advance(Duration::from_secs(3));
     let outcomes = target_outcomes(&mut events, "analytics", 1).await;
     let records = analytics.records();
