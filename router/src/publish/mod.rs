@@ -156,8 +156,9 @@ pub enum PublishError {
     /// EventBridge was not reached: no connection, no answer, an answer from something
     /// else (an endpoint that is not EventBridge's), or a configuration that stops the
     /// request before it is sent (a missing region, credentials that cannot be loaded).
-    /// [`Publisher::verify_bus`] says so for any of these; a publish only for credentials,
-    /// since its connection errors and timeouts are retried.
+    /// [`Publisher::verify_bus`] says so for any of these; a publish only for credentials
+    /// and for an answer from something else, since its connection errors and timeouts
+    /// are retried.
     #[error("cannot reach EventBridge: {message}")]
     Unreachable {
         /// `ConnectionError`, `Timeout`, `UnexpectedResponse` or `CredentialsError`.

@@ -311,7 +311,19 @@ where
             }
         },
         SdkError::ResponseError(response) => {
-            RequestError::new("InvalidResponse", foreign(response.raw()), true)
+            // A JSON answer cut short is EventBridge's all the same (a network blip); only
+            // another kind of body points at the endpoint.
+            let is_json = response
+                .raw()
+                .headers()
+                .get("content-type")
+                .is_some_and(|t| t.contains("json"));
+            let message = if is_json {
+                message.clone()
+            } else {
+                foreign(response.raw())
+            };
+            RequestError::new("InvalidResponse", message, true)
         }
         SdkError::ServiceError(service) if error.code().is_none() => {
             // No AWS error code: a proxy's 502 page may pass, a 404 or 501 will not.
