@@ -74,6 +74,9 @@ pub(crate) enum Command {
     /// replayed messages at once; otherwise they wait in their queues for the next `up`.
     /// Prints `replay <name>: <n> archived events re-sent as <m> messages`.
     ///
+    /// Exit status: 0 when the events were re-sent (none in the window included), 2 on a
+    /// bad time, an unknown bus or no store in --data.
+    ///
     /// Example: eventfork local replay --from 2026-11-27T09:00:00Z --to 2026-11-27T10:00:00Z
     Replay {
         #[command(flatten)]
@@ -179,10 +182,10 @@ impl BusArgs {
             } else {
                 ""
             };
-            anyhow::anyhow!(
-                "cannot read the template {}: {error}{hint}",
+            anyhow::Error::new(error).context(format!(
+                "cannot read the template {}{hint}",
                 self.template.display()
-            )
+            ))
         })?;
         let template = Template::parse(&text)
             .with_context(|| format!("invalid template {}", self.template.display()))?;
@@ -260,11 +263,11 @@ async fn up(args: &BusArgs, addr: SocketAddr, record_only: bool) -> Result<Outco
     // Listening first: a port in use leaves no store behind.
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| {
         let hint = if error.kind() == io::ErrorKind::AddrInUse {
-            " (another `local up`, or another server, listens there): give --addr HOST:PORT, or port 0 for a free one"
+            " (another `local up`, or another server, listens there: give --addr HOST:PORT, or port 0 for a free one)"
         } else {
             ""
         };
-        anyhow::anyhow!("cannot listen on {addr}: {error}{hint}")
+        anyhow::Error::new(error).context(format!("cannot listen on {addr}{hint}"))
     })?;
     let bus = args.open()?;
     let stranded = bus

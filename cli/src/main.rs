@@ -2,7 +2,7 @@
 //! output. Data goes to stdout, diagnostics to stderr prefixed `eventfork:`.
 //!
 //! Exit status: 0 success, 1 a clean "no" (no match, an event its schema refuses, a failed
-//! check), 2 a failure.
+//! check), 2 a failure, 130 `publish` stopped by Ctrl-C.
 
 // The doc comments of this crate are clap's --help text, where `<placeholder>` is the
 // convention; rustdoc would read them as HTML tags.
@@ -40,7 +40,8 @@ Exit status:
   1  a clean \"no\": a pattern that does not match, an event its schema refuses
      (schemas validate), a failed check
   2  a failure: bad usage, unreadable or malformed input (a pattern or event that is
-     not valid), an AWS or network error";
+     not valid), an AWS or network error
+  130  publish stopped by Ctrl-C (after printing the results of what was in flight)";
 
 #[derive(Debug, Subcommand)]
 enum Command {

@@ -146,9 +146,9 @@ async fn replay(args: Args) -> Result<Outcome> {
     }
 }
 
-/// Prints one line of the report. A closed stdout (`| head -1`) fails the command, saying
-/// where the replay stands (`then`): the exit status is the replay's outcome, and must not
-/// turn into success as a closed pipe does for other commands.
+/// Prints one line of the report. A closed stdout (`| head -1`) fails the command (exit 2),
+/// saying where the replay stands (`then`), even when it completed: a closed pipe must not
+/// pass for success here, as it does for commands that only print.
 fn report(stdout: &mut impl Write, line: impl std::fmt::Display, then: &str) -> Result<()> {
     writeln!(stdout, "{line}")
         .and_then(|()| stdout.flush())

@@ -330,19 +330,19 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
     let mut out = Vec::with_capacity(256);
     let (mut n_events, mut n_errors) = (0u64, 0u64);
     // The first line, if any, of an event without a `source` field.
-    let mut n_sourceless: Option<u64> = None;
+    let mut first_sourceless: Option<u64> = None;
     let started = Instant::now();
     input::each_line(&mut reader, events_path, |line_number, event| {
         n_events = line_number;
         out.clear();
         // A file of `publish` lines matches no rule that names `source`, silently: the
         // first lines tell (a wrong format is wrong from the start), the rest go unchecked.
-        if n_sourceless.is_none()
+        if first_sourceless.is_none()
             && line_number <= FORMAT_CHECK_LINES
             && event.starts_with(b"{")
             && !event.windows(8).any(|w| w == b"\"source\"")
         {
-            n_sourceless = Some(line_number);
+            first_sourceless = Some(line_number);
         }
         match matcher.matches(event) {
             Ok(names) if json => {
@@ -398,7 +398,7 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
             }
         );
     }
-    if let Some(line_number) = n_sourceless {
+    if let Some(line_number) = first_sourceless {
         eprintln!(
             "eventfork: warning: the event of line {line_number} has no \"source\": rules match \
              takes whole EventBridge events (source, detail-type, detail, ...) as rules see them, \

@@ -234,6 +234,14 @@ fn epoch_secs(time: SystemTime) -> String {
         .to_string()
 }
 
+/// An expiry in whole seconds, rounded up: never before `time`.
+fn epoch_secs_up(time: SystemTime) -> String {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    (since.as_secs() + u64::from(since.subsec_nanos() > 0)).to_string()
+}
+
 fn epoch_millis(time: SystemTime) -> String {
     time.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
@@ -273,7 +281,7 @@ impl DynamoDbStore {
             .table_name(&self.table)
             .item("id", id.clone())
             .item("status", AttributeValue::S(STATUS_IN_PROGRESS.into()))
-            .item("expiration", AttributeValue::N(epoch_secs(expiration)))
+            .item("expiration", AttributeValue::N(epoch_secs_up(expiration)))
             .item("lease_until", AttributeValue::N(epoch_millis(lease_until)))
             .condition_expression(
                 "attribute_not_exists(#id) \
@@ -347,7 +355,7 @@ impl IdempotencyStore for DynamoDbStore {
                 .table_name(&self.table)
                 .item("id", AttributeValue::S(key.to_string()))
                 .item("status", AttributeValue::S(STATUS_COMPLETED.into()))
-                .item("expiration", AttributeValue::N(epoch_secs(expires_at)))
+                .item("expiration", AttributeValue::N(epoch_secs_up(expires_at)))
                 .send()
                 .await
                 .map_err(|error| StoreError::new("complete", key, error))?;

@@ -138,16 +138,19 @@ fn processed(data: &Path) -> BTreeSet<(String, String)> {
             continue;
         };
         // The kill may cut one line short (ended by the restart, which appends after
-        // it); no other line may be torn.
+        // it), and the last line may be half written as we read; no other line is torn.
+        let lines: Vec<&str> = log.lines().collect();
         let mut n_torn = 0;
-        for (line_idx, line) in log.lines().enumerate() {
+        for (line_idx, line) in lines.iter().enumerate() {
             let Ok(record) = serde_json::from_str::<Value>(line) else {
-                n_torn += 1;
-                assert!(
-                    n_torn < 2,
-                    "{target}.jsonl line {}: {line:.120}",
-                    line_idx + 1
-                );
+                if line_idx + 1 < lines.len() {
+                    n_torn += 1;
+                    assert!(
+                        n_torn < 2,
+                        "{target}.jsonl line {}: {line:.120}",
+                        line_idx + 1
+                    );
+                }
                 continue;
             };
             let body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
