@@ -446,6 +446,7 @@ async fn poll(
         let mut window_ends: Option<i64> = None;
         loop {
             let now = bus.clock().now_ms();
+            let received_at = now;
             let room = queue::Room {
                 messages: batch_size - batch.len(),
                 bytes: queue::BATCH_PAYLOAD_BYTES.saturating_sub(batch_bytes),
@@ -516,7 +517,8 @@ async fn poll(
                 break;
             }
             if !batch.is_empty() {
-                let ends = *window_ends.get_or_insert(now + window_ms);
+                // The window opens when its first message was received.
+                let ends = *window_ends.get_or_insert(received_at + window_ms);
                 if now >= ends {
                     break;
                 }
