@@ -107,6 +107,8 @@ macro_rules! text_id {
                     "type": "string",
                     "minLength": 1,
                     "maxLength": $name::MAX_LEN,
+                    // Not only white space.
+                    "pattern": "\\S",
                 })
             }
         }
@@ -431,11 +433,21 @@ pub(crate) fn check_rfc3339(text: &str) -> Result<(), &'static str> {
         }
         _ => return Err("expected 'Z' or an offset like +01:00"),
     };
-    // RFC 3339 (5.7): a leap second ends a UTC day, so :60 is 23:59:60 in UTC. (Other
-    // times with :60 do not exist, and EventBridge's clients refuse them.)
-    let minute_of_utc_day = (i64::from(hour * 60 + minute) - offset).rem_euclid(24 * 60);
-    if second == 60 && minute_of_utc_day != 24 * 60 - 1 {
-        return Err("a leap second (:60) falls only at 23:59:60 UTC");
+    // RFC 3339 (5.7): a leap second ends a UTC day, and leap seconds are inserted only at
+    // the end of a month, so :60 is 23:59:60 UTC on a month's last day. (Other times with
+    // :60 do not exist, and EventBridge's clients refuse them.)
+    if second == 60 {
+        let utc_minutes = i64::from(hour * 60 + minute) - offset;
+        // The UTC day is the local one, or the one before or after it.
+        let last_day_in_utc = match utc_minutes.div_euclid(24 * 60) {
+            0 => day == days_in_month,
+            -1 => day == 1,
+            1 => day + 1 == days_in_month,
+            _ => false,
+        };
+        if utc_minutes.rem_euclid(24 * 60) != 24 * 60 - 1 || !last_day_in_utc {
+            return Err("a leap second (:60) falls only at 23:59:60 UTC on a month's last day");
+        }
     }
     Ok(())
 }
@@ -498,6 +510,7 @@ mod tests {
             "2016-12-31T23:59:60Z",
             "2017-01-01T05:29:60.5+05:30",
             "2016-12-31T18:59:60-05:00",
+            "2015-06-30T23:59:60Z",
         ] {
             assert_eq!(check_rfc3339(ok), Ok(()), "{ok}");
         }
@@ -516,11 +529,19 @@ mod tests {
             ("2026-11-27T09:00:00.Z", "empty fraction of a second"),
             (
                 "2026-06-30T12:00:60Z",
-                "a leap second (:60) falls only at 23:59:60 UTC",
+                "a leap second (:60) falls only at 23:59:60 UTC on a month's last day",
+            ),
+            (
+                "2026-11-27T23:59:60Z",
+                "a leap second (:60) falls only at 23:59:60 UTC on a month's last day",
+            ),
+            (
+                "2016-12-30T22:59:60-01:00",
+                "a leap second (:60) falls only at 23:59:60 UTC on a month's last day",
             ),
             (
                 "2016-12-31T23:59:60+01:00",
-                "a leap second (:60) falls only at 23:59:60 UTC",
+                "a leap second (:60) falls only at 23:59:60 UTC on a month's last day",
             ),
             (
                 "2026-11-27T09:00:00+0100",

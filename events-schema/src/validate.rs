@@ -3,9 +3,10 @@
 //!
 //! It implements the keywords our schemas use (draft 2020-12 as schemars emits it):
 //! `type`, `properties`, `required`, `additionalProperties`, `items`, `enum`, `const`,
-//! `oneOf`, `anyOf`, `$ref` into `$defs`, `minLength`, `maxLength`, `minimum`, `maximum`
-//! and the formats `email`, `date-time`, `ipv4`, `ipv6`. An unknown keyword is ignored,
-//! as JSON Schema requires.
+//! `oneOf`, `anyOf`, `$ref` into `$defs`, `minLength`, `maxLength`, `minimum`, `maximum`,
+//! `pattern` in the one form our ids use (`\S`: not only white space) and the formats
+//! `email`, `date-time`, `ipv4`, `ipv6`. An unknown keyword is ignored, as JSON Schema
+//! requires; so is another `pattern`, which no schema of ours has.
 
 use std::fmt;
 
@@ -270,6 +271,9 @@ fn check_string(
             path,
             format!("longer than {max} characters"),
         ));
+    }
+    if schema.get("pattern").and_then(Value::as_str) == Some("\\S") && text.trim().is_empty() {
+        return Err(Violation::new(path, "must not be only white space"));
     }
     let format_error = match schema.get("format").and_then(Value::as_str) {
         Some("email") => check_email(text)

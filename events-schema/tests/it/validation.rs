@@ -96,6 +96,12 @@ fn envelope_violations() {
 
 #[test]
 fn detail_violations() {
+    // An id of white space breaks the schema itself, at the id's path.
+    check(
+        SIGNUP,
+        |e| e["detail"]["user_id"] = " \u{3000} ".into(),
+        "invalid: $.detail.user_id: must not be only white space",
+    );
     check(
         SIGNUP,
         |e| {
