@@ -360,6 +360,38 @@ async fn calls(server: &wiremock::MockServer, target: &str) -> usize {
         .count()
 }
 
+/// Publishes `n_lines` logins with `--json` and `extra_args` to `server`, and sends
+/// SIGINT once the first PutEvents request has come: what publish printed and its status.
+async fn publish_interrupted(
+    server: &wiremock::MockServer,
+    n_lines: usize,
+    extra_args: &[&str],
+) -> Output {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    for i in 0..n_lines {
+        writeln!(file, "{}", login_line(i, "curl/8")).unwrap();
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(["publish", "--bus", "slow", "--json"])
+        .args(extra_args)
+        .arg(file.path())
+        .envs(aws_env(&server.uri()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while calls(server, "AWSEvents.PutEvents").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "no PutEvents came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    interrupt(&child);
+    tokio::task::spawn_blocking(|| child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 fn interrupt(child: &std::process::Child) {
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -373,35 +405,7 @@ fn interrupt(child: &std::process::Child) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_while_sending_prints_the_results_in_flight_and_stops() {
     let server = slow_eventbridge(Duration::from_millis(1500)).await;
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    for i in 0..2_500 {
-        writeln!(file, "{}", login_line(i, "curl/8")).unwrap();
-    }
-    let child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
-        .args([
-            "publish",
-            "--bus",
-            "slow",
-            "--json",
-            "--max-in-flight",
-            "100",
-        ])
-        .arg(file.path())
-        .envs(aws_env(&server.uri()))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while calls(&server, "AWSEvents.PutEvents").await == 0 {
-        assert!(std::time::Instant::now() < deadline, "no PutEvents came");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    interrupt(&child);
-    let output = tokio::task::spawn_blocking(|| child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = publish_interrupted(&server, 2_500, &["--max-in-flight", "100"]).await;
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(130), "{err}");
     let records: Vec<Value> = stdout_lines(&output)
@@ -431,28 +435,7 @@ async fn ctrl_c_while_sending_prints_the_results_in_flight_and_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_during_the_last_chunk_stops_as_anywhere_else() {
     let server = slow_eventbridge(Duration::from_millis(1500)).await;
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    for i in 0..3 {
-        writeln!(file, "{}", login_line(i, "curl/8")).unwrap();
-    }
-    let child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
-        .args(["publish", "--bus", "slow", "--json"])
-        .arg(file.path())
-        .envs(aws_env(&server.uri()))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while calls(&server, "AWSEvents.PutEvents").await == 0 {
-        assert!(std::time::Instant::now() < deadline, "no PutEvents came");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    interrupt(&child);
-    let output = tokio::task::spawn_blocking(|| child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = publish_interrupted(&server, 3, &[]).await;
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(130), "{err}");
     let types: Vec<String> = stdout_lines(&output)
