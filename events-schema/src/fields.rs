@@ -254,23 +254,35 @@ pub(crate) fn check_email(address: &str) -> Result<(), &'static str> {
 }
 
 /// A character beyond ASCII that an internationalised address may hold (RFC 6531): not
-/// white space (U+00A0, U+3000), not a control (U+0085), not an invisible format
-/// character (zero-width spaces and joiners, direction marks and overrides, the byte
-/// order mark, tags), which would make two addresses look alike.
+/// white space (U+00A0, U+3000), not a control (U+0085), not an invisible character
+/// (zero-width spaces and joiners, direction marks and overrides, the byte order mark,
+/// tags, variation selectors, the combining grapheme joiner, Hangul fillers, the blank
+/// Braille pattern, shorthand format controls, musical formatting), which would make two
+/// addresses look alike, and not a noncharacter (U+FFFE, U+FFFF and their kin).
 fn is_printable_non_ascii(c: char) -> bool {
     let invisible = matches!(
         c,
         '\u{ad}'
+            | '\u{34f}'
             | '\u{61c}'
-            | '\u{180e}'
+            | '\u{115f}'..='\u{1160}'
+            | '\u{17b4}'..='\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
             | '\u{200b}'..='\u{200f}'
             | '\u{202a}'..='\u{202e}'
             | '\u{2060}'..='\u{206f}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
             | '\u{feff}'
+            | '\u{ffa0}'
             | '\u{fff9}'..='\u{fffb}'
-            | '\u{e0000}'..='\u{e007f}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e0fff}'
     );
-    !c.is_ascii() && !c.is_whitespace() && !c.is_control() && !invisible
+    let noncharacter = matches!(c, '\u{fdd0}'..='\u{fdef}') || (u32::from(c) & 0xfffe) == 0xfffe;
+    !c.is_ascii() && !c.is_whitespace() && !c.is_control() && !invisible && !noncharacter
 }
 
 /// An RFC 3339 date-time, e.g. `2026-11-27T09:00:00Z` or `2026-11-27T10:00:00.250+01:00`.
@@ -496,6 +508,26 @@ mod tests {
             ("a@b.com\u{85}", "invalid character in the domain"),
             ("a@b.com\u{200b}", "invalid character in the domain"),
             ("a@b.co\u{3000}m", "invalid character in the domain"),
+            (
+                "a\u{fe0f}@example.com",
+                "invalid character in the local part",
+            ),
+            (
+                "a\u{34f}@example.com",
+                "invalid character in the local part",
+            ),
+            (
+                "a\u{3164}@example.com",
+                "invalid character in the local part",
+            ),
+            (
+                "a\u{2800}@example.com",
+                "invalid character in the local part",
+            ),
+            ("a@exa\u{1bca0}mple.com", "invalid character in the domain"),
+            ("a@exa\u{1d173}mple.com", "invalid character in the domain"),
+            ("a@example.com\u{ffff}", "invalid character in the domain"),
+            ("a@exa\u{e0100}mple.com", "invalid character in the domain"),
         ] {
             check_email_verdict(address, Err(reason));
         }
