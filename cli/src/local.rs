@@ -504,16 +504,15 @@ async fn replay(
             format!("eventfork-local-{now}")
         }
     };
+    let bus = args.open_existing()?;
     if let Some(event_bus) = event_bus
-        && event_bus != args.bus_name
-        && event_bus != "default"
+        && !bus.topology().has_bus(event_bus)
     {
         bail!(
             "--event-bus {event_bus}: the local bus has the buses {} and default",
-            args.bus_name
+            bus.topology().bus_name()
         );
     }
-    let bus = args.open_existing()?;
     let summary = bus
         .replay(&name, event_bus, from_ms, to_ms)
         .await
