@@ -435,11 +435,17 @@ fn dry_run(
 
 /// Checks one line and makes its entry.
 fn parse_line(text: &str) -> Result<Entry, Failure> {
-    let line: Line = serde_json::from_str(text).map_err(|e| Failure {
+    let invalid = |e: serde_json::Error| Failure {
         code: "InvalidLine".to_owned(),
         message: format!("expected {{\"detail-type\": .., \"detail\": {{..}}}} as JSON: {e}"),
         attempts: 0,
-    })?;
+    };
+    // Read strictly first: a key given twice is refused, not resolved by keeping the last.
+    let value = events_schema::strict::from_str(text).map_err(invalid)?;
+    let line: Line = serde_json::from_value(value)
+        // The same error again, read from the text so that it says where.
+        .or_else(|_| serde_json::from_str(text))
+        .map_err(invalid)?;
     let mut entry =
         Entry::from_json(&line.detail_type, &line.detail).map_err(|error| Failure::from(&error))?;
     if let Some(source) = line.source
@@ -619,6 +625,20 @@ mod tests {
         check(
             "not json",
             "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: expected ident at line 1 column 2",
+        );
+        // A key given twice is refused, not resolved by keeping the last value.
+        check(
+            r#"{"detail-type":"UserLoggedIn","detail":{"user_id":"u1","user_id":"u2"}}"#,
+            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: duplicate key \"user_id\" at $.detail (JSON readers disagree on which value counts) at line 1 column 64",
+        );
+        check(
+            r#"{"detail-type":"UserLoggedIn","detail-type":"UserSignedUp","detail":{}}"#,
+            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: duplicate key \"detail-type\" at $ (JSON readers disagree on which value counts) at line 1 column 43",
+        );
+        // A line of the wrong shape still says where.
+        check(
+            r#"{"detail-type":7,"detail":{}}"#,
+            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: invalid type: integer `7`, expected a string at line 1 column 16",
         );
     }
 }

@@ -83,7 +83,9 @@ fn validate(file: &Path) -> Result<Outcome> {
         if text.trim_ascii().is_empty() {
             return Ok(());
         }
-        let verdict = match serde_json::from_slice::<Value>(text) {
+        let verdict = match events_schema::strict::from_slice(text) {
+            // A key given twice: JSON, but not an event to accept.
+            Err(error) if error.is_data() => Err(format!("line {line_number}: {error}")),
             Err(error) => Err(format!("line {line_number}: not JSON: {error}")),
             Ok(event) => events_schema::validate_envelope(&event)
                 .map(|t| t.detail_type())

@@ -37,6 +37,7 @@ mod catalogue;
 mod envelope;
 mod fields;
 pub mod registry;
+pub mod strict;
 mod users;
 mod validate;
 

@@ -78,6 +78,9 @@ fn validate_reports_each_line() {
     let mut input = jsonl(&[signup, bad_email, login]);
     input.push_str("{not json\n\n");
     input.push_str(&jsonl(&[unknown]));
+    input.push_str(
+        r#"{"detail-type": "UserLoggedIn", "detail": {"user_id": "u1", "user_id": "u2"}}"#,
+    );
     let run = eventfork(&["schemas", "validate", "-"], &input);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(
@@ -86,7 +89,8 @@ fn validate_reports_each_line() {
          invalid: line 2: $.detail.email: invalid email address: domain has no '.'\n\
          ok UserLoggedIn\n\
          invalid: line 4: not JSON: key must be a string at line 1 column 2\n\
-         invalid: line 6: $.detail-type: unknown detail-type \"UserDeleted\" (known: UserSignedUp, UserLoggedIn)\n"
+         invalid: line 6: $.detail-type: unknown detail-type \"UserDeleted\" (known: UserSignedUp, UserLoggedIn)\n\
+         invalid: line 7: duplicate key \"user_id\" at $.detail (JSON readers disagree on which value counts) at line 1 column 69\n"
     );
 }
 
