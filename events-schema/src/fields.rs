@@ -502,6 +502,17 @@ mod tests {
         // Internationalised addresses, but nothing invisible or blank beyond ASCII.
         check_email_verdict("josé@exämple.com", Ok(()));
         check_email_verdict("用户@例子.广告", Ok(()));
+        // Lengths are in bytes of UTF-8, as RFC 5321 counts them, not in characters.
+        let local = "é".repeat(32);
+        check_email_verdict(&format!("{local}@example.com"), Ok(()));
+        check_email_verdict(
+            &format!("{local}e@example.com"),
+            Err("local part longer than 64 bytes"),
+        );
+        // Three labels of 21 characters (63 bytes) and one of 19: 249 bytes, 82 characters.
+        let domain = format!("{0}.{0}.{0}.{1}", "例".repeat(21), "例".repeat(19));
+        check_email_verdict(&format!("a@{domain}.cn"), Ok(()));
+        check_email_verdict(&format!("ab@{domain}.cn"), Err("longer than 254 bytes"));
         for (address, reason) in [
             ("a\u{a0}b@c.com", "invalid character in the local part"),
             ("a\u{202e}@b.com", "invalid character in the local part"),
