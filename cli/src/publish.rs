@@ -442,6 +442,12 @@ fn parse_line(text: &str) -> Result<Entry, Failure> {
     };
     // Read strictly first: a key given twice is refused, not resolved by keeping the last.
     let value = events_schema::strict::from_str(text).map_err(invalid)?;
+    if !value.is_object() {
+        // serde would take an array as the struct's fields in order.
+        return Err(invalid(serde::de::Error::custom(
+            "the line is not a JSON object",
+        )));
+    }
     let line: Line = serde_json::from_value(value)
         // The same error again, read from the text so that it says where.
         .or_else(|_| serde_json::from_str(text))
@@ -634,6 +640,10 @@ mod tests {
         check(
             r#"{"detail-type":"UserLoggedIn","detail-type":"UserSignedUp","detail":{}}"#,
             "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: duplicate key \"detail-type\" at $ (JSON readers disagree on which value counts) at line 1 column 43",
+        );
+        check(
+            r#"["UserLoggedIn",{"user_id":"u1"}]"#,
+            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: the line is not a JSON object",
         );
         // A line of the wrong shape still says where.
         check(

@@ -67,9 +67,9 @@ pub enum LoginMethod {
 pub struct UserSignedUp {
     /// The new user's id in the product; stable for the account's lifetime.
     pub user_id: UserId,
-    /// The address the user signed up with: at most 254 bytes of UTF-8, 64 before the
-    /// `@` (RFC 5321 counts octets; `maxLength` counts characters, so a long non-ASCII
-    /// address can pass it and still be refused). Personal data: never logged.
+    // RFC 5321 limits addresses in octets, JSON Schema's maxLength counts characters: a
+    // long non-ASCII address can pass the schema and still be refused.
+    /// The sign-up address, at most 254 bytes of UTF-8. Personal data: never logged.
     pub email: Email,
     /// The name the user chose to be shown as; may be empty.
     #[serde(default)]

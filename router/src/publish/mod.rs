@@ -11,7 +11,7 @@
 //! use router::Publisher;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let sdk_config = aws_config::load_from_env().await;
+//! let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
 //! let publisher = Publisher::new(&sdk_config, "eventfork");
 //! publisher.verify_bus().await?;
 //! let event = UserSignedUp::builder("user-42", "ada@example.com")?.build();
@@ -121,7 +121,7 @@ pub enum PublishError {
     },
     /// EventBridge refused the entry, or the whole request, with an error that retrying
     /// does not fix.
-    #[error("refused by EventBridge: {message}")]
+    #[error("refused by EventBridge ({code}): {message}")]
     Rejected {
         /// EventBridge's error code, e.g. `MalformedDetail`.
         code: String,
@@ -161,13 +161,15 @@ pub enum PublishError {
     /// are retried.
     #[error("cannot reach EventBridge: {message}")]
     Unreachable {
-        /// `ConnectionError`, `Timeout`, `UnexpectedResponse` or `CredentialsError`.
+        /// `ConnectionError`, `Timeout`, `UnexpectedResponse`, `CredentialsError` or
+        /// `InvalidConfiguration` (no region, an endpoint URL the SDK cannot use).
         code: String,
         /// What went wrong, with its causes.
         message: String,
     },
-    /// EventBridge's answer could not be read (it did not match the request): the entry
-    /// may or may not have been published, and is not sent again blindly.
+    /// EventBridge answered with success, but the answer could not be read (cut short,
+    /// garbled, or not matching the request): the entry may or may not have been
+    /// published, and is not sent again blindly.
     #[error("unconfirmed, it may or may not have been published: {message}")]
     Unconfirmed {
         /// `InvalidResponse`.
@@ -229,6 +231,7 @@ impl PublishError {
 
 /// The outcome of [`Publisher::publish_all`]: one result per event, in input order.
 #[derive(Debug, Clone)]
+#[must_use = "a report holds the events that failed; dropping it loses them silently"]
 pub struct Report {
     outcomes: Vec<Result<EventId, PublishError>>,
     n_requests: usize,
@@ -816,7 +819,7 @@ fn request_failure(error: &RequestError, attempts: u32) -> PublishError {
     let code = error.code().to_owned();
     let message = error.message().to_owned();
     match error.code() {
-        "ConnectionError" | "Timeout" | "CredentialsError" => {
+        "ConnectionError" | "Timeout" | "CredentialsError" | "InvalidConfiguration" => {
             PublishError::Unreachable { code, message }
         }
         // Something that is not EventBridge answered, and retrying will not change it.

@@ -312,7 +312,7 @@ async fn a_non_retryable_entry_comes_back_without_a_retry() {
     );
     assert_eq!(
         report.outcomes()[1].as_ref().unwrap_err().to_string(),
-        "refused by EventBridge: MalformedDetail for this entry"
+        "refused by EventBridge (MalformedDetail): MalformedDetail for this entry"
     );
 }
 

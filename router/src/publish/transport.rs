@@ -14,6 +14,7 @@ use aws_sdk_eventbridge::{
     primitives::{DateTime, DateTimeFormat},
     types::PutEventsRequestEntry,
 };
+use aws_smithy_types::retry::ErrorKind;
 
 use super::Entry;
 
@@ -305,14 +306,39 @@ where
                 );
                 RequestError::new("CredentialsError", message, retryable)
             }
-            None => {
-                let retryable = failure.is_io() || failure.is_timeout() || failure.is_other();
-                RequestError::new("ConnectionError", message, retryable)
+            // The network failed (a refused or dropped connection, a timeout, an answer
+            // cut short): retried.
+            None if failure.is_io()
+                || failure.is_timeout()
+                || failure.as_other() == Some(ErrorKind::TransientError) =>
+            {
+                RequestError::new("ConnectionError", message, true)
             }
+            // The SDK stopped before sending (no region, an endpoint URL it cannot use):
+            // no retry will change that.
+            None => RequestError::new("InvalidConfiguration", message, false),
         },
+        // A success that could not be read (a body cut short or garbled): the events may
+        // have been published, so they are reported as unconfirmed, never sent again.
+        SdkError::ResponseError(response) if response.raw().status().is_success() => {
+            RequestError::new(
+                "InvalidResponse",
+                unreadable(response.raw(), &message),
+                false,
+            )
+        }
+        SdkError::ServiceError(service)
+            if error.code().is_none() && service.raw().status().is_success() =>
+        {
+            RequestError::new(
+                "InvalidResponse",
+                unreadable(service.raw(), &message),
+                false,
+            )
+        }
         SdkError::ResponseError(response) => {
-            // A JSON answer cut short is EventBridge's all the same (a network blip); only
-            // another kind of body points at the endpoint.
+            // A failure's JSON answer cut short is EventBridge's all the same (a network
+            // blip), and retried; only another kind of body points at the endpoint.
             let is_json = response
                 .raw()
                 .headers()
@@ -323,7 +349,7 @@ where
             } else {
                 foreign(response.raw())
             };
-            RequestError::new("InvalidResponse", message, true)
+            RequestError::new("UnreadableResponse", message, true)
         }
         SdkError::ServiceError(service) if error.code().is_none() => {
             // No AWS error code: a proxy's 502 page may pass, a 404 or 501 will not.
@@ -339,6 +365,19 @@ where
             let message = error.message().map(str::to_owned).unwrap_or(message);
             RequestError::new(code, message, retryable)
         }
-        _ => RequestError::new("InvalidRequest", message, false),
+        // The request could not be built (an invalid region, say): nothing was sent.
+        _ => RequestError::new("InvalidConfiguration", message, false),
     }
+}
+
+/// What an unreadable success says: its status and content type, and the reader's error.
+fn unreadable(response: &aws_sdk_eventbridge::config::http::HttpResponse, message: &str) -> String {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .unwrap_or("no content type");
+    format!(
+        "the answer, HTTP {} ({content_type}), could not be read ({message})",
+        response.status().as_u16()
+    )
 }

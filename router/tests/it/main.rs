@@ -1,6 +1,8 @@
 //! The integration tests of the router crate: one binary, one module per concern.
 
 #[cfg(feature = "aws")]
+mod answers;
+#[cfg(feature = "aws")]
 mod deploy;
 #[cfg(feature = "local")]
 mod local;

@@ -1,0 +1,173 @@
+//! What the Publisher makes of answers that are not EventBridge's usual ones, and of
+//! configurations that stop a request before it is sent: through the real SDK, against a
+//! local HTTP server (wiremock, or a raw socket for an answer cut short).
+
+use std::time::{Duration, Instant};
+
+use events_schema::UserLoggedIn;
+use router::{PublishError, Publisher};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wiremock::{Mock, MockServer, ResponseTemplate, matchers::any};
+
+fn login() -> UserLoggedIn {
+    UserLoggedIn::builder("user-1", "192.0.2.1".parse().unwrap())
+        .unwrap()
+        .build()
+}
+
+fn credentials() -> aws_credential_types::Credentials {
+    aws_credential_types::Credentials::new("testing", "testing", None, None, "tests")
+}
+
+async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(credentials())
+        .load()
+        .await
+}
+
+fn publisher(sdk_config: &aws_config::SdkConfig) -> Publisher {
+    Publisher::builder("eventfork")
+        .retry_deadline(Duration::from_secs(20))
+        .backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .build(sdk_config)
+}
+
+/// A success whose JSON breaks off: EventBridge may have taken the event, so it is
+/// unconfirmed, and not sent again.
+#[tokio::test]
+async fn a_success_cut_short_is_unconfirmed_and_not_resent() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"{"Entries":[{"EventId":"6a7e8feb-b4"#,
+            "application/x-amz-json-1.1",
+        ))
+        .mount(&server)
+        .await;
+    let error = publisher(&sdk_config(&server.uri()).await)
+        .publish(&login())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, PublishError::Unconfirmed { attempts: 1, .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.code(), "InvalidResponse");
+    assert!(
+        error
+            .to_string()
+            .contains("the answer, HTTP 200 (application/x-amz-json-1.1), could not be read"),
+        "{error}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+/// A success whose connection closes before its announced length: the same.
+#[tokio::test]
+async fn a_success_whose_connection_breaks_is_unconfirmed_and_not_resent() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let mut n_requests = 0;
+        while let Ok(Ok((mut socket, _))) =
+            tokio::time::timeout(Duration::from_secs(2), listener.accept()).await
+        {
+            n_requests += 1;
+            // Read the request (headers and a small body), then answer 50 bytes short.
+            let mut request = vec![0; 64 * 1024];
+            let _ = socket.read(&mut request).await;
+            let body = r#"{"Entries":[{"EventId":"6a7e8feb"}],"FailedEntryCount":0}"#;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n",
+                body.len() + 50
+            );
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(body.as_bytes()).await;
+            drop(socket);
+        }
+        n_requests
+    });
+    let error = publisher(&sdk_config(&endpoint).await)
+        .publish(&login())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, PublishError::Unconfirmed { attempts: 1, .. }),
+        "{error:?}"
+    );
+    assert_eq!(server.await.unwrap(), 1);
+}
+
+/// A failure's answer cut short is still a failure: retried, and reported as such.
+#[tokio::test]
+async fn a_failure_cut_short_is_retried() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_raw(r#"{"__type":"InternalExcep"#, "application/x-amz-json-1.1"),
+        )
+        .mount(&server)
+        .await;
+    let publisher = Publisher::builder("eventfork")
+        .retry_deadline(Duration::from_millis(300))
+        .backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .build(&sdk_config(&server.uri()).await);
+    let error = publisher.publish(&login()).await.unwrap_err();
+    assert!(
+        matches!(error, PublishError::RetriesExhausted { .. }),
+        "{error:?}"
+    );
+    assert!(server.received_requests().await.unwrap().len() > 1);
+}
+
+/// No region: the SDK cannot build a request, and says so at once, without retrying for
+/// the whole deadline as if the network were down.
+#[tokio::test]
+async fn a_missing_region_fails_at_once() {
+    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url("http://127.0.0.1:9")
+        .credentials_provider(credentials())
+        .load()
+        .await;
+    // Whatever region the environment names, none.
+    let sdk_config = sdk_config.into_builder().region(None).build();
+    let started = Instant::now();
+    let error = publisher(&sdk_config).publish(&login()).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(error, PublishError::Unreachable { .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.code(), "InvalidConfiguration", "{error}");
+    assert!(
+        error.to_string().to_lowercase().contains("region"),
+        "{error}"
+    );
+}
+
+/// A region the SDK cannot build an endpoint for: nothing is sent, and the error does
+/// not claim that EventBridge refused anything.
+#[tokio::test]
+async fn an_unusable_region_is_a_configuration_error() {
+    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("not a region!"))
+        .credentials_provider(credentials())
+        .load()
+        .await;
+    let started = Instant::now();
+    let error = publisher(&sdk_config).publish(&login()).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(error.code(), "InvalidConfiguration", "{error:?}");
+    assert!(
+        error.to_string().starts_with("cannot reach EventBridge: "),
+        "{error}"
+    );
+}
