@@ -1,7 +1,7 @@
 //! `eventfork rules match`: run a set of rules over a file of events.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     fmt,
     io::{self, Write},
     path::{Path, PathBuf},
@@ -18,7 +18,7 @@ use serde::{
     Deserialize,
     de::{self, Deserializer, IgnoredAny, MapAccess, Visitor},
 };
-use serde_json::value::RawValue;
+use serde_json::{Map, Value, value::RawValue};
 
 use crate::{Outcome, input};
 
@@ -30,9 +30,11 @@ pub(crate) enum Command {
     /// holding JSON text), or a SAM/CloudFormation template (YAML or JSON). From a template
     /// come its AWS::Events::Rule resources, named by logical id, with their EventPattern
     /// (an object, or a string holding JSON, which keeps numbers exactly as written), and
-    /// the EventBridgeRule events of its SAM functions, named <Function><Event> as SAM
-    /// names the rules it makes. Rules with State: DISABLED are left out (stderr names
-    /// them); so are two rules of one name (an error). Intrinsic functions such as !Ref
+    /// the EventBridgeRule (or CloudWatchEvent) events of its SAM functions and state
+    /// machines, named <Resource><Event> as SAM names the rules it makes. Rules with
+    /// State: DISABLED are left out (stderr names them); a rule with neither EventPattern
+    /// nor ScheduleExpression, or two rules of one name, are errors. Rules on several
+    /// buses are all matched, with a warning (on AWS an event reaches one bus's rules). Intrinsic functions such as !Ref
     /// elsewhere in the template are ignored; in an EventPattern, as a rule's or a
     /// function's Properties, as a function's Events or as one event, they are an error. A
     /// JSON file is a template when it has AWSTemplateFormatVersion, Transform, or
@@ -170,6 +172,8 @@ pub(crate) struct Rules {
     pub(crate) disabled: Vec<String>,
     /// Enabled template rules under a `Condition`, read as if it held.
     pub(crate) conditional: Vec<String>,
+    /// The event buses of the enabled template rules (`default` for none named).
+    pub(crate) buses: BTreeSet<String>,
 }
 
 /// The outline of a JSON template. Other members, and the resources' properties, are
@@ -184,12 +188,6 @@ struct TemplateShape {
     resources: Option<Box<RawValue>>,
 }
 
-#[derive(Deserialize)]
-struct ResourceShape {
-    #[serde(rename = "Type")]
-    _kind: String,
-}
-
 /// Whether a JSON document is a template: it names a template format version or a
 /// transform, or it has a `Resources` object whose members each have a string `Type`. A
 /// rule named `Resources` has a pattern, whose fields hold arrays or objects, never a
@@ -201,7 +199,15 @@ fn is_template(json: &str) -> bool {
     shape.version.is_some()
         || shape.transform.is_some()
         || shape.resources.is_some_and(|resources| {
-            serde_json::from_str::<BTreeMap<String, ResourceShape>>(resources.get()).is_ok()
+            // Objects, each with a string `Type` (serde would also take `["x"]` for the
+            // struct, its fields in order).
+            serde_json::from_str::<BTreeMap<String, Map<String, Value>>>(resources.get()).is_ok_and(
+                |resources| {
+                    resources
+                        .values()
+                        .all(|resource| resource.get("Type").is_some_and(Value::is_string))
+                },
+            )
         })
 }
 
@@ -220,6 +226,7 @@ pub(crate) fn load_rules(path: &Path) -> Result<Rules> {
                     enabled: rules.0,
                     disabled: Vec::new(),
                     conditional: Vec::new(),
+                    buses: BTreeSet::new(),
                 });
             }
             // Not JSON at all: it may be a YAML template in flow style, `{Resources: …}`.
@@ -245,8 +252,13 @@ pub(crate) fn load_rules(path: &Path) -> Result<Rules> {
         .iter()
         .filter_map(|r| r.condition().map(|c| format!("{} ({c})", r.logical_id())))
         .collect();
+    let buses = enabled
+        .iter()
+        .map(|r| r.event_bus().unwrap_or("default").to_owned())
+        .collect();
     Ok(Rules {
         conditional,
+        buses,
         enabled: enabled
             .into_iter()
             .map(|r| (r.logical_id().to_owned(), r.pattern_text().to_owned()))
@@ -306,7 +318,21 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
         enabled: rules,
         disabled,
         conditional,
+        buses,
     } = load_rules(rules_path)?;
+    if rules.is_empty() {
+        eprintln!(
+            "eventfork: warning: {} holds no enabled rule with an event pattern: no event will match",
+            rules_path.display()
+        );
+    }
+    if buses.len() > 1 {
+        eprintln!(
+            "eventfork: warning: the rules are on {} event buses ({}): each event is matched against all of them, while on AWS it reaches only its own bus's rules",
+            buses.len(),
+            buses.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
     if !disabled.is_empty() {
         eprintln!(
             "eventfork: {} left out (State: DISABLED): {}",

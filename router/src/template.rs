@@ -119,8 +119,9 @@ impl Template {
 
     /// Only the event rules of a template, for matching events offline (`eventfork rules
     /// match`): each `AWS::Events::Rule` with an event pattern, and each `EventBridgeRule`
-    /// event of a SAM function, named `<function><event>` as SAM names the rule it makes
-    /// (such a rule has no targets here). Other resources are not read, so parts of a
+    /// (or `CloudWatchEvent`) event of a SAM function or state machine, named
+    /// `<resource><event>` as SAM names the rule it makes (such a rule has no targets
+    /// here). Other resources are not read, so parts of a
     /// template that eventfork does not run cannot stop it.
     pub fn parse_rules(text: &str) -> Result<Vec<RuleResource>, TemplateError> {
         let document = read_yaml(text)?;
@@ -144,19 +145,22 @@ impl Template {
                         &at,
                     )?);
                 }
-                Some("AWS::Serverless::Function") => {
+                // SAM makes a rule for each event of these types on a function or a state
+                // machine (`CloudWatchEvent` is the older name of `EventBridgeRule`).
+                Some("AWS::Serverless::Function" | "AWS::Serverless::StateMachine") => {
                     let properties = properties_of(resource, &at)?;
                     for (name, event) in events_of(properties, &at)? {
                         let event_at = format!("{at}.Properties.Events.{name}");
                         not_intrinsic(event, &event_at)?;
-                        if event.get("Type").and_then(Yaml::as_str) != Some("EventBridgeRule") {
-                            continue;
-                        }
+                        let kind = match event.get("Type").and_then(Yaml::as_str) {
+                            Some(kind @ ("EventBridgeRule" | "CloudWatchEvent")) => kind,
+                            _ => continue,
+                        };
                         let properties = properties_of(event, &event_at)?;
                         let pattern = properties.get("Pattern").ok_or_else(|| {
                             TemplateError::new(
                                 &event_at,
-                                "an EventBridgeRule event needs a Pattern",
+                                format!("the {kind} event needs a Pattern"),
                             )
                         })?;
                         let (pattern, pattern_text) =
@@ -584,8 +588,15 @@ fn read_rule(
 ) -> Result<Option<RuleResource>, TemplateError> {
     let properties = properties_of(resource, at)?;
     let Some(pattern) = properties.get("EventPattern") else {
-        // A scheduled rule: nothing for an event pattern engine to do.
-        return Ok(None);
+        if properties.get("ScheduleExpression").is_some() {
+            // A scheduled rule: nothing for an event pattern engine to do.
+            return Ok(None);
+        }
+        // CloudFormation refuses it too; a misspelt `EventPattern` would else vanish.
+        return Err(TemplateError::new(
+            &format!("{at}.Properties"),
+            "an AWS::Events::Rule needs an EventPattern or a ScheduleExpression",
+        ));
     };
     let (pattern, pattern_text) = read_pattern(pattern, &format!("{at}.Properties.EventPattern"))?;
     let event_bus = properties.get("EventBusName").map(bus_of);
@@ -1144,6 +1155,15 @@ Resources:
         Signups:
           Type: EventBridgeRule
           Properties: { Pattern: { detail-type: [UserSignedUp] }, State: DISABLED }
+        Old:
+          Type: CloudWatchEvent
+          Properties: { Pattern: { source: [aws.ec2] } }
+  Flow:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Events:
+        Orders: { Type: EventBridgeRule, Properties: { Pattern: { detail-type: [OrderPlaced] } } }
+        Hourly: { Type: Schedule, Properties: { Schedule: rate(1 hour) } }
 "#,
         )
         .unwrap();
@@ -1167,6 +1187,8 @@ Resources:
                     r#"{"detail-type":["UserSignedUp"],"source":["com.acme"]}"#
                 ),
                 ("FnSignups", false, r#"{"detail-type":["UserSignedUp"]}"#),
+                ("FnOld", true, r#"{"source":["aws.ec2"]}"#),
+                ("FlowOrders", true, r#"{"detail-type":["OrderPlaced"]}"#),
             ]
         );
         assert_eq!(rules[0].event_bus(), Some("Bus"));
@@ -1222,7 +1244,21 @@ Resources:
         );
         check(
             "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: { Type: EventBridgeRule, Properties: {} }\n",
-            "Resources.F.Properties.Events.E: an EventBridgeRule event needs a Pattern",
+            "Resources.F.Properties.Events.E: the EventBridgeRule event needs a Pattern",
+        );
+        check(
+            "Resources:\n  F:\n    Type: AWS::Serverless::StateMachine\n    Properties:\n      Events:\n        E: { Type: CloudWatchEvent, Properties: {} }\n",
+            "Resources.F.Properties.Events.E: the CloudWatchEvent event needs a Pattern",
+        );
+        // A rule with neither a pattern nor a schedule, as a misspelt key leaves it: CloudFormation
+        // refuses it, and it must not vanish from the rules.
+        check(
+            "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPatern: { a: [x] }\n",
+            "Resources.R.Properties: an AWS::Events::Rule needs an EventPattern or a ScheduleExpression",
+        );
+        check(
+            "Resources:\n  R:\n    Type: AWS::Events::Rule\n",
+            "Resources.R.Properties: an AWS::Events::Rule needs an EventPattern or a ScheduleExpression",
         );
         // A function's rules hidden behind an intrinsic function are errors, not left out.
         let function = |properties: &str| {

@@ -178,6 +178,12 @@ fn rules_match_follows_the_template_state_and_sam_events() {
     Properties:
       Events:
         Acme: { Type: EventBridgeRule, Properties: { Pattern: { source: [com.acme] } } }
+        Legacy: { Type: CloudWatchEvent, Properties: { Pattern: { source: [com.acme] } } }
+  Flow:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Events:
+        Acme: { Type: EventBridgeRule, Properties: { Pattern: { source: [com.acme] } } }
 ",
     );
     let (code, out, err) = eventfork(
@@ -185,7 +191,11 @@ fn rules_match_follows_the_template_state_and_sam_events() {
         "{\"source\": \"com.acme\"}\n",
     );
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "[\"On\",\"WorkerAcme\"]\n");
+    assert_eq!(
+        out,
+        "[\"FlowAcme\",\"On\",\"WorkerAcme\",\"WorkerLegacy\"]\n"
+    );
+    assert!(!err.contains("warning"), "{err}");
     assert!(
         err.contains("1 disabled rule left out (State: DISABLED): Off"),
         "{err}"
@@ -194,7 +204,69 @@ fn rules_match_follows_the_template_state_and_sam_events() {
         err.contains("1 rule under a Condition, matched as if it held: Prod (IsProd)"),
         "{err}"
     );
-    assert!(err.contains("3 rules"), "{err}");
+    assert!(err.contains("5 rules"), "{err}");
+}
+
+/// What a template's rules cannot show in the output is said on stderr: rules on several
+/// buses, or no rule at all.
+#[test]
+fn rules_match_warns_of_several_buses_and_of_no_rules() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let template = write(
+        dir.path(),
+        "template.yaml",
+        "Resources:
+  Bus: { Type: AWS::Events::EventBus, Properties: { Name: orders } }
+  Mine:
+    Type: AWS::Events::Rule
+    Properties: { EventBusName: !Ref Bus, EventPattern: { source: [com.acme] } }
+  Default:
+    Type: AWS::Events::Rule
+    Properties: { EventPattern: { source: [com.acme] } }
+",
+    );
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &template, "--events", "-"],
+        "{\"source\": \"com.acme\"}\n",
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "[\"Default\",\"Mine\"]\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: the rules are on 2 event buses (Bus, default)"),
+        "{err}"
+    );
+    let schedules = write(
+        dir.path(),
+        "schedules.yaml",
+        "Resources:\n  Nightly:\n    Type: AWS::Events::Rule\n    Properties: { ScheduleExpression: rate(1 day) }\n",
+    );
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &schedules, "--events", "-"],
+        "{\"source\": \"com.acme\"}\n",
+    );
+    assert_eq!((code, out.as_str()), (0, "[]\n"), "{err}");
+    assert!(
+        err.contains("holds no enabled rule with an event pattern: no event will match"),
+        "{err}"
+    );
+    // A misspelt EventPattern is an error, not a rule that vanishes.
+    let misspelt = write(
+        dir.path(),
+        "misspelt.yaml",
+        "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties: { EventPatern: { source: [a] } }\n",
+    );
+    let (code, _, err) = eventfork(
+        &["rules", "match", "--rules", &misspelt, "--events", "-"],
+        "",
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("needs an EventPattern or a ScheduleExpression"),
+        "{err}"
+    );
 }
 
 /// A JSON rules object is read without converting its numbers: a pattern number beyond
@@ -242,6 +314,17 @@ fn rules_match_tells_rules_objects_from_templates() {
         "{err}"
     );
     assert!(err.contains("2 rules"), "{err}");
+    // Resources whose member is an array, not an object with a Type: a rules object.
+    let array = write(
+        dir.path(),
+        "array.json",
+        r#"{"Resources": {"Type": ["x"]}}"#,
+    );
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &array, "--events", "-"],
+        "{\"Type\": \"x\"}\n",
+    );
+    assert_eq!((code, out.as_str()), (0, "[\"Resources\"]\n"), "{err}");
     // A JSON template with a resource that has no Type.
     let (code, out, err) = run(
         "template.json",

@@ -60,6 +60,14 @@ impl Reader<'_> {
         }
     }
 
+    fn too_deep(&self) -> SyntaxError {
+        let message = format!(
+            "nesting is deeper than {} levels, the most a pattern is read to (whatever max_nesting allows)",
+            self.max_depth
+        );
+        self.error(&message)
+    }
+
     fn skip_ws(&mut self) {
         self.pos = skip_ws(self.bytes, self.pos);
     }
@@ -69,7 +77,7 @@ impl Reader<'_> {
             None => Err(self.error("unexpected end of input, expected a value")),
             Some(b'{') => {
                 if depth >= self.max_depth {
-                    return Err(self.error("nesting is too deep"));
+                    return Err(self.too_deep());
                 }
                 self.pos += 1;
                 let mut members = Vec::new();
@@ -106,7 +114,7 @@ impl Reader<'_> {
             }
             Some(b'[') => {
                 if depth >= self.max_depth {
-                    return Err(self.error("nesting is too deep"));
+                    return Err(self.too_deep());
                 }
                 self.pos += 1;
                 let mut elements = Vec::new();

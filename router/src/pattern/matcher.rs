@@ -112,6 +112,7 @@ impl MatcherBuilder {
     }
 
     /// The deepest object nesting in a pattern, the root counting as 1 (default 32).
+    /// [`Pattern::parse`] reads at most 256 levels of JSON nesting, whatever this allows.
     pub fn max_nesting(&mut self, n: usize) -> &mut MatcherBuilder {
         self.limits.max_nesting = n;
         self

@@ -1504,4 +1504,11 @@ fn limit_errors_name_the_path() {
     let (path, limit, _) =
         error(r#"{"$or":[{"a":["1"]},{"a":["2"]}],"b":{"$or":[{"c":["1"]},{"c":["2"]}]}}"#);
     assert_eq!((path.as_str(), limit), ("$", "max_or_combinations"));
+    // Past the depth that parsing reads at all, the parse error names that depth.
+    let deep = format!("{}[\"x\"]{}", r#"{"a":"#.repeat(300), "}".repeat(300));
+    let error = Pattern::parse(&deep).unwrap_err().to_string();
+    assert!(
+        error.contains("nesting is deeper than 256 levels"),
+        "{error}"
+    );
 }
