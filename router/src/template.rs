@@ -594,7 +594,7 @@ fn read_rule(
         }
         // CloudFormation refuses it too; a misspelt `EventPattern` would else vanish.
         return Err(TemplateError::new(
-            &format!("{at}.Properties"),
+            format!("{at}.Properties"),
             "an AWS::Events::Rule needs an EventPattern or a ScheduleExpression",
         ));
     };
