@@ -150,7 +150,8 @@ impl<'de> Visitor<'de> for RuleTextsVisitor {
             let text = if raw.starts_with('"') {
                 serde_json::from_str::<String>(raw).map_err(de::Error::custom)?
             } else {
-                raw.to_owned()
+                // Measured and kept without the file's layout, as a template's pattern is.
+                router::pattern::compact_json(raw)
             };
             rules.push((name, text));
         }

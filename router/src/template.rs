@@ -8,7 +8,7 @@
 
 use std::{collections::BTreeMap, fmt};
 
-use serde_json::Value as Json;
+use serde_json::{Value as Json, value::RawValue};
 use serde_norway::Value as Yaml;
 
 /// A template could not be read; the message names the resource and property.
@@ -456,12 +456,84 @@ impl fmt::Display for Template {
 /// package` apply them (aliases are resolved by the parser).
 fn read_yaml(text: &str) -> Result<Yaml, TemplateError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim_start().starts_with('{')
+        && let Some(document) = read_json(text)
+    {
+        return Ok(document);
+    }
     let mut document: Yaml = serde_norway::from_str(text)
         .map_err(|error| TemplateError::new("template", format!("not valid YAML: {error}")))?;
     document
         .apply_merge()
         .map_err(|error| TemplateError::new("template", format!("invalid merge key: {error}")))?;
     Ok(document)
+}
+
+/// A JSON template, read as JSON rather than as the YAML it also is: JSON's escapes (an
+/// emoji as a surrogate pair) and a key given twice (the last wins) are no YAML, and each
+/// rule's event pattern object is kept as its text, compacted, so that its numbers stay
+/// as written (`0.30000000000000001` is not `0.3`), as they do in a pattern given as a
+/// string. `None` when the text is no JSON: a YAML template in flow style, say.
+fn read_json(text: &str) -> Option<Yaml> {
+    /// An object's members, unread.
+    fn members(raw: &RawValue) -> Option<BTreeMap<String, &RawValue>> {
+        serde_json::from_str(raw.get()).ok()
+    }
+    let value: Json = serde_json::from_str(text).ok()?;
+    let mut document = serde_norway::to_value(&value).ok()?;
+    let top: BTreeMap<String, &RawValue> = serde_json::from_str(text).ok()?;
+    let Some(resources) = top.get("Resources").and_then(|r| members(r)) else {
+        return Some(document);
+    };
+    // Each pattern object: its resource, its event (a SAM event's `Pattern`) and its text.
+    let mut patterns: Vec<(&str, Option<String>, &RawValue)> = Vec::new();
+    for (id, resource) in &resources {
+        let Some(properties) = members(resource)
+            .and_then(|r| r.get("Properties").copied())
+            .and_then(members)
+        else {
+            continue;
+        };
+        if let Some(&pattern) = properties.get("EventPattern") {
+            patterns.push((id, None, pattern));
+        }
+        let events = properties.get("Events").and_then(|e| members(e));
+        for (name, event) in events.unwrap_or_default() {
+            let pattern = members(event)
+                .and_then(|e| e.get("Properties").copied())
+                .and_then(members)
+                .and_then(|p| p.get("Pattern").copied());
+            if let Some(pattern) = pattern {
+                patterns.push((id, Some(name), pattern));
+            }
+        }
+    }
+    for (id, event, pattern) in patterns {
+        if !pattern.get().starts_with('{') {
+            // A string is read as written already; anything else is refused later.
+            continue;
+        }
+        let properties = document
+            .get_mut("Resources")
+            .and_then(|r| r.get_mut(id))
+            .and_then(|r| r.get_mut("Properties"));
+        let place = match &event {
+            None => properties.and_then(|p| p.get_mut("EventPattern")),
+            Some(name) => properties
+                .and_then(|p| p.get_mut("Events"))
+                .and_then(|e| e.get_mut(name.as_str()))
+                .and_then(|e| e.get_mut("Properties"))
+                .and_then(|p| p.get_mut("Pattern")),
+        };
+        // A pattern that holds an intrinsic function stays as it is, for the reader to
+        // refuse with its path.
+        if let Some(place) = place
+            && yaml_to_json(place, "").is_ok()
+        {
+            *place = Yaml::String(crate::pattern::compact_json(pattern.get()));
+        }
+    }
+    Some(document)
 }
 
 /// The resources of a template by logical id. A logical id is alphanumeric, so YAML may
@@ -1223,6 +1295,63 @@ Resources:
                 "Resources:\n  T:\n    Type: AWS::SNS::Topic\n    Properties: !If [Prod, {}, {}]\n"
             )
             .is_ok()
+        );
+    }
+
+    /// A JSON template is read as JSON: its escapes and duplicate keys are JSON's, and its
+    /// pattern objects keep their numbers as written, compacted.
+    #[test]
+    fn json_templates_are_read_as_json() {
+        let template = r#"{
+          "Description": "fan-out \ud83d\ude00",
+          "Resources": {
+            "Exact": {
+              "Type": "AWS::Events::Rule",
+              "Properties": {
+                "EventPattern": {
+                  "detail": { "n": [ 0.1000000000000000055511151231257827 ] },
+                  "source": [ "a" ],
+                  "source": [ "b" ]
+                }
+              }
+            },
+            "Fn": {
+              "Type": "AWS::Serverless::Function",
+              "Properties": { "Events": { "E": { "Type": "EventBridgeRule",
+                "Properties": { "Pattern": { "n": [ 3e2 ] } } } } }
+            },
+            "Text": {
+              "Type": "AWS::Events::Rule",
+              "Properties": { "EventPattern": "{\"n\": [1.50]}" }
+            }
+          }
+        }"#;
+        let rules = Template::parse_rules(template).unwrap();
+        let texts: Vec<(&str, &str)> = rules
+            .iter()
+            .map(|r| (r.logical_id(), r.pattern_text()))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                (
+                    "Exact",
+                    r#"{"detail":{"n":[0.1000000000000000055511151231257827]},"source":["a"],"source":["b"]}"#
+                ),
+                ("FnE", r#"{"n":[3e2]}"#),
+                ("Text", r#"{"n": [1.50]}"#),
+            ]
+        );
+        // The whole template reads too, for the local bus.
+        assert_eq!(Template::parse(template).unwrap().rules().len(), 2);
+        // An intrinsic function in a JSON pattern is still refused where it is.
+        let error = Template::parse_rules(
+            r#"{"Resources": {"R": {"Type": "AWS::Events::Rule", "Properties": {"EventPattern": {"a": [{"Fn::Sub": "x"}]}}}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Resources.R.Properties.EventPattern.a[0]: intrinsic function Fn::Sub is not allowed in an event pattern"
         );
     }
 

@@ -291,6 +291,30 @@ fn rules_match_keeps_numbers_as_written() {
     assert!(err.contains("empty.json is empty"), "{err}");
 }
 
+/// A pattern's length is counted without the rules file's layout: an indented pattern
+/// of fewer than 2,048 characters passes the limit, as the same pattern in a template does.
+#[test]
+fn rules_match_counts_a_pattern_without_its_layout() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let values: Vec<String> = (0..150).map(|i| format!("\"value-{i:04}\"")).collect();
+    let compact = format!("{{\"a\":[{}]}}", values.join(","));
+    assert!((1_900..2_048).contains(&compact.len()), "{}", compact.len());
+    let indented = format!(
+        "{{\n    \"wide\": {{\n        \"a\": [\n{}\n        ]\n    }}\n}}\n",
+        values
+            .iter()
+            .map(|v| format!("            {v}"))
+            .collect::<Vec<_>>()
+            .join(",\n")
+    );
+    let rules = write(dir.path(), "rules.json", &indented);
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &rules, "--events", "-"],
+        "{\"a\": \"value-0149\"}\n",
+    );
+    assert_eq!((code, out.as_str()), (0, "[\"wide\"]\n"), "{err}");
+}
+
 /// A rules object is told from a template by what a template has and a pattern cannot:
 /// a format version, a transform, or resources whose `Type` is a string.
 #[test]

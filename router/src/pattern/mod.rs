@@ -53,6 +53,7 @@ mod wide_tests;
 
 pub use compile::BuildError;
 pub use flatten::EventError;
+pub use json::compact_json;
 pub use matcher::{Matcher, MatcherBuilder, RuleId};
 pub use number::Number;
 pub use parse::{
