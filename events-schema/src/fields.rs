@@ -286,7 +286,10 @@ fn is_printable_non_ascii(c: char) -> bool {
 }
 
 /// An RFC 3339 date-time, e.g. `2026-11-27T09:00:00Z` or `2026-11-27T10:00:00.250+01:00`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Equality is of the text, as written; order is by instant, then by text, so that
+/// `09:00:00.5Z` sorts after `09:00:00Z` and `10:00:00+01:00` next to `09:00:00Z`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Timestamp(String);
 
@@ -328,6 +331,56 @@ impl Timestamp {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The instant: whole seconds since the Unix epoch in UTC (a leap second reads as the
+    /// start of the next second) and the fraction's digits without trailing zeros, which
+    /// compare as text as they do as numbers.
+    fn instant(&self) -> (i64, &str) {
+        let text = self.0.as_str();
+        // The text was checked: these fields are digits.
+        let field = |range: std::ops::Range<usize>| text[range].parse::<i64>().unwrap_or(0);
+        let days = days_from_civil(field(0..4), field(5..7), field(8..10));
+        let mut seconds = days * 86_400 + field(11..13) * 3600 + field(14..16) * 60 + field(17..19);
+        let mut rest = &text[19..];
+        let mut fraction = "";
+        if let Some(digits) = rest.strip_prefix('.') {
+            let n_digits = digits.bytes().take_while(u8::is_ascii_digit).count();
+            fraction = digits[..n_digits].trim_end_matches('0');
+            rest = &digits[n_digits..];
+        }
+        if let Some(sign @ (b'+' | b'-')) = rest.bytes().next() {
+            let offset = field(text.len() - 5..text.len() - 3) * 3600
+                + field(text.len() - 2..text.len()) * 60;
+            seconds -= if sign == b'-' { -offset } else { offset };
+        }
+        (seconds, fraction)
+    }
+}
+
+impl Ord for Timestamp {
+    fn cmp(&self, other: &Timestamp) -> std::cmp::Ordering {
+        self.instant()
+            .cmp(&other.instant())
+            .then_with(|| self.0.cmp(&other.0))
+    }
+}
+
+impl PartialOrd for Timestamp {
+    fn partial_cmp(&self, other: &Timestamp) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (the inverse of
+/// [`civil_from_days`]).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 impl TryFrom<String> for Timestamp {
@@ -605,6 +658,60 @@ mod tests {
             Timestamp::from_unix_seconds(1_709_208_000).as_str(),
             "2024-02-29T12:00:00Z"
         );
+    }
+
+    #[test]
+    fn timestamps_order_by_instant() {
+        let t = |text: &str| Timestamp::parse(text).unwrap();
+        let mut times = vec![
+            t("2026-11-27T09:00:00.5Z"),
+            t("2026-11-27T10:00:00+01:00"),
+            t("2026-11-27T09:00:00.25Z"),
+            t("2026-11-27T08:59:59.999-00:00"),
+            t("2026-11-27T09:00:00Z"),
+            t("2026-11-26T23:30:00-10:00"),
+            t("2026-11-27T09:00:00.50Z"),
+            t("2016-12-31T23:59:60Z"),
+            t("2017-01-01T00:00:00Z"),
+        ];
+        times.sort();
+        let texts: Vec<&str> = times.iter().map(Timestamp::as_str).collect();
+        assert_eq!(
+            texts,
+            [
+                "2016-12-31T23:59:60Z",
+                // The same instant: by text.
+                "2017-01-01T00:00:00Z",
+                "2026-11-27T08:59:59.999-00:00",
+                "2026-11-27T09:00:00Z",
+                "2026-11-27T10:00:00+01:00",
+                "2026-11-27T09:00:00.25Z",
+                "2026-11-27T09:00:00.50Z",
+                "2026-11-27T09:00:00.5Z",
+                "2026-11-26T23:30:00-10:00",
+            ]
+        );
+        // Order agrees with equality: equal only when the texts are.
+        assert_ne!(t("2026-11-27T09:00:00Z"), t("2026-11-27T10:00:00+01:00"));
+        assert_eq!(
+            t("2026-11-27T09:00:00Z").cmp(&t("2026-11-27T09:00:00Z")),
+            std::cmp::Ordering::Equal
+        );
+        // The instant agrees with the clock's own conversion, across eras and leap years.
+        for secs in [
+            0,
+            59,
+            86_399,
+            951_782_400,
+            1_798_761_599,
+            4_107_542_400,
+            253_402_300_799,
+        ] {
+            assert_eq!(
+                Timestamp::from_unix_seconds(secs).instant(),
+                (secs as i64, "")
+            );
+        }
     }
 
     #[test]

@@ -67,9 +67,12 @@ pub enum LoginMethod {
 pub struct UserSignedUp {
     /// The new user's id in the product; stable for the account's lifetime.
     pub user_id: UserId,
-    // RFC 5321 limits addresses in octets, JSON Schema's maxLength counts characters: a
-    // long non-ASCII address can pass the schema and still be refused.
-    /// The sign-up address, at most 254 bytes of UTF-8. Personal data: never logged.
+    /// The sign-up address, as [`Email`] checks it. Personal data: never logged.
+    // The schema's `format: email` and `maxLength` (in characters) say less than the check:
+    // the description says the rest, for producers written in other languages.
+    #[schemars(
+        description = "The sign-up address: a dot-atom local part (no quoted string) and a domain of two or more labels (no IP literal, no final dot); letters beyond ASCII are allowed (RFC 6531); at most 254 bytes of UTF-8, 64 before the @ (RFC 5321 counts bytes, maxLength counts characters). Personal data: never logged."
+    )]
     pub email: Email,
     /// The name the user chose to be shown as; may be empty.
     #[serde(default)]
