@@ -178,7 +178,7 @@ impl Template {
                         rules.push(RuleResource {
                             logical_id: rule_id,
                             event_bus: properties.get("EventBusName").map(bus_of),
-                            enabled: is_enabled(properties),
+                            enabled: is_enabled(properties, &event_at)?,
                             pattern,
                             pattern_text,
                             condition: condition_of(resource),
@@ -647,9 +647,23 @@ fn bus_of(bus: &Yaml) -> String {
     reference(bus).unwrap_or_else(|| scalar_text(bus))
 }
 
-/// Whether a rule is enabled: `State: DISABLED` turns it off.
-fn is_enabled(properties: &Yaml) -> bool {
-    properties.get("State").and_then(Yaml::as_str) != Some("DISABLED")
+/// Whether a rule is enabled: `State: DISABLED` turns it off. Another word is an error, as
+/// CloudFormation makes it (`disabled` would else run the rule); a `State` given by an
+/// intrinsic function reads as enabled, as a rule's `Condition` is read as holding.
+fn is_enabled(properties: &Yaml, at: &str) -> Result<bool, TemplateError> {
+    match properties.get("State") {
+        Some(Yaml::String(state)) => match state.as_str() {
+            "DISABLED" => Ok(false),
+            "ENABLED" | "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS" => Ok(true),
+            _ => Err(TemplateError::new(
+                format!("{at}.Properties.State"),
+                format!(
+                    "{state:?} is no rule state (ENABLED, DISABLED or ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS)"
+                ),
+            )),
+        },
+        _ => Ok(true),
+    }
 }
 
 fn read_rule(
@@ -672,7 +686,7 @@ fn read_rule(
     };
     let (pattern, pattern_text) = read_pattern(pattern, &format!("{at}.Properties.EventPattern"))?;
     let event_bus = properties.get("EventBusName").map(bus_of);
-    let enabled = is_enabled(properties);
+    let enabled = is_enabled(properties, at)?;
     let mut targets = Vec::new();
     if let Some(list) = properties.get("Targets").and_then(Yaml::as_sequence) {
         for (target_idx, target) in list.iter().enumerate() {
@@ -1388,6 +1402,10 @@ Resources:
         check(
             "Resources:\n  R:\n    Type: AWS::Events::Rule\n",
             "Resources.R.Properties: an AWS::Events::Rule needs an EventPattern or a ScheduleExpression",
+        );
+        check(
+            "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties: { State: disabled, EventPattern: { a: [x] } }\n",
+            "Resources.R.Properties.State: \"disabled\" is no rule state (ENABLED, DISABLED or ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS)",
         );
         // A function's rules hidden behind an intrinsic function are errors, not left out.
         let function = |properties: &str| {
