@@ -5,7 +5,8 @@
 //!
 //! With `EVENTFORK_WORKLOAD=DIR` (made by `python3 ../shared/bench/gen_workload.py --out DIR`)
 //! it also measures the workload: the first 10,000 events against the `full` and
-//! `common` rule sets of 10 to 10,000 rules.
+//! `common` rule sets of 10 to 10,000 rules, and serde_json reading the same events (the
+//! floors the aims are stated against).
 
 use std::hint::black_box;
 
@@ -159,6 +160,31 @@ fn workload(c: &mut Criterion) {
         .take(10_000)
         .map(|l| l.as_bytes().to_vec())
         .collect();
+    // The floors the engine issue's aims are stated against, on the same events in the
+    // same run: serde_json validating each event (`IgnoredAny`), and building its `Value`.
+    let mut group = c.benchmark_group("workload-floor");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.sample_size(20);
+    group.bench_function("ignored-any", |b| {
+        b.iter(|| {
+            for event in &events {
+                let _: serde::de::IgnoredAny =
+                    serde_json::from_slice(black_box(event)).expect("valid event");
+            }
+        })
+    });
+    group.bench_function("value", |b| {
+        b.iter(|| {
+            let mut n_fields = 0;
+            for event in &events {
+                let value: serde_json::Value =
+                    serde_json::from_slice(black_box(event)).expect("valid event");
+                n_fields += value.as_object().map_or(0, serde_json::Map::len);
+            }
+            n_fields
+        })
+    });
+    group.finish();
     for flavour in ["full", "common"] {
         for n_rules in [10, 100, 1000, 10_000] {
             let path = dir.join(format!("{flavour}/rules-{n_rules}.json"));
