@@ -635,11 +635,11 @@ mod tests {
         // A key given twice is refused, not resolved by keeping the last value.
         check(
             r#"{"detail-type":"UserLoggedIn","detail":{"user_id":"u1","user_id":"u2"}}"#,
-            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: duplicate key \"user_id\" at $.detail (JSON readers disagree on which value counts) at line 1 column 64",
+            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: $.detail: duplicate key \"user_id\" (JSON readers disagree on which value counts) at line 1 column 64",
         );
         check(
             r#"{"detail-type":"UserLoggedIn","detail-type":"UserSignedUp","detail":{}}"#,
-            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: duplicate key \"detail-type\" at $ (JSON readers disagree on which value counts) at line 1 column 43",
+            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: $: duplicate key \"detail-type\" (JSON readers disagree on which value counts) at line 1 column 43",
         );
         check(
             r#"["UserLoggedIn",{"user_id":"u1"}]"#,

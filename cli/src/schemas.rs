@@ -32,7 +32,8 @@ pub(crate) enum Command {
     /// Validate full EventBridge events (JSON Lines) against the catalogue.
     ///
     /// Prints one line per event line: `ok <detail-type>`, or `invalid: line N: <json path>:
-    /// <reason>` (`invalid: line N: not JSON: …` when it is not JSON, or not UTF-8). Blank
+    /// <reason>` (a key given twice in one object is such a reason; `invalid: line N: not
+    /// JSON: …` when it is not JSON, or not UTF-8). Blank
     /// lines are skipped; N counts every input line. Exits 1 if any line is invalid, 2 if
     /// the input cannot be read.
     ///

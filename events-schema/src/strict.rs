@@ -15,13 +15,13 @@ use crate::validate::JsonPath;
 
 /// Parses JSON text into a [`Value`], refusing an object that names a key twice.
 ///
-/// The error for a duplicate key names its JSON path and, as every `serde_json` error,
-/// the line and column where it was found.
+/// The error for a duplicate key starts with its JSON path (`$.detail: duplicate key
+/// "email" …`) and, as every `serde_json` error, ends with the line and column.
 ///
 /// ```
 /// let error = events_schema::strict::from_slice(br#"{"detail": {"email": "a@x.io", "email": "b@x.io"}}"#)
 ///     .unwrap_err();
-/// assert!(error.to_string().starts_with(r#"duplicate key "email" at $.detail"#));
+/// assert!(error.to_string().starts_with(r#"$.detail: duplicate key "email""#));
 /// ```
 pub fn from_slice(text: &[u8]) -> Result<Value, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(text);
@@ -103,9 +103,9 @@ impl<'de> Visitor<'de> for Node<'_> {
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
                 return Err(de::Error::custom(format_args!(
-                    "duplicate key {} at {} (JSON readers disagree on which value counts)",
-                    Value::from(key.as_str()),
-                    self.path
+                    "{}: duplicate key {} (JSON readers disagree on which value counts)",
+                    self.path,
+                    Value::from(key.as_str())
                 )));
             }
             let value = map.next_value_seed(Node {
@@ -144,7 +144,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            error.starts_with(r#"duplicate key "id" at $.detail.user[0] "#),
+            error.starts_with(r#"$.detail.user[0]: duplicate key "id" "#),
             "{error}"
         );
         assert!(error.ends_with("line 2 column 5"), "{error}");
@@ -152,11 +152,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            error.starts_with(r#"duplicate key "" at $["a b"] "#),
+            error.starts_with(r#"$["a b"]: duplicate key "" "#),
             "{error}"
         );
         let error = from_str(r#"{"a": 1, "a": 1}"#).unwrap_err().to_string();
-        assert!(error.starts_with(r#"duplicate key "a" at $ "#), "{error}");
+        assert!(error.starts_with(r#"$: duplicate key "a" "#), "{error}");
     }
 
     #[test]
