@@ -5,6 +5,7 @@ use std::{
     io::{self, BufRead, IsTerminal, Write},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use anyhow::{Context, Result, anyhow};
@@ -92,6 +93,16 @@ pub(crate) struct Args {
     /// one request (0: no limit).
     #[arg(long, value_name = "EVENTS", default_value_t = 0)]
     rate_limit: u32,
+    /// How long a request that fails with a retryable error (throttling, a 5xx, no
+    /// connection, a timeout) is retried, from its first send, in seconds (at most 3600).
+    /// Nothing is printed while retries go on.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30,
+        value_parser = RangedU64ValueParser::<u64>::new().range(0..=3600)
+    )]
+    retry_deadline: u64,
 }
 
 /// One input line, as documented in `--help`.
@@ -157,6 +168,7 @@ async fn publish(args: Args) -> Result<Outcome> {
             .max_request_size(args.max_request_size)
             .max_in_flight(args.max_in_flight)
             .rate_limit(args.rate_limit)
+            .retry_deadline(Duration::from_secs(args.retry_deadline))
             .build(&sdk_config);
         publisher
             .verify_bus()

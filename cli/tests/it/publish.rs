@@ -290,6 +290,25 @@ fn an_empty_bus_name_is_refused() {
     assert!(stderr(&output).contains("--bus"), "{}", stderr(&output));
 }
 
+/// With nothing listening, publish retries for --retry-deadline, not for the default 30 s.
+#[test]
+fn the_retry_deadline_is_the_callers() {
+    let started = std::time::Instant::now();
+    let output = publish(
+        None,
+        &["--bus", "b", "--retry-deadline", "1"],
+        &[login_line(0, "curl/8")],
+    );
+    let elapsed = started.elapsed();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}: {err}");
+    assert!(err.contains("cannot reach EventBridge"), "{err}");
+    let output = publish(None, &["--bus", "b", "--retry-deadline", "3601"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--retry-deadline"));
+}
+
 /// When the reader of the results goes away, publish stops and says which lines it did
 /// not read, instead of ending quietly with events left unpublished.
 #[test]
