@@ -208,7 +208,7 @@ mod tests {
         );
         check(
             r#"{"pattern":{"a":[1]},"event":"[1]"}"#,
-            "error: invalid event: the event is not a JSON object",
+            "error: invalid event: the event is not a JSON object: it starts as a JSON array at byte 0",
         );
         for line in [
             &b"nope"[..],

@@ -24,7 +24,7 @@ fn rules_match_prints_sorted_names_per_event() {
     );
     assert_eq!(
         out,
-        "[\"as-text\",\"pro-users\",\"signup-mail\"]\n[]\nerror: the event is not a JSON object\n[\"as-text\"]\n"
+        "[\"as-text\",\"pro-users\",\"signup-mail\"]\n[]\nerror: the event is not a JSON object: it starts as a JSON array at byte 0\n[\"as-text\"]\n"
     );
     // One invalid event: the others are still matched, and the exit status says so.
     assert_eq!(code, 2, "{err}");

@@ -351,7 +351,7 @@ impl Flat {
         }
         let pos = skip_ws(event, 0);
         if event.get(pos) != Some(&b'{') {
-            return Err(EventError::new("the event is not a JSON object"));
+            return Err(EventError::new(not_an_object(event, pos)));
         }
         let mut reader = Reader {
             bytes: event,
@@ -492,7 +492,10 @@ impl Reader<'_, '_> {
     /// An error that the string scanner found (a non-ASCII byte there is its own business).
     fn in_string(&self, at: usize, what: &str) -> EventError {
         if at >= self.bytes.len() {
-            EventError::new(format!("the event is truncated: {what}"))
+            EventError::new(format!(
+                "the event is truncated (it ends after byte {}): {what}",
+                self.bytes.len()
+            ))
         } else {
             EventError::new(format!("the event is not valid JSON at byte {at}: {what}"))
         }
@@ -659,6 +662,25 @@ impl Reader<'_, '_> {
             frame,
         });
     }
+}
+
+/// Why an event that does not start with `{` is refused: what it starts with instead.
+fn not_an_object(event: &[u8], pos: usize) -> String {
+    let what = match event.get(pos) {
+        None if event.is_empty() => return "the event is empty".to_owned(),
+        None => return "the event is only white space".to_owned(),
+        Some(b'[') => "a JSON array",
+        Some(b'"') => "a JSON string",
+        Some(b'-' | b'0'..=b'9') => "a JSON number",
+        Some(b't' | b'f') => "a JSON boolean",
+        Some(b'n') => "JSON null",
+        Some(&byte) => {
+            return format!(
+                "the event is not a JSON object: it starts with byte 0x{byte:02x} at byte {pos}"
+            );
+        }
+    };
+    format!("the event is not a JSON object: it starts as {what} at byte {pos}")
 }
 
 #[cfg(test)]

@@ -1185,6 +1185,42 @@ fn a_value_named_on_many_paths_leads_to_each_path_s_rules() {
     }
 }
 
+/// An event that is no object says what it is instead, and where.
+#[test]
+fn an_event_that_is_no_object_says_what_it_is() {
+    let matcher = Matcher::builder().build().unwrap();
+    for (event, expected) in [
+        (&b""[..], "the event is empty"),
+        (b" \n", "the event is only white space"),
+        (
+            b"  [1]",
+            "the event is not a JSON object: it starts as a JSON array at byte 2",
+        ),
+        (
+            b"\"x\"",
+            "the event is not a JSON object: it starts as a JSON string at byte 0",
+        ),
+        (
+            b"-1",
+            "the event is not a JSON object: it starts as a JSON number at byte 0",
+        ),
+        (
+            b"true",
+            "the event is not a JSON object: it starts as a JSON boolean at byte 0",
+        ),
+        (
+            b"null",
+            "the event is not a JSON object: it starts as JSON null at byte 0",
+        ),
+        (
+            b"\xc3\xa9",
+            "the event is not a JSON object: it starts with byte 0xc3 at byte 0",
+        ),
+    ] {
+        assert_eq!(matcher.matches(event).unwrap_err().to_string(), expected);
+    }
+}
+
 /// An event cut inside a multi-byte character is truncated, not malformed.
 #[test]
 fn an_event_cut_inside_a_character_is_truncated() {
@@ -1192,7 +1228,7 @@ fn an_event_cut_inside_a_character_is_truncated() {
     let error = matcher.matches(b"{\"a\": \"caf\xc3").unwrap_err();
     assert_eq!(
         error.to_string(),
-        "the event is truncated: unexpected end of input in a string"
+        "the event is truncated (it ends after byte 11): unexpected end of input in a string"
     );
     let error = matcher.matches(b"{\"a\": \"caf\xc3(\"}").unwrap_err();
     assert_eq!(
