@@ -161,8 +161,9 @@ pub enum PublishError {
     /// are retried.
     #[error("cannot reach EventBridge: {message}")]
     Unreachable {
-        /// `ConnectionError`, `Timeout`, `UnexpectedResponse`, `CredentialsError` or
-        /// `InvalidConfiguration` (no region, an endpoint URL the SDK cannot use).
+        /// `ConnectionError`, `Timeout`, `UnexpectedResponse`, `CredentialsError`,
+        /// `InvalidConfiguration` (no region, an endpoint URL the SDK cannot use) or, from
+        /// [`Publisher::verify_bus`], `InvalidResponse` (a success it could not read).
         code: String,
         /// What went wrong, with its causes.
         message: String,
@@ -472,6 +473,13 @@ impl Publisher {
             if error.is_retryable() && in_time {
                 tokio::time::sleep(delay).await;
                 continue;
+            }
+            if error.code() == "InvalidResponse" {
+                // Nothing is published by a check: an unreadable answer is only that.
+                return Err(PublishError::Unreachable {
+                    code: error.code().to_owned(),
+                    message: error.message().to_owned(),
+                });
             }
             return Err(request_failure(&error, attempt));
         }

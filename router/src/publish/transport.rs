@@ -106,6 +106,9 @@ pub(crate) struct SdkTransport {
     /// The endpoint set by configuration (`AWS_ENDPOINT_URL`), named when its answers are
     /// not EventBridge's.
     endpoint: Option<String>,
+    /// Whether the configuration names a region: without one the SDK cannot sign, and
+    /// says so only as an unclassified dispatch failure.
+    has_region: bool,
 }
 
 impl SdkTransport {
@@ -118,6 +121,7 @@ impl SdkTransport {
         SdkTransport {
             client: Client::from_conf(config),
             endpoint: sdk_config.endpoint_url().map(str::to_owned),
+            has_region: sdk_config.region().is_some(),
         }
     }
 
@@ -151,7 +155,7 @@ impl SdkTransport {
                 .set_entries(Some(request_entries))
                 .send()
                 .await
-                .map_err(|error| request_error(error, self.endpoint.as_deref()))?;
+                .map_err(|error| request_error(error, self.endpoint.as_deref(), self.has_region))?;
             let answers = output.entries();
             if answers.len() != sent_indices.len() {
                 return Err(RequestError::new(
@@ -201,7 +205,7 @@ impl Transport for SdkTransport {
                 .send()
                 .await
                 .map(drop)
-                .map_err(|error| request_error(error, self.endpoint.as_deref()))
+                .map_err(|error| request_error(error, self.endpoint.as_deref(), self.has_region))
         })
     }
 }
@@ -242,6 +246,21 @@ pub fn error_causes(error: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// Whether an error's causes say that no endpoint could be resolved: the request was
+/// never sent.
+fn never_sent(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if current.is::<aws_smithy_http::endpoint::ResolveEndpointError>()
+            || current.is::<aws_smithy_runtime_api::client::endpoint::error::ResolveEndpointError>()
+        {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
+}
+
 /// The credentials error among an error's causes, if any.
 fn credentials_error<'e>(
     error: &'e (dyn std::error::Error + 'static),
@@ -270,6 +289,7 @@ const THROTTLING_CODES: [&str; 5] = [
 fn request_error<E>(
     error: SdkError<E, aws_sdk_eventbridge::config::http::HttpResponse>,
     endpoint: Option<&str>,
+    has_region: bool,
 ) -> RequestError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -314,13 +334,22 @@ where
             {
                 RequestError::new("ConnectionError", message, true)
             }
-            // The SDK stopped before sending (no region, an endpoint URL it cannot use):
-            // no retry will change that.
-            None => RequestError::new("InvalidConfiguration", message, false),
+            // No endpoint could be worked out (no region, an endpoint URL the SDK cannot
+            // use): nothing was sent, and no retry will change that.
+            None if !has_region || never_sent(&error) => {
+                RequestError::new("InvalidConfiguration", message, false)
+            }
+            // Anything else may have failed after the request was written (an answer
+            // hyper could not parse): retried as before, and then RetriesExhausted,
+            // which says the events may have been published.
+            None => RequestError::new("ConnectionError", message, failure.is_other()),
         },
-        // A success that could not be read (a body cut short or garbled): the events may
-        // have been published, so they are reported as unconfirmed, never sent again.
-        SdkError::ResponseError(response) if response.raw().status().is_success() => {
+        // A JSON success that could not be read (a body cut short or garbled): the events
+        // may have been published, so they are reported as unconfirmed, never sent again.
+        // (A success of another kind, an HTML page, is no EventBridge answer: below.)
+        SdkError::ResponseError(response)
+            if response.raw().status().is_success() && is_json(response.raw()) =>
+        {
             RequestError::new(
                 "InvalidResponse",
                 unreadable(response.raw(), &message),
@@ -328,7 +357,9 @@ where
             )
         }
         SdkError::ServiceError(service)
-            if error.code().is_none() && service.raw().status().is_success() =>
+            if error.code().is_none()
+                && service.raw().status().is_success()
+                && is_json(service.raw()) =>
         {
             RequestError::new(
                 "InvalidResponse",
@@ -339,12 +370,7 @@ where
         SdkError::ResponseError(response) => {
             // A failure's JSON answer cut short is EventBridge's all the same (a network
             // blip), and retried; only another kind of body points at the endpoint.
-            let is_json = response
-                .raw()
-                .headers()
-                .get("content-type")
-                .is_some_and(|t| t.contains("json"));
-            let message = if is_json {
+            let message = if is_json(response.raw()) {
                 message.clone()
             } else {
                 foreign(response.raw())
@@ -368,6 +394,14 @@ where
         // The request could not be built (an invalid region, say): nothing was sent.
         _ => RequestError::new("InvalidConfiguration", message, false),
     }
+}
+
+/// Whether an answer says it is JSON, as EventBridge's answers are.
+fn is_json(response: &aws_sdk_eventbridge::config::http::HttpResponse) -> bool {
+    response
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t.contains("json"))
 }
 
 /// What an unreadable success says: its status and content type, and the reader's error.

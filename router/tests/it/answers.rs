@@ -171,3 +171,55 @@ async fn an_unusable_region_is_a_configuration_error() {
         "{error}"
     );
 }
+
+/// An endpoint URL that is not one: nothing can be sent.
+#[tokio::test]
+async fn an_endpoint_that_is_no_url_is_a_configuration_error() {
+    let sdk_config = sdk_config("notaurl").await;
+    let started = Instant::now();
+    let error = publisher(&sdk_config).publish(&login()).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "{error:?}");
+    assert_eq!(error.code(), "InvalidConfiguration", "{error:?}");
+}
+
+/// A success that is an HTML page is no EventBridge answer: the endpoint is named, the
+/// events were not published, and the bus check does not call anything unconfirmed.
+#[tokio::test]
+async fn an_html_success_names_the_endpoint() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw("<html>Welcome to nginx!</html>", "text/html"),
+        )
+        .mount(&server)
+        .await;
+    let to_html = publisher(&sdk_config(&server.uri()).await);
+    let error = to_html.publish(&login()).await.unwrap_err();
+    assert!(
+        matches!(error, PublishError::Unreachable { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("is AWS_ENDPOINT_URL"), "{error}");
+    let error = to_html.verify_bus().await.unwrap_err();
+    assert!(
+        matches!(error, PublishError::Unreachable { .. }),
+        "{error:?}"
+    );
+    // And a JSON success the check cannot read is unreachable, not "unconfirmed".
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(r#"{"Name": "eventf"#, "application/x-amz-json-1.1"),
+        )
+        .mount(&server)
+        .await;
+    let error = publisher(&sdk_config(&server.uri()).await)
+        .verify_bus()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, PublishError::Unreachable { .. }),
+        "{error:?}"
+    );
+}
