@@ -253,9 +253,16 @@ pub(crate) fn load_rules(path: &Path) -> Result<Rules> {
         .iter()
         .filter_map(|r| r.condition().map(|c| format!("{} ({c})", r.logical_id())))
         .collect();
+    // A bus named by its ARN is the bus of that name.
     let buses = enabled
         .iter()
-        .map(|r| r.event_bus().unwrap_or("default").to_owned())
+        .map(|r| {
+            let bus = r.event_bus().unwrap_or("default");
+            match bus.split_once(":event-bus/") {
+                Some((arn, name)) if arn.starts_with("arn:") => name.to_owned(),
+                _ => bus.to_owned(),
+            }
+        })
         .collect();
     Ok(Rules {
         conditional,

@@ -332,15 +332,18 @@ impl Timestamp {
         &self.0
     }
 
-    /// The instant: whole seconds since the Unix epoch in UTC (a leap second reads as the
-    /// start of the next second) and the fraction's digits without trailing zeros, which
-    /// compare as text as they do as numbers.
-    fn instant(&self) -> (i64, &str) {
+    /// The instant: whole seconds since the Unix epoch in UTC, whether it is a leap second
+    /// (`:60` counts as the second `:59` it follows, and sorts after all of it), and the
+    /// fraction's digits without trailing zeros, which compare as text as they do as
+    /// numbers.
+    fn instant(&self) -> (i64, bool, &str) {
         let text = self.0.as_str();
         // The text was checked: these fields are digits.
         let field = |range: std::ops::Range<usize>| text[range].parse::<i64>().unwrap_or(0);
         let days = days_from_civil(field(0..4), field(5..7), field(8..10));
-        let mut seconds = days * 86_400 + field(11..13) * 3600 + field(14..16) * 60 + field(17..19);
+        let leap = field(17..19) == 60;
+        let second = if leap { 59 } else { field(17..19) };
+        let mut seconds = days * 86_400 + field(11..13) * 3600 + field(14..16) * 60 + second;
         let mut rest = &text[19..];
         let mut fraction = "";
         if let Some(digits) = rest.strip_prefix('.') {
@@ -353,7 +356,7 @@ impl Timestamp {
                 + field(text.len() - 2..text.len()) * 60;
             seconds -= if sign == b'-' { -offset } else { offset };
         }
-        (seconds, fraction)
+        (seconds, leap, fraction)
     }
 }
 
@@ -673,15 +676,21 @@ mod tests {
             t("2026-11-27T09:00:00.50Z"),
             t("2016-12-31T23:59:60Z"),
             t("2017-01-01T00:00:00Z"),
+            t("2016-12-31T23:59:60.5Z"),
+            t("2016-12-31T23:59:59.9Z"),
+            t("2017-01-01T00:00:00.2Z"),
         ];
         times.sort();
         let texts: Vec<&str> = times.iter().map(Timestamp::as_str).collect();
         assert_eq!(
             texts,
             [
+                "2016-12-31T23:59:59.9Z",
+                // The leap second, and its half, come before the next day.
                 "2016-12-31T23:59:60Z",
-                // The same instant: by text.
+                "2016-12-31T23:59:60.5Z",
                 "2017-01-01T00:00:00Z",
+                "2017-01-01T00:00:00.2Z",
                 "2026-11-27T08:59:59.999-00:00",
                 "2026-11-27T09:00:00Z",
                 "2026-11-27T10:00:00+01:00",
@@ -709,7 +718,7 @@ mod tests {
         ] {
             assert_eq!(
                 Timestamp::from_unix_seconds(secs).instant(),
-                (secs as i64, "")
+                (secs as i64, false, "")
             );
         }
     }

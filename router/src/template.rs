@@ -178,7 +178,9 @@ impl Template {
                         rules.push(RuleResource {
                             logical_id: rule_id,
                             event_bus: properties.get("EventBusName").map(bus_of),
-                            enabled: is_enabled(properties, &event_at)?,
+                            // SAM's older event types also take `Enabled: false`.
+                            enabled: is_enabled(properties, &event_at)?
+                                && properties.get("Enabled").and_then(Yaml::as_bool) != Some(false),
                             pattern,
                             pattern_text,
                             condition: condition_of(resource),
@@ -457,7 +459,7 @@ impl fmt::Display for Template {
 fn read_yaml(text: &str) -> Result<Yaml, TemplateError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim_start().starts_with('{')
-        && let Some(document) = read_json(text)
+        && let Some(document) = read_json(text)?
     {
         return Ok(document);
     }
@@ -470,20 +472,35 @@ fn read_yaml(text: &str) -> Result<Yaml, TemplateError> {
 }
 
 /// A JSON template, read as JSON rather than as the YAML it also is: JSON's escapes (an
-/// emoji as a surrogate pair) and a key given twice (the last wins) are no YAML, and each
+/// emoji as a surrogate pair) are no YAML; a key given twice is an error in both; and each
 /// rule's event pattern object is kept as its text, compacted, so that its numbers stay
 /// as written (`0.30000000000000001` is not `0.3`), as they do in a pattern given as a
 /// string. `None` when the text is no JSON: a YAML template in flow style, say.
-fn read_json(text: &str) -> Option<Yaml> {
+fn read_json(text: &str) -> Result<Option<Yaml>, TemplateError> {
     /// An object's members, unread.
     fn members(raw: &RawValue) -> Option<BTreeMap<String, &RawValue>> {
         serde_json::from_str(raw.get()).ok()
     }
-    let value: Json = serde_json::from_str(text).ok()?;
-    let mut document = serde_norway::to_value(&value).ok()?;
-    let top: BTreeMap<String, &RawValue> = serde_json::from_str(text).ok()?;
+    let value = match events_schema::strict::from_str(text) {
+        Ok(value) => value,
+        // A key given twice (a resource, say): refused, as the YAML reader refuses it,
+        // rather than the first one dropped.
+        Err(error) if error.is_data() => {
+            return Err(TemplateError::new(
+                "template",
+                format!("not valid JSON: {error}"),
+            ));
+        }
+        Err(_) => return Ok(None),
+    };
+    let Ok(mut document) = serde_norway::to_value(&value) else {
+        return Ok(None);
+    };
+    let Ok(top) = serde_json::from_str::<BTreeMap<String, &RawValue>>(text) else {
+        return Ok(Some(document));
+    };
     let Some(resources) = top.get("Resources").and_then(|r| members(r)) else {
-        return Some(document);
+        return Ok(Some(document));
     };
     // Each pattern object: its resource, its event (a SAM event's `Pattern`) and its text.
     let mut patterns: Vec<(&str, Option<String>, &RawValue)> = Vec::new();
@@ -533,7 +550,7 @@ fn read_json(text: &str) -> Option<Yaml> {
             *place = Yaml::String(crate::pattern::compact_json(pattern.get()));
         }
     }
-    Some(document)
+    Ok(Some(document))
 }
 
 /// The resources of a template by logical id. A logical id is alphanumeric, so YAML may
@@ -1244,6 +1261,9 @@ Resources:
         Old:
           Type: CloudWatchEvent
           Properties: { Pattern: { source: [aws.ec2] } }
+        Off:
+          Type: CloudWatchEvent
+          Properties: { Pattern: { source: [aws.ec2] }, Enabled: false }
   Flow:
     Type: AWS::Serverless::StateMachine
     Properties:
@@ -1274,6 +1294,7 @@ Resources:
                 ),
                 ("FnSignups", false, r#"{"detail-type":["UserSignedUp"]}"#),
                 ("FnOld", true, r#"{"source":["aws.ec2"]}"#),
+                ("FnOff", false, r#"{"source":["aws.ec2"]}"#),
                 ("FlowOrders", true, r#"{"detail-type":["OrderPlaced"]}"#),
             ]
         );
@@ -1324,7 +1345,6 @@ Resources:
               "Properties": {
                 "EventPattern": {
                   "detail": { "n": [ 0.1000000000000000055511151231257827 ] },
-                  "source": [ "a" ],
                   "source": [ "b" ]
                 }
               }
@@ -1350,7 +1370,7 @@ Resources:
             [
                 (
                     "Exact",
-                    r#"{"detail":{"n":[0.1000000000000000055511151231257827]},"source":["a"],"source":["b"]}"#
+                    r#"{"detail":{"n":[0.1000000000000000055511151231257827]},"source":["b"]}"#
                 ),
                 ("FnE", r#"{"n":[3e2]}"#),
                 ("Text", r#"{"n": [1.50]}"#),
@@ -1358,6 +1378,17 @@ Resources:
         );
         // The whole template reads too, for the local bus.
         assert_eq!(Template::parse(template).unwrap().rules().len(), 2);
+        // A key given twice is refused, as in YAML, not resolved by dropping the first.
+        let error = Template::parse_rules(
+            r#"{"Resources": {"R": {"Type": "AWS::Events::Rule", "Properties": {"EventPattern": {"a": ["x"]}}}, "R": {"Type": "AWS::SQS::Queue"}}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("template: not valid JSON: $.Resources: duplicate key \"R\""),
+            "{error}"
+        );
         // An intrinsic function in a JSON pattern is still refused where it is.
         let error = Template::parse_rules(
             r#"{"Resources": {"R": {"Type": "AWS::Events::Rule", "Properties": {"EventPattern": {"a": [{"Fn::Sub": "x"}]}}}}}"#,

@@ -223,6 +223,11 @@ fn rules_match_warns_of_several_buses_and_of_no_rules() {
   Default:
     Type: AWS::Events::Rule
     Properties: { EventPattern: { source: [com.acme] } }
+  DefaultByArn:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: arn:aws:events:us-east-1:111122223333:event-bus/default
+      EventPattern: { source: [com.acme] }
 ",
     );
     let (code, out, err) = eventfork(
@@ -231,7 +236,7 @@ fn rules_match_warns_of_several_buses_and_of_no_rules() {
     );
     assert_eq!(
         (code, out.as_str()),
-        (0, "[\"Default\",\"Mine\"]\n"),
+        (0, "[\"Default\",\"DefaultByArn\",\"Mine\"]\n"),
         "{err}"
     );
     assert!(
