@@ -243,30 +243,27 @@ fn rules_match_warns_of_several_buses_and_of_no_rules() {
         err.contains("warning: the rules are on 2 event buses (Bus, default)"),
         "{err}"
     );
-    let schedules = write(
-        dir.path(),
-        "schedules.yaml",
-        "Resources:\n  Nightly:\n    Type: AWS::Events::Rule\n    Properties: { ScheduleExpression: rate(1 day) }\n",
-    );
-    let (code, out, err) = eventfork(
-        &["rules", "match", "--rules", &schedules, "--events", "-"],
-        "{\"source\": \"com.acme\"}\n",
-    );
+    let one_rule = |name: &str, properties: &str| {
+        let template = write(
+            dir.path(),
+            name,
+            &format!(
+                "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties: {properties}\n"
+            ),
+        );
+        eventfork(
+            &["rules", "match", "--rules", &template, "--events", "-"],
+            "{\"source\": \"com.acme\"}\n",
+        )
+    };
+    let (code, out, err) = one_rule("schedules.yaml", "{ ScheduleExpression: rate(1 day) }");
     assert_eq!((code, out.as_str()), (0, "[]\n"), "{err}");
     assert!(
         err.contains("holds no enabled rule with an event pattern: no event will match"),
         "{err}"
     );
     // A misspelt EventPattern is an error, not a rule that vanishes.
-    let misspelt = write(
-        dir.path(),
-        "misspelt.yaml",
-        "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties: { EventPatern: { source: [a] } }\n",
-    );
-    let (code, _, err) = eventfork(
-        &["rules", "match", "--rules", &misspelt, "--events", "-"],
-        "",
-    );
+    let (code, _, err) = one_rule("misspelt.yaml", "{ EventPatern: { source: [a] } }");
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("needs an EventPattern or a ScheduleExpression"),

@@ -35,19 +35,20 @@ fn publisher(sdk_config: &aws_config::SdkConfig) -> Publisher {
         .build(sdk_config)
 }
 
-/// A success whose JSON breaks off: EventBridge may have taken the event, so it is
-/// unconfirmed, and not sent again.
-#[tokio::test]
-async fn a_success_cut_short_is_unconfirmed_and_not_resent() {
+/// A server that answers every request with this status, body and content type.
+async fn answering(status: u16, body: &str, content_type: &str) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(any())
-        .respond_with(ResponseTemplate::new(200).set_body_raw(
-            r#"{"Entries":[{"EventId":"6a7e8feb-b4"#,
-            "application/x-amz-json-1.1",
-        ))
+        .respond_with(ResponseTemplate::new(status).set_body_raw(body, content_type))
         .mount(&server)
         .await;
-    let error = publisher(&sdk_config(&server.uri()).await)
+    server
+}
+
+/// Publishes one event to `endpoint` and checks that it comes back unconfirmed after one
+/// send.
+async fn publish_unconfirmed(endpoint: &str) -> PublishError {
+    let error = publisher(&sdk_config(endpoint).await)
         .publish(&login())
         .await
         .unwrap_err();
@@ -55,6 +56,20 @@ async fn a_success_cut_short_is_unconfirmed_and_not_resent() {
         matches!(error, PublishError::Unconfirmed { attempts: 1, .. }),
         "{error:?}"
     );
+    error
+}
+
+/// A success whose JSON breaks off: EventBridge may have taken the event, so it is
+/// unconfirmed, and not sent again.
+#[tokio::test]
+async fn a_success_cut_short_is_unconfirmed_and_not_resent() {
+    let server = answering(
+        200,
+        r#"{"Entries":[{"EventId":"6a7e8feb-b4"#,
+        "application/x-amz-json-1.1",
+    )
+    .await;
+    let error = publish_unconfirmed(&server.uri()).await;
     assert_eq!(error.code(), "InvalidResponse");
     assert!(
         error
@@ -90,28 +105,19 @@ async fn a_success_whose_connection_breaks_is_unconfirmed_and_not_resent() {
         }
         n_requests
     });
-    let error = publisher(&sdk_config(&endpoint).await)
-        .publish(&login())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, PublishError::Unconfirmed { attempts: 1, .. }),
-        "{error:?}"
-    );
+    let error = publish_unconfirmed(&endpoint).await;
     assert_eq!(server.await.unwrap(), 1);
 }
 
 /// A failure's answer cut short is still a failure: retried, and reported as such.
 #[tokio::test]
 async fn a_failure_cut_short_is_retried() {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(
-            ResponseTemplate::new(500)
-                .set_body_raw(r#"{"__type":"InternalExcep"#, "application/x-amz-json-1.1"),
-        )
-        .mount(&server)
-        .await;
+    let server = answering(
+        500,
+        r#"{"__type":"InternalExcep"#,
+        "application/x-amz-json-1.1",
+    )
+    .await;
     let publisher = Publisher::builder("eventfork")
         .retry_deadline(Duration::from_millis(300))
         .backoff(Duration::from_millis(10), Duration::from_millis(50))
@@ -186,13 +192,7 @@ async fn an_endpoint_that_is_no_url_is_a_configuration_error() {
 /// events were not published, and the bus check does not call anything unconfirmed.
 #[tokio::test]
 async fn an_html_success_names_the_endpoint() {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(
-            ResponseTemplate::new(200).set_body_raw("<html>Welcome to nginx!</html>", "text/html"),
-        )
-        .mount(&server)
-        .await;
+    let server = answering(200, "<html>Welcome to nginx!</html>", "text/html").await;
     let to_html = publisher(&sdk_config(&server.uri()).await);
     let error = to_html.publish(&login()).await.unwrap_err();
     assert!(
@@ -206,14 +206,7 @@ async fn an_html_success_names_the_endpoint() {
         "{error:?}"
     );
     // And a JSON success the check cannot read is unreachable, not "unconfirmed".
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_raw(r#"{"Name": "eventf"#, "application/x-amz-json-1.1"),
-        )
-        .mount(&server)
-        .await;
+    let server = answering(200, r#"{"Name": "eventf"#, "application/x-amz-json-1.1").await;
     let error = publisher(&sdk_config(&server.uri()).await)
         .verify_bus()
         .await
