@@ -105,7 +105,7 @@ async fn a_success_whose_connection_breaks_is_unconfirmed_and_not_resent() {
         }
         n_requests
     });
-    let error = publish_unconfirmed(&endpoint).await;
+    publish_unconfirmed(&endpoint).await;
     assert_eq!(server.await.unwrap(), 1);
 }
 
