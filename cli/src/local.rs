@@ -53,6 +53,16 @@ pub(crate) enum Command {
         /// delivery; apart from <data>/sink, where the handlers' API calls go).
         #[arg(long)]
         record_only: bool,
+        /// The PutEvents request size limit in bytes, as EventBridge counts it: 262144
+        /// (256 KiB) as documented, or up to 1048576 (1 MiB), as `publish
+        /// --max-request-size` allows.
+        #[arg(
+            long,
+            value_name = "BYTES",
+            default_value_t = router::local::DEFAULT_ENTRY_SIZE_LIMIT,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_048_576)
+        )]
+        max_request_size: usize,
     },
     /// Print the queue depths, messages in flight and dead-letter counts per target.
     ///
@@ -176,6 +186,11 @@ impl BusArgs {
     }
 
     fn open(&self) -> Result<LocalBus> {
+        self.open_with(|config| config)
+    }
+
+    /// Opens the bus with its configuration adjusted.
+    fn open_with(&self, adjust: impl FnOnce(BusConfig) -> BusConfig) -> Result<LocalBus> {
         let text = std::fs::read_to_string(&self.template).map_err(|error| {
             let hint = if error.kind() == io::ErrorKind::NotFound {
                 " (give --template FILE or set EVENTFORK_TEMPLATE, or run from the folder that holds it)"
@@ -189,7 +204,7 @@ impl BusArgs {
         })?;
         let template = Template::parse(&text)
             .with_context(|| format!("invalid template {}", self.template.display()))?;
-        let config = BusConfig::default().bus_name(&self.bus_name);
+        let config = adjust(BusConfig::default().bus_name(&self.bus_name));
         LocalBus::open(&template, &self.data, config).with_context(|| {
             format!(
                 "cannot open the local bus of {} in {}",
@@ -211,7 +226,8 @@ pub(crate) fn run(command: Command) -> Result<Outcome> {
                 bus,
                 addr,
                 record_only,
-            } => up(&bus, addr, record_only).await,
+                max_request_size,
+            } => up(&bus, addr, record_only, max_request_size).await,
             Command::Status { bus } => status(&bus).await,
             Command::Dlq(DlqCommand::List { target, bus, limit }) => {
                 dlq_list(&bus, &target, limit).await
@@ -258,7 +274,12 @@ async fn consumers(bus: &LocalBus, data: &Path, sink: &Sink) -> Result<Consumers
     Ok(consumers)
 }
 
-async fn up(args: &BusArgs, addr: SocketAddr, record_only: bool) -> Result<Outcome> {
+async fn up(
+    args: &BusArgs,
+    addr: SocketAddr,
+    record_only: bool,
+    max_request_size: usize,
+) -> Result<Outcome> {
     log_to_stderr();
     // Listening first: a port in use leaves no store behind.
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| {
@@ -269,7 +290,13 @@ async fn up(args: &BusArgs, addr: SocketAddr, record_only: bool) -> Result<Outco
         };
         anyhow::Error::new(error).context(format!("cannot listen on {addr}{hint}"))
     })?;
-    let bus = args.open()?;
+    // The body carries each Detail as an escaped JSON string: room for escapes to
+    // quadruple it, and for the envelope of ten entries.
+    let bus = args.open_with(|config| {
+        config
+            .entry_size_limit(max_request_size)
+            .max_body_bytes((4 * max_request_size).max(1 << 20) + (64 << 10))
+    })?;
     let stranded = bus
         .stranded_queues()
         .await

@@ -74,6 +74,10 @@ struct Up {
 
 impl Up {
     fn start(dir: &Path) -> Up {
+        Up::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, args: &[&str]) -> Up {
         let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
             .args([
                 "local",
@@ -84,6 +88,7 @@ impl Up {
                 "--template",
             ])
             .arg(dir.join("template.yaml"))
+            .args(args)
             .arg("--data")
             .arg(dir.join("data"))
             .stdout(Stdio::piped())
@@ -283,6 +288,46 @@ fn kill_9_while_publishing_loses_no_acknowledged_event() {
         expected.len(),
         restarted.elapsed().as_secs_f64()
     );
+}
+
+/// `local up --max-request-size` takes what EventBridge's larger limit allows; the default
+/// stays at the documented 256 KiB.
+#[test]
+fn the_request_size_limit_can_be_raised() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("template.yaml"), TEMPLATE).unwrap();
+    let big = |n: usize| {
+        let mut entry = entry(n);
+        entry["Detail"] = json!({"n": n, "pad": "x".repeat(300_000)})
+            .to_string()
+            .into();
+        entry
+    };
+    let answer = |up: &Up| {
+        let body = json!({ "Entries": [big(0)] }).to_string();
+        let mut stream = TcpStream::connect(up.addr).unwrap();
+        let head = format!(
+            "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-amz-json-1.1\r\n\
+             x-amz-target: AWSEvents.PutEvents\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            up.addr,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).unwrap();
+        raw
+    };
+    let mut small = Up::start(dir.path());
+    let raw = answer(&small);
+    assert!(raw.starts_with("HTTP/1.1 400"), "{raw:.300}");
+    assert!(raw.contains("the limit is 262144 bytes"), "{raw:.300}");
+    small.child.kill().unwrap();
+    small.child.wait().unwrap();
+    let large = Up::start_with(dir.path(), &["--max-request-size", "1048576"]);
+    let raw = answer(&large);
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw:.300}");
+    assert!(raw.contains(r#""FailedEntryCount":0"#), "{raw:.300}");
 }
 
 #[test]

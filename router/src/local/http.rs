@@ -180,18 +180,20 @@ struct WireEntry {
 }
 
 /// AWS JSON 1.1 sends timestamps as epoch seconds (a number, maybe fractional); an RFC
-/// 3339 string is accepted too.
+/// 3339 string is accepted too. Only the years 1 to 9999, which an event's RFC 3339 `time`
+/// can hold: milliseconds given for seconds (`Date.now()`) land far beyond.
 fn time_ms(time: &Json) -> Option<i64> {
+    let seconds = |s: f64| {
+        (-62_135_596_800.0..=253_402_300_799.0)
+            .contains(&s)
+            .then(|| (s * 1000.0).round() as i64)
+    };
     match time {
-        Json::Number(n) => n
-            .as_f64()
-            .filter(|s| s.is_finite() && s.abs() < 1e13)
-            .map(|s| (s * 1000.0).round() as i64),
+        Json::Number(n) => n.as_f64().and_then(seconds),
         Json::String(text) => text
             .parse::<f64>()
             .ok()
-            .filter(|s| s.is_finite() && s.abs() < 1e13)
-            .map(|s| (s * 1000.0).round() as i64)
+            .and_then(seconds)
             .or_else(|| clock::parse_rfc3339(text)),
         _ => None,
     }
@@ -211,7 +213,9 @@ async fn put_events(bus: &LocalBus, request: &PutEventsRequest) -> Result<Respon
             Some(time) => Some(time_ms(time).ok_or_else(|| {
                 AwsError::new(
                     "SerializationException",
-                    format!("Entries[{entry_idx}].Time: expected epoch seconds, found {time}"),
+                    format!(
+                        "Entries[{entry_idx}].Time: expected epoch seconds of the years 1 to 9999, found {time}"
+                    ),
                 )
             })?),
         };

@@ -640,13 +640,25 @@ impl LocalBus {
             code: "InternalFailure".to_owned(),
             message: format!("cannot write the event: {error}"),
         })?;
+        // What the consumers cannot read is refused here, not retried by them into a
+        // dead-letter queue: nesting past serde_json's 128 levels, a lone surrogate
+        // escape. (Stricter than EventBridge, on purpose; not retryable.)
+        if let Err(error) = serde_json::from_str::<serde_json::Value>(&body) {
+            return Err(EntryResult::Failed {
+                code: "MalformedDetail".to_owned(),
+                message: format!(
+                    "Detail is malformed: the consumers cannot read the event: {error}"
+                ),
+            });
+        }
+        // An event the matcher refuses (nested too deep, say) is the event's trouble too.
         let route = self
             .inner
             .routes
             .route(&bus, body.as_bytes())
             .map_err(|error| EntryResult::Failed {
-                code: "InternalFailure".to_owned(),
-                message: format!("routing failed: {error}"),
+                code: "MalformedDetail".to_owned(),
+                message: format!("Detail is malformed: {error}"),
             })?;
         Ok((
             Accepted {

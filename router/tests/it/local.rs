@@ -826,6 +826,44 @@ mod http {
         assert_eq!(entries[2]["ErrorCode"], "InvalidArgument");
     }
 
+    /// A detail the consumers could not read is refused at once, not accepted for every
+    /// handler to fail on until the dead-letter queue: nesting serde_json will not read, a
+    /// lone surrogate escape. The code is one that publishers do not retry.
+    #[tokio::test]
+    async fn a_detail_the_consumers_cannot_read_is_malformed() {
+        let (_bus, addr, _dir) = serve().await;
+        let nested = |depth: usize| format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+        let entry = |detail: String| {
+            json!({"Source": "com.eventfork.users", "DetailType": "UserSignedUp",
+                   "Detail": detail, "EventBusName": "test-bus"})
+        };
+        let body = json!({"Entries": [
+            entry(nested(126)),
+            entry(nested(127)),
+            entry(nested(200)),
+            entry(r#"{"display_name": "\ud800"}"#.to_owned()),
+        ]});
+        let answer = post(
+            addr,
+            Some("AWSEvents.PutEvents"),
+            body.to_string().as_bytes(),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let entries = answer.body["Entries"].as_array().unwrap();
+        assert!(entries[0]["EventId"].is_string(), "{}", answer.body);
+        for entry in &entries[1..] {
+            assert_eq!(entry["ErrorCode"], "MalformedDetail", "{}", answer.body);
+            assert!(
+                entry["ErrorMessage"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Detail is malformed: "),
+                "{entry}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn whole_request_errors_are_aws_shaped() {
         let (_bus, addr, _dir) = serve().await;
@@ -865,6 +903,18 @@ mod http {
             400,
             "SerializationException",
             "Entries[0].Time",
+        );
+        // Milliseconds where seconds belong: the year 55840.
+        check_error(
+            &post(
+                addr,
+                Some("AWSEvents.PutEvents"),
+                br#"{"Entries": [{"Source": "s", "DetailType": "d", "Detail": "{}", "Time": 1700000000000}]}"#,
+            )
+            .await,
+            400,
+            "SerializationException",
+            "Entries[0].Time: expected epoch seconds of the years 1 to 9999, found 1700000000000",
         );
         check_error(
             &post(addr, Some("AWSEvents.DeleteRule"), b"{}").await,
