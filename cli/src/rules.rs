@@ -12,7 +12,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use router::{
     pattern::{Matcher, Pattern, RuleId},
-    template::Template,
+    template::{self, Template},
 };
 use serde::{
     Deserialize,
@@ -256,13 +256,7 @@ pub(crate) fn load_rules(path: &Path) -> Result<Rules> {
     // A bus named by its ARN is the bus of that name.
     let buses = enabled
         .iter()
-        .map(|r| {
-            let bus = r.event_bus().unwrap_or("default");
-            match bus.split_once(":event-bus/") {
-                Some((arn, name)) if arn.starts_with("arn:") => name.to_owned(),
-                _ => bus.to_owned(),
-            }
-        })
+        .map(|r| template::bus_name(r.event_bus().unwrap_or("default")).to_owned())
         .collect();
     Ok(Rules {
         conditional,

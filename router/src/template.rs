@@ -11,6 +11,21 @@ use std::{collections::BTreeMap, fmt};
 use serde_json::{Value as Json, value::RawValue};
 use serde_norway::Value as Yaml;
 
+/// The name of an event bus given by its name or by its ARN
+/// (`arn:aws:events:<region>:<account>:event-bus/<name>`), as PutEvents and rules take it.
+///
+/// ```
+/// use router::template::bus_name;
+///
+/// assert_eq!(bus_name("arn:aws:events:us-east-1:111122223333:event-bus/orders"), "orders");
+/// assert_eq!(bus_name("orders"), "orders");
+/// ```
+pub fn bus_name(bus: &str) -> &str {
+    bus.strip_prefix("arn:")
+        .and_then(|_| bus.rsplit_once(":event-bus/"))
+        .map_or(bus, |(_, name)| name)
+}
+
 /// A template could not be read; the message names the resource and property.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{location}: {message}")]

@@ -300,10 +300,7 @@ fn bus_arn(bus: &LocalBus, name: &str) -> String {
 
 fn known_bus(bus: &LocalBus, name: Option<&str>) -> Result<String, AwsError> {
     let name = name.unwrap_or(DEFAULT_BUS);
-    let short = name
-        .strip_prefix("arn:")
-        .and_then(|_| name.rsplit_once(":event-bus/"))
-        .map_or(name, |(_, bus)| bus);
+    let short = crate::template::bus_name(name);
     if bus.topology().has_bus(short) {
         Ok(short.to_owned())
     } else {

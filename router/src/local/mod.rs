@@ -569,11 +569,7 @@ impl LocalBus {
 
     fn resolve_bus(&self, name: Option<&str>) -> Result<String, PutEventsError> {
         let name = name.unwrap_or(DEFAULT_BUS);
-        // `arn:aws:events:<region>:<account>:event-bus/<name>`.
-        let short = name
-            .strip_prefix("arn:")
-            .and_then(|_| name.rsplit_once(":event-bus/"))
-            .map_or(name, |(_, bus)| bus);
+        let short = crate::template::bus_name(name);
         if self.inner.topology.has_bus(short) {
             Ok(short.to_owned())
         } else {
