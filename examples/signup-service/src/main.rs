@@ -33,7 +33,7 @@ use axum::{
     routing::{get, post},
 };
 use events_schema::{Plan, SignupMethod, UserId, UserSignedUp};
-use router::Publisher;
+use router::{Publisher, PublisherBuilder};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -164,6 +164,15 @@ async fn show_stats(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
+/// The Publisher's settings, for the drain's promise: a batch retried for at most
+/// [`RETRY_DEADLINE`], [`MAX_IN_FLIGHT`] requests at once.
+fn publisher_builder(bus: &str) -> PublisherBuilder {
+    Publisher::builder(bus)
+        .retry_deadline(RETRY_DEADLINE)
+        .attempt_timeout(ATTEMPT_TIMEOUT)
+        .max_in_flight(MAX_IN_FLIGHT)
+}
+
 /// Publishes queued sign-ups until the queue closes, in batches of what has accumulated.
 async fn publish_in_background(
     publisher: Publisher,
@@ -206,11 +215,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
-    let publisher = Publisher::builder(&config.bus)
-        .retry_deadline(RETRY_DEADLINE)
-        .attempt_timeout(ATTEMPT_TIMEOUT)
-        .max_in_flight(MAX_IN_FLIGHT)
-        .build(&sdk_config);
+    let publisher = publisher_builder(&config.bus).build(&sdk_config);
     publisher.verify_bus().await?;
 
     let stats = Arc::new(Stats::default());
@@ -285,10 +290,12 @@ mod tests {
 
     use super::*;
 
-    /// An EventBridge that refuses every entry, or never answers at all.
+    /// An EventBridge that refuses every entry, never answers at all, or takes every entry
+    /// after a delay.
     enum Fake {
         Refuse,
         Hang,
+        Slow(Duration),
     }
 
     impl Transport for Fake {
@@ -307,6 +314,15 @@ mod tests {
                         })
                         .collect()),
                     Fake::Hang => std::future::pending().await,
+                    Fake::Slow(delay) => {
+                        tokio::time::sleep(*delay).await;
+                        Ok(entries
+                            .iter()
+                            .map(|_| EntryResult::Published {
+                                event_id: "6a7e8feb-b491-4cf7-a9f1-bf3703467718".to_owned(),
+                            })
+                            .collect())
+                    }
                 }
             })
         }
@@ -374,6 +390,32 @@ mod tests {
         let answer = tokio::time::timeout(Duration::from_secs(5), post_signup(address, ADA));
         let (status, _) = answer.await.expect("answered while EventBridge hangs");
         assert_eq!(status, 201);
+    }
+
+    /// A batch's requests all start together, so that the one in flight at shutdown is
+    /// answered within one retry deadline: with 100 sign-ups queued and requests that take
+    /// 2 s, the first 40 are published after 2 s, not all 100 after three rounds of slots.
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_starts_all_its_requests_at_once() {
+        let publisher =
+            publisher_builder("test-bus").build_with(Fake::Slow(Duration::from_secs(2)));
+        let stats = Arc::new(Stats::default());
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        for i in 0..100 {
+            let event = UserSignedUp::builder(format!("user-{i}"), "ada@example.com")
+                .unwrap()
+                .build();
+            sender.try_send(event).unwrap();
+        }
+        tokio::spawn(publish_in_background(
+            publisher,
+            receiver,
+            Arc::clone(&stats),
+        ));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(stats.published.load(Ordering::Relaxed), 40);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(stats.published.load(Ordering::Relaxed), 100);
     }
 
     #[tokio::test]
