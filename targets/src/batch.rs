@@ -508,8 +508,11 @@ impl<H: Handler> BatchDriver<H> {
         );
         let expires_at = expiry(SystemTime::now(), self.inner.options.ttl);
         // The store's calls are bounded too: a stalled claim fails its record alone
-        // before the invocation's deadline, instead of timing out the whole batch.
-        let lease_until = deadline.wall_clock();
+        // before the invocation's deadline, instead of timing out the whole batch. The
+        // lease runs to the invocation's own deadline, past the last moment a completion
+        // or release may still be written (`after_handler`): a copy that claimed the key
+        // while that write was on its way would repeat the side effect.
+        let lease_until = deadline.wall_clock() + self.inner.options.safety_margin;
         let claim = tokio::time::timeout_at(
             deadline.instant(),
             store.claim(&key, lease_until, expires_at),
@@ -537,7 +540,8 @@ impl<H: Handler> BatchDriver<H> {
                 let complete = store.complete(&key, expires_at);
                 if let Some(failure) = self.after_handler(deadline, complete).await {
                     // The side effect happened: failing the record now would repeat it.
-                    // Until its lease ends, the key still suppresses duplicates.
+                    // Until its lease ends, at the invocation's deadline, the key still
+                    // suppresses duplicates; later copies repeat the side effect.
                     warn!(error = %failure, "could not mark the event completed");
                 }
                 info!(detail_type = event.detail_type(), "delivered");
@@ -557,7 +561,7 @@ impl<H: Handler> BatchDriver<H> {
     async fn release(&self, key: &IdempotencyKey, lease_until: SystemTime, deadline: Deadline) {
         let release = self.inner.store.release(key, lease_until);
         if let Some(failure) = self.after_handler(deadline, release).await {
-            // The claim then expires with its lease, at the invocation deadline.
+            // The claim then expires with its lease, at the invocation's deadline.
             warn!(error = %failure, "could not release the idempotency key");
         }
     }

@@ -488,10 +488,12 @@ async fn a_failed_validation_keeps_event_data_out_of_the_error() {
     );
 }
 
-/// A [`MemoryStore`] that remembers the expiry of every completed key.
+/// A [`MemoryStore`] that remembers the lease of every claim and the expiry of every
+/// completed key.
 #[derive(Default)]
 struct ExpiryStore {
     store: MemoryStore,
+    leases: Mutex<Vec<SystemTime>>,
     completed: Mutex<Vec<SystemTime>>,
 }
 
@@ -502,6 +504,7 @@ impl IdempotencyStore for ExpiryStore {
         lease_until: SystemTime,
         expires_at: SystemTime,
     ) -> StoreFuture<'a, Claim> {
+        self.leases.lock().unwrap().push(lease_until);
         self.store.claim(key, lease_until, expires_at)
     }
 
@@ -546,4 +549,19 @@ async fn a_ttl_past_the_clock_keeps_records_instead_of_panicking() {
     assert!(completed[0] > SystemTime::now() + thousand_years);
     let report = driver.process(batch(&[("m2", &signup)]), deadline()).await;
     assert!(matches!(report.records()[0].1, Ok(Outcome::Duplicate)));
+}
+
+/// The lease ended at the driver's shortened deadline, while the completion write may run
+/// past it: a copy claimed in that gap (a second publish, a replay) repeated the side
+/// effect. The lease now lasts to the invocation's deadline.
+#[tokio::test]
+async fn the_lease_outlasts_every_write_that_follows_the_handler() {
+    let store = Arc::new(ExpiryStore::default());
+    let driver = BatchDriver::new(Recorder::default(), store.clone());
+    let deadline = Deadline::after(Duration::from_secs(10));
+    let signup = signed_up("e1", "u1", true);
+    let report = driver.process(batch(&[("m1", &signup)]), deadline).await;
+    assert!(matches!(report.records()[0].1, Ok(Outcome::Delivered)));
+    let leases = store.leases.lock().unwrap().clone();
+    assert_eq!(leases, [deadline.wall_clock()]);
 }
