@@ -215,7 +215,8 @@ pub struct BatchOptions {
     /// How many records run at the same time.
     pub concurrency: NonZeroUsize,
     /// How long a completed idempotency record is kept, i.e. how late a duplicate or a
-    /// replay is still suppressed. A TTL that takes the expiry past the latest time the
+    /// replay is still suppressed (default 31 days, as the binaries keep them without
+    /// `ARCHIVE_RETENTION_DAYS` or `IDEMPOTENCY_TTL_SECONDS`). A TTL that takes the expiry past the latest time the
     /// system clock can represent (`Duration::MAX`) expires at that latest time: as good
     /// as never.
     pub ttl: Duration,
@@ -228,7 +229,9 @@ impl Default for BatchOptions {
     fn default() -> BatchOptions {
         BatchOptions {
             concurrency: NonZeroUsize::new(8).expect("8 is not zero"),
-            ttl: Duration::from_secs(30 * 24 * 3600),
+            // A day past the template's default archive retention (30 days), so that a
+            // replay of the archive's oldest event still finds its record.
+            ttl: Duration::from_secs(31 * 24 * 3600),
             safety_margin: Duration::from_millis(500),
         }
     }

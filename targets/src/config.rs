@@ -243,6 +243,7 @@ impl Env {
 pub struct RuntimeConfig {
     idempotency_table: Option<String>,
     idempotency_ttl: Duration,
+    archive_retention_days: Option<u64>,
 }
 
 impl RuntimeConfig {
@@ -278,6 +279,24 @@ impl RuntimeConfig {
         Ok(RuntimeConfig {
             idempotency_table,
             idempotency_ttl,
+            archive_retention_days: retention_days,
+        })
+    }
+
+    /// What is wrong with an `IDEMPOTENCY_TTL_SECONDS` that ends before the archive's
+    /// retention does (plus the day a replay may take): events replayed from the archive's
+    /// older part find no record and are handled again. Said at start-up, not refused: a
+    /// team that never replays that far back may want the cheaper table.
+    pub fn ttl_warning(&self) -> Option<String> {
+        let days = self.archive_retention_days?;
+        let covered = Duration::from_secs((days + 1) * 24 * 3600);
+        (self.idempotency_ttl < covered).then(|| {
+            format!(
+                "IDEMPOTENCY_TTL_SECONDS ({} s) ends before ARCHIVE_RETENTION_DAYS ({days}) \
+                 plus a day ({} s): a replay of older archived events handles them again",
+                self.idempotency_ttl.as_secs(),
+                covered.as_secs()
+            )
         })
     }
 
@@ -373,12 +392,24 @@ mod tests {
             config.idempotency_ttl(),
             Duration::from_secs(366 * 24 * 3600)
         );
+        assert_eq!(
+            config.ttl_warning(),
+            None,
+            "the derived TTL covers the archive"
+        );
         let config = RuntimeConfig::from_env(&Env::from_pairs([
             ("ARCHIVE_RETENTION_DAYS", "365"),
             ("IDEMPOTENCY_TTL_SECONDS", "60"),
         ]))
         .unwrap();
         assert_eq!(config.idempotency_ttl(), Duration::from_secs(60));
+        assert_eq!(
+            config.ttl_warning().as_deref(),
+            Some(
+                "IDEMPOTENCY_TTL_SECONDS (60 s) ends before ARCHIVE_RETENTION_DAYS (365) plus a \
+                 day (31622400 s): a replay of older archived events handles them again"
+            )
+        );
         let config = RuntimeConfig::from_env(&Env::from_pairs([
             ("ARCHIVE_RETENTION_DAYS", "3650"),
             ("IDEMPOTENCY_TTL_SECONDS", "315360000"),
@@ -388,6 +419,16 @@ mod tests {
             config.idempotency_ttl(),
             Duration::from_secs(3650 * 24 * 3600)
         );
+        assert!(
+            config.ttl_warning().is_some(),
+            "the retention, but not the day after"
+        );
+        let config = RuntimeConfig::from_env(&Env::from_pairs([
+            ("ARCHIVE_RETENTION_DAYS", "30"),
+            ("IDEMPOTENCY_TTL_SECONDS", "2678400"),
+        ]))
+        .unwrap();
+        assert_eq!(config.ttl_warning(), None, "31 days cover 30 and a day");
     }
 
     #[test]

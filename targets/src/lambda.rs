@@ -22,7 +22,7 @@ use std::{convert::Infallible, process::ExitCode};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::{
     BatchDriver, BatchOptions, ConfigError, Deadline, Env, Handler, HttpClient, RuntimeConfig,
@@ -54,6 +54,9 @@ pub async fn driver<H: Handler>(
     make_handler: impl FnOnce(HttpClient) -> H,
 ) -> Result<BatchDriver<H>, StartupError> {
     let runtime = RuntimeConfig::from_env(env)?;
+    if let Some(warning) = runtime.ttl_warning() {
+        warn!("{warning}");
+    }
     let http = HttpClient::new()?;
     let store = runtime.idempotency_store(env).await;
     let options = BatchOptions {
