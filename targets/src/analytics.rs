@@ -42,8 +42,7 @@ impl AnalyticsConfig {
         endpoint: &str,
         write_key: impl Into<Secret>,
     ) -> Result<AnalyticsConfig, ConfigError> {
-        let endpoint = Url::parse(endpoint)
-            .map_err(|e| ConfigError::malformed("ANALYTICS_ENDPOINT", e.to_string()))?;
+        let endpoint = crate::config::endpoint_url("ANALYTICS_ENDPOINT", endpoint)?;
         Ok(AnalyticsConfig {
             endpoint,
             write_key: write_key.into(),

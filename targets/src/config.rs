@@ -97,6 +97,26 @@ impl ConfigError {
     }
 }
 
+/// Parses the endpoint URL `text` given in `name`: `http` or `https`, with a host. Any other
+/// URL would start the target, then fail every record into the dead-letter queue. The
+/// errors never repeat the URL, which may be a secret (a Slack webhook).
+pub(crate) fn endpoint_url(name: &str, text: &str) -> Result<reqwest::Url, ConfigError> {
+    let url = reqwest::Url::parse(text).map_err(|e| ConfigError::malformed(name, e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::malformed(
+            name,
+            format!(
+                "expected an https:// (or http://) URL, found the scheme {:?}",
+                url.scheme()
+            ),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::malformed(name, "the URL has no host"));
+    }
+    Ok(url)
+}
+
 /// A snapshot of environment variables, and the AWS configuration loaded on first need.
 pub struct Env {
     vars: HashMap<String, Result<String, ()>>,
@@ -429,6 +449,25 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.ttl_warning(), None, "31 days cover 30 and a day");
+    }
+
+    #[test]
+    fn endpoint_urls_are_web_urls_with_a_host() {
+        let error = |text: &str| endpoint_url("X_URL", text).unwrap_err().to_string();
+        assert_eq!(
+            error("ftp://example.com/v1/track"),
+            "X_URL is malformed: expected an https:// (or http://) URL, found the scheme \"ftp\""
+        );
+        assert_eq!(
+            error("mailto:ops@example.com"),
+            "X_URL is malformed: expected an https:// (or http://) URL, found the scheme \"mailto\""
+        );
+        assert_eq!(
+            error("example.com/v1"),
+            "X_URL is malformed: relative URL without a base"
+        );
+        assert!(endpoint_url("X_URL", "https://api.segment.io/v1/track").is_ok());
+        assert!(endpoint_url("X_URL", "http://127.0.0.1:8080/").is_ok());
     }
 
     #[test]

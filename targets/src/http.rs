@@ -28,7 +28,7 @@ use rand::Rng;
 use reqwest::{Client, RequestBuilder, StatusCode, header::RETRY_AFTER};
 use tracing::warn;
 
-use crate::{Deadline, HandlerError};
+use crate::{Deadline, HandlerError, error::error_chain};
 
 /// When and how often a failed request is retried.
 #[derive(Debug, Clone)]
@@ -119,16 +119,23 @@ impl HttpClient {
         build: impl Fn(&Client) -> RequestBuilder,
     ) -> Result<StatusCode, HandlerError> {
         let mut n_attempts = 0;
+        // What the attempt before this one met, kept for the error when the deadline cuts
+        // this one short: "HTTP 503" says more than the deadline alone.
+        let mut previous: Option<String> = None;
         loop {
             n_attempts += 1;
             let sent =
                 tokio::time::timeout_at(deadline.instant(), build(&self.client).send()).await;
             let (last, retry_after) = match sent {
                 Err(_elapsed) => {
+                    let mut last = "the invocation deadline passed during the request".to_owned();
+                    if let Some(previous) = previous {
+                        last = format!("{last} (the attempt before: {previous})");
+                    }
                     return Err(HandlerError::Unavailable {
                         service,
                         n_attempts,
-                        last: "the invocation deadline passed during the request".into(),
+                        last,
                     });
                 }
                 Ok(Err(error)) if error.is_builder() => {
@@ -145,7 +152,14 @@ impl HttpClient {
                     } else {
                         "request failed"
                     };
-                    (kind.to_owned(), None)
+                    // The causes tell a refused connection from a failed DNS lookup or an
+                    // untrusted certificate; without the URL, which may be a secret.
+                    let source = error.without_url();
+                    let causes = match std::error::Error::source(&source) {
+                        Some(cause) => format!(": {}", error_chain(cause)),
+                        None => String::new(),
+                    };
+                    (format!("{kind}{causes}"), None)
                 }
                 Ok(Ok(response)) => {
                     let status = response.status();
@@ -200,6 +214,7 @@ impl HttpClient {
             }
             warn!(service, n_attempts, last = %last, wait_ms = wait.as_millis() as u64, "retrying");
             tokio::time::sleep(wait).await;
+            previous = Some(last);
         }
     }
 }
@@ -287,14 +302,14 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 /// The service's error message from a response body: the usual JSON fields when present
-/// (Mailchimp's `title` and `detail`, Segment's `message`), else the text itself,
-/// shortened to 300 characters.
+/// (Mailchimp's `title` and `detail`, with the field and message of each entry of its
+/// `errors`; Segment's `message`), else the text itself, shortened to 500 characters.
 fn service_message(body: &str) -> String {
-    const MAX_CHARS: usize = 300;
+    const MAX_CHARS: usize = 500;
     let text = match serde_json::from_str::<serde_json::Value>(body) {
         Ok(json) => {
             let field = |name: &str| json.get(name).and_then(|v| v.as_str());
-            match (
+            let mut text = match (
                 field("title"),
                 field("detail"),
                 field("message").or(field("error")),
@@ -303,7 +318,28 @@ fn service_message(body: &str) -> String {
                 (_, Some(detail), _) => detail.to_owned(),
                 (_, _, Some(message)) => message.to_owned(),
                 _ => body.trim().to_owned(),
+            };
+            // Mailchimp's detail for a 400 only points at `errors`, where the field is.
+            let entries: Vec<String> = json
+                .get("errors")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|error| {
+                    let part = |name: &str| error.get(name).and_then(|v| v.as_str());
+                    match (part("field"), part("message")) {
+                        (Some(field), Some(message)) if !field.is_empty() => {
+                            Some(format!("{field}: {message}"))
+                        }
+                        (_, Some(message)) => Some(message.to_owned()),
+                        _ => None,
+                    }
+                })
+                .collect();
+            if !entries.is_empty() {
+                text = format!("{text} [{}]", entries.join("; "));
             }
+            text
         }
         Err(_) => body.trim().to_owned(),
     };
@@ -425,9 +461,13 @@ mod tests {
             r#"{"type":"x","title":"Invalid Resource","status":400,"detail":"looks fake"}"#,
             "Invalid Resource: looks fake",
         );
+        check(
+            r#"{"title":"Invalid Resource","status":400,"detail":"The resource submitted could not be validated. For field-specific details, see the 'errors' array.","errors":[{"field":"merge_fields.LNAME","message":"This value is too long"},{"field":"","message":"Blank field"},{"code":7}]}"#,
+            "Invalid Resource: The resource submitted could not be validated. For field-specific details, see the 'errors' array. [merge_fields.LNAME: This value is too long; Blank field]",
+        );
         check(r#"{"success":false,"message":"bad key"}"#, "bad key");
         check("invalid_payload\n", "invalid_payload");
         check("", "(empty body)");
-        assert_eq!(service_message(&"x".repeat(400)).chars().count(), 301);
+        assert_eq!(service_message(&"x".repeat(600)).chars().count(), 501);
     }
 }

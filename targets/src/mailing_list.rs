@@ -71,8 +71,7 @@ impl MailingListConfig {
         api_key: impl Into<Secret>,
         list_id: impl Into<String>,
     ) -> Result<MailingListConfig, ConfigError> {
-        let api_base = Url::parse(api_base)
-            .map_err(|e| ConfigError::malformed("MAILCHIMP_API_BASE", e.to_string()))?;
+        let api_base = crate::config::endpoint_url("MAILCHIMP_API_BASE", api_base)?;
         if api_base.cannot_be_a_base() {
             return Err(ConfigError::malformed(
                 "MAILCHIMP_API_BASE",

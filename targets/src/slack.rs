@@ -29,8 +29,7 @@ impl SlackConfig {
     pub fn new(webhook_url: impl Into<Secret>) -> Result<SlackConfig, ConfigError> {
         let webhook_url = webhook_url.into();
         // The parse error says what is wrong without repeating the URL.
-        let url = Url::parse(webhook_url.expose())
-            .map_err(|e| ConfigError::malformed("SLACK_WEBHOOK_URL", e.to_string()))?;
+        let url = crate::config::endpoint_url("SLACK_WEBHOOK_URL", webhook_url.expose())?;
         // Not refused: the tests and local mode point the handler at plain-HTTP servers,
         // and not only on this machine (a mock in another container).
         if is_cleartext_off_machine(&url) {
