@@ -18,7 +18,7 @@
 use md5::{Digest, Md5};
 use reqwest::Url;
 use serde_json::{Map, Value, json};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{
     Deadline, Env, HandlerError, HttpClient, Secret, UserEvent, batch::Handler, config::ConfigError,
@@ -203,7 +203,8 @@ impl Handler for MailingList {
         }
         let url = self.config.member_url(&signed_up.email);
         let body = member_body(signed_up, self.config.status_if_new);
-        self.http
+        let sent = self
+            .http
             .send("mailchimp", deadline, |client| {
                 client
                     .put(url.clone())
@@ -212,9 +213,42 @@ impl Handler for MailingList {
             })
             .await
             // Mailchimp's error details quote the address ("... looks fake or invalid").
-            .map_err(|error| error.redact(signed_up.email.as_str()))?;
-        Ok(())
+            .map_err(|error| error.redact(signed_up.email.as_str()));
+        match sent {
+            Ok(_) => Ok(()),
+            Err(HandlerError::Rejected {
+                status: 400,
+                message,
+                ..
+            }) if kept_off_the_list(&message) => {
+                // No retry or redrive can add them: only the person can, through a
+                // sign-up form. Dead-lettering it would page someone for nothing.
+                warn!(reason = %message, "Mailchimp keeps this address off the list: not added");
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     }
+}
+
+/// Whether a 400's message (`title: detail`) is one of Mailchimp's refusals that hold for
+/// good: the address was permanently deleted ("forgotten") from the audience, or it
+/// unsubscribed, bounced or is under compliance review.
+fn kept_off_the_list(message: &str) -> bool {
+    [
+        "Forgotten Email Not Subscribed:",
+        "Member In Compliance State:",
+    ]
+    .iter()
+    .any(|title| message.starts_with(title))
+}
+
+/// Mailchimp's text merge fields hold at most 255 characters; a longer value is refused
+/// with a 400, so it is cut.
+const MAX_MERGE_FIELD_CHARS: usize = 255;
+
+fn merge_field(text: &str) -> Value {
+    Value::String(text.chars().take(MAX_MERGE_FIELD_CHARS).collect())
 }
 
 /// The add-or-update body for `user`.
@@ -222,10 +256,10 @@ pub(crate) fn member_body(user: &UserSignedUp, status_if_new: NewMemberStatus) -
     let mut merge_fields = Map::new();
     let mut names = user.display_name.split_whitespace();
     if let Some(first) = names.next() {
-        merge_fields.insert("FNAME".into(), first.into());
+        merge_fields.insert("FNAME".into(), merge_field(first));
         let rest: Vec<&str> = names.collect();
         if !rest.is_empty() {
-            merge_fields.insert("LNAME".into(), rest.join(" ").into());
+            merge_fields.insert("LNAME".into(), merge_field(&rest.join(" ")));
         }
     }
     json!({
@@ -300,5 +334,18 @@ mod tests {
             member_body(&anonymous, NewMemberStatus::Subscribed)["merge_fields"],
             json!({})
         );
+    }
+
+    #[test]
+    fn member_body_cuts_names_to_what_mailchimp_takes() {
+        let long = "é".repeat(300);
+        let user = UserSignedUp::builder("u1", "ada@example.com")
+            .unwrap()
+            .display_name(format!("{long} {long}"))
+            .build();
+        let body = member_body(&user, NewMemberStatus::Pending);
+        for name in ["FNAME", "LNAME"] {
+            assert_eq!(body["merge_fields"][name], "é".repeat(255), "{name}");
+        }
     }
 }

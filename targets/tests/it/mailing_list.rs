@@ -121,6 +121,37 @@ async fn a_400_is_permanent_and_its_message_hides_the_address() {
     );
 }
 
+/// Mailchimp refuses these for good (the person was permanently deleted, or unsubscribed);
+/// only they can come back, through a form. Five attempts and a dead letter paged someone
+/// for an event no redrive could deliver.
+#[tokio::test]
+async fn an_address_mailchimp_keeps_off_the_list_is_not_a_failure() {
+    for (title, detail) in [
+        (
+            "Forgotten Email Not Subscribed",
+            "ada.lovelace@example.com was permanently deleted and cannot be re-imported. The contact must re-subscribe to get back on the list.",
+        ),
+        (
+            "Member In Compliance State",
+            "ada.lovelace@example.com is in a compliance state due to unsubscribe, bounce, or compliance review and cannot be subscribed.",
+        ),
+    ] {
+        let (server, mailing_list) = mailchimp(NewMemberStatus::Subscribed).await;
+        put_ada()
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+                "title": title,
+                "status": 400,
+                "detail": detail,
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let records = fixture_batch().records;
+        let event = UserEvent::decode(records[0].body.as_deref().unwrap()).unwrap();
+        mailing_list.handle(&event, deadline()).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn retries_503() {
     let (server, mailing_list) = mailchimp(NewMemberStatus::Subscribed).await;
