@@ -136,7 +136,7 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
     // The layout of `local up`, so that `local status --data` reads a kept demo's store.
     let bus = LocalBus::open(&template, &data, config)
         .with_context(|| format!("cannot open the local bus in {}", data.display()))?;
-    let sink = Sink::start(Some(data.join("sink"))).await?;
+    let sink = Sink::start(Some(data.join("sink")), true).await?;
     let (consumers, _) = handlers::consumers(None, sink.url(), &bus).await?;
     let runner = bus.start(consumers).context("cannot start the consumers")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

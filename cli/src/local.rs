@@ -320,7 +320,7 @@ async fn up(
         .local_addr()
         .context("cannot read the bound address")?;
     let mut events = bus.subscribe();
-    let sink = Sink::start(Some(args.data.join("sink"))).await?;
+    let sink = Sink::start(Some(args.data.join("sink")), false).await?;
     let consumers = if record_only {
         recorders(&bus, &args.data)?
     } else {
