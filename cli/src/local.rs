@@ -274,6 +274,46 @@ async fn consumers(bus: &LocalBus, data: &Path, sink: &Sink) -> Result<Consumers
     Ok(consumers)
 }
 
+/// Takes the lock that one `local up` holds on its store while it runs (released by the
+/// system when the process ends, even by kill -9). Two would share the queues: one with
+/// `--record-only` would acknowledge the other's messages, and its handlers would never
+/// see them. The reading commands, a redrive and a replay take no lock.
+fn lock_data(data: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create the store folder {}", data.display()))?;
+    let path = data.join("local-up.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            // The holder's process id, for the error of the next one.
+            file.set_len(0)
+                .and_then(|()| writeln!(file, "{}", std::process::id()))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (process {pid})"),
+            };
+            bail!(
+                "another `local up`{holder} runs on {}: two would share its queues; stop it, or give this one another --data",
+                data.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 async fn up(
     args: &BusArgs,
     addr: SocketAddr,
@@ -290,6 +330,7 @@ async fn up(
         };
         anyhow::Error::new(error).context(format!("cannot listen on {addr}{hint}"))
     })?;
+    let _lock = lock_data(&args.data)?;
     // The body carries each Detail as an escaped JSON string: room for escapes to
     // quadruple it, and for the envelope of ten entries.
     let bus = args.open_with(|config| {

@@ -109,12 +109,15 @@ impl Sink {
 
     /// Everything received so far, in arrival order (nothing unless the sink keeps them).
     pub(crate) fn requests(&self) -> Vec<SinkRequest> {
-        self.state.requests.as_ref().map_or_else(Vec::new, |requests| {
-            requests
-                .lock()
-                .expect("the sink lock is never held across a panic")
-                .clone()
-        })
+        self.state
+            .requests
+            .as_ref()
+            .map_or_else(Vec::new, |requests| {
+                requests
+                    .lock()
+                    .expect("the sink lock is never held across a panic")
+                    .clone()
+            })
     }
 
     /// Makes the Mailchimp stand-in refuse (or, with `false`, accept again) addresses at
@@ -232,7 +235,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_calls_are_logged_as_whole_lines() {
         let dir = tempfile::tempdir().unwrap();
-        let sink = Sink::start(Some(dir.path().to_owned()), false).await.unwrap();
+        let sink = Sink::start(Some(dir.path().to_owned()), false)
+            .await
+            .unwrap();
         let addr = sink.url().trim_start_matches("http://").to_owned();
         let n_calls = 200;
         let calls: Vec<_> = (0..n_calls)

@@ -358,6 +358,16 @@ fn status_and_dlq_work_on_a_second_process() {
             String::from_utf8(output.stderr).unwrap(),
         )
     };
+    // A second `local up` on the store is refused: it would share the queues.
+    let (code, _, stderr) = run(&["up", "--addr", "127.0.0.1:0"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains(&format!(
+            "another `local up` (process {}) runs on",
+            up.child.id()
+        )),
+        "{stderr}"
+    );
     let (code, stdout, _) = run(&["status"]);
     assert_eq!(code, Some(0));
     let rows: Vec<Vec<&str>> = stdout
