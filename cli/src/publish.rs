@@ -34,8 +34,10 @@ const CHUNK_LINES: usize = 1000;
 /// Prints one line per event on stdout, in input order: `published <event-id>`, or
 /// `failed <line>: <code>: <message>`. With --json, one JSON object per event instead:
 /// {"type":"published","line":N,"event_id":".."} or {"type":"failed","line":N,"code":"..",
-/// "message":"..","attempts":N}, then {"type":"summary","format":1,"dry_run":false,
-/// "events":N,"published":N,"failed":N,"requests":N}; this format is stable (fields are
+/// "message":"..","attempts":N,"unconfirmed":B}, then {"type":"summary","format":1,
+/// "dry_run":false,"events":N,"published":N,"failed":N,"unconfirmed":N,"requests":N}
+/// ("unconfirmed": failed, but may have been published all the same: a request got no
+/// answer, or one that could not be read); this format is stable (fields are
 /// only ever added). With --dry-run, valid lines print `valid <line>: <detail-type>
 /// (<size> bytes)` or {"type":"valid",..}. A summary goes to stderr, with a progress bar
 /// when stderr is a terminal.
@@ -125,6 +127,9 @@ struct Failure {
     code: String,
     message: String,
     attempts: u32,
+    /// The event may have been published all the same (an answer that never came or
+    /// could not be read).
+    unconfirmed: bool,
 }
 
 impl From<&PublishError> for Failure {
@@ -133,6 +138,7 @@ impl From<&PublishError> for Failure {
             code: error.code().to_owned(),
             message: router::publish::error_causes(error),
             attempts: error.attempts(),
+            unconfirmed: matches!(error, PublishError::Unconfirmed { .. }),
         }
     }
 }
@@ -213,6 +219,7 @@ async fn publish(args: Args) -> Result<Outcome> {
                         error.valid_up_to()
                     ),
                     attempts: 0,
+                    unconfirmed: false,
                 }),
             };
             chunk.push((line_no, entry));
@@ -300,6 +307,7 @@ async fn publish(args: Args) -> Result<Outcome> {
             "events": totals.n_ok + totals.n_failed,
             "published": if args.dry_run { 0 } else { totals.n_ok },
             "failed": totals.n_failed,
+            "unconfirmed": totals.n_unconfirmed,
             "requests": totals.n_requests,
         });
         writeln!(stdout, "{summary}")?;
@@ -322,8 +330,14 @@ async fn publish(args: Args) -> Result<Outcome> {
         );
     }
     if totals.n_failed > 0 {
+        let unconfirmed = match totals.n_unconfirmed {
+            0 => String::new(),
+            n => format!(
+                " ({n} of them may have been: a request got no answer; look for them before sending them again)"
+            ),
+        };
         return Err(anyhow!(
-            "{} of {n_events} events were not {}",
+            "{} of {n_events} events were not {}{unconfirmed}",
             totals.n_failed,
             if args.dry_run { "valid" } else { "published" }
         ));
@@ -451,6 +465,7 @@ fn parse_line(text: &str) -> Result<Entry, Failure> {
         code: "InvalidLine".to_owned(),
         message: format!("expected {{\"detail-type\": .., \"detail\": {{..}}}} as JSON: {e}"),
         attempts: 0,
+        unconfirmed: false,
     };
     // Read strictly first: a key given twice is refused, not resolved by keeping the last.
     let value = events_schema::strict::from_str(text).map_err(invalid)?;
@@ -477,6 +492,7 @@ fn parse_line(text: &str) -> Result<Entry, Failure> {
                 entry.source()
             ),
             attempts: 0,
+            unconfirmed: false,
         });
     }
     if let Some(time) = line.time {
@@ -484,6 +500,7 @@ fn parse_line(text: &str) -> Result<Entry, Failure> {
             code: "InvalidTime".to_owned(),
             message: e.to_string(),
             attempts: 0,
+            unconfirmed: false,
         })?;
         entry = entry.with_time(time);
     }
@@ -526,6 +543,7 @@ fn write_result(
                 "code": f.code,
                 "message": f.message,
                 "attempts": f.attempts,
+                "unconfirmed": f.unconfirmed,
             });
             writeln!(out, "{record}")
         }
@@ -536,6 +554,8 @@ fn write_result(
 struct Totals {
     n_ok: usize,
     n_failed: usize,
+    /// Of the failed, those that may have been published all the same.
+    n_unconfirmed: usize,
     n_requests: usize,
 }
 
@@ -543,7 +563,10 @@ impl Totals {
     fn record(&mut self, result: &Result<String, Failure>) {
         match result {
             Ok(_) => self.n_ok += 1,
-            Err(_) => self.n_failed += 1,
+            Err(failure) => {
+                self.n_failed += 1;
+                self.n_unconfirmed += usize::from(failure.unconfirmed);
+            }
         }
     }
 }

@@ -171,7 +171,7 @@ async fn an_oversize_line_and_an_unknown_detail_type_fail_alone() {
         records[1],
         json!({
             "type": "failed", "line": 2, "code": "EntryTooLarge", "attempts": 0,
-            "message": size,
+            "message": size, "unconfirmed": false,
         })
     );
     assert!(
@@ -183,6 +183,7 @@ async fn an_oversize_line_and_an_unknown_detail_type_fail_alone() {
         json!({
             "type": "failed", "line": 3, "code": "UnknownDetailType", "attempts": 0,
             "message": "unknown detail-type \"UserDeleted\" (known: UserSignedUp, UserLoggedIn)",
+            "unconfirmed": false,
         })
     );
     assert_eq!(records[3]["type"], "published");
@@ -191,7 +192,7 @@ async fn an_oversize_line_and_an_unknown_detail_type_fail_alone() {
         records[4],
         json!({
             "type": "summary", "format": 1, "dry_run": false, "events": 4,
-            "published": 2, "failed": 2, "requests": 1,
+            "published": 2, "failed": 2, "unconfirmed": 0, "requests": 1,
         })
     );
     assert!(

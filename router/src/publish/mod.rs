@@ -131,8 +131,9 @@ pub enum PublishError {
         attempts: u32,
     },
     /// The entry kept failing with a retryable error until the retry deadline, or until
-    /// another request found EventBridge unavailable. After timeouts it may have been
-    /// published all the same: EventBridge's answer was lost.
+    /// another request found EventBridge unavailable. Each attempt was answered or never
+    /// connected: it was not published (a request without an answer makes the entry
+    /// [`PublishError::Unconfirmed`] instead).
     #[error("still failing after {attempts} attempts: {message}")]
     RetriesExhausted {
         /// The last error code, e.g. `ThrottlingException`.
@@ -168,12 +169,14 @@ pub enum PublishError {
         /// What went wrong, with its causes.
         message: String,
     },
-    /// EventBridge answered with success, but the answer could not be read (cut short,
-    /// garbled, or not matching the request): the entry may or may not have been
-    /// published, and is not sent again blindly.
+    /// The entry may or may not have been published: EventBridge answered with success but
+    /// the answer could not be read (cut short, garbled, or not matching the request;
+    /// not sent again), or a request got no answer (a timeout, a connection lost after it
+    /// was sent) and no later attempt settled it. Look for it before sending it again.
     #[error("unconfirmed, it may or may not have been published: {message}")]
     Unconfirmed {
-        /// `InvalidResponse`.
+        /// `InvalidResponse` for an unreadable success; otherwise the last attempt's
+        /// code, e.g. `ConnectionError` or `Timeout`.
         code: String,
         /// What was wrong with the answer.
         message: String,
@@ -639,8 +642,25 @@ impl Inner {
         // entries that still fail are their own trouble, not an outage.
         let mut service_answered = false;
         let mut outcomes = Vec::with_capacity(indices.len());
+        // The entries a request without an answer may have published, and what it met.
+        let mut unanswered: Vec<usize> = Vec::new();
+        let mut unanswered_why: Option<String> = None;
         let mut pending = indices;
         let mut attempt: u32 = 0;
+        let settled = |outcomes: Vec<(usize, Result<EventId, PublishError>)>,
+                       unanswered: &[usize],
+                       why: Option<&str>| {
+            outcomes
+                .into_iter()
+                .map(|(entry_idx, outcome)| match outcome {
+                    // A few entries at most (a batch has ten): no set is needed.
+                    Err(error) if unanswered.contains(&entry_idx) => {
+                        (entry_idx, Err(settle(error, why)))
+                    }
+                    outcome => (entry_idx, outcome),
+                })
+                .collect::<Vec<_>>()
+        };
         loop {
             attempt += 1;
             // The last retryable error of each entry still pending.
@@ -683,6 +703,10 @@ impl Inner {
                     }
                 }
                 Err(error) if error.is_retryable() => {
+                    if error.is_unanswered() {
+                        unanswered.extend_from_slice(&pending);
+                        unanswered_why.get_or_insert_with(|| error.to_string());
+                    }
                     retry = pending
                         .iter()
                         .map(|i| (*i, error.code().to_owned(), error.message().to_owned()))
@@ -690,18 +714,22 @@ impl Inner {
                 }
                 Err(error) => {
                     tracing::warn!(code = %error.code(), n_entries = pending.len(), "PutEvents refused");
+                    if error.is_unanswered() {
+                        unanswered.extend_from_slice(&pending);
+                        unanswered_why.get_or_insert_with(|| error.to_string());
+                    }
                     for entry_idx in pending {
                         outcomes.push((entry_idx, Err(request_failure(&error, attempt))));
                     }
                     return BatchOutcome {
-                        outcomes,
+                        outcomes: settled(outcomes, &unanswered, unanswered_why.as_deref()),
                         n_requests: attempt as usize,
                     };
                 }
             }
             if retry.is_empty() {
                 return BatchOutcome {
-                    outcomes,
+                    outcomes: settled(outcomes, &unanswered, unanswered_why.as_deref()),
                     n_requests: attempt as usize,
                 };
             }
@@ -761,7 +789,7 @@ impl Inner {
                     outcomes.push((entry_idx, Err(error)));
                 }
                 return BatchOutcome {
-                    outcomes,
+                    outcomes: settled(outcomes, &unanswered, unanswered_why.as_deref()),
                     n_requests: attempt as usize,
                 };
             }
@@ -876,7 +904,28 @@ fn is_retryable(result: &EntryResult) -> bool {
 }
 
 fn timeout_error(timeout: Duration) -> RequestError {
-    RequestError::new("Timeout", format!("no answer within {timeout:?}"), true)
+    RequestError::new("Timeout", format!("no answer within {timeout:?}"), true).unanswered()
+}
+
+/// A failure of an entry that an earlier request may have published (it got no answer):
+/// unconfirmed, whatever the later attempts met, so that nobody sends it again blindly.
+fn settle(error: PublishError, unanswered: Option<&str>) -> PublishError {
+    let Some(unanswered) = unanswered else {
+        return error;
+    };
+    match error {
+        PublishError::Unconfirmed { .. } => error,
+        error => {
+            let attempts = error.attempts();
+            PublishError::Unconfirmed {
+                code: error.code().to_owned(),
+                message: format!(
+                    "{error}; an attempt got no answer ({unanswered}), so it may have been published"
+                ),
+                attempts,
+            }
+        }
+    }
 }
 
 /// Retry `attempt` (1 for the first retry) waits a uniformly random time in

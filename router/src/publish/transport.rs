@@ -63,6 +63,7 @@ pub struct RequestError {
     code: String,
     message: String,
     retryable: bool,
+    unanswered: bool,
 }
 
 impl RequestError {
@@ -73,7 +74,21 @@ impl RequestError {
             code: code.into(),
             message: message.into(),
             retryable,
+            unanswered: false,
         }
+    }
+
+    /// The same error, for a request that may have reached EventBridge and got no answer
+    /// (a timeout, a connection lost after it was sent): its entries may have been
+    /// published, whatever later attempts meet.
+    pub fn unanswered(mut self) -> Self {
+        self.unanswered = true;
+        self
+    }
+
+    /// Whether the request may have reached EventBridge without an answer coming back.
+    pub fn is_unanswered(&self) -> bool {
+        self.unanswered
     }
 
     /// The error code, e.g. `ThrottlingException` or `ResourceNotFoundException`.
@@ -246,6 +261,33 @@ pub fn error_causes(error: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// Whether an error's causes say that no connection was made, so that nothing was sent:
+/// the name did not resolve, or the connection was refused or had no route. Any other
+/// network failure (a reset, a connection closed before the answer, a timeout) may have
+/// come after the request was written.
+fn never_connected(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind as Io;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if current.is::<aws_smithy_runtime_api::client::dns::ResolveDnsError>() {
+            return true;
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                Io::ConnectionRefused
+                    | Io::HostUnreachable
+                    | Io::NetworkUnreachable
+                    | Io::AddrNotAvailable
+            )
+        {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
+}
+
 /// Whether an error's causes say that no endpoint could be resolved: the request was
 /// never sent.
 fn never_sent(error: &(dyn std::error::Error + 'static)) -> bool {
@@ -313,7 +355,7 @@ where
         }
     };
     match &error {
-        SdkError::TimeoutError(_) => RequestError::new("Timeout", message, true),
+        SdkError::TimeoutError(_) => RequestError::new("Timeout", message, true).unanswered(),
         SdkError::DispatchFailure(failure) => match credentials_error(&error) {
             // The SDK reports credentials it could not load as a dispatch failure: only a
             // provider that timed out or failed on its way (an STS 503) may do better on
@@ -332,7 +374,12 @@ where
                 || failure.is_timeout()
                 || failure.as_other() == Some(ErrorKind::TransientError) =>
             {
-                RequestError::new("ConnectionError", message, true)
+                let connection_error = RequestError::new("ConnectionError", message, true);
+                if never_connected(&error) {
+                    connection_error
+                } else {
+                    connection_error.unanswered()
+                }
             }
             // No endpoint could be worked out (no region, an endpoint URL the SDK cannot
             // use): nothing was sent, and no retry will change that.
@@ -342,7 +389,7 @@ where
             // Anything else may have failed after the request was written (an answer
             // hyper could not parse): retried as before, and then RetriesExhausted,
             // which says the events may have been published.
-            None => RequestError::new("ConnectionError", message, failure.is_other()),
+            None => RequestError::new("ConnectionError", message, failure.is_other()).unanswered(),
         },
         // A JSON success that could not be read (a body cut short or garbled): the events
         // may have been published, so they are reported as unconfirmed, never sent again.

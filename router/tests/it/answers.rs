@@ -109,6 +109,55 @@ async fn a_success_whose_connection_breaks_is_unconfirmed_and_not_resent() {
     assert_eq!(server.await.unwrap(), 1);
 }
 
+/// A request that reached the server and got no answer (the server died after storing
+/// it), then retries refused: the event may have been published, so it is unconfirmed,
+/// not "not published" (found by an audit: events reported failed were delivered, and a
+/// user re-sending them would have published them twice).
+#[tokio::test]
+async fn a_request_without_an_answer_stays_unconfirmed_when_retries_are_refused() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = vec![0; 64 * 1024];
+        let _ = socket.read(&mut request).await;
+        // Gone without a word: the socket closes, and so does the listener.
+    });
+    let publisher = Publisher::builder("eventfork")
+        .retry_deadline(Duration::from_millis(300))
+        .backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .build(&sdk_config(&endpoint).await);
+    let error = publisher.publish(&login()).await.unwrap_err();
+    server.await.unwrap();
+    let PublishError::Unconfirmed { attempts, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert!(*attempts > 1, "{error}");
+    let text = error.to_string();
+    assert!(text.contains("Connection refused"), "{text}");
+    assert!(
+        text.contains("an attempt got no answer (ConnectionError: "),
+        "{text}"
+    );
+}
+
+/// Refused from the start: nothing was sent, so nothing was published.
+#[tokio::test]
+async fn refused_connections_are_not_published() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let publisher = Publisher::builder("eventfork")
+        .retry_deadline(Duration::from_millis(200))
+        .backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .build(&sdk_config(&endpoint).await);
+    let error = publisher.publish(&login()).await.unwrap_err();
+    assert!(
+        matches!(error, PublishError::RetriesExhausted { .. }),
+        "{error:?}"
+    );
+}
+
 /// A failure's answer cut short is still a failure: retried, and reported as such.
 #[tokio::test]
 async fn a_failure_cut_short_is_retried() {
