@@ -74,8 +74,9 @@ pub(crate) enum Command {
     /// List or redrive a target's dead-letter queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
-    /// Replay the local archive: re-send the events accepted in [--from, --to) onto their
-    /// bus, as an EventBridge archive replay does.
+    /// Replay the local archive: re-send the events whose time lies in [--from, --to) onto
+    /// their bus, as an EventBridge archive replay does (it selects by the time in the
+    /// event, not by when the event arrived).
     ///
     /// Each event keeps its id and content and gets `replay-name` set; the template's
     /// current rules route it (rules whose pattern says `"replay-name": [{"exists": false}]`
@@ -91,16 +92,17 @@ pub(crate) enum Command {
     Replay {
         #[command(flatten)]
         bus: BusArgs,
-        /// Replay events accepted from this time on (RFC 3339).
+        /// Replay events whose time is this or later (RFC 3339).
         #[arg(long, value_name = "TIME")]
         from: String,
-        /// Replay events accepted before this time (RFC 3339).
+        /// Replay events whose time is before this (RFC 3339).
         #[arg(long, value_name = "TIME")]
         to: String,
         /// Replay only the events of this bus [default: every bus].
         #[arg(long, value_name = "NAME")]
         event_bus: Option<String>,
-        /// The replay's name, set as `replay-name` [default: eventfork-local-<time>].
+        /// The replay's name, set as `replay-name`: 1 to 64 of A-Z a-z 0-9 . _ -, as
+        /// EventBridge allows [default: eventfork-local-<time>].
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
     },
@@ -563,7 +565,17 @@ async fn replay(
         bail!("--from {from} is not before --to {to}");
     }
     let name = match name {
-        Some(name) if name.trim().is_empty() => bail!("--name is empty"),
+        Some(name) if name.is_empty() => bail!("--name is empty"),
+        Some(name)
+            if name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) =>
+        {
+            bail!(
+                "--name {name:?}: a replay name has 1 to 64 of the characters A-Z a-z 0-9 . _ - (as EventBridge allows)"
+            )
+        }
         Some(name) => name,
         None => {
             let now = std::time::SystemTime::now()
@@ -585,11 +597,24 @@ async fn replay(
         .replay(&name, event_bus, from_ms, to_ms)
         .await
         .with_context(|| format!("cannot replay the archive in {}", args.data.display()))?;
+    let n_other: usize = summary.other_buses.iter().map(|(_, n)| n).sum();
     writeln!(
         io::stdout().lock(),
         "replay {name}: {} re-sent as {}",
-        crate::count(summary.n_events, "archived event", "archived events"),
+        crate::count(
+            summary.n_events - n_other,
+            "archived event",
+            "archived events"
+        ),
         crate::count(summary.n_messages, "message", "messages")
     )?;
+    for (other, n_events) in &summary.other_buses {
+        eprintln!(
+            "eventfork: warning: {} in the window {} on bus {other}, which this bus does not run (it runs {} and default): not replayed; give --bus-name {other} if the store was written under that name",
+            crate::count(*n_events, "archived event", "archived events"),
+            if *n_events == 1 { "is" } else { "are" },
+            bus.topology().bus_name()
+        );
+    }
     Ok(Outcome::Success)
 }

@@ -421,6 +421,12 @@ fn status_and_dlq_work_on_a_second_process() {
         thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(n_deliveries(), 6, "{:?}", up.lines.lock().unwrap());
+    let (code, _, stderr) = run(&[&["replay", "--name", " x y "][..], &window].concat());
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("--name \" x y \": a replay name has 1 to 64 of the characters"),
+        "{stderr}"
+    );
     let (code, _, stderr) = run(&[&["replay", "--event-bus", "other"][..], &window].concat());
     assert_eq!(code, Some(2));
     assert!(

@@ -42,7 +42,13 @@ mod runner;
 mod store;
 mod topology;
 
-use std::{collections::HashMap, fmt, path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    path::Path,
+    sync::Arc,
+    time::Duration,
+};
 
 use serde_json::{Value as Json, value::RawValue};
 use tokio::sync::{Notify, broadcast};
@@ -393,13 +399,17 @@ pub struct TargetStatus {
 }
 
 /// What a replay re-sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReplaySummary {
     /// Archived events found in the range.
     pub n_events: usize,
     /// Messages sent to target queues.
     pub n_messages: usize,
+    /// Archived events of the range left out because their bus is not one this bus
+    /// runs (the store was written under another `--bus-name`), per bus name, in name
+    /// order.
+    pub other_buses: Vec<(String, usize)>,
 }
 
 /// The local bus: a handle on its store, rules and event stream. Clones share everything.
@@ -448,6 +458,8 @@ struct ArchivedHead {
     id: String,
     #[serde(rename = "detail-type")]
     detail_type: String,
+    #[serde(default)]
+    time: Option<String>,
 }
 
 impl LocalBus {
@@ -619,7 +631,10 @@ impl LocalBus {
             return Err(malformed());
         }
         let event_id = clock::uuid_v4();
-        let time = clock::rfc3339(entry.time_ms.unwrap_or(now));
+        // The envelope's time is whole seconds, as EventBridge writes it; so is the time
+        // a replay selects on.
+        let time_ms = entry.time_ms.unwrap_or(now).div_euclid(1000) * 1000;
+        let time = clock::rfc3339(time_ms);
         let config = &self.inner.config;
         let body = serde_json::to_string(&Envelope {
             version: "0",
@@ -662,6 +677,7 @@ impl LocalBus {
                 bus,
                 detail_type,
                 body,
+                time_ms,
                 replay_name: None,
                 queues: route.queues,
             },
@@ -867,10 +883,17 @@ impl LocalBus {
         let mut summary = ReplaySummary {
             n_events: archived.len(),
             n_messages: 0,
+            other_buses: Vec::new(),
         };
+        let mut other_buses: BTreeMap<String, usize> = BTreeMap::new();
         let mut replays = Vec::with_capacity(archived.len());
         let mut rules = Vec::with_capacity(archived.len());
         for event in archived {
+            // No rule of another bus is known here: replayed, it would reach nothing.
+            if !self.inner.topology.has_bus(&event.bus) {
+                *other_buses.entry(event.bus).or_default() += 1;
+                continue;
+            }
             // The archived text is kept as it is (its detail as sent); `replay-name` is
             // added as a last member.
             let head = serde_json::from_str::<ArchivedHead>(&event.body);
@@ -879,6 +902,11 @@ impl LocalBus {
                 continue;
             };
             let (event_id, detail_type) = (head.id, head.detail_type);
+            let time_ms = head
+                .time
+                .as_deref()
+                .and_then(clock::parse_rfc3339)
+                .unwrap_or_default();
             let body = format!(
                 "{members},\"replay-name\":{}}}",
                 Json::String(replay_name.to_owned())
@@ -895,6 +923,7 @@ impl LocalBus {
                 bus: event.bus,
                 detail_type,
                 body,
+                time_ms,
                 replay_name: Some(replay_name.to_owned()),
                 queues: route.queues,
             });
@@ -904,6 +933,7 @@ impl LocalBus {
             self.commit(chunk.to_vec(), chunk_rules.to_vec(), now)
                 .await?;
         }
+        summary.other_buses = other_buses.into_iter().collect();
         Ok(summary)
     }
 

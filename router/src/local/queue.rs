@@ -15,6 +15,8 @@ pub(crate) struct Accepted {
     pub(crate) bus: String,
     pub(crate) detail_type: String,
     pub(crate) body: String,
+    /// The envelope's `time`, in milliseconds since the epoch.
+    pub(crate) time_ms: i64,
     pub(crate) replay_name: Option<String>,
     pub(crate) queues: Vec<String>,
 }
@@ -29,8 +31,9 @@ pub(crate) fn ingest(
     let error = StoreError::db;
     let mut insert_event = connection
         .prepare_cached(
-            "INSERT INTO events (event_id, bus, detail_type, ingested_at, replay_name, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO events
+               (event_id, bus, detail_type, ingested_at, replay_name, body, event_time)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .map_err(error("ingest"))?;
     let mut insert_message = connection
@@ -47,7 +50,8 @@ pub(crate) fn ingest(
                 event.detail_type,
                 now,
                 event.replay_name,
-                event.body
+                event.body,
+                event.time_ms
             ])
             .map_err(error("ingest"))?;
         let seq = connection.last_insert_rowid();
@@ -563,7 +567,8 @@ pub(crate) struct Archived {
     pub(crate) body: String,
 }
 
-/// The archived (live, not replayed) events of `bus` ingested in `[from, to)`.
+/// The archived (live, not replayed) events of `bus` whose time lies in `[from, to)`, as
+/// EventBridge selects a replay's events ("based on the time in the event"), in time order.
 pub(crate) fn archived(
     connection: &Connection,
     bus: Option<&str>,
@@ -573,9 +578,9 @@ pub(crate) fn archived(
     let mut select = connection
         .prepare_cached(
             "SELECT bus, body FROM events
-             WHERE replay_name IS NULL AND ingested_at >= ?1 AND ingested_at < ?2
+             WHERE replay_name IS NULL AND event_time >= ?1 AND event_time < ?2
                AND (?3 IS NULL OR bus = ?3)
-             ORDER BY seq",
+             ORDER BY event_time, seq",
         )
         .map_err(StoreError::db("archive read"))?;
     select
@@ -627,6 +632,7 @@ mod tests {
             bus: "default".into(),
             detail_type: "UserSignedUp".into(),
             body,
+            time_ms: 0,
             replay_name: None,
             queues: vec!["Q".into()],
         }
@@ -703,6 +709,7 @@ mod tests {
             bus: "default".into(),
             detail_type: "UserSignedUp".into(),
             body: "{}".into(),
+            time_ms: 0,
             replay_name: None,
             queues: vec!["Q".into()],
         }];
@@ -790,6 +797,7 @@ mod tests {
                 bus: "default".into(),
                 detail_type: "UserSignedUp".into(),
                 body: "{}".into(),
+                time_ms: 0,
                 replay_name: None,
                 queues: vec!["A".into(), "B".into()],
             })

@@ -219,6 +219,27 @@ fn setup(connection: &Connection) -> rusqlite::Result<()> {
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     connection.execute_batch(SCHEMA)?;
+    // Stores made before the archive kept the events' own time: the column is added and
+    // filled from each envelope's `time` (the arrival time where there is none).
+    let has_event_time = connection
+        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'event_time'")?
+        .exists([])?;
+    if !has_event_time {
+        connection.execute_batch(
+            "BEGIN;
+             ALTER TABLE events ADD COLUMN event_time INTEGER;
+             UPDATE events SET event_time = COALESCE(
+                 CASE WHEN json_valid(body)
+                      THEN CAST(strftime('%s', json_extract(body, '$.time')) AS INTEGER) * 1000
+                 END,
+                 ingested_at);
+             COMMIT;",
+        )?;
+    }
+    connection.execute_batch(
+        "CREATE INDEX IF NOT EXISTS events_time ON events (event_time)
+           WHERE replay_name IS NULL;",
+    )?;
     Ok(())
 }
 
@@ -231,7 +252,9 @@ CREATE TABLE IF NOT EXISTS events (
     detail_type TEXT NOT NULL,
     ingested_at INTEGER NOT NULL,
     replay_name TEXT,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    -- The envelope's `time`, in milliseconds: what a replay's window selects on.
+    event_time INTEGER
 );
 CREATE INDEX IF NOT EXISTS events_archive ON events (ingested_at) WHERE replay_name IS NULL;
 CREATE TABLE IF NOT EXISTS messages (

@@ -535,6 +535,104 @@ async fn accepted_events_survive_a_restart_and_in_flight_messages_come_back() {
     assert_eq!(sink.received().len(), 5);
 }
 
+/// EventBridge selects a replay's events by the time in the event, not by when they
+/// arrived: the local archive selected by arrival, so an event published with an earlier
+/// `Time` was missed by a window around its time (found by an audit).
+#[tokio::test]
+async fn replay_selects_by_the_events_own_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = open(dir.path(), &Clock::manual(T0));
+    let an_hour = 3_600_000;
+    let backdated = PutEventsEntry {
+        time_ms: Some(T0 - an_hour + 500),
+        ..entry("UserSignedUp", json!({"n": 1}))
+    };
+    put(&bus, vec![backdated]).await;
+    let at_arrival = bus
+        .replay("arrival", Some("test-bus"), T0 - 1_000, T0 + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(at_arrival.n_events, 0);
+    // The envelope's time is whole seconds, and the window is half-open.
+    let before = bus
+        .replay("before", Some("test-bus"), T0 - 2 * an_hour, T0 - an_hour)
+        .await
+        .unwrap();
+    assert_eq!(before.n_events, 0);
+    let at_its_time = bus
+        .replay(
+            "own-time",
+            Some("test-bus"),
+            T0 - an_hour,
+            T0 - an_hour + 1_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!((at_its_time.n_events, at_its_time.n_messages), (1, 2));
+}
+
+/// Archived events of a bus this one does not run (the store was written under another
+/// bus name) are counted apart, not silently routed to nothing (found by an audit).
+#[tokio::test]
+async fn replay_counts_events_of_buses_it_does_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    put(
+        &open(dir.path(), &clock),
+        vec![entry("UserSignedUp", json!({}))],
+    )
+    .await;
+    let template = Template::parse(TEMPLATE).unwrap();
+    let renamed =
+        LocalBus::open(&template, dir.path(), config(&clock).bus_name("renamed")).unwrap();
+    let summary = renamed
+        .replay("after-rename", None, T0 - 1_000, T0 + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(summary.n_events, 1);
+    assert_eq!(summary.n_messages, 0);
+    assert_eq!(summary.other_buses, [("test-bus".to_owned(), 1)]);
+}
+
+/// A store written before the archive kept the events' time gets the column, filled from
+/// each envelope, when it is opened.
+#[tokio::test]
+async fn an_older_store_learns_its_events_times() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let old = rusqlite::Connection::open(dir.path().join("eventfork.sqlite3")).unwrap();
+        old.execute_batch(
+            r#"CREATE TABLE events (
+                   seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL, bus TEXT NOT NULL,
+                   detail_type TEXT NOT NULL, ingested_at INTEGER NOT NULL,
+                   replay_name TEXT, body TEXT NOT NULL);
+               INSERT INTO events (event_id, bus, detail_type, ingested_at, body) VALUES
+                 ('e1', 'test-bus', 'UserSignedUp', 1795770000000,
+                  '{"version":"0","id":"e1","detail-type":"UserSignedUp","source":"com.eventfork.users","account":"000000000000","time":"2026-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail":{}}'),
+                 ('e2', 'test-bus', 'UserSignedUp', 1795770000000, 'not json');"#,
+        )
+        .unwrap();
+    }
+    let bus = open(dir.path(), &Clock::manual(T0));
+    let new_year = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    let summary = bus
+        .replay("old", Some("test-bus"), new_year, new_year + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(summary.n_events, 1);
+    // Without a readable time, the arrival time stands in.
+    let summary = bus
+        .replay(
+            "arrival",
+            Some("test-bus"),
+            1_795_770_000_000,
+            1_795_770_001_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.n_events, 1);
+}
+
 #[tokio::test]
 async fn replay_resends_an_archived_range_with_its_replay_name() {
     let dir = tempfile::tempdir().unwrap();
