@@ -85,8 +85,23 @@ async fn follow(
             LocalEvent::Delivered { target, .. } => {
                 *tally.delivered.entry(target.clone()).or_default() += 1;
             }
-            LocalEvent::Retrying { target, .. } => {
+            LocalEvent::Retrying {
+                target,
+                event_id,
+                receive_count,
+                ..
+            } => {
                 *tally.retried.entry(target.clone()).or_default() += 1;
+                // A record that keeps failing is retried up to maxReceiveCount times: the
+                // first two show it, the rest would bury the other lines.
+                if *receive_count == 3 {
+                    say!(
+                        "  retrying  {target}: {event_id} again on every receive until its dead-letter queue (not shown)"
+                    );
+                }
+                if *receive_count >= 3 {
+                    continue;
+                }
             }
             LocalEvent::DeadLettered { target, .. } => {
                 *tally.dead_lettered.entry(target.clone()).or_default() += 1;
@@ -130,9 +145,12 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
         }
     };
 
-    // A failed record comes back after 300 ms instead of the queue's visibility timeout,
-    // so that the demo shows its retries in seconds.
-    let config = BusConfig::default().retry_delay(Duration::from_millis(300));
+    // A failed record comes back after 100 ms instead of the queue's visibility timeout,
+    // and batches do not wait a second to fill up, so that the demo shows its retries (30
+    // before a dead letter) in seconds.
+    let config = BusConfig::default()
+        .retry_delay(Duration::from_millis(100))
+        .batching_window(Duration::ZERO);
     // The layout of `local up`, so that `local status --data` reads a kept demo's store.
     let bus = LocalBus::open(&template, &data, config)
         .with_context(|| format!("cannot open the local bus in {}", data.display()))?;

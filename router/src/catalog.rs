@@ -494,7 +494,9 @@ pub struct StackSettings {
     /// The consuming functions' timeout; queues get six times it as visibility timeout, as
     /// the Lambda docs advise for SQS event sources.
     pub function_timeout_seconds: u32,
-    /// Receives before a message moves to the dead-letter queue.
+    /// Receives before a message moves to the dead-letter queue (default 30: a record is
+    /// received again each visibility timeout, a minute, so a third-party outage of up to
+    /// half an hour is ridden out; 5 dead-lettered most events of a 10-minute outage).
     pub max_receive_count: u32,
     /// EventBridge's own delivery retries to a queue before the rule's DLQ.
     pub maximum_retry_attempts: u32,
@@ -506,7 +508,7 @@ impl Default for StackSettings {
     fn default() -> StackSettings {
         StackSettings {
             function_timeout_seconds: 10,
-            max_receive_count: 5,
+            max_receive_count: 30,
             maximum_retry_attempts: 185,
             maximum_event_age_seconds: 86_400,
         }
@@ -613,9 +615,15 @@ fn render_outputs(out: &mut String, target: &Target) {
         "  {queue}Url:
     Description: The queue of the {name} target.
     Value: !Ref {queue}
+  {queue}Arn:
+    Description: The queue of the {name} target, as a redrive's --destination-arn.
+    Value: !GetAtt {queue}.Arn
   {prefix}DeadLetterQueueUrl:
     Description: Where the {name} target's failed events wait (redrive from here).
-    Value: !Ref {dlq}"
+    Value: !Ref {dlq}
+  {prefix}DeadLetterQueueArn:
+    Description: The {name} target's dead-letter queue, as a redrive's --source-arn.
+    Value: !GetAtt {dlq}.Arn"
     );
 }
 

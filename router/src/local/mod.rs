@@ -82,6 +82,7 @@ pub struct BusConfig {
     account: String,
     clock: Clock,
     retry_delay: Option<Duration>,
+    batching_window: Option<Duration>,
     entry_size_limit: usize,
     max_body_bytes: usize,
 }
@@ -94,6 +95,7 @@ impl Default for BusConfig {
             account: "123456789012".to_owned(),
             clock: Clock::system(),
             retry_delay: None,
+            batching_window: None,
             entry_size_limit: DEFAULT_ENTRY_SIZE_LIMIT,
             max_body_bytes: 1024 * 1024,
         }
@@ -127,6 +129,13 @@ impl BusConfig {
     /// queue's visibility timeout, as on AWS. The demo uses a short delay to show retries.
     pub fn retry_delay(mut self, delay: Duration) -> BusConfig {
         self.retry_delay = Some(delay);
+        self
+    }
+    /// Gathers a batch for at most `window`, instead of each event source's
+    /// `MaximumBatchingWindowInSeconds`. Default: the template's, as on AWS. The demo sets
+    /// none, so that each of a record's retries takes its retry delay, not a second more.
+    pub fn batching_window(mut self, window: Duration) -> BusConfig {
+        self.batching_window = Some(window);
         self
     }
     /// The PutEvents size limit (default 256 KiB; EventBridge announced 1 MiB in 2026).

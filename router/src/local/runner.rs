@@ -432,7 +432,10 @@ async fn poll(
     let policy = Arc::new(target.policy());
     let wakeup = bus.wakeup(target.queue());
     let batch_size = target.batch_size() as usize;
-    let window_ms = i64::from(target.batching_window_seconds()) * 1000;
+    let window_ms = match bus.config().batching_window {
+        Some(window) => duration_ms(window),
+        None => i64::from(target.batching_window_seconds()) * 1000,
+    };
     'poll: while !*stop.borrow() {
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => match permit {
