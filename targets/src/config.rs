@@ -258,12 +258,16 @@ impl Env {
     }
 }
 
+/// The most records one invocation may handle at a time (a batch holds at most 10,000).
+const MAX_RECORD_CONCURRENCY: usize = 64;
+
 /// What every target binary reads besides its handler's config.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     idempotency_table: Option<String>,
     idempotency_ttl: Duration,
     archive_retention_days: Option<u64>,
+    record_concurrency: Option<std::num::NonZeroUsize>,
 }
 
 impl RuntimeConfig {
@@ -291,6 +295,18 @@ impl RuntimeConfig {
         let idempotency_table = env.optional("IDEMPOTENCY_TABLE")?.map(str::to_owned);
         let ttl_seconds = within("IDEMPOTENCY_TTL_SECONDS", "seconds", MAX_DAYS * DAY)?;
         let retention_days = within("ARCHIVE_RETENTION_DAYS", "days", MAX_DAYS)?;
+        let record_concurrency = match env.optional("RECORD_CONCURRENCY")? {
+            None => None,
+            Some(text) => match text.trim().parse::<usize>() {
+                Ok(n @ 1..=MAX_RECORD_CONCURRENCY) => std::num::NonZeroUsize::new(n),
+                _ => {
+                    return Err(ConfigError::malformed(
+                        "RECORD_CONCURRENCY",
+                        format!("expected a whole number from 1 to {MAX_RECORD_CONCURRENCY}"),
+                    ));
+                }
+            },
+        };
         let idempotency_ttl = Duration::from_secs(match (ttl_seconds, retention_days) {
             (Some(seconds), _) => seconds,
             (None, Some(days)) => (days + 1) * DAY,
@@ -300,7 +316,15 @@ impl RuntimeConfig {
             idempotency_table,
             idempotency_ttl,
             archive_retention_days: retention_days,
+            record_concurrency,
         })
+    }
+
+    /// `RECORD_CONCURRENCY` (1 to 64), how many records of a batch one invocation handles
+    /// at a time, if set: the third party's limit divided by the event source's
+    /// `MaximumConcurrency` (Mailchimp takes 10 connections per account).
+    pub fn record_concurrency(&self) -> Option<std::num::NonZeroUsize> {
+        self.record_concurrency
     }
 
     /// What is wrong with an `IDEMPOTENCY_TTL_SECONDS` that ends before the archive's
@@ -468,6 +492,24 @@ mod tests {
         );
         assert!(endpoint_url("X_URL", "https://api.segment.io/v1/track").is_ok());
         assert!(endpoint_url("X_URL", "http://127.0.0.1:8080/").is_ok());
+    }
+
+    #[test]
+    fn record_concurrency_from_the_environment() {
+        let read = |value: &str| {
+            RuntimeConfig::from_env(&Env::from_pairs([("RECORD_CONCURRENCY", value)]))
+                .map(|config| config.record_concurrency().map(|n| n.get()))
+                .map_err(|error| error.to_string())
+        };
+        assert_eq!(read("4"), Ok(Some(4)));
+        assert_eq!(read(" 64 "), Ok(Some(64)));
+        let malformed =
+            Err("RECORD_CONCURRENCY is malformed: expected a whole number from 1 to 64".to_owned());
+        assert_eq!(read("0"), malformed);
+        assert_eq!(read("65"), malformed);
+        assert_eq!(read("four"), malformed);
+        let config = RuntimeConfig::from_env(&Env::from_pairs([("X", "1")])).unwrap();
+        assert_eq!(config.record_concurrency(), None);
     }
 
     #[test]

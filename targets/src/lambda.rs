@@ -59,9 +59,11 @@ pub async fn driver<H: Handler>(
     }
     let http = HttpClient::new()?;
     let store = runtime.idempotency_store(env).await;
+    let defaults = BatchOptions::default();
     let options = BatchOptions {
         ttl: runtime.idempotency_ttl(),
-        ..BatchOptions::default()
+        concurrency: runtime.record_concurrency().unwrap_or(defaults.concurrency),
+        ..defaults
     };
     Ok(BatchDriver::with_options(
         make_handler(http),

@@ -2,7 +2,8 @@
 //!
 //! Environment: `ANALYTICS_WRITE_KEY` (or `ANALYTICS_WRITE_KEY_SECRET_ARN`),
 //! `ANALYTICS_ENDPOINT` (optional), `IDEMPOTENCY_TABLE` (optional),
-//! `IDEMPOTENCY_TTL_SECONDS` or `ARCHIVE_RETENTION_DAYS` (optional).
+//! `IDEMPOTENCY_TTL_SECONDS` or `ARCHIVE_RETENTION_DAYS` (optional), `RECORD_CONCURRENCY`
+//! (optional, 1–64, default 8).
 
 use std::process::ExitCode;
 

@@ -3,7 +3,8 @@
 //!
 //! Environment: `MAILCHIMP_API_KEY` (or `MAILCHIMP_API_KEY_SECRET_ARN`),
 //! `MAILCHIMP_LIST_ID`, `MAILCHIMP_API_BASE` (optional), `MAILCHIMP_STATUS_IF_NEW`
-//! (optional), `IDEMPOTENCY_TABLE` (optional), `IDEMPOTENCY_TTL_SECONDS` or `ARCHIVE_RETENTION_DAYS` (optional).
+//! (optional), `IDEMPOTENCY_TABLE` (optional), `IDEMPOTENCY_TTL_SECONDS` or
+//! `ARCHIVE_RETENTION_DAYS` (optional), `RECORD_CONCURRENCY` (optional, 1–64, default 8).
 
 use std::process::ExitCode;
 

@@ -1,7 +1,8 @@
 //! The `slack` Lambda: announces each sign-up in a Slack channel.
 //!
 //! Environment: `SLACK_WEBHOOK_URL` (or `SLACK_WEBHOOK_URL_SECRET_ARN`),
-//! `IDEMPOTENCY_TABLE` (optional), `IDEMPOTENCY_TTL_SECONDS` or `ARCHIVE_RETENTION_DAYS` (optional).
+//! `IDEMPOTENCY_TABLE` (optional), `IDEMPOTENCY_TTL_SECONDS` or `ARCHIVE_RETENTION_DAYS`
+//! (optional), `RECORD_CONCURRENCY` (optional, 1–64, default 8).
 
 use std::process::ExitCode;
 
