@@ -20,6 +20,13 @@ use crate::Outcome;
 /// queues' outputs).
 pub(crate) fn render(write: Option<&Path>) -> Result<Outcome> {
     let rules = catalog::rules();
+    let conflicts = catalog::conflicts(&rules);
+    if !conflicts.is_empty() {
+        bail!(
+            "the rule catalogue (router/src/catalog.rs) would render a broken template: {}",
+            conflicts.join("; ")
+        );
+    }
     let settings = StackSettings::default();
     match write {
         None => {

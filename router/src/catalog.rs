@@ -593,6 +593,54 @@ impl Section {
     }
 }
 
+/// What makes a catalogue render a template CloudFormation refuses, or that does
+/// something else than the catalogue says: two rules of one name, two rules or targets
+/// whose logical ids collide (`slack-2` and `slack2` are both `Slack2`), or one target
+/// name given two descriptions. Empty when the catalogue renders cleanly.
+pub fn conflicts(rules: &[Rule]) -> Vec<String> {
+    let mut conflicts = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        for earlier in &rules[..i] {
+            if earlier.name() == rule.name() {
+                conflicts.push(format!("two rules are named {:?}", rule.name()));
+            } else if earlier.logical_id() == rule.logical_id() {
+                conflicts.push(format!(
+                    "rules {:?} and {:?} both render as {}",
+                    earlier.name(),
+                    rule.name(),
+                    rule.logical_id()
+                ));
+            }
+        }
+    }
+    let mut targets: Vec<&Target> = Vec::new();
+    for rule in rules {
+        let target = rule.target();
+        if let Some(seen) = targets.iter().find(|seen| seen.name() == target.name()) {
+            if seen.description() != target.description() {
+                conflicts.push(format!(
+                    "target {:?} is given two descriptions",
+                    target.name()
+                ));
+            }
+            continue;
+        }
+        if let Some(seen) = targets
+            .iter()
+            .find(|seen| seen.logical_prefix() == target.logical_prefix())
+        {
+            conflicts.push(format!(
+                "targets {:?} and {:?} both render as {}Queue",
+                seen.name(),
+                target.name(),
+                target.logical_prefix()
+            ));
+        }
+        targets.push(target);
+    }
+    conflicts
+}
+
 /// The targets of `rules`, each once, in the order they first appear.
 fn targets_of(rules: &[Rule]) -> Vec<&Target> {
     let mut seen_targets: Vec<&Target> = Vec::new();
@@ -873,6 +921,35 @@ mod tests {
                 r#"analytics -> analytics: {"source":["com.eventfork.users"],"detail-type":["UserSignedUp","UserLoggedIn"]}"#,
                 r#"mailing-list -> mailing-list: {"source":["com.eventfork.users"],"detail-type":["UserSignedUp"],"detail":{"marketing_consent":[true]}}"#,
                 r#"slack -> slack: {"source":["com.eventfork.users"],"detail-type":["UserSignedUp"]}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn conflicts_that_would_render_a_broken_template() {
+        assert_eq!(conflicts(&rules()), Vec::<String>::new());
+        let rule = |name: &str, target: &Target| {
+            Rule::builder(name, target.clone())
+                .event::<UserSignedUp>()
+                .build()
+                .unwrap()
+        };
+        let slack = Target::new("slack-2", "posts");
+        let other_slack = Target::new("slack2", "posts");
+        let described_again = Target::new("slack-2", "posts again");
+        assert_eq!(
+            conflicts(&[
+                rule("a", &slack),
+                rule("a", &slack),
+                rule("b-2", &slack),
+                rule("b2", &other_slack),
+                rule("d", &described_again),
+            ]),
+            [
+                "two rules are named \"a\"",
+                "rules \"b-2\" and \"b2\" both render as B2Rule",
+                "targets \"slack-2\" and \"slack2\" both render as Slack2Queue",
+                "target \"slack-2\" is given two descriptions",
             ]
         );
     }
