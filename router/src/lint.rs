@@ -365,9 +365,11 @@ fn sample(root: &Value, schema: &Value) -> Value {
     }
 }
 
-/// Template-level checks of the queues the rules deliver to: a dead-letter queue, a
+/// Template-level checks of the queues the rules deliver to: a dead-letter queue that keeps
+/// messages longer than its source, a queue policy naming each queue the rule sends to, a
 /// visibility timeout of at least six times the consuming function's timeout (and of at
-/// least the timeout plus the batching window), and partial batch responses.
+/// least the timeout plus the batching window), reserved concurrency no lower than the
+/// event source's maximum, and partial batch responses.
 pub fn lint_template(template: &Template) -> Vec<Finding> {
     let mut findings = Vec::new();
     for rule in template.rules() {
@@ -396,14 +398,49 @@ pub fn lint_template(template: &Template) -> Vec<Finding> {
                 );
                 continue;
             };
-            if queue.redrive().is_none() {
-                push(
+            match queue.redrive() {
+                None => push(
                     Severity::Error,
                     "no-dead-letter-queue",
                     format!(
                         "{queue_id} has no RedrivePolicy: a poison message is retried until it expires"
                     ),
-                );
+                ),
+                Some(redrive) => {
+                    let dlq_id = redrive.dead_letter_queue();
+                    // SQS keeps a dead letter's first enqueue time: a dead-letter queue that
+                    // keeps messages no longer than its source drops them on arrival.
+                    if let Some(dlq) = template.queue(dlq_id)
+                        && dlq.message_retention_seconds() <= queue.message_retention_seconds()
+                    {
+                        push(
+                            Severity::Warning,
+                            "dead-letter-retention",
+                            format!(
+                                "{dlq_id} keeps messages {} s, no longer than {queue_id} ({} s): a message's age counts from its first send, so dead letters expire as they arrive or soon after",
+                                dlq.message_retention_seconds(),
+                                queue.message_retention_seconds()
+                            ),
+                        );
+                    }
+                }
+            }
+            // EventBridge sends to a queue (and to the rule's dead-letter queue) only as a
+            // queue policy allows; without one, every delivery fails.
+            let mut policy_queues = vec![queue_id];
+            policy_queues.extend(target.dead_letter_queue());
+            for needs_policy in policy_queues {
+                if template.queue(needs_policy).is_some()
+                    && !template.has_queue_policy(needs_policy)
+                {
+                    push(
+                        Severity::Error,
+                        "no-queue-policy",
+                        format!(
+                            "no AWS::SQS::QueuePolicy names {needs_policy}: EventBridge may not send to it, and every delivery fails"
+                        ),
+                    );
+                }
             }
             if target.dead_letter_queue().is_none() {
                 push(
@@ -446,6 +483,20 @@ pub fn lint_template(template: &Template) -> Vec<Finding> {
                             Severity::Error,
                             "visibility-timeout",
                             format!("VisibilityTimeout is {visibility} s; {needed}"),
+                        );
+                    }
+                    if let (Some(reserved), Some(maximum)) = (
+                        function.reserved_concurrency(),
+                        source.maximum_concurrency(),
+                    ) && reserved < maximum
+                    {
+                        push(
+                            Severity::Warning,
+                            "reserved-below-maximum-concurrency",
+                            format!(
+                                "{} reserves {reserved} concurrent executions, fewer than its event source's MaximumConcurrency ({maximum}): invocations are throttled, and throttled batches count receives toward the dead-letter queue",
+                                function.logical_id()
+                            ),
                         );
                     }
                     if !source.report_batch_item_failures() {
@@ -1118,6 +1169,7 @@ Resources:
             lint_template(&template).iter().map(|f| format!("{f}\n")).collect::<String>(),
             @r#"
         error[no-dead-letter-queue] R: Resources.Q: Q has no RedrivePolicy: a poison message is retried until it expires
+        error[no-queue-policy] R: Resources.Q: no AWS::SQS::QueuePolicy names Q: EventBridge may not send to it, and every delivery fails
         warning[no-rule-dead-letter-queue] R: Resources.Q: target q has no DeadLetterConfig: events EventBridge cannot deliver are dropped
         error[visibility-timeout] R: Resources.Q: VisibilityTimeout is 30 s; at least 6 x the timeout of F (10 s) = 60 s is needed so that a batch still running is not received again
         error[no-partial-batch-response] R: Resources.Q: the SQS event source of F lacks FunctionResponseTypes: [ReportBatchItemFailures]: one bad record retries its whole batch
@@ -1138,11 +1190,15 @@ Resources:
       Targets: [{{ Id: q, Arn: !GetAtt Q.Arn, DeadLetterConfig: {{ Arn: !GetAtt D.Arn }} }}]
   D:
     Type: AWS::SQS::Queue
+    Properties: {{ MessageRetentionPeriod: 1209600 }}
   Q:
     Type: AWS::SQS::Queue
     Properties:
       VisibilityTimeout: 60
       RedrivePolicy: {{ deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: 5 }}
+  P:
+    Type: AWS::SQS::QueuePolicy
+    Properties: {{ Queues: [!Ref Q, !Ref D], PolicyDocument: {{}} }}
   F:
     Type: AWS::Serverless::Function
     Properties:
@@ -1166,6 +1222,56 @@ Resources:
         insta::assert_snapshot!(
             lint(51),
             @"error[visibility-timeout] R: Resources.Q: VisibilityTimeout is 60 s; at least the timeout of F (10 s) + its MaximumBatchingWindowInSeconds (51 s) = 61 s is needed so that a message held through the window is not received again"
+        );
+    }
+
+    /// Settings that deploy cleanly and lose events on AWS (found by an audit): no queue
+    /// policy for EventBridge, a dead-letter queue that keeps messages no longer than its
+    /// source, reserved concurrency below what the event source runs.
+    #[test]
+    fn template_settings_that_lose_events() {
+        let template = Template::parse(
+            r#"
+Globals:
+  Function: { ReservedConcurrentExecutions: 1 }
+Resources:
+  R:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: { detail-type: [UserSignedUp] }
+      Targets: [{ Id: q, Arn: !GetAtt Q.Arn, DeadLetterConfig: { Arn: !GetAtt D.Arn } }]
+  D:
+    Type: AWS::SQS::Queue
+    Properties: { MessageRetentionPeriod: 60 }
+  Q:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 60
+      RedrivePolicy: { deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: 5 }
+  P:
+    Type: AWS::SQS::QueuePolicy
+    Properties: { Queues: [!Ref Q], PolicyDocument: {} }
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Timeout: 10
+      Events:
+        E:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Q.Arn
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig: { MaximumConcurrency: 2 }
+"#,
+        )
+        .unwrap();
+        insta::assert_snapshot!(
+            lint_template(&template).iter().map(|f| format!("{f}\n")).collect::<String>(),
+            @r#"
+        warning[dead-letter-retention] R: Resources.Q: D keeps messages 60 s, no longer than Q (345600 s): a message's age counts from its first send, so dead letters expire as they arrive or soon after
+        error[no-queue-policy] R: Resources.Q: no AWS::SQS::QueuePolicy names D: EventBridge may not send to it, and every delivery fails
+        warning[reserved-below-maximum-concurrency] R: Resources.Q: F reserves 1 concurrent executions, fewer than its event source's MaximumConcurrency (2): invocations are throttled, and throttled batches count receives toward the dead-letter queue
+        "#
         );
     }
 }

@@ -6,7 +6,10 @@
 //! eventfork needs to follow a reference (`!GetAtt Queue.Arn`, `!Ref Queue`, and their
 //! long forms `Fn::GetAtt` / `Ref`); anything else is kept opaque.
 
-use std::{collections::BTreeMap, fmt};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+};
 
 use serde_json::{Value as Json, value::RawValue};
 use serde_norway::Value as Yaml;
@@ -63,6 +66,8 @@ pub struct Template {
     queues: BTreeMap<String, QueueResource>,
     functions: Vec<FunctionResource>,
     archive_retention_days: Option<u32>,
+    /// The queues some `AWS::SQS::QueuePolicy` names in its `Queues`.
+    queues_with_policy: BTreeSet<String>,
 }
 
 /// An `AWS::Events::Rule` with an event pattern.
@@ -112,6 +117,7 @@ pub struct FunctionResource {
     logical_id: String,
     binary: String,
     timeout_seconds: u32,
+    reserved_concurrency: Option<u32>,
     sources: Vec<SqsSource>,
 }
 
@@ -218,11 +224,24 @@ impl Template {
             .and_then(|f| f.get("Timeout"))
             .map(|t| numbers.within(t, "Globals.Function.Timeout", LAMBDA_TIMEOUT))
             .transpose()?;
+        let global_reserved = document
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("ReservedConcurrentExecutions"))
+            .map(|n| {
+                numbers.within(
+                    n,
+                    "Globals.Function.ReservedConcurrentExecutions",
+                    RESERVED_CONCURRENCY,
+                )
+            })
+            .transpose()?;
         let mut template = Template {
             rules: Vec::new(),
             queues: BTreeMap::new(),
             functions: Vec::new(),
             archive_retention_days: None,
+            queues_with_policy: BTreeSet::new(),
         };
         // Each archive's RetentionDays, 0 for indefinitely.
         let mut archives = Vec::new();
@@ -253,12 +272,18 @@ impl Template {
                     };
                     archives.push(days);
                 }
+                "AWS::SQS::QueuePolicy" => {
+                    let queues = properties()?.get("Queues").and_then(Yaml::as_sequence);
+                    template
+                        .queues_with_policy
+                        .extend(queues.into_iter().flatten().filter_map(reference));
+                }
                 "AWS::Serverless::Function" => {
                     if let Some(function) = read_function(
                         logical_id,
                         resource,
                         properties()?,
-                        global_timeout,
+                        (global_timeout, global_reserved),
                         numbers,
                         &at,
                     )? {
@@ -289,7 +314,13 @@ impl Template {
         &self.rules
     }
 
-    /// The queue with this logical id.
+    /// Whether an `AWS::SQS::QueuePolicy` names the queue of this logical id in its
+    /// `Queues` (its statements are not read).
+    pub fn has_queue_policy(&self, queue: &str) -> bool {
+        self.queues_with_policy.contains(queue)
+    }
+
+    /// The queue of this logical id, if the template has one.
     pub fn queue(&self, logical_id: &str) -> Option<&QueueResource> {
         self.queues.get(logical_id)
     }
@@ -419,6 +450,11 @@ impl FunctionResource {
     pub fn binary(&self) -> &str {
         &self.binary
     }
+    /// `ReservedConcurrentExecutions` (or the `Globals` one), if set.
+    pub fn reserved_concurrency(&self) -> Option<u32> {
+        self.reserved_concurrency
+    }
+
     /// `Timeout` (Lambda default 3 s).
     pub fn timeout_seconds(&self) -> u32 {
         self.timeout_seconds
@@ -844,7 +880,7 @@ fn read_function(
     logical_id: &str,
     resource: &Yaml,
     properties: &Yaml,
-    global_timeout: Option<u32>,
+    (global_timeout, global_reserved): (Option<u32>, Option<u32>),
     numbers: Numbers<'_>,
     at: &str,
 ) -> Result<Option<FunctionResource>, TemplateError> {
@@ -923,10 +959,19 @@ fn read_function(
         }
         None => global_timeout.unwrap_or(3),
     };
+    let reserved_concurrency = match properties.get("ReservedConcurrentExecutions") {
+        Some(value) => Some(numbers.within(
+            value,
+            &format!("{at}.Properties.ReservedConcurrentExecutions"),
+            RESERVED_CONCURRENCY,
+        )?),
+        None => global_reserved,
+    };
     Ok(Some(FunctionResource {
         logical_id: logical_id.to_owned(),
         binary,
         timeout_seconds,
+        reserved_concurrency,
         sources,
     }))
 }
@@ -1036,6 +1081,9 @@ const RETRY_ATTEMPTS: Bounds = Bounds::new(0, 185, "retries");
 const EVENT_AGE: Bounds = Bounds::new(60, 86_400, "seconds");
 /// Any number of days an archive keeps events (0: indefinitely).
 const DAYS: Bounds = Bounds::new(0, u32::MAX, "days");
+/// A function's `ReservedConcurrentExecutions` (the account's limit bounds it; 0 stops the
+/// function).
+const RESERVED_CONCURRENCY: Bounds = Bounds::new(0, 1_000_000, "concurrent executions");
 /// An SQS event source's `ScalingConfig.MaximumConcurrency`.
 const MAXIMUM_CONCURRENCY: Bounds = Bounds::new(2, 1_000, "concurrent invocations");
 
