@@ -701,6 +701,9 @@ fn render_target(out: &mut String, target: &Target, rules: &[&Rule], settings: &
         w,
         "  {dlq}:
     Type: AWS::SQS::Queue
+    # Kept when the stack or the target goes, with the events that wait in it.
+    DeletionPolicy: Retain
+    UpdateReplacePolicy: Retain
 {sse_skip}    Properties:
       SqsManagedSseEnabled: true
       MessageRetentionPeriod: 1209600
