@@ -225,13 +225,10 @@ impl HttpClient {
 pub(crate) fn tls_config() -> rustls::ClientConfig {
     static CONFIG: LazyLock<rustls::ClientConfig> = LazyLock::new(|| {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("aws-lc-rs supports TLS 1.2 and 1.3")
-            .with_root_certificates(roots)
+            .with_root_certificates(root_store())
             .with_no_client_auth();
         // reqwest sets ALPN only on the configurations it builds itself.
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -240,7 +237,14 @@ pub(crate) fn tls_config() -> rustls::ClientConfig {
     CONFIG.clone()
 }
 
-/// The most of a failure's body that is read. The error keeps 300 characters of it, and a
+/// The roots every server must chain to: Mozilla's, compiled in.
+fn root_store() -> rustls::RootCertStore {
+    rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
+}
+
+/// The most of a failure's body that is read. The error keeps 500 characters of it, and a
 /// service's JSON error fits in much less; the rest of a large body (an HTML error page, a
 /// proxy's dump) is never downloaded.
 const MAX_ERROR_BODY_BYTES: usize = 4096;
@@ -389,7 +393,7 @@ mod tests {
             "Starfield Services Root",
         ] {
             assert!(
-                webpki_roots::TLS_SERVER_ROOTS.iter().any(|anchor| anchor
+                root_store().roots.iter().any(|anchor| anchor
                     .subject
                     .windows(name.len())
                     .any(|w| w == name.as_bytes())),
