@@ -357,6 +357,18 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
     say!(
         "\ndemo complete: every sign-up reached analytics, Slack and (with consent) the mailing list; every login reached analytics only"
     );
+    if let Some(kept) = &args.data {
+        // The store's commands read the template as well: a copy of the one the demo ran
+        // sits beside the store, so that they work from any folder.
+        let copy = kept.join("template.yaml");
+        std::fs::write(&copy, &template_text)
+            .with_context(|| format!("cannot write {}", copy.display()))?;
+        say!(
+            "the store is kept in {dir}: eventfork local status --data {dir} --template {copy}",
+            dir = kept.display(),
+            copy = copy.display()
+        );
+    }
     Ok(Outcome::Success)
 }
 

@@ -618,6 +618,12 @@ fn reading_commands_need_an_existing_store() {
         eventfork(&["local", "status", "--template", template, "--data", kept]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("slack"), "{stdout}");
+    // The template the demo ran is kept beside its store, for the store's commands.
+    let copy = format!("{kept}/template.yaml");
+    let (code, stdout, stderr) =
+        eventfork(&["local", "status", "--template", &copy, "--data", kept]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("mailing-list"), "{stdout}");
     // The demo counts on a fresh store: a kept one is refused up front, not after 30 s.
     let (code, _, stderr) = eventfork(&["local", "demo", "--data", kept]);
     assert_eq!(code, Some(2));
