@@ -37,8 +37,9 @@ pub(crate) struct Args {
     /// The SAM template to run [default: ./template.yaml, else the built-in one].
     #[arg(long, value_name = "FILE")]
     template: Option<PathBuf>,
-    /// Keep the store and the sink's records in this folder, which must not hold a store
-    /// yet: the demo counts on a fresh one [default: a temporary folder].
+    /// Keep the store, the sink's records and a copy of the template in this folder, which
+    /// must not hold a store yet: the demo counts on a fresh one; it ends with the `local
+    /// status` command that reads them [default: a temporary folder].
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
 }
@@ -189,7 +190,8 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
         .await
         .context("the local bus does not answer DescribeEventBus")?;
 
-    // Faults: Slack's first batch fails once; Mailchimp refuses one address for good.
+    // Faults: Slack's first batch fails once; Mailchimp refuses one address until the
+    // fault is fixed (then a redrive delivers it).
     bus.faults().fail_batches("slack", 1);
     sink.refuse_domain("bounce.example", true);
 

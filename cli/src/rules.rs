@@ -70,7 +70,7 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print the generated parts of template.yaml (rules, queues, DLQs, alarms, schemas;
+    /// Print the generated parts of template.yaml (rules, queues, DLQs, queue policies, alarms, schemas;
     /// the queues' outputs), each between its GENERATED markers.
     ///
     /// They are rendered from the rule catalogue (router/src/catalog.rs). With --write FILE,
@@ -100,8 +100,10 @@ pub(crate) enum Command {
     /// (numeric on numbers, prefix on strings, cidr on IP addresses); pattern length ≤ 2048,
     /// ≤ 5 targets per rule, ≤ 300 rules and ≤ 30 wildcard rules per bus; rules that can
     /// never match; rules sharing a target that overlap; live rules that would also fire on
-    /// replays; with --template, the queues' dead-letter queues, visibility timeouts and
-    /// partial batch responses.
+    /// replays; with --template, the queues' dead-letter queues (and that they keep messages
+    /// longer than their source), the queue policies EventBridge needs to send, visibility
+    /// timeouts, reserved concurrency against the event source's maximum, and partial batch
+    /// responses.
     ///
     /// Exit status: 0 without errors (warnings allowed), 1 with errors, 2 on failure.
     ///

@@ -515,8 +515,9 @@ impl Default for StackSettings {
     }
 }
 
-/// One generated part of `template.yaml`, between two marker lines: everything a target
-/// brings is generated, so that swapping one is a change to the catalogue alone.
+/// One generated part of `template.yaml`, between two marker lines: the rule, queues, queue
+/// policy, alarms and outputs a target brings (its function, role and log group are
+/// written by hand).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Section {
     name: &'static str,
@@ -867,8 +868,8 @@ fn render_target(out: &mut String, target: &Target, rules: &[&Rule], settings: &
 }
 
 /// The age of a queue's oldest message that raises its alarm. Records are received again
-/// every visibility timeout and dead-lettered after `maxReceiveCount` receives, minutes in
-/// all; an hour means nothing is consuming the queue, and nothing else would say so.
+/// every visibility timeout and dead-lettered after `maxReceiveCount` receives, half an
+/// hour in all; an hour means nothing is consuming the queue, and nothing else would say so.
 const QUEUE_AGE_ALARM_SECONDS: u32 = 3_600;
 
 fn render_schema(out: &mut String, event_type: &EventType) {
