@@ -333,7 +333,7 @@ async fn publish(args: Args) -> Result<Outcome> {
         let unconfirmed = match totals.n_unconfirmed {
             0 => String::new(),
             n => format!(
-                " ({n} of them may have been: a request got no answer; look for them before sending them again)"
+                " ({n} of them may have been: an answer never came, or could not be read; look for them before sending them again)"
             ),
         };
         return Err(anyhow!(

@@ -573,3 +573,74 @@ fn the_readme_sample_is_valid() {
         ]
     );
 }
+
+/// A server that answers DescribeEventBus, then takes the PutEvents request and goes away
+/// without answering (as a bus that stored the events and crashed would): the retries are
+/// refused, and publish counts the events as possibly published, in its summary and in
+/// `--json`.
+#[test]
+fn events_whose_request_got_no_answer_are_counted_unconfirmed() {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (socket, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(socket);
+        loop {
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 {
+                    return;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line.to_ascii_lowercase());
+            }
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |n| n.trim().parse().unwrap());
+            reader.read_exact(&mut vec![0; length]).unwrap();
+            if !head.contains("awsevents.describeeventbus") {
+                // PutEvents: gone, listener and all, without a word.
+                return;
+            }
+            let body = r#"{"Name":"b","Arn":"arn:aws:events:us-east-1:123456789012:event-bus/b"}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            std::io::Write::write_all(reader.get_mut(), answer.as_bytes()).unwrap();
+        }
+    });
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "{}", signup_line(1)).unwrap();
+    writeln!(file, "{}", login_line(2, "curl/8")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(["publish", "--bus", "b", "--json", "--retry-deadline", "1"])
+        .arg(file.path())
+        .envs(aws_env(&endpoint))
+        .output()
+        .unwrap();
+    server.join().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let records: Vec<Value> = stdout_lines(&output)
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3, "{records:?}");
+    for record in &records[..2] {
+        assert_eq!(record["type"], "failed", "{record}");
+        assert_eq!(record["unconfirmed"], true, "{record}");
+    }
+    assert_eq!(records[2]["unconfirmed"], 2, "{}", records[2]);
+    assert!(
+        stderr(&output).contains(
+            "2 of 2 events were not published (2 of them may have been: an answer never came"
+        ),
+        "{}",
+        stderr(&output)
+    );
+}

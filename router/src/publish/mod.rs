@@ -171,12 +171,14 @@ pub enum PublishError {
     },
     /// The entry may or may not have been published: EventBridge answered with success but
     /// the answer could not be read (cut short, garbled, or not matching the request;
-    /// not sent again), or a request got no answer (a timeout, a connection lost after it
-    /// was sent) and no later attempt settled it. Look for it before sending it again.
+    /// not sent again), a request got no answer (a timeout, a connection lost after it was
+    /// sent) and no later attempt settled it, or the batch was cancelled while being sent.
+    /// Look for it before sending it again.
     #[error("unconfirmed, it may or may not have been published: {message}")]
     Unconfirmed {
-        /// `InvalidResponse` for an unreadable success; otherwise the last attempt's
-        /// code, e.g. `ConnectionError` or `Timeout`.
+        /// `InvalidResponse` for an unreadable success, `Cancelled` for a batch whose task
+        /// was cancelled while it was being sent; otherwise the last attempt's code, e.g.
+        /// `ConnectionError` or `Timeout`.
         code: String,
         /// What was wrong with the answer.
         message: String,
@@ -649,13 +651,14 @@ impl Inner {
         let mut attempt: u32 = 0;
         let settled = |outcomes: Vec<(usize, Result<EventId, PublishError>)>,
                        unanswered: &[usize],
-                       why: Option<&str>| {
+                       why: Option<&str>,
+                       attempts: u32| {
             outcomes
                 .into_iter()
                 .map(|(entry_idx, outcome)| match outcome {
                     // A few entries at most (a batch has ten): no set is needed.
                     Err(error) if unanswered.contains(&entry_idx) => {
-                        (entry_idx, Err(settle(error, why)))
+                        (entry_idx, Err(settle(error, why, attempts)))
                     }
                     outcome => (entry_idx, outcome),
                 })
@@ -722,14 +725,19 @@ impl Inner {
                         outcomes.push((entry_idx, Err(request_failure(&error, attempt))));
                     }
                     return BatchOutcome {
-                        outcomes: settled(outcomes, &unanswered, unanswered_why.as_deref()),
+                        outcomes: settled(
+                            outcomes,
+                            &unanswered,
+                            unanswered_why.as_deref(),
+                            attempt,
+                        ),
                         n_requests: attempt as usize,
                     };
                 }
             }
             if retry.is_empty() {
                 return BatchOutcome {
-                    outcomes: settled(outcomes, &unanswered, unanswered_why.as_deref()),
+                    outcomes: settled(outcomes, &unanswered, unanswered_why.as_deref(), attempt),
                     n_requests: attempt as usize,
                 };
             }
@@ -789,7 +797,7 @@ impl Inner {
                     outcomes.push((entry_idx, Err(error)));
                 }
                 return BatchOutcome {
-                    outcomes: settled(outcomes, &unanswered, unanswered_why.as_deref()),
+                    outcomes: settled(outcomes, &unanswered, unanswered_why.as_deref(), attempt),
                     n_requests: attempt as usize,
                 };
             }
@@ -891,7 +899,7 @@ fn past_deadline(started: Instant, deadline: Duration, now: Instant, delay: Dura
 
 /// The outcome of an event whose batch's task was cancelled under it.
 fn cancelled() -> PublishError {
-    PublishError::RetriesExhausted {
+    PublishError::Unconfirmed {
         code: "Cancelled".to_owned(),
         message: "the runtime shut down while the batch was being sent; the event may or may not have been published".to_owned(),
         attempts: 0,
@@ -909,14 +917,16 @@ fn timeout_error(timeout: Duration) -> RequestError {
 
 /// A failure of an entry that an earlier request may have published (it got no answer):
 /// unconfirmed, whatever the later attempts met, so that nobody sends it again blindly.
-fn settle(error: PublishError, unanswered: Option<&str>) -> PublishError {
+/// `attempts` is how many requests the batch made: an entry still failing at the end was
+/// in each of them.
+fn settle(error: PublishError, unanswered: Option<&str>, attempts: u32) -> PublishError {
     let Some(unanswered) = unanswered else {
         return error;
     };
     match error {
         PublishError::Unconfirmed { .. } => error,
         error => {
-            let attempts = error.attempts();
+            let attempts = error.attempts().max(attempts);
             PublishError::Unconfirmed {
                 code: error.code().to_owned(),
                 message: format!(

@@ -262,14 +262,21 @@ pub fn error_causes(error: &dyn std::error::Error) -> String {
 }
 
 /// Whether an error's causes say that no connection was made, so that nothing was sent:
-/// the name did not resolve, or the connection was refused or had no route. Any other
-/// network failure (a reset, a connection closed before the answer, a timeout) may have
-/// come after the request was written.
+/// the client's connector failed (the name did not resolve, the connection was refused,
+/// timed out or had no route, the TLS handshake failed). Any other network failure (a
+/// reset, a connection closed before the answer, a timeout of the exchange) may have come
+/// after the request was written.
 fn never_connected(error: &(dyn std::error::Error + 'static)) -> bool {
     use std::io::ErrorKind as Io;
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = cause {
         if current.is::<aws_smithy_runtime_api::client::dns::ResolveDnsError>() {
+            return true;
+        }
+        // The SDK's HTTP client reports every failure of its connector as a connect error.
+        if let Some(client) = current.downcast_ref::<hyper_util::client::legacy::Error>()
+            && client.is_connect()
+        {
             return true;
         }
         if let Some(io) = current.downcast_ref::<std::io::Error>()
@@ -387,8 +394,8 @@ where
                 RequestError::new("InvalidConfiguration", message, false)
             }
             // Anything else may have failed after the request was written (an answer
-            // hyper could not parse): retried as before, and then RetriesExhausted,
-            // which says the events may have been published.
+            // hyper could not parse): retried as before, and then Unconfirmed, since the
+            // events may have been published.
             None => RequestError::new("ConnectionError", message, failure.is_other()).unanswered(),
         },
         // A JSON success that could not be read (a body cut short or garbled): the events

@@ -158,6 +158,24 @@ async fn refused_connections_are_not_published() {
     );
 }
 
+/// A name that does not resolve: nothing was sent either (the first version of the
+/// unanswered tracking called this unconfirmed: a review).
+#[tokio::test]
+async fn an_unresolved_name_is_not_published() {
+    let publisher = Publisher::builder("eventfork")
+        .retry_deadline(Duration::from_millis(200))
+        .backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .build(&sdk_config("http://no-such-host.invalid:4010").await);
+    let error = publisher.publish(&login()).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            PublishError::RetriesExhausted { .. } | PublishError::Unreachable { .. }
+        ),
+        "{error:?}"
+    );
+}
+
 /// A failure's answer cut short is still a failure: retried, and reported as such.
 #[tokio::test]
 async fn a_failure_cut_short_is_retried() {
