@@ -219,26 +219,40 @@ fn setup(connection: &Connection) -> rusqlite::Result<()> {
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     connection.execute_batch(SCHEMA)?;
-    // Stores made before the archive kept the events' own time: the column is added and
-    // filled from each envelope's `time` (the arrival time where there is none).
-    let has_event_time = connection
-        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'event_time'")?
-        .exists([])?;
-    if !has_event_time {
-        connection.execute_batch(
-            "BEGIN;
-             ALTER TABLE events ADD COLUMN event_time INTEGER;
-             UPDATE events SET event_time = COALESCE(
-                 CASE WHEN json_valid(body)
-                      THEN CAST(strftime('%s', json_extract(body, '$.time')) AS INTEGER) * 1000
-                 END,
-                 ingested_at);
-             COMMIT;",
-        )?;
+    // Stores made before the archive kept the events' own time get the column, filled from
+    // each envelope's `time` (the arrival time where there is none). Rows that an older
+    // binary still writes into a migrated store lack it too: they are filled at each open,
+    // found through an index of just those rows. One writer at a time (IMMEDIATE), and the
+    // column looked for again under the lock: two processes may open an old store at once.
+    let has_event_time = |connection: &Connection| {
+        connection
+            .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'event_time'")?
+            .exists([])
+    };
+    if !has_event_time(connection)? {
+        connection.execute_batch("BEGIN IMMEDIATE")?;
+        let migrated = (|| {
+            if !has_event_time(connection)? {
+                connection.execute_batch("ALTER TABLE events ADD COLUMN event_time INTEGER")?;
+            }
+            connection.execute_batch("COMMIT")
+        })();
+        if let Err(error) = migrated {
+            let _ = connection.execute_batch("ROLLBACK");
+            return Err(error);
+        }
     }
     connection.execute_batch(
         "CREATE INDEX IF NOT EXISTS events_time ON events (event_time)
-           WHERE replay_name IS NULL;",
+           WHERE replay_name IS NULL;
+         CREATE INDEX IF NOT EXISTS events_untimed ON events (seq)
+           WHERE event_time IS NULL;
+         UPDATE events SET event_time = COALESCE(
+             CASE WHEN json_valid(body)
+                  THEN CAST(strftime('%s', json_extract(body, '$.time')) AS INTEGER) * 1000
+             END,
+             ingested_at)
+           WHERE event_time IS NULL;",
     )?;
     Ok(())
 }

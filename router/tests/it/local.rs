@@ -631,6 +631,23 @@ async fn an_older_store_learns_its_events_times() {
         .await
         .unwrap();
     assert_eq!(summary.n_events, 1);
+    drop(bus);
+    // An older binary still writing into the migrated store leaves the time out: the next
+    // open fills it in.
+    rusqlite::Connection::open(dir.path().join("eventfork.sqlite3"))
+        .unwrap()
+        .execute_batch(
+            r#"INSERT INTO events (event_id, bus, detail_type, ingested_at, body) VALUES
+                 ('e3', 'test-bus', 'UserSignedUp', 1795770000000,
+                  '{"version":"0","id":"e3","detail-type":"UserSignedUp","source":"com.eventfork.users","account":"000000000000","time":"2026-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail":{}}');"#,
+        )
+        .unwrap();
+    let bus = open(dir.path(), &Clock::manual(T0));
+    let summary = bus
+        .replay("older-writer", Some("test-bus"), new_year, new_year + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(summary.n_events, 2);
 }
 
 #[tokio::test]
