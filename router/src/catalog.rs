@@ -595,49 +595,42 @@ impl Section {
 }
 
 /// What makes a catalogue render a template CloudFormation refuses, or that does
-/// something else than the catalogue says: two rules of one name, two rules or targets
-/// whose logical ids collide (`slack-2` and `slack2` are both `Slack2`), or one target
-/// name given two descriptions. Empty when the catalogue renders cleanly.
+/// something else than the catalogue says: a logical id or output rendered twice (two
+/// rules of one name; `slack-2` and `slack2`, both `Slack2`; a target `analytics-dead-letter`
+/// beside `analytics`, both rendering `AnalyticsDeadLetterQueue`), or one target name given
+/// two descriptions. Empty when the catalogue renders cleanly.
 pub fn conflicts(rules: &[Rule]) -> Vec<String> {
     let mut conflicts = Vec::new();
-    for (i, rule) in rules.iter().enumerate() {
-        for earlier in &rules[..i] {
-            if earlier.name() == rule.name() {
-                conflicts.push(format!("two rules are named {:?}", rule.name()));
-            } else if earlier.logical_id() == rule.logical_id() {
-                conflicts.push(format!(
-                    "rules {:?} and {:?} both render as {}",
-                    earlier.name(),
-                    rule.name(),
-                    rule.logical_id()
-                ));
-            }
-        }
-    }
     let mut targets: Vec<&Target> = Vec::new();
     for rule in rules {
         let target = rule.target();
-        if let Some(seen) = targets.iter().find(|seen| seen.name() == target.name()) {
-            if seen.description() != target.description() {
-                conflicts.push(format!(
-                    "target {:?} is given two descriptions",
-                    target.name()
-                ));
+        match targets.iter().find(|seen| seen.name() == target.name()) {
+            Some(seen) if seen.description() != target.description() => conflicts.push(format!(
+                "target {:?} is given two descriptions",
+                target.name()
+            )),
+            Some(_) => {}
+            None => targets.push(target),
+        }
+    }
+    // Every key the sections give at the top level, read back from what they render, so
+    // that no way of making one twice is missed.
+    for (section, what) in [(RESOURCES, "Resources"), (OUTPUTS, "Outputs")] {
+        let rendered = section.render(rules, &StackSettings::default());
+        let mut seen = std::collections::BTreeSet::new();
+        let mut reported = std::collections::BTreeSet::new();
+        for line in rendered.lines() {
+            let Some(key) = line
+                .strip_prefix("  ")
+                .and_then(|rest| rest.strip_suffix(':'))
+                .filter(|key| key.bytes().all(|b| b.is_ascii_alphanumeric()))
+            else {
+                continue;
+            };
+            if !seen.insert(key) && reported.insert(key) {
+                conflicts.push(format!("{what}.{key} would be rendered twice"));
             }
-            continue;
         }
-        if let Some(seen) = targets
-            .iter()
-            .find(|seen| seen.logical_prefix() == target.logical_prefix())
-        {
-            conflicts.push(format!(
-                "targets {:?} and {:?} both render as {}Queue",
-                seen.name(),
-                target.name(),
-                target.logical_prefix()
-            ));
-        }
-        targets.push(target);
     }
     conflicts
 }
@@ -941,20 +934,36 @@ mod tests {
         let slack = Target::new("slack-2", "posts");
         let other_slack = Target::new("slack2", "posts");
         let described_again = Target::new("slack-2", "posts again");
-        assert_eq!(
-            conflicts(&[
-                rule("a", &slack),
-                rule("a", &slack),
-                rule("b-2", &slack),
-                rule("b2", &other_slack),
-                rule("d", &described_again),
-            ]),
-            [
-                "two rules are named \"a\"",
-                "rules \"b-2\" and \"b2\" both render as B2Rule",
-                "targets \"slack-2\" and \"slack2\" both render as Slack2Queue",
-                "target \"slack-2\" is given two descriptions",
-            ]
+        let analytics = Target::new("analytics", "counts");
+        let its_dead_letters = Target::new("analytics-dead-letter", "counts again");
+        let found = conflicts(&[
+            rule("a", &slack),
+            rule("a", &slack),
+            rule("b-2", &other_slack),
+            rule("d", &described_again),
+            rule("e", &analytics),
+            rule("f", &its_dead_letters),
+        ]);
+        for expected in [
+            "target \"slack-2\" is given two descriptions",
+            "Resources.ARule would be rendered twice",
+            "Resources.Slack2Queue would be rendered twice",
+            "Resources.AnalyticsDeadLetterQueue would be rendered twice",
+            "Outputs.Slack2QueueUrl would be rendered twice",
+            "Outputs.AnalyticsDeadLetterQueueUrl would be rendered twice",
+        ] {
+            assert!(
+                found.iter().any(|c| c == expected),
+                "{expected}: {found:#?}"
+            );
+        }
+        // Nothing but duplicates and the description.
+        assert!(
+            found
+                .iter()
+                .skip(1)
+                .all(|c| c.ends_with(" would be rendered twice")),
+            "{found:#?}"
         );
     }
 
