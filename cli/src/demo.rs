@@ -37,7 +37,8 @@ pub(crate) struct Args {
     /// The SAM template to run [default: ./template.yaml, else the built-in one].
     #[arg(long, value_name = "FILE")]
     template: Option<PathBuf>,
-    /// Keep the store, the sink's records and a copy of the template in this folder, which
+    /// Keep the store, the sink's records and a copy of the template (demo-template.yaml)
+    /// in this folder, which
     /// must not hold a store yet: the demo counts on a fresh one; it ends with the `local
     /// status` command that reads them [default: a temporary folder].
     #[arg(long, value_name = "DIR")]
@@ -152,7 +153,9 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
     let config = BusConfig::default()
         .retry_delay(Duration::from_millis(100))
         .batching_window(Duration::ZERO);
-    // The layout of `local up`, so that `local status --data` reads a kept demo's store.
+    // The layout of `local up`, so that `local status --data` reads a kept demo's store;
+    // and its lock, so that no `local up` shares the demo's queues.
+    let _lock = crate::local::lock_data(&data)?;
     let bus = LocalBus::open(&template, &data, config)
         .with_context(|| format!("cannot open the local bus in {}", data.display()))?;
     let sink = Sink::start(Some(data.join("sink")), true).await?;
@@ -362,7 +365,7 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
     if let Some(kept) = &args.data {
         // The store's commands read the template as well: a copy of the one the demo ran
         // sits beside the store, so that they work from any folder.
-        let copy = kept.join("template.yaml");
+        let copy = kept.join("demo-template.yaml");
         std::fs::write(&copy, &template_text)
             .with_context(|| format!("cannot write {}", copy.display()))?;
         say!(

@@ -280,7 +280,7 @@ async fn consumers(bus: &LocalBus, data: &Path, sink: &Sink) -> Result<Consumers
 /// system when the process ends, even by kill -9). Two would share the queues: one with
 /// `--record-only` would acknowledge the other's messages, and its handlers would never
 /// see them. The reading commands, a redrive and a replay take no lock.
-fn lock_data(data: &Path) -> Result<std::fs::File> {
+pub(crate) fn lock_data(data: &Path) -> Result<std::fs::File> {
     std::fs::create_dir_all(data)
         .with_context(|| format!("cannot create the store folder {}", data.display()))?;
     let path = data.join("local-up.lock");
@@ -306,7 +306,7 @@ fn lock_data(data: &Path) -> Result<std::fs::File> {
                 pid => format!(" (process {pid})"),
             };
             bail!(
-                "another `local up`{holder} runs on {}: two would share its queues; stop it, or give this one another --data",
+                "another `local up` or `local demo`{holder} runs on {}: two would share its queues; stop it, or give this one another --data",
                 data.display()
             )
         }

@@ -363,7 +363,7 @@ fn status_and_dlq_work_on_a_second_process() {
     assert_eq!(code, Some(2));
     assert!(
         stderr.contains(&format!(
-            "another `local up` (process {}) runs on",
+            "another `local up` or `local demo` (process {}) runs on",
             up.child.id()
         )),
         "{stderr}"
@@ -619,7 +619,7 @@ fn reading_commands_need_an_existing_store() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("slack"), "{stdout}");
     // The template the demo ran is kept beside its store, for the store's commands.
-    let copy = format!("{kept}/template.yaml");
+    let copy = format!("{kept}/demo-template.yaml");
     let (code, stdout, stderr) =
         eventfork(&["local", "status", "--template", &copy, "--data", kept]);
     assert_eq!(code, Some(0), "{stderr}");
