@@ -3,6 +3,7 @@
 //! batches, with idempotency records in the local database.
 
 use std::{
+    num::NonZeroUsize,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -118,11 +119,15 @@ impl<H: Handler> TargetConsumer<H> {
         handler: H,
         store: Arc<dyn IdempotencyStore>,
         options: &BatchOptions,
-        timeout_of: impl Fn(&str) -> Duration,
+        function_of: impl Fn(&str) -> (Duration, Option<u32>),
     ) -> TargetConsumer<H> {
-        let timeout = timeout_of(handler.target());
+        let (timeout, record_concurrency) = function_of(handler.target());
+        let mut options = options.clone();
+        if let Some(n) = record_concurrency.and_then(|n| NonZeroUsize::new(n as usize)) {
+            options.concurrency = n;
+        }
         TargetConsumer {
-            driver: BatchDriver::with_options(handler, store, options.clone()),
+            driver: BatchDriver::with_options(handler, store, options),
             timeout,
         }
     }
@@ -151,14 +156,18 @@ pub(crate) async fn consumers(
     sink_url: &str,
     bus: &LocalBus,
 ) -> Result<(Consumers, Endpoints)> {
-    // Each batch gets its function's timeout from the template, as on Lambda.
-    let timeout_of = |target: &str| {
+    // Each batch gets its function's timeout from the template, and runs as many records
+    // at a time as its RECORD_CONCURRENCY says, as on Lambda.
+    let function_of = |target: &str| {
         bus.topology()
             .targets()
             .iter()
             .find(|t| t.name() == target)
-            .map_or(Duration::from_secs(3), |t| {
-                Duration::from_secs(t.timeout_seconds().into())
+            .map_or((Duration::from_secs(3), None), |t| {
+                (
+                    Duration::from_secs(t.timeout_seconds().into()),
+                    t.record_concurrency(),
+                )
             })
     };
     let idempotency = bus.idempotency();
@@ -206,15 +215,15 @@ pub(crate) async fn consumers(
     let consumers = Consumers::default()
         .with(
             "analytics",
-            TargetConsumer::new(analytics, store.clone(), &options, timeout_of),
+            TargetConsumer::new(analytics, store.clone(), &options, function_of),
         )
         .with(
             "mailing-list",
-            TargetConsumer::new(mailing_list, store.clone(), &options, timeout_of),
+            TargetConsumer::new(mailing_list, store.clone(), &options, function_of),
         )
         .with(
             "slack",
-            TargetConsumer::new(slack, store, &options, timeout_of),
+            TargetConsumer::new(slack, store, &options, function_of),
         );
     Ok((consumers, endpoints))
 }

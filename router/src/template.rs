@@ -118,6 +118,7 @@ pub struct FunctionResource {
     binary: String,
     timeout_seconds: u32,
     reserved_concurrency: Option<u32>,
+    record_concurrency: Option<u32>,
     sources: Vec<SqsSource>,
 }
 
@@ -453,6 +454,11 @@ impl FunctionResource {
     /// `ReservedConcurrentExecutions` (or the `Globals` one), if set.
     pub fn reserved_concurrency(&self) -> Option<u32> {
         self.reserved_concurrency
+    }
+
+    /// `Environment.Variables.RECORD_CONCURRENCY`, if set.
+    pub fn record_concurrency(&self) -> Option<u32> {
+        self.record_concurrency
     }
 
     /// `Timeout` (Lambda default 3 s).
@@ -967,11 +973,26 @@ fn read_function(
         )?),
         None => global_reserved,
     };
+    // The handlers' own setting (targets' RECORD_CONCURRENCY), read so that local mode
+    // runs records as the Lambda does.
+    let record_concurrency = match properties
+        .get("Environment")
+        .and_then(|e| e.get("Variables"))
+        .and_then(|v| v.get("RECORD_CONCURRENCY"))
+    {
+        Some(value) => Some(numbers.within(
+            value,
+            &format!("{at}.Properties.Environment.Variables.RECORD_CONCURRENCY"),
+            RECORD_CONCURRENCY,
+        )?),
+        None => None,
+    };
     Ok(Some(FunctionResource {
         logical_id: logical_id.to_owned(),
         binary,
         timeout_seconds,
         reserved_concurrency,
+        record_concurrency,
         sources,
     }))
 }
@@ -1084,6 +1105,8 @@ const DAYS: Bounds = Bounds::new(0, u32::MAX, "days");
 /// A function's `ReservedConcurrentExecutions` (the account's limit bounds it; 0 stops the
 /// function).
 const RESERVED_CONCURRENCY: Bounds = Bounds::new(0, 1_000_000, "concurrent executions");
+/// The targets' `RECORD_CONCURRENCY` (records one invocation handles at a time).
+const RECORD_CONCURRENCY: Bounds = Bounds::new(1, 64, "records");
 /// An SQS event source's `ScalingConfig.MaximumConcurrency`.
 const MAXIMUM_CONCURRENCY: Bounds = Bounds::new(2, 1_000, "concurrent invocations");
 
@@ -1211,6 +1234,8 @@ Resources:
     Type: AWS::Serverless::Function
     Metadata: { BuildMethod: rust-cargolambda, BuildProperties: { Binary: mailing-list } }
     Properties:
+      ReservedConcurrentExecutions: 2
+      Environment: { Variables: { RECORD_CONCURRENCY: '4' } }
       Events:
         Mail:
           Type: SQS
@@ -1280,6 +1305,13 @@ Resources:
         );
         assert!(source.report_batch_item_failures());
         assert_eq!(source.maximum_concurrency(), Some(2));
+        assert_eq!(
+            (
+                function.reserved_concurrency(),
+                function.record_concurrency()
+            ),
+            (Some(2), Some(4))
+        );
     }
 
     #[test]
@@ -1663,6 +1695,23 @@ Resources:
                         + &function("Runtime: provided.al2023".into(), String::new())
                 }),
                 LAMBDA_TIMEOUT,
+            ),
+            (
+                "Resources.F.Properties.ReservedConcurrentExecutions".into(),
+                Box::new(move |n| {
+                    function(format!("ReservedConcurrentExecutions: {n}"), String::new())
+                }),
+                RESERVED_CONCURRENCY,
+            ),
+            (
+                "Resources.F.Properties.Environment.Variables.RECORD_CONCURRENCY".into(),
+                Box::new(move |n| {
+                    function(
+                        format!("Environment: {{ Variables: {{ RECORD_CONCURRENCY: '{n}' }} }}"),
+                        String::new(),
+                    )
+                }),
+                RECORD_CONCURRENCY,
             ),
             (
                 format!("{source}.BatchSize"),

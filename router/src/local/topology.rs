@@ -63,6 +63,7 @@ pub struct TargetSpec {
     maximum_concurrency: u32,
     report_batch_item_failures: bool,
     timeout_seconds: u32,
+    record_concurrency: Option<u32>,
 }
 
 impl TargetSpec {
@@ -110,6 +111,10 @@ impl TargetSpec {
     /// The function timeout.
     pub fn timeout_seconds(&self) -> u32 {
         self.timeout_seconds
+    }
+    /// The function's `RECORD_CONCURRENCY`, if its environment sets one.
+    pub fn record_concurrency(&self) -> Option<u32> {
+        self.record_concurrency
     }
 
     pub(crate) fn policy(&self) -> QueuePolicy {
@@ -244,6 +249,7 @@ impl Topology {
                         .max(1),
                     report_batch_item_failures: source.report_batch_item_failures(),
                     timeout_seconds: function.timeout_seconds(),
+                    record_concurrency: function.record_concurrency(),
                 });
             }
         }
