@@ -212,9 +212,11 @@ impl IdempotencyStore for MemoryStore {
 ///
 /// The table has the partition key `id` (string) and no sort key; enable TTL on the
 /// attribute `expiration` (epoch seconds) so that DynamoDB deletes old records. Items are
-/// `{id: "target#detail-type#key", status: "IN_PROGRESS" | "COMPLETED", expiration, lease_until}`
-/// with `lease_until` in epoch milliseconds. Claims are conditional `PutItem`s, so two
-/// invocations never both acquire a key. Since TTL deletion is lazy, the condition treats a
+/// `{id: "target#detail-type#key", status: "IN_PROGRESS" | "COMPLETED", expiration, lease_until,
+/// owner}` with `lease_until` in epoch milliseconds and `owner` a random mark of the claim.
+/// Claims are conditional `PutItem`s, so two invocations never both acquire a key; a claim
+/// whose condition fails on an item with its own mark (the SDK sent it again after losing
+/// the answer to a first send that succeeded) has acquired it. Since TTL deletion is lazy, the condition treats a
 /// completed item past its `expiration` as absent; an in-progress item counts until its
 /// `lease_until`, and its `expiration` is never before that, so that TTL deletion cannot
 /// end a lease early either.
@@ -272,6 +274,10 @@ impl DynamoDbStore {
         let now = SystemTime::now();
         let id = AttributeValue::S(key.to_string());
         let expiration = expires_at.max(lease_until);
+        // This claim's own mark: when the SDK sends the PutItem again because the answer to
+        // a first send that succeeded was lost, the second send fails its condition on our
+        // own item, which the mark tells from another claimant's.
+        let owner = format!("{:032x}", rand::random::<u128>());
         // An in-progress item's expiration is not a condition: with a TTL shorter than an
         // invocation it passes while the lease still runs, and the key would be taken
         // over from a live holder.
@@ -283,6 +289,7 @@ impl DynamoDbStore {
             .item("status", AttributeValue::S(STATUS_IN_PROGRESS.into()))
             .item("expiration", AttributeValue::N(epoch_secs_up(expiration)))
             .item("lease_until", AttributeValue::N(epoch_millis(lease_until)))
+            .item("owner", AttributeValue::S(owner.clone()))
             .condition_expression(
                 "attribute_not_exists(#id) \
                  OR (#status = :completed AND #expiration < :now_secs) \
@@ -321,12 +328,16 @@ impl DynamoDbStore {
             .send()
             .await
             .map_err(|error| StoreError::new("claim", key, error))?;
-        let status = item
-            .item()
-            .and_then(|item| item.get("status"))
-            .and_then(|status| status.as_s().ok());
-        Ok(match status.map(String::as_str) {
-            Some(STATUS_COMPLETED) => Claim::Completed,
+        let text = |name: &str| {
+            item.item()
+                .and_then(|item| item.get(name))
+                .and_then(|value| value.as_s().ok())
+                .map(String::as_str)
+        };
+        Ok(match (text("status"), text("owner")) {
+            (Some(STATUS_COMPLETED), _) => Claim::Completed,
+            // Our own first send went through: the claim is ours.
+            (Some(STATUS_IN_PROGRESS), Some(mark)) if mark == owner => Claim::Acquired,
             // Held by someone else, or released between the two requests: either way the
             // record is retried later.
             _ => Claim::InProgress,

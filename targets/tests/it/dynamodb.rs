@@ -217,3 +217,90 @@ async fn dynamodb_store_errors_name_the_key() {
         targets::error_chain(&error)
     );
 }
+
+/// Relays HTTP/1.1 requests to `upstream` one at a time, but swallows the answer to the
+/// first PutItem and closes the connection: the item is written, and the client never
+/// hears so.
+async fn losing_the_first_put_item_answer(upstream: String) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    /// One message (head and Content-Length body) from `reader`, and its head in lower case.
+    async fn message(
+        reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    ) -> Option<(Vec<u8>, String)> {
+        let mut raw = Vec::new();
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).await.ok()? == 0 {
+                return None;
+            }
+            raw.extend_from_slice(line.as_bytes());
+            if line == "\r\n" {
+                break;
+            }
+            head.push_str(&line.to_ascii_lowercase());
+        }
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |n| n.trim().parse().unwrap());
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).await.ok()?;
+        raw.extend_from_slice(&body);
+        Some((raw, head))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let swallowed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (upstream, swallowed) = (upstream.clone(), swallowed.clone());
+            tokio::spawn(async move {
+                let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                let (client_read, mut client_write) = client.into_split();
+                let (server_read, mut server_write) = server.into_split();
+                let (mut client_read, mut server_read) =
+                    (BufReader::new(client_read), BufReader::new(server_read));
+                while let Some((request, head)) = message(&mut client_read).await {
+                    server_write.write_all(&request).await.unwrap();
+                    let Some((answer, _)) = message(&mut server_read).await else {
+                        return;
+                    };
+                    if head.contains("dynamodb_20120810.putitem")
+                        && !swallowed.swap(true, std::sync::atomic::Ordering::SeqCst)
+                    {
+                        return;
+                    }
+                    client_write.write_all(&answer).await.unwrap();
+                }
+            });
+        }
+    });
+    address
+}
+
+/// The SDK sends a PutItem again when the answer to the first is lost, though the first
+/// wrote the item: the second fails its condition on the claim's own item. That read as
+/// another invocation holding the key, so the record was deferred for nothing and logged
+/// as contended (an audit); the claim's mark now tells it is ours.
+#[tokio::test]
+async fn a_claim_whose_answer_was_lost_is_still_acquired() {
+    let Some(url) = moto_url("a_claim_whose_answer_was_lost_is_still_acquired") else {
+        return;
+    };
+    let table = create_table(&client(&url), "idempotency").await;
+    let proxy = losing_the_first_put_item_answer(url.clone()).await;
+    let store = DynamoDbStore::new(client(&proxy), &table);
+    let key = IdempotencyKey::new("slack", "UserSignedUp", "user-lost-answer");
+    assert_eq!(
+        store.claim(&key, later(60), later(3600)).await.unwrap(),
+        Claim::Acquired
+    );
+    // Another claimant, with its own mark, still finds the key taken.
+    let other = DynamoDbStore::new(client(&url), &table);
+    assert_eq!(
+        other.claim(&key, later(60), later(3600)).await.unwrap(),
+        Claim::InProgress
+    );
+}
