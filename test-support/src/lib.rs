@@ -176,3 +176,35 @@ pub async fn is_drained(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> bool {
         .messages()
         .is_empty()
 }
+
+/// Reads one HTTP/1.1 message (a request or an answer with a `Content-Length` body, as
+/// the AWS SDK and moto send them) for the hand-made servers of tests that cut an
+/// exchange where a library would not: the raw bytes, and the head in lower case. `None`
+/// when the peer closed the connection first.
+pub async fn read_http_message<R>(reader: &mut R) -> Option<(Vec<u8>, String)>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut raw = Vec::new();
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        raw.extend_from_slice(line.as_bytes());
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line.to_ascii_lowercase());
+    }
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |n| n.trim().parse().expect("a numeric Content-Length"));
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.ok()?;
+    raw.extend_from_slice(&body);
+    Some((raw, head))
+}

@@ -578,31 +578,15 @@ fn the_readme_sample_is_valid() {
 /// without answering (as a bus that stored the events and crashed would): the retries are
 /// refused, and publish counts the events as possibly published, in its summary and in
 /// `--json`.
-#[test]
-fn events_whose_request_got_no_answer_are_counted_unconfirmed() {
-    use std::io::{BufRead, BufReader, Read};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_whose_request_got_no_answer_are_counted_unconfirmed() {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let server = std::thread::spawn(move || {
-        let (socket, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(socket);
-        loop {
-            let mut head = String::new();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap() == 0 {
-                    return;
-                }
-                if line == "\r\n" {
-                    break;
-                }
-                head.push_str(&line.to_ascii_lowercase());
-            }
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |n| n.trim().parse().unwrap());
-            reader.read_exact(&mut vec![0; length]).unwrap();
+    let server = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut socket = tokio::io::BufReader::new(socket);
+        while let Some((_, head)) = test_support::read_http_message(&mut socket).await {
             if !head.contains("awsevents.describeeventbus") {
                 // PutEvents: gone, listener and all, without a word.
                 return;
@@ -612,7 +596,7 @@ fn events_whose_request_got_no_answer_are_counted_unconfirmed() {
                 "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
                 body.len()
             );
-            std::io::Write::write_all(reader.get_mut(), answer.as_bytes()).unwrap();
+            socket.get_mut().write_all(answer.as_bytes()).await.unwrap();
         }
     });
     let mut file = tempfile::NamedTempFile::new().unwrap();
@@ -624,7 +608,7 @@ fn events_whose_request_got_no_answer_are_counted_unconfirmed() {
         .envs(aws_env(&endpoint))
         .output()
         .unwrap();
-    server.join().unwrap();
+    server.await.unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let records: Vec<Value> = stdout_lines(&output)
         .iter()

@@ -222,33 +222,8 @@ async fn dynamodb_store_errors_name_the_key() {
 /// first PutItem and closes the connection: the item is written, and the client never
 /// hears so.
 async fn losing_the_first_put_item_answer(upstream: String) -> String {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    /// One message (head and Content-Length body) from `reader`, and its head in lower case.
-    async fn message(
-        reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-    ) -> Option<(Vec<u8>, String)> {
-        let mut raw = Vec::new();
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).await.ok()? == 0 {
-                return None;
-            }
-            raw.extend_from_slice(line.as_bytes());
-            if line == "\r\n" {
-                break;
-            }
-            head.push_str(&line.to_ascii_lowercase());
-        }
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .map_or(0, |n| n.trim().parse().unwrap());
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).await.ok()?;
-        raw.extend_from_slice(&body);
-        Some((raw, head))
-    }
+    use test_support::read_http_message as message;
+    use tokio::io::{AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let upstream = upstream.trim_start_matches("http://").to_owned();
