@@ -46,7 +46,9 @@ def main(openapi_dir, draft4_dir, valid_path, invalid_path):
         ]
 
     for path, expect_valid in ((valid_path, True), (invalid_path, False)):
-        for line_no, line in enumerate(pathlib.Path(path).read_text().splitlines(), 1):
+        # split("\n"), not splitlines(): that also breaks at U+0085 and U+2028 inside a
+        # JSON string.
+        for line_no, line in enumerate(pathlib.Path(path).read_text().split("\n"), 1):
             if not line.strip():
                 continue
             event = json.loads(line)

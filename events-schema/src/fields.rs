@@ -44,6 +44,17 @@ pub enum FieldError {
     },
 }
 
+/// White space to Unicode (`char::is_whitespace`) or to JavaScript's `\s` (which adds the
+/// byte order mark and leaves out U+0085): an id of only these is refused, as its schema
+/// pattern says to every validator.
+pub(crate) fn is_blank(c: char) -> bool {
+    c.is_whitespace() || c == '\u{feff}'
+}
+
+/// The schema pattern of `is_blank`'s complement: one character that is not blank.
+pub(crate) const NOT_ONLY_BLANK: &str =
+    "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]";
+
 /// Defines an id type: text that is not empty nor only white space and is at most
 /// `MAX_LEN` characters (as the schema's `maxLength` counts them), kept as given.
 macro_rules! text_id {
@@ -60,7 +71,7 @@ macro_rules! text_id {
             /// Validates `id`.
             pub fn new(id: impl Into<String>) -> Result<$name, FieldError> {
                 let id = id.into();
-                if id.trim().is_empty() {
+                if id.chars().all(is_blank) {
                     return Err(FieldError::$empty);
                 }
                 let len = id.chars().count();
@@ -107,8 +118,9 @@ macro_rules! text_id {
                     "type": "string",
                     "minLength": 1,
                     "maxLength": $name::MAX_LEN,
-                    // Not only white space.
-                    "pattern": "\\S",
+                    // Not only white space: the characters of `is_blank`, spelled out,
+                    // since `\\s` means other sets in JavaScript, Python and Rust.
+                    "pattern": NOT_ONLY_BLANK,
                 })
             }
         }
@@ -202,9 +214,21 @@ impl JsonSchema for Email {
             "type": "string",
             "format": "email",
             "maxLength": 254,
+            "pattern": EMAIL_PATTERN,
         })
     }
 }
+
+/// `check_email` as far as a regular expression that JavaScript, Python and Java read alike
+/// can say it: a dot-atom local part and two or more labels, the last not all digits, with
+/// letters beyond ASCII (less the blank and invisible ones listed). Lengths in bytes, and
+/// the rarer invisible characters, are left to `maxLength` and the description.
+const EMAIL_PATTERN: &str = concat!(
+    "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\-", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "]+",
+    "(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\-", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "]+)*",
+    "@([A-Za-z0-9", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "]([A-Za-z0-9\\-", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "]*[A-Za-z0-9", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "])?\\.)+",
+    "(?![0-9]+$)[A-Za-z0-9", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "]([A-Za-z0-9\\-", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "]*[A-Za-z0-9", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "])?$",
+);
 
 /// Checks the syntax of an email address; the error says what is wrong.
 pub(crate) fn check_email(address: &str) -> Result<(), &'static str> {
@@ -235,6 +259,12 @@ pub(crate) fn check_email(address: &str) -> Result<(), &'static str> {
     let labels: Vec<&str> = domain.split('.').collect();
     if labels.len() < 2 {
         return Err("domain has no '.'");
+    }
+    if labels
+        .last()
+        .is_some_and(|last| !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err("the last domain label is all digits (an IP address is no domain)");
     }
     for label in labels {
         if label.is_empty() || label.len() > 63 {
@@ -311,11 +341,26 @@ impl Timestamp {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        Timestamp::from_unix_seconds(secs)
+        Timestamp::utc(secs.min(Timestamp::MAX_UNIX_SECONDS))
     }
 
-    /// The UTC date-time `secs` seconds after the Unix epoch.
-    pub fn from_unix_seconds(secs: u64) -> Timestamp {
+    /// The last second RFC 3339 can write: 9999-12-31T23:59:59Z.
+    pub const MAX_UNIX_SECONDS: u64 = 253_402_300_799;
+
+    /// The UTC date-time `secs` seconds after the Unix epoch; past 9999-12-31T23:59:59Z
+    /// (milliseconds given as seconds, say) is an error, since RFC 3339 has four digits
+    /// for the year.
+    pub fn from_unix_seconds(secs: u64) -> Result<Timestamp, FieldError> {
+        if secs > Timestamp::MAX_UNIX_SECONDS {
+            return Err(FieldError::InvalidTimestamp {
+                found: format!("{secs} seconds after the Unix epoch"),
+                reason: "after 9999-12-31T23:59:59Z, where RFC 3339 ends (milliseconds given as seconds?)",
+            });
+        }
+        Ok(Timestamp::utc(secs))
+    }
+
+    fn utc(secs: u64) -> Timestamp {
         let days = (secs / 86_400) as i64;
         let rem = secs % 86_400;
         let (year, month, day) = civil_from_days(days);
@@ -416,6 +461,9 @@ impl JsonSchema for Timestamp {
         json_schema!({
             "type": "string",
             "format": "date-time",
+            // What `check_rfc3339` reads: `format: date-time` alone lets some validators
+            // take a space for the `T`, or offsets without their colon.
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
         })
     }
 }
@@ -546,6 +594,10 @@ mod tests {
         check_email_verdict("ada@example.com", Ok(()));
         check_email_verdict("a.b+tag@mail.example.co.uk", Ok(()));
         check_email_verdict("ada@example", Err("domain has no '.'"));
+        let all_digits = "the last domain label is all digits (an IP address is no domain)";
+        check_email_verdict("ada@192.0.2.1", Err(all_digits));
+        check_email_verdict("ada@example.123", Err(all_digits));
+        check_email_verdict("ada@123.example", Ok(()));
         check_email_verdict("@example.com", Err("empty local part"));
         check_email_verdict("ada.example.com", Err("no '@'"));
         check_email_verdict("ada..b@example.com", Err("misplaced '.' in the local part"));
@@ -653,13 +705,16 @@ mod tests {
 
     #[test]
     fn unix_seconds_render_as_utc() {
+        let utc = |secs| Timestamp::from_unix_seconds(secs).map(|t| t.as_str().to_owned());
+        assert_eq!(utc(0).unwrap(), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_709_208_000).unwrap(), "2024-02-29T12:00:00Z");
+        assert_eq!(utc(253_402_300_799).unwrap(), "9999-12-31T23:59:59Z");
+        // Milliseconds given as seconds: year 57876, which RFC 3339 cannot write (it gave
+        // a five-digit year that the type itself refuses).
         assert_eq!(
-            Timestamp::from_unix_seconds(0).as_str(),
-            "1970-01-01T00:00:00Z"
-        );
-        assert_eq!(
-            Timestamp::from_unix_seconds(1_709_208_000).as_str(),
-            "2024-02-29T12:00:00Z"
+            utc(1_764_234_000_000).unwrap_err().to_string(),
+            "invalid RFC 3339 timestamp \"1764234000000 seconds after the Unix epoch\": after \
+             9999-12-31T23:59:59Z, where RFC 3339 ends (milliseconds given as seconds?)"
         );
     }
 
@@ -717,7 +772,7 @@ mod tests {
             253_402_300_799,
         ] {
             assert_eq!(
-                Timestamp::from_unix_seconds(secs).instant(),
+                Timestamp::from_unix_seconds(secs).unwrap().instant(),
                 (secs as i64, false, "")
             );
         }

@@ -4,15 +4,15 @@
 //! It implements the keywords our schemas use (draft 2020-12 as schemars emits it):
 //! `type`, `properties`, `required`, `additionalProperties`, `items`, `enum`, `const`,
 //! `oneOf`, `anyOf`, `$ref` into `$defs`, `minLength`, `maxLength`, `minimum`, `maximum`,
-//! `pattern` in the one form our ids use (`\S`: not only white space) and the formats
-//! `email`, `date-time`, `ipv4`, `ipv6`. An unknown keyword is ignored, as JSON Schema
-//! requires; so is another `pattern`, which no schema of ours has.
+//! `pattern` in the form our ids use (not only white space) and the formats `email`,
+//! `date-time`, `ipv4`, `ipv6`. An unknown keyword is ignored, as JSON Schema requires; so
+//! are the patterns of emails and timestamps, which their formats check more strictly.
 
 use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::fields::{check_email, check_rfc3339};
+use crate::fields::{NOT_ONLY_BLANK, check_email, check_rfc3339, is_blank};
 
 /// The first place where a JSON value breaks its schema.
 ///
@@ -233,6 +233,18 @@ fn check_branches(
             }
         }
     }
+    // Branches that each name a format (an IP address, v4 or v6) say so together.
+    let formats: Vec<&str> = branches
+        .iter()
+        .filter_map(|b| b.get("format").and_then(Value::as_str))
+        .collect();
+    if formats.len() == branches.len() && formats.iter().all(|f| f.starts_with("ipv")) {
+        return Err(Violation::found(
+            path,
+            "not an IPv4 or IPv6 address",
+            format!("{}", value),
+        ));
+    }
     // Enumerations written as one branch per documented constant read better as a list.
     let constants: Vec<Value> = branches
         .iter()
@@ -272,7 +284,9 @@ fn check_string(
             format!("longer than {max} characters"),
         ));
     }
-    if schema.get("pattern").and_then(Value::as_str) == Some("\\S") && text.trim().is_empty() {
+    if schema.get("pattern").and_then(Value::as_str) == Some(NOT_ONLY_BLANK)
+        && text.chars().all(is_blank)
+    {
         return Err(Violation::new(path, "must not be only white space"));
     }
     let format_error = match schema.get("format").and_then(Value::as_str) {

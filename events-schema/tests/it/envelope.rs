@@ -200,7 +200,7 @@ proptest! {
             .plan(plan)
             .signup_method(signup_method)
             .marketing_consent(marketing_consent)
-            .signed_up_at(Timestamp::from_unix_seconds(secs))
+            .signed_up_at(Timestamp::from_unix_seconds(secs).unwrap())
             .build();
         let envelope = Envelope {
             version: "0".to_owned(),
@@ -208,7 +208,7 @@ proptest! {
             detail_type: UserSignedUp::DETAIL_TYPE.to_owned(),
             source: UserSignedUp::SOURCE.to_owned(),
             account: "111122223333".to_owned(),
-            time: Timestamp::from_unix_seconds(secs).to_string(),
+            time: Timestamp::from_unix_seconds(secs).unwrap().to_string(),
             region: "eu-west-1".to_owned(),
             resources: vec![],
             detail,

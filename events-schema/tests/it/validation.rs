@@ -137,7 +137,7 @@ fn detail_violations() {
     check(
         LOGIN,
         |e| e["detail"]["ip_address"] = "300.1.1.1".into(),
-        "invalid: $.detail.ip_address: not an IPv4 address, found \"300.1.1.1\"",
+        "invalid: $.detail.ip_address: not an IPv4 or IPv6 address, found \"300.1.1.1\"",
     );
     check(
         LOGIN,
