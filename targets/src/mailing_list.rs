@@ -201,6 +201,15 @@ impl Handler for MailingList {
             info!("no marketing consent: not added");
             return Ok(());
         }
+        // Mailchimp takes no letters beyond ASCII before the @ ("cannot process UTF-8
+        // characters in email address prefixes"): its 400 would come back on every retry.
+        let local_part = signed_up.email.as_str().rsplit_once('@').map_or("", |(l, _)| l);
+        if !local_part.is_ascii() {
+            warn!(
+                "Mailchimp does not take addresses with letters beyond ASCII before the @: not added"
+            );
+            return Ok(());
+        }
         let url = self.config.member_url(&signed_up.email);
         let body = member_body(signed_up, self.config.status_if_new);
         let sent = self

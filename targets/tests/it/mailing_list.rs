@@ -97,6 +97,21 @@ async fn a_user_without_consent_is_not_sent() {
     mailing_list.handle(&event, deadline()).await.unwrap();
 }
 
+/// Mailchimp refuses letters beyond ASCII before the @ on every try (an audit): such an
+/// address is not sent, and the record succeeds, instead of reaching the dead-letter queue.
+#[tokio::test]
+async fn an_address_mailchimp_cannot_take_is_not_sent() {
+    let (server, mailing_list) = mailchimp(NewMemberStatus::Subscribed).await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    // The user id makes the address: josé@example.com, which events-schema takes.
+    let event = UserEvent::decode(&signed_up("e-3", "josé", true)).unwrap();
+    mailing_list.handle(&event, deadline()).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_400_is_permanent_and_its_message_hides_the_address() {
     let (server, mailing_list) = mailchimp(NewMemberStatus::Subscribed).await;
