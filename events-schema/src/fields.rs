@@ -224,10 +224,26 @@ impl JsonSchema for Email {
 /// letters beyond ASCII (less the blank and invisible ones listed). Lengths in bytes, and
 /// the rarer invisible characters, are left to `maxLength` and the description.
 const EMAIL_PATTERN: &str = concat!(
-    "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\-", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "]+",
-    "(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\-", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "]+)*",
-    "@([A-Za-z0-9", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "]([A-Za-z0-9\\-", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "]*[A-Za-z0-9", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "])?\\.)+",
-    "(?![0-9]+$)[A-Za-z0-9", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "]([A-Za-z0-9\\-", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "]*[A-Za-z0-9", "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff", "])?$",
+    "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\-",
+    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
+    "]+",
+    "(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\-",
+    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
+    "]+)*",
+    "@([A-Za-z0-9",
+    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
+    "]([A-Za-z0-9\\-",
+    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
+    "]*[A-Za-z0-9",
+    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
+    "])?\\.)+",
+    "(?![0-9]+$)[A-Za-z0-9",
+    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
+    "]([A-Za-z0-9\\-",
+    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
+    "]*[A-Za-z0-9",
+    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
+    "])?$",
 );
 
 /// Checks the syntax of an email address; the error says what is wrong.

@@ -203,7 +203,11 @@ impl Handler for MailingList {
         }
         // Mailchimp takes no letters beyond ASCII before the @ ("cannot process UTF-8
         // characters in email address prefixes"): its 400 would come back on every retry.
-        let local_part = signed_up.email.as_str().rsplit_once('@').map_or("", |(l, _)| l);
+        let local_part = signed_up
+            .email
+            .as_str()
+            .rsplit_once('@')
+            .map_or("", |(l, _)| l);
         if !local_part.is_ascii() {
             warn!(
                 "Mailchimp does not take addresses with letters beyond ASCII before the @: not added"

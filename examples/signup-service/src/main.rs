@@ -122,9 +122,22 @@ async fn signup(
     State(state): State<AppState>,
     Json(request): Json<SignupRequest>,
 ) -> (StatusCode, Json<Value>) {
+    // Mailchimp's merge fields take 255 characters, and EventBridge 256 KiB an event: a
+    // longer name is the form's error, told now, not an event lost after the sign-up.
+    let n_chars = request.display_name.chars().count();
+    if n_chars > MAX_DISPLAY_NAME_CHARS {
+        let body = json!({
+            "error": format!(
+                "display_name: {n_chars} characters, over the {MAX_DISPLAY_NAME_CHARS} allowed"
+            ),
+        });
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(body));
+    }
     let event = {
         let mut users = state.users.lock().expect("no panic while holding the lock");
-        let user_id = format!("user-{}", users.len() + 1);
+        // Unique across restarts: the consumers' idempotency records outlive this process,
+        // and a counter starting again at 1 would make a new user a duplicate of an old one.
+        let user_id = format!("user-{}", uuid::Uuid::new_v4());
         let event = match UserSignedUp::builder(user_id, &request.email) {
             Ok(builder) => builder
                 .display_name(request.display_name)
@@ -154,6 +167,9 @@ async fn signup(
     }
     (StatusCode::CREATED, Json(json!({ "user_id": user_id })))
 }
+
+/// The longest display name taken.
+const MAX_DISPLAY_NAME_CHARS: usize = 255;
 
 async fn show_stats(State(state): State<AppState>) -> Json<Value> {
     let stats = &state.stats;
@@ -373,7 +389,8 @@ mod tests {
     async fn signup_succeeds_when_publishing_fails_and_the_failure_is_counted() {
         let (address, stats) = serve(Fake::Refuse).await;
         let (status, body) = post_signup(address, ADA).await;
-        assert_eq!((status, body.as_str()), (201, r#"{"user_id":"user-1"}"#));
+        assert_eq!(status, 201, "{body}");
+        assert!(body.starts_with(r#"{"user_id":"user-"#), "{body}");
         for _ in 0..100 {
             if stats.failed.load(Ordering::Relaxed) == 1 {
                 break;
@@ -382,6 +399,30 @@ mod tests {
         }
         assert_eq!(stats.failed.load(Ordering::Relaxed), 1);
         assert_eq!(stats.published.load(Ordering::Relaxed), 0);
+    }
+
+    /// A name too long for Mailchimp (and, much longer, for EventBridge) is refused with
+    /// the form, not published into a failure after the account exists.
+    #[tokio::test]
+    async fn a_display_name_too_long_is_refused() {
+        let (address, stats) = serve(Fake::Refuse).await;
+        let body = json!({ "email": "ada@example.com", "display_name": "a".repeat(256) });
+        let (status, answer) = post_signup(address, &body.to_string()).await;
+        assert_eq!(status, 422, "{answer}");
+        assert!(answer.contains("over the 255 allowed"), "{answer}");
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 0);
+    }
+
+    /// The first sign-up after a restart was user-1 again: the handlers' idempotency
+    /// records, which outlive the process, then took it for the old user-1's and skipped
+    /// it (an audit).
+    #[tokio::test]
+    async fn user_ids_stay_unique_across_restarts() {
+        let (before, _) = serve(Fake::Refuse).await;
+        let (_, first) = post_signup(before, ADA).await;
+        let (after_restart, _) = serve(Fake::Refuse).await;
+        let (_, second) = post_signup(after_restart, ADA).await;
+        assert_ne!(first, second);
     }
 
     #[tokio::test]
