@@ -26,6 +26,9 @@ pub(crate) fn each_line(
         if n == 0 {
             break;
         }
+        if line_number == 1 {
+            refuse_utf16(&line, path)?;
+        }
         each(line_number, line_text(&line, line_number))?;
     }
     Ok(())
@@ -41,6 +44,20 @@ pub(crate) fn line_text(line: &[u8], line_number: u64) -> &[u8] {
     } else {
         text
     }
+}
+
+/// A file that starts with a UTF-16 byte order mark (what Windows PowerShell 5's `>` writes)
+/// is refused as a whole, saying so: line by line it reads as lines that are not UTF-8 and
+/// JSON that is not JSON, one error each.
+pub(crate) fn refuse_utf16(start: &[u8], path: &Path) -> Result<()> {
+    if start.starts_with(&[0xFF, 0xFE]) || start.starts_with(&[0xFE, 0xFF]) {
+        anyhow::bail!(
+            "{} is UTF-16 text (it starts with a UTF-16 byte order mark); eventfork reads \
+             UTF-8: save it as UTF-8 (PowerShell: Out-File -Encoding utf8)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Opens `path` for buffered reading; `-` is stdin.
@@ -68,6 +85,7 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
     open(path)?
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {}", path.display()))?;
+    refuse_utf16(&bytes, path)?;
     let bom = bytes.len() - strip_bom(&bytes).len();
     bytes.drain(..bom);
     String::from_utf8(bytes).map_err(|error| {

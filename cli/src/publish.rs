@@ -206,6 +206,9 @@ async fn publish(args: Args) -> Result<Outcome> {
             }
             progress.bytes_read += n_bytes as u64;
             line_no += 1;
+            if line_no == 1 {
+                crate::input::refuse_utf16(&bytes, &args.file)?;
+            }
             let line = crate::input::line_text(&bytes, line_no as u64);
             if line.trim_ascii().is_empty() {
                 continue;

@@ -84,7 +84,12 @@ fn validate(file: &Path) -> Result<Outcome> {
         if text.trim_ascii().is_empty() {
             return Ok(());
         }
+        // As publish says it: the encoding first, then the JSON.
         let verdict = match events_schema::strict::from_slice(text) {
+            Err(_) if let Err(error) = std::str::from_utf8(text) => Err(format!(
+                "line {line_number}: the line is not UTF-8: invalid byte at offset {}",
+                error.valid_up_to()
+            )),
             // A key given twice: JSON, but not an event to accept.
             Err(error) if error.is_data() => Err(format!("line {line_number}: {error}")),
             Err(error) => Err(format!("line {line_number}: not JSON: {error}")),

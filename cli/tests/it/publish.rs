@@ -282,6 +282,25 @@ fn a_line_that_is_not_utf8_fails_alone() {
     );
 }
 
+/// A UTF-16 file (Windows PowerShell 5's `>`) is refused as a whole, saying what it is:
+/// read line by line it gave one "not UTF-8" and one "not JSON" error per line.
+#[test]
+fn a_utf16_file_is_named_as_such() {
+    let mut input = vec![0xFF, 0xFE];
+    for unit in login_line(0, "curl/8").encode_utf16() {
+        input.extend(unit.to_le_bytes());
+    }
+    input.extend([b'\n', 0]);
+    let (code, stdout, stderr) =
+        crate::pattern::eventfork(&["publish", "--bus", "nowhere", "--dry-run", "-"], input);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("- is UTF-16 text (it starts with a UTF-16 byte order mark)"),
+        "{stderr}"
+    );
+}
+
 /// An empty bus name is EventBridge's default bus: publish refuses it rather than guess.
 #[test]
 fn an_empty_bus_name_is_refused() {
