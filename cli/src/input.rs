@@ -46,6 +46,34 @@ pub(crate) fn line_text(line: &[u8], line_number: u64) -> &[u8] {
     }
 }
 
+/// Reads one line (line end included) into `line`, keeping at most `max` bytes of it and
+/// skipping the rest to its end; answers the line's whole length, so that a caller sees
+/// it was longer than `max` without holding it.
+pub(crate) fn read_line_within(
+    reader: &mut dyn BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<usize> {
+    let mut n_total = 0;
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(n_total);
+        }
+        let (taken, done) = match buffer.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buffer.len(), false),
+        };
+        let room = max.saturating_sub(line.len());
+        line.extend_from_slice(&buffer[..taken.min(room)]);
+        reader.consume(taken);
+        n_total += taken;
+        if done {
+            return Ok(n_total);
+        }
+    }
+}
+
 /// A file that starts with a UTF-16 byte order mark (what Windows PowerShell 5's `>` writes)
 /// is refused as a whole, saying so: line by line it reads as lines that are not UTF-8 and
 /// JSON that is not JSON, one error each.

@@ -2,7 +2,7 @@
 
 use std::{
     fs,
-    io::{self, BufRead, IsTerminal, Write},
+    io::{self, IsTerminal, Write},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
@@ -192,13 +192,15 @@ async fn publish(args: Args) -> Result<Outcome> {
     let mut line_no = 0usize;
     let mut bytes = Vec::new();
     let mut eof = false;
+    // A line of many megabytes (a JSON array export, a binary file) is refused as it is
+    // read, not held whole in memory: room for any layout of an event that fits a request.
+    let max_line_bytes = args.max_request_size.saturating_mul(4);
     while !eof {
         // Read one chunk: (line number, the entry or why not).
         let mut chunk: Vec<(usize, Result<Entry, Failure>)> = Vec::with_capacity(CHUNK_LINES);
         while chunk.len() < CHUNK_LINES {
             bytes.clear();
-            let n_bytes = reader
-                .read_until(b'\n', &mut bytes)
+            let n_bytes = crate::input::read_line_within(&mut reader, &mut bytes, max_line_bytes)
                 .with_context(|| format!("cannot read {}", args.file.display()))?;
             if n_bytes == 0 {
                 eof = true;
@@ -214,6 +216,14 @@ async fn publish(args: Args) -> Result<Outcome> {
                 continue;
             }
             let entry = match std::str::from_utf8(line) {
+                _ if n_bytes > max_line_bytes => Err(Failure {
+                    code: "InvalidLine".to_owned(),
+                    message: format!(
+                        "the line is longer than {max_line_bytes} bytes (4 x --max-request-size), which no event that fits a request needs; it was skipped to its end"
+                    ),
+                    attempts: 0,
+                    unconfirmed: false,
+                }),
                 Ok(text) => parse_line(text),
                 Err(error) => Err(Failure {
                     code: "InvalidLine".to_owned(),
