@@ -2,7 +2,7 @@
 //! output. Data goes to stdout, diagnostics to stderr prefixed `eventfork:`.
 //!
 //! Exit status: 0 success, 1 a clean "no" (no match, an event its schema refuses, a failed
-//! check), 2 a failure, 130 `publish` stopped by Ctrl-C.
+//! check), 2 a failure, 130 `publish` (or `replay`'s waiting) stopped by Ctrl-C.
 
 // The doc comments of this crate are clap's --help text, where `<placeholder>` is the
 // convention; rustdoc would read them as HTML tags.
@@ -41,7 +41,8 @@ Exit status:
      (schemas validate), a failed check
   2  a failure: bad usage, unreadable or malformed input (a pattern or event that is
      not valid), an AWS or network error
-  130  publish stopped by Ctrl-C (after printing the results of what was in flight)";
+  130  publish stopped by Ctrl-C (after printing the results of what was in flight),
+       or replay's waiting stopped by it (the replay goes on)";
 
 #[derive(Debug, Subcommand)]
 enum Command {

@@ -18,17 +18,19 @@ use crate::Outcome;
 /// records keep them from posting twice.
 ///
 /// Prints the plan (archive, window, bus, rules) on stdout, starts the replay and waits for
-/// it to end, then prints `replay <name>: <STATE>`. With --dry-run, resolves and checks the
+/// it to end, showing on stderr how far it has come (EventBridge replays a minute of event
+/// time after the other), then prints `replay <name>: <STATE>`. With --dry-run, resolves and checks the
 /// plan (the archive and rules must exist) and starts nothing.
 ///
 /// Uses the standard AWS configuration: credentials chain, AWS_REGION, AWS_ENDPOINT_URL.
 ///
 /// A window that ends less than 10 minutes ago gets a warning: events take a few minutes
 /// to reach the archive. Ctrl-C or --timeout stops the waiting, not the replay, which goes
-/// on in EventBridge (the message says how to cancel it).
+/// on in EventBridge (the message says how to cancel it); so do three failed status checks
+/// in a row (one is tried again).
 ///
 /// Exit status: 0 when the replay completed (or, with --no-wait, started; with --dry-run,
-/// is valid), 2 otherwise.
+/// is valid), 130 when Ctrl-C stopped the waiting, 2 otherwise.
 ///
 /// Example, with the archive ARN from the stack's EventArchiveArn output:
 ///   eventfork replay --archive "$ARCHIVE_ARN" --from 2026-11-27T09:00:00Z
@@ -113,18 +115,54 @@ async fn replay(args: Args) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
     eprintln!("eventfork: waiting for replay {} to end", plan.name());
-    let wait = replayer.wait(
+    // Progress on stderr, when it changes: EventBridge replays a minute of event time after
+    // the other, and says which it has reached.
+    let mut shown = None;
+    let wait = replayer.wait_with(
         plan.name(),
         Duration::from_secs(5),
         Duration::from_secs(args.timeout),
+        |status| {
+            let now = (status.state().to_owned(), status.last_replayed());
+            if shown.as_ref() == Some(&now) {
+                return;
+            }
+            match status.last_replayed() {
+                Some(at) => eprintln!(
+                    "eventfork: replay {} {}: events up to {} replayed ({} % of the window)",
+                    plan.name(),
+                    status.state(),
+                    router::replay::format_time(at),
+                    plan.percent_done(at)
+                ),
+                None => eprintln!("eventfork: replay {} {}", plan.name(), status.state()),
+            }
+            shown = Some(now);
+        },
     );
+    let region = sdk_config
+        .region()
+        .map(|region| format!(" --region {region}"))
+        .unwrap_or_default();
     let status = tokio::select! {
-        status = wait => status?,
-        _ = tokio::signal::ctrl_c() => anyhow::bail!(
-            "stopped waiting; replay {name} goes on in EventBridge (stop it with \
-             `aws events cancel-replay --replay-name {name}`)",
-            name = plan.name()
-        ),
+        status = wait => match status {
+            Ok(status) => status,
+            // It says so itself.
+            Err(error @ router::replay::ReplayError::StillRunning { .. }) => return Err(error.into()),
+            Err(error) => return Err(anyhow::Error::new(error).context(format!(
+                "stopped waiting; replay {name} goes on in EventBridge (stop it with \
+                 `aws events cancel-replay --replay-name {name}{region}`)",
+                name = plan.name()
+            ))),
+        },
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!(
+                "eventfork: stopped waiting; replay {name} goes on in EventBridge (stop it with \
+                 `aws events cancel-replay --replay-name {name}{region}`)",
+                name = plan.name()
+            );
+            return Ok(Outcome::Interrupted);
+        }
     };
     let ended = format!("replay {} ended {}", plan.name(), status.state());
     match status.reason() {

@@ -76,7 +76,7 @@ pub enum ReplayError {
     },
     /// The replay did not finish in time; it goes on in EventBridge.
     #[error(
-        "replay {name} is still {state} after {waited:?}; it goes on in EventBridge (stop it with `aws events cancel-replay --replay-name {name}`)"
+        "replay {name} is still {state} after {} s; it goes on in EventBridge (stop it with `aws events cancel-replay --replay-name {name}`)", waited.as_secs()
     )]
     StillRunning {
         /// The replay's name.
@@ -118,7 +118,8 @@ pub fn parse_time(text: &str) -> Result<SystemTime, ReplayError> {
         })
 }
 
-fn format_time(time: SystemTime) -> String {
+/// `time` as RFC 3339 in UTC, as the replay's window and messages write it.
+pub fn format_time(time: SystemTime) -> String {
     DateTime::from(time)
         .fmt(DateTimeFormat::DateTime)
         .unwrap_or_else(|_| format!("{time:?}"))
@@ -172,6 +173,14 @@ pub struct ReplayPlan {
     n_archived_events: i64,
 }
 
+/// The bus name in a bus ARN: all after `:event-bus/`, slashes included, as a partner
+/// bus's name has them (`aws.partner/saas.com/abc`).
+fn bus_name_of(bus_arn: &str) -> &str {
+    bus_arn
+        .split_once(":event-bus/")
+        .map_or(bus_arn, |(_, name)| name)
+}
+
 impl ReplayPlan {
     /// The replay's name; replayed events carry it as `replay-name`.
     pub fn name(&self) -> &str {
@@ -184,6 +193,23 @@ impl ReplayPlan {
     /// The bus the events go back to: the archive's own (EventBridge replays to it only).
     pub fn bus_arn(&self) -> &str {
         &self.bus_arn
+    }
+    /// The start of the window (event time, included).
+    pub fn from(&self) -> SystemTime {
+        self.from
+    }
+    /// The end of the window (event time, excluded).
+    pub fn to(&self) -> SystemTime {
+        self.to
+    }
+    /// How far a replay that has reached `last_replayed` is through the window, in percent.
+    pub fn percent_done(&self, last_replayed: SystemTime) -> u32 {
+        let whole = self.to.duration_since(self.from).unwrap_or_default();
+        let done = last_replayed.duration_since(self.from).unwrap_or_default();
+        if whole.is_zero() {
+            return 100;
+        }
+        ((done.as_secs_f64() / whole.as_secs_f64()) * 100.0).clamp(0.0, 100.0) as u32
     }
     /// The rules replayed to; empty means every rule on the bus.
     pub fn rule_arns(&self) -> &[String] {
@@ -264,6 +290,9 @@ impl ReplayStatus {
     }
 }
 
+/// How many status checks in a row may fail before [`Replayer::wait_with`] gives up.
+pub const MAX_FAILED_POLLS: u32 = 3;
+
 /// Starts and follows replays.
 #[derive(Debug, Clone)]
 pub struct Replayer {
@@ -329,7 +358,7 @@ impl Replayer {
             });
         }
         let bus_arn = archive.event_source_arn().unwrap_or_default().to_owned();
-        let bus_name = bus_arn.rsplit('/').next().unwrap_or_default().to_owned();
+        let bus_name = bus_name_of(&bus_arn).to_owned();
         let mut rule_arns = Vec::new();
         for rule in &request.rules {
             // A rule ARN reads `…:rule/<bus>/<name>`, or `…:rule/<name>` on the default bus;
@@ -364,7 +393,10 @@ impl Replayer {
                     hint: "use the region and account of the ARN (AWS_REGION, credentials)",
                 });
             }
-            rule_arns.push(arn);
+            // A rule given twice (by name and by ARN) is one filter.
+            if !rule_arns.contains(&arn) {
+                rule_arns.push(arn);
+            }
         }
         Ok(ReplayPlan {
             name,
@@ -430,12 +462,41 @@ impl Replayer {
         poll: Duration,
         timeout: Duration,
     ) -> Result<ReplayStatus, ReplayError> {
+        self.wait_with(name, poll, timeout, |_| {}).await
+    }
+
+    /// As [`Replayer::wait`], showing each status that is not final to `progress`. A failed
+    /// status check is tried again at the next poll; only [`MAX_FAILED_POLLS`] in a row end
+    /// the wait (the replay goes on in EventBridge either way).
+    pub async fn wait_with(
+        &self,
+        name: &str,
+        poll: Duration,
+        timeout: Duration,
+        mut progress: impl FnMut(&ReplayStatus),
+    ) -> Result<ReplayStatus, ReplayError> {
         let started = tokio::time::Instant::now();
+        let mut n_failed = 0;
         loop {
-            let status = self.status(name).await?;
+            let status = match self.status(name).await {
+                Ok(status) => {
+                    n_failed = 0;
+                    status
+                }
+                Err(error) => {
+                    n_failed += 1;
+                    let left = timeout.saturating_sub(started.elapsed());
+                    if n_failed >= MAX_FAILED_POLLS || left.is_zero() {
+                        return Err(error);
+                    }
+                    tokio::time::sleep(poll.min(left)).await;
+                    continue;
+                }
+            };
             if status.is_final() {
                 return Ok(status);
             }
+            progress(&status);
             let left = timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
                 return Err(ReplayError::StillRunning {
@@ -452,6 +513,37 @@ impl Replayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A partner bus's name has slashes: the rule checks compared the archive's bus with
+    /// its last part only, and refused the bus's own rules (an audit).
+    #[test]
+    fn bus_names_keep_their_slashes() {
+        assert_eq!(
+            bus_name_of("arn:aws:events:us-east-1:123456789012:event-bus/aws.partner/saas.com/abc"),
+            "aws.partner/saas.com/abc"
+        );
+        assert_eq!(
+            bus_name_of("arn:aws:events:us-east-1:123456789012:event-bus/eventfork"),
+            "eventfork"
+        );
+    }
+
+    #[test]
+    fn progress_is_the_share_of_the_window_replayed() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let plan = ReplayPlan {
+            name: "r".into(),
+            archive_arn: String::new(),
+            bus_arn: String::new(),
+            rule_arns: Vec::new(),
+            n_archived_events: 0,
+            from: at(1_000),
+            to: at(2_000),
+        };
+        assert_eq!(plan.percent_done(at(1_250)), 25);
+        assert_eq!(plan.percent_done(at(500)), 0);
+        assert_eq!(plan.percent_done(at(9_000)), 100);
+    }
 
     #[test]
     fn times_parse_as_rfc3339() {

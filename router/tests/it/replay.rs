@@ -145,3 +145,65 @@ async fn plans_are_checked_before_anything_starts() {
         other => panic!("expected DescribeArchive to fail, got {other:?}"),
     }
 }
+
+/// What the wait makes of DescribeReplay's answers, from a fake EventBridge (moto finishes
+/// a replay inside StartReplay, so it never shows one running): a failed check is tried
+/// again, a running replay's progress is shown, and three failures in a row end the wait.
+#[tokio::test]
+async fn the_wait_shows_progress_and_rides_out_a_failed_check() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::header};
+    let refused = || {
+        ResponseTemplate::new(400).set_body_raw(
+            r#"{"__type":"ValidationException","message":"not now"}"#,
+            "application/x-amz-json-1.1",
+        )
+    };
+    let state = |state: &str| {
+        ResponseTemplate::new(200).set_body_raw(
+            format!(r#"{{"ReplayName":"r","State":"{state}","EventLastReplayedTime":1795770060}}"#),
+            "application/x-amz-json-1.1",
+        )
+    };
+    let describe = || Mock::given(header("x-amz-target", "AWSEvents.DescribeReplay"));
+    let server = MockServer::start().await;
+    describe()
+        .respond_with(refused())
+        .up_to_n_times(2)
+        .mount(&server)
+        .await;
+    describe()
+        .respond_with(state("RUNNING"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    describe()
+        .respond_with(state("COMPLETED"))
+        .mount(&server)
+        .await;
+    let replayer = Replayer::new(&sdk_config(&server.uri()).await);
+    let mut seen = Vec::new();
+    let status = replayer
+        .wait_with(
+            "r",
+            Duration::from_millis(10),
+            Duration::from_secs(10),
+            |s| {
+                seen.push((s.state().to_owned(), s.last_replayed()));
+            },
+        )
+        .await
+        .unwrap();
+    assert!(status.is_completed());
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_770_060);
+    assert_eq!(seen, [("RUNNING".to_owned(), Some(at))]);
+
+    let failing = MockServer::start().await;
+    describe().respond_with(refused()).mount(&failing).await;
+    let replayer = Replayer::new(&sdk_config(&failing.uri()).await);
+    let error = replayer
+        .wait("r", Duration::from_millis(10), Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("not now"), "{error}");
+    assert_eq!(failing.received_requests().await.unwrap().len(), 3);
+}
