@@ -63,6 +63,15 @@ pub enum ReplayError {
         /// The service's message, with its causes.
         message: String,
     },
+    /// A replay of this name exists already: names are unique in an account's region, and
+    /// kept after the replay ends.
+    #[error("a replay named {name:?} exists already ({state}): give another --name")]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// That replay's state.
+        state: String,
+    },
     /// An archive or rule given by ARN is not where this configuration looks: another
     /// region or account for the archive, another bus for a rule.
     #[error("{given} is not {expected}: {hint}")]
@@ -97,10 +106,16 @@ where
         .and_then(|e| e.code())
         .unwrap_or("RequestError")
         .to_owned();
+    // The service's own message when it sent one ("Replay r1 already exists."); else the
+    // causes ("dispatch failure: … Connection refused").
+    let message = match error.as_service_error().and_then(|e| e.message()) {
+        Some(message) => message.to_owned(),
+        None => crate::publish::error_causes(&error),
+    };
     ReplayError::Aws {
         operation,
         code,
-        message: crate::publish::error_causes(&error),
+        message,
     }
 }
 
@@ -171,6 +186,13 @@ pub struct ReplayPlan {
     to: SystemTime,
     rule_arns: Vec<String>,
     n_archived_events: i64,
+}
+
+/// The region of an ARN (`arn:aws:events:eu-west-1:…`), if `text` is one that names it.
+fn arn_region(text: &str) -> Option<&str> {
+    let mut parts = text.strip_prefix("arn:")?.split(':');
+    let region = parts.nth(2)?;
+    (!region.is_empty()).then_some(region)
 }
 
 /// The bus name in a bus ARN: all after `:event-bus/`, slashes included, as a partner
@@ -335,6 +357,40 @@ impl Replayer {
                 .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
         if !valid_name {
             return Err(ReplayError::BadName(name));
+        }
+        // An ARN of another region cannot be found from this one: say so before asking.
+        if let Some(arn_region) = arn_region(&request.archive)
+            && let Some(region) = self.client.config().region()
+            && arn_region != region.as_ref()
+        {
+            return Err(ReplayError::Elsewhere {
+                given: request.archive.clone(),
+                expected: format!("in this configuration's region {region}"),
+                hint: "set AWS_REGION to the ARN's region",
+            });
+        }
+        // Found now, not by StartReplay after the plan was shown as valid.
+        match self
+            .client
+            .describe_replay()
+            .replay_name(&name)
+            .send()
+            .await
+        {
+            Ok(existing) => {
+                return Err(ReplayError::NameTaken {
+                    name,
+                    state: existing
+                        .state()
+                        .map_or("state unknown", ReplayState::as_str)
+                        .to_owned(),
+                });
+            }
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+            Err(error) => return Err(aws_error("DescribeReplay", error)),
         }
         let archive_name = request
             .archive
@@ -513,6 +569,16 @@ impl Replayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arn_regions() {
+        assert_eq!(
+            arn_region("arn:aws:events:eu-west-1:123456789012:archive/prod"),
+            Some("eu-west-1")
+        );
+        assert_eq!(arn_region("prod"), None);
+        assert_eq!(arn_region("arn:aws:iam::123456789012:role/x"), None);
+    }
 
     /// A partner bus's name has slashes: the rule checks compared the archive's bus with
     /// its last part only, and refused the bus's own rules (an audit).

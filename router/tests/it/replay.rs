@@ -96,6 +96,13 @@ async fn replayed_events_reach_the_rules_again_with_their_replay_name() {
         .await
         .unwrap();
     assert!(status.is_completed(), "{status:?}");
+    // Its name is taken now: a second plan of it is refused before StartReplay would.
+    match replayer.plan(&request).await {
+        Err(ReplayError::NameTaken { name, state }) => {
+            assert_eq!((name.as_str(), state.as_str()), (plan.name(), "COMPLETED"));
+        }
+        other => panic!("{other:?}"),
+    }
 
     let bodies = receive_json(&sqs, &queue_url, 4, Duration::from_secs(20)).await;
     let mut replay_names: Vec<Option<&str>> =
