@@ -36,7 +36,10 @@ use events_schema::{Plan, SignupMethod, UserId, UserSignedUp};
 use router::{Publisher, PublisherBuilder};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
 
 /// Sign-ups waiting for the background publisher; beyond this, events are dropped (and
 /// counted) rather than slowing sign-ups down.
@@ -45,6 +48,10 @@ const QUEUE_CAPACITY: usize = 10_000;
 /// How long a stopping service keeps publishing what is queued: orchestrators kill a
 /// process some time after SIGTERM (ECS and Kubernetes after 30 s by default).
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// How long the connections still open at the stop signal may take to finish: the drain
+/// counts from the signal, so a client that never finishes its request must not hold it.
+const CONNECTIONS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long one batch may be retried, and how long one attempt may take: together well
 /// under [`DRAIN_TIMEOUT`], so that the batch in flight when the service stops gets its
@@ -189,14 +196,32 @@ fn publisher_builder(bus: &str) -> PublisherBuilder {
         .max_in_flight(MAX_IN_FLIGHT)
 }
 
-/// Publishes queued sign-ups until the queue closes, in batches of what has accumulated.
+/// Publishes queued sign-ups in batches of what has accumulated, until the queue closes or,
+/// once `stop` is set, until what was queued before it is published (a connection still
+/// open may hold a sender, and would keep the queue open for ever).
 async fn publish_in_background(
     publisher: Publisher,
     mut events: mpsc::Receiver<UserSignedUp>,
     stats: Arc<Stats>,
+    mut stop: watch::Receiver<Option<Instant>>,
 ) {
     let mut batch = Vec::with_capacity(BATCH_EVENTS);
-    while events.recv_many(&mut batch, BATCH_EVENTS).await > 0 {
+    // Until the signal has closed the queue, or no signal can come any more.
+    let mut listening = true;
+    loop {
+        let n_events = tokio::select! {
+            n_events = events.recv_many(&mut batch, BATCH_EVENTS) => n_events,
+            signal = stop.wait_for(Option::is_some), if listening => {
+                if signal.is_ok() {
+                    events.close();
+                }
+                listening = false;
+                continue;
+            }
+        };
+        if n_events == 0 {
+            break;
+        }
         let report = publisher.publish_all(&batch).await;
         for (event, outcome) in batch.iter().zip(report.outcomes()) {
             match outcome {
@@ -236,17 +261,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let stats = Arc::new(Stats::default());
     let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+    // When the stop signal came: the drain's time counts from there.
+    let (stopping, stopped) = watch::channel(None);
     let background = tokio::spawn(publish_in_background(
         publisher,
         receiver,
         Arc::clone(&stats),
+        stopped.clone(),
     ));
     let mut background = background;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, bus = %config.bus, "signing users up");
     let server = axum::serve(listener, app(sender, Arc::clone(&stats)))
-        .with_graceful_shutdown(stop_signal())
+        .with_graceful_shutdown(async move {
+            stop_signal().await;
+            let _ = stopping.send(Some(Instant::now()));
+        })
         .into_future();
+    // The server ends once its connections have; those still open CONNECTIONS_GRACE after
+    // the signal are left behind.
+    let mut signal = stopped.clone();
+    let server = async move {
+        tokio::select! {
+            served = server => served,
+            _ = async {
+                let _ = signal.wait_for(Option::is_some).await;
+                tokio::time::sleep(CONNECTIONS_GRACE).await;
+            } => {
+                tracing::warn!("connections still open {CONNECTIONS_GRACE:?} after the stop signal: closing without them");
+                Ok(())
+            }
+        }
+    };
     tokio::select! {
         served = server => served?,
         // The publisher ends only when the queue closes: earlier, it died, and every
@@ -256,9 +302,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err("the background publisher stopped".into());
         }
     }
-    // The server, and with it the queue's sender, is gone: publish what is left, for as
-    // long as the orchestrator is likely to wait.
-    match tokio::time::timeout(DRAIN_TIMEOUT, background).await {
+    // The server is gone and the queue closed: publish what is left, until DRAIN_TIMEOUT
+    // after the signal (as long as the orchestrator is likely to wait).
+    let signalled = stopped.borrow().unwrap_or_else(Instant::now);
+    match tokio::time::timeout_at(signalled + DRAIN_TIMEOUT, background).await {
         Ok(joined) => joined?,
         Err(_) => {
             tracing::error!(
@@ -359,6 +406,7 @@ mod tests {
             publisher,
             receiver,
             Arc::clone(&stats),
+            watch::channel(None).1,
         ));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -452,11 +500,51 @@ mod tests {
             publisher,
             receiver,
             Arc::clone(&stats),
+            watch::channel(None).1,
         ));
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert_eq!(stats.published.load(Ordering::Relaxed), 40);
         tokio::time::sleep(Duration::from_secs(4)).await;
         assert_eq!(stats.published.load(Ordering::Relaxed), 100);
+    }
+
+    /// A connection still open at shutdown holds a sender, so the queue never closed and
+    /// the drain waited out its whole time (an audit). The stop signal now closes the
+    /// queue: what was queued is published, and the publisher ends.
+    #[tokio::test]
+    async fn the_stop_signal_ends_the_publisher_after_what_was_queued() {
+        let publisher = publisher_builder("test-bus").build_with(Fake::Slow(Duration::ZERO));
+        let stats = Arc::new(Stats::default());
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let (stopping, stopped) = watch::channel(None);
+        let background = tokio::spawn(publish_in_background(
+            publisher,
+            receiver,
+            Arc::clone(&stats),
+            stopped,
+        ));
+        for i in 0..3 {
+            let event = UserSignedUp::builder(format!("user-{i}"), "ada@example.com")
+                .unwrap()
+                .build();
+            sender.try_send(event).unwrap();
+        }
+        stopping.send(Some(Instant::now())).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), background)
+            .await
+            .expect("the publisher ends although a sender is alive")
+            .unwrap();
+        assert_eq!(stats.published.load(Ordering::Relaxed), 3);
+        // Nothing new is taken once stopping.
+        assert!(
+            sender
+                .try_send(
+                    UserSignedUp::builder("late", "ada@example.com")
+                        .unwrap()
+                        .build()
+                )
+                .is_err()
+        );
     }
 
     #[tokio::test]
