@@ -482,7 +482,7 @@ async fn a_failed_validation_keeps_event_data_out_of_the_error() {
     assert_eq!(
         chains,
         [
-            "undecodable record: the body is not a valid eventfork event: $.detail.ip_address: not an IPv4 address",
+            "undecodable record: the body is not a valid eventfork event: $.detail.ip_address: not an IPv4 or IPv6 address",
             "undecodable record: the body is not a valid eventfork event: $.detail.plan: expected one of \"free\", \"pro\", \"team\", \"enterprise\"",
         ]
     );
