@@ -200,8 +200,10 @@ async fn publish(args: Args) -> Result<Outcome> {
         let mut chunk: Vec<(usize, Result<Entry, Failure>)> = Vec::with_capacity(CHUNK_LINES);
         while chunk.len() < CHUNK_LINES {
             bytes.clear();
-            let n_bytes = crate::input::read_line_within(&mut reader, &mut bytes, max_line_bytes)
-                .with_context(|| format!("cannot read {}", args.file.display()))?;
+            // Room for the line end too: a line of exactly the limit is not cut.
+            let n_bytes =
+                crate::input::read_line_within(&mut reader, &mut bytes, max_line_bytes + 2)
+                    .with_context(|| format!("cannot read {}", args.file.display()))?;
             if n_bytes == 0 {
                 eof = true;
                 break;
@@ -212,11 +214,13 @@ async fn publish(args: Args) -> Result<Outcome> {
                 crate::input::refuse_utf16(&bytes, &args.file)?;
             }
             let line = crate::input::line_text(&bytes, line_no as u64);
-            if line.trim_ascii().is_empty() {
+            // A line cut at the limit is reported, even when what was kept is blank.
+            let overlong = n_bytes > bytes.len() || line.len() > max_line_bytes;
+            if line.trim_ascii().is_empty() && !overlong {
                 continue;
             }
             let entry = match std::str::from_utf8(line) {
-                _ if n_bytes > max_line_bytes => Err(Failure {
+                _ if overlong => Err(Failure {
                     code: "InvalidLine".to_owned(),
                     message: format!(
                         "the line is longer than {max_line_bytes} bytes (4 x --max-request-size), which no event that fits a request needs; it was skipped to its end"

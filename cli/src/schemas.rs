@@ -85,10 +85,11 @@ fn validate(file: &Path) -> Result<Outcome> {
             return Ok(());
         }
         // As publish says it: the encoding first, then the JSON.
+        let not_utf8 = std::str::from_utf8(text).err();
         let verdict = match events_schema::strict::from_slice(text) {
-            Err(_) if let Err(error) = std::str::from_utf8(text) => Err(format!(
+            Err(_) if not_utf8.is_some() => Err(format!(
                 "line {line_number}: the line is not UTF-8: invalid byte at offset {}",
-                error.valid_up_to()
+                not_utf8.map_or(0, |error| error.valid_up_to())
             )),
             // A key given twice: JSON, but not an event to accept.
             Err(error) if error.is_data() => Err(format!("line {line_number}: {error}")),

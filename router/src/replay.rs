@@ -85,7 +85,9 @@ pub enum ReplayError {
     },
     /// The replay did not finish in time; it goes on in EventBridge.
     #[error(
-        "replay {name} is still {state} after {} s; it goes on in EventBridge (stop it with `aws events cancel-replay --replay-name {name}`)", waited.as_secs()
+        "replay {name} is still {state} after {} s; it goes on in EventBridge (stop it with `aws events cancel-replay --replay-name {name}{}`)",
+        waited.as_secs(),
+        region.as_ref().map(|region| format!(" --region {region}")).unwrap_or_default()
     )]
     StillRunning {
         /// The replay's name.
@@ -94,6 +96,8 @@ pub enum ReplayError {
         state: String,
         /// How long we waited.
         waited: Duration,
+        /// The region of the replay, for the command that cancels it.
+        region: Option<String>,
     },
 }
 
@@ -559,6 +563,7 @@ impl Replayer {
                     name: name.to_owned(),
                     state: status.state,
                     waited: started.elapsed(),
+                    region: self.client.config().region().map(ToString::to_string),
                 });
             }
             tokio::time::sleep(poll.min(left)).await;

@@ -213,4 +213,22 @@ async fn the_wait_shows_progress_and_rides_out_a_failed_check() {
         .unwrap_err();
     assert!(error.to_string().contains("not now"), "{error}");
     assert_eq!(failing.received_requests().await.unwrap().len(), 3);
+
+    // Still running at the timeout: the message says how to cancel it, region included.
+    let running = MockServer::start().await;
+    describe()
+        .respond_with(state("RUNNING"))
+        .mount(&running)
+        .await;
+    let replayer = Replayer::new(&sdk_config(&running.uri()).await);
+    let error = replayer
+        .wait("r", Duration::from_millis(10), Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().ends_with(
+            "(stop it with `aws events cancel-replay --replay-name r --region us-east-1`)"
+        ),
+        "{error}"
+    );
 }
