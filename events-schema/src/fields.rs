@@ -214,37 +214,57 @@ impl JsonSchema for Email {
             "type": "string",
             "format": "email",
             "maxLength": 254,
-            "pattern": EMAIL_PATTERN,
+            "pattern": email_pattern(),
         })
     }
 }
 
 /// `check_email` as far as a regular expression that JavaScript, Python and Java read alike
-/// can say it: a dot-atom local part and two or more labels, the last not all digits, with
-/// letters beyond ASCII (less the blank and invisible ones listed). Lengths in bytes, and
-/// the rarer invisible characters, are left to `maxLength` and the description.
-const EMAIL_PATTERN: &str = concat!(
-    "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\-",
-    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
-    "]+",
-    "(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\-",
-    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
-    "]+)*",
-    "@([A-Za-z0-9",
-    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
-    "]([A-Za-z0-9\\-",
-    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
-    "]*[A-Za-z0-9",
-    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
-    "])?\\.)+",
-    "(?![0-9]+$)[A-Za-z0-9",
-    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
-    "]([A-Za-z0-9\\-",
-    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
-    "]*[A-Za-z0-9",
-    "\\u00a1-\\u167f\\u1681-\\u1fff\\u2010-\\u2027\\u2030-\\u205e\\u2070-\\u2fff\\u3001-\\ufefe\\uff00-\\uffff",
-    "])?$",
-);
+/// can say it: a dot-atom local part and two or more labels, the last not all digits, and
+/// letters beyond ASCII where `is_printable_non_ascii` takes them (the excluded ones of
+/// the Basic Multilingual Plane are worked out from it; beyond it, JavaScript without the
+/// `u` flag sees only surrogate halves). Lengths in bytes are left to `maxLength` and the
+/// description. The end is `$(?![\s\S])`: Python's and Java's `$` also match before a
+/// final line break.
+fn email_pattern() -> &'static str {
+    static PATTERN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let excluded = excluded_non_ascii_class();
+        // What each part takes, as classes of what it does not: a negated class also takes
+        // characters beyond the Basic Multilingual Plane.
+        let local = format!("[^\\x00-\\x20\"(),.:;<>@\\[\\\\\\]\\x7f{excluded}]");
+        let edge = format!("[^\\x00-\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f{excluded}]");
+        let inner =
+            format!("[^\\x00-\\x2c\\x2e\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f{excluded}]");
+        let label = format!("{edge}({inner}*{edge})?");
+        format!("^{local}+(\\.{local}+)*@({label}\\.)+(?![0-9]+$){label}$(?![\\s\\S])")
+    });
+    &PATTERN
+}
+
+/// The characters of the Basic Multilingual Plane beyond ASCII that `is_printable_non_ascii`
+/// refuses, as the ranges of a regular expression class (`\u0080-\u00a0\u00ad...`).
+fn excluded_non_ascii_class() -> String {
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for code in 0x80..=0xffff_u32 {
+        let Some(c) = char::from_u32(code) else {
+            continue; // surrogates
+        };
+        if is_printable_non_ascii(c) {
+            continue;
+        }
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == code => *end = code,
+            _ => ranges.push((code, code)),
+        }
+    }
+    ranges
+        .iter()
+        .map(|&(start, end)| match start == end {
+            true => format!("\\u{start:04x}"),
+            false => format!("\\u{start:04x}-\\u{end:04x}"),
+        })
+        .collect()
+}
 
 /// Checks the syntax of an email address; the error says what is wrong.
 pub(crate) fn check_email(address: &str) -> Result<(), &'static str> {
@@ -479,7 +499,7 @@ impl JsonSchema for Timestamp {
             "format": "date-time",
             // What `check_rfc3339` reads: `format: date-time` alone lets some validators
             // take a space for the `T`, or offsets without their colon.
-            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$(?![\\s\\S])",
         })
     }
 }
