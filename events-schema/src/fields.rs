@@ -233,8 +233,7 @@ fn email_pattern() -> &'static str {
         // characters beyond the Basic Multilingual Plane.
         let local = format!("[^\\x00-\\x20\"(),.:;<>@\\[\\\\\\]\\x7f{excluded}]");
         let edge = format!("[^\\x00-\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f{excluded}]");
-        let inner =
-            format!("[^\\x00-\\x2c\\x2e\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f{excluded}]");
+        let inner = format!("[^\\x00-\\x2c\\x2e\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f{excluded}]");
         let label = format!("{edge}({inner}*{edge})?");
         format!("^{local}+(\\.{local}+)*@({label}\\.)+(?![0-9]+$){label}$(?![\\s\\S])")
     });
