@@ -107,6 +107,7 @@ pub struct LintRule {
     bus: String,
     targets: Vec<String>,
     delivers_replays: bool,
+    enabled: bool,
 }
 
 impl LintRule {
@@ -119,6 +120,7 @@ impl LintRule {
             bus: "default".to_owned(),
             targets: Vec::new(),
             delivers_replays: false,
+            enabled: true,
         }
     }
 
@@ -137,6 +139,12 @@ impl LintRule {
     /// Sets the bus the rule is on.
     pub fn bus(mut self, bus: impl Into<String>) -> LintRule {
         self.bus = bus.into();
+        self
+    }
+
+    /// Sets whether the rule is enabled (a disabled one delivers nothing).
+    pub fn enabled(mut self, enabled: bool) -> LintRule {
+        self.enabled = enabled;
         self
     }
 }
@@ -171,6 +179,7 @@ pub fn template_rules(template: &Template) -> Vec<LintRule> {
                 .map(|t| t.queue().unwrap_or(t.id()).to_owned())
                 .collect(),
             delivers_replays: rule.delivers_replays(),
+            enabled: rule.is_enabled(),
         })
         .collect()
 }
@@ -231,6 +240,10 @@ pub fn lint(rules: &[LintRule], limits: &Limits) -> Vec<Finding> {
 fn overlaps(rules: &[LintRule], findings: &mut Vec<Finding>) {
     for (index, first) in rules.iter().enumerate() {
         for second in &rules[index + 1..] {
+            // Rules on two buses never see one event, and a disabled rule delivers nothing.
+            if first.bus != second.bus || !first.enabled || !second.enabled {
+                continue;
+            }
             let Some(shared) = first.targets.iter().find(|t| second.targets.contains(t)) else {
                 continue;
             };
@@ -560,13 +573,38 @@ fn lint_rule(rule: &LintRule, limits: &Limits, findings: &mut Vec<Finding>) {
             ),
         );
     }
-    if let Err(error) = crate::pattern::Pattern::from_value(&rule.pattern) {
-        push(Severity::Error, "invalid-pattern", "", error.to_string());
+    let parsed = match crate::pattern::Pattern::from_value(&rule.pattern) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            push(Severity::Error, "invalid-pattern", "", error.to_string());
+            return;
+        }
+    };
+    // The engine's limits, as EventBridge applies them when the rule is created: `$or`
+    // combinations, wildcard complexity, nesting (the length was checked above).
+    let mut builder = crate::pattern::Matcher::builder();
+    builder.max_pattern_chars(usize::MAX);
+    builder.add(crate::pattern::RuleId::from(rule.name.as_str()), parsed);
+    if let Err(error) = builder.build() {
+        push(Severity::Error, "pattern-limit", "", error.to_string());
         return;
     }
     let Some(pattern) = rule.pattern.as_object() else {
         return;
     };
+    if or_branches(pattern).iter().all(|branch| {
+        branch.iter().any(|(path, conditions)| {
+            *path == ["replay-name"] && conditions.iter().all(is_scalar_not_string)
+        })
+    }) {
+        push(
+            Severity::Error,
+            "never-matches",
+            "replay-name",
+            "replay-name is absent on live events and a string on replayed ones: null, numbers and booleans match neither; to skip replays, write [{\"exists\": false}]".to_owned(),
+        );
+        return;
+    }
     if !rule.delivers_replays && !excludes_replays(pattern) {
         push(
             Severity::Warning,
@@ -629,13 +667,17 @@ fn expand(object: &Map<String, Value>, prefix: &[String], branches: &mut Vec<Bra
 /// Whether no replayed event can match: in every `$or` alternative, `replay-name` (a
 /// string on every replay) has only conditions no string meets: `{"exists": false}`, or a
 /// literal null, number or boolean. `[{"exists": true}]` or a prefix selects replays.
+fn is_scalar_not_string(condition: &Value) -> bool {
+    matches!(condition, Value::Null | Value::Bool(_) | Value::Number(_))
+}
+
 fn excludes_replays(pattern: &Map<String, Value>) -> bool {
+    // What no replayed event (its replay-name a string) matches.
     let no_string_matches = |condition: &Value| match condition {
-        Value::Null | Value::Bool(_) | Value::Number(_) => true,
         Value::Object(operator) => {
             operator.len() == 1 && operator.get("exists") == Some(&Value::Bool(false))
         }
-        _ => false,
+        other => is_scalar_not_string(other),
     };
     or_branches(pattern).iter().all(|branch| {
         branch.iter().any(|(path, conditions)| {
@@ -1273,5 +1315,51 @@ Resources:
         warning[reserved-below-maximum-concurrency] R: Resources.Q: F reserves 1 concurrent executions, fewer than its event source's MaximumConcurrency (2): invocations are throttled, and throttled batches count receives toward the dead-letter queue
         "#
         );
+    }
+
+    /// Found by an audit: lint parsed patterns but never compiled them, so the engine's
+    /// limits (wildcard complexity, `$or` combinations, nesting), which EventBridge
+    /// applies when a rule is created, passed lint.
+    #[test]
+    fn the_engine_limits_are_lint_errors() {
+        let rule = LintRule::new(
+            "arn-glob",
+            json!({"detail-type": ["UserSignedUp"],
+                   "detail": {"email": [{"wildcard": "*:*:*:*:*:event-bus/*"}]}}),
+        )
+        .delivers_replays(true);
+        let found = check(&[rule]);
+        assert!(
+            found.starts_with("error[pattern-limit] arn-glob: pattern: rule arn-glob at $.detail.email[0].wildcard: Rule is too complex"),
+            "{found}"
+        );
+    }
+
+    /// A live event has no replay-name and a replayed one a string: `[null]` matches
+    /// neither, and counted as a replay guard, the rule matched nothing without a word.
+    #[test]
+    fn a_replay_name_of_null_never_matches() {
+        let rule = LintRule::new(
+            "nothing",
+            json!({"detail-type": ["UserSignedUp"], "replay-name": [null]}),
+        );
+        insta::assert_snapshot!(
+            check(&[rule]),
+            @r#"error[never-matches] nothing: replay-name: replay-name is absent on live events and a string on replayed ones: null, numbers and booleans match neither; to skip replays, write [{"exists": false}]"#
+        );
+    }
+
+    /// Rules on two buses never see one event, and a disabled rule delivers nothing: no
+    /// overlap between them (an audit saw both reported).
+    #[test]
+    fn overlaps_need_one_bus_and_two_enabled_rules() {
+        let rule = |name: &str| {
+            signup_rule(name, json!({"plan": ["pro"]}))
+                .targets(vec!["Q".into()])
+                .delivers_replays(true)
+        };
+        assert!(check(&[rule("a"), rule("b")]).contains("warning[overlap]"));
+        assert_eq!(check(&[rule("a"), rule("b").bus("other")]), "");
+        assert_eq!(check(&[rule("a"), rule("b").enabled(false)]), "");
     }
 }
