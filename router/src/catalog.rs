@@ -571,21 +571,46 @@ impl Section {
     }
 
     /// The section as it stands in `template`, if its markers are there.
+    ///
+    /// The template's lines may end in CRLF (a Windows checkout), and its last line, the
+    /// end marker, may have no line end: the section is then as the file writes it.
     pub fn find(self, template: &str) -> Option<&str> {
-        let (_, rest) = template.split_once(self.begin)?;
-        let (generated, _) = rest.split_once(self.end)?;
-        Some(generated.strip_prefix('\n').unwrap_or(generated))
+        let (generated, _) = self.parts(template)?.1;
+        Some(generated)
     }
 
-    /// `template` with this section replaced by `generated`; `None` when the markers are
-    /// missing.
+    /// `template` with this section replaced by `generated` (written with the template's
+    /// own line ends); `None` when the markers are missing.
     pub fn splice(self, template: &str, generated: &str) -> Option<String> {
-        let (head, rest) = template.split_once(self.begin)?;
-        let (_, tail) = rest.split_once(self.end)?;
+        let (head, (_, tail)) = self.parts(template)?;
+        let crlf = template.contains("\r\n");
+        let newline = if crlf { "\r\n" } else { "\n" };
+        let generated = if crlf {
+            generated.replace('\n', "\r\n")
+        } else {
+            generated.to_owned()
+        };
         Some(format!(
-            "{head}{}\n{generated}{}{tail}",
-            self.begin, self.end
+            "{head}{}{newline}{generated}{}{tail}",
+            self.begin,
+            self.end.trim_end_matches('\n'),
         ))
+    }
+
+    /// What comes before the begin marker, and between the marker lines (without the
+    /// begin line's end) and after the end marker's text (its line end included).
+    fn parts(self, template: &str) -> Option<(&str, (&str, &str))> {
+        let (head, rest) = template.split_once(self.begin)?;
+        let end = self.end.trim_end_matches('\n');
+        let (generated, tail) = rest.split_once(end)?;
+        if !(tail.is_empty() || tail.starts_with('\n') || tail.starts_with("\r\n")) {
+            return None;
+        }
+        let generated = generated
+            .strip_prefix("\r\n")
+            .or_else(|| generated.strip_prefix('\n'))
+            .unwrap_or(generated);
+        Some((head, (generated, tail)))
     }
 
     /// The section with its marker lines, as it goes into a template.

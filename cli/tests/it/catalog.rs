@@ -15,6 +15,29 @@ fn committed_template_matches_the_catalogue() {
     );
 }
 
+/// A Windows checkout (CRLF line ends) and a file whose last line has no line end hold
+/// the same template: check passes on them, and render keeps the file's line ends (an
+/// audit found both reported as "markers missing").
+#[test]
+fn crlf_and_a_missing_final_newline_are_the_same_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let crlf = original.replace('\n', "\r\n");
+    let unterminated = original.trim_end_matches('\n').to_owned();
+    for (name, text) in [("crlf.yaml", &crlf), ("unterminated.yaml", &unterminated)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let run = eventfork(&["rules", "check", path.to_str().unwrap()], "");
+        assert_eq!(run.code, 0, "{name}: {}{}", run.stdout, run.stderr);
+        // Drifted, then rendered: the file comes back exactly, line ends and all.
+        let drifted = text.replacen("maxReceiveCount: 30", "maxReceiveCount: 3", 1);
+        std::fs::write(&path, &drifted).unwrap();
+        let run = eventfork(&["rules", "render", "--write", path.to_str().unwrap()], "");
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+        assert!(std::fs::read_to_string(&path).unwrap() == *text, "{name}");
+    }
+}
+
 #[test]
 fn check_shows_a_diff_on_drift_and_render_repairs_it() {
     let dir = tempfile::tempdir().unwrap();
