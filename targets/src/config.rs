@@ -282,31 +282,36 @@ impl RuntimeConfig {
     pub fn from_env(env: &Env) -> Result<RuntimeConfig, ConfigError> {
         const DAY: u64 = 24 * 3600;
         const MAX_DAYS: u64 = 3650;
+        // `what` names the unit and, where it helps, what the bound means.
         let within = |name: &'static str, what: &str, max: u64| match env.optional(name)? {
             None => Ok(None),
             Some(text) => match text.trim().parse::<u64>() {
                 Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
                 _ => Err(ConfigError::malformed(
                     name,
-                    format!("expected a whole number of {what} from 1 to {max} (10 years)"),
+                    format!("expected a whole number of {what}"),
                 )),
             },
         };
+        let ten_years = |unit: &str, max: u64| format!("{unit} from 1 to {max} (10 years)");
         let idempotency_table = env.optional("IDEMPOTENCY_TABLE")?.map(str::to_owned);
-        let ttl_seconds = within("IDEMPOTENCY_TTL_SECONDS", "seconds", MAX_DAYS * DAY)?;
-        let retention_days = within("ARCHIVE_RETENTION_DAYS", "days", MAX_DAYS)?;
-        let record_concurrency = match env.optional("RECORD_CONCURRENCY")? {
-            None => None,
-            Some(text) => match text.trim().parse::<usize>() {
-                Ok(n @ 1..=MAX_RECORD_CONCURRENCY) => std::num::NonZeroUsize::new(n),
-                _ => {
-                    return Err(ConfigError::malformed(
-                        "RECORD_CONCURRENCY",
-                        format!("expected a whole number from 1 to {MAX_RECORD_CONCURRENCY}"),
-                    ));
-                }
-            },
-        };
+        let ttl_seconds = within(
+            "IDEMPOTENCY_TTL_SECONDS",
+            &ten_years("seconds", MAX_DAYS * DAY),
+            MAX_DAYS * DAY,
+        )?;
+        let retention_days = within(
+            "ARCHIVE_RETENTION_DAYS",
+            &ten_years("days", MAX_DAYS),
+            MAX_DAYS,
+        )?;
+        let max_records = MAX_RECORD_CONCURRENCY as u64;
+        let record_concurrency = within(
+            "RECORD_CONCURRENCY",
+            &format!("records from 1 to {max_records}"),
+            max_records,
+        )?
+        .and_then(|n| std::num::NonZeroUsize::new(n as usize));
         let idempotency_ttl = Duration::from_secs(match (ttl_seconds, retention_days) {
             (Some(seconds), _) => seconds,
             (None, Some(days)) => (days + 1) * DAY,
@@ -503,8 +508,10 @@ mod tests {
         };
         assert_eq!(read("4"), Ok(Some(4)));
         assert_eq!(read(" 64 "), Ok(Some(64)));
-        let malformed =
-            Err("RECORD_CONCURRENCY is malformed: expected a whole number from 1 to 64".to_owned());
+        let malformed = Err(
+            "RECORD_CONCURRENCY is malformed: expected a whole number of records from 1 to 64"
+                .to_owned(),
+        );
         assert_eq!(read("0"), malformed);
         assert_eq!(read("65"), malformed);
         assert_eq!(read("four"), malformed);

@@ -645,30 +645,19 @@ impl Inner {
         let mut service_answered = false;
         let mut outcomes = Vec::with_capacity(indices.len());
         // The entries a request without an answer may have published, and what it met.
-        let mut unanswered: Vec<usize> = Vec::new();
-        let mut unanswered_why: Option<String> = None;
+        let mut unanswered = Unanswered::default();
         let mut pending = indices;
         let mut attempt: u32 = 0;
-        let settled = |outcomes: Vec<(usize, Result<EventId, PublishError>)>,
-                       unanswered: &[usize],
-                       why: Option<&str>,
-                       attempts: u32| {
-            outcomes
-                .into_iter()
-                .map(|(entry_idx, outcome)| match outcome {
-                    // A few entries at most (a batch has ten): no set is needed.
-                    Err(error) if unanswered.contains(&entry_idx) => {
-                        (entry_idx, Err(settle(error, why, attempts)))
-                    }
-                    outcome => (entry_idx, outcome),
-                })
-                .collect::<Vec<_>>()
-        };
         loop {
             attempt += 1;
             // The last retryable error of each entry still pending.
             let mut retry: Vec<(usize, String, String)> = Vec::new();
             let answer = self.put_events(entries, &pending, &mut first_sent).await;
+            if let Err(error) = &answer
+                && error.is_unanswered()
+            {
+                unanswered.note(&pending, error);
+            }
             let answered = match &answer {
                 Ok(results) => results.iter().any(|r| !is_retryable(r)),
                 // A refusal of the whole request (credentials, permissions, a malformed
@@ -706,10 +695,6 @@ impl Inner {
                     }
                 }
                 Err(error) if error.is_retryable() => {
-                    if error.is_unanswered() {
-                        unanswered.extend_from_slice(&pending);
-                        unanswered_why.get_or_insert_with(|| error.to_string());
-                    }
                     retry = pending
                         .iter()
                         .map(|i| (*i, error.code().to_owned(), error.message().to_owned()))
@@ -717,27 +702,18 @@ impl Inner {
                 }
                 Err(error) => {
                     tracing::warn!(code = %error.code(), n_entries = pending.len(), "PutEvents refused");
-                    if error.is_unanswered() {
-                        unanswered.extend_from_slice(&pending);
-                        unanswered_why.get_or_insert_with(|| error.to_string());
-                    }
                     for entry_idx in pending {
                         outcomes.push((entry_idx, Err(request_failure(&error, attempt))));
                     }
                     return BatchOutcome {
-                        outcomes: settled(
-                            outcomes,
-                            &unanswered,
-                            unanswered_why.as_deref(),
-                            attempt,
-                        ),
+                        outcomes: unanswered.settle(outcomes, attempt),
                         n_requests: attempt as usize,
                     };
                 }
             }
             if retry.is_empty() {
                 return BatchOutcome {
-                    outcomes: settled(outcomes, &unanswered, unanswered_why.as_deref(), attempt),
+                    outcomes: unanswered.settle(outcomes, attempt),
                     n_requests: attempt as usize,
                 };
             }
@@ -797,7 +773,7 @@ impl Inner {
                     outcomes.push((entry_idx, Err(error)));
                 }
                 return BatchOutcome {
-                    outcomes: settled(outcomes, &unanswered, unanswered_why.as_deref(), attempt),
+                    outcomes: unanswered.settle(outcomes, attempt),
                     n_requests: attempt as usize,
                 };
             }
@@ -915,14 +891,47 @@ fn timeout_error(timeout: Duration) -> RequestError {
     RequestError::new("Timeout", format!("no answer within {timeout:?}"), true).unanswered()
 }
 
+/// The entries of a batch that a request without an answer may have published, and what
+/// the first such request met.
+#[derive(Default)]
+struct Unanswered {
+    entries: Vec<usize>,
+    why: Option<String>,
+}
+
+impl Unanswered {
+    fn note(&mut self, pending: &[usize], error: &RequestError) {
+        self.entries.extend_from_slice(pending);
+        self.why.get_or_insert_with(|| error.to_string());
+    }
+
+    /// The batch's outcomes with the failures of those entries made unconfirmed.
+    /// `attempts` is how many requests the batch made.
+    fn settle(
+        &self,
+        outcomes: Vec<(usize, Result<EventId, PublishError>)>,
+        attempts: u32,
+    ) -> Vec<(usize, Result<EventId, PublishError>)> {
+        let Some(why) = &self.why else {
+            return outcomes;
+        };
+        outcomes
+            .into_iter()
+            .map(|(entry_idx, outcome)| match outcome {
+                // A few entries at most (a batch has ten): no set is needed.
+                Err(error) if self.entries.contains(&entry_idx) => {
+                    (entry_idx, Err(settle(error, why, attempts)))
+                }
+                outcome => (entry_idx, outcome),
+            })
+            .collect()
+    }
+}
+
 /// A failure of an entry that an earlier request may have published (it got no answer):
 /// unconfirmed, whatever the later attempts met, so that nobody sends it again blindly.
-/// `attempts` is how many requests the batch made: an entry still failing at the end was
-/// in each of them.
-fn settle(error: PublishError, unanswered: Option<&str>, attempts: u32) -> PublishError {
-    let Some(unanswered) = unanswered else {
-        return error;
-    };
+/// An entry still failing at the end was in each of the batch's `attempts` requests.
+fn settle(error: PublishError, unanswered: &str, attempts: u32) -> PublishError {
     match error {
         PublishError::Unconfirmed { .. } => error,
         error => {
