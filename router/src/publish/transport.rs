@@ -268,60 +268,46 @@ pub fn error_causes(error: &dyn std::error::Error) -> String {
 /// after the request was written.
 fn never_connected(error: &(dyn std::error::Error + 'static)) -> bool {
     use std::io::ErrorKind as Io;
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = cause {
-        if current.is::<aws_smithy_runtime_api::client::dns::ResolveDnsError>() {
-            return true;
-        }
-        // The SDK's HTTP client reports every failure of its connector as a connect error.
-        if let Some(client) = current.downcast_ref::<hyper_util::client::legacy::Error>()
-            && client.is_connect()
-        {
-            return true;
-        }
-        if let Some(io) = current.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                Io::ConnectionRefused
-                    | Io::HostUnreachable
-                    | Io::NetworkUnreachable
-                    | Io::AddrNotAvailable
-            )
-        {
-            return true;
-        }
-        cause = current.source();
-    }
-    false
+    causes(error).any(|cause| {
+        cause.is::<aws_smithy_runtime_api::client::dns::ResolveDnsError>()
+            // The SDK's HTTP client reports every failure of its connector as a connect
+            // error.
+            || cause
+                .downcast_ref::<hyper_util::client::legacy::Error>()
+                .is_some_and(hyper_util::client::legacy::Error::is_connect)
+            || cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    Io::ConnectionRefused
+                        | Io::HostUnreachable
+                        | Io::NetworkUnreachable
+                        | Io::AddrNotAvailable
+                )
+            })
+    })
 }
 
 /// Whether an error's causes say that no endpoint could be resolved: the request was
 /// never sent.
 fn never_sent(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = cause {
-        if current.is::<aws_smithy_http::endpoint::ResolveEndpointError>()
-            || current.is::<aws_smithy_runtime_api::client::endpoint::error::ResolveEndpointError>()
-        {
-            return true;
-        }
-        cause = current.source();
-    }
-    false
+    causes(error).any(|cause| {
+        cause.is::<aws_smithy_http::endpoint::ResolveEndpointError>()
+            || cause.is::<aws_smithy_runtime_api::client::endpoint::error::ResolveEndpointError>()
+    })
 }
 
 /// The credentials error among an error's causes, if any.
 fn credentials_error<'e>(
     error: &'e (dyn std::error::Error + 'static),
 ) -> Option<&'e CredentialsError> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = cause {
-        if let Some(credentials) = current.downcast_ref::<CredentialsError>() {
-            return Some(credentials);
-        }
-        cause = current.source();
-    }
-    None
+    causes(error).find_map(|cause| cause.downcast_ref::<CredentialsError>())
+}
+
+/// An error and its causes, outermost first.
+fn causes<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'e (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |cause| cause.source())
 }
 
 /// Error codes that mean "slow down", whatever the HTTP status.
