@@ -7,7 +7,10 @@
 //! rule without a `replay-name` guard whose target is not declared replay-safe is a
 //! warning. Template-level checks add the queue settings that SQS event sources need.
 
-use std::{collections::BTreeMap, fmt};
+use std::{
+    collections::{BTreeMap, HashSet},
+    fmt,
+};
 
 use events_schema::EventType;
 use serde_json::{Map, Value};
@@ -272,7 +275,8 @@ fn overlaps(rules: &[LintRule], findings: &mut Vec<Finding>) {
                     location: "pattern".to_owned(),
                     message: format!(
                         "overlaps rule {} on target {shared}: an event such as {} is delivered to it twice",
-                        first.name, event["detail"]
+                        first.name,
+                        witness_summary(&event)
                     ),
                 });
             }
@@ -280,24 +284,58 @@ fn overlaps(rules: &[LintRule], findings: &mut Vec<Finding>) {
     }
 }
 
+/// A witness as the overlap warning shows it: its detail, and the envelope fields that
+/// differ from the sample's.
+fn witness_summary(event: &Value) -> String {
+    let sample = ["123456789012", "2026-01-01T00:00:00Z", "us-east-1"];
+    let envelope: Vec<String> = ["account", "time", "region", "resources"]
+        .iter()
+        .filter(|&&name| match &event[name] {
+            Value::String(text) => !sample.contains(&text.as_str()),
+            Value::Array(items) => !items.is_empty(),
+            _ => false,
+        })
+        .map(|&name| format!("{name} {}", event[name]))
+        .collect();
+    if envelope.is_empty() {
+        event["detail"].to_string()
+    } else {
+        format!("{} ({})", event["detail"], envelope.join(", "))
+    }
+}
+
 /// Candidate events for the overlap check: for each catalogue type, a sample event with
-/// every combination (at most 256) of the values the two patterns name for its fields.
+/// every combination (at most 256) of the values the two patterns name or imply for its
+/// fields, envelope fields included (a prefix implies itself, a wildcard its text without
+/// stars, a numeric bound the numbers around it, a CIDR block its first address).
 fn witnesses<'a>(first: &'a Value, second: &'a Value) -> impl Iterator<Item = Value> + 'a {
     events_schema::catalogue()
         .iter()
         .flat_map(move |event_type| {
             let schema = event_type.detail_schema();
-            let mut detail = sample(&schema, &schema);
+            let mut event = serde_json::json!({
+                "version": "0", "id": "lint", "detail-type": event_type.detail_type(),
+                "source": event_type.source(), "account": "123456789012",
+                "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [],
+                "detail": sample(&schema, &schema),
+            });
             let mut choices: BTreeMap<Vec<String>, Vec<Value>> = BTreeMap::new();
             for pattern in [first, second] {
                 if let Some(object) = pattern.as_object() {
                     for branch in or_branches(object) {
                         for (path, conditions) in branch {
-                            if path.first().map(String::as_str) != Some("detail") {
+                            // The event's type is this iteration's; witnesses are live
+                            // events, which have no replay-name.
+                            let fixed = ["source", "detail-type", "replay-name"];
+                            if path.len() == 1 && fixed.contains(&path[0].as_str()) {
                                 continue;
                             }
-                            let values = choices.entry(path[1..].to_vec()).or_default();
-                            values.extend(conditions.iter().filter(|c| !c.is_object()).cloned());
+                            let values = choices.entry(path).or_default();
+                            for value in conditions.iter().flat_map(implied_values) {
+                                if !values.contains(&value) {
+                                    values.push(value);
+                                }
+                            }
                         }
                     }
                 }
@@ -307,28 +345,69 @@ fn witnesses<'a>(first: &'a Value, second: &'a Value) -> impl Iterator<Item = Va
             let n_combinations = choices
                 .iter()
                 .map(|(_, v)| v.len())
-                .product::<usize>()
+                .try_fold(1usize, usize::checked_mul)
+                .unwrap_or(usize::MAX)
                 .min(256);
-            let envelope = |detail: Value| {
-                serde_json::json!({
-                    "version": "0", "id": "lint", "detail-type": event_type.detail_type(),
-                    "source": event_type.source(), "account": "123456789012",
-                    "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [],
-                    "detail": detail,
-                })
-            };
             (0..n_combinations).map(move |mut combination| {
                 for (path, values) in &choices {
-                    set_path(
-                        &mut detail,
-                        path,
-                        values[combination % values.len()].clone(),
-                    );
+                    let value = values[combination % values.len()].clone();
+                    // `resources` is an array of strings, matched element by element.
+                    let value = if *path == ["resources"] {
+                        Value::Array(vec![value])
+                    } else {
+                        value
+                    };
+                    set_path(&mut event, path, value);
                     combination /= values.len();
                 }
-                envelope(detail.clone())
+                event.clone()
             })
         })
+}
+
+/// Values that meet a condition, for witnesses: none for `anything-but` and `exists`,
+/// whose events the sample already covers.
+fn implied_values(condition: &Value) -> Vec<Value> {
+    let Value::Object(operator) = condition else {
+        return vec![condition.clone()];
+    };
+    let Some((name, operand)) = operator.iter().next() else {
+        return Vec::new();
+    };
+    let text = match operand {
+        Value::String(text) => Some(text.as_str()),
+        // prefix/suffix with equals-ignore-case
+        Value::Object(inner) => inner.get("equals-ignore-case").and_then(Value::as_str),
+        _ => None,
+    };
+    match (name.as_str(), text) {
+        ("prefix" | "suffix" | "equals-ignore-case", Some(text)) => vec![text.into()],
+        ("wildcard", Some(text)) => {
+            let mut plain = String::new();
+            let mut chars = text.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => plain.extend(chars.next()),
+                    '*' => {}
+                    c => plain.push(c),
+                }
+            }
+            vec![plain.into()]
+        }
+        ("cidr", Some(block)) => block
+            .split_once('/')
+            .map(|(address, _)| vec![address.into()])
+            .unwrap_or_default(),
+        ("numeric", _) => operand
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_f64)
+            .flat_map(|n| [n - 1.0, n, n + 1.0])
+            .filter_map(|n| serde_json::Number::from_f64(n).map(Value::Number))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn set_path(target: &mut Value, path: &[String], value: Value) {
@@ -614,8 +693,65 @@ fn lint_rule(rule: &LintRule, limits: &Limits, findings: &mut Vec<Finding>) {
         );
     }
 
-    for branch in or_branches(pattern) {
-        check_branch(&branch, &mut push);
+    // Each `$or` alternative is checked on its own. What makes one alternative never match
+    // is an error only when every alternative is dead; beside a live one it is a warning.
+    let branches = or_branches(pattern);
+    let several = branches.len() > 1;
+    let reports: Vec<Vec<Report>> = branches
+        .iter()
+        .map(|branch| {
+            let mut found = Vec::new();
+            check_branch(branch, several, &mut |severity, code, path, message| {
+                found.push(Report {
+                    severity,
+                    code,
+                    path: path.to_owned(),
+                    message,
+                })
+            });
+            found
+        })
+        .collect();
+    let is_dead = |found: &[Report]| found.iter().any(Report::kills_branch);
+    let any_alive = reports.iter().any(|found| !is_dead(found));
+    let mut seen = HashSet::new();
+    for found in reports {
+        let dead = is_dead(&found);
+        for mut report in found {
+            if dead && any_alive && report.kills_branch() {
+                report.severity = Severity::Warning;
+                report
+                    .message
+                    .push_str("; this $or alternative never matches");
+            }
+            if seen.insert((
+                report.severity,
+                report.code,
+                report.path.clone(),
+                report.message.clone(),
+            )) {
+                push(report.severity, report.code, &report.path, report.message);
+            }
+        }
+    }
+}
+
+/// A finding of one `$or` alternative, before the alternatives are weighed together.
+struct Report {
+    severity: Severity,
+    code: &'static str,
+    path: String,
+    message: String,
+}
+
+impl Report {
+    /// Whether the finding means that its alternative matches no event.
+    fn kills_branch(&self) -> bool {
+        self.severity == Severity::Error
+            && matches!(
+                self.code,
+                "never-matches" | "unknown-field" | "object-field"
+            )
     }
 }
 
@@ -736,32 +872,39 @@ const ENVELOPE_FIELDS: [&str; 9] = [
     "replay-name",
 ];
 
-fn check_branch(branch: &Branch, push: &mut Push<'_>) {
-    let leaf = |name: &str| -> Option<&Vec<Value>> {
+fn check_branch(branch: &Branch, several: bool, push: &mut Push<'_>) {
+    // A field may be named more than once in one alternative (at the top and inside `$or`,
+    // or as a dotted key beside the nested one): every mention must hold.
+    let leaves = |name: &str| -> Vec<&Vec<Value>> {
         branch
             .iter()
-            .find(|(path, _)| path.len() == 1 && path[0] == name)
+            .filter(|(path, _)| path.len() == 1 && path[0] == name)
             .map(|(_, conditions)| conditions)
+            .collect()
     };
-    let selected = selected_types(leaf("source"), leaf("detail-type"));
+    let sources = leaves("source");
+    let detail_types = leaves("detail-type");
+    let selected = selected_types(&sources, &detail_types);
     let ours = events_schema::catalogue();
-    let names_our_source = leaf("source").is_some_and(|conditions| {
+    let names_our_source = sources.iter().any(|conditions| {
         conditions
             .iter()
             .any(|c| ours.iter().any(|t| c.as_str() == Some(t.source())))
     });
     if selected.is_empty() {
-        if (names_our_source || leaf("source").is_none())
-            && let Some(conditions) = leaf("detail-type")
-        {
+        if (names_our_source || sources.is_empty()) && !detail_types.is_empty() {
             let known: Vec<&str> = ours.iter().map(EventType::detail_type).collect();
+            let conditions: Vec<String> = detail_types
+                .iter()
+                .map(|c| Value::Array(c.to_vec()).to_string())
+                .collect();
             push(
                 Severity::Error,
                 "never-matches",
                 "detail-type",
                 format!(
                     "no event type of the catalogue has a detail-type matching {}; known: {}",
-                    Value::Array(conditions.clone()),
+                    conditions.join(" and "),
                     known.join(", ")
                 ),
             );
@@ -835,8 +978,13 @@ fn check_branch(branch: &Branch, push: &mut Push<'_>) {
                 "never-matches-type",
                 &dotted,
                 format!(
-                    "{} has no field {dotted}, so the rule never matches {} events",
+                    "{} has no field {dotted}, so {} never matches {} events",
                     types.join(" and "),
+                    if several {
+                        "this $or alternative"
+                    } else {
+                        "the rule"
+                    },
                     types.join(" or ")
                 ),
             );
@@ -847,39 +995,41 @@ fn check_branch(branch: &Branch, push: &mut Push<'_>) {
     }
 }
 
-/// The catalogue types a pattern's `source` and `detail-type` leaves can select.
+/// The catalogue types whose source and detail-type meet every `source` and `detail-type`
+/// leaf of an alternative.
 fn selected_types(
-    source: Option<&Vec<Value>>,
-    detail_type: Option<&Vec<Value>>,
+    sources: &[&Vec<Value>],
+    detail_types: &[&Vec<Value>],
 ) -> Vec<&'static EventType> {
     events_schema::catalogue()
         .iter()
-        .filter(|t| source.is_none_or(|c| string_may_match(c, t.source())))
-        .filter(|t| detail_type.is_none_or(|c| string_may_match(c, t.detail_type())))
+        .filter(|t| sources.iter().all(|c| string_may_match(c, t.source())))
+        .filter(|t| {
+            detail_types
+                .iter()
+                .all(|c| string_may_match(c, t.detail_type()))
+        })
         .collect()
 }
 
-/// Whether a leaf's conditions may match the string `value` (exact, prefix, suffix,
-/// equals-ignore-case, anything-but lists; other operators are assumed to match).
+/// Whether a leaf's conditions match the string `value`, decided by the engine itself, so
+/// that every operator (wildcard, anything-but with prefix, equals-ignore-case) counts as
+/// EventBridge counts it. Conditions the engine cannot compile are taken to match.
 fn string_may_match(conditions: &[Value], value: &str) -> bool {
-    conditions.iter().any(|condition| match condition {
-        Value::String(text) => text == value,
-        Value::Object(operator) => match operator.iter().next() {
-            Some((name, Value::String(operand))) => match name.as_str() {
-                "prefix" => value.starts_with(operand.as_str()),
-                "suffix" => value.ends_with(operand.as_str()),
-                "equals-ignore-case" => value.to_lowercase() == operand.to_lowercase(),
-                "anything-but" => value != operand,
-                _ => true,
-            },
-            Some((name, Value::Array(operands))) if name == "anything-but" => {
-                !operands.iter().any(|o| o.as_str() == Some(value))
-            }
-            Some((name, Value::Bool(false))) if name == "exists" => false,
-            _ => true,
-        },
-        _ => false,
-    })
+    let pattern = serde_json::json!({ "field": conditions });
+    let Ok(pattern) = crate::pattern::Pattern::from_value(&pattern) else {
+        return true;
+    };
+    let mut builder = crate::pattern::Matcher::builder();
+    builder.max_pattern_chars(usize::MAX);
+    builder.add("field".into(), pattern);
+    let Ok(matcher) = builder.build() else {
+        return true;
+    };
+    let event = serde_json::json!({ "field": value }).to_string();
+    matcher
+        .matches(event.as_bytes())
+        .map_or(true, |hits| !hits.is_empty())
 }
 
 fn field_type(root: &Value, path: &[String]) -> Option<FieldType> {
@@ -1140,6 +1290,55 @@ mod tests {
     }
 
     #[test]
+    fn or_alternatives_are_weighed_together() {
+        insta::assert_snapshot!(
+            check(&[
+                // One alternative names a type of another producer: the rule still matches
+                // sign-ups, so the dead alternative is a warning.
+                LintRule::new("either", json!({"source": ["com.eventfork.users"], "$or": [{"detail-type": ["UserSignedUp"]}, {"detail-type": ["UserDeleted"]}]})).delivers_replays(true),
+                // Each alternative selects a type that has the field it names.
+                LintRule::new("per-type", json!({"$or": [
+                    {"detail-type": ["UserSignedUp"], "detail": {"plan": ["pro"]}},
+                    {"detail-type": ["UserLoggedIn"], "detail": {"mfa_used": [true]}},
+                ]})).delivers_replays(true),
+                // A field that no alternative's type has: every alternative is dead.
+                LintRule::new("misspelt", json!({"detail": {"emial": ["a@b.c"]}, "$or": [{"detail-type": ["UserSignedUp"]}, {"detail-type": ["UserLoggedIn"]}]})).delivers_replays(true),
+                // detail-type named at the top and inside `$or`: both must hold, in either
+                // key order. The other alternative selects logins, which have no plan.
+                LintRule::new("top-first", json!({"detail-type": ["UserLoggedIn"], "$or": [{"detail-type": ["UserSignedUp"]}, {"source": ["com.eventfork.users"]}], "detail": {"plan": ["pro"]}})).delivers_replays(true),
+                LintRule::new("or-first", json!({"$or": [{"detail-type": ["UserSignedUp"]}, {"source": ["com.eventfork.users"]}], "detail-type": ["UserLoggedIn"], "detail": {"plan": ["pro"]}})).delivers_replays(true),
+                // Beside another producer's alternative, the dead one is a warning.
+                LintRule::new("mixed", json!({"detail-type": ["UserLoggedIn"], "$or": [{"detail-type": ["UserSignedUp"]}, {"source": ["com.example.other"]}]})).delivers_replays(true),
+            ]),
+            @r#"
+        warning[never-matches] either: detail-type: no event type of the catalogue has a detail-type matching ["UserDeleted"]; known: UserSignedUp, UserLoggedIn; this $or alternative never matches
+        error[unknown-field] misspelt: detail.emial: UserSignedUp has no field detail.emial (did you mean email?)
+        error[unknown-field] misspelt: detail.emial: UserLoggedIn has no field detail.emial
+        error[never-matches] top-first: detail-type: no event type of the catalogue has a detail-type matching ["UserLoggedIn"] and ["UserSignedUp"]; known: UserSignedUp, UserLoggedIn
+        error[unknown-field] top-first: detail.plan: UserLoggedIn has no field detail.plan
+        error[never-matches] or-first: detail-type: no event type of the catalogue has a detail-type matching ["UserSignedUp"] and ["UserLoggedIn"]; known: UserSignedUp, UserLoggedIn
+        error[unknown-field] or-first: detail.plan: UserLoggedIn has no field detail.plan
+        warning[never-matches] mixed: detail-type: no event type of the catalogue has a detail-type matching ["UserLoggedIn"] and ["UserSignedUp"]; known: UserSignedUp, UserLoggedIn; this $or alternative never matches
+        "#
+        );
+    }
+
+    #[test]
+    fn sources_are_evaluated_as_the_engine_does() {
+        insta::assert_snapshot!(
+            check(&[
+                // Rules for other producers' events: their fields are not ours to check.
+                LintRule::new("ec2", json!({"source": [{"wildcard": "aws.*"}], "detail": {"state": ["stopped"]}})).delivers_replays(true),
+                LintRule::new("not-ours", json!({"source": [{"anything-but": {"prefix": "com.eventfork."}}], "detail": {"state": ["stopped"]}})).delivers_replays(true),
+                LintRule::new("folded", json!({"source": [{"equals-ignore-case": "aws.EC2"}], "detail": {"state": ["stopped"]}})).delivers_replays(true),
+                // A wildcard that does select our source is checked against our schema.
+                LintRule::new("ours", json!({"source": [{"wildcard": "com.eventfork.*"}], "detail-type": ["UserSignedUp"], "detail": {"state": ["stopped"]}})).delivers_replays(true),
+            ]),
+            @"error[unknown-field] ours: detail.state: UserSignedUp has no field detail.state"
+        );
+    }
+
+    #[test]
     fn replays_and_invalid_patterns() {
         insta::assert_snapshot!(
             check(&[
@@ -1172,6 +1371,24 @@ mod tests {
             ]),
             @r#"
         warning[overlap] pro: pattern: overlaps rule consent on target MailQueue: an event such as {"user_id":"sample","email":"user@example.com","display_name":"sample","plan":"pro","signup_method":"email_password","marketing_consent":true,"signed_up_at":"2026-01-01T00:00:00Z"} is delivered to it twice
+        "#
+        );
+    }
+
+    #[test]
+    fn overlaps_found_through_operators_and_envelope_fields() {
+        let queue = || vec!["MailQueue".to_owned()];
+        insta::assert_snapshot!(
+            check(&[
+                signup_rule("org", json!({"email": [{"suffix": "@example.org"}]})).targets(queue()),
+                signup_rule("pro", json!({"plan": ["pro"]})).targets(queue()),
+                LintRule::new("eu", json!({"detail-type": ["UserLoggedIn"], "region": ["eu-west-1"]})).delivers_replays(true).targets(vec!["Q".to_owned()]),
+                LintRule::new("europe", json!({"detail-type": ["UserLoggedIn"], "region": [{"wildcard": "eu-*"}]})).delivers_replays(true).targets(vec!["Q".to_owned()]),
+                LintRule::new("us", json!({"detail-type": ["UserLoggedIn"], "region": [{"prefix": "us-"}], "detail": {"ip_address": [{"cidr": "10.0.0.0/8"}]}})).delivers_replays(true).targets(vec!["Q".to_owned()]),
+            ]),
+            @r#"
+        warning[overlap] pro: pattern: overlaps rule org on target MailQueue: an event such as {"user_id":"sample","email":"@example.org","display_name":"sample","plan":"pro","signup_method":"email_password","marketing_consent":true,"signed_up_at":"2026-01-01T00:00:00Z"} is delivered to it twice
+        warning[overlap] europe: pattern: overlaps rule eu on target Q: an event such as {"user_id":"sample","login_id":"sample","login_method":"password","mfa_used":true,"ip_address":"192.0.2.1","user_agent":"sample","logged_in_at":"2026-01-01T00:00:00Z"} (region "eu-west-1") is delivered to it twice
         "#
         );
     }
