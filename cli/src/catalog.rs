@@ -122,7 +122,9 @@ pub(crate) fn lint(template: Option<&Path>) -> Result<Outcome> {
             let text = read(path)?;
             let template = Template::parse(&text)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            let mut findings = lint::lint(&lint::template_rules(&template), &limits);
+            let rules = lint::template_text_rules(&template, &text)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let mut findings = lint::lint(&rules, &limits);
             findings.extend(lint::lint_template(&template));
             findings
         }

@@ -97,10 +97,13 @@ pub(crate) enum Command {
     /// Without --template, lints the built-in rule catalogue. Findings, one per line:
     /// `error[code] rule: location: message` or `warning[code] …`. Checks: every field a
     /// pattern names exists in the events it selects; operators fit the field's type
-    /// (numeric on numbers, prefix on strings, cidr on IP addresses); pattern length ≤ 2048,
-    /// ≤ 5 targets per rule, ≤ 300 rules and ≤ 30 wildcard rules per bus; rules that can
-    /// never match; rules sharing a target that overlap; live rules that would also fire on
-    /// replays; with --template, the queues' dead-letter queues (and that they keep messages
+    /// (numeric on numbers, prefix on strings, cidr on IP addresses) and its values (an
+    /// enum's values, null, required fields); pattern length ≤ 2048, ≤ 5 targets per rule,
+    /// ≤ 300 rules and ≤ 30 wildcard rules per bus; rules that can never match (an error;
+    /// a dead `$or` alternative or list value beside a live one is a warning); rules sharing
+    /// a target that overlap; live rules that would also fire on replays. A template's
+    /// rules are those `rules match` reads: its AWS::Events::Rule resources and its SAM
+    /// functions' EventBridgeRule events. With --template, also the queues' dead-letter queues (and that they keep messages
     /// longer than their source), the queue policies EventBridge needs to send, visibility
     /// timeouts, reserved concurrency against the event source's maximum, and partial batch
     /// responses.

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     catalog::{self, Replays, field_schema, resolve_schema},
-    template::Template,
+    template::{RuleResource, Template, TemplateError},
 };
 
 /// How serious a finding is.
@@ -168,23 +168,39 @@ pub fn catalogue_rules() -> Vec<LintRule> {
 /// The rules of a template, ready for lint; a rule declares replays safe with
 /// `Metadata: {eventfork: {replays: deliver}}`.
 pub fn template_rules(template: &Template) -> Vec<LintRule> {
-    template
-        .rules()
-        .iter()
-        .map(|rule| LintRule {
-            name: rule.logical_id().to_owned(),
-            pattern_location: format!("Resources.{}.Properties.EventPattern", rule.logical_id()),
-            pattern: rule.pattern().clone(),
-            bus: rule.event_bus().unwrap_or("default").to_owned(),
-            targets: rule
-                .targets()
-                .iter()
-                .map(|t| t.queue().unwrap_or(t.id()).to_owned())
-                .collect(),
-            delivers_replays: rule.delivers_replays(),
-            enabled: rule.is_enabled(),
-        })
-        .collect()
+    template.rules().iter().map(lint_rule_of).collect()
+}
+
+/// The rules of a template's text as `rules match` reads them: its `AWS::Events::Rule`
+/// resources with their targets, and the rules SAM makes for its functions' and state
+/// machines' `EventBridgeRule` events (named `<resource><event>`, without targets here).
+pub fn template_text_rules(
+    template: &Template,
+    text: &str,
+) -> Result<Vec<LintRule>, TemplateError> {
+    let mut rules = template_rules(template);
+    for rule in Template::parse_rules(text)? {
+        if !rules.iter().any(|r| r.name == rule.logical_id()) {
+            rules.push(lint_rule_of(&rule));
+        }
+    }
+    Ok(rules)
+}
+
+fn lint_rule_of(rule: &RuleResource) -> LintRule {
+    LintRule {
+        name: rule.logical_id().to_owned(),
+        pattern_location: rule.pattern_location().to_owned(),
+        pattern: rule.pattern().clone(),
+        bus: rule.event_bus().unwrap_or("default").to_owned(),
+        targets: rule
+            .targets()
+            .iter()
+            .map(|t| t.queue().unwrap_or(t.id()).to_owned())
+            .collect(),
+        delivers_replays: rule.delivers_replays(),
+        enabled: rule.is_enabled(),
+    }
 }
 
 /// Lints `rules` against the event catalogue and `limits`. Findings come in rule order,
@@ -272,7 +288,11 @@ fn overlaps(rules: &[LintRule], findings: &mut Vec<Finding>) {
                     severity: Severity::Warning,
                     code: "overlap",
                     rule: second.name.clone(),
-                    location: "pattern".to_owned(),
+                    location: if second.pattern_location.is_empty() {
+                        "pattern".to_owned()
+                    } else {
+                        second.pattern_location.clone()
+                    },
                     message: format!(
                         "overlaps rule {} on target {shared}: an event such as {} is delivered to it twice",
                         first.name,
@@ -307,7 +327,8 @@ fn witness_summary(event: &Value) -> String {
 /// Candidate events for the overlap check: for each catalogue type, a sample event with
 /// every combination (at most 256) of the values the two patterns name or imply for its
 /// fields, envelope fields included (a prefix implies itself, a wildcard its text without
-/// stars, a numeric bound the numbers around it, a CIDR block its first address).
+/// stars, a numeric bound the numbers around it, a CIDR block its first address), and the
+/// concatenations of two strings named for one field.
 fn witnesses<'a>(first: &'a Value, second: &'a Value) -> impl Iterator<Item = Value> + 'a {
     events_schema::catalogue()
         .iter()
@@ -336,6 +357,24 @@ fn witnesses<'a>(first: &'a Value, second: &'a Value) -> impl Iterator<Item = Va
                                     values.push(value);
                                 }
                             }
+                        }
+                    }
+                }
+            }
+            // A string meeting two conditions at once (a prefix and a suffix, a prefix and
+            // a wildcard's tail) is often one value followed by the other.
+            for values in choices.values_mut() {
+                let strings: Vec<String> = values
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .take(8)
+                    .map(str::to_owned)
+                    .collect();
+                for first in &strings {
+                    for second in &strings {
+                        let joined = Value::String(format!("{first}{second}"));
+                        if first != second && !values.contains(&joined) {
+                            values.push(joined);
                         }
                     }
                 }
@@ -745,12 +784,13 @@ struct Report {
 }
 
 impl Report {
-    /// Whether the finding means that its alternative matches no event.
+    /// Whether the finding means that its alternative matches no event (an
+    /// `operator-type` error is one only when no condition of its field can match).
     fn kills_branch(&self) -> bool {
         self.severity == Severity::Error
             && matches!(
                 self.code,
-                "never-matches" | "unknown-field" | "object-field"
+                "never-matches" | "unknown-field" | "object-field" | "operator-type"
             )
     }
 }
@@ -898,14 +938,26 @@ fn check_branch(branch: &Branch, several: bool, push: &mut Push<'_>) {
                 .iter()
                 .map(|c| Value::Array(c.to_vec()).to_string())
                 .collect();
+            // Without a source condition the rule also sees other producers' events, which
+            // may have such a detail-type (`Scheduled Event`, CloudTrail's): only a typo is
+            // likely, not certain.
             push(
-                Severity::Error,
+                if names_our_source {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
                 "never-matches",
                 "detail-type",
                 format!(
-                    "no event type of the catalogue has a detail-type matching {}; known: {}",
+                    "no event type of the catalogue has a detail-type matching {}; known: {}{}",
                     conditions.join(" and "),
-                    known.join(", ")
+                    known.join(", "),
+                    if names_our_source {
+                        ""
+                    } else {
+                        " (other sources' events may match: name the source to check it)"
+                    }
                 ),
             );
         }
@@ -921,7 +973,22 @@ fn check_branch(branch: &Branch, several: bool, push: &mut Push<'_>) {
                 ip: false,
                 allowed: None,
             };
-            check_conditions(&dotted, &field_type, conditions, "", push);
+            // Every event has each of them but replay-name (only replays have it) and
+            // resources (an empty array may count as absent); none is ever null.
+            let facts = FieldFacts {
+                required: !matches!(path[0].as_str(), "replay-name" | "resources"),
+                nullable: false,
+                min_length: 0,
+            };
+            let verdict = judge_conditions(&dotted, &field_type, &facts, conditions, "");
+            let severity = if verdict.iter().all(Option::is_some) {
+                Severity::Error
+            } else {
+                Severity::Warning
+            };
+            for message in verdict.into_iter().flatten() {
+                push(severity, "operator-type", &dotted, message);
+            }
             continue;
         }
         if path[0] != "detail" {
@@ -946,7 +1013,11 @@ fn check_branch(branch: &Branch, several: bool, push: &mut Push<'_>) {
         for event_type in &selected {
             let schema = event_type.detail_schema();
             match field_type(&schema, field) {
-                Some(field_type) => found_in.push((event_type.detail_type(), field_type)),
+                Some(field_type) => found_in.push((
+                    event_type.detail_type(),
+                    field_type,
+                    field_facts(&schema, field),
+                )),
                 None => missing_in.push(*event_type),
             }
         }
@@ -989,9 +1060,83 @@ fn check_branch(branch: &Branch, several: bool, push: &mut Push<'_>) {
                 ),
             );
         }
-        for (detail_type, field_type) in found_in {
-            check_conditions(&dotted, &field_type, conditions, detail_type, push);
+        // Conditions that can never match are errors when nothing of the field can match
+        // in any selected type; beside conditions or types that may, warnings.
+        let verdicts: Vec<Vec<Option<String>>> = found_in
+            .iter()
+            .map(|(detail_type, field_type, facts)| {
+                judge_conditions(&dotted, field_type, facts, conditions, detail_type)
+            })
+            .collect();
+        let dead = |verdict: &Vec<Option<String>>| verdict.iter().all(Option::is_some);
+        let field_dead = verdicts.iter().all(dead) && (missing_in.is_empty() || !absent_ok);
+        for ((_, field_type, _), verdict) in found_in.iter().zip(verdicts) {
+            if matches!(field_type, FieldType::Object) {
+                push(
+                    Severity::Error,
+                    "object-field",
+                    &dotted,
+                    verdict.into_iter().flatten().next().unwrap_or_default(),
+                );
+                continue;
+            }
+            for message in verdict.into_iter().flatten() {
+                let severity = if field_dead {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                };
+                push(severity, "operator-type", &dotted, message);
+            }
         }
+    }
+}
+
+/// What the schema says of a field besides its type.
+#[derive(Debug, Clone, Copy, Default)]
+struct FieldFacts {
+    /// Present in every event of the type: it and each of its parents are required.
+    required: bool,
+    /// May be null.
+    nullable: bool,
+    /// The shortest string it may hold.
+    min_length: u64,
+}
+
+fn field_facts(root: &Value, path: &[String]) -> FieldFacts {
+    let mut required = true;
+    let mut parent = resolve_schema(root, root);
+    for segment in path {
+        required &= parent
+            .get("required")
+            .and_then(Value::as_array)
+            .is_some_and(|names| names.iter().any(|n| n.as_str() == Some(segment)));
+        match parent.get("properties").and_then(|p| p.get(segment)) {
+            Some(next) => parent = resolve_schema(root, next),
+            None => return FieldFacts::default(),
+        }
+    }
+    let schema = parent;
+    let is_null = |s: &Value| match s.get("type") {
+        Some(Value::String(name)) => name == "null",
+        Some(Value::Array(names)) => names.iter().any(|n| n.as_str() == Some("null")),
+        _ => s.get("const") == Some(&Value::Null),
+    };
+    let nullable = is_null(schema)
+        || ["anyOf", "oneOf"].iter().any(|key| {
+            schema
+                .get(*key)
+                .and_then(Value::as_array)
+                .is_some_and(|branches| branches.iter().any(|b| is_null(resolve_schema(root, b))))
+        })
+        || schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .is_some_and(|values| values.contains(&Value::Null));
+    FieldFacts {
+        required,
+        nullable,
+        min_length: schema.get("minLength").and_then(Value::as_u64).unwrap_or(0),
     }
 }
 
@@ -1012,10 +1157,15 @@ fn selected_types(
         .collect()
 }
 
-/// Whether a leaf's conditions match the string `value`, decided by the engine itself, so
-/// that every operator (wildcard, anything-but with prefix, equals-ignore-case) counts as
-/// EventBridge counts it. Conditions the engine cannot compile are taken to match.
+/// Whether a leaf's conditions match the string `value`.
 fn string_may_match(conditions: &[Value], value: &str) -> bool {
+    may_match(conditions, value.into())
+}
+
+/// Whether a leaf's conditions match `value`, decided by the engine itself, so that every
+/// operator (wildcard, anything-but with prefix, equals-ignore-case) counts as EventBridge
+/// counts it. Conditions the engine cannot compile are taken to match.
+fn may_match(conditions: &[Value], value: Value) -> bool {
     let pattern = serde_json::json!({ "field": conditions });
     let Ok(pattern) = crate::pattern::Pattern::from_value(&pattern) else {
         return true;
@@ -1100,13 +1250,18 @@ fn classify(root: &Value, schema: &Value) -> FieldType {
     }
 }
 
-fn check_conditions(
+/// For each condition on a field, why it can never match the field (`None` when it may):
+/// a value or operator of the wrong type, a value outside the field's enum, null on a field
+/// that is never null, an empty string where the schema needs characters, `exists: false`
+/// on a required field. Conditions on a field with an enum are tried by the engine against
+/// each of its values, so a prefix, wildcard or anything-but that no value meets is found.
+fn judge_conditions(
     path: &str,
     field_type: &FieldType,
+    facts: &FieldFacts,
     conditions: &[Value],
     detail_type: &str,
-    push: &mut Push<'_>,
-) {
+) -> Vec<Option<String>> {
     let of = if detail_type.is_empty() {
         String::new()
     } else {
@@ -1114,53 +1269,84 @@ fn check_conditions(
     };
     let what = format!("{path}{of} is {}", field_type.name());
     if matches!(field_type, FieldType::Object) {
-        push(
-            Severity::Error,
-            "object-field",
-            path,
-            format!("{what}; conditions match leaf values only, nest the pattern instead"),
-        );
-        return;
+        return vec![Some(format!(
+            "{what}; conditions match leaf values only, nest the pattern instead"
+        ))];
     }
-    if matches!(field_type, FieldType::Unknown | FieldType::Array) {
-        return;
-    }
-    for condition in conditions {
-        let mismatch = match condition {
-            Value::String(text) => match field_type {
-                FieldType::String {
-                    allowed: Some(allowed),
-                    ..
-                } if !allowed.contains(text) => Some(format!(
-                    "{path}{of} is one of {}; {condition} never matches",
-                    allowed.join(", ")
-                )),
-                FieldType::String { .. } => None,
-                _ => Some(format!("{what}; the string {condition} never matches it")),
-            },
-            Value::Number(_) if *field_type != FieldType::Number => {
-                Some(format!("{what}; the number {condition} never matches it"))
+    conditions
+        .iter()
+        .map(|condition| {
+            if condition.get("exists") == Some(&Value::Bool(false)) && facts.required {
+                return Some(format!(
+                    "{path}{of} is always present; exists false never matches it"
+                ));
             }
-            Value::Bool(_) if *field_type != FieldType::Boolean => {
-                Some(format!("{what}; {condition} never matches it"))
+            if condition.is_null() {
+                return (!facts.nullable)
+                    .then(|| format!("{path}{of} is never null; null never matches it"));
             }
-            Value::Object(operator) => operator.iter().next().and_then(|(name, _)| {
-                let fits = match name.as_str() {
-                    "numeric" => *field_type == FieldType::Number,
-                    "prefix" | "suffix" | "wildcard" | "equals-ignore-case" => {
-                        matches!(field_type, FieldType::String { .. })
+            if matches!(field_type, FieldType::Unknown | FieldType::Array) {
+                return None;
+            }
+            match condition {
+                Value::String(text) => match field_type {
+                    FieldType::String {
+                        allowed: Some(allowed),
+                        ..
+                    } if !allowed.contains(text) => Some(format!(
+                        "{path}{of} is one of {}; {condition} never matches",
+                        allowed.join(", ")
+                    )),
+                    FieldType::String { .. }
+                        if (text.chars().count() as u64) < facts.min_length =>
+                    {
+                        Some(format!(
+                            "{path}{of} has at least {} characters; {condition} never matches it",
+                            facts.min_length
+                        ))
                     }
-                    "cidr" => matches!(field_type, FieldType::String { ip: true, .. }),
-                    _ => true,
-                };
-                (!fits).then(|| format!("{what}; {name} never matches it"))
-            }),
-            _ => None,
-        };
-        if let Some(message) = mismatch {
-            push(Severity::Error, "operator-type", path, message);
-        }
-    }
+                    FieldType::String { .. } => None,
+                    _ => Some(format!("{what}; the string {condition} never matches it")),
+                },
+                Value::Number(_) if *field_type != FieldType::Number => {
+                    Some(format!("{what}; the number {condition} never matches it"))
+                }
+                Value::Bool(_) if *field_type != FieldType::Boolean => {
+                    Some(format!("{what}; {condition} never matches it"))
+                }
+                Value::Object(operator) => operator.iter().next().and_then(|(name, _)| {
+                    let fits = match name.as_str() {
+                        "numeric" => *field_type == FieldType::Number,
+                        "prefix" | "suffix" | "wildcard" | "equals-ignore-case" => {
+                            matches!(field_type, FieldType::String { .. })
+                        }
+                        "cidr" => matches!(field_type, FieldType::String { ip: true, .. }),
+                        _ => true,
+                    };
+                    if !fits {
+                        return Some(format!("{what}; {name} never matches it"));
+                    }
+                    match field_type {
+                        FieldType::String {
+                            allowed: Some(allowed),
+                            ..
+                        } if name != "exists"
+                            && !allowed.iter().any(|value| {
+                                may_match(std::slice::from_ref(condition), value.as_str().into())
+                            }) =>
+                        {
+                            Some(format!(
+                                "{path}{of} is one of {}; {condition} matches none of them",
+                                allowed.join(", ")
+                            ))
+                        }
+                        _ => None,
+                    }
+                }),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// Levenshtein distance, for "did you mean".
@@ -1305,10 +1491,12 @@ mod tests {
                 LintRule::new("misspelt", json!({"detail": {"emial": ["a@b.c"]}, "$or": [{"detail-type": ["UserSignedUp"]}, {"detail-type": ["UserLoggedIn"]}]})).delivers_replays(true),
                 // detail-type named at the top and inside `$or`: both must hold, in either
                 // key order. The other alternative selects logins, which have no plan.
-                LintRule::new("top-first", json!({"detail-type": ["UserLoggedIn"], "$or": [{"detail-type": ["UserSignedUp"]}, {"source": ["com.eventfork.users"]}], "detail": {"plan": ["pro"]}})).delivers_replays(true),
-                LintRule::new("or-first", json!({"$or": [{"detail-type": ["UserSignedUp"]}, {"source": ["com.eventfork.users"]}], "detail-type": ["UserLoggedIn"], "detail": {"plan": ["pro"]}})).delivers_replays(true),
+                LintRule::new("top-first", json!({"source": ["com.eventfork.users"], "detail-type": ["UserLoggedIn"], "$or": [{"detail-type": ["UserSignedUp"]}, {"source": ["com.eventfork.users"]}], "detail": {"plan": ["pro"]}})).delivers_replays(true),
+                LintRule::new("or-first", json!({"$or": [{"detail-type": ["UserSignedUp"]}, {"source": ["com.eventfork.users"]}], "source": ["com.eventfork.users"], "detail-type": ["UserLoggedIn"], "detail": {"plan": ["pro"]}})).delivers_replays(true),
                 // Beside another producer's alternative, the dead one is a warning.
-                LintRule::new("mixed", json!({"detail-type": ["UserLoggedIn"], "$or": [{"detail-type": ["UserSignedUp"]}, {"source": ["com.example.other"]}]})).delivers_replays(true),
+                LintRule::new("mixed", json!({"detail-type": ["UserSignedUp"], "$or": [{"source": ["com.eventfork.users"], "detail": {"plan": ["gold"]}}, {"source": ["com.example.other"]}]})).delivers_replays(true),
+                // Without a source, other producers' detail-types may match.
+                LintRule::new("scheduled", json!({"detail-type": ["Scheduled Event"]})).delivers_replays(true),
             ]),
             @r#"
         warning[never-matches] either: detail-type: no event type of the catalogue has a detail-type matching ["UserDeleted"]; known: UserSignedUp, UserLoggedIn; this $or alternative never matches
@@ -1318,7 +1506,8 @@ mod tests {
         error[unknown-field] top-first: detail.plan: UserLoggedIn has no field detail.plan
         error[never-matches] or-first: detail-type: no event type of the catalogue has a detail-type matching ["UserSignedUp"] and ["UserLoggedIn"]; known: UserSignedUp, UserLoggedIn
         error[unknown-field] or-first: detail.plan: UserLoggedIn has no field detail.plan
-        warning[never-matches] mixed: detail-type: no event type of the catalogue has a detail-type matching ["UserLoggedIn"] and ["UserSignedUp"]; known: UserSignedUp, UserLoggedIn; this $or alternative never matches
+        warning[operator-type] mixed: detail.plan: detail.plan in UserSignedUp is one of free, pro, team, enterprise; "gold" never matches; this $or alternative never matches
+        warning[never-matches] scheduled: detail-type: no event type of the catalogue has a detail-type matching ["Scheduled Event"]; known: UserSignedUp, UserLoggedIn (other sources' events may match: name the source to check it)
         "#
         );
     }
@@ -1389,6 +1578,68 @@ mod tests {
             @r#"
         warning[overlap] pro: pattern: overlaps rule org on target MailQueue: an event such as {"user_id":"sample","email":"@example.org","display_name":"sample","plan":"pro","signup_method":"email_password","marketing_consent":true,"signed_up_at":"2026-01-01T00:00:00Z"} is delivered to it twice
         warning[overlap] europe: pattern: overlaps rule eu on target Q: an event such as {"user_id":"sample","login_id":"sample","login_method":"password","mfa_used":true,"ip_address":"192.0.2.1","user_agent":"sample","logged_in_at":"2026-01-01T00:00:00Z"} (region "eu-west-1") is delivered to it twice
+        "#
+        );
+    }
+
+    #[test]
+    fn sam_function_events_are_linted_where_they_are_written() {
+        let text = "Transform: AWS::Serverless-2016-10-31\nResources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        OnSignup:\n          Type: EventBridgeRule\n          Properties:\n            Pattern: {source: [com.eventfork.users], detail-type: [UserSignedUp], detail: {plan: [gold]}, replay-name: [{exists: false}]}\n  Replayed:\n    Type: AWS::Serverless::Function\n    Metadata: {eventfork: {replays: deliver}}\n    Properties:\n      Events:\n        All: {Type: EventBridgeRule, Properties: {Pattern: {source: [com.eventfork.users]}}}\n";
+        let template = Template::parse(text).unwrap();
+        let rules = template_text_rules(&template, text).unwrap();
+        insta::assert_snapshot!(
+            lint(&rules, &Limits::default()).iter().map(|f| format!("{f}\n")).collect::<String>(),
+            @"error[operator-type] FnOnSignup: Resources.Fn.Properties.Events.OnSignup.Properties.Pattern.detail.plan: detail.plan in UserSignedUp is one of free, pro, team, enterprise; \"gold\" never matches"
+        );
+    }
+
+    #[test]
+    fn overlaps_of_two_string_operators_on_one_field() {
+        let queue = || vec!["Q".to_owned()];
+        let found = check(&[
+            signup_rule("a", json!({"user_id": [{"prefix": "a"}]})).targets(queue()),
+            signup_rule("z", json!({"user_id": [{"suffix": "z"}]})).targets(queue()),
+            signup_rule("domain", json!({"email": [{"wildcard": "*@example.com"}]}))
+                .targets(queue()),
+            signup_rule("ceo", json!({"email": [{"prefix": "ceo@"}]})).targets(queue()),
+        ]);
+        assert!(
+            found.contains("warning[overlap] z: pattern: overlaps rule a on target Q"),
+            "{found}"
+        );
+        assert!(found.contains(r#""user_id":"az""#), "{found}");
+        assert!(
+            found.contains("warning[overlap] ceo: pattern: overlaps rule domain on target Q"),
+            "{found}"
+        );
+        assert!(found.contains(r#""email":"ceo@@example.com""#), "{found}");
+    }
+
+    #[test]
+    fn conditions_that_no_event_of_the_schema_meets() {
+        insta::assert_snapshot!(
+            check(&[
+                signup_rule("null-id", json!({"user_id": [null]})),
+                signup_rule("empty-id", json!({"user_id": [""]})),
+                signup_rule("no-plan", json!({"plan": [{"exists": false}]})),
+                signup_rule("x-plan", json!({"plan": [{"prefix": "x"}]})),
+                signup_rule("wild-plan", json!({"plan": [{"wildcard": "*x*"}]})),
+                signup_rule("no-plan-at-all", json!({"plan": [{"anything-but": ["free", "pro", "team", "enterprise"]}]})),
+                // One value of the list can never match, the other can: a warning.
+                signup_rule("gold", json!({"plan": ["pro", "gold"]})),
+                // These may match.
+                signup_rule("fine", json!({"plan": [{"prefix": "ent"}, {"anything-but": "free"}], "display_name": [{"exists": true}]})),
+                LintRule::new("no-region", json!({"region": [{"exists": false}], "detail-type": ["UserSignedUp"]})).delivers_replays(true),
+            ]),
+            @r#"
+        error[operator-type] null-id: detail.user_id: detail.user_id in UserSignedUp is never null; null never matches it
+        error[operator-type] empty-id: detail.user_id: detail.user_id in UserSignedUp has at least 1 characters; "" never matches it
+        error[operator-type] no-plan: detail.plan: detail.plan in UserSignedUp is always present; exists false never matches it
+        error[operator-type] x-plan: detail.plan: detail.plan in UserSignedUp is one of free, pro, team, enterprise; {"prefix":"x"} matches none of them
+        error[operator-type] wild-plan: detail.plan: detail.plan in UserSignedUp is one of free, pro, team, enterprise; {"wildcard":"*x*"} matches none of them
+        error[operator-type] no-plan-at-all: detail.plan: detail.plan in UserSignedUp is one of free, pro, team, enterprise; {"anything-but":["free","pro","team","enterprise"]} matches none of them
+        warning[operator-type] gold: detail.plan: detail.plan in UserSignedUp is one of free, pro, team, enterprise; "gold" never matches
+        error[operator-type] no-region: region: region is always present; exists false never matches it
         "#
         );
     }

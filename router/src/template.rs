@@ -74,6 +74,7 @@ pub struct Template {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleResource {
     logical_id: String,
+    pattern_location: String,
     event_bus: Option<String>,
     enabled: bool,
     pattern: Json,
@@ -199,6 +200,7 @@ impl Template {
                         }
                         rules.push(RuleResource {
                             logical_id: rule_id,
+                            pattern_location: format!("{event_at}.Properties.Pattern"),
                             event_bus: properties.get("EventBusName").map(bus_of),
                             // SAM's older event types also take `Enabled: false`.
                             enabled: is_enabled(properties, &event_at)?
@@ -207,7 +209,8 @@ impl Template {
                             pattern_text,
                             condition: condition_of(resource),
                             targets: Vec::new(),
-                            delivers_replays: false,
+                            // The function's (or state machine's) own Metadata says it.
+                            delivers_replays: delivers_replays(resource, &at)?,
                         });
                     }
                 }
@@ -352,6 +355,11 @@ impl RuleResource {
     /// The logical id, e.g. `AnalyticsRule`; it names the rule in `rules match` output.
     pub fn logical_id(&self) -> &str {
         &self.logical_id
+    }
+    /// Where the pattern is in the template, e.g. `Resources.AnalyticsRule.Properties.EventPattern`
+    /// or, for a SAM function's event, `Resources.F.Properties.Events.E.Properties.Pattern`.
+    pub fn pattern_location(&self) -> &str {
+        &self.pattern_location
     }
     /// The logical id of the bus (`EventBusName: !Ref Bus`) or its literal name; `None`
     /// for the default bus.
@@ -740,6 +748,24 @@ fn is_enabled(properties: &Yaml, at: &str) -> Result<bool, TemplateError> {
     }
 }
 
+/// Whether a resource declares its targets idempotent, so that archive replays may reach
+/// them: `Metadata: {eventfork: {replays: deliver}}` (or `ignore`, the default).
+fn delivers_replays(resource: &Yaml, at: &str) -> Result<bool, TemplateError> {
+    match resource
+        .get("Metadata")
+        .and_then(|m| m.get("eventfork"))
+        .and_then(|e| e.get("replays"))
+    {
+        None => Ok(false),
+        Some(Yaml::String(value)) if value == "deliver" => Ok(true),
+        Some(Yaml::String(value)) if value == "ignore" => Ok(false),
+        Some(other) => Err(TemplateError::new(
+            format!("{at}.Metadata.eventfork.replays"),
+            format!("expected deliver or ignore, found {}", scalar_text(other)),
+        )),
+    }
+}
+
 fn read_rule(
     logical_id: &str,
     resource: &Yaml,
@@ -801,23 +827,10 @@ fn read_rule(
             });
         }
     }
-    let delivers_replays = match resource
-        .get("Metadata")
-        .and_then(|m| m.get("eventfork"))
-        .and_then(|e| e.get("replays"))
-    {
-        None => false,
-        Some(Yaml::String(value)) if value == "deliver" => true,
-        Some(Yaml::String(value)) if value == "ignore" => false,
-        Some(other) => {
-            return Err(TemplateError::new(
-                format!("{at}.Metadata.eventfork.replays"),
-                format!("expected deliver or ignore, found {}", scalar_text(other)),
-            ));
-        }
-    };
+    let delivers_replays = delivers_replays(resource, at)?;
     Ok(Some(RuleResource {
         logical_id: logical_id.to_owned(),
+        pattern_location: format!("{at}.Properties.EventPattern"),
         event_bus,
         enabled,
         pattern,
