@@ -12,9 +12,9 @@ use anyhow::{Context, Result};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use router::local::{self, BoxFuture, Consumer, Consumers, Idempotency, LocalBus, Topology};
 use targets::{
-    Analytics, AnalyticsConfig, BatchDriver, BatchOptions, Claim, Deadline, Env, Handler,
-    HttpClient, IdempotencyKey, IdempotencyStore, MailingList, MailingListConfig, Slack,
-    SlackConfig, StoreError, StoreFuture,
+    Analytics, AnalyticsConfig, Backoff, BatchDriver, BatchOptions, Claim, Deadline, Env, Handler,
+    HttpClient, IdempotencyKey, IdempotencyStore, MailingList, MailingListConfig, NotDelayed,
+    Retry, Slack, SlackConfig, StoreError, StoreFuture, Visibility, VisibilityFuture,
 };
 
 /// The targets' idempotency-store trait over the local database.
@@ -108,6 +108,39 @@ fn batch_options(topology: &Topology) -> BatchOptions {
     }
 }
 
+/// The targets' [`Visibility`] over the local bus's queues: a failed record's retry is
+/// delayed in the local queue as the Lambda delays it in SQS.
+struct LocalVisibility(LocalBus);
+
+impl Visibility for LocalVisibility {
+    fn delay<'a>(&'a self, retries: &'a [Retry]) -> VisibilityFuture<'a> {
+        Box::pin(async move {
+            let mut not_delayed = Vec::new();
+            for retry in retries {
+                if let Err(error) = self
+                    .0
+                    .change_message_visibility(
+                        retry.queue_arn(),
+                        retry.receipt_handle(),
+                        retry.delay(),
+                    )
+                    .await
+                {
+                    not_delayed.push(NotDelayed {
+                        message_id: retry.message_id().to_owned(),
+                        reason: error.to_string(),
+                    });
+                }
+            }
+            not_delayed
+        })
+    }
+}
+
+/// What a target's function says of its runs: its timeout, its `RECORD_CONCURRENCY` and
+/// its retry backoff.
+type FunctionSettings = (Duration, Option<u32>, Backoff);
+
 /// A target's batch driver as a local consumer; each batch gets the function's timeout.
 struct TargetConsumer<H> {
     driver: BatchDriver<H>,
@@ -119,17 +152,20 @@ impl<H: Handler> TargetConsumer<H> {
         handler: H,
         store: Arc<dyn IdempotencyStore>,
         options: &BatchOptions,
-        function_of: impl Fn(&str) -> (Duration, Option<u32>),
-    ) -> TargetConsumer<H> {
-        let (timeout, record_concurrency) = function_of(handler.target());
+        bus: &LocalBus,
+        function_of: impl Fn(&str) -> Result<FunctionSettings>,
+    ) -> Result<TargetConsumer<H>> {
+        let (timeout, record_concurrency, backoff) = function_of(handler.target())?;
         let mut options = options.clone();
         if let Some(n) = record_concurrency.and_then(|n| NonZeroUsize::new(n as usize)) {
             options.concurrency = n;
         }
-        TargetConsumer {
-            driver: BatchDriver::with_options(handler, store, options),
+        options.backoff = Some(backoff);
+        let visibility = Arc::new(LocalVisibility(bus.clone()));
+        Ok(TargetConsumer {
+            driver: BatchDriver::with_visibility(handler, store, options, visibility),
             timeout,
-        }
+        })
     }
 }
 
@@ -156,19 +192,27 @@ pub(crate) async fn consumers(
     sink_url: &str,
     bus: &LocalBus,
 ) -> Result<(Consumers, Endpoints)> {
-    // Each batch gets its function's timeout from the template, and runs as many records
-    // at a time as its RECORD_CONCURRENCY says, as on Lambda.
-    let function_of = |target: &str| {
-        bus.topology()
-            .targets()
-            .iter()
-            .find(|t| t.name() == target)
-            .map_or((Duration::from_secs(3), None), |t| {
-                (
-                    Duration::from_secs(t.timeout_seconds().into()),
-                    t.record_concurrency(),
-                )
-            })
+    // Each batch gets its function's timeout from the template, runs as many records at a
+    // time as its RECORD_CONCURRENCY says, and delays its retries as its RETRY_BACKOFF_*
+    // say, as on Lambda.
+    let function_of = |target: &str| -> Result<FunctionSettings> {
+        let defaults = Backoff::default();
+        let Some(spec) = bus.topology().targets().iter().find(|t| t.name() == target) else {
+            return Ok((Duration::from_secs(3), None, defaults));
+        };
+        let (base, max) = spec.retry_backoff_seconds();
+        let seconds = |s: Option<u32>, default: Duration| {
+            s.map_or(default, |s| Duration::from_secs(s.into()))
+        };
+        let backoff = Backoff::new(seconds(base, defaults.base()), seconds(max, defaults.max()))
+            .with_context(|| {
+                format!("the template's function for target {target}: RETRY_BACKOFF_BASE_SECONDS and RETRY_BACKOFF_MAX_SECONDS")
+            })?;
+        Ok((
+            Duration::from_secs(spec.timeout_seconds().into()),
+            spec.record_concurrency(),
+            backoff,
+        ))
     };
     let idempotency = bus.idempotency();
     let http = HttpClient::new().context("cannot build the HTTP client")?;
@@ -215,15 +259,15 @@ pub(crate) async fn consumers(
     let consumers = Consumers::default()
         .with(
             "analytics",
-            TargetConsumer::new(analytics, store.clone(), &options, function_of),
+            TargetConsumer::new(analytics, store.clone(), &options, bus, function_of)?,
         )
         .with(
             "mailing-list",
-            TargetConsumer::new(mailing_list, store.clone(), &options, function_of),
+            TargetConsumer::new(mailing_list, store.clone(), &options, bus, function_of)?,
         )
         .with(
             "slack",
-            TargetConsumer::new(slack, store, &options, function_of),
+            TargetConsumer::new(slack, store, &options, bus, function_of)?,
         );
     Ok((consumers, endpoints))
 }
@@ -307,6 +351,78 @@ mod tests {
     }
 
     const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    /// A handler whose third party is down.
+    struct Down;
+
+    impl Handler for Down {
+        type Event = UserEvent;
+
+        fn target(&self) -> &str {
+            "down"
+        }
+
+        async fn handle(&self, _: &UserEvent, _: Deadline) -> Result<(), targets::HandlerError> {
+            Err(targets::HandlerError::Unavailable {
+                service: "test",
+                n_attempts: 1,
+                last: "HTTP 503".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn local_retries_back_off_as_the_template_says() {
+        let template = Template::parse(
+            "Resources:\n  Rule:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPattern: { source: [com.eventfork.users] }\n      Targets: [{ Id: q, Arn: !GetAtt Q.Arn }]\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: { VisibilityTimeout: 300 }\n  F:\n    Type: AWS::Serverless::Function\n    Metadata: { BuildProperties: { Binary: down } }\n    Properties:\n      Timeout: 10\n      Environment: { Variables: { RETRY_BACKOFF_BASE_SECONDS: 40, RETRY_BACKOFF_MAX_SECONDS: 40 } }\n      Events: { S: { Type: SQS, Properties: { Queue: !GetAtt Q.Arn, FunctionResponseTypes: [ReportBatchItemFailures] } } }\n",
+        )
+        .unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let now_ms = 1_795_770_000_000;
+        let config = BusConfig::default().clock(Clock::manual(now_ms));
+        let bus = LocalBus::open(&template, data.path(), config).unwrap();
+        let store: Arc<dyn IdempotencyStore> = Arc::new(LocalIdempotency(bus.idempotency()));
+        let function_of = |_: &str| -> Result<FunctionSettings> {
+            let (base, max) = bus.topology().targets()[0].retry_backoff_seconds();
+            let s = |n: Option<u32>| Duration::from_secs(n.unwrap().into());
+            Ok((
+                Duration::from_secs(10),
+                None,
+                Backoff::new(s(base), s(max))?,
+            ))
+        };
+        let consumer =
+            TargetConsumer::new(Down, store, &BatchOptions::default(), &bus, function_of).unwrap();
+        let mut events = bus.subscribe();
+        let runner = bus
+            .start(Consumers::default().with("down", consumer))
+            .unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(sign_up().records[0].body.as_deref().unwrap()).unwrap();
+        bus.put_events(vec![router::local::PutEventsEntry {
+            source: Some("com.eventfork.users".into()),
+            detail_type: Some("UserSignedUp".into()),
+            detail: Some(body["detail"].to_string()),
+            ..Default::default()
+        }])
+        .await
+        .unwrap();
+        let visible_at = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let router::local::LocalEvent::Retrying { visible_at_ms, .. } =
+                    events.recv().await.unwrap()
+                {
+                    return visible_at_ms;
+                }
+            }
+        })
+        .await
+        .unwrap();
+        runner.shutdown().await;
+        // 20 to 40 s (the backoff, its upper half jittered), not the queue's 300 s.
+        let delay = visible_at - now_ms;
+        assert!((20_000..=40_000).contains(&delay), "{delay} ms");
+    }
 
     #[tokio::test]
     async fn idempotency_records_outlive_the_local_archive() {

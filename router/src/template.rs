@@ -120,6 +120,7 @@ pub struct FunctionResource {
     timeout_seconds: u32,
     reserved_concurrency: Option<u32>,
     record_concurrency: Option<u32>,
+    retry_backoff_seconds: (Option<u32>, Option<u32>),
     sources: Vec<SqsSource>,
 }
 
@@ -467,6 +468,10 @@ impl FunctionResource {
     /// `Environment.Variables.RECORD_CONCURRENCY`, if set.
     pub fn record_concurrency(&self) -> Option<u32> {
         self.record_concurrency
+    }
+    /// `Environment.Variables.RETRY_BACKOFF_BASE_SECONDS` and `…_MAX_SECONDS`, each if set.
+    pub fn retry_backoff_seconds(&self) -> (Option<u32>, Option<u32>) {
+        self.retry_backoff_seconds
     }
 
     /// `Timeout` (Lambda default 3 s).
@@ -986,26 +991,34 @@ fn read_function(
         )?),
         None => global_reserved,
     };
-    // The handlers' own setting (targets' RECORD_CONCURRENCY), read so that local mode
-    // runs records as the Lambda does.
-    let record_concurrency = match properties
-        .get("Environment")
-        .and_then(|e| e.get("Variables"))
-        .and_then(|v| v.get("RECORD_CONCURRENCY"))
-    {
-        Some(value) => Some(numbers.within(
-            value,
-            &format!("{at}.Properties.Environment.Variables.RECORD_CONCURRENCY"),
-            RECORD_CONCURRENCY,
-        )?),
-        None => None,
+    // The handlers' own settings (targets' RECORD_CONCURRENCY and retry backoff), read so
+    // that local mode runs records and retries as the Lambda does.
+    let variable = |name: &str, bounds: Bounds| -> Result<Option<u32>, TemplateError> {
+        match properties
+            .get("Environment")
+            .and_then(|e| e.get("Variables"))
+            .and_then(|v| v.get(name))
+        {
+            Some(value) => Ok(Some(numbers.within(
+                value,
+                &format!("{at}.Properties.Environment.Variables.{name}"),
+                bounds,
+            )?)),
+            None => Ok(None),
+        }
     };
+    let record_concurrency = variable("RECORD_CONCURRENCY", RECORD_CONCURRENCY)?;
+    let retry_backoff_seconds = (
+        variable("RETRY_BACKOFF_BASE_SECONDS", RETRY_DELAY)?,
+        variable("RETRY_BACKOFF_MAX_SECONDS", RETRY_DELAY)?,
+    );
     Ok(Some(FunctionResource {
         logical_id: logical_id.to_owned(),
         binary,
         timeout_seconds,
         reserved_concurrency,
         record_concurrency,
+        retry_backoff_seconds,
         sources,
     }))
 }
@@ -1120,6 +1133,9 @@ const DAYS: Bounds = Bounds::new(0, u32::MAX, "days");
 const RESERVED_CONCURRENCY: Bounds = Bounds::new(0, 1_000_000, "concurrent executions");
 /// The targets' `RECORD_CONCURRENCY` (records one invocation handles at a time).
 const RECORD_CONCURRENCY: Bounds = Bounds::new(1, 64, "records");
+
+/// The targets' retry delays: SQS hides a message at most 12 hours.
+const RETRY_DELAY: Bounds = Bounds::new(1, 43_200, "seconds");
 /// An SQS event source's `ScalingConfig.MaximumConcurrency`.
 const MAXIMUM_CONCURRENCY: Bounds = Bounds::new(2, 1_000, "concurrent invocations");
 

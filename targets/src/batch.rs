@@ -30,6 +30,7 @@ use crate::{
     Deadline,
     error::{HandlerError, error_chain},
     idempotency::{Claim, IdempotencyKey, IdempotencyStore, StoreError},
+    visibility::{Backoff, NotDelayed, Retry, Visibility},
 };
 
 /// A typed event decoded from an SQS message body that holds an EventBridge envelope.
@@ -223,6 +224,10 @@ pub struct BatchOptions {
     /// How long before the invocation deadline the driver stops waiting for handlers, so
     /// that it can still return the batch response.
     pub safety_margin: Duration,
+    /// How long a record that failed and may succeed later waits before its next receive,
+    /// when the driver has a [`Visibility`] (see [`BatchDriver::with_visibility`]); `None`
+    /// leaves it to the queue's visibility timeout.
+    pub backoff: Option<Backoff>,
 }
 
 impl Default for BatchOptions {
@@ -233,6 +238,7 @@ impl Default for BatchOptions {
             // replay of the archive's oldest event still finds its record.
             ttl: Duration::from_secs(31 * 24 * 3600),
             safety_margin: Duration::from_millis(500),
+            backoff: Some(Backoff::default()),
         }
     }
 }
@@ -313,12 +319,58 @@ impl RecordError {
 #[derive(Debug)]
 pub struct BatchReport {
     records: Vec<(String, Result<Outcome, RecordError>)>,
+    receipts: Vec<Receipt>,
+}
+
+/// What a record's retry needs of its SQS message.
+#[derive(Debug, Clone, Default)]
+struct Receipt {
+    receipt_handle: Option<String>,
+    queue_arn: Option<String>,
+    receive_count: u32,
+}
+
+impl Receipt {
+    fn of(record: &SqsMessage) -> Receipt {
+        Receipt {
+            receipt_handle: record.receipt_handle.clone(),
+            queue_arn: record.event_source_arn.clone(),
+            receive_count: record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
+        }
+    }
 }
 
 impl BatchReport {
     /// Each record's SQS message id and outcome, in the batch's order.
     pub fn records(&self) -> &[(String, Result<Outcome, RecordError>)] {
         &self.records
+    }
+
+    /// The failed records that a later attempt may get through, each with its delay under
+    /// `backoff` (its upper half scaled by a `jitter` from 0 to 1 drawn per record). A record
+    /// that cannot succeed (undecodable, refused for good, a panic) gets none: it reaches
+    /// the dead-letter queue at the queue's own pace.
+    pub fn retries(&self, backoff: &Backoff, mut jitter: impl FnMut() -> f64) -> Vec<Retry> {
+        self.records
+            .iter()
+            .zip(&self.receipts)
+            .filter_map(|((message_id, result), receipt)| {
+                let error = result.as_ref().err()?;
+                if !error.is_retryable() {
+                    return None;
+                }
+                Some(Retry {
+                    message_id: message_id.clone(),
+                    receipt_handle: receipt.receipt_handle.clone()?,
+                    queue_arn: receipt.queue_arn.clone()?,
+                    delay: backoff.delay(receipt.receive_count, jitter()),
+                })
+            })
+            .collect()
     }
 
     /// The number of failed records.
@@ -361,6 +413,7 @@ struct Inner<H> {
     handler: H,
     store: Arc<dyn IdempotencyStore>,
     options: BatchOptions,
+    visibility: Option<Arc<dyn Visibility>>,
 }
 
 impl<H: Handler> BatchDriver<H> {
@@ -380,6 +433,25 @@ impl<H: Handler> BatchDriver<H> {
                 handler,
                 store,
                 options,
+                visibility: None,
+            }),
+        }
+    }
+
+    /// A driver with the given options that delays each retryable failure through
+    /// `visibility` as [`BatchOptions::backoff`] says, before it answers the batch.
+    pub fn with_visibility(
+        handler: H,
+        store: Arc<dyn IdempotencyStore>,
+        options: BatchOptions,
+        visibility: Arc<dyn Visibility>,
+    ) -> BatchDriver<H> {
+        BatchDriver {
+            inner: Arc::new(Inner {
+                handler,
+                store,
+                options,
+                visibility: Some(visibility),
             }),
         }
     }
@@ -389,9 +461,52 @@ impl<H: Handler> BatchDriver<H> {
         &self.inner.handler
     }
 
-    /// Processes `event` and returns the response a Lambda returns for it.
+    /// Processes `event`, delays the retries of its failed records (with a
+    /// [`Visibility`]), and returns the response a Lambda returns for it.
     pub async fn run(&self, event: SqsEvent, deadline: Deadline) -> SqsBatchResponse {
-        self.process(event, deadline).await.into_response()
+        let report = self.process(event, deadline).await;
+        self.delay_retries(&report, deadline).await;
+        report.into_response()
+    }
+
+    /// Asks the [`Visibility`] to hold back each retryable failure for its backoff delay.
+    /// What it cannot delay comes back after the queue's visibility timeout: logged, not
+    /// an error of the batch.
+    async fn delay_retries(&self, report: &BatchReport, deadline: Deadline) {
+        let (Some(backoff), Some(visibility)) =
+            (&self.inner.options.backoff, &self.inner.visibility)
+        else {
+            return;
+        };
+        let retries = report.retries(backoff, rand::random::<f64>);
+        if retries.is_empty() {
+            return;
+        }
+        // The batch response must still make it out before the invocation ends.
+        let until = deadline.earlier_by(Duration::from_millis(100)).instant();
+        let not_delayed = match tokio::time::timeout_at(until, visibility.delay(&retries)).await {
+            Ok(not_delayed) => not_delayed,
+            Err(_elapsed) => retries
+                .iter()
+                .map(|r| NotDelayed {
+                    message_id: r.message_id.clone(),
+                    reason: "the invocation deadline came first".to_owned(),
+                })
+                .collect(),
+        };
+        for failure in &not_delayed {
+            warn!(
+                message_id = %failure.message_id,
+                reason = %failure.reason,
+                "retry not delayed: the record comes back after the queue's visibility timeout"
+            );
+        }
+        info!(
+            target_name = self.inner.handler.target(),
+            n_delayed = retries.len() - not_delayed.len(),
+            n_not_delayed = not_delayed.len(),
+            "retries delayed"
+        );
     }
 
     /// Processes `event` and returns every record's outcome.
@@ -405,6 +520,7 @@ impl<H: Handler> BatchDriver<H> {
         let mut results: Vec<Option<Result<Outcome, RecordError>>> =
             (0..n_records).map(|_| None).collect();
         let mut message_ids = Vec::with_capacity(n_records);
+        let mut receipts = Vec::with_capacity(n_records);
         let mut tasks = JoinSet::new();
         let mut task_records = HashMap::new();
         let mut pending = event.records.into_iter().enumerate();
@@ -424,6 +540,7 @@ impl<H: Handler> BatchDriver<H> {
                     replay_name = field::Empty,
                 );
                 message_ids.push(message_id);
+                receipts.push(Receipt::of(&record));
                 let driver = self.clone();
                 let handle = tasks.spawn(
                     async move {
@@ -479,7 +596,7 @@ impl<H: Handler> BatchDriver<H> {
                 )
             })
             .collect();
-        let report = BatchReport { records };
+        let report = BatchReport { records, receipts };
         info!(
             target_name = self.inner.handler.target(),
             n_records,

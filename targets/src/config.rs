@@ -15,6 +15,7 @@ use tracing::warn;
 use crate::{
     aws_http::sdk_http_client,
     idempotency::{DynamoDbStore, IdempotencyStore, MemoryStore},
+    visibility::Backoff,
 };
 
 /// A secret value: an API key, a write key, a webhook URL. `Debug` prints `<redacted>`.
@@ -268,6 +269,7 @@ pub struct RuntimeConfig {
     idempotency_ttl: Duration,
     archive_retention_days: Option<u64>,
     record_concurrency: Option<std::num::NonZeroUsize>,
+    backoff: Backoff,
 }
 
 impl RuntimeConfig {
@@ -312,6 +314,30 @@ impl RuntimeConfig {
             max_records,
         )?
         .and_then(|n| std::num::NonZeroUsize::new(n as usize));
+        // SQS holds a message back at most 12 hours.
+        let max_delay = Backoff::MAX_DELAY.as_secs();
+        let delay = |name| {
+            within(
+                name,
+                &format!("seconds from 1 to {max_delay} (12 hours)"),
+                max_delay,
+            )
+        };
+        let defaults = Backoff::default();
+        let base =
+            delay("RETRY_BACKOFF_BASE_SECONDS")?.map_or(defaults.base(), Duration::from_secs);
+        let max = delay("RETRY_BACKOFF_MAX_SECONDS")?.map_or(defaults.max(), Duration::from_secs);
+        // Both are within SQS's range, so only their order can be wrong.
+        let backoff = Backoff::new(base, max).map_err(|_| {
+            ConfigError::malformed(
+                "RETRY_BACKOFF_BASE_SECONDS",
+                format!(
+                    "the first retry delay ({} s) is longer than RETRY_BACKOFF_MAX_SECONDS ({} s)",
+                    base.as_secs(),
+                    max.as_secs()
+                ),
+            )
+        })?;
         let idempotency_ttl = Duration::from_secs(match (ttl_seconds, retention_days) {
             (Some(seconds), _) => seconds,
             (None, Some(days)) => (days + 1) * DAY,
@@ -322,7 +348,15 @@ impl RuntimeConfig {
             idempotency_ttl,
             archive_retention_days: retention_days,
             record_concurrency,
+            backoff,
         })
+    }
+
+    /// How long a retryable failure waits before its next receive:
+    /// `RETRY_BACKOFF_BASE_SECONDS` (default 30) doubling with each receive up to
+    /// `RETRY_BACKOFF_MAX_SECONDS` (default 900), each from 1 to 43,200.
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
     }
 
     /// `RECORD_CONCURRENCY` (1 to 64), how many records of a batch one invocation handles
@@ -382,6 +416,32 @@ impl RuntimeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_backoff_from_the_environment() {
+        let backoff = |pairs: &[(&str, &str)]| {
+            RuntimeConfig::from_env(&Env::from_pairs(pairs.iter().copied()))
+                .map(|c| (c.backoff().base().as_secs(), c.backoff().max().as_secs()))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(backoff(&[]), Ok((30, 900)));
+        assert_eq!(
+            backoff(&[
+                ("RETRY_BACKOFF_BASE_SECONDS", "5"),
+                ("RETRY_BACKOFF_MAX_SECONDS", "43200")
+            ]),
+            Ok((5, 43_200))
+        );
+        assert_eq!(
+            backoff(&[("RETRY_BACKOFF_BASE_SECONDS", "1000")]),
+            Err("RETRY_BACKOFF_BASE_SECONDS is malformed: the first retry delay (1000 s) is longer than RETRY_BACKOFF_MAX_SECONDS (900 s)".to_owned())
+        );
+        assert_eq!(
+            backoff(&[("RETRY_BACKOFF_MAX_SECONDS", "43201")]),
+            Err("RETRY_BACKOFF_MAX_SECONDS is malformed: expected a whole number of seconds from 1 to 43200 (12 hours)".to_owned())
+        );
+        assert!(backoff(&[("RETRY_BACKOFF_BASE_SECONDS", "0")]).is_err());
+    }
 
     #[tokio::test]
     async fn secret_from_value_and_errors() {

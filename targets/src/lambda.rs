@@ -18,7 +18,7 @@
 //! Each binary lands in `target/lambda/<name>/bootstrap`, ready for the `provided.al2023`
 //! runtime. The arm64 build needs `rustup target add aarch64-unknown-linux-gnu` first.
 
-use std::{convert::Infallible, process::ExitCode};
+use std::{convert::Infallible, process::ExitCode, sync::Arc};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -26,7 +26,7 @@ use tracing::{error, warn};
 
 use crate::{
     BatchDriver, BatchOptions, ConfigError, Deadline, Env, Handler, HttpClient, RuntimeConfig,
-    error::error_chain, http::ClientError,
+    SqsVisibility, error::error_chain, http::ClientError,
 };
 
 /// Why a target could not start.
@@ -63,12 +63,20 @@ pub async fn driver<H: Handler>(
     let options = BatchOptions {
         ttl: runtime.idempotency_ttl(),
         concurrency: runtime.record_concurrency().unwrap_or(defaults.concurrency),
+        backoff: Some(runtime.backoff()),
         ..defaults
     };
-    Ok(BatchDriver::with_options(
+    // Retries are delayed through SQS, at the endpoint the SDK would use for it.
+    let endpoint = match env.optional("AWS_ENDPOINT_URL_SQS")? {
+        Some(url) => Some(url.to_owned()),
+        None => env.aws().await.endpoint_url().map(str::to_owned),
+    };
+    let visibility = SqsVisibility::new(env.aws().await, endpoint);
+    Ok(BatchDriver::with_visibility(
         make_handler(http),
         store,
         options,
+        Arc::new(visibility),
     ))
 }
 

@@ -57,6 +57,7 @@ mod idempotency;
 pub mod lambda;
 mod mailing_list;
 mod slack;
+mod visibility;
 
 pub use analytics::{Analytics, AnalyticsConfig, SEGMENT_TRACK_URL};
 pub use batch::{
@@ -72,3 +73,6 @@ pub use idempotency::{
 };
 pub use mailing_list::{MailingList, MailingListConfig, NewMemberStatus, subscriber_hash};
 pub use slack::{Slack, SlackConfig};
+pub use visibility::{
+    Backoff, BackoffError, NotDelayed, Retry, SqsVisibility, Visibility, VisibilityFuture,
+};

@@ -163,6 +163,18 @@ pub enum LocalError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A receipt handle that is not this receive's: malformed, of another queue, or stale
+    /// (the message was deleted or received again since), as SQS's
+    /// `ReceiptHandleIsInvalid`.
+    #[error("receipt handle {receipt_handle:?} of queue {queue_arn:?}: {reason}")]
+    InvalidReceipt {
+        /// The queue ARN given.
+        queue_arn: String,
+        /// The receipt handle given.
+        receipt_handle: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// No target has this name.
     #[error("no target named {name:?} (known: {known})")]
     UnknownTarget {
@@ -759,6 +771,54 @@ impl LocalBus {
 
     pub(crate) fn config(&self) -> &BusConfig {
         &self.inner.config
+    }
+
+    /// ChangeMessageVisibility: the message received with `receipt_handle` from the queue
+    /// `queue_arn` (the record's `eventSourceARN`) becomes visible `timeout` from now (at
+    /// most 12 hours, as in SQS), while that receive is still the message's latest.
+    pub async fn change_message_visibility(
+        &self,
+        queue_arn: &str,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<(), LocalError> {
+        let invalid = |reason| LocalError::InvalidReceipt {
+            queue_arn: queue_arn.to_owned(),
+            receipt_handle: receipt_handle.to_owned(),
+            reason,
+        };
+        let config = &self.inner.config;
+        let queue = queue_arn
+            .strip_prefix(&format!(
+                "arn:aws:sqs:{}:{}:",
+                config.region, config.account
+            ))
+            .filter(|queue| self.inner.wakeups.contains_key(*queue))
+            .ok_or_else(|| invalid("no queue of this bus has that ARN"))?
+            .to_owned();
+        let receipt = queue::parse_receipt_handle(receipt_handle)
+            .ok_or_else(|| invalid("not a receipt handle of the local bus"))?;
+        if timeout > Duration::from_secs(12 * 3600) {
+            return Err(invalid("the visibility timeout is over 12 hours"));
+        }
+        let visible_at = self.clock().now_ms() + store::duration_ms(timeout);
+        let changed = {
+            let queue = queue.clone();
+            self.inner
+                .store
+                .call_relaxed(move |connection| {
+                    queue::change_visibility(connection, &queue, &receipt, visible_at)
+                })
+                .await?
+        };
+        if !changed {
+            return Err(invalid(
+                "the message was deleted or received again since this receive",
+            ));
+        }
+        // The poller may be asleep until the earlier time, or past the new one.
+        self.wake(&queue);
+        Ok(())
     }
 
     /// Queue depths and dead-letter counts per target.

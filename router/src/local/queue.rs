@@ -81,8 +81,38 @@ impl Received {
     /// The receipt handle changes on every receive, as in SQS: a handle from an earlier
     /// receive can no longer delete or retry the message.
     pub(crate) fn receipt_handle(&self) -> String {
-        format!("eventfork-local.{}.{}", self.row, self.receive_count)
+        format!(
+            "eventfork-local.{}.{}.{}",
+            self.row, self.receive_count, self.message_id
+        )
     }
+}
+
+/// The receive a [`Received::receipt_handle`] names.
+pub(crate) fn parse_receipt_handle(handle: &str) -> Option<Receipt> {
+    let mut parts = handle.strip_prefix("eventfork-local.")?.splitn(3, '.');
+    let row = parts.next()?.parse().ok()?;
+    let receive_count = parts.next()?.parse().ok()?;
+    let message_id = parts.next().filter(|id| !id.is_empty())?;
+    Some((row, receive_count, message_id.to_owned()))
+}
+
+/// Sets when a message in flight becomes visible again, if `receipt` is still its latest
+/// receive: false when the message is gone, was received again, or was redriven.
+pub(crate) fn change_visibility(
+    connection: &Connection,
+    queue: &str,
+    (row, receive_count, message_id): &Receipt,
+    visible_at: i64,
+) -> Result<bool, StoreError> {
+    let n = connection
+        .prepare_cached(
+            "UPDATE messages SET visible_at = ?5
+             WHERE id = ?1 AND receive_count = ?2 AND queue = ?3 AND message_id = ?4",
+        )
+        .and_then(|mut s| s.execute(params![row, receive_count, queue, message_id, visible_at]))
+        .map_err(StoreError::db("change visibility"))?;
+    Ok(n == 1)
 }
 
 /// What identifies one receive of a message when it is settled: its row, its receive count

@@ -64,6 +64,7 @@ pub struct TargetSpec {
     report_batch_item_failures: bool,
     timeout_seconds: u32,
     record_concurrency: Option<u32>,
+    retry_backoff_seconds: (Option<u32>, Option<u32>),
 }
 
 impl TargetSpec {
@@ -115,6 +116,11 @@ impl TargetSpec {
     /// The function's `RECORD_CONCURRENCY`, if its environment sets one.
     pub fn record_concurrency(&self) -> Option<u32> {
         self.record_concurrency
+    }
+    /// The function's `RETRY_BACKOFF_BASE_SECONDS` and `RETRY_BACKOFF_MAX_SECONDS`, each if
+    /// its environment sets it.
+    pub fn retry_backoff_seconds(&self) -> (Option<u32>, Option<u32>) {
+        self.retry_backoff_seconds
     }
 
     pub(crate) fn policy(&self) -> QueuePolicy {
@@ -250,6 +256,7 @@ impl Topology {
                     report_batch_item_failures: source.report_batch_item_failures(),
                     timeout_seconds: function.timeout_seconds(),
                     record_concurrency: function.record_concurrency(),
+                    retry_backoff_seconds: function.retry_backoff_seconds(),
                 });
             }
         }

@@ -1700,3 +1700,78 @@ async fn queues_a_new_template_dropped_are_reported_with_their_messages() {
         [("StatsQueue".to_owned(), 1)]
     );
 }
+
+/// A mailing-list consumer that holds each record back for `delay` (ChangeMessageVisibility,
+/// as the targets' backoff does) and fails it; it keeps what each change answered.
+#[tokio::test]
+async fn a_consumer_can_hold_a_failed_record_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let bus = open(dir.path(), &clock);
+    let answers: Arc<Mutex<Vec<String>>> = Arc::default();
+    let consumer = {
+        let (bus, answers) = (bus.clone(), answers.clone());
+        consumer_fn(move |batch: aws_lambda_events::sqs::SqsEvent| {
+            let (bus, answers) = (bus.clone(), answers.clone());
+            async move {
+                let mut response = SqsBatchResponse::default();
+                for record in batch.records {
+                    let arn = record.event_source_arn.clone().unwrap();
+                    let handle = record.receipt_handle.clone().unwrap();
+                    let delay = Duration::from_secs(500);
+                    let answer = |r: Result<(), router::local::LocalError>| {
+                        answers.lock().unwrap().push(match r {
+                            Ok(()) => "ok".to_owned(),
+                            Err(e) => e.to_string(),
+                        })
+                    };
+                    answer(bus.change_message_visibility(&arn, &handle, delay).await);
+                    // Another queue's ARN, a forged handle, and over 12 hours are refused.
+                    let other = arn.replace("us-east-1", "eu-west-1");
+                    answer(bus.change_message_visibility(&other, &handle, delay).await);
+                    answer(bus.change_message_visibility(&arn, "AQEBx", delay).await);
+                    let long = Duration::from_secs(12 * 3600 + 1);
+                    answer(bus.change_message_visibility(&arn, &handle, long).await);
+                    response.add_failure(record.message_id.clone().unwrap());
+                }
+                response
+            }
+        })
+    };
+    let mut events = bus.subscribe();
+    let runner = bus
+        .start(
+            Consumers::default()
+                .with("mailing-list", consumer)
+                .fallback(RecordingSink::default()),
+        )
+        .unwrap();
+    put(&bus, vec![entry("UserSignedUp", json!({"user_id": "u1"}))]).await;
+    // The retry waits for the 500 s the consumer asked, not the queue's 60 s.
+    let visible_at = next(&mut events, |event| match event {
+        LocalEvent::Retrying { visible_at_ms, .. } => Some(*visible_at_ms),
+        _ => None,
+    })
+    .await;
+    assert_eq!(visible_at, T0 + 500_000);
+    let answers = answers.lock().unwrap().clone();
+    assert_eq!(answers[0], "ok");
+    assert!(
+        answers[1].contains("no queue of this bus has that ARN"),
+        "{answers:?}"
+    );
+    assert!(
+        answers[2].contains("not a receipt handle of the local bus"),
+        "{answers:?}"
+    );
+    assert!(answers[3].contains("over 12 hours"), "{answers:?}");
+    // Once the record is received again, the first receipt is stale.
+    clock.advance(Duration::from_secs(500));
+    let receive_count = next(&mut events, |event| match event {
+        LocalEvent::Retrying { receive_count, .. } => Some(*receive_count),
+        _ => None,
+    })
+    .await;
+    assert_eq!(receive_count, 2);
+    runner.shutdown().await;
+}

@@ -565,3 +565,92 @@ async fn the_lease_outlasts_every_write_that_follows_the_handler() {
     let leases = store.leases.lock().unwrap().clone();
     assert_eq!(leases, [deadline.wall_clock()]);
 }
+
+/// Records the retries it is asked to delay; refuses the ones named in `refuse`.
+#[derive(Default)]
+struct RecordingVisibility {
+    asked: Mutex<Vec<targets::Retry>>,
+    refuse: Vec<&'static str>,
+}
+
+impl targets::Visibility for RecordingVisibility {
+    fn delay<'a>(&'a self, retries: &'a [targets::Retry]) -> targets::VisibilityFuture<'a> {
+        self.asked.lock().unwrap().extend(retries.iter().cloned());
+        Box::pin(async move {
+            retries
+                .iter()
+                .filter(|r| self.refuse.contains(&r.message_id()))
+                .map(|r| targets::NotDelayed {
+                    message_id: r.message_id().to_owned(),
+                    reason: "refused".to_owned(),
+                })
+                .collect()
+        })
+    }
+}
+
+#[tokio::test]
+async fn retryable_failures_are_delayed_by_their_receive_count() {
+    let visibility = Arc::new(RecordingVisibility {
+        refuse: vec!["m-fail-3"],
+        ..RecordingVisibility::default()
+    });
+    let driver = BatchDriver::with_visibility(
+        Recorder::default(),
+        Arc::new(MemoryStore::default()),
+        BatchOptions::default(),
+        visibility.clone(),
+    );
+    let mut event = batch(&[
+        ("m-ok", &signed_up("ok", "u1", true)),
+        ("m-fail-1", &signed_up("fail", "u2", true)),
+        ("m-fail-3", &signed_up("fail", "u3", true)),
+        ("m-panic", &signed_up("panic", "u4", true)),
+        ("m-malformed", "{not json"),
+    ]);
+    event.records[2]
+        .attributes
+        .insert("ApproximateReceiveCount".to_owned(), "3".to_owned());
+    let response = driver.run(event, deadline()).await;
+    // Every failure is still reported, delayed or not.
+    assert_eq!(
+        failures(&response),
+        ["m-fail-1", "m-fail-3", "m-panic", "m-malformed"]
+    );
+    // Only the failures that may succeed later are delayed: 30 s doubling per receive,
+    // the upper half jittered.
+    let asked = visibility.asked.lock().unwrap().clone();
+    let delays: Vec<(&str, u64)> = asked
+        .iter()
+        .map(|r| (r.message_id(), r.delay().as_secs()))
+        .collect();
+    assert_eq!(delays.len(), 2, "{delays:?}");
+    assert_eq!(delays[0].0, "m-fail-1");
+    assert!((15..=30).contains(&delays[0].1), "{delays:?}");
+    assert_eq!(delays[1].0, "m-fail-3");
+    assert!((60..=120).contains(&delays[1].1), "{delays:?}");
+    assert_eq!(asked[0].receipt_handle(), "AQEBm-fail-1");
+    assert_eq!(
+        asked[0].queue_arn(),
+        "arn:aws:sqs:us-east-1:111122223333:eventfork-test"
+    );
+}
+
+#[tokio::test]
+async fn without_a_backoff_nothing_is_delayed() {
+    let visibility = Arc::new(RecordingVisibility::default());
+    let driver = BatchDriver::with_visibility(
+        Recorder::default(),
+        Arc::new(MemoryStore::default()),
+        BatchOptions {
+            backoff: None,
+            ..BatchOptions::default()
+        },
+        visibility.clone(),
+    );
+    let response = driver
+        .run(batch(&[("m1", &signed_up("fail", "u1", true))]), deadline())
+        .await;
+    assert_eq!(failures(&response), ["m1"]);
+    assert!(visibility.asked.lock().unwrap().is_empty());
+}

@@ -1,0 +1,454 @@
+//! Backing off failed records: a record that failed and may succeed later comes back after
+//! a delay that doubles with each receive, instead of after the queue's fixed visibility
+//! timeout.
+//!
+//! With a fixed timeout, the queue's `maxReceiveCount` receives are spent at one pace: 30
+//! receives a minute apart ride out half an hour of a third party's outage, and a longer one
+//! sends every record to the dead-letter queue. Doubling from [`Backoff::base`] up to
+//! [`Backoff::max`] (30 s and 15 min by default) spreads the same 30 receives over about six
+//! hours, and a record that fails for a moment still comes back within seconds.
+//!
+//! The [`BatchDriver`](crate::BatchDriver) asks a [`Visibility`] to delay each retryable
+//! failure before it returns the batch response. On Lambda that is [`SqsVisibility`]:
+//! SQS's `ChangeMessageVisibilityBatch`, signed with the function's credentials (its role
+//! needs `sqs:ChangeMessageVisibility` on the queue). Locally the bus implements it on its
+//! own queues. A record that cannot be delayed (the call fails, the time runs out) comes
+//! back after the queue's visibility timeout, as without backoff; a record that cannot
+//! succeed (an undecodable body, a permanent refusal) is not delayed, so it reaches the
+//! dead-letter queue at the queue's pace.
+
+use std::{future::Future, pin::Pin, time::Duration};
+
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::{
+    http_request::{SignableBody, SignableRequest, SigningSettings, sign},
+    sign::v4,
+};
+use serde_json::json;
+
+use crate::http::tls_config;
+
+/// How long a failed record waits before its next receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+}
+
+/// Why a [`Backoff`] cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BackoffError(String);
+
+impl Backoff {
+    /// The longest delay SQS takes: a message's visibility timeout is at most 12 hours.
+    pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
+
+    /// A backoff from `base` (the first retry's delay) doubling up to `max`; both whole
+    /// seconds from 1 to 43,200 (12 hours), `base` no longer than `max`.
+    pub fn new(base: Duration, max: Duration) -> Result<Backoff, BackoffError> {
+        let seconds =
+            |d: Duration| d.as_secs() >= 1 && d.subsec_nanos() == 0 && d <= Self::MAX_DELAY;
+        if !seconds(base) || !seconds(max) {
+            return Err(BackoffError(format!(
+                "a retry delay is a whole number of seconds from 1 to {}; got {} s and {} s",
+                Self::MAX_DELAY.as_secs(),
+                base.as_secs_f64(),
+                max.as_secs_f64()
+            )));
+        }
+        if base > max {
+            return Err(BackoffError(format!(
+                "the first retry delay ({} s) is longer than the longest ({} s)",
+                base.as_secs(),
+                max.as_secs()
+            )));
+        }
+        Ok(Backoff { base, max })
+    }
+
+    /// The first retry's delay.
+    pub fn base(&self) -> Duration {
+        self.base
+    }
+
+    /// The longest delay.
+    pub fn max(&self) -> Duration {
+        self.max
+    }
+
+    /// The delay after the `receive_count`-th receive failed: `base × 2^(receive_count − 1)`,
+    /// at most `max`, of which the upper half is scaled by `jitter` (from 0 to 1), so that
+    /// records that failed together do not all come back together. Whole seconds, at least
+    /// one.
+    pub fn delay(&self, receive_count: u32, jitter: f64) -> Duration {
+        let doublings = receive_count.saturating_sub(1).min(31);
+        let full = self
+            .base
+            .as_secs()
+            .saturating_mul(1 << doublings)
+            .min(self.max.as_secs());
+        let half = full / 2;
+        let jittered = (full - half) as f64 * jitter.clamp(0.0, 1.0);
+        Duration::from_secs((half + jittered.round() as u64).max(1))
+    }
+}
+
+impl Default for Backoff {
+    /// 30 s doubling to 15 min: with 30 receives, about six hours before the dead-letter
+    /// queue.
+    fn default() -> Backoff {
+        Backoff {
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// One failed record to delay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    pub(crate) message_id: String,
+    pub(crate) receipt_handle: String,
+    pub(crate) queue_arn: String,
+    pub(crate) delay: Duration,
+}
+
+impl Retry {
+    /// A retry of the message `message_id`, received with `receipt_handle` from the queue
+    /// `queue_arn`, to hold back for `delay`.
+    pub fn new(
+        message_id: impl Into<String>,
+        receipt_handle: impl Into<String>,
+        queue_arn: impl Into<String>,
+        delay: Duration,
+    ) -> Retry {
+        Retry {
+            message_id: message_id.into(),
+            receipt_handle: receipt_handle.into(),
+            queue_arn: queue_arn.into(),
+            delay,
+        }
+    }
+
+    /// The SQS message id.
+    pub fn message_id(&self) -> &str {
+        &self.message_id
+    }
+
+    /// The receipt handle of this receive.
+    pub fn receipt_handle(&self) -> &str {
+        &self.receipt_handle
+    }
+
+    /// The ARN of the queue the record came from (`eventSourceARN`).
+    pub fn queue_arn(&self) -> &str {
+        &self.queue_arn
+    }
+
+    /// How long until the record's next receive.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+}
+
+/// A record that could not be delayed, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotDelayed {
+    /// The SQS message id.
+    pub message_id: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// What [`Visibility::delay`] returns.
+pub type VisibilityFuture<'a> = Pin<Box<dyn Future<Output = Vec<NotDelayed>> + Send + 'a>>;
+
+/// Makes failed records invisible for their delay: SQS on Lambda, the local bus's queues in
+/// local mode.
+pub trait Visibility: Send + Sync + 'static {
+    /// Delays each of `retries`; returns those it could not delay.
+    fn delay<'a>(&'a self, retries: &'a [Retry]) -> VisibilityFuture<'a>;
+}
+
+/// [`Visibility`] through SQS's `ChangeMessageVisibilityBatch`, one call per queue and ten
+/// records, signed (SigV4) with the credentials of an AWS configuration.
+pub struct SqsVisibility {
+    client: reqwest::Client,
+    credentials: Option<SharedCredentialsProvider>,
+    endpoint: Option<String>,
+}
+
+impl std::fmt::Debug for SqsVisibility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqsVisibility")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqsVisibility {
+    /// Calls SQS with the credentials of `config`, at `endpoint` when given (the
+    /// `AWS_ENDPOINT_URL_SQS` or `AWS_ENDPOINT_URL` of the function), else at the
+    /// regional endpoint of each queue's ARN.
+    pub fn new(config: &aws_config::SdkConfig, endpoint: Option<String>) -> SqsVisibility {
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config())
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("reqwest builds a client from a preconfigured rustls configuration");
+        SqsVisibility {
+            client,
+            credentials: config.credentials_provider(),
+            endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
+        }
+    }
+
+    /// One `ChangeMessageVisibilityBatch` call for up to ten retries of one queue.
+    async fn change(
+        &self,
+        queue: &QueueArn<'_>,
+        retries: &[Retry],
+    ) -> Result<Vec<NotDelayed>, String> {
+        let base = match &self.endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None => format!("https://sqs.{}.{}", queue.region, queue.domain()),
+        };
+        let queue_url = format!("{base}/{}/{}", queue.account, queue.name);
+        let entries: Vec<_> = retries
+            .iter()
+            .enumerate()
+            .map(|(i, retry)| {
+                json!({
+                    "Id": i.to_string(),
+                    "ReceiptHandle": retry.receipt_handle,
+                    "VisibilityTimeout": retry.delay.as_secs(),
+                })
+            })
+            .collect();
+        let body = json!({ "QueueUrl": queue_url, "Entries": entries }).to_string();
+        let url = format!("{base}/");
+        let headers = [
+            ("content-type", "application/x-amz-json-1.0"),
+            ("x-amz-target", "AmazonSQS.ChangeMessageVisibilityBatch"),
+        ];
+        let credentials = self
+            .credentials
+            .as_ref()
+            .ok_or("no AWS credentials are configured")?
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("cannot load AWS credentials: {e}"))?;
+        let identity = credentials.into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(queue.region)
+            .name("sqs")
+            .time(std::time::SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| format!("cannot sign the request: {e}"))?
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            &url,
+            headers.iter().copied(),
+            SignableBody::Bytes(body.as_bytes()),
+        )
+        .map_err(|e| format!("cannot sign the request: {e}"))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| format!("cannot sign the request: {e}"))?
+            .into_parts();
+        let mut request = self.client.post(&url).body(body.clone());
+        for (name, value) in headers.iter().copied().chain(instructions.headers()) {
+            request = request.header(name, value);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("SQS did not answer: {}", crate::error::error_chain(&e)))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| format!("SQS's answer could not be read: {e}"))?;
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if !status.is_success() {
+            let kind = answer["__type"].as_str().unwrap_or("");
+            let kind = kind.rsplit('#').next().unwrap_or(kind);
+            let message = answer["message"]
+                .as_str()
+                .or_else(|| answer["Message"].as_str())
+                .unwrap_or(text.as_str());
+            return Err(format!(
+                "SQS answered HTTP {}: {kind} {message}",
+                status.as_u16()
+            ));
+        }
+        Ok(answer["Failed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|failed| {
+                let index: usize = failed["Id"].as_str()?.parse().ok()?;
+                let retry = retries.get(index)?;
+                Some(NotDelayed {
+                    message_id: retry.message_id.clone(),
+                    reason: format!(
+                        "{}: {}",
+                        failed["Code"].as_str().unwrap_or("failed"),
+                        failed["Message"].as_str().unwrap_or("")
+                    ),
+                })
+            })
+            .collect())
+    }
+}
+
+impl Visibility for SqsVisibility {
+    fn delay<'a>(&'a self, retries: &'a [Retry]) -> VisibilityFuture<'a> {
+        Box::pin(async move {
+            let mut not_delayed = Vec::new();
+            let mut by_queue: Vec<(&str, Vec<Retry>)> = Vec::new();
+            for retry in retries {
+                match by_queue.iter_mut().find(|(arn, _)| *arn == retry.queue_arn) {
+                    Some((_, list)) => list.push(retry.clone()),
+                    None => by_queue.push((&retry.queue_arn, vec![retry.clone()])),
+                }
+            }
+            for (arn, list) in by_queue {
+                let Some(queue) = QueueArn::parse(arn) else {
+                    not_delayed.extend(list.iter().map(|r| NotDelayed {
+                        message_id: r.message_id.clone(),
+                        reason: format!(
+                            "the record's eventSourceARN {arn:?} is not an SQS queue ARN"
+                        ),
+                    }));
+                    continue;
+                };
+                for chunk in list.chunks(10) {
+                    match self.change(&queue, chunk).await {
+                        Ok(failed) => not_delayed.extend(failed),
+                        Err(reason) => not_delayed.extend(chunk.iter().map(|r| NotDelayed {
+                            message_id: r.message_id.clone(),
+                            reason: reason.clone(),
+                        })),
+                    }
+                }
+            }
+            not_delayed
+        })
+    }
+}
+
+/// The parts of `arn:<partition>:sqs:<region>:<account>:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct QueueArn<'a> {
+    partition: &'a str,
+    region: &'a str,
+    account: &'a str,
+    name: &'a str,
+}
+
+impl<'a> QueueArn<'a> {
+    fn parse(arn: &'a str) -> Option<QueueArn<'a>> {
+        let mut parts = arn.splitn(6, ':');
+        let (Some("arn"), Some(partition), Some("sqs"), Some(region), Some(account), Some(name)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        };
+        (plain(partition) && plain(region) && plain(account) && plain(name)).then_some(QueueArn {
+            partition,
+            region,
+            account,
+            name,
+        })
+    }
+
+    /// The DNS suffix of the partition's endpoints.
+    fn domain(&self) -> &'static str {
+        match self.partition {
+            "aws-cn" => "amazonaws.com.cn",
+            _ => "amazonaws.com",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_up_to_the_longest() {
+        let backoff = Backoff::default();
+        let full: Vec<u64> = (1..=8).map(|n| backoff.delay(n, 1.0).as_secs()).collect();
+        assert_eq!(full, [30, 60, 120, 240, 480, 900, 900, 900]);
+        let least: Vec<u64> = (1..=3).map(|n| backoff.delay(n, 0.0).as_secs()).collect();
+        assert_eq!(least, [15, 30, 60]);
+        // A huge receive count neither overflows nor passes the longest delay.
+        assert_eq!(backoff.delay(u32::MAX, 1.0), Duration::from_secs(900));
+        // Receive count 0 (missing attribute) counts as the first.
+        assert_eq!(backoff.delay(0, 1.0), Duration::from_secs(30));
+        let one = Backoff::new(Duration::from_secs(1), Duration::from_secs(1)).unwrap();
+        assert_eq!(one.delay(1, 0.0), Duration::from_secs(1));
+        // 30 receives at full delay: about six hours and a quarter.
+        let total: u64 = (1..=30).map(|n| backoff.delay(n, 1.0).as_secs()).sum();
+        assert_eq!(total, 30 + 60 + 120 + 240 + 480 + 25 * 900);
+    }
+
+    #[test]
+    fn backoffs_sqs_cannot_take_are_refused() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            Backoff::new(s(60), s(30)).unwrap_err().to_string(),
+            "the first retry delay (60 s) is longer than the longest (30 s)"
+        );
+        assert_eq!(
+            Backoff::new(s(0), s(30)).unwrap_err().to_string(),
+            "a retry delay is a whole number of seconds from 1 to 43200; got 0 s and 30 s"
+        );
+        assert!(Backoff::new(s(1), s(43_201)).is_err());
+        assert!(Backoff::new(Duration::from_millis(1500), s(30)).is_err());
+        assert!(Backoff::new(s(1), s(43_200)).is_ok());
+    }
+
+    #[test]
+    fn queue_arns() {
+        assert_eq!(
+            QueueArn::parse("arn:aws:sqs:eu-west-1:123456789012:stack-AnalyticsQueue-X1"),
+            Some(QueueArn {
+                partition: "aws",
+                region: "eu-west-1",
+                account: "123456789012",
+                name: "stack-AnalyticsQueue-X1"
+            })
+        );
+        assert_eq!(
+            QueueArn::parse("arn:aws-cn:sqs:cn-north-1:1:q").map(|q| q.domain()),
+            Some("amazonaws.com.cn")
+        );
+        for bad in [
+            "",
+            "arn:aws:sns:eu-west-1:1:q",
+            "arn:aws:sqs:eu-west-1:1:",
+            "arn:aws:sqs:eu-west-1:1:q/../x",
+            "arn:aws:sqs:eu west:1:q",
+        ] {
+            assert_eq!(QueueArn::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Delaying retries through SQS (moto), through the production code path: the request is
+//! signed and sent as the Lambda sends it.
+
+use std::{sync::Arc, time::Duration};
+
+use aws_sdk_sqs::{
+    Client,
+    config::{BehaviorVersion, Credentials, Region},
+    types::QueueAttributeName,
+};
+use targets::{
+    Backoff, BatchDriver, BatchOptions, Deadline, Handler, HandlerError, MemoryStore,
+    SqsVisibility, UserEvent, Visibility,
+};
+
+use crate::support::*;
+
+/// A handler whose third party is down.
+struct Down;
+
+impl Handler for Down {
+    type Event = UserEvent;
+
+    fn target(&self) -> &str {
+        "down"
+    }
+
+    async fn handle(&self, _: &UserEvent, _: Deadline) -> Result<(), HandlerError> {
+        Err(HandlerError::Unavailable {
+            service: "test",
+            n_attempts: 1,
+            last: "HTTP 503".into(),
+        })
+    }
+}
+
+fn client(moto_url: &str) -> Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(moto_url)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    Client::from_conf(config)
+}
+
+async fn sdk_config(moto_url: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .endpoint_url(moto_url)
+        .load()
+        .await
+}
+
+/// A queue whose messages come back 1 s after a receive, with one message received once:
+/// its URL, its ARN and the received message.
+async fn received_message(
+    sqs: &Client,
+    name: &str,
+    body: &str,
+) -> (String, String, aws_sdk_sqs::types::Message) {
+    let name = format!("{name}-{}", std::process::id());
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .send()
+        .await
+        .expect("create the queue in moto")
+        .queue_url
+        .expect("a queue URL");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    sqs.send_message()
+        .queue_url(&url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+    let message = sqs
+        .receive_message()
+        .queue_url(&url)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap()
+        .remove(0);
+    (url, arn, message)
+}
+
+async fn visible_now(sqs: &Client, url: &str) -> usize {
+    sqs.receive_message()
+        .queue_url(url)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+        .len()
+}
+
+#[tokio::test]
+async fn a_retryable_failure_stays_hidden_for_its_backoff() {
+    let Some(moto) = moto_url("a_retryable_failure_stays_hidden_for_its_backoff") else {
+        return;
+    };
+    let sqs = client(&moto);
+    let body = signed_up("fail", "u1", true);
+    let (url, arn, message) = received_message(&sqs, "backoff", &body).await;
+    let visibility = SqsVisibility::new(&sdk_config(&moto).await, Some(moto.clone()));
+    let driver = BatchDriver::with_visibility(
+        Down,
+        Arc::new(MemoryStore::default()),
+        BatchOptions {
+            backoff: Some(Backoff::new(Duration::from_secs(6), Duration::from_secs(6)).unwrap()),
+            ..BatchOptions::default()
+        },
+        Arc::new(visibility),
+    );
+    let mut event = batch(&[(message.message_id().unwrap(), &body)]);
+    event.records[0].receipt_handle = message.receipt_handle().map(str::to_owned);
+    event.records[0].event_source_arn = Some(arn);
+    let response = driver.run(event, deadline()).await;
+    assert_eq!(failures(&response).len(), 1);
+    // The queue would show it again after 1 s; the backoff holds it for 3 to 6 s.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(
+        visible_now(&sqs, &url).await,
+        0,
+        "the message came back before its backoff"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        visible_now(&sqs, &url).await,
+        1,
+        "the message never came back"
+    );
+}
+
+#[tokio::test]
+async fn retries_that_sqs_refuses_are_named() {
+    let Some(moto) = moto_url("retries_that_sqs_refuses_are_named") else {
+        return;
+    };
+    let sqs = client(&moto);
+    let (_, arn, message) = received_message(&sqs, "refused", "x").await;
+    let visibility = SqsVisibility::new(&sdk_config(&moto).await, Some(moto.clone()));
+    let retry = |message_id: &str, receipt: &str, queue_arn: &str| {
+        targets::Retry::new(message_id, receipt, queue_arn, Duration::from_secs(5))
+    };
+    let retries = [
+        retry("good", message.receipt_handle().unwrap(), &arn),
+        retry("stale", "not-a-receipt-handle", &arn),
+        retry(
+            "elsewhere",
+            "h",
+            "arn:aws:sqs:us-east-1:123456789012:no-such-queue",
+        ),
+        retry("not-sqs", "h", "arn:aws:sns:us-east-1:123456789012:topic"),
+    ];
+    let not_delayed = visibility.delay(&retries).await;
+    let names: Vec<&str> = not_delayed.iter().map(|n| n.message_id.as_str()).collect();
+    assert_eq!(names, ["stale", "elsewhere", "not-sqs"], "{not_delayed:?}");
+    assert!(
+        not_delayed[1].reason.contains("HTTP 400"),
+        "{not_delayed:?}"
+    );
+    assert!(
+        not_delayed[2].reason.contains("not an SQS queue ARN"),
+        "{not_delayed:?}"
+    );
+}
