@@ -398,9 +398,10 @@ impl AnythingButTest {
     }
 }
 
+/// A string operand as `explain` writes it: quoted, with hidden characters escaped.
 fn show(bytes: &[u8]) -> String {
     let mut out = String::new();
-    super::json::write_string(&mut out, &String::from_utf8_lossy(bytes));
+    super::json::write_visible_string(&mut out, &String::from_utf8_lossy(bytes));
     out
 }
 
@@ -418,7 +419,9 @@ impl fmt::Display for Test {
             Test::Suffix(p) => write!(f, "suffix {}", show(p)),
             Test::SuffixIgnoreCase(p) => write!(f, "suffix ignoring case {}", show(p.as_bytes())),
             Test::EqualsIgnoreCase(p) => write!(f, "equals ignoring case {}", show(p.as_bytes())),
-            Test::Wildcard(g) => write!(f, "wildcard {}", show(g.segments.join("*").as_bytes())),
+            // In its pattern form: the segments alone would print the literal star of `a\*`
+            // like the wildcard of `a*`.
+            Test::Wildcard(g) => write!(f, "wildcard {}", show(g.source().as_bytes())),
             Test::Numeric(n) => {
                 let terms: Vec<String> = n
                     .terms()
@@ -460,11 +463,7 @@ impl fmt::Display for Test {
                 AnythingButTest::Wildcards(v) => write!(
                     f,
                     "anything but wildcard {}",
-                    list(
-                        v.iter()
-                            .map(|g| show(g.segments.join("*").as_bytes()))
-                            .collect()
-                    )
+                    list(v.iter().map(|g| show(g.source().as_bytes())).collect())
                 ),
             },
         }

@@ -407,6 +407,50 @@ pub(crate) fn scan_number(bytes: &[u8], start: usize) -> Result<usize, usize> {
 
 /// Writes `s` as a JSON string literal.
 pub(crate) fn write_string(out: &mut String, s: &str) {
+    write_quoted(out, s, |c| (c as u32) < 0x20);
+}
+
+/// Writes `s` as a JSON string literal for people to read on a terminal: like
+/// [`write_string`], but hidden characters are escaped too (`\u202e`), so that a key or a
+/// value can neither start a new line nor reorder or recolour the text around it.
+pub(crate) fn write_visible_string(out: &mut String, s: &str) {
+    write_quoted(out, s, is_hidden);
+}
+
+/// Compact JSON text, such as `Pattern::to_json` writes, with its hidden characters
+/// escaped. Outside strings compact JSON holds none of them, and inside a string the
+/// escape means the same character, so the text still reads as the same JSON.
+pub(crate) fn unhide(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if is_hidden(c) {
+            write_escape(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether a terminal would show `c` other than as itself: the control characters (C0,
+/// DEL and C1, where escape sequences start), the line and paragraph separators, and the
+/// bidirectional formatting characters, which reorder the text around them
+/// (CVE-2021-42574).
+pub(crate) fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+fn write_quoted(out: &mut String, s: &str, escape: impl Fn(char) -> bool) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -415,14 +459,18 @@ pub(crate) fn write_string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                use fmt::Write;
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
+            c if escape(c) => write_escape(out, c),
             c => out.push(c),
         }
     }
     out.push('"');
+}
+
+/// `\u` and four hex digits: every character escaped here is in the Basic Multilingual
+/// Plane.
+fn write_escape(out: &mut String, c: char) {
+    use fmt::Write;
+    let _ = write!(out, "\\u{:04x}", c as u32);
 }
 
 impl Json {

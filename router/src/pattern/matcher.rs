@@ -28,7 +28,8 @@ use super::compile::{
 };
 use super::consistency::{SEARCH_WORK, Search};
 use super::flatten::{EventError, Flat, FxMap, PathTrie, Value};
-use super::parse::Pattern;
+use super::json;
+use super::parse::{Pattern, display_field_path};
 use super::text::{self, Ip};
 
 /// The name of a rule, chosen by the caller.
@@ -947,7 +948,9 @@ impl Matcher {
     }
 
     /// A readable dump of the compiled matcher: the value index of every path, then every
-    /// rule's sub-rules with their anchors.
+    /// rule's sub-rules with their anchors. Strings and wildcards are quoted as in the
+    /// pattern, a path's unusual keys as in error paths (`detail["a\nb"]`), with control,
+    /// bidirectional and line-separator characters escaped everywhere.
     pub fn explain(&self) -> String {
         let mut out = String::new();
         let n_subrules = self.subrules.iter().flatten().count();
@@ -963,7 +966,11 @@ impl Matcher {
             count(self.path_names.len(), "field path", "field paths")
         );
         let _ = writeln!(out, "\nfield index (anchors by path):");
+        // Paths, values and rule ids come from whoever wrote the rules: they are written
+        // escaped, so that none of them can break a line, forge one or send terminal codes.
+        let path_name = |path: u32| display_field_path(&self.path_names[path as usize]);
         for (path_id, name) in self.path_names.iter().enumerate() {
+            let name = display_field_path(name);
             let described = self.fields[path_id].describe();
             let described = if described.is_empty() {
                 "(checked only)".to_owned()
@@ -973,11 +980,7 @@ impl Matcher {
             let _ = writeln!(out, "  {name}: {described}");
         }
         for c in self.composites.iter().filter(|c| c.n_entries > 0) {
-            let paths: Vec<&str> = c
-                .paths
-                .iter()
-                .map(|&p| self.path_names[p as usize].as_str())
-                .collect();
+            let paths: Vec<String> = c.paths.iter().map(|&p| path_name(p)).collect();
             let _ = writeln!(
                 out,
                 "  {} (combined): {} value combinations",
@@ -998,7 +1001,18 @@ impl Matcher {
             let rule = self.rules[rule as usize]
                 .as_ref()
                 .expect("indexed rules exist");
-            let _ = writeln!(out, "\nrule {id}: {}", rule.pattern);
+            let id = if id.as_str().contains(json::is_hidden) {
+                let mut quoted = String::new();
+                json::write_visible_string(&mut quoted, id.as_str());
+                quoted
+            } else {
+                id.to_string()
+            };
+            let _ = writeln!(
+                out,
+                "\nrule {id}: {}",
+                json::unhide(&rule.pattern.to_json())
+            );
             let all = self.constraints_of(&rule.pattern);
             for (n, (&sub, constraints)) in rule.subrules.iter().zip(&all).enumerate() {
                 let sub = self.subrules[sub as usize].as_ref().expect("live sub-rule");
@@ -1018,7 +1032,7 @@ impl Matcher {
                     let _ = writeln!(
                         out,
                         "    {mark} {}: {}",
-                        self.path_names[constraint.path as usize],
+                        path_name(constraint.path),
                         tests.join(" | ")
                     );
                 }

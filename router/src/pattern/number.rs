@@ -62,7 +62,17 @@ pub(crate) enum NumberKey {
 impl fmt::Display for NumberKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NumberKey::Exact(bits) => write!(f, "{}", f64::from_bits(*bits)),
+            NumberKey::Exact(bits) => {
+                // The shortest digits that read back to the same float64. Like JSON.stringify,
+                // with an exponent outside 1e-6..1e21, where `1e300` would otherwise be
+                // written as 301 digits and `1e-300` with 300 zeros.
+                let value = f64::from_bits(*bits);
+                if value != 0.0 && !(1e-6..1e21).contains(&value.abs()) {
+                    write!(f, "{value:e}")
+                } else {
+                    write!(f, "{value}")
+                }
+            }
             NumberKey::Text(text) => write!(f, "{text} (text)"),
         }
     }

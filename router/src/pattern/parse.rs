@@ -326,11 +326,7 @@ impl JsonPath {
         let mut out = String::from("$");
         for step in &self.0 {
             match step {
-                PathStep::Key(k)
-                    if !k.is_empty()
-                        && k.chars()
-                            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '$')) =>
-                {
+                PathStep::Key(k) if is_plain_key(k) => {
                     out.push('.');
                     out.push_str(k);
                 }
@@ -347,6 +343,35 @@ impl JsonPath {
         }
         out
     }
+}
+
+/// Whether a path writes `key` after a dot; any other key goes in brackets, quoted.
+fn is_plain_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '$'))
+}
+
+/// A dotted field path (`detail.plan`) written for people to read, the way error paths
+/// write keys but without the leading `$`: plain keys after dots, any other key in
+/// brackets and quoted with its hidden characters escaped (`detail["a\nb"]`), so that a
+/// key can neither break the line it is printed on nor pass for another.
+pub(crate) fn display_field_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for (i, key) in path.split('.').enumerate() {
+        if is_plain_key(key) {
+            if i > 0 {
+                out.push('.');
+            }
+            out.push_str(key);
+        } else {
+            out.push('[');
+            json::write_visible_string(&mut out, key);
+            out.push(']');
+        }
+    }
+    out
 }
 
 /// Names that may not be field names inside `$or` (corpus §4.10).

@@ -1509,6 +1509,112 @@ fn explain_is_readable() {
     }
 }
 
+/// The explanation of a matcher holding one rule `r`.
+fn explain(pattern: &str) -> String {
+    let mut builder = Matcher::builder();
+    builder.add(RuleId::from("r"), Pattern::parse(pattern).unwrap());
+    builder.build().unwrap().explain()
+}
+
+/// Wildcards are written in their pattern form, escapes kept: two wildcards that match
+/// differently never read the same.
+#[test]
+fn explain_keeps_wildcard_escapes() {
+    for (pattern, line) in [
+        (r#"{"a":[{"wildcard":"a*"}]}"#, r#"anchor a: wildcard "a*""#),
+        (
+            r#"{"a":[{"wildcard":"a\\*"}]}"#,
+            r#"anchor a: wildcard "a\\*""#,
+        ),
+        (
+            r#"{"a":[{"wildcard":"a\\**"}]}"#,
+            r#"anchor a: wildcard "a\\**""#,
+        ),
+        (
+            r#"{"a":[{"wildcard":"a\\\\*"}]}"#,
+            r#"anchor a: wildcard "a\\\\*""#,
+        ),
+        (
+            r#"{"a":[{"anything-but":{"wildcard":"*x*"}}]}"#,
+            r#"anything but wildcard "*x*""#,
+        ),
+        (
+            r#"{"a":[{"anything-but":{"wildcard":["*x\\*","\\\\*"]}}]}"#,
+            r#"anything but wildcard "*x\\*", "\\\\*""#,
+        ),
+    ] {
+        let explained = explain(pattern);
+        assert!(
+            explained.contains(&format!("{line}\n")),
+            "{line} in:\n{explained}"
+        );
+    }
+}
+
+/// Keys and values from a pattern cannot break a line, forge one or send terminal codes:
+/// keys that are not plain names are quoted as in error paths, and control, bidirectional
+/// and line-separator characters are escaped.
+#[test]
+fn explain_escapes_paths_and_hidden_characters() {
+    let explained = explain(
+        r#"{"a\nb\u001b[2Jc":["x"],"d":{"k: 1 exact value\n  z":["\u202ey\u2028"]},
+            "e\u2029":{"f":[{"prefix":"\u0085"}]},"$or":[{"g":["1"],"h":["2"]},{"g":["3"]}]}"#,
+    );
+    assert_eq!(
+        explained,
+        r#"matcher: 1 rule, 2 sub-rules after $or expansion, 5 field paths
+
+field index (anchors by path):
+  ["a\nb\u001b[2Jc"]: (checked only)
+  d["k: 1 exact value\n  z"]: (checked only)
+  ["e\u2029"].f: (checked only)
+  g: 2 exact values
+  h: (checked only)
+
+rule r: {"a\nb\u001b[2Jc":["x"],"d":{"k: 1 exact value\n  z":["\u202ey\u2028"]},"e\u2029":{"f":[{"prefix":"\u0085"}]},"$or":[{"g":["1"],"h":["2"]},{"g":["3"]}]}
+  sub-rule 0:
+    check  ["a\nb\u001b[2Jc"]: "x"
+    check  d["k: 1 exact value\n  z"]: "\u202ey\u2028"
+    anchor g: "1"
+    check  h: "2"
+    check  ["e\u2029"].f: prefix "\u0085"
+  sub-rule 1:
+    check  ["a\nb\u001b[2Jc"]: "x"
+    check  d["k: 1 exact value\n  z"]: "\u202ey\u2028"
+    anchor g: "3"
+    check  ["e\u2029"].f: prefix "\u0085"
+"#
+    );
+    // A rule id with hidden characters is quoted; a plain one is written as it is.
+    let mut builder = Matcher::builder();
+    builder.add(
+        RuleId::from("x\n\u{202e}y"),
+        Pattern::parse(r#"{"a":["1"]}"#).unwrap(),
+    );
+    let explained = builder.build().unwrap().explain();
+    assert!(
+        explained.contains("\nrule \"x\\n\\u202ey\": {"),
+        "{explained}"
+    );
+}
+
+/// Exact numbers are written in their shortest form, with an exponent when they are very
+/// large or very small; `numeric` keeps the number as written.
+#[test]
+fn explain_writes_numbers_short() {
+    let explained = explain(
+        r#"{"a":[1e300,1.5e-10,-1e-300,0.000001,2e21,1e20],
+            "b":[{"anything-but":[1e300,2.5e-7]}],"c":[{"numeric":[">",1e300,"<",1E301]}]}"#,
+    );
+    for line in [
+        " a: 1e300 | 1.5e-10 | -1e-300 | 0.000001 | 2e21 | 100000000000000000000\n",
+        " b: anything but 1e300, 2.5e-7\n",
+        " c: numeric > 1e300 and < 1E301\n",
+    ] {
+        assert!(explained.contains(line), "{line:?} in:\n{explained}");
+    }
+}
+
 /// A broken limit names the part of the pattern over it: the wildcard, the object nested
 /// too deep, or the whole pattern (`$`) for its length and its `$or` combinations.
 #[test]

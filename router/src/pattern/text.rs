@@ -85,6 +85,25 @@ pub(crate) fn parse_glob(source: &str) -> Result<Glob, String> {
 }
 
 impl Glob {
+    /// The wildcard pattern this glob was parsed from, escapes and all: a star or a
+    /// backslash inside a segment is written `\*` or `\\`, and the segments are joined
+    /// by unescaped stars, so that `parse_glob` reads it back to the same glob.
+    pub(crate) fn source(&self) -> String {
+        let mut out = String::new();
+        for (i, segment) in self.segments.iter().enumerate() {
+            if i > 0 {
+                out.push('*');
+            }
+            for c in segment.chars() {
+                if matches!(c, '*' | '\\') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+        }
+        out
+    }
+
     /// Whether the whole of `s` matches: the first segment is a prefix, the last a suffix,
     /// and the others occur in order in between (leftmost occurrence is always safe when
     /// `*` is the only metacharacter).
@@ -554,6 +573,27 @@ mod tests {
             }
         }
         max
+    }
+
+    /// The only escapes are `\*` and `\\`, so a glob's source is the very text it was
+    /// parsed from.
+    #[test]
+    fn wildcard_source_is_the_text_parsed() {
+        let mut texts = vec![String::new()];
+        let mut n_valid = 0;
+        while let Some(text) = texts.pop() {
+            if text.len() < 7 {
+                for c in ['a', '\\', '*'] {
+                    texts.push(format!("{text}{c}"));
+                }
+            }
+            if let Ok(glob) = parse_glob(&text) {
+                assert_eq!(glob.source(), text);
+                assert_eq!(parse_glob(&glob.source()), Ok(glob));
+                n_valid += 1;
+            }
+        }
+        assert!(n_valid > 100, "{n_valid}");
     }
 
     #[test]
