@@ -255,7 +255,8 @@ pub fn lint(rules: &[LintRule], limits: &Limits) -> Vec<Finding> {
 /// Warns about two rules that share a target and can both match one event: that event
 /// reaches the target twice. The check is by witness: it builds events from the catalogue's
 /// schemas and the values the two patterns name, and reports a pair only when one such
-/// event matches both (no false alarms; a contrived overlap may go unseen).
+/// event matches both (its values fit the fields' types and enums, though not always their
+/// formats: an email without its local part; a contrived overlap may go unseen).
 fn overlaps(rules: &[LintRule], findings: &mut Vec<Finding>) {
     for (index, first) in rules.iter().enumerate() {
         for second in &rules[index + 1..] {
@@ -328,7 +329,8 @@ fn witness_summary(event: &Value) -> String {
 /// every combination (at most 256) of the values the two patterns name or imply for its
 /// fields, envelope fields included (a prefix implies itself, a wildcard its text without
 /// stars, a numeric bound the numbers around it, a CIDR block its first address), and the
-/// concatenations of two strings named for one field.
+/// concatenations of two strings named for one field; a field with an enum takes each of its
+/// values, and a value of another type than the field's is dropped.
 fn witnesses<'a>(first: &'a Value, second: &'a Value) -> impl Iterator<Item = Value> + 'a {
     events_schema::catalogue()
         .iter()
@@ -341,6 +343,26 @@ fn witnesses<'a>(first: &'a Value, second: &'a Value) -> impl Iterator<Item = Va
                 "detail": sample(&schema, &schema),
             });
             let mut choices: BTreeMap<Vec<String>, Vec<Value>> = BTreeMap::new();
+            // What a detail field may hold: a witness no event can be is a false alarm.
+            let fits = |path: &[String], value: &Value| -> bool {
+                let Some(("detail", field)) = path.split_first().map(|(f, r)| (f.as_str(), r))
+                else {
+                    return value.is_string();
+                };
+                match field_type(&schema, field) {
+                    Some(FieldType::String {
+                        allowed: Some(allowed),
+                        ..
+                    }) => value
+                        .as_str()
+                        .is_some_and(|v| allowed.iter().any(|a| a == v)),
+                    Some(FieldType::String { .. }) => value.is_string(),
+                    Some(FieldType::Number) => value.is_number(),
+                    Some(FieldType::Boolean) => value.is_boolean(),
+                    Some(FieldType::Object) => false,
+                    Some(FieldType::Array | FieldType::Unknown) | None => true,
+                }
+            };
             for pattern in [first, second] {
                 if let Some(object) = pattern.as_object() {
                     for branch in or_branches(object) {
@@ -362,8 +384,20 @@ fn witnesses<'a>(first: &'a Value, second: &'a Value) -> impl Iterator<Item = Va
                 }
             }
             // A string meeting two conditions at once (a prefix and a suffix, a prefix and
-            // a wildcard's tail) is often one value followed by the other.
-            for values in choices.values_mut() {
+            // a wildcard's tail) is often one value followed by the other. A field with an
+            // enum is tried with every value of it instead.
+            for (path, values) in choices.iter_mut() {
+                if let Some(FieldType::String {
+                    allowed: Some(allowed),
+                    ..
+                }) = path
+                    .split_first()
+                    .filter(|(first, _)| *first == "detail")
+                    .and_then(|(_, field)| field_type(&schema, field))
+                {
+                    *values = allowed.into_iter().map(Value::String).collect();
+                    continue;
+                }
                 let strings: Vec<String> = values
                     .iter()
                     .filter_map(Value::as_str)
@@ -379,8 +413,14 @@ fn witnesses<'a>(first: &'a Value, second: &'a Value) -> impl Iterator<Item = Va
                     }
                 }
             }
-            let choices: Vec<(Vec<String>, Vec<Value>)> =
-                choices.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+            let choices: Vec<(Vec<String>, Vec<Value>)> = choices
+                .into_iter()
+                .map(|(path, values)| {
+                    let values = values.into_iter().filter(|v| fits(&path, v)).collect();
+                    (path, values)
+                })
+                .filter(|(_, v): &(Vec<String>, Vec<Value>)| !v.is_empty())
+                .collect();
             let n_combinations = choices
                 .iter()
                 .map(|(_, v)| v.len())
@@ -931,8 +971,15 @@ fn check_branch(branch: &Branch, several: bool, push: &mut Push<'_>) {
             .iter()
             .any(|c| ours.iter().any(|t| c.as_str() == Some(t.source())))
     });
+    // A source condition that admits our source without naming it (a prefix, a wildcard)
+    // may be meant for neighbours of ours as well.
+    let admits_our_source = !sources.is_empty()
+        && ours
+            .iter()
+            .any(|t| sources.iter().all(|c| string_may_match(c, t.source())));
     if selected.is_empty() {
-        if (names_our_source || sources.is_empty()) && !detail_types.is_empty() {
+        if (names_our_source || admits_our_source || sources.is_empty()) && !detail_types.is_empty()
+        {
             let known: Vec<&str> = ours.iter().map(EventType::detail_type).collect();
             let conditions: Vec<String> = detail_types
                 .iter()
@@ -955,6 +1002,8 @@ fn check_branch(branch: &Branch, several: bool, push: &mut Push<'_>) {
                     known.join(", "),
                     if names_our_source {
                         ""
+                    } else if admits_our_source {
+                        " (other sources the source condition admits may have it)"
                     } else {
                         " (other sources' events may match: name the source to check it)"
                     }
@@ -1522,8 +1571,13 @@ mod tests {
                 LintRule::new("folded", json!({"source": [{"equals-ignore-case": "aws.EC2"}], "detail": {"state": ["stopped"]}})).delivers_replays(true),
                 // A wildcard that does select our source is checked against our schema.
                 LintRule::new("ours", json!({"source": [{"wildcard": "com.eventfork.*"}], "detail-type": ["UserSignedUp"], "detail": {"state": ["stopped"]}})).delivers_replays(true),
+                // A source condition that admits ours, with a detail-type of none of ours.
+                LintRule::new("prefixed", json!({"source": [{"prefix": "com.eventfork."}], "detail-type": ["UserDeleted"]})).delivers_replays(true),
             ]),
-            @"error[unknown-field] ours: detail.state: UserSignedUp has no field detail.state"
+            @r#"
+        error[unknown-field] ours: detail.state: UserSignedUp has no field detail.state
+        warning[never-matches] prefixed: detail-type: no event type of the catalogue has a detail-type matching ["UserDeleted"]; known: UserSignedUp, UserLoggedIn (other sources the source condition admits may have it)
+        "#
         );
     }
 
@@ -1613,6 +1667,24 @@ mod tests {
             "{found}"
         );
         assert!(found.contains(r#""email":"ceo@@example.com""#), "{found}");
+        // A field with an enum is tried with its values, and only with them: "pe" is no
+        // plan, and no plan starts with p and ends with e.
+        let found = check(&[
+            signup_rule("p", json!({"plan": [{"prefix": "p"}]})).targets(queue()),
+            signup_rule("e", json!({"plan": [{"suffix": "e"}]})).targets(queue()),
+            signup_rule("ent", json!({"plan": [{"prefix": "ent"}]})).targets(queue()),
+            signup_rule("prise", json!({"plan": [{"suffix": "prise"}]})).targets(queue()),
+        ]);
+        assert!(!found.contains("overlaps rule p "), "{found}");
+        assert!(
+            found.contains("warning[overlap] ent: pattern: overlaps rule e on target Q"),
+            "{found}"
+        );
+        assert!(
+            found.contains("warning[overlap] prise: pattern: overlaps rule ent on target Q"),
+            "{found}"
+        );
+        assert!(found.contains(r#""plan":"enterprise""#), "{found}");
     }
 
     #[test]
