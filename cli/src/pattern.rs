@@ -147,6 +147,9 @@ fn evaluate_case(line: &[u8]) -> String {
         }
     };
     // serde would also read a struct from an array of its fields.
+    if line.trim().is_empty() {
+        return not_a_case(&"the line is empty");
+    }
     if !line.trim_start().starts_with('{') {
         return not_a_case(&"it does not start with '{'");
     }

@@ -130,10 +130,12 @@ fn pattern_test_cases_goes_on_past_bad_lines() {
     cases.extend_from_slice(br#"[{"a":["x"]},{"a":"x"}]"#);
     cases.extend_from_slice(b"\r\n");
     cases.extend_from_slice(br#"{"pattern":{"a":["x"]},"event":{"a":"y"}}"#);
+    // A blank line is said to be empty.
+    cases.extend_from_slice(b"\n \n");
     let (code, out, err) = eventfork(&["pattern", "test", "--cases", "-"], &cases);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines.len(), 5, "{out}");
     assert_eq!(lines[0], "match");
     assert_eq!(
         lines[1],
@@ -145,6 +147,10 @@ fn pattern_test_cases_goes_on_past_bad_lines() {
         lines[2]
     );
     assert_eq!(lines[3], "no match");
+    assert_eq!(
+        lines[4],
+        "error: the line is not a JSON object with \"pattern\" and \"event\": the line is empty"
+    );
 }
 
 #[test]
