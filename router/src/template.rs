@@ -1134,8 +1134,9 @@ const RESERVED_CONCURRENCY: Bounds = Bounds::new(0, 1_000_000, "concurrent execu
 /// The targets' `RECORD_CONCURRENCY` (records one invocation handles at a time).
 const RECORD_CONCURRENCY: Bounds = Bounds::new(1, 64, "records");
 
-/// The targets' retry delays: SQS hides a message at most 12 hours.
-const RETRY_DELAY: Bounds = Bounds::new(1, 43_200, "seconds");
+/// The targets' retry delays (`targets::Backoff::MAX_DELAY`): SQS hides a message at most
+/// 12 hours from its receive, less the batching window and the invocation before it.
+const RETRY_DELAY: Bounds = Bounds::new(1, 42_000, "seconds");
 /// An SQS event source's `ScalingConfig.MaximumConcurrency`.
 const MAXIMUM_CONCURRENCY: Bounds = Bounds::new(2, 1_000, "concurrent invocations");
 

@@ -314,12 +314,12 @@ impl RuntimeConfig {
             max_records,
         )?
         .and_then(|n| std::num::NonZeroUsize::new(n as usize));
-        // SQS holds a message back at most 12 hours.
+        // SQS holds a message back at most 12 hours from its receive; see MAX_DELAY.
         let max_delay = Backoff::MAX_DELAY.as_secs();
         let delay = |name| {
             within(
                 name,
-                &format!("seconds from 1 to {max_delay} (12 hours)"),
+                &format!("seconds from 1 to {max_delay} (11 h 40 min)"),
                 max_delay,
             )
         };
@@ -354,7 +354,7 @@ impl RuntimeConfig {
 
     /// How long a retryable failure waits before its next receive:
     /// `RETRY_BACKOFF_BASE_SECONDS` (default 30) doubling with each receive up to
-    /// `RETRY_BACKOFF_MAX_SECONDS` (default 900), each from 1 to 43,200.
+    /// `RETRY_BACKOFF_MAX_SECONDS` (default 900), each from 1 to 42,000.
     pub fn backoff(&self) -> Backoff {
         self.backoff
     }
@@ -428,17 +428,17 @@ mod tests {
         assert_eq!(
             backoff(&[
                 ("RETRY_BACKOFF_BASE_SECONDS", "5"),
-                ("RETRY_BACKOFF_MAX_SECONDS", "43200")
+                ("RETRY_BACKOFF_MAX_SECONDS", "42000")
             ]),
-            Ok((5, 43_200))
+            Ok((5, 42_000))
         );
         assert_eq!(
             backoff(&[("RETRY_BACKOFF_BASE_SECONDS", "1000")]),
             Err("RETRY_BACKOFF_BASE_SECONDS is malformed: the first retry delay (1000 s) is longer than RETRY_BACKOFF_MAX_SECONDS (900 s)".to_owned())
         );
         assert_eq!(
-            backoff(&[("RETRY_BACKOFF_MAX_SECONDS", "43201")]),
-            Err("RETRY_BACKOFF_MAX_SECONDS is malformed: expected a whole number of seconds from 1 to 43200 (12 hours)".to_owned())
+            backoff(&[("RETRY_BACKOFF_MAX_SECONDS", "42001")]),
+            Err("RETRY_BACKOFF_MAX_SECONDS is malformed: expected a whole number of seconds from 1 to 42000 (11 h 40 min)".to_owned())
         );
         assert!(backoff(&[("RETRY_BACKOFF_BASE_SECONDS", "0")]).is_err());
     }

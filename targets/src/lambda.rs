@@ -26,7 +26,7 @@ use tracing::{error, warn};
 
 use crate::{
     BatchDriver, BatchOptions, ConfigError, Deadline, Env, Handler, HttpClient, RuntimeConfig,
-    SqsVisibility, error::error_chain, http::ClientError,
+    SqsVisibility, config::endpoint_url, error::error_chain, http::ClientError,
 };
 
 /// Why a target could not start.
@@ -68,9 +68,15 @@ pub async fn driver<H: Handler>(
     };
     // Retries are delayed through SQS, at the endpoint the SDK would use for it.
     let endpoint = match env.optional("AWS_ENDPOINT_URL_SQS")? {
-        Some(url) => Some(url.to_owned()),
-        None => env.aws().await.endpoint_url().map(str::to_owned),
-    };
+        Some(url) => Some(endpoint_url("AWS_ENDPOINT_URL_SQS", url)?),
+        None => env
+            .aws()
+            .await
+            .endpoint_url()
+            .map(|url| endpoint_url("AWS_ENDPOINT_URL", url))
+            .transpose()?,
+    }
+    .map(|url| url.as_str().to_owned());
     let visibility = SqsVisibility::new(env.aws().await, endpoint);
     Ok(BatchDriver::with_visibility(
         make_handler(http),

@@ -5,8 +5,9 @@
 //! With a fixed timeout, the queue's `maxReceiveCount` receives are spent at one pace: 30
 //! receives a minute apart ride out half an hour of a third party's outage, and a longer one
 //! sends every record to the dead-letter queue. Doubling from [`Backoff::base`] up to
-//! [`Backoff::max`] (30 s and 15 min by default) spreads the same 30 receives over about six
-//! hours, and a record that fails for a moment still comes back within seconds.
+//! [`Backoff::max`] (30 s and 15 min by default) spreads the same 30 receives over about five
+//! hours (the jitter keeps it between 3¼ and 6½), and a record that fails for a moment still
+//! comes back within seconds.
 //!
 //! The [`BatchDriver`](crate::BatchDriver) asks a [`Visibility`] to delay each retryable
 //! failure before it returns the batch response. On Lambda that is [`SqsVisibility`]:
@@ -41,11 +42,13 @@ pub struct Backoff {
 pub struct BackoffError(String);
 
 impl Backoff {
-    /// The longest delay SQS takes: a message's visibility timeout is at most 12 hours.
-    pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
+    /// The longest delay: SQS refuses to hold a message back past 12 hours from its
+    /// receive, and before the delay starts the record may have waited for its batch (a
+    /// batching window of up to 5 min) and its invocation (up to 15 min). 11 h 40 min.
+    pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600 - 20 * 60);
 
     /// A backoff from `base` (the first retry's delay) doubling up to `max`; both whole
-    /// seconds from 1 to 43,200 (12 hours), `base` no longer than `max`.
+    /// seconds from 1 to 42,000 ([`Backoff::MAX_DELAY`]), `base` no longer than `max`.
     pub fn new(base: Duration, max: Duration) -> Result<Backoff, BackoffError> {
         let seconds =
             |d: Duration| d.as_secs() >= 1 && d.subsec_nanos() == 0 && d <= Self::MAX_DELAY;
@@ -95,7 +98,7 @@ impl Backoff {
 }
 
 impl Default for Backoff {
-    /// 30 s doubling to 15 min: with 30 receives, about six hours before the dead-letter
+    /// 30 s doubling to 15 min: with 30 receives, about five hours before the dead-letter
     /// queue.
     fn default() -> Backoff {
         Backoff {
@@ -231,6 +234,17 @@ impl SqsVisibility {
             .collect();
         let body = json!({ "QueueUrl": queue_url, "Entries": entries }).to_string();
         let url = format!("{base}/");
+        // The signer needs a host (and panics without one): the binaries check their
+        // endpoint at start-up, this guards every other caller.
+        if reqwest::Url::parse(&url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .is_none_or(|host| host.is_empty())
+        {
+            return Err(format!(
+                "the SQS endpoint {base:?} is not a URL with a host"
+            ));
+        }
         let headers = [
             ("content-type", "application/x-amz-json-1.0"),
             ("x-amz-target", "AmazonSQS.ChangeMessageVisibilityBatch"),
@@ -405,7 +419,8 @@ mod tests {
         assert_eq!(backoff.delay(0, 1.0), Duration::from_secs(30));
         let one = Backoff::new(Duration::from_secs(1), Duration::from_secs(1)).unwrap();
         assert_eq!(one.delay(1, 0.0), Duration::from_secs(1));
-        // 30 receives at full delay: about six hours and a quarter.
+        // 30 receives at full delay: six and a half hours; on average (the jitter draws
+        // three quarters of each delay) about five.
         let total: u64 = (1..=30).map(|n| backoff.delay(n, 1.0).as_secs()).sum();
         assert_eq!(total, 30 + 60 + 120 + 240 + 480 + 25 * 900);
     }
@@ -419,11 +434,31 @@ mod tests {
         );
         assert_eq!(
             Backoff::new(s(0), s(30)).unwrap_err().to_string(),
-            "a retry delay is a whole number of seconds from 1 to 43200; got 0 s and 30 s"
+            "a retry delay is a whole number of seconds from 1 to 42000; got 0 s and 30 s"
         );
-        assert!(Backoff::new(s(1), s(43_201)).is_err());
+        assert!(Backoff::new(s(1), s(42_001)).is_err());
         assert!(Backoff::new(Duration::from_millis(1500), s(30)).is_err());
-        assert!(Backoff::new(s(1), s(43_200)).is_ok());
+        assert!(Backoff::new(s(1), s(42_000)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_without_a_host_is_refused_not_signed() {
+        let config = aws_config::SdkConfig::builder().build();
+        for endpoint in ["/", "/x", "not a url"] {
+            let visibility = SqsVisibility::new(&config, Some(endpoint.to_owned()));
+            let retry = Retry::new(
+                "m1",
+                "h",
+                "arn:aws:sqs:eu-west-1:1:q",
+                Duration::from_secs(5),
+            );
+            let not_delayed = visibility.delay(std::slice::from_ref(&retry)).await;
+            assert_eq!(not_delayed.len(), 1, "{endpoint}");
+            assert!(
+                not_delayed[0].reason.contains("is not a URL with a host"),
+                "{endpoint}: {not_delayed:?}"
+            );
+        }
     }
 
     #[test]

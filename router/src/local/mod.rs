@@ -124,9 +124,11 @@ impl BusConfig {
         self.clock = clock;
         self
     }
-    /// Makes a failed record visible again after `delay` instead of at the end of its
-    /// visibility timeout (as a consumer calling ChangeMessageVisibility would). Default: the
-    /// queue's visibility timeout, as on AWS. The demo uses a short delay to show retries.
+    /// Makes every failed record visible again after `delay`, overriding both the queue's
+    /// visibility timeout and any delay its consumer set through
+    /// [`LocalBus::change_message_visibility`] (the targets' retry backoff). Default: none,
+    /// so a failed record comes back when its consumer or its visibility timeout says, as on
+    /// AWS. The demo uses a short delay to show retries at once.
     pub fn retry_delay(mut self, delay: Duration) -> BusConfig {
         self.retry_delay = Some(delay);
         self

@@ -343,6 +343,27 @@ async fn a_missing_variable_stops_start_up_and_is_named() {
 }
 
 #[tokio::test]
+async fn an_sqs_endpoint_without_a_host_stops_start_up() {
+    let run = run_binary(
+        env!("CARGO_BIN_EXE_slack"),
+        &[
+            ("SLACK_WEBHOOK_URL", "http://127.0.0.1:9/hook".into()),
+            ("AWS_ENDPOINT_URL_SQS", "/".into()),
+        ],
+        vec![invocation("req-1")],
+    )
+    .await;
+    assert_eq!(run.exit_success, Some(false), "{}", run.output);
+    assert!(run.posted.is_empty(), "{:?}", run.posted);
+    assert!(
+        run.output
+            .contains("invalid configuration: AWS_ENDPOINT_URL_SQS is malformed"),
+        "{}",
+        run.output
+    );
+}
+
+#[tokio::test]
 async fn slack_binary_reads_its_webhook_from_secrets_manager_and_uses_dynamodb() {
     let Some(moto) =
         moto_url("slack_binary_reads_its_webhook_from_secrets_manager_and_uses_dynamodb")
