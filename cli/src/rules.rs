@@ -256,7 +256,14 @@ pub(crate) fn load_rules(path: &Path) -> Result<Rules> {
     let (enabled, disabled): (Vec<_>, Vec<_>) = rules.iter().partition(|r| r.is_enabled());
     let conditional = enabled
         .iter()
-        .filter_map(|r| r.condition().map(|c| format!("{} ({c})", r.logical_id())))
+        .filter_map(|r| match (r.condition(), r.computed_state()) {
+            (None, None) => None,
+            (Some(condition), None) => Some(format!("{} ({condition})", r.logical_id())),
+            (None, Some(state)) => Some(format!("{} (State: {state})", r.logical_id())),
+            (Some(condition), Some(state)) => {
+                Some(format!("{} ({condition}; State: {state})", r.logical_id()))
+            }
+        })
         .collect();
     // A bus named by its ARN is the bus of that name.
     let buses = enabled
@@ -349,7 +356,7 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
     }
     if !conditional.is_empty() {
         eprintln!(
-            "eventfork: {} under a Condition, matched as if it held: {}",
+            "eventfork: {} under a Condition or with a State an intrinsic function computes, matched as if enabled: {}",
             crate::count(conditional.len(), "rule", "rules"),
             conditional.join(", ")
         );

@@ -80,6 +80,7 @@ pub struct RuleResource {
     pattern: Json,
     pattern_text: String,
     condition: Option<String>,
+    computed_state: Option<String>,
     targets: Vec<RuleTarget>,
     delivers_replays: bool,
 }
@@ -209,6 +210,7 @@ impl Template {
                             pattern,
                             pattern_text,
                             condition: condition_of(resource),
+                            computed_state: computed_state(properties),
                             targets: Vec::new(),
                             // The function's (or state machine's) own Metadata says it.
                             delivers_replays: delivers_replays(resource, &at)?,
@@ -384,6 +386,11 @@ impl RuleResource {
     /// cannot be evaluated, and the rule is read as if it held.
     pub fn condition(&self) -> Option<&str> {
         self.condition.as_deref()
+    }
+    /// The intrinsic function (`!If`, `Fn::If`) that computes the rule's `State` at deploy
+    /// time, if one does: offline it cannot be evaluated, and the rule is read as enabled.
+    pub fn computed_state(&self) -> Option<&str> {
+        self.computed_state.as_deref()
     }
     /// The rule's targets.
     pub fn targets(&self) -> &[RuleTarget] {
@@ -738,7 +745,13 @@ fn bus_of(bus: &Yaml) -> String {
 /// CloudFormation makes it (`disabled` would else run the rule); a `State` given by an
 /// intrinsic function reads as enabled, as a rule's `Condition` is read as holding.
 fn is_enabled(properties: &Yaml, at: &str) -> Result<bool, TemplateError> {
-    match properties.get("State") {
+    let state = properties.get("State");
+    if state.and_then(intrinsic_name).is_some() {
+        // Computed at deploy time (`!If [Prod, ENABLED, DISABLED]`): read as enabled, and
+        // said so by `computed_state`.
+        return Ok(true);
+    }
+    match state {
         Some(Yaml::String(state)) => match state.as_str() {
             "DISABLED" => Ok(false),
             "ENABLED" | "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS" => Ok(true),
@@ -749,8 +762,20 @@ fn is_enabled(properties: &Yaml, at: &str) -> Result<bool, TemplateError> {
                 ),
             )),
         },
-        _ => Ok(true),
+        None | Some(Yaml::Null) => Ok(true),
+        Some(other) => Err(TemplateError::new(
+            format!("{at}.Properties.State"),
+            format!(
+                "{} is no rule state (ENABLED, DISABLED or ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS)",
+                scalar_text(other)
+            ),
+        )),
     }
+}
+
+/// The intrinsic function that computes a rule's `State` at deploy time, if one does.
+fn computed_state(properties: &Yaml) -> Option<String> {
+    properties.get("State").and_then(intrinsic_name)
 }
 
 /// Whether a resource declares its targets idempotent, so that archive replays may reach
@@ -841,6 +866,7 @@ fn read_rule(
         pattern,
         pattern_text,
         condition: condition_of(resource),
+        computed_state: computed_state(properties),
         targets,
         delivers_replays,
     }))

@@ -154,8 +154,9 @@ fn rules_match_escapes_names_that_need_it() {
     assert_eq!(names, ["plain", "say \"hi\"", "tab\there", "é"]);
 }
 
-/// A template's disabled rules are left out and named; SAM functions' EventBridgeRule
-/// events are rules; a byte order mark before the template is skipped.
+/// A template's disabled rules are left out and named, and so are rules whose Condition or
+/// State cannot be evaluated offline; SAM functions' EventBridgeRule events are rules; a
+/// byte order mark before the template is skipped.
 #[test]
 fn rules_match_follows_the_template_state_and_sam_events() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -173,6 +174,9 @@ fn rules_match_follows_the_template_state_and_sam_events() {
     Type: AWS::Events::Rule
     Condition: IsProd
     Properties: { EventPattern: { source: [com.other] } }
+  Staged:
+    Type: AWS::Events::Rule
+    Properties: { State: !If [IsProd, ENABLED, DISABLED], EventPattern: { source: [com.other] } }
   Worker:
     Type: AWS::Serverless::Function
     Properties:
@@ -201,10 +205,10 @@ fn rules_match_follows_the_template_state_and_sam_events() {
         "{err}"
     );
     assert!(
-        err.contains("1 rule under a Condition, matched as if it held: Prod (IsProd)"),
+        err.contains("2 rules under a Condition or with a State an intrinsic function computes, matched as if enabled: Prod (IsProd), Staged (State: !If)"),
         "{err}"
     );
-    assert!(err.contains("5 rules"), "{err}");
+    assert!(err.contains("6 rules"), "{err}");
 }
 
 /// What a template's rules cannot show in the output is said on stderr: rules on several

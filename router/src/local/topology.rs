@@ -185,6 +185,21 @@ impl Topology {
         }
         let mut rules = Vec::new();
         for rule in template.rules() {
+            // What only a deploy can decide is run as if it went the rule's way.
+            if let Some(condition) = rule.condition() {
+                tracing::warn!(
+                    rule = rule.logical_id(),
+                    condition,
+                    "the rule's Condition cannot be evaluated offline; the local bus runs the rule as if it held"
+                );
+            }
+            if let Some(function) = rule.computed_state() {
+                tracing::warn!(
+                    rule = rule.logical_id(),
+                    function,
+                    "the rule's State is computed at deploy time; the local bus runs the rule as enabled"
+                );
+            }
             let mut rule_queues = Vec::new();
             for target in rule.targets() {
                 match target.queue() {
