@@ -428,14 +428,7 @@ impl<H: Handler> BatchDriver<H> {
         store: Arc<dyn IdempotencyStore>,
         options: BatchOptions,
     ) -> BatchDriver<H> {
-        BatchDriver {
-            inner: Arc::new(Inner {
-                handler,
-                store,
-                options,
-                visibility: None,
-            }),
-        }
+        BatchDriver::build(handler, store, options, None)
     }
 
     /// A driver with the given options that delays each retryable failure through
@@ -446,12 +439,21 @@ impl<H: Handler> BatchDriver<H> {
         options: BatchOptions,
         visibility: Arc<dyn Visibility>,
     ) -> BatchDriver<H> {
+        BatchDriver::build(handler, store, options, Some(visibility))
+    }
+
+    fn build(
+        handler: H,
+        store: Arc<dyn IdempotencyStore>,
+        options: BatchOptions,
+        visibility: Option<Arc<dyn Visibility>>,
+    ) -> BatchDriver<H> {
         BatchDriver {
             inner: Arc::new(Inner {
                 handler,
                 store,
                 options,
-                visibility: Some(visibility),
+                visibility,
             }),
         }
     }
