@@ -307,10 +307,12 @@ impl fmt::Display for LocalEvent {
                 event_id,
                 detail_type,
                 receive_count,
+                visible_at_ms,
                 ..
             } => write!(
                 f,
-                "retrying  {target}: {detail_type} {event_id} failed on receive {receive_count}"
+                "retrying  {target}: {detail_type} {event_id} failed on receive {receive_count}, back at {}",
+                clock::rfc3339(*visible_at_ms)
             ),
             LocalEvent::DeadLettered {
                 target,
