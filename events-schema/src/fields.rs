@@ -584,6 +584,16 @@ pub(crate) fn check_rfc3339(text: &str) -> Result<(), &'static str> {
         }
         _ => return Err("expected 'Z' or an offset like +01:00"),
     };
+    // The instant must have a year of 1 to 9999 in UTC too: EventBridge's clients send
+    // `Time` as seconds since the epoch, and the service reads those only as RFC 3339 can
+    // write them. (Year 0000, or 0001-01-01T00:30:00+01:00, is refused with its request.)
+    let utc_minutes_of_day = i64::from(hour * 60 + minute) - offset;
+    if year == 0
+        || (year, month, day) == (1, 1, 1) && utc_minutes_of_day < 0
+        || (year, month, day) == (9999, 12, 31) && utc_minutes_of_day >= 24 * 60
+    {
+        return Err("outside the years 0001 to 9999 in UTC");
+    }
     // RFC 3339 (5.7): a leap second ends a UTC day, and leap seconds are inserted only at
     // the end of a month, so :60 is 23:59:60 UTC on a month's last day. (Other times with
     // :60 do not exist, and EventBridge's clients refuse them.)
@@ -697,6 +707,10 @@ mod tests {
             "2017-01-01T05:29:60.5+05:30",
             "2016-12-31T18:59:60-05:00",
             "2015-06-30T23:59:60Z",
+            "0001-01-01T00:00:00Z",
+            "0001-01-01T00:30:00-01:00",
+            "9999-12-31T23:59:59Z",
+            "9999-12-31T23:30:00+01:00",
         ] {
             assert_eq!(check_rfc3339(ok), Ok(()), "{ok}");
         }
@@ -732,6 +746,19 @@ mod tests {
             (
                 "2026-11-27T09:00:00+0100",
                 "expected 'Z' or an offset like +01:00",
+            ),
+            // Instants that EventBridge's epoch seconds cannot carry.
+            (
+                "0000-01-01T00:00:00Z",
+                "outside the years 0001 to 9999 in UTC",
+            ),
+            (
+                "0001-01-01T00:30:00+01:00",
+                "outside the years 0001 to 9999 in UTC",
+            ),
+            (
+                "9999-12-31T23:30:00-01:00",
+                "outside the years 0001 to 9999 in UTC",
             ),
         ] {
             assert_eq!(check_rfc3339(bad), Err(reason), "{bad}");
