@@ -80,6 +80,22 @@ fn validate(file: &Path) -> Result<Outcome> {
     let mut reader = crate::input::open(file)?;
     let mut stdout = io::BufWriter::new(io::stdout().lock());
     let mut n_invalid = 0usize;
+    // A reader that stops early (`| head`) must not turn the verdict into a pass: the
+    // rest is still checked, unprinted, and the exit status says what was found.
+    let mut closed = false;
+    let mut say =
+        |stdout: &mut io::BufWriter<io::StdoutLock<'_>>, line: String| -> io::Result<()> {
+            if closed {
+                return Ok(());
+            }
+            match writeln!(stdout, "{line}") {
+                Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
+                    closed = true;
+                    Ok(())
+                }
+                other => other,
+            }
+        };
     crate::input::each_line(&mut reader, file, |line_number, text| {
         if text.trim_ascii().is_empty() {
             return Ok(());
@@ -99,15 +115,21 @@ fn validate(file: &Path) -> Result<Outcome> {
                 .map_err(|violation| format!("line {line_number}: {violation}")),
         };
         match verdict {
-            Ok(detail_type) => writeln!(stdout, "ok {detail_type}")?,
+            Ok(detail_type) => say(&mut stdout, format!("ok {detail_type}"))?,
             Err(reason) => {
                 n_invalid += 1;
-                writeln!(stdout, "invalid: {}", crate::input::one_line(&reason))?;
+                say(
+                    &mut stdout,
+                    format!("invalid: {}", crate::input::one_line(&reason)),
+                )?;
             }
         }
         Ok(())
     })?;
-    stdout.flush()?;
+    match stdout.flush() {
+        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => return Err(error.into()),
+        _ => {}
+    }
     Ok(if n_invalid == 0 {
         Outcome::Success
     } else {
