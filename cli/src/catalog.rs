@@ -129,7 +129,8 @@ pub(crate) fn lint(template: Option<&Path>) -> Result<Outcome> {
             findings
         }
     };
-    let mut stdout = io::stdout().lock();
+    // The exit status counts every error, whether or not the reader saw it (`| head`).
+    let mut stdout = crate::output::Closable::new(io::stdout().lock());
     for finding in &findings {
         writeln!(stdout, "{finding}")?;
     }

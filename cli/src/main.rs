@@ -18,6 +18,7 @@ mod demo;
 mod handlers;
 mod input;
 mod local;
+mod output;
 mod pattern;
 mod publish;
 mod replay;

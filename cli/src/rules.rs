@@ -366,7 +366,9 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
     let compile_seconds = compile_started.elapsed().as_secs_f64();
     let plain = rules.iter().all(|(name, _)| is_plain(name));
     let mut reader = input::open(events_path)?;
-    let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    // A reader that stops early (`| head`) still gets an exit status for the whole input.
+    let mut stdout =
+        crate::output::Closable::new(io::BufWriter::with_capacity(1 << 16, io::stdout().lock()));
     let mut out = Vec::with_capacity(256);
     let (mut n_events, mut n_errors) = (0u64, 0u64);
     // The first line, if any, of an event without a `source` field.

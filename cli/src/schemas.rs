@@ -78,24 +78,10 @@ fn export(format: Format, out: Option<PathBuf>) -> Result<Outcome> {
 
 fn validate(file: &Path) -> Result<Outcome> {
     let mut reader = crate::input::open(file)?;
-    let mut stdout = io::BufWriter::new(io::stdout().lock());
-    let mut n_invalid = 0usize;
     // A reader that stops early (`| head`) must not turn the verdict into a pass: the
     // rest is still checked, unprinted, and the exit status says what was found.
-    let mut closed = false;
-    let mut say =
-        |stdout: &mut io::BufWriter<io::StdoutLock<'_>>, line: String| -> io::Result<()> {
-            if closed {
-                return Ok(());
-            }
-            match writeln!(stdout, "{line}") {
-                Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
-                    closed = true;
-                    Ok(())
-                }
-                other => other,
-            }
-        };
+    let mut stdout = crate::output::Closable::new(io::BufWriter::new(io::stdout().lock()));
+    let mut n_invalid = 0usize;
     crate::input::each_line(&mut reader, file, |line_number, text| {
         if text.trim_ascii().is_empty() {
             return Ok(());
@@ -115,21 +101,15 @@ fn validate(file: &Path) -> Result<Outcome> {
                 .map_err(|violation| format!("line {line_number}: {violation}")),
         };
         match verdict {
-            Ok(detail_type) => say(&mut stdout, format!("ok {detail_type}"))?,
+            Ok(detail_type) => writeln!(stdout, "ok {detail_type}")?,
             Err(reason) => {
                 n_invalid += 1;
-                say(
-                    &mut stdout,
-                    format!("invalid: {}", crate::input::one_line(&reason)),
-                )?;
+                writeln!(stdout, "invalid: {}", crate::input::one_line(&reason))?;
             }
         }
         Ok(())
     })?;
-    match stdout.flush() {
-        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => return Err(error.into()),
-        _ => {}
-    }
+    stdout.flush()?;
     Ok(if n_invalid == 0 {
         Outcome::Success
     } else {

@@ -1,0 +1,90 @@
+//! Writing results to stdout when a reader may stop early (`eventfork … | head`).
+
+use std::io::{self, Write};
+
+/// A writer that, once its reader has gone (a broken pipe), takes and drops everything
+/// else, so that a command whose exit status is a verdict (invalid lines, lint errors)
+/// still reads its whole input and says what it found, instead of ending as a success at
+/// the first write that fails. Other write errors pass through.
+pub(crate) struct Closable<W: Write> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> Closable<W> {
+    pub(crate) fn new(inner: W) -> Closable<W> {
+        Closable {
+            inner,
+            closed: false,
+        }
+    }
+
+    fn guard<T>(&mut self, result: io::Result<T>, done: T) -> io::Result<T> {
+        match result {
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(done)
+            }
+            other => other,
+        }
+    }
+}
+
+impl<W: Write> Write for Closable<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        let result = self.inner.write(buf);
+        self.guard(result, buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let result = self.inner.flush();
+        self.guard(result, ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accepts `n` writes, then its reader is gone.
+    struct Pipe(usize);
+
+    impl Write for Pipe {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            self.0 -= 1;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_takes_the_rest() {
+        let mut out = Closable::new(Pipe(1));
+        assert!(writeln!(out, "first").is_ok());
+        assert!(writeln!(out, "second").is_ok());
+        assert!(out.closed);
+        assert!(out.flush().is_ok());
+        // Other errors still fail.
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::StorageFull.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        assert!(Closable::new(Full).write(b"x").is_err());
+    }
+}
