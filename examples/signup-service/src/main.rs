@@ -33,7 +33,7 @@ use axum::{
     routing::{get, post},
 };
 use events_schema::{Plan, SignupMethod, UserId, UserSignedUp};
-use router::{Publisher, PublisherBuilder};
+use router::{PublishError, Publisher, PublisherBuilder};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::{
@@ -90,6 +90,9 @@ impl Config {
 #[derive(Debug, Default)]
 struct Stats {
     published: AtomicU64,
+    /// Sent, but EventBridge's answer never came: the event may well be on the bus. Kept
+    /// apart from `failed`, since publishing it again may deliver it twice.
+    unconfirmed: AtomicU64,
     failed: AtomicU64,
     dropped: AtomicU64,
 }
@@ -182,6 +185,7 @@ async fn show_stats(State(state): State<AppState>) -> Json<Value> {
     let stats = &state.stats;
     Json(json!({
         "published": stats.published.load(Ordering::Relaxed),
+        "unconfirmed": stats.unconfirmed.load(Ordering::Relaxed),
         "failed": stats.failed.load(Ordering::Relaxed),
         "dropped": stats.dropped.load(Ordering::Relaxed),
     }))
@@ -229,6 +233,16 @@ async fn publish_in_background(
                     stats.published.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(user_id = %event.user_id, %event_id, "UserSignedUp published");
                 }
+                Err(error @ PublishError::Unconfirmed { .. }) => {
+                    stats.unconfirmed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        user_id = %event.user_id,
+                        code = error.code(),
+                        attempts = error.attempts(),
+                        %error,
+                        "UserSignedUp may have been published: EventBridge's answer never came"
+                    );
+                }
                 Err(error) => {
                     stats.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(
@@ -261,7 +275,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let stats = Arc::new(Stats::default());
     let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-    // When the stop signal came: the drain's time counts from there.
     // When the stop signal came (the drain's time counts from there), and the word for the
     // publisher to close its queue, given once the server is done with its connections.
     let (stopping, stopped) = watch::channel(None);
@@ -475,6 +488,36 @@ mod tests {
         let (after_restart, _) = serve(Fake::Refuse).await;
         let (_, second) = post_signup(after_restart, ADA).await;
         assert_ne!(first, second);
+    }
+
+    /// An event whose requests were never answered may be on the bus: it is counted as
+    /// unconfirmed, not as failed.
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_publish_is_unconfirmed_not_failed() {
+        let publisher = Publisher::builder("test-bus")
+            .attempt_timeout(Duration::from_secs(1))
+            .retry_deadline(Duration::from_secs(3))
+            .build_with(Fake::Hang);
+        let stats = Arc::new(Stats::default());
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let background = tokio::spawn(publish_in_background(
+            publisher,
+            receiver,
+            Arc::clone(&stats),
+            watch::channel(None).1,
+        ));
+        sender
+            .try_send(
+                UserSignedUp::builder("user-1", "ada@example.com")
+                    .unwrap()
+                    .build(),
+            )
+            .unwrap();
+        drop(sender);
+        background.await.unwrap();
+        assert_eq!(stats.unconfirmed.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.published.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
