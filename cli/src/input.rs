@@ -132,6 +132,23 @@ pub(crate) fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)
 }
 
+/// A JSON error of one input line, placed by column: serde_json says "at line 1 column
+/// N", which reads as the file's first line beside the file's own line number. A line that
+/// starts with a byte order mark (files joined with `cat`) is said to.
+pub(crate) fn line_json_error(line: &str, error: &serde_json::Error) -> String {
+    if line.starts_with('\u{feff}') {
+        return "the line starts with a byte order mark (U+FEFF; files joined with cat \
+                keep the second file's): remove it"
+            .to_owned();
+    }
+    let text = error.to_string();
+    let place = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&place) {
+        Some(message) if error.line() == 1 => format!("{message} at column {}", error.column()),
+        _ => text,
+    }
+}
+
 /// `text` fit for one output line: control characters (newlines, carriage returns, C1
 /// controls) and Unicode line and paragraph separators are written as escapes, so that a
 /// message quoting an input never splits the line-per-input output that tools diff.

@@ -31,7 +31,7 @@ const CHUNK_LINES: usize = 1000;
 /// only, and the other lines are still published. Blank lines (nothing, or ASCII
 /// whitespace) are skipped; a line that is not UTF-8 fails on its own.
 ///
-/// Prints one line per event on stdout, in input order: `published <event-id>`, or
+/// Prints one line per event on stdout, in input order: `published <line>: <event-id>`, or
 /// `failed <line>: <code>: <message>`. With --json, one JSON object per event instead:
 /// {"type":"published","line":N,"event_id":".."} or {"type":"failed","line":N,"code":"..",
 /// "message":"..","attempts":N,"unconfirmed":B}, then {"type":"summary","format":1,
@@ -480,7 +480,10 @@ fn dry_run(
 fn parse_line(text: &str) -> Result<Entry, Failure> {
     let invalid = |e: serde_json::Error| Failure {
         code: "InvalidLine".to_owned(),
-        message: format!("expected {{\"detail-type\": .., \"detail\": {{..}}}} as JSON: {e}"),
+        message: format!(
+            "expected {{\"detail-type\": .., \"detail\": {{..}}}} as JSON: {}",
+            crate::input::line_json_error(text, &e)
+        ),
         attempts: 0,
         unconfirmed: false,
     };
@@ -538,7 +541,7 @@ fn write_result(
         (false, Ok(detail)) if dry_run => {
             writeln!(out, "valid {line_no}: {}", crate::input::one_line(detail))
         }
-        (false, Ok(event_id)) => writeln!(out, "published {event_id}"),
+        (false, Ok(event_id)) => writeln!(out, "published {line_no}: {event_id}"),
         (false, Err(f)) => writeln!(
             out,
             "failed {line_no}: {}: {}",
@@ -682,16 +685,16 @@ mod tests {
         );
         check(
             "not json",
-            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: expected ident at line 1 column 2",
+            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: expected ident at column 2",
         );
         // A key given twice is refused, not resolved by keeping the last value.
         check(
             r#"{"detail-type":"UserLoggedIn","detail":{"user_id":"u1","user_id":"u2"}}"#,
-            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: $.detail: duplicate key \"user_id\" (JSON readers disagree on which value counts) at line 1 column 64",
+            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: $.detail: duplicate key \"user_id\" (JSON readers disagree on which value counts) at column 64",
         );
         check(
             r#"{"detail-type":"UserLoggedIn","detail-type":"UserSignedUp","detail":{}}"#,
-            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: $: duplicate key \"detail-type\" (JSON readers disagree on which value counts) at line 1 column 43",
+            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: $: duplicate key \"detail-type\" (JSON readers disagree on which value counts) at column 43",
         );
         check(
             r#"["UserLoggedIn",{"user_id":"u1"}]"#,
@@ -700,7 +703,12 @@ mod tests {
         // A line of the wrong shape still says where.
         check(
             r#"{"detail-type":7,"detail":{}}"#,
-            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: invalid type: integer `7`, expected a string at line 1 column 16",
+            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: invalid type: integer `7`, expected a string at column 16",
+        );
+        // A byte order mark inside the file (two files joined with cat) is named.
+        check(
+            "\u{feff}{\"detail-type\":\"UserLoggedIn\",\"detail\":{}}",
+            "InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: the line starts with a byte order mark (U+FEFF; files joined with cat keep the second file's): remove it",
         );
     }
 }

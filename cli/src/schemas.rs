@@ -94,8 +94,14 @@ fn validate(file: &Path) -> Result<Outcome> {
                 not_utf8.map_or(0, |error| error.valid_up_to())
             )),
             // A key given twice: JSON, but not an event to accept.
-            Err(error) if error.is_data() => Err(format!("line {line_number}: {error}")),
-            Err(error) => Err(format!("line {line_number}: not JSON: {error}")),
+            Err(error) if error.is_data() => Err(format!(
+                "line {line_number}: {}",
+                crate::input::line_json_error(&String::from_utf8_lossy(text), &error)
+            )),
+            Err(error) => Err(format!(
+                "line {line_number}: not JSON: {}",
+                crate::input::line_json_error(&String::from_utf8_lossy(text), &error)
+            )),
             Ok(event) => events_schema::validate_envelope(&event)
                 .map(|t| t.detail_type())
                 .map_err(|violation| format!("line {line_number}: {violation}")),

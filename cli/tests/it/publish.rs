@@ -128,9 +128,15 @@ async fn a_25_line_file_is_published_in_three_requests() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let stdout = stdout_lines(&output);
     assert_eq!(stdout.len(), 25);
+    // `published <line>: <event id>`, the lines in input order.
     let mut published: Vec<String> = stdout
         .iter()
-        .map(|line| line.strip_prefix("published ").expect(line).to_owned())
+        .enumerate()
+        .map(|(i, line)| {
+            line.strip_prefix(&format!("published {}: ", i + 1))
+                .expect(line)
+                .to_owned()
+        })
         .collect();
     assert!(
         stderr(&output).contains(&format!(
@@ -244,7 +250,7 @@ fn dry_run_checks_and_plans_without_aws() {
     assert_eq!(
         stdout[12],
         "failed 14: InvalidLine: expected {\"detail-type\": .., \"detail\": {..}} as JSON: \
-         missing field `detail` at line 1 column 31"
+         missing field `detail` at column 31"
     );
     assert_eq!(
         stderr(&output),

@@ -88,9 +88,9 @@ fn validate_reports_each_line() {
         "ok UserSignedUp\n\
          invalid: line 2: $.detail.email: invalid email address: domain has no '.'\n\
          ok UserLoggedIn\n\
-         invalid: line 4: not JSON: key must be a string at line 1 column 2\n\
+         invalid: line 4: not JSON: key must be a string at column 2\n\
          invalid: line 6: $.detail-type: unknown detail-type \"UserDeleted\" (known: UserSignedUp, UserLoggedIn)\n\
-         invalid: line 7: $.detail: duplicate key \"user_id\" (JSON readers disagree on which value counts) at line 1 column 69\n"
+         invalid: line 7: $.detail: duplicate key \"user_id\" (JSON readers disagree on which value counts) at column 69\n"
     );
 }
 
