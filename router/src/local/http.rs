@@ -324,17 +324,48 @@ fn describe_event_bus(
 struct ListRulesRequest {
     event_bus_name: Option<String>,
     name_prefix: Option<String>,
+    limit: Option<i64>,
+    next_token: Option<String>,
 }
 
 fn list_rules(bus: &LocalBus, request: &ListRulesRequest) -> Result<Response, AwsError> {
     let bus_name = known_bus(bus, request.event_bus_name.as_deref())?;
     let prefix = request.name_prefix.as_deref().unwrap_or_default();
+    // A page of `Limit` rules (1 to 100; all without it); the token is where the next
+    // page starts.
+    let limit = match request.limit {
+        None => usize::MAX,
+        Some(n @ 1..=100) => n as usize,
+        Some(n) => {
+            return Err(AwsError::new(
+                "ValidationException",
+                format!(
+                    "1 validation error detected: Value '{n}' at 'limit' failed to satisfy constraint: Member must have value between 1 and 100"
+                ),
+            ));
+        }
+    };
+    let start = match request.next_token.as_deref() {
+        None => 0,
+        Some(token) => token.parse::<usize>().map_err(|_| {
+            AwsError::new(
+                "ValidationException",
+                format!("the NextToken {token:?} is not one this bus gave"),
+            )
+        })?,
+    };
     let config = bus.config();
-    let rules: Vec<Json> = bus
+    let matching: Vec<_> = bus
         .topology()
         .rules()
         .iter()
         .filter(|rule| rule.bus() == bus_name && rule.name().starts_with(prefix))
+        .collect();
+    let end = start.saturating_add(limit).min(matching.len());
+    let rules: Vec<Json> = matching
+        .get(start.min(matching.len())..end)
+        .unwrap_or_default()
+        .iter()
         .map(|rule| {
             let path = if bus_name == DEFAULT_BUS {
                 rule.name().to_owned()
@@ -350,5 +381,9 @@ fn list_rules(bus: &LocalBus, request: &ListRulesRequest) -> Result<Response, Aw
             })
         })
         .collect();
-    Ok(ok(json!({ "Rules": rules })))
+    Ok(ok(if end < matching.len() {
+        json!({ "Rules": rules, "NextToken": end.to_string() })
+    } else {
+        json!({ "Rules": rules })
+    }))
 }

@@ -362,6 +362,79 @@ pub struct PutEventsEntry {
     pub event_bus_name: Option<String>,
 }
 
+/// The longest `DetailType` PutEvents takes, in characters.
+const MAX_DETAIL_TYPE_CHARS: usize = 128;
+
+/// The longest ARN in `Resources`, in characters.
+const MAX_RESOURCE_CHARS: usize = 2048;
+
+/// Whether `name` fits the API model's `EventBusName` of PutEvents: 1 to 1,600 characters,
+/// `[.\-_A-Za-z0-9]+`, optionally after a bus ARN's prefix
+/// (`arn:aws…:events:<region>:<12 digits>:event-bus/`).
+fn is_bus_name_or_arn(name: &str) -> bool {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    };
+    if name.chars().count() > 1600 {
+        return false;
+    }
+    let Some(arn) = name.strip_prefix("arn:") else {
+        return plain(name);
+    };
+    let parts: Vec<&str> = arn.splitn(5, ':').collect();
+    let [partition, "events", region, account, resource] = parts.as_slice() else {
+        return false;
+    };
+    let word = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+    };
+    partition.starts_with("aws")
+        && word(partition)
+        && region.split('-').filter(|p| !p.is_empty()).count() >= 3
+        && word(region)
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && resource.strip_prefix("event-bus/").is_some_and(plain)
+}
+
+/// The first integer of the JSON text `json` (numbers without a fraction or an exponent,
+/// outside strings) that does not fit in 64 signed bits, as written.
+fn integer_out_of_range(json: &str) -> Option<&str> {
+    let bytes = json.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip the string, escapes included.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    i += 1;
+                }
+                let number = &json[start..i];
+                if !number.contains(['.', 'e', 'E']) && number.parse::<i64>().is_err() {
+                    return Some(number);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// The answer for one entry: its event id, or EventBridge's error code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryResult {
@@ -578,6 +651,47 @@ impl LocalBus {
                 self.inner.config.entry_size_limit
             )));
         }
+        // The API model's constraints, which EventBridge checks for the whole request
+        // before it looks at any entry.
+        let mut violations = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let at = |field: &str| format!("entries.{}.member.{field}", i + 1);
+            if entry
+                .detail_type
+                .as_deref()
+                .is_some_and(|t| t.chars().count() > MAX_DETAIL_TYPE_CHARS)
+            {
+                violations.push(format!(
+                    "Value at '{}' failed to satisfy constraint: Member must have length less than or equal to {MAX_DETAIL_TYPE_CHARS}",
+                    at("detailType")
+                ));
+            }
+            for (j, resource) in entry.resources.iter().enumerate() {
+                if resource.chars().count() > MAX_RESOURCE_CHARS {
+                    violations.push(format!(
+                        "Value at '{}.{}.member' failed to satisfy constraint: Member must have length less than or equal to {MAX_RESOURCE_CHARS}",
+                        at("resources"),
+                        j + 1
+                    ));
+                }
+            }
+            if let Some(name) = entry.event_bus_name.as_deref()
+                && !is_bus_name_or_arn(name)
+            {
+                violations.push(format!(
+                    "Value '{name}' at '{}' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:aws[\\w-]*:events:[a-z]+-[a-z]+-[\\w-]+:[0-9]{{12}}:event-bus\\/)?[\\.\\-_A-Za-z0-9]+ and have length between 1 and 1600",
+                    at("eventBusName")
+                ));
+            }
+        }
+        if !violations.is_empty() {
+            return Err(PutEventsError::Validation(format!(
+                "{} validation error{} detected: {}",
+                violations.len(),
+                if violations.len() == 1 { "" } else { "s" },
+                violations.join("; ")
+            )));
+        }
         let mut buses = Vec::with_capacity(entries.len());
         for entry in &entries {
             buses.push(self.resolve_bus(entry.event_bus_name.as_deref())?);
@@ -654,6 +768,15 @@ impl LocalBus {
         let detail = RawValue::from_string(detail).map_err(|_| malformed())?;
         if !detail.get().trim_start().starts_with('{') {
             return Err(malformed());
+        }
+        // PutEvents takes JSON integers within 64 bits only.
+        if let Some(integer) = integer_out_of_range(detail.get()) {
+            return Err(EntryResult::Failed {
+                code: "MalformedDetail".to_owned(),
+                message: format!(
+                    "Detail is malformed: the integer {integer} is outside -9223372036854775808 to 9223372036854775807"
+                ),
+            });
         }
         let event_id = clock::uuid_v4();
         // The envelope's time is whole seconds, as EventBridge writes it; so is the time

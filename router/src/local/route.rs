@@ -85,10 +85,18 @@ pub(crate) fn test_pattern(pattern: &str, event: &[u8]) -> Result<bool, PatternP
     // EventBridge tests patterns against whole events: the envelope's fields must be there.
     let envelope: serde_json::Map<String, Json> = serde_json::from_slice(event)
         .map_err(|_| PatternProblem::Event("the event is not a JSON object".to_owned()))?;
-    let missing: Vec<&str> = ["id", "account", "source", "time", "region", "detail-type"]
-        .into_iter()
-        .filter(|field| !envelope.contains_key(*field))
-        .collect();
+    let missing: Vec<&str> = [
+        "id",
+        "account",
+        "source",
+        "time",
+        "region",
+        "resources",
+        "detail-type",
+    ]
+    .into_iter()
+    .filter(|field| !envelope.contains_key(*field))
+    .collect();
     if !missing.is_empty() {
         return Err(PatternProblem::Event(format!(
             "the event lacks {}",

@@ -659,9 +659,9 @@ async fn replay_resends_an_archived_range_with_its_replay_name() {
     clock.advance(Duration::from_secs(60));
     let second = put(&bus, vec![entry("UserSignedUp", json!({"n": 2}))]).await;
     // Later, outside the first replay's window: a detail whose text JSON values would
-    // change (a number beyond float64, an exponent, key order).
+    // change (a number beyond float64's precision, an exponent, key order).
     clock.advance(Duration::from_secs(120));
-    let exact = r#"{"z":12345678901234567890123,"a":1E2}"#;
+    let exact = r#"{"z":1234567890123456789.25,"a":1E2}"#;
     let sent = PutEventsEntry {
         detail: Some(exact.into()),
         ..entry("UserSignedUp", json!({}))
@@ -1174,7 +1174,109 @@ mod http {
             .await,
             400,
             "ValidationException",
-            "Parameter Event is not valid. Reason: the event lacks id, account, time, region, detail-type",
+            "Parameter Event is not valid. Reason: the event lacks id, account, time, region, resources, detail-type",
+        );
+    }
+
+    /// The API model's limits: a DetailType of 128 characters, resources of 2,048, bus
+    /// names of its pattern; integers in 64 bits; ListRules pages.
+    #[tokio::test]
+    async fn the_api_models_limits_hold() {
+        let (_bus, addr, _dir) = serve().await;
+        let put = |entries: Value| async move {
+            post(
+                addr,
+                Some("AWSEvents.PutEvents"),
+                json!({ "Entries": entries }).to_string().as_bytes(),
+            )
+            .await
+        };
+        let entry = |detail_type: String, resources: Vec<String>, bus: &str| json!({"Source": "s", "DetailType": detail_type, "Detail": "{}", "Resources": resources, "EventBusName": bus});
+        let answer = put(json!([entry(
+            "x".repeat(128),
+            vec!["r".repeat(2048)],
+            "test-bus"
+        )]))
+        .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.body["FailedEntryCount"], 0, "{}", answer.body);
+        check_error(
+            &put(json!([
+                entry("x".repeat(129), vec![], "test-bus"),
+                entry("d".into(), vec!["r".into(), "r".repeat(2049)], "test-bus"),
+            ]))
+            .await,
+            400,
+            "ValidationException",
+            "2 validation errors detected: Value at 'entries.1.member.detailType' failed to satisfy constraint: Member must have length less than or equal to 128; Value at 'entries.2.member.resources.2.member' failed to satisfy constraint: Member must have length less than or equal to 2048",
+        );
+        for bad in [
+            "",
+            "event fork!",
+            "arn:aws:events:us-east-1:123456789012:rule/test-bus",
+        ] {
+            check_error(
+                &put(json!([entry("d".into(), vec![], bad)])).await,
+                400,
+                "ValidationException",
+                "at 'entries.1.member.eventBusName' failed to satisfy constraint",
+            );
+        }
+        let answer = put(json!([entry(
+            "d".into(),
+            vec![],
+            "arn:aws:events:eu-west-1:210987654321:event-bus/test-bus"
+        )]))
+        .await;
+        assert_eq!(answer.body["FailedEntryCount"], 0, "{}", answer.body);
+        // Integers beyond 64 bits fail their entry; the largest, floats and strings pass.
+        let detail = |text: &str| json!({"Source": "s", "DetailType": "d", "Detail": text, "EventBusName": "test-bus"});
+        let answer = put(json!([
+            detail(r#"{"a": 9223372036854775808}"#),
+            detail(r#"{"a": [-9223372036854775809]}"#),
+            detail(r#"{"a": 9223372036854775807, "b": -9223372036854775808, "c": 1e300, "d": 18446744073709551616.5, "e": "99999999999999999999"}"#),
+        ]))
+        .await;
+        assert_eq!(answer.body["FailedEntryCount"], 2, "{}", answer.body);
+        assert_eq!(answer.body["Entries"][0]["ErrorCode"], "MalformedDetail");
+        assert!(
+            answer.body["Entries"][1]["ErrorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("-9223372036854775809"),
+            "{}",
+            answer.body
+        );
+        // ListRules pages by Limit, with a NextToken.
+        let list = |body: Value| async move {
+            post(
+                addr,
+                Some("AWSEvents.ListRules"),
+                body.to_string().as_bytes(),
+            )
+            .await
+        };
+        let first = list(json!({"EventBusName": "test-bus", "Limit": 1})).await;
+        assert_eq!(
+            first.body["Rules"].as_array().unwrap().len(),
+            1,
+            "{}",
+            first.body
+        );
+        let token = first.body["NextToken"].as_str().unwrap().to_owned();
+        let rest = list(json!({"EventBusName": "test-bus", "NextToken": token})).await;
+        assert_eq!(
+            rest.body["Rules"].as_array().unwrap().len(),
+            1,
+            "{}",
+            rest.body
+        );
+        assert!(rest.body.get("NextToken").is_none(), "{}", rest.body);
+        check_error(
+            &list(json!({"EventBusName": "test-bus", "Limit": 0})).await,
+            400,
+            "ValidationException",
+            "Member must have value between 1 and 100",
         );
     }
 }
