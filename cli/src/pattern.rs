@@ -146,16 +146,16 @@ fn evaluate_case(line: &[u8]) -> String {
             ));
         }
     };
-    // serde would also read a struct from an array of its fields.
-    if line.trim().is_empty() {
+    if line.trim_ascii().is_empty() {
         return not_a_case(&"the line is empty");
     }
+    // serde would also read a struct from an array of its fields.
     if !line.trim_start().starts_with('{') {
         return not_a_case(&"it does not start with '{'");
     }
     let case: CaseLine = match serde_json::from_str(line) {
         Ok(case) => case,
-        Err(error) => return not_a_case(&error),
+        Err(error) => return not_a_case(&crate::input::line_json_error(line, &error)),
     };
     let result = (|| {
         let pattern = json_text(&case.pattern)?;

@@ -32,8 +32,10 @@ pub(crate) enum Command {
     /// (an object, or a string holding JSON, which keeps numbers exactly as written), and
     /// the EventBridgeRule (or CloudWatchEvent) events of its SAM functions and state
     /// machines, named <Resource><Event> as SAM names the rules it makes. Rules with
-    /// State: DISABLED are left out (stderr names them); a rule with neither EventPattern
-    /// nor ScheduleExpression, or two rules of one name, are errors. Rules on several
+    /// State: DISABLED are left out (stderr names them); rules under a Condition, or whose
+    /// State an intrinsic function computes, are matched as if enabled (stderr names them
+    /// too); a rule with neither EventPattern nor ScheduleExpression, a State that is
+    /// neither, or two rules of one name, are errors. Rules on several
     /// buses are all matched, with a warning (on AWS an event reaches one bus's rules). Intrinsic functions such as !Ref
     /// elsewhere in the template are ignored; in an EventPattern, as a rule's or a
     /// function's Properties, as a function's Events or as one event, they are an error. A

@@ -361,10 +361,14 @@ fn list_rules(bus: &LocalBus, request: &ListRulesRequest) -> Result<Response, Aw
         .iter()
         .filter(|rule| rule.bus() == bus_name && rule.name().starts_with(prefix))
         .collect();
+    if start > matching.len() {
+        return Err(AwsError::new(
+            "ValidationException",
+            format!("the NextToken \"{start}\" is not one this bus gave"),
+        ));
+    }
     let end = start.saturating_add(limit).min(matching.len());
-    let rules: Vec<Json> = matching
-        .get(start.min(matching.len())..end)
-        .unwrap_or_default()
+    let rules: Vec<Json> = matching[start..end]
         .iter()
         .map(|rule| {
             let path = if bus_name == DEFAULT_BUS {

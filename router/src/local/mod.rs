@@ -392,10 +392,15 @@ fn is_bus_name_or_arn(name: &str) -> bool {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
     };
+    // `[a-z]+-[a-z]+-[\w-]+`
+    let letters = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase());
+    let mut region_parts = region.splitn(3, '-');
+    let region_fits = region_parts.next().is_some_and(letters)
+        && region_parts.next().is_some_and(letters)
+        && region_parts.next().is_some_and(word);
     partition.starts_with("aws")
         && word(partition)
-        && region.split('-').filter(|p| !p.is_empty()).count() >= 3
-        && word(region)
+        && region_fits
         && account.len() == 12
         && account.bytes().all(|b| b.is_ascii_digit())
         && resource.strip_prefix("event-bus/").is_some_and(plain)

@@ -186,7 +186,7 @@ impl Topology {
         let mut rules = Vec::new();
         for rule in template.rules() {
             // What only a deploy can decide is run as if it went the rule's way.
-            if let Some(condition) = rule.condition() {
+            if let Some(condition) = rule.condition().filter(|_| rule.is_enabled()) {
                 tracing::warn!(
                     rule = rule.logical_id(),
                     condition,

@@ -1214,6 +1214,7 @@ mod http {
             "",
             "event fork!",
             "arn:aws:events:us-east-1:123456789012:rule/test-bus",
+            "arn:aws:events:US-EAST-1:123456789012:event-bus/test-bus",
         ] {
             check_error(
                 &put(json!([entry("d".into(), vec![], bad)])).await,
@@ -1222,13 +1223,17 @@ mod http {
                 "at 'entries.1.member.eventBusName' failed to satisfy constraint",
             );
         }
-        let answer = put(json!([entry(
-            "d".into(),
-            vec![],
-            "arn:aws:events:eu-west-1:210987654321:event-bus/test-bus"
-        )]))
-        .await;
-        assert_eq!(answer.body["FailedEntryCount"], 0, "{}", answer.body);
+        for good in [
+            "arn:aws:events:eu-west-1:210987654321:event-bus/test-bus",
+            "arn:aws-us-gov:events:us-gov-west-1:210987654321:event-bus/test-bus",
+        ] {
+            let answer = put(json!([entry("d".into(), vec![], good)])).await;
+            assert_eq!(
+                answer.body["FailedEntryCount"], 0,
+                "{good}: {}",
+                answer.body
+            );
+        }
         // Integers beyond 64 bits fail their entry; the largest, floats and strings pass.
         let detail = |text: &str| json!({"Source": "s", "DetailType": "d", "Detail": text, "EventBusName": "test-bus"});
         let answer = put(json!([
@@ -1277,6 +1282,12 @@ mod http {
             400,
             "ValidationException",
             "Member must have value between 1 and 100",
+        );
+        check_error(
+            &list(json!({"EventBusName": "test-bus", "NextToken": "99"})).await,
+            400,
+            "ValidationException",
+            "is not one this bus gave",
         );
     }
 }
