@@ -68,7 +68,8 @@ pub(crate) fn check(path: &Path) -> Result<Outcome> {
     let rules = catalog::rules();
     let settings = StackSettings::default();
     let mut drifted = false;
-    let mut stdout = io::stdout().lock();
+    // A reader that stops early (`| head`) still gets exit 1 for a drifted template.
+    let mut stdout = crate::output::Closable::new(io::stdout().lock());
     for section in Section::ALL {
         let Some(committed) = section.find(&template) else {
             bail!(

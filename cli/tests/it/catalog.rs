@@ -55,6 +55,13 @@ fn check_shows_a_diff_on_drift_and_render_repairs_it() {
 
     let run = eventfork_in(dir.path(), &["rules", "check"], "", &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
+    // A reader that stops early (`| head`) still gets the drift's exit status.
+    let template = dir.path().join("template.yaml");
+    let (code, stderr) = crate::support::eventfork_with_stdout_closed(
+        &["rules", "check", template.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
     let changed: Vec<&str> = run
         .stdout
         .lines()

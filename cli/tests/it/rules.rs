@@ -417,22 +417,15 @@ fn publish_lines_get_a_warning_about_the_missing_source() {
 /// 2 for an invalid event line after the ones it read.
 #[test]
 fn rules_match_into_a_closed_pipe_still_reports_invalid_lines() {
-    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().expect("temp dir");
     let rules = write(dir.path(), "rules.json", r#"{"a": {"a": [1]}}"#);
     let mut events = "{\"a\": 1}\n".repeat(20_000);
     events.push_str("{truncated\n");
     let events = write(dir.path(), "events.jsonl", &events);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
-        .args(["rules", "match", "--rules", &rules, "--events", &events])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the eventfork binary starts");
-    drop(child.stdout.take());
-    let output = child.wait_with_output().expect("it ends");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = crate::support::eventfork_with_stdout_closed(
+        &["rules", "match", "--rules", &rules, "--events", &events],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("1 invalid events"), "{stderr}");
 }

@@ -232,10 +232,6 @@ fn exported_schemas_pass_independent_validators() {
 /// A reader that stops early (`| head`) still gets the verdict on the whole file.
 #[test]
 fn validate_into_a_closed_pipe_still_fails_an_invalid_file() {
-    use std::{
-        io::Write,
-        process::{Command, Stdio},
-    };
     let signup = fixture("user-signed-up.json");
     let mut bad_email = signup.clone();
     bad_email["detail"]["email"] = "ada@example".into();
@@ -244,16 +240,9 @@ fn validate_into_a_closed_pipe_still_fails_an_invalid_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.jsonl");
     std::fs::write(&path, jsonl(&lines)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
-        .args(["schemas", "validate", path.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the eventfork binary starts");
-    // Nobody reads: every write meets a closed pipe.
-    drop(child.stdout.take());
-    let output = child.wait_with_output().unwrap();
-    let _ = std::io::stderr().write_all(&output.stderr);
-    assert_eq!(output.status.code(), Some(1));
+    let (code, stderr) = crate::support::eventfork_with_stdout_closed(
+        &["schemas", "validate", path.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
 }
