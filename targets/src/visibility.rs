@@ -289,7 +289,18 @@ impl SqsVisibility {
             .text()
             .await
             .map_err(|e| format!("SQS's answer could not be read: {e}"))?;
-        let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let answer: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+        // A success whose answer cannot be read says nothing of which entries it changed.
+        let answer = match answer {
+            Some(answer) => answer,
+            None if status.is_success() => {
+                return Err(format!(
+                    "SQS answered HTTP {} with a body that is not JSON",
+                    status.as_u16()
+                ));
+            }
+            None => serde_json::Value::Null,
+        };
         if !status.is_success() {
             let kind = answer["__type"].as_str().unwrap_or("");
             let kind = kind.rsplit('#').next().unwrap_or(kind);

@@ -181,3 +181,35 @@ async fn retries_that_sqs_refuses_are_named() {
         "{not_delayed:?}"
     );
 }
+
+/// A success whose body cannot be read says nothing of which records were delayed: all are
+/// reported as not delayed, none counted as done.
+#[tokio::test]
+async fn an_unreadable_success_delays_nothing() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>proxy</html>"))
+        .mount(&server)
+        .await;
+    let config = aws_config::SdkConfig::builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+                "testing", "testing", None, None, "test",
+            )),
+        )
+        .build();
+    let visibility = SqsVisibility::new(&config, Some(server.uri()));
+    let retries = [targets::Retry::new(
+        "m1",
+        "h",
+        "arn:aws:sqs:us-east-1:123456789012:q",
+        Duration::from_secs(5),
+    )];
+    let not_delayed = visibility.delay(&retries).await;
+    assert_eq!(not_delayed.len(), 1, "{not_delayed:?}");
+    assert!(
+        not_delayed[0].reason.contains("not JSON"),
+        "{not_delayed:?}"
+    );
+}
