@@ -343,19 +343,14 @@ fn witnesses<'a>(first: &'a Value, second: &'a Value) -> impl Iterator<Item = Va
                 "detail": sample(&schema, &schema),
             });
             let mut choices: BTreeMap<Vec<String>, Vec<Value>> = BTreeMap::new();
-            // What a detail field may hold: a witness no event can be is a false alarm.
+            // What type a detail field holds: a witness no event can be is a false alarm.
+            // (A field with an enum is given its values below, and only them.)
             let fits = |path: &[String], value: &Value| -> bool {
                 let Some(("detail", field)) = path.split_first().map(|(f, r)| (f.as_str(), r))
                 else {
                     return value.is_string();
                 };
                 match field_type(&schema, field) {
-                    Some(FieldType::String {
-                        allowed: Some(allowed),
-                        ..
-                    }) => value
-                        .as_str()
-                        .is_some_and(|v| allowed.iter().any(|a| a == v)),
                     Some(FieldType::String { .. }) => value.is_string(),
                     Some(FieldType::Number) => value.is_number(),
                     Some(FieldType::Boolean) => value.is_boolean(),
