@@ -367,6 +367,7 @@ mod tests {
                 service: "test",
                 n_attempts: 1,
                 last: "HTTP 503".into(),
+                retry_after: None,
             })
         }
     }

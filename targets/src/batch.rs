@@ -17,7 +17,10 @@ use std::{
     collections::HashMap,
     future::Future,
     num::NonZeroUsize,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
@@ -28,6 +31,7 @@ use tracing::{Instrument, Span, error, field, info, warn};
 
 use crate::{
     Deadline,
+    deadline::MIN_ATTEMPT_TIME,
     error::{HandlerError, error_chain},
     idempotency::{Claim, IdempotencyKey, IdempotencyStore, StoreError},
     visibility::{Backoff, NotDelayed, Retry, Visibility},
@@ -298,6 +302,10 @@ pub enum RecordError {
     /// The handler panicked (a bug).
     #[error("the handler panicked")]
     Panicked,
+    /// The invocation's time ran out before the record's turn came (the records before
+    /// it took the time, waiting for a slow or throttling service, say): never handled.
+    #[error("not started: the invocation's time ran out before the record's turn")]
+    NotStarted,
 }
 
 impl RecordError {
@@ -310,7 +318,16 @@ impl RecordError {
             RecordError::Store(_)
             | RecordError::InProgress
             | RecordError::TimedOut
-            | RecordError::StoreTimedOut => true,
+            | RecordError::StoreTimedOut
+            | RecordError::NotStarted => true,
+        }
+    }
+
+    /// The least delay before the record's next delivery that the service asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RecordError::Handler(error) => error.retry_after(),
+            _ => None,
         }
     }
 }
@@ -351,7 +368,8 @@ impl BatchReport {
     }
 
     /// The failed records that a later attempt may get through, each with its delay under
-    /// `backoff` (its upper half scaled by a `jitter` from 0 to 1 drawn per record). A record
+    /// `backoff` (its upper half scaled by a `jitter` from 0 to 1 drawn per record), or the
+    /// service's `Retry-After` when that is longer. A record
     /// that cannot succeed (undecodable, refused for good, a panic) gets none: it reaches
     /// the dead-letter queue at the queue's own pace.
     pub fn retries(&self, backoff: &Backoff, mut jitter: impl FnMut() -> f64) -> Vec<Retry> {
@@ -363,11 +381,18 @@ impl BatchReport {
                 if !error.is_retryable() {
                     return None;
                 }
+                // The backoff, or longer when the service asked for more (within the
+                // longest delay SQS takes).
+                let delay = backoff.delay(receipt.receive_count, jitter());
+                let delay = match error.retry_after() {
+                    Some(asked) if asked > delay => asked.min(Backoff::MAX_DELAY),
+                    _ => delay,
+                };
                 Some(Retry {
                     message_id: message_id.clone(),
                     receipt_handle: receipt.receipt_handle.clone()?,
                     queue_arn: receipt.queue_arn.clone()?,
-                    delay: backoff.delay(receipt.receive_count, jitter()),
+                    delay,
                 })
             })
             .collect()
@@ -414,6 +439,9 @@ struct Inner<H> {
     store: Arc<dyn IdempotencyStore>,
     options: BatchOptions,
     visibility: Option<Arc<dyn Visibility>>,
+    /// Whether a record failed since the last look because the service refused the
+    /// handler's credentials ([`BatchDriver::take_credentials_refused`]).
+    credentials_refused: AtomicBool,
 }
 
 impl<H: Handler> BatchDriver<H> {
@@ -454,8 +482,18 @@ impl<H: Handler> BatchDriver<H> {
                 store,
                 options,
                 visibility,
+                credentials_refused: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Whether a record failed because the service refused the handler's credentials
+    /// ([`HandlerError::Unauthorized`]) since the last call; the flag is cleared. A
+    /// process that reads its secrets from a store should read them again.
+    pub fn take_credentials_refused(&self) -> bool {
+        self.inner
+            .credentials_refused
+            .swap(false, Ordering::Relaxed)
     }
 
     /// The handler.
@@ -532,6 +570,19 @@ impl<H: Handler> BatchDriver<H> {
                     break;
                 };
                 let message_id = record.message_id.clone().unwrap_or_default();
+                if !deadline.allows(MIN_ATTEMPT_TIME) {
+                    // Started now, its request would likely be cut off, maybe after the
+                    // service acted: it waits for its next delivery instead.
+                    warn!(
+                        message_id = %message_id,
+                        retryable = true,
+                        "record not started: the invocation's time ran out before its turn",
+                    );
+                    message_ids.push(message_id);
+                    receipts.push(Receipt::of(&record));
+                    results[record_idx] = Some(Err(RecordError::NotStarted));
+                    continue;
+                }
                 // At error level, so that a filter that shows only failures still shows
                 // which record failed.
                 let span = tracing::error_span!(
@@ -598,6 +649,14 @@ impl<H: Handler> BatchDriver<H> {
                 )
             })
             .collect();
+        let refused = records.iter().any(|(_, result)| {
+            matches!(result, Err(RecordError::Handler(error)) if error.is_unauthorized())
+        });
+        if refused {
+            self.inner
+                .credentials_refused
+                .store(true, Ordering::Relaxed);
+        }
         let report = BatchReport { records, receipts };
         info!(
             target_name = self.inner.handler.target(),

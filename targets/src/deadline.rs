@@ -4,6 +4,11 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+/// The time a request is given at the least: an attempt, or a record, that could not
+/// start with this much left is not started. One cut off by the deadline may have reached
+/// the service, and its record's redelivery would repeat the side effect.
+pub(crate) const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(500);
+
 /// The moment by which the current invocation must be done, retries included.
 ///
 /// On Lambda it comes from the invocation's `Lambda-Runtime-Deadline-Ms`; elsewhere it is

@@ -1,6 +1,6 @@
 //! The errors of a handler, and the chain formatter used in logs.
 
-use std::{error::Error, fmt::Write as _};
+use std::{error::Error, fmt::Write as _, time::Duration};
 
 /// Why a handler failed to perform its side effect.
 ///
@@ -19,6 +19,21 @@ pub enum HandlerError {
         /// The service's own error message, shortened.
         message: String,
     },
+    /// The service refused the target's credentials (HTTP 401 or 403): a key or webhook
+    /// that was rotated, revoked or mistyped. The same request cannot succeed, but the
+    /// record may once the secret is fixed: it is retried with backoff, and a Lambda reads
+    /// its secrets again before its next batch ([`crate::lambda::serve`]).
+    #[error(
+        "{service} refused the credentials with HTTP {status}: {message} (check the secret; the record is retried)"
+    )]
+    Unauthorized {
+        /// The service, e.g. `mailchimp`.
+        service: &'static str,
+        /// The HTTP status, 401 or 403.
+        status: u16,
+        /// The service's own error message, shortened.
+        message: String,
+    },
     /// The service kept failing (429, 5xx, timeouts, connection errors) until the retries
     /// were exhausted or the invocation ran out of time.
     #[error("{service} still failing after {n_attempts} attempt(s): {last}")]
@@ -29,6 +44,9 @@ pub enum HandlerError {
         n_attempts: u32,
         /// The last failure, e.g. `HTTP 503` or `timed out`.
         last: String,
+        /// How long the service asked to be left alone (its last `Retry-After`), when it
+        /// did: the record's next delivery waits at least that long.
+        retry_after: Option<Duration>,
     },
     /// The event reached a target that does not handle its type: the rule that routed it
     /// here is wrong.
@@ -56,13 +74,30 @@ impl HandlerError {
     /// Whether a later attempt may succeed. SQS retries every failed record; a
     /// non-retryable one will only reach the dead-letter queue.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, HandlerError::Unavailable { .. })
+        matches!(
+            self,
+            HandlerError::Unavailable { .. } | HandlerError::Unauthorized { .. }
+        )
+    }
+
+    /// Whether the service refused the credentials: the secret should be read again.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, HandlerError::Unauthorized { .. })
+    }
+
+    /// The least delay before the next attempt that the service asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            HandlerError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 
     /// The error's kind, for the Lambda `errorType` field and for log queries.
     pub fn error_type(&self) -> &'static str {
         match self {
             HandlerError::Rejected { .. } => "Rejected",
+            HandlerError::Unauthorized { .. } => "Unauthorized",
             HandlerError::Unavailable { .. } => "Unavailable",
             HandlerError::Misrouted { .. } => "Misrouted",
             HandlerError::Request { .. } => "Request",
@@ -76,6 +111,7 @@ impl HandlerError {
             return self;
         }
         if let HandlerError::Rejected { message, .. }
+        | HandlerError::Unauthorized { message, .. }
         | HandlerError::Unavailable { last: message, .. } = &mut self
         {
             *message = message.replace(text, "<redacted>");

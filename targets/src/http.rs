@@ -2,9 +2,9 @@
 //! TLS configuration of every HTTPS connection a target makes.
 //!
 //! 429 (honouring `Retry-After`), 5xx, timeouts and connection errors are retried with
-//! exponential backoff and jitter, as long as the next attempt can start before the
-//! invocation's [`Deadline`]; other 4xx are permanent, and their error holds the service's
-//! message from the first 4 KiB of the body. Errors never carry the request's URL, nor a
+//! exponential backoff and jitter, as long as the next attempt can start and finish before
+//! the invocation's [`Deadline`]; 401 and 403 refuse the credentials, and other 4xx are
+//! permanent. Their errors hold the service's message from the first 4 KiB of the body. Errors never carry the request's URL, nor a
 //! redirect's path, since a Slack webhook URL is a secret.
 //!
 //! # Root certificates
@@ -21,14 +21,14 @@
 
 use std::{
     sync::{Arc, LazyLock},
-    time::Duration,
+    time::{Duration, Instant, SystemTime},
 };
 
 use rand::Rng;
 use reqwest::{Client, RequestBuilder, StatusCode, header::RETRY_AFTER};
 use tracing::warn;
 
-use crate::{Deadline, HandlerError, error::error_chain};
+use crate::{Deadline, HandlerError, deadline::MIN_ATTEMPT_TIME, error::error_chain};
 
 /// When and how often a failed request is retried.
 #[derive(Debug, Clone)]
@@ -111,19 +111,22 @@ impl HttpClient {
     }
 
     /// Sends the request `build` makes until it succeeds, fails permanently, or the
-    /// retries or the time run out. Returns the successful response's status.
+    /// retries or the time run out. Returns the successful response, its body unread.
     pub(crate) async fn send(
         &self,
         service: &'static str,
         deadline: Deadline,
         build: impl Fn(&Client) -> RequestBuilder,
-    ) -> Result<StatusCode, HandlerError> {
+    ) -> Result<reqwest::Response, HandlerError> {
         let mut n_attempts = 0;
         // What the attempt before this one met, kept for the error when the deadline cuts
         // this one short: "HTTP 503" says more than the deadline alone.
         let mut previous: Option<String> = None;
+        // The service's last `Retry-After`, kept for the record's redelivery.
+        let mut asked_to_wait: Option<Duration> = None;
         loop {
             n_attempts += 1;
+            let started = Instant::now();
             let sent =
                 tokio::time::timeout_at(deadline.instant(), build(&self.client).send()).await;
             let (last, retry_after) = match sent {
@@ -136,6 +139,7 @@ impl HttpClient {
                         service,
                         n_attempts,
                         last,
+                        retry_after: asked_to_wait,
                     });
                 }
                 Ok(Err(error)) if error.is_builder() => {
@@ -164,7 +168,7 @@ impl HttpClient {
                 Ok(Ok(response)) => {
                     let status = response.status();
                     if status.is_success() {
-                        return Ok(status);
+                        return Ok(response);
                     }
                     if status.is_redirection() {
                         let location = response
@@ -189,27 +193,45 @@ impl HttpClient {
                         (format!("HTTP {}", status.as_u16()), retry_after)
                     } else {
                         let body = body_prefix(response, deadline).await;
+                        let message = service_message(&body);
+                        let status = status.as_u16();
+                        if status == 401 || status == 403 {
+                            return Err(HandlerError::Unauthorized {
+                                service,
+                                status,
+                                message,
+                            });
+                        }
                         return Err(HandlerError::Rejected {
                             service,
-                            status: status.as_u16(),
-                            message: service_message(&body),
+                            status,
+                            message,
                         });
                     }
                 }
             };
+            if retry_after.is_some() {
+                asked_to_wait = retry_after;
+            }
             if n_attempts >= self.retry.max_attempts {
                 return Err(HandlerError::Unavailable {
                     service,
                     n_attempts,
                     last,
+                    retry_after: asked_to_wait,
                 });
             }
             let wait = retry_after.unwrap_or_else(|| self.retry.backoff(n_attempts));
-            if !deadline.allows(wait) {
+            // The next attempt must have time to finish: one cut off by the deadline may
+            // have reached the service, and its record's redelivery would repeat the side
+            // effect. It is given as long as this one took, and at least a short request.
+            let attempt = started.elapsed().max(MIN_ATTEMPT_TIME);
+            if !deadline.allows(wait + attempt) {
                 return Err(HandlerError::Unavailable {
                     service,
                     n_attempts,
                     last: format!("{last}; no time left to wait {wait:?} for a retry"),
+                    retry_after: asked_to_wait,
                 });
             }
             warn!(service, n_attempts, last = %last, wait_ms = wait.as_millis() as u64, "retrying");
@@ -298,11 +320,18 @@ fn redirect_message(from: &reqwest::Url, location: Option<&str>) -> String {
 /// enough that adding it to an instant cannot overflow.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-/// Parses a `Retry-After` given in seconds, at most [`MAX_RETRY_AFTER`]. The HTTP-date
-/// form is not honoured (none of our services sends it); the backoff applies instead.
+/// Parses a `Retry-After` (RFC 9110 §10.2.3): seconds, or an HTTP date (a date in the past
+/// is no wait); at most [`MAX_RETRY_AFTER`].
 fn parse_retry_after(value: &str) -> Option<Duration> {
-    let seconds = value.trim().parse::<u64>().ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// The service's error message from a response body: the usual JSON fields when present
@@ -403,10 +432,21 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_in_seconds() {
+    fn retry_after_in_seconds_or_as_a_date() {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        // A date in the past: no wait; in the future: until then.
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let later = SystemTime::now() + Duration::from_secs(120);
+        let wait = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
+        assert!(
+            (Duration::from_secs(118)..=Duration::from_secs(120)).contains(&wait),
+            "{wait:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(
             parse_retry_after("18446744073709551615"),
             Some(MAX_RETRY_AFTER)

@@ -1,9 +1,11 @@
 //! The glue between a [`BatchDriver`] and the Lambda runtime, shared by the three
 //! binaries.
 //!
-//! A binary's `main` calls [`init_tracing`], reads its handler's config from an [`Env`],
-//! builds the driver with [`driver`] and hands it to [`serve`]. The HTTP client, the AWS
-//! configuration and the idempotency store are built once per cold start.
+//! A binary's `main` calls [`init_tracing`] and hands [`serve`] the process's [`Env`] and
+//! a function that reads its handler's config from it and builds the driver with
+//! [`driver`]. The AWS configuration is loaded once per cold start; the handler's config
+//! (with its secrets), the HTTP client and the idempotency store too, and again after a
+//! service refused the credentials.
 //!
 //! # Building for Lambda
 //!
@@ -18,11 +20,17 @@
 //! Each binary lands in `target/lambda/<name>/bootstrap`, ready for the `provided.al2023`
 //! runtime. The arm64 build needs `rustup target add aarch64-unknown-linux-gnu` first.
 
-use std::{convert::Infallible, process::ExitCode, sync::Arc};
+use std::{
+    convert::Infallible,
+    future::Future,
+    process::ExitCode,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use crate::{
     BatchDriver, BatchOptions, ConfigError, Deadline, Env, Handler, HttpClient, RuntimeConfig,
@@ -86,20 +94,36 @@ pub async fn driver<H: Handler>(
     ))
 }
 
-/// Serves invocations with `driver` until the runtime stops; a start-up error is logged
-/// and ends the process with a failure.
-pub async fn serve<H: Handler>(driver: Result<BatchDriver<H>, StartupError>) -> ExitCode {
-    let driver = match driver {
+/// Builds the driver with `build` and serves invocations with it until the runtime stops.
+///
+/// A start-up error is logged, reported to the Runtime API's `/init/error` (so that Lambda
+/// shows it as the function's init error), and ends the process with a failure. After a
+/// batch in which a service refused the handler's credentials (HTTP 401 or 403), the next
+/// batch first builds the driver again, so that a rotated or fixed secret in Secrets
+/// Manager takes effect without a cold start; if that fails, the old driver goes on.
+pub async fn serve<H, B, F>(env: Env, build: B) -> ExitCode
+where
+    H: Handler,
+    B: Fn(Arc<Env>) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<BatchDriver<H>, StartupError>> + Send + 'static,
+{
+    let env = Arc::new(env);
+    let driver = match build(Arc::clone(&env)).await {
         Ok(driver) => driver,
         Err(startup_error) => {
-            error!(error = %error_chain(&startup_error), "start-up failed");
+            let message = error_chain(&startup_error);
+            error!(error = %message, "start-up failed");
+            report_init_error(&env, &message).await;
             return ExitCode::FAILURE;
         }
     };
+    let current = Arc::new(Mutex::new(driver));
+    let build = Arc::new(build);
     let service = service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let driver = driver.clone();
+        let (current, build, env) = (Arc::clone(&current), Arc::clone(&build), Arc::clone(&env));
         async move {
             let deadline = Deadline::of_invocation(&event.context);
+            let driver = current_driver(&current, &*build, env).await;
             Ok::<SqsBatchResponse, Infallible>(driver.run(event.payload, deadline).await)
         }
     });
@@ -109,5 +133,69 @@ pub async fn serve<H: Handler>(driver: Result<BatchDriver<H>, StartupError>) -> 
             error!(error = %runtime_error, "the Lambda runtime stopped");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The driver for the next batch: the current one, or a new one when a service refused
+/// the current one's credentials.
+async fn current_driver<H, B, F>(
+    current: &Mutex<BatchDriver<H>>,
+    build: &B,
+    env: Arc<Env>,
+) -> BatchDriver<H>
+where
+    H: Handler,
+    B: Fn(Arc<Env>) -> F,
+    F: Future<Output = Result<BatchDriver<H>, StartupError>>,
+{
+    let driver = current
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    if !driver.take_credentials_refused() {
+        return driver;
+    }
+    match build(env).await {
+        Ok(fresh) => {
+            info!(
+                "a service refused the credentials: the configuration and secrets were read again"
+            );
+            *current.lock().unwrap_or_else(PoisonError::into_inner) = fresh.clone();
+            fresh
+        }
+        Err(error) => {
+            warn!(
+                error = %error_chain(&error),
+                "a service refused the credentials, and reading the configuration again failed: the old one stays"
+            );
+            driver
+        }
+    }
+}
+
+/// Tells the Runtime API why start-up failed (`POST /runtime/init/error`); best effort,
+/// since the process ends anyway and the log holds the message.
+async fn report_init_error(env: &Env, message: &str) {
+    let Ok(Some(api)) = env.optional("AWS_LAMBDA_RUNTIME_API") else {
+        return;
+    };
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+    else {
+        return;
+    };
+    let body = serde_json::json!({
+        "errorType": "Runtime.InitError",
+        "errorMessage": message,
+    });
+    let sent = client
+        .post(format!("http://{api}/2018-06-01/runtime/init/error"))
+        .header("lambda-runtime-function-error-type", "Runtime.InitError")
+        .json(&body)
+        .send()
+        .await;
+    if let Err(error) = sent {
+        warn!(error = %error_chain(&error), "could not report the start-up error to the Runtime API");
     }
 }

@@ -12,10 +12,9 @@ use targets::{Analytics, AnalyticsConfig, Env, lambda};
 #[tokio::main]
 async fn main() -> ExitCode {
     lambda::init_tracing();
-    let env = Env::from_process();
-    let driver = async {
+    lambda::serve(Env::from_process(), |env| async move {
         let config = AnalyticsConfig::from_env(&env).await?;
         lambda::driver(&env, |http| Analytics::new(config, http)).await
-    };
-    lambda::serve(driver.await).await
+    })
+    .await
 }

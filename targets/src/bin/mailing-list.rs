@@ -13,10 +13,9 @@ use targets::{Env, MailingList, MailingListConfig, lambda};
 #[tokio::main]
 async fn main() -> ExitCode {
     lambda::init_tracing();
-    let env = Env::from_process();
-    let driver = async {
+    lambda::serve(Env::from_process(), |env| async move {
         let config = MailingListConfig::from_env(&env).await?;
         lambda::driver(&env, |http| MailingList::new(config, http)).await
-    };
-    lambda::serve(driver.await).await
+    })
+    .await
 }

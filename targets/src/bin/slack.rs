@@ -11,10 +11,9 @@ use targets::{Env, Slack, SlackConfig, lambda};
 #[tokio::main]
 async fn main() -> ExitCode {
     lambda::init_tracing();
-    let env = Env::from_process();
-    let driver = async {
+    lambda::serve(Env::from_process(), |env| async move {
         let config = SlackConfig::from_env(&env).await?;
         lambda::driver(&env, |http| Slack::new(config, http)).await
-    };
-    lambda::serve(driver.await).await
+    })
+    .await
 }

@@ -162,6 +162,49 @@ async fn does_not_wait_past_the_invocation_deadline() {
         error.to_string().contains("no time left to wait 30s"),
         "{error}"
     );
+    // The record's next delivery waits as long as Segment asked.
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(30)));
+}
+
+#[tokio::test]
+async fn a_retry_that_could_not_finish_in_time_is_not_sent() {
+    let (server, analytics) = segment().await;
+    track()
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "1"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let event = UserEvent::decode(&logged_in("e-tight", "u1")).unwrap();
+    // The wait fits, but leaves less than a request's time.
+    let error = analytics
+        .handle(&event, Deadline::after(Duration::from_millis(1300)))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("no time left to wait 1s"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_key_is_not_repeated_but_retried_later() {
+    let (server, analytics) = segment().await;
+    track()
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({ "success": false, "message": "invalid write key" })),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let event = UserEvent::decode(&logged_in("e-401", "u1")).unwrap();
+    let error = analytics.handle(&event, deadline()).await.unwrap_err();
+    assert!(error.is_unauthorized(), "{error:?}");
+    assert!(error.is_retryable());
+    assert_eq!(
+        error.to_string(),
+        "analytics refused the credentials with HTTP 401: invalid write key (check the secret; the record is retried)"
+    );
 }
 
 #[tokio::test]

@@ -12,9 +12,9 @@ use std::{
 
 use events_schema::{Envelope, UserSignedUp};
 use targets::{
-    BatchDriver, BatchOptions, Claim, Deadline, Decode, DecodeError, Handler, HandlerError,
-    IdempotencyKey, IdempotencyStore, MemoryStore, Outcome, RecordError, StoreError, StoreFuture,
-    UserEvent,
+    Backoff, BatchDriver, BatchOptions, Claim, Deadline, Decode, DecodeError, Handler,
+    HandlerError, IdempotencyKey, IdempotencyStore, MemoryStore, Outcome, RecordError, StoreError,
+    StoreFuture, UserEvent,
 };
 
 use crate::support::*;
@@ -46,6 +46,18 @@ impl Handler for Recorder {
                 service: "test",
                 n_attempts: 1,
                 last: "HTTP 503".into(),
+                retry_after: None,
+            }),
+            "throttled" => Err(HandlerError::Unavailable {
+                service: "test",
+                n_attempts: 1,
+                last: "HTTP 429".into(),
+                retry_after: Some(Duration::from_secs(600)),
+            }),
+            "refused" => Err(HandlerError::Unauthorized {
+                service: "test",
+                status: 403,
+                message: "invalid_token".into(),
             }),
             "stall" => {
                 tokio::time::sleep(Duration::from_secs(60)).await;
@@ -653,4 +665,93 @@ async fn without_a_backoff_nothing_is_delayed() {
         .await;
     assert_eq!(failures(&response), ["m1"]);
     assert!(visibility.asked.lock().unwrap().is_empty());
+}
+
+/// Records whose turn comes with too little time left are not started: their request
+/// would likely be cut off, maybe after the service acted. They come back later.
+#[tokio::test]
+async fn records_whose_turn_comes_too_late_are_not_started() {
+    let recorder = Recorder {
+        delay: Duration::from_millis(700),
+        ..Recorder::default()
+    };
+    let options = BatchOptions {
+        concurrency: NonZeroUsize::new(1).unwrap(),
+        ..BatchOptions::default()
+    };
+    let driver = BatchDriver::with_options(recorder, Arc::new(MemoryStore::default()), options);
+    // 1.5 s, less the driver's 0.5 s margin: the second record's turn comes with 0.3 s.
+    let report = driver
+        .process(
+            batch(&[
+                ("m1", &signed_up("e1", "u1", true)),
+                ("m2", &signed_up("e2", "u2", true)),
+                ("m3", &signed_up("e3", "u3", true)),
+            ]),
+            Deadline::after(Duration::from_millis(1500)),
+        )
+        .await;
+    assert!(matches!(report.records()[0].1, Ok(Outcome::Delivered)));
+    for (_, result) in &report.records()[1..] {
+        let error = result.as_ref().unwrap_err();
+        assert!(matches!(error, RecordError::NotStarted), "{error:?}");
+        assert!(error.is_retryable());
+    }
+    assert_eq!(handled(&driver), ["e1"]);
+    assert_eq!(failures(&report.into_response()), ["m2", "m3"]);
+}
+
+/// A service's `Retry-After` longer than the backoff sets the record's delay.
+#[tokio::test]
+async fn a_longer_retry_after_sets_the_delay() {
+    let driver = driver(Recorder::default());
+    let report = driver
+        .process(
+            batch(&[
+                ("m1", &signed_up("throttled", "u1", true)),
+                ("m2", &signed_up("fail", "u2", true)),
+            ]),
+            deadline(),
+        )
+        .await;
+    let backoff = Backoff::default();
+    let delays: Vec<(String, Duration)> = report
+        .retries(&backoff, || 0.0)
+        .iter()
+        .map(|retry| (retry.message_id().to_owned(), retry.delay()))
+        .collect();
+    assert_eq!(
+        delays,
+        [
+            ("m1".to_owned(), Duration::from_secs(600)),
+            ("m2".to_owned(), backoff.delay(1, 0.0)),
+        ]
+    );
+}
+
+/// Refused credentials fail their record retryably and tell the process to read its
+/// secrets again, once.
+#[tokio::test]
+async fn refused_credentials_are_retried_and_flagged() {
+    let driver = driver(Recorder::default());
+    let report = driver
+        .process(batch(&[("m1", &signed_up("e1", "u1", true))]), deadline())
+        .await;
+    assert_eq!(report.n_failed(), 0);
+    assert!(!driver.take_credentials_refused());
+
+    let report = driver
+        .process(
+            batch(&[("m2", &signed_up("refused", "u2", true))]),
+            deadline(),
+        )
+        .await;
+    let error = report.records()[0].1.as_ref().unwrap_err();
+    assert!(error.is_retryable(), "{error:?}");
+    assert_eq!(
+        targets::error_chain(error),
+        "the handler failed: test refused the credentials with HTTP 403: invalid_token (check the secret; the record is retried)"
+    );
+    assert!(driver.take_credentials_refused());
+    assert!(!driver.take_credentials_refused());
 }

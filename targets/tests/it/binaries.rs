@@ -18,8 +18,15 @@ use axum::{
     routing::{get, post},
 };
 use serde_json::Value;
-use tokio::{io::AsyncReadExt, process::Command, sync::mpsc};
-use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+use tokio::{
+    io::AsyncReadExt,
+    process::Command,
+    sync::{Semaphore, mpsc},
+};
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{method, path},
+};
 
 use crate::support::*;
 
@@ -34,19 +41,24 @@ enum Posted {
 #[derive(Clone)]
 struct Emulator {
     invocations: Arc<Mutex<VecDeque<(String, String)>>>,
+    /// One permit per invocation that may be handed out now.
+    gate: Arc<Semaphore>,
     posted: mpsc::UnboundedSender<Posted>,
 }
 
 const API: &str = "/2018-06-01/runtime";
 
 /// Serves the Runtime API on 127.0.0.1: `/invocation/next` hands out `invocations` in
-/// order and then blocks, like Lambda between invocations.
+/// order, each once `gate` gives a permit, and then blocks, like Lambda between
+/// invocations.
 async fn start_emulator(
     invocations: Vec<(String, String)>,
+    gate: Arc<Semaphore>,
 ) -> (SocketAddr, mpsc::UnboundedReceiver<Posted>) {
     let (posted, received) = mpsc::unbounded_channel();
     let emulator = Emulator {
         invocations: Arc::new(Mutex::new(invocations.into())),
+        gate,
         posted,
     };
     let app = Router::new()
@@ -65,6 +77,7 @@ async fn start_emulator(
 }
 
 async fn next(State(emulator): State<Emulator>) -> Response {
+    emulator.gate.acquire().await.unwrap().forget();
     let invocation = emulator.invocations.lock().unwrap().pop_front();
     let Some((request_id, payload)) = invocation else {
         return std::future::pending().await;
@@ -132,8 +145,19 @@ async fn run_binary(
     env: &[(&str, String)],
     invocations: Vec<(String, String)>,
 ) -> Run {
+    let gate = Arc::new(Semaphore::new(invocations.len()));
+    run_gated_binary(binary, env, invocations, gate).await
+}
+
+/// [`run_binary`], handing out each invocation once `gate` gives a permit.
+async fn run_gated_binary(
+    binary: &str,
+    env: &[(&str, String)],
+    invocations: Vec<(String, String)>,
+    gate: Arc<Semaphore>,
+) -> Run {
     let n_invocations = invocations.len();
-    let (addr, mut received) = start_emulator(invocations).await;
+    let (addr, mut received) = start_emulator(invocations, gate).await;
     let mut command = Command::new(binary);
     command
         .env_clear()
@@ -170,8 +194,11 @@ async fn run_binary(
         loop {
             tokio::select! {
                 message = received.recv() => {
-                    posted.push(message.expect("the emulator runs"));
-                    if posted.len() == n_invocations {
+                    let message = message.expect("the emulator runs");
+                    // After an init error the binary exits: wait for that.
+                    let init_error = matches!(message, Posted::InitError { .. });
+                    posted.push(message);
+                    if posted.len() == n_invocations && !init_error {
                         break;
                     }
                 }
@@ -333,13 +360,24 @@ async fn a_missing_variable_stops_start_up_and_is_named() {
     )
     .await;
     assert_eq!(run.exit_success, Some(false), "{}", run.output);
-    assert!(run.posted.is_empty(), "{:?}", run.posted);
     assert!(
         run.output
             .contains("invalid configuration: MAILCHIMP_LIST_ID is not set"),
         "{}",
         run.output
     );
+    // Lambda shows it as the function's init error too.
+    match &run.posted[..] {
+        [Posted::InitError { body }] => {
+            let body: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(body["errorType"], "Runtime.InitError");
+            assert_eq!(
+                body["errorMessage"],
+                "invalid configuration: MAILCHIMP_LIST_ID is not set"
+            );
+        }
+        other => panic!("expected one init error, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -354,12 +392,16 @@ async fn an_sqs_endpoint_without_a_host_stops_start_up() {
     )
     .await;
     assert_eq!(run.exit_success, Some(false), "{}", run.output);
-    assert!(run.posted.is_empty(), "{:?}", run.posted);
     assert!(
         run.output
             .contains("invalid configuration: AWS_ENDPOINT_URL_SQS is malformed"),
         "{}",
         run.output
+    );
+    assert!(
+        matches!(&run.posted[..], [Posted::InitError { body }] if body.contains("AWS_ENDPOINT_URL_SQS is malformed")),
+        "{:?}",
+        run.posted
     );
 }
 
@@ -431,4 +473,120 @@ async fn slack_binary_reads_its_webhook_from_secrets_manager_and_uses_dynamodb()
         ids,
         ["slack#UserSignedUp#user-42", "slack#UserSignedUp#user-43"]
     );
+}
+
+/// A webhook rotated in Secrets Manager while an instance is warm: the batch the old one
+/// fails (HTTP 403) is retried, and the next batch reads the secret again and gets
+/// through, without a cold start.
+#[tokio::test]
+async fn a_refused_secret_is_read_again_before_the_next_batch() {
+    let Some(moto) = moto_url("a_refused_secret_is_read_again_before_the_next_batch") else {
+        return;
+    };
+    let server = MockServer::start().await;
+    Mock::given(path("/services/T0001/B0002/revoked"))
+        .respond_with(ResponseTemplate::new(403).set_body_string("invalid_token"))
+        .mount(&server)
+        .await;
+    Mock::given(path("/services/T0001/B0002/rotated"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&server)
+        .await;
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .endpoint_url(&moto)
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build(),
+    );
+    let name = format!(
+        "rotated-webhook-{}",
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let secret = secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(format!("{}/services/T0001/B0002/revoked", server.uri()))
+        .send()
+        .await
+        .unwrap();
+    let arn = secret.arn().unwrap().to_owned();
+    let env = [
+        ("SLACK_WEBHOOK_URL_SECRET_ARN", arn.clone()),
+        ("AWS_ENDPOINT_URL", moto.clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ];
+    // The second invocation waits until the secret is rotated.
+    let gate = Arc::new(Semaphore::new(1));
+    let rotate = {
+        let (gate, uri) = (Arc::clone(&gate), server.uri());
+        async move {
+            secrets
+                .put_secret_value()
+                .secret_id(arn)
+                .secret_string(format!("{uri}/services/T0001/B0002/rotated"))
+                .send()
+                .await
+                .unwrap();
+            gate.add_permits(1);
+        }
+    };
+    let first_refused = async {
+        while n_requests(&server).await == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        rotate.await;
+    };
+    let (run, ()) = tokio::join!(
+        run_gated_binary(
+            env!("CARGO_BIN_EXE_slack"),
+            &env,
+            vec![invocation("req-1"), invocation("req-2")],
+            gate,
+        ),
+        first_refused,
+    );
+    assert_eq!(run.posted.len(), 2, "{}", run.output);
+    // Refused: the sign-ups fail too, retryably, and nothing went through.
+    assert_eq!(
+        failed_ids(&run.posted[0]),
+        [
+            SIGNUP_MESSAGE,
+            LOGIN_MESSAGE,
+            MALFORMED_MESSAGE,
+            REPLAYED_SIGNUP_MESSAGE
+        ]
+    );
+    assert!(
+        run.output.contains("refused the credentials with HTTP 403"),
+        "{}",
+        run.output
+    );
+    // Read again: the same batch gets through with the rotated webhook.
+    assert_eq!(
+        failed_ids(&run.posted[1]),
+        [LOGIN_MESSAGE, MALFORMED_MESSAGE]
+    );
+    assert!(
+        run.output
+            .contains("the configuration and secrets were read again"),
+        "{}",
+        run.output
+    );
+    let requests = server.received_requests().await.unwrap();
+    let paths: Vec<&str> = requests.iter().map(|r| r.url.path()).collect();
+    assert_eq!(
+        paths.iter().filter(|p| p.ends_with("/rotated")).count(),
+        2,
+        "{paths:?}"
+    );
+    check_logs(&run.output, &["revoked", "rotated"]);
 }

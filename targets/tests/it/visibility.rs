@@ -30,6 +30,7 @@ impl Handler for Down {
             service: "test",
             n_attempts: 1,
             last: "HTTP 503".into(),
+            retry_after: None,
         })
     }
 }
