@@ -11,12 +11,18 @@
 //!   "merge_fields": { "FNAME": "Ada", "LNAME": "Lovelace" } }
 //! ```
 //!
+//! with `?skip_merge_validation=true`, so that a merge field the audience requires and the
+//! user lacks does not refuse the member.
+//!
 //! Only `status_if_new` is sent, never `status`: a member who unsubscribed stays
-//! unsubscribed. A user without marketing consent is not sent at all. A login event here
-//! was routed by a wrong rule and fails loudly.
+//! unsubscribed. The one exception: an existing *transactional* contact, whom the answer
+//! shows still off the marketing list, gets the configured status in a second call
+//! (`PATCH`), since the user consented. A user without marketing consent is not sent at
+//! all. A login event here was routed by a wrong rule and fails loudly.
 
 use md5::{Digest, Md5};
 use reqwest::Url;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
@@ -132,12 +138,17 @@ impl MailingListConfig {
         &self.list_id
     }
 
+    /// The member's URL. Merge fields that the audience requires but the user lacks (a
+    /// required last name, say) would get a 400 on every delivery; with
+    /// `skip_merge_validation` Mailchimp adds the member without them.
     fn member_url(&self, email: &Email) -> Url {
         let mut url = self.api_base.clone();
         url.path_segments_mut()
             .expect("checked at construction: the API base can be a base")
             .pop_if_empty()
             .extend(["lists", &self.list_id, "members", &subscriber_hash(email)]);
+        url.query_pairs_mut()
+            .append_pair("skip_merge_validation", "true");
         url
     }
 }
@@ -216,6 +227,7 @@ impl Handler for MailingList {
         }
         let url = self.config.member_url(&signed_up.email);
         let body = member_body(signed_up, self.config.status_if_new);
+        let email = signed_up.email.as_str();
         let sent = self
             .http
             .send("mailchimp", deadline, |client| {
@@ -226,9 +238,9 @@ impl Handler for MailingList {
             })
             .await
             // Mailchimp's error details quote the address ("... looks fake or invalid").
-            .map_err(|error| error.redact(signed_up.email.as_str()));
-        match sent {
-            Ok(_) => Ok(()),
+            .map_err(|error| error.redact(email));
+        let response = match sent {
+            Ok(response) => response,
             Err(HandlerError::Rejected {
                 status: 400,
                 message,
@@ -237,16 +249,90 @@ impl Handler for MailingList {
                 // No retry or redrive can add them: only the person can, through a
                 // sign-up form. Dead-lettering it would page someone for nothing.
                 warn!(reason = %message, "Mailchimp keeps this address off the list: not added");
-                Ok(())
+                return Ok(());
             }
-            Err(error) => Err(error),
-        }
+            Err(HandlerError::Rejected {
+                status: 400,
+                message,
+                ..
+            }) if message.contains(TOO_MANY_SIGNUPS) => {
+                // Mailchimp's throttle on one address, sent as a 400: a later delivery
+                // gets through.
+                return Err(HandlerError::Unavailable {
+                    service: "mailchimp",
+                    n_attempts: 1,
+                    last: format!("HTTP 400: {message}"),
+                    retry_after: None,
+                });
+            }
+            Err(error) => return Err(error),
+        };
+        self.confirm_status(response, &url, deadline)
+            .await
+            .map_err(|error| error.redact(email))
     }
 }
 
+/// What the handler reads of a member Mailchimp returns.
+#[derive(Debug, Deserialize)]
+struct Member {
+    status: Option<String>,
+}
+
+impl MailingList {
+    /// Reads the member's status from the add-or-update answer. `status_if_new` does not
+    /// touch an existing member: a transactional contact (one an e-commerce integration
+    /// added, say) who now signs up with consent would stay off the marketing list, so it
+    /// gets the configured status. One who unsubscribed or bounced stays as it is.
+    async fn confirm_status(
+        &self,
+        response: reqwest::Response,
+        url: &Url,
+        deadline: Deadline,
+    ) -> Result<(), HandlerError> {
+        let member = tokio::time::timeout_at(deadline.instant(), response.json::<Member>()).await;
+        let status = match member {
+            Ok(Ok(member)) => member.status,
+            Ok(Err(_)) | Err(_) => None,
+        };
+        match status.as_deref() {
+            Some("transactional") => {
+                let body = json!({ "status": self.config.status_if_new.as_str() });
+                self.http
+                    .send("mailchimp", deadline, |client| {
+                        client
+                            .patch(url.clone())
+                            .basic_auth("eventfork", Some(self.config.api_key.expose()))
+                            .json(&body)
+                    })
+                    .await?;
+                info!(
+                    status = self.config.status_if_new.as_str(),
+                    "a transactional contact consented: status updated"
+                );
+            }
+            Some(status @ ("unsubscribed" | "cleaned")) => {
+                info!(
+                    status,
+                    "already a member who left or bounced: left as it is"
+                );
+            }
+            Some(_) => {}
+            None => warn!("Mailchimp's answer has no readable member status: taken as added"),
+        }
+        Ok(())
+    }
+}
+
+/// Part of the detail of Mailchimp's 400 for an address that signed up to many lists in a
+/// short time: a throttle, not a refusal.
+const TOO_MANY_SIGNUPS: &str = "signed up to a lot of lists very recently";
+
 /// Whether a 400's message (`title: detail`) is one of Mailchimp's refusals that hold for
 /// good: the address was permanently deleted ("forgotten") from the audience, or it
-/// unsubscribed, bounced or is under compliance review.
+/// unsubscribed, bounced or is under compliance review. An address Mailchimp takes for
+/// fake is not one of them: Mailchimp's guess can be wrong, so it reaches the dead-letter
+/// queue, for someone to look at and redrive.
 fn kept_off_the_list(message: &str) -> bool {
     [
         "Forgotten Email Not Subscribed:",
@@ -321,7 +407,7 @@ mod tests {
             assert_eq!(
                 config.member_url(&email).as_str(),
                 format!(
-                    "http://127.0.0.1:9/3.0/lists/abc123/members/{}",
+                    "http://127.0.0.1:9/3.0/lists/abc123/members/{}?skip_merge_validation=true",
                     subscriber_hash(&email)
                 )
             );

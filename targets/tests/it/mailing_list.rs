@@ -7,7 +7,7 @@ use targets::{
 };
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
-    matchers::{body_json, header, method, path},
+    matchers::{body_json, header, method, path, query_param},
 };
 
 use crate::support::*;
@@ -31,7 +31,104 @@ async fn mailchimp(status: NewMemberStatus) -> (MockServer, MailingList) {
 fn put_ada() -> wiremock::MockBuilder {
     Mock::given(method("PUT"))
         .and(path(format!("/3.0/lists/a1b2c3d4e5/members/{ADA_HASH}")))
+        .and(query_param("skip_merge_validation", "true"))
         .and(header("authorization", BASIC_AUTH))
+}
+
+/// Ada's add-or-update answer, with her status.
+fn ada_with_status(status: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": ADA_HASH,
+        "email_address": "ada.lovelace@example.com",
+        "status": status,
+    }))
+}
+
+fn patch_ada() -> wiremock::MockBuilder {
+    Mock::given(method("PATCH"))
+        .and(path(format!("/3.0/lists/a1b2c3d4e5/members/{ADA_HASH}")))
+        .and(header("authorization", BASIC_AUTH))
+}
+
+/// The fixture's first sign-up: Ada, who consented.
+fn ada_signs_up() -> UserEvent {
+    let records = fixture_batch().records;
+    UserEvent::decode(records[0].body.as_deref().unwrap()).unwrap()
+}
+
+/// `status_if_new` leaves an existing transactional contact off the marketing list: she
+/// consented, so her status is set.
+#[tokio::test]
+async fn a_transactional_contact_who_consents_is_subscribed() {
+    for (configured, status) in [
+        (NewMemberStatus::Subscribed, "subscribed"),
+        (NewMemberStatus::Pending, "pending"),
+    ] {
+        let (server, mailing_list) = mailchimp(configured).await;
+        put_ada()
+            .respond_with(ada_with_status("transactional"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        patch_ada()
+            .and(body_json(json!({ "status": status })))
+            .respond_with(ada_with_status(status))
+            .expect(1)
+            .mount(&server)
+            .await;
+        mailing_list
+            .handle(&ada_signs_up(), deadline())
+            .await
+            .unwrap();
+    }
+}
+
+/// A member who unsubscribed or bounced is left as she is, and so is a new subscriber.
+#[tokio::test]
+async fn other_members_get_no_second_call() {
+    for status in ["unsubscribed", "cleaned", "subscribed", "pending"] {
+        let (server, mailing_list) = mailchimp(NewMemberStatus::Subscribed).await;
+        put_ada()
+            .respond_with(ada_with_status(status))
+            .expect(1)
+            .mount(&server)
+            .await;
+        patch_ada()
+            .respond_with(ResponseTemplate::new(200))
+            .expect(0)
+            .mount(&server)
+            .await;
+        mailing_list
+            .handle(&ada_signs_up(), deadline())
+            .await
+            .unwrap();
+    }
+}
+
+/// Mailchimp throttles an address that signed up to many lists with a 400: it is
+/// retried later, not dead-lettered.
+#[tokio::test]
+async fn a_throttled_address_is_retried_later() {
+    let (server, mailing_list) = mailchimp(NewMemberStatus::Subscribed).await;
+    put_ada()
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "title": "Invalid Resource",
+            "status": 400,
+            "detail": "ada.lovelace@example.com has signed up to a lot of lists very recently; we're not allowing more signups for now",
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = mailing_list
+        .handle(&ada_signs_up(), deadline())
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "mailchimp still failing after 1 attempt(s): HTTP 400: Invalid Resource: <redacted> has \
+         signed up to a lot of lists very recently; we're not allowing more signups for now"
+    );
 }
 
 #[tokio::test]
