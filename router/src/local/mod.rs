@@ -264,6 +264,14 @@ pub enum LocalEvent {
         /// The SQS message ids of the batch.
         message_ids: Vec<String>,
     },
+    /// Messages outlived their queue's `MessageRetentionPeriod` unprocessed and were
+    /// deleted, as SQS deletes them (dead letters included).
+    Expired {
+        /// The queue's logical id.
+        queue: String,
+        /// How many messages were deleted.
+        n_messages: usize,
+    },
     /// A consumer panicked or ran past its function timeout; the whole batch failed.
     ConsumerFailed {
         /// The target name.
@@ -340,6 +348,15 @@ impl fmt::Display for LocalEvent {
             } => write!(
                 f,
                 "failed    {target}: batch of {n_messages} failed: {reason}"
+            ),
+            LocalEvent::Expired { queue, n_messages } => write!(
+                f,
+                "expired   {queue}: {n_messages} {} past the queue's retention period, never processed, deleted",
+                if *n_messages == 1 {
+                    "message"
+                } else {
+                    "messages"
+                }
             ),
         }
     }

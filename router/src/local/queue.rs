@@ -299,9 +299,11 @@ pub(crate) struct Retention {
 }
 
 /// What a retention sweep deleted.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Swept {
     pub(crate) messages: usize,
+    /// The queues whose messages expired, with how many, in the retention's order.
+    pub(crate) expired: Vec<(String, usize)>,
     pub(crate) events: usize,
     pub(crate) idempotency_records: usize,
 }
@@ -328,13 +330,17 @@ pub(crate) fn sweep(
     let mut swept = Swept::default();
     for (queue, keep_ms) in &retention.queues {
         let left = limit.saturating_sub(swept.messages as i64);
-        swept.messages += connection
+        let n = connection
             .prepare_cached(
                 "DELETE FROM messages WHERE id IN
                    (SELECT id FROM messages WHERE queue = ?1 AND sent_at < ?2 LIMIT ?3)",
             )
             .and_then(|mut s| s.execute(params![queue, now.saturating_sub(*keep_ms), left]))
             .map_err(StoreError::db("retention sweep"))?;
+        if n > 0 {
+            swept.messages += n;
+            swept.expired.push((queue.clone(), n));
+        }
     }
     let archive_cutoff = retention
         .archive_ms
@@ -852,21 +858,27 @@ mod tests {
         let swept = |messages, events| Swept {
             messages,
             events,
-            idempotency_records: 0,
+            ..Swept::default()
         };
+        let counts = |swept: Swept| (swept.messages, swept.events);
         // Nothing is due yet.
-        assert_eq!(sweep_at(1_000_000 + 60_000, 4).await, swept(0, 0));
+        assert_eq!(counts(sweep_at(1_000_000 + 60_000, 4).await), (0, 0));
         // Ten messages past retention, four at a time across the queues; the events stay
         // while the archive keeps them.
         let later = 1_000_000 + 60_001;
-        assert_eq!(sweep_at(later, 4).await, swept(4, 0));
+        let first = sweep_at(later, 4).await;
+        assert_eq!(first.expired, [("A".to_owned(), 4)]);
+        assert_eq!(counts(first), (4, 0));
         assert!(swept(4, 0).reached(4));
-        assert_eq!(sweep_at(later, 4).await, swept(4, 0));
-        assert_eq!(sweep_at(later, 4).await, swept(2, 0));
+        let second = sweep_at(later, 4).await;
+        // Each queue that lost messages is named, with how many.
+        assert_eq!(second.expired, [("A".to_owned(), 1), ("B".to_owned(), 3)]);
+        assert_eq!(counts(second), (4, 0));
+        assert_eq!(counts(sweep_at(later, 4).await), (2, 0));
         assert!(!swept(2, 0).reached(4));
         let past_archive = 1_000_000 + 3_600_001;
-        assert_eq!(sweep_at(past_archive, 4).await, swept(0, 4));
-        assert_eq!(sweep_at(past_archive, 4).await, swept(0, 1));
+        assert_eq!(counts(sweep_at(past_archive, 4).await), (0, 4));
+        assert_eq!(counts(sweep_at(past_archive, 4).await), (0, 1));
         assert_eq!(
             store.call_relaxed(archive_len).await.unwrap(),
             0,

@@ -401,6 +401,14 @@ async fn sweep(bus: LocalBus, mut stop: watch::Receiver<bool>) {
         };
         match swept {
             Ok(swept) if swept != Swept::default() => {
+                // Messages that expired were accepted and never processed: SQS drops them
+                // as quietly, but here someone is watching.
+                for (queue, n_messages) in &swept.expired {
+                    bus.emit(LocalEvent::Expired {
+                        queue: queue.clone(),
+                        n_messages: *n_messages,
+                    });
+                }
                 tracing::info!(
                     messages = swept.messages,
                     events = swept.events,

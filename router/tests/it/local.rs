@@ -1643,6 +1643,25 @@ async fn messages_archived_events_and_idempotency_records_expire_with_their_rete
         async move { mail_depth(bus).await == 0 }
     })
     .await;
+    // Deleted unprocessed: the bus says so (`local up` prints it).
+    let expired = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let LocalEvent::Expired { queue, n_messages } = events.recv().await.unwrap() {
+                break (queue, n_messages);
+            }
+        }
+    })
+    .await
+    .expect("an Expired event");
+    assert_eq!(expired, ("MailQueue".to_owned(), 1));
+    assert_eq!(
+        LocalEvent::Expired {
+            queue: "MailQueue".into(),
+            n_messages: 1
+        }
+        .to_string(),
+        "expired   MailQueue: 1 message past the queue's retention period, never processed, deleted"
+    );
     eventually(|| async { n_rows("idempotency") == 0 }).await;
     // The archive keeps the event for its two days.
     assert_eq!(bus.archive_len().await.unwrap(), 1);
