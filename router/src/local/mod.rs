@@ -735,7 +735,7 @@ impl LocalBus {
         if !accepted.is_empty() {
             self.commit(accepted, accepted_rules, now)
                 .await
-                .map_err(|error| PutEventsError::Internal(format!("{error}")))?;
+                .map_err(|error| PutEventsError::Internal(error.chain()))?;
         }
         Ok(results)
     }

@@ -420,7 +420,7 @@ async fn sweep(bus: LocalBus, mut stop: watch::Receiver<bool>) {
                 }
             }
             Ok(_) => {}
-            Err(error) => tracing::error!(error = %error, "the retention sweep failed"),
+            Err(error) => tracing::error!(error = %error.chain(), "the retention sweep failed"),
         }
         tokio::select! {
             () = bus.clock().sleep_until(now.saturating_add(SWEEP_EVERY_MS)) => {}
@@ -472,7 +472,7 @@ async fn poll(
             let received = match received {
                 Ok(received) => received,
                 Err(error) => {
-                    tracing::error!(target_name = target.name(), error = %error, "receive failed");
+                    tracing::error!(target_name = target.name(), error = %error.chain(), "receive failed");
                     // A store that keeps failing must not hold up a shutdown: what was
                     // gathered is delivered, and the poller stops.
                     tokio::select! {
@@ -756,7 +756,7 @@ async fn deliver(
         Ok(settled) => settled,
         Err(error) => {
             // Nothing was deleted: the messages come back after their visibility timeout.
-            tracing::error!(target_name = target.name(), error = %error, "settling a batch failed");
+            tracing::error!(target_name = target.name(), error = %error.chain(), "settling a batch failed");
             return;
         }
     };

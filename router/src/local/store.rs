@@ -60,6 +60,20 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The error with its causes, `outer: inner: innermost`: the cause is what tells a
+    /// full disk ("database or disk is full") from a corrupt file, and logs and answers
+    /// must carry it.
+    pub(crate) fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
     pub(crate) fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
         move |source| StoreError::Database {
             context,
@@ -307,15 +321,18 @@ fn write_loop(connection: Connection, receiver: mpsc::Receiver<Box<dyn Job>>) {
         let durable = group.iter().any(|job| job.durable());
         let commit = set_sync(&connection, &mut synced, durable)
             .and_then(|()| run_group(&connection, &mut group));
-        if let Err(error) = &commit {
-            tracing::error!(error = %error, n_jobs = group.len(), "local store commit failed");
-        }
+        // Each job of a failed group gets the cause, not only its own caller's log.
+        let failure = commit.as_ref().err().map(|error| {
+            let chain = error.chain();
+            tracing::error!(error = %chain, n_jobs = group.len(), "local store commit failed");
+            chain
+        });
         for job in group.drain(..) {
-            let commit = match &commit {
-                Ok(()) => Ok(()),
-                Err(_) => Err(StoreError::Database {
+            let commit = match &failure {
+                None => Ok(()),
+                Some(chain) => Err(StoreError::Database {
                     context: "commit",
-                    source: "the group commit failed (see the log)".into(),
+                    source: chain.clone().into(),
                 }),
             };
             job.finish(commit);
@@ -539,6 +556,29 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// A failed group commit gives each of its jobs SQLite's cause (a full disk, say), not
+    /// only "commit" (found by an audit: neither the log nor the answers said why).
+    #[tokio::test]
+    async fn a_failed_commit_carries_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Clock::manual(1_000_000)).unwrap();
+        // Ending the group's transaction from inside a job breaks the commit after it.
+        let error = store
+            .call(|connection| {
+                connection
+                    .execute_batch("COMMIT")
+                    .map_err(StoreError::db("test"))
+            })
+            .await
+            .unwrap_err();
+        let chain = error.chain();
+        assert!(chain.starts_with("local store: "), "{chain}");
+        assert!(
+            chain.contains("no such savepoint") || chain.contains("no transaction is active"),
+            "{chain}"
+        );
+    }
 
     #[tokio::test]
     async fn idempotency_claims_complete_release_and_expire() {
