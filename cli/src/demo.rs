@@ -20,7 +20,7 @@ use aws_config::{BehaviorVersion, Region};
 use events_schema::{LoginMethod, Plan, SignupMethod, UserLoggedIn, UserSignedUp};
 use router::{
     Entry, Publisher,
-    local::{BusConfig, LocalBus, LocalEvent},
+    local::{BusConfig, LocalBus, LocalEvent, Topology},
     template::Template,
 };
 use tokio::sync::broadcast;
@@ -62,10 +62,68 @@ struct Tally {
     dead_lettered: BTreeMap<String, usize>,
 }
 
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |map: &BTreeMap<String, usize>| {
+            DEMO_TARGETS
+                .iter()
+                .map(|t| format!("{t} {}", Tally::count(map, t)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        write!(
+            f,
+            "delivered: {}; retried: {}; dead-lettered: {}",
+            list(&self.delivered),
+            list(&self.retried),
+            list(&self.dead_lettered)
+        )
+    }
+}
+
 impl Tally {
     fn count(map: &BTreeMap<String, usize>, target: &str) -> usize {
         map.get(target).copied().unwrap_or(0)
     }
+}
+
+/// The bus the demo publishes to (the local bus's default).
+const DEMO_BUS: &str = "eventfork";
+
+/// The targets the demo drives, each needing a rule on its bus; the mailing list's poison
+/// record needs a dead-letter queue.
+const DEMO_TARGETS: [&str; 3] = ["analytics", "mailing-list", "slack"];
+
+/// What `template` lacks to run the demo, if anything: the three targets on the
+/// `eventfork` bus, each reached by an enabled rule, and the mailing list's dead-letter
+/// queue. Without them the demo would publish into nothing and wait for deliveries that
+/// never come.
+fn lacks_the_demo(template: &Template) -> Option<String> {
+    let topology = match Topology::from_template(template, DEMO_BUS) {
+        Ok(topology) => topology,
+        Err(error) => return Some(error.to_string()),
+    };
+    let mut missing = Vec::new();
+    for name in DEMO_TARGETS {
+        let Some(target) = topology.target(name) else {
+            missing.push(format!("no function runs the {name} handler"));
+            continue;
+        };
+        let routed = topology
+            .rules()
+            .iter()
+            .any(|rule| rule.is_enabled() && rule.queues().iter().any(|q| q == target.queue()));
+        if !routed {
+            missing.push(format!(
+                "no enabled rule sends events to {}",
+                target.queue()
+            ));
+        }
+        if name == "mailing-list" && target.dead_letter_queue().is_none() {
+            missing.push(format!("{} has no dead-letter queue", target.queue()));
+        }
+    }
+    (!missing.is_empty()).then(|| missing.join("; "))
 }
 
 /// Prints bus events as they come and counts them, until `done` holds (or 30 s pass).
@@ -78,7 +136,7 @@ async fn follow(
     while !done(tally) {
         let remaining = give_up.saturating_duration_since(Instant::now());
         let event = match tokio::time::timeout(remaining, events.recv()).await {
-            Err(_) => bail!("the demo's deliveries did not settle within 30 s: {tally:?}"),
+            Err(_) => bail!("the demo's deliveries did not settle within 30 s ({tally})"),
             Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
             Ok(Err(broadcast::error::RecvError::Closed)) => bail!("the bus stopped"),
             Ok(Ok(event)) => event,
@@ -116,7 +174,7 @@ async fn follow(
 }
 
 pub(crate) async fn demo(args: Args) -> Result<Outcome> {
-    let (template_text, template_name) = match &args.template {
+    let (template_text, mut template_name) = match &args.template {
         Some(path) => (
             std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the template {}", path.display()))?,
@@ -130,8 +188,20 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
             ),
         },
     };
-    let template = Template::parse(&template_text)
+    let mut template = Template::parse(&template_text)
         .with_context(|| format!("invalid template {template_name}"))?;
+    if let Some(missing) = lacks_the_demo(&template) {
+        if args.template.is_some() {
+            bail!("{template_name} cannot run the demo: {missing}");
+        }
+        // Another project's template.yaml in the current folder: the demo is about this
+        // one's targets.
+        say!(
+            "eventfork local demo: ./template.yaml cannot run the demo ({missing}); running the built-in template"
+        );
+        template = Template::parse(BUILT_IN_TEMPLATE).context("invalid built-in template")?;
+        template_name = "the built-in template.yaml".to_owned();
+    }
     let temp_dir;
     let data = match &args.data {
         Some(dir) if LocalBus::database_file(dir).exists() => bail!(
@@ -187,7 +257,7 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
         .credentials_provider(aws_sdk_credentials())
         .load()
         .await;
-    let publisher = Publisher::new(&sdk_config, "eventfork");
+    let publisher = Publisher::new(&sdk_config, DEMO_BUS);
     publisher
         .verify_bus()
         .await

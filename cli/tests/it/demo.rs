@@ -1,0 +1,50 @@
+//! `eventfork local demo` beside another project's template.yaml.
+
+use crate::support::eventfork_in;
+
+/// A template.yaml without the demo's targets, as another project would have.
+const OTHER_PROJECT: &str = "Transform: AWS::Serverless-2016-10-31
+Resources:
+  Jobs:
+    Type: AWS::SQS::Queue
+";
+
+/// Run in another project's folder, the demo says that its template.yaml lacks the demo's
+/// targets and runs the built-in one; it used to run that template, publish into no rule
+/// and fail after 30 s with a debug dump.
+#[test]
+fn the_demo_runs_the_built_in_template_beside_another_template() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("template.yaml"), OTHER_PROJECT).unwrap();
+    let run = eventfork_in(dir.path(), &["local", "demo"], "", &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.starts_with(
+            "eventfork local demo: ./template.yaml cannot run the demo (no function runs the analytics handler;"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("running the built-in template"));
+    assert!(run.stdout.contains("demo complete"), "{}", run.stdout);
+}
+
+/// Given explicitly, such a template is refused at once, naming what it lacks.
+#[test]
+fn a_template_given_without_the_demo_targets_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("other.yaml"), OTHER_PROJECT).unwrap();
+    let run = eventfork_in(
+        dir.path(),
+        &["local", "demo", "--template", "other.yaml"],
+        "",
+        &[],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.trim(),
+        "eventfork: other.yaml cannot run the demo: no function runs the analytics handler; \
+         no function runs the mailing-list handler; no function runs the slack handler"
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+}
