@@ -89,7 +89,7 @@ pub(crate) fn refuse_utf16(start: &[u8], path: &Path) -> Result<()> {
 }
 
 /// Opens `path` for buffered reading; `-` is stdin.
-pub(crate) fn open(path: &Path) -> Result<Box<dyn BufRead>> {
+pub(crate) fn open(path: &Path) -> Result<Box<dyn BufRead + Send>> {
     if path == Path::new("-") {
         return Ok(Box::new(BufReader::new(io::stdin())));
     }

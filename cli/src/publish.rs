@@ -50,6 +50,9 @@ const CHUNK_LINES: usize = 1000;
 /// When stdout cannot be written (closed by `| head`), publishing stops and the command
 /// fails, naming the last line read: the lines after it were not published.
 ///
+/// Lines are sent in batches of up to 1,000; lines that come slowly (piped from a running
+/// program) are sent once none came for 100 ms, so each result follows its line.
+///
 /// Ctrl-C while lines are read stops at once: every line before has its result printed,
 /// and none after was sent. Ctrl-C while events are being sent lets those requests finish
 /// and prints their results first, so that no event is left published without a result;
@@ -155,7 +158,7 @@ pub(crate) fn run(args: Args) -> Result<Outcome> {
 }
 
 async fn publish(args: Args) -> Result<Outcome> {
-    let mut reader = crate::input::open(&args.file)?;
+    let reader = crate::input::open(&args.file)?;
     // A dry run sends nothing: Ctrl-C may stop it anywhere.
     let interrupt = (!args.dry_run).then(|| {
         let interrupt = Arc::new(Mutex::new(Phase::Reading { done: 0 }));
@@ -190,24 +193,36 @@ async fn publish(args: Args) -> Result<Outcome> {
     let mut stdout = io::BufWriter::new(io::stdout().lock());
     let mut totals = Totals::default();
     let mut line_no = 0usize;
-    let mut bytes = Vec::new();
     let mut eof = false;
     // A line of many megabytes (a JSON array export, a binary file) is refused as it is
     // read, not held whole in memory: room for any layout of an event that fits a request.
     let max_line_bytes = args.max_request_size.saturating_mul(4);
+    let mut lines = read_lines(reader, max_line_bytes);
     while !eof {
-        // Read one chunk: (line number, the entry or why not).
+        // Read one chunk: (line number, the entry or why not). Lines that come slowly (a
+        // pipe from a running program) are sent once none came for a moment, rather than
+        // held until the chunk is full.
         let mut chunk: Vec<(usize, Result<Entry, Failure>)> = Vec::with_capacity(CHUNK_LINES);
         while chunk.len() < CHUNK_LINES {
-            bytes.clear();
-            // Room for the line end too: a line of exactly the limit is not cut.
-            let n_bytes =
-                crate::input::read_line_within(&mut reader, &mut bytes, max_line_bytes + 2)
-                    .with_context(|| format!("cannot read {}", args.file.display()))?;
-            if n_bytes == 0 {
-                eof = true;
-                break;
-            }
+            let next = if chunk.is_empty() {
+                lines.recv().await
+            } else {
+                match tokio::time::timeout(SEND_AFTER_IDLE, lines.recv()).await {
+                    Ok(next) => next,
+                    Err(_idle) => break,
+                }
+            };
+            let (bytes, n_bytes) = match next {
+                Some(Ok(line)) => line,
+                Some(Err(error)) => {
+                    return Err(error)
+                        .with_context(|| format!("cannot read {}", args.file.display()));
+                }
+                None => {
+                    eof = true;
+                    break;
+                }
+            };
             progress.bytes_read += n_bytes as u64;
             line_no += 1;
             if line_no == 1 {
@@ -360,6 +375,32 @@ async fn publish(args: Args) -> Result<Outcome> {
         ));
     }
     Ok(Outcome::Success)
+}
+
+/// How long a partial chunk waits for more lines before it is sent.
+const SEND_AFTER_IDLE: Duration = Duration::from_millis(100);
+
+/// Reads `reader`'s lines on a thread of their own (a read from a pipe blocks), each with
+/// the number of bytes it took, at most `max_line_bytes` of it kept (room for the line end
+/// too: a line of exactly the limit is not cut); the channel ends after the last line, or
+/// after a read error.
+fn read_lines(
+    mut reader: Box<dyn io::BufRead + Send>,
+    max_line_bytes: usize,
+) -> tokio::sync::mpsc::Receiver<io::Result<(Vec<u8>, usize)>> {
+    let (lines, received) = tokio::sync::mpsc::channel(CHUNK_LINES);
+    std::thread::spawn(move || {
+        loop {
+            let mut bytes = Vec::new();
+            let read = crate::input::read_line_within(&mut reader, &mut bytes, max_line_bytes + 2);
+            let last = !matches!(read, Ok(n) if n > 0);
+            let line = read.map(|n_bytes| (bytes, n_bytes));
+            if matches!(line, Ok((_, 0))) || lines.blocking_send(line).is_err() || last {
+                break;
+            }
+        }
+    });
+    received
 }
 
 /// Where publishing is, for Ctrl-C.
