@@ -20,6 +20,11 @@ const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
 /// missing credentials to placeholders; for AWS, either missing is an error that says what
 /// to set.
 pub(crate) async fn sdk_config() -> Result<SdkConfig> {
+    for name in ENDPOINT_VARIABLES {
+        if let Ok(url) = std::env::var(name) {
+            check_endpoint(name, &url)?;
+        }
+    }
     let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
     let local = endpoint.as_deref().is_some_and(is_loopback);
     let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
@@ -77,6 +82,39 @@ pub(crate) async fn sdk_config() -> Result<SdkConfig> {
     Ok(config)
 }
 
+/// The variables the SDK takes an endpoint URL from, for the services these commands call.
+const ENDPOINT_VARIABLES: [&str; 2] = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EVENTBRIDGE"];
+
+/// Refuses an endpoint URL the SDK cannot use, naming the variable: without a scheme the
+/// SDK fails each request with its own request's debug dump ("endpoint must contain
+/// scheme"), and without a host after the scheme with a failed connection.
+fn check_endpoint(name: &str, url: &str) -> Result<()> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(());
+    }
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        let hint = if url.contains("://") {
+            String::new()
+        } else {
+            format!(": use http://{url}")
+        };
+        bail!("{name} {url:?} is not an http:// or https:// URL{hint}");
+    };
+    if rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        bail!("{name} {url:?} names no host");
+    }
+    Ok(())
+}
+
 /// Whether an endpoint URL names this machine.
 fn is_loopback(url: &str) -> bool {
     let rest = url
@@ -100,6 +138,32 @@ fn is_loopback(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_the_sdk_cannot_use_are_named() {
+        let check = |url: &str| {
+            check_endpoint("AWS_ENDPOINT_URL", url)
+                .map_err(|e| e.to_string())
+                .err()
+        };
+        assert_eq!(check("http://127.0.0.1:4010"), None);
+        assert_eq!(check("https://events.eu-west-1.amazonaws.com/"), None);
+        assert_eq!(check(""), None);
+        assert_eq!(
+            check("127.0.0.1:5401").as_deref(),
+            Some(
+                "AWS_ENDPOINT_URL \"127.0.0.1:5401\" is not an http:// or https:// URL: use http://127.0.0.1:5401"
+            )
+        );
+        assert_eq!(
+            check("ftp://example.com").as_deref(),
+            Some("AWS_ENDPOINT_URL \"ftp://example.com\" is not an http:// or https:// URL")
+        );
+        assert_eq!(
+            check("http:///path").as_deref(),
+            Some("AWS_ENDPOINT_URL \"http:///path\" names no host")
+        );
+    }
 
     #[test]
     fn loopback_endpoints() {
