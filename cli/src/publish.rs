@@ -39,7 +39,8 @@ const CHUNK_LINES: usize = 1000;
 /// ("unconfirmed": failed, but may have been published all the same: a request got no
 /// answer, or one that could not be read); this format is stable (fields are
 /// only ever added). With --dry-run, valid lines print `valid <line>: <detail-type>
-/// (<size> bytes)` or {"type":"valid",..}. A summary goes to stderr, with a progress bar
+/// (<size> bytes)` or {"type":"valid","line":N,"detail_type":"..","size":N,"detail":".."}
+/// (`detail`: the text form). A summary goes to stderr, with a progress bar
 /// when stderr is a terminal.
 ///
 /// The AWS region, credentials and endpoint come from the standard AWS configuration
@@ -266,7 +267,7 @@ async fn publish(args: Args) -> Result<Outcome> {
                 stop: false,
             };
         }
-        let results: Vec<Result<String, Failure>> = match &publisher {
+        let results: Vec<Result<Done, Failure>> = match &publisher {
             Some(publisher) => {
                 let (ok_entries, mut failures) = split(entries);
                 let report = publisher
@@ -279,7 +280,7 @@ async fn publish(args: Args) -> Result<Outcome> {
                     .map(|slot| match slot.take() {
                         Some(failure) => Err(failure),
                         None => match published.next().expect("one outcome per entry") {
-                            Ok(event_id) => Ok(event_id.to_string()),
+                            Ok(event_id) => Ok(Done::Published(event_id.to_string())),
                             Err(error) => Err(Failure::from(&error)),
                         },
                     })
@@ -304,7 +305,7 @@ async fn publish(args: Args) -> Result<Outcome> {
         }
         for (line_no, result) in line_nos.into_iter().zip(results) {
             totals.record(&result);
-            write_result(&mut stdout, args.json, args.dry_run, line_no, &result).map_err(closed)?;
+            write_result(&mut stdout, args.json, line_no, &result).map_err(closed)?;
         }
         stdout.flush().map_err(closed)?;
         if let Some(interrupt) = &interrupt {
@@ -493,7 +494,7 @@ fn dry_run(
     entries: Vec<Result<Entry, Failure>>,
     max_request_size: usize,
     totals: &mut Totals,
-) -> Vec<Result<String, Failure>> {
+) -> Vec<Result<Done, Failure>> {
     let (ok_entries, slots) = split(entries);
     let plan = BatchPlan::new(&ok_entries, max_request_size);
     totals.n_requests += plan.batches().len();
@@ -511,7 +512,10 @@ fn dry_run(
                     size: o.size,
                     limit: max_request_size,
                 })),
-                None => Ok(format!("{} ({} bytes)", entry.detail_type(), entry.size())),
+                None => Ok(Done::Valid {
+                    detail_type: entry.detail_type().to_owned(),
+                    size: entry.size(),
+                }),
             }
         })
         .collect()
@@ -571,29 +575,47 @@ fn parse_line(text: &str) -> Result<Entry, Failure> {
     Ok(entry)
 }
 
+/// What became of a line that did not fail.
+enum Done {
+    /// Published, with its event id.
+    Published(String),
+    /// Valid (a dry run): its detail type and its size as PutEvents counts it.
+    Valid { detail_type: String, size: usize },
+}
+
 fn write_result(
     out: &mut impl Write,
     json: bool,
-    dry_run: bool,
     line_no: usize,
-    result: &Result<String, Failure>,
+    result: &Result<Done, Failure>,
 ) -> io::Result<()> {
     match (json, result) {
-        (false, Ok(detail)) if dry_run => {
-            writeln!(out, "valid {line_no}: {}", crate::input::one_line(detail))
+        (false, Ok(Done::Valid { detail_type, size })) => writeln!(
+            out,
+            "valid {line_no}: {} ({size} bytes)",
+            crate::input::one_line(detail_type)
+        ),
+        (false, Ok(Done::Published(event_id))) => {
+            writeln!(out, "published {line_no}: {event_id}")
         }
-        (false, Ok(event_id)) => writeln!(out, "published {line_no}: {event_id}"),
         (false, Err(f)) => writeln!(
             out,
             "failed {line_no}: {}: {}",
             crate::input::one_line(&f.code),
             crate::input::one_line(&f.message)
         ),
-        (true, Ok(detail)) if dry_run => {
-            let record = json!({ "type": "valid", "line": line_no, "detail": detail });
+        (true, Ok(Done::Valid { detail_type, size })) => {
+            // `detail` is the text line's wording, kept for readers of the first format.
+            let record = json!({
+                "type": "valid",
+                "line": line_no,
+                "detail_type": detail_type,
+                "size": size,
+                "detail": format!("{detail_type} ({size} bytes)"),
+            });
             writeln!(out, "{record}")
         }
-        (true, Ok(event_id)) => {
+        (true, Ok(Done::Published(event_id))) => {
             let record = json!({ "type": "published", "line": line_no, "event_id": event_id });
             writeln!(out, "{record}")
         }
@@ -621,7 +643,7 @@ struct Totals {
 }
 
 impl Totals {
-    fn record(&mut self, result: &Result<String, Failure>) {
+    fn record(&mut self, result: &Result<Done, Failure>) {
         match result {
             Ok(_) => self.n_ok += 1,
             Err(failure) => {

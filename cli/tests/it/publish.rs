@@ -257,6 +257,21 @@ fn dry_run_checks_and_plans_without_aws() {
         "eventfork: dry run: 12 of 13 events valid, 2 PutEvents requests to nowhere\n\
          eventfork: 1 of 13 events were not valid\n"
     );
+    // With --json, the detail type and size are fields of their own.
+    let output = publish(
+        None,
+        &["--bus", "nowhere", "--dry-run", "--json"],
+        &lines[..1],
+    );
+    let record: Value = serde_json::from_str(&stdout_lines(&output)[0]).unwrap();
+    let size = record["size"].as_u64().expect("a size");
+    assert_eq!(
+        record,
+        json!({
+            "type": "valid", "line": 1, "detail_type": "UserLoggedIn", "size": size,
+            "detail": format!("UserLoggedIn ({size} bytes)"),
+        })
+    );
 }
 
 /// Each line stands alone: a byte order mark, CRLF endings and a line that is not UTF-8
