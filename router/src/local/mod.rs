@@ -800,6 +800,16 @@ impl LocalBus {
                 ),
             });
         }
+        // What the consumers cannot read (a lone surrogate escape) is refused, located
+        // in the Detail as written, not in the envelope around it (below).
+        if let Err(error) = serde_json::from_str::<serde_json::Value>(detail.get()) {
+            return Err(EntryResult::Failed {
+                code: "MalformedDetail".to_owned(),
+                message: format!(
+                    "Detail is malformed: the consumers cannot read it: {error} (of the Detail)"
+                ),
+            });
+        }
         let event_id = clock::uuid_v4();
         // The envelope's time is whole seconds, as EventBridge writes it; so is the time
         // a replay selects on.
@@ -822,14 +832,13 @@ impl LocalBus {
             message: format!("cannot write the event: {error}"),
         })?;
         // What the consumers cannot read is refused here, not retried by them into a
-        // dead-letter queue: nesting past serde_json's 128 levels, a lone surrogate
-        // escape. (Stricter than EventBridge, on purpose; not retryable.)
-        if let Err(error) = serde_json::from_str::<serde_json::Value>(&body) {
+        // dead-letter queue: the Detail's own faults above, and nesting that passes
+        // serde_json's 128 levels only inside the envelope. (Stricter than EventBridge, on
+        // purpose; not retryable.)
+        if serde_json::from_str::<serde_json::Value>(&body).is_err() {
             return Err(EntryResult::Failed {
                 code: "MalformedDetail".to_owned(),
-                message: format!(
-                    "Detail is malformed: the consumers cannot read the event: {error}"
-                ),
+                message: "Detail is malformed: the consumers cannot read the event: the Detail nests objects and arrays deeper than 127 levels".to_owned(),
             });
         }
         // An event the matcher refuses (nested too deep, say) is the event's trouble too.

@@ -977,6 +977,15 @@ mod http {
                 "{entry}"
             );
         }
+        // Located in the Detail as sent, not in the envelope built around it.
+        assert_eq!(
+            entries[1]["ErrorMessage"],
+            "Detail is malformed: the consumers cannot read the event: the Detail nests objects and arrays deeper than 127 levels"
+        );
+        assert_eq!(
+            entries[3]["ErrorMessage"],
+            "Detail is malformed: the consumers cannot read it: unexpected end of hex escape at line 1 column 25 (of the Detail)"
+        );
     }
 
     #[tokio::test]
