@@ -175,6 +175,7 @@ impl BusArgs {
     /// The bus of a store that `local up` (or a kept `local demo`) made: reading commands
     /// refuse a data folder without one, instead of showing a new, empty store.
     fn open_existing(&self) -> Result<LocalBus> {
+        check_data_folder(&self.data)?;
         let file = LocalBus::database_file(&self.data);
         if !file.exists() {
             bail!(
@@ -276,11 +277,25 @@ async fn consumers(bus: &LocalBus, data: &Path, sink: &Sink) -> Result<Consumers
     Ok(consumers)
 }
 
+/// Refuses a `--data` that names something other than a folder, such as a file: creating
+/// the store folder would fail with "File exists", and looking for the store in it would
+/// say that the store is missing, neither of which says what is wrong.
+fn check_data_folder(data: &Path) -> Result<()> {
+    if data.exists() && !data.is_dir() {
+        bail!(
+            "--data {} names a file, not a folder: give the folder of the local bus store",
+            data.display()
+        );
+    }
+    Ok(())
+}
+
 /// Takes the lock that one `local up` holds on its store while it runs (released by the
 /// system when the process ends, even by kill -9). Two would share the queues: one with
 /// `--record-only` would acknowledge the other's messages, and its handlers would never
 /// see them. The reading commands, a redrive and a replay take no lock.
 pub(crate) fn lock_data(data: &Path) -> Result<std::fs::File> {
+    check_data_folder(data)?;
     std::fs::create_dir_all(data)
         .with_context(|| format!("cannot create the store folder {}", data.display()))?;
     let path = data.join("local-up.lock");

@@ -632,3 +632,35 @@ fn reading_commands_need_an_existing_store() {
         "{stderr}"
     );
 }
+
+/// A `--data` that names a file is refused as such by every command, instead of with
+/// "File exists" (`local up`) or "no local bus store in FILE (FILE/eventfork.sqlite3 is
+/// missing)" (the reading commands).
+#[test]
+fn data_that_names_a_file_is_refused_as_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("template.yaml"), TEMPLATE).unwrap();
+    std::fs::write(dir.path().join("afile"), "").unwrap();
+    let window = [
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--to",
+        "2026-01-02T00:00:00Z",
+    ];
+    for args in [
+        &["local", "up", "--data", "afile", "--addr", "127.0.0.1:0"][..],
+        &["local", "status", "--data", "afile"],
+        &[&["local", "replay", "--data", "afile"][..], &window].concat(),
+        &["local", "dlq", "list", "analytics", "--data", "afile"],
+        &["local", "demo", "--data", "afile"],
+    ] {
+        let run = crate::support::eventfork_in(dir.path(), args, "", &[]);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("--data afile names a file, not a folder"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+}
