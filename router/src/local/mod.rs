@@ -612,6 +612,15 @@ impl LocalBus {
         })
     }
 
+    /// Checks what [`LocalBus::open`] checks of `template` (its topology and every rule's
+    /// pattern) without touching a store, and returns the topology it would run: a caller
+    /// that creates or locks the store folder first can refuse a bad template before.
+    pub fn check(template: &Template, config: &BusConfig) -> Result<Topology, LocalError> {
+        let topology = Topology::from_template(template, &config.bus_name)?;
+        Routes::new(&topology).map_err(LocalError::Pattern)?;
+        Ok(topology)
+    }
+
     /// The rules, queues and targets the bus runs.
     pub fn topology(&self) -> &Topology {
         &self.inner.topology
