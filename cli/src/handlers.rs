@@ -183,6 +183,37 @@ pub(crate) struct Endpoints {
     pub(crate) slack: String,
 }
 
+/// What the template says of `target`'s runs. Each batch gets its function's timeout, runs
+/// as many records at a time as its `RECORD_CONCURRENCY` says, and delays its retries as its
+/// `RETRY_BACKOFF_*` say, as on Lambda.
+fn function_settings(topology: &Topology, target: &str) -> Result<FunctionSettings> {
+    let defaults = Backoff::default();
+    let Some(spec) = topology.targets().iter().find(|t| t.name() == target) else {
+        return Ok((Duration::from_secs(3), None, defaults));
+    };
+    let (base, max) = spec.retry_backoff_seconds();
+    let seconds =
+        |s: Option<u32>, default: Duration| s.map_or(default, |s| Duration::from_secs(s.into()));
+    let backoff = Backoff::new(seconds(base, defaults.base()), seconds(max, defaults.max()))
+        .with_context(|| {
+            format!("the template's function for target {target}: RETRY_BACKOFF_BASE_SECONDS and RETRY_BACKOFF_MAX_SECONDS")
+        })?;
+    Ok((
+        Duration::from_secs(spec.timeout_seconds().into()),
+        spec.record_concurrency(),
+        backoff,
+    ))
+}
+
+/// Refuses, before anything is created or started, what [`consumers`] would refuse of the
+/// targets of `topology`: a retry backoff that the handlers do not take.
+pub(crate) fn check(topology: &Topology) -> Result<()> {
+    for target in topology.targets() {
+        function_settings(topology, target.name())?;
+    }
+    Ok(())
+}
+
 /// Builds the three targets' consumers. A target whose endpoint variable
 /// (`ANALYTICS_ENDPOINT`, `MAILCHIMP_API_BASE`, `SLACK_WEBHOOK_URL`) is unset posts to the
 /// recording sink at `sink_url`; one that is set reads its whole config from the
@@ -192,28 +223,7 @@ pub(crate) async fn consumers(
     sink_url: &str,
     bus: &LocalBus,
 ) -> Result<(Consumers, Endpoints)> {
-    // Each batch gets its function's timeout from the template, runs as many records at a
-    // time as its RECORD_CONCURRENCY says, and delays its retries as its RETRY_BACKOFF_*
-    // say, as on Lambda.
-    let function_of = |target: &str| -> Result<FunctionSettings> {
-        let defaults = Backoff::default();
-        let Some(spec) = bus.topology().targets().iter().find(|t| t.name() == target) else {
-            return Ok((Duration::from_secs(3), None, defaults));
-        };
-        let (base, max) = spec.retry_backoff_seconds();
-        let seconds = |s: Option<u32>, default: Duration| {
-            s.map_or(default, |s| Duration::from_secs(s.into()))
-        };
-        let backoff = Backoff::new(seconds(base, defaults.base()), seconds(max, defaults.max()))
-            .with_context(|| {
-                format!("the template's function for target {target}: RETRY_BACKOFF_BASE_SECONDS and RETRY_BACKOFF_MAX_SECONDS")
-            })?;
-        Ok((
-            Duration::from_secs(spec.timeout_seconds().into()),
-            spec.record_concurrency(),
-            backoff,
-        ))
-    };
+    let function_of = |target: &str| function_settings(bus.topology(), target);
     let idempotency = bus.idempotency();
     let http = HttpClient::new().context("cannot build the HTTP client")?;
     let store: Arc<dyn IdempotencyStore> = Arc::new(LocalIdempotency(idempotency));

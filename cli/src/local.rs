@@ -189,11 +189,12 @@ impl BusArgs {
     }
 
     fn open(&self) -> Result<LocalBus> {
-        self.open_with(|config| config)
+        let config = BusConfig::default().bus_name(&self.bus_name);
+        self.open_template(&self.template()?, config)
     }
 
-    /// Opens the bus with its configuration adjusted.
-    fn open_with(&self, adjust: impl FnOnce(BusConfig) -> BusConfig) -> Result<LocalBus> {
+    /// The template, read and parsed.
+    fn template(&self) -> Result<Template> {
         let text = std::fs::read_to_string(&self.template).map_err(|error| {
             let hint = if error.kind() == io::ErrorKind::NotFound {
                 " (give --template FILE or set EVENTFORK_TEMPLATE, or run from the folder that holds it)"
@@ -205,16 +206,22 @@ impl BusArgs {
                 self.template.display()
             ))
         })?;
-        let template = Template::parse(&text)
-            .with_context(|| format!("invalid template {}", self.template.display()))?;
-        let config = adjust(BusConfig::default().bus_name(&self.bus_name));
-        LocalBus::open(&template, &self.data, config).with_context(|| {
-            format!(
-                "cannot open the local bus of {} in {}",
-                self.template.display(),
-                self.data.display()
-            )
-        })
+        Template::parse(&text)
+            .with_context(|| format!("invalid template {}", self.template.display()))
+    }
+
+    /// Opens the bus of `template` (this one's, already read) with `config`.
+    fn open_template(&self, template: &Template, config: BusConfig) -> Result<LocalBus> {
+        LocalBus::open(template, &self.data, config).with_context(|| self.open_error())
+    }
+
+    /// The context of an error that keeps the bus from opening.
+    fn open_error(&self) -> String {
+        format!(
+            "cannot open the local bus of {} in {}",
+            self.template.display(),
+            self.data.display()
+        )
     }
 }
 
@@ -347,14 +354,21 @@ async fn up(
         };
         anyhow::Error::new(error).context(format!("cannot listen on {addr}{hint}"))
     })?;
-    let _lock = lock_data(&args.data)?;
     // The body carries each Detail as an escaped JSON string: room for escapes to
     // quadruple it, and for the envelope of ten entries.
-    let bus = args.open_with(|config| {
-        config
-            .entry_size_limit(max_request_size)
-            .max_body_bytes((4 * max_request_size).max(1 << 20) + (64 << 10))
-    })?;
+    let config = BusConfig::default()
+        .bus_name(&args.bus_name)
+        .entry_size_limit(max_request_size)
+        .max_body_bytes((4 * max_request_size).max(1 << 20) + (64 << 10));
+    // The template is read and checked before the store folder is created and locked, so
+    // that a missing or invalid template leaves no folder and no lock file behind.
+    let template = args.template()?;
+    let topology = LocalBus::check(&template, &config).with_context(|| args.open_error())?;
+    if !record_only {
+        handlers::check(&topology)?;
+    }
+    let _lock = lock_data(&args.data)?;
+    let bus = args.open_template(&template, config)?;
     let stranded = bus
         .stranded_queues()
         .await

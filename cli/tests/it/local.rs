@@ -664,3 +664,48 @@ fn data_that_names_a_file_is_refused_as_a_file() {
         );
     }
 }
+
+/// A `local up` that fails on its template leaves no store folder and no lock file behind
+/// (found by an audit: it created `.eventfork/local-up.lock` before reading the template).
+#[test]
+fn a_bad_template_leaves_no_store_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = |args: &[&str]| {
+        let args = [&["local", "up", "--addr", "127.0.0.1:0"][..], args].concat();
+        crate::support::eventfork_in(dir.path(), &args, "", &[])
+    };
+    let run = up(&[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot read the template"),
+        "{}",
+        run.stderr
+    );
+    assert!(!dir.path().join(".eventfork").exists());
+
+    let empty_array = TEMPLATE.replace("[UserLoggedIn]", "[]");
+    std::fs::write(dir.path().join("template.yaml"), empty_array).unwrap();
+    let run = up(&["--data", "store"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("invalid event pattern"),
+        "{}",
+        run.stderr
+    );
+    assert!(!dir.path().join("store").exists());
+
+    let backoff = TEMPLATE.replacen(
+        "      Timeout: 2\n",
+        "      Timeout: 2\n      Environment: { Variables: { RETRY_BACKOFF_BASE_SECONDS: 60, RETRY_BACKOFF_MAX_SECONDS: 30 } }\n",
+        1,
+    );
+    std::fs::write(dir.path().join("template.yaml"), backoff).unwrap();
+    let run = up(&["--data", "store"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("RETRY_BACKOFF_BASE_SECONDS"),
+        "{}",
+        run.stderr
+    );
+    assert!(!dir.path().join("store").exists());
+}
