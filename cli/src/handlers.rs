@@ -8,7 +8,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use router::local::{self, BoxFuture, Consumer, Consumers, Idempotency, LocalBus, Topology};
 use targets::{
@@ -205,10 +205,24 @@ fn function_settings(topology: &Topology, target: &str) -> Result<FunctionSettin
     ))
 }
 
+/// The targets that [`consumers`] has a handler for: the binaries of the three Lambdas.
+const HANDLERS: [&str; 3] = ["analytics", "mailing-list", "slack"];
+
 /// Refuses, before anything is created or started, what [`consumers`] would refuse of the
-/// targets of `topology`: a retry backoff that the handlers do not take.
+/// targets of `topology`: a function that is none of the handlers, or a retry backoff that
+/// the handlers do not take.
 pub(crate) fn check(topology: &Topology) -> Result<()> {
     for target in topology.targets() {
+        if !HANDLERS.contains(&target.name()) {
+            bail!(
+                "function {} (binary {}) has no local handler: `local up` runs only {}; give \
+                 --record-only to run no handler at all, every target then recording the SQS \
+                 messages it receives in <data>/records/<target>.jsonl",
+                target.function(),
+                target.name(),
+                HANDLERS.join(", ")
+            );
+        }
         function_settings(topology, target.name())?;
     }
     Ok(())
@@ -266,6 +280,7 @@ pub(crate) async fn consumers(
     let analytics = Analytics::new(analytics, http.clone());
     let mailing_list = MailingList::new(mailing_list, http.clone());
     let slack = Slack::new(slack, http);
+    // The names of HANDLERS.
     let consumers = Consumers::default()
         .with(
             "analytics",

@@ -709,3 +709,28 @@ fn a_bad_template_leaves_no_store_folder() {
     );
     assert!(!dir.path().join("store").exists());
 }
+
+/// A function that is none of the three handlers is named, with the flag that runs without
+/// handlers (found by an audit: "no consumer registered for target "webhook" (and no
+/// fallback)").
+#[test]
+fn a_function_without_a_handler_is_named_with_record_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let webhook = TEMPLATE.replace("Binary: analytics", "Binary: webhook");
+    std::fs::write(dir.path().join("template.yaml"), webhook).unwrap();
+    let args = ["local", "up", "--addr", "127.0.0.1:0", "--data", "store"];
+    let run = crate::support::eventfork_in(dir.path(), &args, "", &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "function StatsFunction (binary webhook) has no local handler: `local up` runs only \
+             analytics, mailing-list, slack; give --record-only"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!dir.path().join("store").exists());
+    // With --record-only (which Up::start gives), the same template runs.
+    let up = Up::start(dir.path());
+    drop(up);
+}
