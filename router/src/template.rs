@@ -1122,17 +1122,37 @@ fn scalar_text(value: &Yaml) -> String {
     }
 }
 
-/// The values AWS accepts for a numeric property, and what it counts.
+/// The values AWS (or, for their own settings, eventfork's handlers) accepts for a numeric
+/// property, and what it counts.
 #[derive(Debug, Clone, Copy)]
 struct Bounds {
     min: u32,
     max: u32,
     unit: &'static str,
+    /// Who accepts them, as the error says it: `AWS accepts`.
+    accepts: &'static str,
 }
 
 impl Bounds {
+    /// Bounds that AWS checks.
     const fn new(min: u32, max: u32, unit: &'static str) -> Bounds {
-        Bounds { min, max, unit }
+        Bounds {
+            min,
+            max,
+            unit,
+            accepts: "AWS accepts",
+        }
+    }
+
+    /// Bounds of a function's `Environment` variable that AWS does not read and eventfork's
+    /// handlers check at start-up.
+    const fn handlers(min: u32, max: u32, unit: &'static str) -> Bounds {
+        Bounds {
+            min,
+            max,
+            unit,
+            accepts: "eventfork's handlers accept",
+        }
     }
 }
 
@@ -1158,16 +1178,17 @@ const DAYS: Bounds = Bounds::new(0, u32::MAX, "days");
 /// function).
 const RESERVED_CONCURRENCY: Bounds = Bounds::new(0, 1_000_000, "concurrent executions");
 /// The targets' `RECORD_CONCURRENCY` (records one invocation handles at a time).
-const RECORD_CONCURRENCY: Bounds = Bounds::new(1, 64, "records");
+const RECORD_CONCURRENCY: Bounds = Bounds::handlers(1, 64, "records");
 
 /// The targets' retry delays (`targets::Backoff::MAX_DELAY`): SQS hides a message at most
 /// 12 hours from its receive, less the batching window and the invocation before it.
-const RETRY_DELAY: Bounds = Bounds::new(1, 42_000, "seconds");
+const RETRY_DELAY: Bounds = Bounds::handlers(1, 42_000, "seconds");
 /// An SQS event source's `ScalingConfig.MaximumConcurrency`.
 const MAXIMUM_CONCURRENCY: Bounds = Bounds::new(2, 1_000, "concurrent invocations");
 
 /// A whole number within the bounds AWS accepts, which the error names: a setting that
-/// CloudFormation would refuse is refused here too, rather than run locally.
+/// CloudFormation would refuse is refused here too, rather than run locally (and one that
+/// eventfork's handlers would refuse at start-up, rather than later).
 fn u32_within(value: &Yaml, at: &str, bounds: Bounds) -> Result<u32, TemplateError> {
     let whole = whole_number(value).ok_or_else(|| {
         TemplateError::new(
@@ -1175,12 +1196,17 @@ fn u32_within(value: &Yaml, at: &str, bounds: Bounds) -> Result<u32, TemplateErr
             format!("expected a whole number, found {}", scalar_text(value)),
         )
     })?;
-    let Bounds { min, max, unit } = bounds;
+    let Bounds {
+        min,
+        max,
+        unit,
+        accepts,
+    } = bounds;
     match u32::try_from(whole) {
         Ok(number) if (min..=max).contains(&number) => Ok(number),
         _ => Err(TemplateError::new(
             at,
-            format!("{whole} is out of range: AWS accepts {min} to {max} {unit}"),
+            format!("{whole} is out of range: {accepts} {min} to {max} {unit}"),
         )),
     }
 }
@@ -1770,6 +1796,18 @@ Resources:
                 RECORD_CONCURRENCY,
             ),
             (
+                "Resources.F.Properties.Environment.Variables.RETRY_BACKOFF_MAX_SECONDS".into(),
+                Box::new(move |n| {
+                    function(
+                        format!(
+                            "Environment: {{ Variables: {{ RETRY_BACKOFF_MAX_SECONDS: {n} }} }}"
+                        ),
+                        String::new(),
+                    )
+                }),
+                RETRY_DELAY,
+            ),
+            (
                 format!("{source}.BatchSize"),
                 Box::new(move |n| {
                     function(
@@ -1810,19 +1848,37 @@ Resources:
                 EVENT_AGE,
             ),
         ];
-        for (at, make, Bounds { min, max, unit }) in &cases {
+        for (
+            at,
+            make,
+            Bounds {
+                min,
+                max,
+                unit,
+                accepts,
+            },
+        ) in &cases
+        {
             for n in [min, max] {
                 if let Err(e) = Template::parse(&make(i64::from(*n))) {
-                    panic!("{at} = {n} is within AWS's range, yet: {e}");
+                    panic!("{at} = {n} is within the range, yet: {e}");
                 }
             }
             for n in [i64::from(*min) - 1, i64::from(*max) + 1] {
                 check_error(
                     &make(n),
-                    &format!("{at}: {n} is out of range: AWS accepts {min} to {max} {unit}"),
+                    &format!("{at}: {n} is out of range: {accepts} {min} to {max} {unit}"),
                 );
             }
         }
+        // AWS does not read the handlers' own variables: the handlers refuse them.
+        check_error(
+            &function(
+                "Environment: { Variables: { RETRY_BACKOFF_BASE_SECONDS: 0 } }".into(),
+                String::new(),
+            ),
+            "Resources.F.Properties.Environment.Variables.RETRY_BACKOFF_BASE_SECONDS: 0 is out of range: eventfork's handlers accept 1 to 42000 seconds",
+        );
         // Whole numbers beyond u32 are out of range too, not "not a number".
         check_error(
             &function("Timeout: 10".into(), "BatchSize: 5000000000".into()),
