@@ -107,6 +107,19 @@ fn validate_exits_zero_when_all_are_valid() {
     );
 }
 
+/// The sample of full events that the README validates is valid, with both event types.
+#[test]
+fn the_readme_envelopes_are_valid() {
+    let sample = workspace_root().join("examples").join("envelopes.jsonl");
+    let run = eventfork(&["schemas", "validate", sample.to_str().unwrap()], "");
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "ok UserSignedUp\nok UserSignedUp\nok UserLoggedIn\n"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn validate_fails_on_an_unreadable_file() {
     let run = eventfork(&["schemas", "validate", "/nonexistent/events.jsonl"], "");
