@@ -184,3 +184,44 @@ mod tests {
         assert!(!escaped.chars().any(|c| c.is_control()));
     }
 }
+
+/// Looks among the first event lines of a command that takes whole EventBridge events
+/// (`rules match`, `schemas validate`) for one without a `"source"`, as `publish` lines
+/// have none: given such a file, `rules match` matches no rule that names the source,
+/// silently, and `schemas validate` calls every line invalid for fields it does not
+/// explain. The first lines tell (a wrong format is wrong from the start), the rest go
+/// unchecked.
+#[derive(Debug, Default)]
+pub(crate) struct PublishLines {
+    /// The first line without a `"source"`.
+    first: Option<u64>,
+}
+
+impl PublishLines {
+    /// How many of the first lines are looked at.
+    const LINES: u64 = 100;
+
+    /// Looks at the event of line `line_number`. A byte search, as `rules match` reads
+    /// events without parsing them into values: a `"source"` anywhere counts.
+    pub(crate) fn check(&mut self, line_number: u64, event: &[u8]) {
+        if self.first.is_none()
+            && line_number <= Self::LINES
+            && event.starts_with(b"{")
+            && !event.windows(8).any(|w| w == b"\"source\"")
+        {
+            self.first = Some(line_number);
+        }
+    }
+
+    /// Prints the warning on stderr, once, if a line without a `"source"` was seen;
+    /// `command` is the command that reads the events, e.g. `rules match`.
+    pub(crate) fn warn(&self, command: &str) {
+        if let Some(line_number) = self.first {
+            eprintln!(
+                "eventfork: warning: the event of line {line_number} has no \"source\": \
+                 {command} takes whole EventBridge events (source, detail-type, detail, ...) \
+                 as rules see them, not `publish` lines, to which publish adds the source"
+            );
+        }
+    }
+}

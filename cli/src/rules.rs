@@ -373,21 +373,12 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
         crate::output::Closable::new(io::BufWriter::with_capacity(1 << 16, io::stdout().lock()));
     let mut out = Vec::with_capacity(256);
     let (mut n_events, mut n_errors) = (0u64, 0u64);
-    // The first line, if any, of an event without a `source` field.
-    let mut first_sourceless: Option<u64> = None;
+    let mut publish_lines = input::PublishLines::default();
     let started = Instant::now();
     input::each_line(&mut reader, events_path, |line_number, event| {
         n_events = line_number;
         out.clear();
-        // A file of `publish` lines matches no rule that names `source`, silently: the
-        // first lines tell (a wrong format is wrong from the start), the rest go unchecked.
-        if first_sourceless.is_none()
-            && line_number <= FORMAT_CHECK_LINES
-            && event.starts_with(b"{")
-            && !event.windows(8).any(|w| w == b"\"source\"")
-        {
-            first_sourceless = Some(line_number);
-        }
+        publish_lines.check(line_number, event);
         match matcher.matches(event) {
             Ok(names) if json => {
                 out.extend_from_slice(br#"{"type":"match","line":"#);
@@ -442,18 +433,9 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
             }
         );
     }
-    if let Some(line_number) = first_sourceless {
-        eprintln!(
-            "eventfork: warning: the event of line {line_number} has no \"source\": rules match \
-             takes whole EventBridge events (source, detail-type, detail, ...) as rules see them, \
-             not `publish` lines, to which publish adds the source"
-        );
-    }
+    publish_lines.warn("rules match");
     if n_errors > 0 {
         bail!("{n_errors} of {n_events} event lines were invalid");
     }
     Ok(Outcome::Success)
 }
-
-/// How many of the first event lines `rules match` checks for a `source` field.
-const FORMAT_CHECK_LINES: u64 = 100;

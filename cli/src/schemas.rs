@@ -82,6 +82,7 @@ fn validate(file: &Path) -> Result<Outcome> {
     // rest is still checked, unprinted, and the exit status says what was found.
     let mut stdout = crate::output::Closable::new(io::BufWriter::new(io::stdout().lock()));
     let mut n_invalid = 0usize;
+    let mut publish_lines = crate::input::PublishLines::default();
     crate::input::each_line(&mut reader, file, |line_number, text| {
         if text.trim_ascii().is_empty() {
             return Ok(());
@@ -102,9 +103,14 @@ fn validate(file: &Path) -> Result<Outcome> {
                 "line {line_number}: not JSON: {}",
                 crate::input::line_json_error(&String::from_utf8_lossy(text), &error)
             )),
-            Ok(event) => events_schema::validate_envelope(&event)
-                .map(|t| t.detail_type())
-                .map_err(|violation| format!("line {line_number}: {violation}")),
+            Ok(event) => {
+                if event.is_object() {
+                    publish_lines.check(line_number, text);
+                }
+                events_schema::validate_envelope(&event)
+                    .map(|t| t.detail_type())
+                    .map_err(|violation| format!("line {line_number}: {violation}"))
+            }
         };
         match verdict {
             Ok(detail_type) => writeln!(stdout, "ok {detail_type}")?,
@@ -116,6 +122,7 @@ fn validate(file: &Path) -> Result<Outcome> {
         Ok(())
     })?;
     stdout.flush()?;
+    publish_lines.warn("schemas validate");
     Ok(if n_invalid == 0 {
         Outcome::Success
     } else {

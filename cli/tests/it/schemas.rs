@@ -120,6 +120,33 @@ fn the_readme_envelopes_are_valid() {
     );
 }
 
+/// `publish` lines (no envelope, and no `source`, which publish adds) are each invalid;
+/// validate says why once, on stderr, in the words of `rules match`.
+#[test]
+fn publish_lines_get_a_hint_about_the_envelope() {
+    let sample = workspace_root().join("examples").join("events.jsonl");
+    let run = eventfork(&["schemas", "validate", sample.to_str().unwrap()], "");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        run.stdout.matches("invalid: line").count(),
+        3,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.stderr,
+        "eventfork: warning: the event of line 1 has no \"source\": schemas validate takes \
+         whole EventBridge events (source, detail-type, detail, ...) as rules see them, not \
+         `publish` lines, to which publish adds the source\n"
+    );
+    // Whole events, and lines that are not objects: no hint.
+    let envelopes = workspace_root().join("examples").join("envelopes.jsonl");
+    let run = eventfork(&["schemas", "validate", envelopes.to_str().unwrap()], "");
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    let run = eventfork(&["schemas", "validate", "-"], "{not json\n[1]\n");
+    assert_eq!((run.code, run.stderr.as_str()), (1, ""));
+}
+
 #[test]
 fn validate_fails_on_an_unreadable_file() {
     let run = eventfork(&["schemas", "validate", "/nonexistent/events.jsonl"], "");
