@@ -33,9 +33,9 @@ pub(crate) enum Command {
     ///
     /// Prints one line per event line: `ok <detail-type>`, or `invalid: line N: <json path>:
     /// <reason>` (a key given twice in one object is such a reason; `invalid: line N: not
-    /// JSON: …` when it is not JSON, or not UTF-8). Blank
-    /// lines are skipped; N counts every input line. Exits 1 if any line is invalid, 2 if
-    /// the input cannot be read.
+    /// JSON: …` when it is not JSON, `invalid: line N: the line is not UTF-8: …` when it is
+    /// not UTF-8). Blank lines are skipped; N counts every input line. Exits 1 if any line
+    /// is invalid, 2 if the input cannot be read.
     ///
     /// Example: eventfork schemas validate events.jsonl
     Validate {

@@ -147,6 +147,29 @@ fn publish_lines_get_a_hint_about_the_envelope() {
     assert_eq!((run.code, run.stderr.as_str()), (1, ""));
 }
 
+/// A line that is not UTF-8 is invalid as `--help` says (found by an audit: the help said
+/// `not JSON: …`).
+#[test]
+fn a_line_that_is_not_utf8_is_invalid_as_the_help_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.jsonl");
+    std::fs::write(&path, b"\xff{}\n").unwrap();
+    let run = eventfork(&["schemas", "validate", path.to_str().unwrap()], "");
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (
+            1,
+            "invalid: line 1: the line is not UTF-8: invalid byte at offset 0\n"
+        )
+    );
+    let help = eventfork(&["schemas", "validate", "--help"], "");
+    let help = help.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("`invalid: line N: the line is not UTF-8: …` when it is not UTF-8"),
+        "{help}"
+    );
+}
+
 #[test]
 fn validate_fails_on_an_unreadable_file() {
     let run = eventfork(&["schemas", "validate", "/nonexistent/events.jsonl"], "");
