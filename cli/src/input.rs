@@ -201,8 +201,10 @@ impl PublishLines {
     /// How many of the first lines are looked at.
     const LINES: u64 = 100;
 
-    /// Looks at the event of line `line_number`. A byte search, as `rules match` reads
-    /// events without parsing them into values: a `"source"` anywhere counts.
+    /// Looks at the event of line `line_number`, which the caller has read as a JSON
+    /// object: a line that is no JSON at all gets its own error, and no word about its
+    /// source. A byte search, as `rules match` reads events without parsing them into
+    /// values: a `"source"` anywhere counts.
     pub(crate) fn check(&mut self, line_number: u64, event: &[u8]) {
         if self.first.is_none()
             && line_number <= Self::LINES

@@ -378,8 +378,12 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
     input::each_line(&mut reader, events_path, |line_number, event| {
         n_events = line_number;
         out.clear();
-        publish_lines.check(line_number, event);
-        match matcher.matches(event) {
+        let matched = matcher.matches(event);
+        // Only a line that is a JSON object is an event that may lack its source.
+        if matched.is_ok() {
+            publish_lines.check(line_number, event);
+        }
+        match matched {
             Ok(names) if json => {
                 out.extend_from_slice(br#"{"type":"match","line":"#);
                 out.extend_from_slice(n_events.to_string().as_bytes());

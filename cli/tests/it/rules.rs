@@ -413,6 +413,27 @@ fn publish_lines_get_a_warning_about_the_missing_source() {
     assert!(!err.contains("warning"), "{err}");
 }
 
+/// A line that is not JSON gets its error and no warning about a missing source (found by
+/// an audit: a byte search warned about any line that began with `{`).
+#[test]
+fn lines_that_are_not_json_get_no_source_warning() {
+    let template = crate::support::workspace_root().join("template.yaml");
+    let (code, out, err) = eventfork(
+        &[
+            "rules",
+            "match",
+            "--rules",
+            template.to_str().unwrap(),
+            "--events",
+            "-",
+        ],
+        "{\"detail-type\": \"UserLoggedIn\",\n",
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(out.starts_with("error: "), "{out}");
+    assert!(!err.contains("has no \"source\""), "{err}");
+}
+
 /// A reader that stops early (`| head`) still gets the exit status of the whole input:
 /// 2 for an invalid event line after the ones it read.
 #[test]
