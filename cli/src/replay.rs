@@ -33,7 +33,7 @@ use crate::Outcome;
 /// is valid), 130 when Ctrl-C stopped the waiting, 2 otherwise.
 ///
 /// Example, with the archive ARN from the stack's EventArchiveArn output:
-///   eventfork replay --archive "$ARCHIVE_ARN" --from 2026-11-27T09:00:00Z
+///   eventfork replay --archive "$ARCHIVE_ARN" --from 2026-11-27T09:00:00Z \
 ///          --to 2026-11-27T10:00:00Z --rule eventfork-slack
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]

@@ -131,3 +131,16 @@ fn replay_rejects_a_bad_time_before_calling_aws() {
         "eventfork: invalid time \"yesterday\": expected RFC 3339, e.g. 2026-11-27T09:00:00Z\n"
     );
 }
+
+/// The example in `--help` runs as one command when pasted into a shell.
+#[test]
+fn the_help_example_continues_its_line() {
+    let run = eventfork_in(&workspace_root(), &["replay", "--help"], "", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let first = run
+        .stdout
+        .lines()
+        .find(|line| line.contains("eventfork replay --archive"))
+        .expect("the help has an example");
+    assert!(first.ends_with(" \\"), "{first}");
+}
