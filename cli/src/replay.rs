@@ -75,8 +75,8 @@ pub(crate) fn run(args: Args) -> Result<Outcome> {
 async fn replay(args: Args) -> Result<Outcome> {
     let mut request = ReplayRequest::new(
         &args.archive,
-        parse_time(&args.from)?,
-        parse_time(&args.to)?,
+        parse_time(&args.from).context("--from")?,
+        parse_time(&args.to).context("--to")?,
     );
     for rule in &args.rules {
         request = request.rule(rule);

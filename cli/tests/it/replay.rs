@@ -128,7 +128,26 @@ fn replay_rejects_a_bad_time_before_calling_aws() {
     assert_eq!(run.code, 2);
     assert_eq!(
         run.stderr,
-        "eventfork: invalid time \"yesterday\": expected RFC 3339, e.g. 2026-11-27T09:00:00Z\n"
+        "eventfork: --from: invalid time \"yesterday\": expected RFC 3339, e.g. 2026-11-27T09:00:00Z\n"
+    );
+    // Each flag is named, as `local replay` names them.
+    let run = replay(
+        "http://127.0.0.1:9",
+        &[
+            "--archive",
+            "a",
+            "--from",
+            "2026-01-01T00:00:00Z",
+            "--to",
+            "tomorrow",
+        ],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .starts_with("eventfork: --to: invalid time \"tomorrow\""),
+        "{}",
+        run.stderr
     );
 }
 
