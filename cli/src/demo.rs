@@ -313,9 +313,13 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
         report.outcomes()
     );
     say!(
-        "  published {} events in {} PutEvents request(s); the sign-up requests are already answered",
-        report.n_published(),
-        report.n_requests()
+        "  published {} in {}; the sign-up requests are already answered",
+        crate::count(report.n_published(), "event", "events"),
+        crate::count(
+            report.n_requests(),
+            "PutEvents request",
+            "PutEvents requests"
+        )
     );
 
     let mut tally = Tally::default();
@@ -367,9 +371,9 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
     say!("\nreplaying the archive (every event, with replay-name set)");
     let summary = bus.replay("demo-replay", None, 0, i64::MAX).await?;
     say!(
-        "  {} archived events re-sent as {} messages",
-        summary.n_events,
-        summary.n_messages
+        "  {} re-sent as {}",
+        crate::count(summary.n_events, "archived event", "archived events"),
+        crate::count(summary.n_messages, "message", "messages")
     );
     let expected = tally.delivered.values().sum::<usize>() + summary.n_messages;
     follow(&mut events, &mut tally, |t| {

@@ -442,7 +442,10 @@ async fn up(
                         break;
                     }
                 }
-                Err(RecvError::Lagged(n)) => eprintln!("eventfork: {n} bus events not shown"),
+                Err(RecvError::Lagged(n)) => eprintln!(
+                    "eventfork: {} not shown",
+                    crate::count(n as usize, "bus event", "bus events")
+                ),
                 Err(RecvError::Closed) => break,
             }
         }

@@ -349,15 +349,17 @@ async fn publish(args: Args) -> Result<Outcome> {
     let n_events = totals.n_ok + totals.n_failed;
     if args.dry_run {
         eprintln!(
-            "eventfork: dry run: {} of {n_events} events valid, {} to {}",
+            "eventfork: dry run: {} of {} valid, {} to {}",
             totals.n_ok,
+            crate::count(n_events, "event", "events"),
             crate::count(totals.n_requests, "PutEvents request", "PutEvents requests"),
             args.bus
         );
     } else {
         eprintln!(
-            "eventfork: published {} of {n_events} events to {} in {}",
+            "eventfork: published {} of {} to {} in {}",
             totals.n_ok,
+            crate::count(n_events, "event", "events"),
             args.bus,
             crate::count(totals.n_requests, "PutEvents request", "PutEvents requests")
         );
@@ -370,8 +372,10 @@ async fn publish(args: Args) -> Result<Outcome> {
             ),
         };
         return Err(anyhow!(
-            "{} of {n_events} events were not {}{unconfirmed}",
+            "{} of {} {} not {}{unconfirmed}",
             totals.n_failed,
+            crate::count(n_events, "event", "events"),
+            if totals.n_failed == 1 { "was" } else { "were" },
             if args.dry_run { "valid" } else { "published" }
         ));
     }

@@ -427,11 +427,15 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
         stdout.flush()?;
     } else {
         eprintln!(
-            "eventfork: {n_events} events, {seconds:.3} s, {rate:.0} events/s, {} rules \
-             (compiled in {compile_seconds:.3} s){}",
-            matcher.len(),
+            "eventfork: {}, {seconds:.3} s, {rate:.0} events/s, {} (compiled in \
+             {compile_seconds:.3} s){}",
+            crate::count(n_events as usize, "event", "events"),
+            crate::count(matcher.len(), "rule", "rules"),
             if n_errors > 0 {
-                format!(", {n_errors} invalid events")
+                format!(
+                    ", {}",
+                    crate::count(n_errors as usize, "invalid event", "invalid events")
+                )
             } else {
                 String::new()
             }
@@ -439,7 +443,11 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
     }
     publish_lines.warn("rules match");
     if n_errors > 0 {
-        bail!("{n_errors} of {n_events} event lines were invalid");
+        bail!(
+            "{n_errors} of {} {} invalid",
+            crate::count(n_events as usize, "event line", "event lines"),
+            if n_errors == 1 { "was" } else { "were" }
+        );
     }
     Ok(Outcome::Success)
 }

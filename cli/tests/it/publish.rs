@@ -231,6 +231,21 @@ fn a_missing_bus_fails_before_anything_is_sent() {
     );
 }
 
+/// One event is counted in the singular, as one request is.
+#[test]
+fn a_dry_run_of_one_event_counts_it_in_the_singular() {
+    let output = publish(
+        None,
+        &["--bus", "nowhere", "--dry-run"],
+        &[login_line(0, "curl/8")],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        "eventfork: dry run: 1 of 1 event valid, 1 PutEvents request to nowhere\n"
+    );
+}
+
 #[test]
 fn dry_run_checks_and_plans_without_aws() {
     let mut lines: Vec<String> = (0..12).map(|i| login_line(i, "curl/8")).collect();
@@ -255,7 +270,7 @@ fn dry_run_checks_and_plans_without_aws() {
     assert_eq!(
         stderr(&output),
         "eventfork: dry run: 12 of 13 events valid, 2 PutEvents requests to nowhere\n\
-         eventfork: 1 of 13 events were not valid\n"
+         eventfork: 1 of 13 events was not valid\n"
     );
     // With --json, the detail type and size are fields of their own.
     let output = publish(

@@ -448,5 +448,35 @@ fn rules_match_into_a_closed_pipe_still_reports_invalid_lines() {
         &[],
     );
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("1 invalid events"), "{stderr}");
+    assert!(
+        stderr.contains(", 1 invalid event\n")
+            && stderr.contains("1 of 20001 event lines was invalid"),
+        "{stderr}"
+    );
+}
+
+/// Summaries count in the singular when there is one (found by an audit: `1 events`,
+/// `1 rules`).
+#[test]
+fn rules_match_counts_one_in_the_singular() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = write(dir.path(), "rules.json", r#"{"a": {"a": [1]}}"#);
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &rules, "--events", "-"],
+        "{\"a\": 1, \"source\": \"s\"}\n",
+    );
+    assert_eq!((code, out.as_str()), (0, "[\"a\"]\n"), "{err}");
+    assert!(
+        err.starts_with("eventfork: 1 event, ") && err.contains(" events/s, 1 rule (compiled in "),
+        "{err}"
+    );
+    let (code, _, err) = eventfork(
+        &["rules", "match", "--rules", &rules, "--events", "-"],
+        "{truncated\n",
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(", 1 invalid event\neventfork: 1 of 1 event line was invalid\n"),
+        "{err}"
+    );
 }
