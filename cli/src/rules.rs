@@ -104,11 +104,12 @@ pub(crate) enum Command {
     /// ≤ 300 rules and ≤ 30 wildcard rules per bus; rules that can never match (an error;
     /// a dead `$or` alternative or list value beside a live one is a warning); rules sharing
     /// a target that overlap; live rules that would also fire on replays. A template's
-    /// rules are those `rules match` reads: its AWS::Events::Rule resources and its SAM
-    /// functions' EventBridgeRule events. With --template, also the queues' dead-letter queues (and that they keep messages
-    /// longer than their source), the queue policies EventBridge needs to send, visibility
-    /// timeouts, reserved concurrency against the event source's maximum, and partial batch
-    /// responses.
+    /// rules are those `rules match` reads: its AWS::Events::Rule resources with an
+    /// EventPattern, and the EventBridgeRule (or CloudWatchEvent) events of its SAM
+    /// functions and state machines. With --template, also the queues' dead-letter queues
+    /// (and that they keep messages longer than their source), the queue policies
+    /// EventBridge needs to send, visibility timeouts, reserved concurrency against the
+    /// event source's maximum, and partial batch responses.
     ///
     /// Exit status: 0 without errors (warnings allowed), 1 with errors, 2 on failure.
     ///

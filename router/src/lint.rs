@@ -173,7 +173,8 @@ pub fn template_rules(template: &Template) -> Vec<LintRule> {
 
 /// The rules of a template's text as `rules match` reads them: its `AWS::Events::Rule`
 /// resources with their targets, and the rules SAM makes for its functions' and state
-/// machines' `EventBridgeRule` events (named `<resource><event>`, without targets here).
+/// machines' `EventBridgeRule` (or `CloudWatchEvent`) events (named `<resource><event>`,
+/// without targets here).
 pub fn template_text_rules(
     template: &Template,
     text: &str,

@@ -176,3 +176,35 @@ fn lint_locates_errors_in_a_template() {
         "eventfork: template.yaml: 2 errors, 0 warnings\n"
     );
 }
+
+/// `rules lint --template` reads the rules `rules match` reads, as both helps say: a state
+/// machine's `CloudWatchEvent` event among them (found by an audit: lint's help named only
+/// functions' `EventBridgeRule` events).
+#[test]
+fn lint_reads_the_rules_that_match_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = "Resources:\n  Machine:\n    Type: AWS::Serverless::StateMachine\n    Properties:\n      Events:\n        Old:\n          Type: CloudWatchEvent\n          Properties:\n            Pattern: { detail-type: [UserSignedUp], detail: { plann: [pro] } }\n";
+    std::fs::write(dir.path().join("template.yaml"), template).unwrap();
+    let run = eventfork_in(
+        dir.path(),
+        &["rules", "lint", "--template", "template.yaml"],
+        "",
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(
+            "error[unknown-field] MachineOld: Resources.Machine.Properties.Events.Old.Properties.Pattern.detail.plann: "
+        ),
+        "{}",
+        run.stdout
+    );
+    let flat = |args: &[&str]| {
+        let run = eventfork(args, "");
+        run.stdout.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let sources =
+        "the EventBridgeRule (or CloudWatchEvent) events of its SAM functions and state machines";
+    assert!(flat(&["rules", "lint", "--help"]).contains(sources));
+    assert!(flat(&["rules", "match", "--help"]).contains(sources));
+}
