@@ -90,9 +90,9 @@ impl Tally {
 /// The bus the demo publishes to (the local bus's default).
 const DEMO_BUS: &str = "eventfork";
 
-/// The targets the demo drives, each needing a rule on its bus; the mailing list's poison
-/// record needs a dead-letter queue.
-const DEMO_TARGETS: [&str; 3] = ["analytics", "mailing-list", "slack"];
+/// The targets the demo drives, each needing a rule on its bus (the mailing list's poison
+/// record needs a dead-letter queue too): every handler of `local up`.
+const DEMO_TARGETS: [&str; 3] = handlers::HANDLERS;
 
 /// What `template` lacks to run the demo, if anything: the three targets on the
 /// `eventfork` bus, each reached by an enabled rule, and the mailing list's dead-letter

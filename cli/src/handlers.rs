@@ -206,7 +206,7 @@ fn function_settings(topology: &Topology, target: &str) -> Result<FunctionSettin
 }
 
 /// The targets that [`consumers`] has a handler for: the binaries of the three Lambdas.
-const HANDLERS: [&str; 3] = ["analytics", "mailing-list", "slack"];
+pub(crate) const HANDLERS: [&str; 3] = ["analytics", "mailing-list", "slack"];
 
 /// Refuses, before anything is created or started, what [`consumers`] would refuse of the
 /// targets of `topology`: a function that is none of the handlers, or a retry backoff that
