@@ -66,8 +66,35 @@ pub struct Template {
     queues: BTreeMap<String, QueueResource>,
     functions: Vec<FunctionResource>,
     archive_retention_days: Option<u32>,
+    archives: Vec<ArchiveResource>,
     /// The queues some `AWS::SQS::QueuePolicy` names in its `Queues`.
     queues_with_policy: BTreeSet<String>,
+}
+
+/// An `AWS::Events::Archive`: which bus's events it keeps, and which of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchiveResource {
+    logical_id: String,
+    default_bus: bool,
+    pattern: Option<Json>,
+}
+
+impl ArchiveResource {
+    /// The logical id.
+    pub fn logical_id(&self) -> &str {
+        &self.logical_id
+    }
+
+    /// Whether its `SourceArn` is the account's default bus (an ARN ending in
+    /// `event-bus/default`); otherwise it is the template's custom bus.
+    pub fn on_default_bus(&self) -> bool {
+        self.default_bus
+    }
+
+    /// Its `EventPattern`: the events it keeps; `None` for every event of its bus.
+    pub fn pattern(&self) -> Option<&Json> {
+        self.pattern.as_ref()
+    }
 }
 
 /// An `AWS::Events::Rule` with an event pattern.
@@ -248,6 +275,7 @@ impl Template {
             queues: BTreeMap::new(),
             functions: Vec::new(),
             archive_retention_days: None,
+            archives: Vec::new(),
             queues_with_policy: BTreeSet::new(),
         };
         // Each archive's RetentionDays, 0 for indefinitely.
@@ -271,13 +299,25 @@ impl Template {
                     template.queues.insert(logical_id.to_owned(), queue);
                 }
                 "AWS::Events::Archive" => {
-                    let days = match properties()?.get("RetentionDays") {
+                    let properties = properties()?;
+                    let days = match properties.get("RetentionDays") {
                         None => 0,
                         Some(days) => {
                             numbers.within(days, &format!("{at}.Properties.RetentionDays"), DAYS)?
                         }
                     };
                     archives.push(days);
+                    let pattern = match properties.get("EventPattern") {
+                        None | Some(Yaml::Null) => None,
+                        Some(pattern) => {
+                            Some(read_pattern(pattern, &format!("{at}.Properties.EventPattern"))?.0)
+                        }
+                    };
+                    template.archives.push(ArchiveResource {
+                        logical_id: logical_id.to_owned(),
+                        default_bus: properties.get("SourceArn").is_some_and(names_default_bus),
+                        pattern,
+                    });
                 }
                 "AWS::SQS::QueuePolicy" => {
                     let queues = properties()?.get("Queues").and_then(Yaml::as_sequence);
@@ -300,13 +340,18 @@ impl Template {
                 _ => {}
             }
         }
-        // The local bus keeps one archive of every event: as long as the longest-keeping
-        // archive of the template would, and indefinitely without one.
+        // The local bus keeps its archived events in one place: as long as the
+        // longest-keeping archive of the template would.
         template.archive_retention_days = match archives.iter().max() {
             Some(&days) if !archives.contains(&0) => Some(days),
             _ => None,
         };
         Ok(template)
+    }
+
+    /// The template's `AWS::Events::Archive` resources, in template order.
+    pub fn archives(&self) -> &[ArchiveResource] {
+        &self.archives
     }
 
     /// How many days the template's archives keep events: the longest `RetentionDays` of
@@ -1051,6 +1096,18 @@ fn read_function(
 
 /// The logical id a value refers to: `!GetAtt X.Arn`, `!GetAtt [X, Arn]`, `!Ref X`,
 /// `{"Fn::GetAtt": [X, Arn]}` or `{"Ref": X}`.
+/// Whether an archive's `SourceArn` names the default bus: some string in it (a literal
+/// ARN, or the text of a `!Sub`) ends in `event-bus/default`.
+fn names_default_bus(value: &Yaml) -> bool {
+    match value {
+        Yaml::String(text) => text.ends_with("event-bus/default"),
+        Yaml::Sequence(items) => items.iter().any(names_default_bus),
+        Yaml::Mapping(mapping) => mapping.values().any(names_default_bus),
+        Yaml::Tagged(tagged) => names_default_bus(&tagged.value),
+        _ => false,
+    }
+}
+
 fn reference(value: &Yaml) -> Option<String> {
     match value {
         Yaml::Tagged(tagged) if tagged.tag == "GetAtt" => match &tagged.value {

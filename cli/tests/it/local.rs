@@ -19,6 +19,9 @@ const TEMPLATE: &str = r#"
 Resources:
   Bus:
     Type: AWS::Events::EventBus
+  Archive:
+    Type: AWS::Events::Archive
+    Properties: { SourceArn: !GetAtt Bus.Arn }
   SignupRule:
     Type: AWS::Events::Rule
     Properties:

@@ -868,6 +868,7 @@ impl LocalBus {
                 time_ms,
                 replay_name: None,
                 queues: route.queues,
+                archived: route.archived,
             },
             route.rules,
         ))
@@ -1162,6 +1163,8 @@ impl LocalBus {
                 time_ms,
                 replay_name: Some(replay_name.to_owned()),
                 queues: route.queues,
+                // EventBridge does not archive a replay again.
+                archived: false,
             });
         }
         for (chunk, chunk_rules) in replays.chunks(500).zip(rules.chunks(500)) {

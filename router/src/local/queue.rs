@@ -19,10 +19,12 @@ pub(crate) struct Accepted {
     pub(crate) time_ms: i64,
     pub(crate) replay_name: Option<String>,
     pub(crate) queues: Vec<String>,
+    /// Whether an archive keeps it (never a replay).
+    pub(crate) archived: bool,
 }
 
-/// Stores events (archived unless they are replays) and sends one message per target
-/// queue; returns the message ids per event.
+/// Stores events (those an archive keeps, and those a message points at) and sends one
+/// message per target queue.
 pub(crate) fn ingest(
     connection: &Connection,
     events: &[Accepted],
@@ -32,8 +34,9 @@ pub(crate) fn ingest(
     let mut insert_event = connection
         .prepare_cached(
             "INSERT INTO events
-               (event_id, bus, detail_type, ingested_at, replay_name, body, event_time)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+               (event_id, bus, detail_type, ingested_at, replay_name, body, event_time,
+                archived)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(error("ingest"))?;
     let mut insert_message = connection
@@ -43,6 +46,10 @@ pub(crate) fn ingest(
         )
         .map_err(error("ingest"))?;
     for event in events {
+        // Kept by no archive and sent to no queue: nothing would ever read it.
+        if !event.archived && event.queues.is_empty() {
+            continue;
+        }
         insert_event
             .execute(params![
                 event.event_id,
@@ -51,7 +58,8 @@ pub(crate) fn ingest(
                 now,
                 event.replay_name,
                 event.body,
-                event.time_ms
+                event.time_ms,
+                event.archived && event.replay_name.is_none()
             ])
             .map_err(error("ingest"))?;
         let seq = connection.last_insert_rowid();
@@ -349,7 +357,7 @@ pub(crate) fn sweep(
         .prepare_cached(
             "DELETE FROM events WHERE seq IN
                (SELECT seq FROM events
-                WHERE (replay_name IS NOT NULL OR ingested_at < ?1)
+                WHERE (replay_name IS NOT NULL OR archived = 0 OR ingested_at < ?1)
                   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.event_seq = events.seq)
                 LIMIT ?2)",
         )
@@ -614,7 +622,8 @@ pub(crate) fn archived(
     let mut select = connection
         .prepare_cached(
             "SELECT bus, body FROM events
-             WHERE replay_name IS NULL AND event_time >= ?1 AND event_time < ?2
+             WHERE replay_name IS NULL AND archived = 1
+               AND event_time >= ?1 AND event_time < ?2
                AND (?3 IS NULL OR bus = ?3)
              ORDER BY event_time, seq",
         )
@@ -634,7 +643,7 @@ pub(crate) fn archived(
 pub(crate) fn archive_len(connection: &Connection) -> Result<u64, StoreError> {
     connection
         .query_row(
-            "SELECT COUNT(*) FROM events WHERE replay_name IS NULL",
+            "SELECT COUNT(*) FROM events WHERE replay_name IS NULL AND archived = 1",
             [],
             |row| row.get::<_, i64>(0),
         )
@@ -671,6 +680,7 @@ mod tests {
             time_ms: 0,
             replay_name: None,
             queues: vec!["Q".into()],
+            archived: true,
         }
     }
 
@@ -748,6 +758,7 @@ mod tests {
             time_ms: 0,
             replay_name: None,
             queues: vec!["Q".into()],
+            archived: true,
         }];
         store.call(move |c| ingest(c, &events, 0)).await.unwrap();
         // Batch A receives the message and stalls past the visibility timeout.
@@ -836,6 +847,7 @@ mod tests {
                 time_ms: 0,
                 replay_name: None,
                 queues: vec!["A".into(), "B".into()],
+                archived: true,
             })
             .collect();
         store

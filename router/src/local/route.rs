@@ -23,6 +23,18 @@ struct BusRoutes {
     matcher: RuleMatcher,
     /// Rule name → the queues it sends to.
     queues: BTreeMap<String, Vec<String>>,
+    archive: Archive,
+}
+
+/// Which events of a bus its archives keep.
+#[derive(Debug)]
+enum Archive {
+    /// No archive has the bus as its source.
+    Nothing,
+    /// An archive without an event pattern keeps them all.
+    Everything,
+    /// The events that match one of the archives' patterns.
+    Matching(Box<RuleMatcher>),
 }
 
 /// Where one event goes.
@@ -32,6 +44,8 @@ pub(crate) struct Route {
     /// One entry per matching rule target: two rules that send the same event to one queue
     /// put two messages in it, as EventBridge does.
     pub(crate) queues: Vec<String>,
+    /// Whether an archive of the bus keeps the event.
+    pub(crate) archived: bool,
 }
 
 impl Routes {
@@ -49,15 +63,48 @@ impl Routes {
         }
         let mut buses = BTreeMap::new();
         for (bus, rules) in by_bus {
-            let matcher = RuleMatcher::new(rules.iter().map(|(name, pattern, _)| (name, pattern)))
-                .map_err(|error| format!("bus {bus}: {error}"))?;
+            let matcher = RuleMatcher::new(
+                "rule",
+                rules.iter().map(|(name, pattern, _)| (name, pattern)),
+            )
+            .map_err(|error| format!("bus {bus}: {error}"))?;
             let queues = rules
                 .into_iter()
                 .map(|(name, _, queues)| (name, queues))
                 .collect();
-            buses.insert(bus, BusRoutes { matcher, queues });
+            let archive = Routes::archive(topology, &bus)?;
+            buses.insert(
+                bus,
+                BusRoutes {
+                    matcher,
+                    queues,
+                    archive,
+                },
+            );
         }
         Ok(Routes { buses })
+    }
+
+    /// What the archives of `bus` keep.
+    fn archive(topology: &Topology, bus: &str) -> Result<Archive, String> {
+        let archives: Vec<_> = topology
+            .archives()
+            .iter()
+            .filter(|archive| archive.bus == bus)
+            .collect();
+        if archives.is_empty() {
+            return Ok(Archive::Nothing);
+        }
+        let mut patterns = Vec::new();
+        for archive in archives {
+            match &archive.pattern {
+                None => return Ok(Archive::Everything),
+                Some(pattern) => patterns.push((&archive.name, pattern)),
+            }
+        }
+        let matcher =
+            RuleMatcher::new("archive", patterns).map_err(|error| format!("bus {bus}: {error}"))?;
+        Ok(Archive::Matching(Box::new(matcher)))
     }
 
     /// The rules of `bus` that match `event` (a full EventBridge event as JSON bytes).
@@ -65,7 +112,14 @@ impl Routes {
         let Some(routes) = self.buses.get(bus) else {
             return Ok(Route::default());
         };
-        let mut route = Route::default();
+        let mut route = Route {
+            archived: match &routes.archive {
+                Archive::Nothing => false,
+                Archive::Everything => true,
+                Archive::Matching(matcher) => !matcher.matches(event)?.is_empty(),
+            },
+            ..Route::default()
+        };
         for rule in routes.matcher.matches(event)? {
             route.rules.push(rule.to_owned());
             route
@@ -121,11 +175,15 @@ struct RuleMatcher {
 }
 
 impl RuleMatcher {
-    fn new<'a>(rules: impl IntoIterator<Item = (&'a String, &'a Json)>) -> Result<Self, String> {
+    /// The matcher of `patterns`, each named by a `kind` (rule, archive) and a name.
+    fn new<'a>(
+        kind: &str,
+        patterns: impl IntoIterator<Item = (&'a String, &'a Json)>,
+    ) -> Result<Self, String> {
         let mut builder = Matcher::builder();
-        for (name, pattern) in rules {
+        for (name, pattern) in patterns {
             let pattern =
-                Pattern::from_value(pattern).map_err(|error| format!("rule {name}: {error}"))?;
+                Pattern::from_value(pattern).map_err(|error| format!("{kind} {name}: {error}"))?;
             builder.add(RuleId::from(name.as_str()), pattern);
         }
         let matcher = builder.build().map_err(|error| error.to_string())?;

@@ -236,26 +236,11 @@ fn setup(connection: &Connection) -> rusqlite::Result<()> {
     // Stores made before the archive kept the events' own time get the column, filled from
     // each envelope's `time` (the arrival time where there is none). Rows that an older
     // binary still writes into a migrated store lack it too: they are filled at each open,
-    // found through an index of just those rows. One writer at a time (IMMEDIATE), and the
-    // column looked for again under the lock: two processes may open an old store at once.
-    let has_event_time = |connection: &Connection| {
-        connection
-            .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'event_time'")?
-            .exists([])
-    };
-    if !has_event_time(connection)? {
-        connection.execute_batch("BEGIN IMMEDIATE")?;
-        let migrated = (|| {
-            if !has_event_time(connection)? {
-                connection.execute_batch("ALTER TABLE events ADD COLUMN event_time INTEGER")?;
-            }
-            connection.execute_batch("COMMIT")
-        })();
-        if let Err(error) = migrated {
-            let _ = connection.execute_batch("ROLLBACK");
-            return Err(error);
-        }
-    }
+    // found through an index of just those rows.
+    add_column(connection, "event_time", "INTEGER")?;
+    // Stores made before archives were read from the template kept every event: their
+    // events, and those an older binary still writes, count as archived.
+    add_column(connection, "archived", "INTEGER NOT NULL DEFAULT 1")?;
     connection.execute_batch(
         "CREATE INDEX IF NOT EXISTS events_time ON events (event_time)
            WHERE replay_name IS NULL;
@@ -271,6 +256,34 @@ fn setup(connection: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Adds the column `name` of type `definition` to `events` unless the store has it: one
+/// writer at a time (IMMEDIATE), and the column looked for again under the lock, since two
+/// processes may open an old store at once.
+fn add_column(connection: &Connection, name: &str, definition: &str) -> rusqlite::Result<()> {
+    let has_column = || {
+        connection
+            .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = ?1")?
+            .exists([name])
+    };
+    if has_column()? {
+        return Ok(());
+    }
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let added = (|| {
+        if !has_column()? {
+            connection.execute_batch(&format!(
+                "ALTER TABLE events ADD COLUMN {name} {definition}"
+            ))?;
+        }
+        connection.execute_batch("COMMIT")
+    })();
+    if let Err(error) = added {
+        let _ = connection.execute_batch("ROLLBACK");
+        return Err(error);
+    }
+    Ok(())
+}
+
 /// Events (archived and replayed) hold the body once; messages point at them.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -282,7 +295,9 @@ CREATE TABLE IF NOT EXISTS events (
     replay_name TEXT,
     body TEXT NOT NULL,
     -- The envelope's `time`, in milliseconds: what a replay's window selects on.
-    event_time INTEGER
+    event_time INTEGER,
+    -- Whether an archive of the template keeps it (1), or only messages point at it (0).
+    archived INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS events_archive ON events (ingested_at) WHERE replay_name IS NULL;
 CREATE TABLE IF NOT EXISTS messages (

@@ -140,6 +140,16 @@ pub struct Topology {
     targets: Vec<TargetSpec>,
     queues: BTreeMap<String, QueuePolicy>,
     retention: Retention,
+    archives: Vec<ArchiveSpec>,
+}
+
+/// An archive: the bus whose events it keeps, and which of them.
+#[derive(Debug, Clone)]
+pub(crate) struct ArchiveSpec {
+    pub(crate) name: String,
+    pub(crate) bus: String,
+    /// `None`: every event of the bus.
+    pub(crate) pattern: Option<Json>,
 }
 
 /// The concurrency used when the event source sets no `MaximumConcurrency`. Lambda would
@@ -275,13 +285,32 @@ impl Topology {
                 });
             }
         }
+        let archives = template
+            .archives()
+            .iter()
+            .map(|archive| ArchiveSpec {
+                name: archive.logical_id().to_owned(),
+                bus: if archive.on_default_bus() {
+                    DEFAULT_BUS.to_owned()
+                } else {
+                    bus_name.to_owned()
+                },
+                pattern: archive.pattern().cloned(),
+            })
+            .collect();
         Ok(Topology {
             bus_name: bus_name.to_owned(),
             rules,
             targets,
             queues,
             retention,
+            archives,
         })
+    }
+
+    /// The template's archives.
+    pub(crate) fn archives(&self) -> &[ArchiveSpec] {
+        &self.archives
     }
 
     /// The custom bus's name.

@@ -25,6 +25,9 @@ Resources:
   Bus:
     Type: AWS::Events::EventBus
     Properties: { Name: test-bus }
+  EventArchive:
+    Type: AWS::Events::Archive
+    Properties: { SourceArn: !GetAtt Bus.Arn }
   SignupRule:
     Type: AWS::Events::Rule
     Properties:
@@ -1602,7 +1605,11 @@ async fn messages_archived_events_and_idempotency_records_expire_with_their_rete
         )
         .replace(
             "Resources:\n",
-            "Parameters:\n  Days: { Type: Number, Default: 2 }\nResources:\n  Archive:\n    Type: AWS::Events::Archive\n    Properties: { SourceArn: !GetAtt Bus.Arn, RetentionDays: !Ref Days }\n",
+            "Parameters:\n  Days: { Type: Number, Default: 2 }\nResources:\n",
+        )
+        .replace(
+            "Properties: { SourceArn: !GetAtt Bus.Arn }",
+            "Properties: { SourceArn: !GetAtt Bus.Arn, RetentionDays: !Ref Days }",
         );
     let template = Template::parse(&template).unwrap();
     assert_eq!(template.archive_retention_days(), Some(2));
@@ -1915,4 +1922,53 @@ async fn a_consumer_can_hold_a_failed_record_back() {
     .await;
     assert_eq!(receive_count, 2);
     runner.shutdown().await;
+}
+
+/// An archive keeps the events its pattern matches, on its own bus: a replay re-sends
+/// those only, as EventBridge's would; a template without an archive keeps none; and an
+/// event kept by no archive and sent to no queue is not stored at all.
+#[tokio::test]
+async fn archives_keep_what_their_patterns_match() {
+    let run = |archive: &'static str| async move {
+        let text = TEMPLATE.replace("    Properties: { SourceArn: !GetAtt Bus.Arn }\n", archive);
+        let template = Template::parse(&text).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::manual(T0);
+        let bus = LocalBus::open(&template, dir.path(), config(&clock)).unwrap();
+        put(
+            &bus,
+            vec![
+                entry("UserSignedUp", json!({"n": 1})),
+                entry("UserLoggedIn", json!({"n": 2})),
+                entry("UserDeleted", json!({"n": 3})),
+            ],
+        )
+        .await;
+        let archived = bus.archive_len().await.unwrap();
+        let summary = bus.replay("r", None, T0 - 1_000, T0 + 1_000).await.unwrap();
+        let connection = rusqlite::Connection::open(bus.database_path()).unwrap();
+        let stored: i64 = connection
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE replay_name IS NULL",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        (archived, summary.n_events, stored)
+    };
+    // Every event of the bus: all three kept, though no rule takes UserDeleted.
+    assert_eq!(
+        run("    Properties: { SourceArn: !GetAtt Bus.Arn }\n").await,
+        (3, 3, 3)
+    );
+    // Sign-ups only: the login is stored for its message, the deletion not at all.
+    assert_eq!(
+        run("    Properties:\n      SourceArn: !GetAtt Bus.Arn\n      EventPattern: { detail-type: [UserSignedUp] }\n").await,
+        (1, 1, 2)
+    );
+    // The default bus's archive keeps nothing of the custom bus.
+    assert_eq!(
+        run("    Properties: { SourceArn: !Sub 'arn:aws:events:${AWS::Region}:${AWS::AccountId}:event-bus/default' }\n").await,
+        (0, 0, 2)
+    );
 }
