@@ -421,6 +421,67 @@ impl BatchReport {
     }
 }
 
+/// Holds back `retries` through `visibility` before `deadline` (less the time to answer).
+/// What it cannot delay comes back after the queue's visibility timeout: logged, not an
+/// error of the batch.
+pub(crate) async fn delay(
+    visibility: &dyn Visibility,
+    retries: &[Retry],
+    deadline: Deadline,
+    target_name: &str,
+) {
+    if retries.is_empty() {
+        return;
+    }
+    // The batch response must still make it out before the invocation ends.
+    let until = deadline.earlier_by(Duration::from_millis(100)).instant();
+    let not_delayed = match tokio::time::timeout_at(until, visibility.delay(retries)).await {
+        Ok(not_delayed) => not_delayed,
+        Err(_elapsed) => retries
+            .iter()
+            .map(|r| NotDelayed {
+                message_id: r.message_id.clone(),
+                reason: "the invocation deadline came first".to_owned(),
+            })
+            .collect(),
+    };
+    for failure in &not_delayed {
+        warn!(
+            message_id = %failure.message_id,
+            reason = %failure.reason,
+            "retry not delayed: the record comes back after the queue's visibility timeout"
+        );
+    }
+    info!(
+        target_name,
+        n_delayed = retries.len() - not_delayed.len(),
+        n_not_delayed = not_delayed.len(),
+        "retries delayed"
+    );
+}
+
+/// A retry of every record of `event`, each with its delay under `backoff` (see
+/// [`BatchReport::retries`]): for a batch that no handler could take.
+pub(crate) fn retries_of_all(
+    event: &SqsEvent,
+    backoff: &Backoff,
+    mut jitter: impl FnMut() -> f64,
+) -> Vec<Retry> {
+    event
+        .records
+        .iter()
+        .filter_map(|record| {
+            let receipt = Receipt::of(record);
+            Some(Retry {
+                message_id: record.message_id.clone()?,
+                receipt_handle: receipt.receipt_handle?,
+                queue_arn: receipt.queue_arn?,
+                delay: backoff.delay(receipt.receive_count, jitter()),
+            })
+        })
+        .collect()
+}
+
 /// Runs one [`Handler`] over SQS batches; cheap to clone.
 pub struct BatchDriver<H> {
     inner: Arc<Inner<H>>,
@@ -519,34 +580,13 @@ impl<H: Handler> BatchDriver<H> {
             return;
         };
         let retries = report.retries(backoff, rand::random::<f64>);
-        if retries.is_empty() {
-            return;
-        }
-        // The batch response must still make it out before the invocation ends.
-        let until = deadline.earlier_by(Duration::from_millis(100)).instant();
-        let not_delayed = match tokio::time::timeout_at(until, visibility.delay(&retries)).await {
-            Ok(not_delayed) => not_delayed,
-            Err(_elapsed) => retries
-                .iter()
-                .map(|r| NotDelayed {
-                    message_id: r.message_id.clone(),
-                    reason: "the invocation deadline came first".to_owned(),
-                })
-                .collect(),
-        };
-        for failure in &not_delayed {
-            warn!(
-                message_id = %failure.message_id,
-                reason = %failure.reason,
-                "retry not delayed: the record comes back after the queue's visibility timeout"
-            );
-        }
-        info!(
-            target_name = self.inner.handler.target(),
-            n_delayed = retries.len() - not_delayed.len(),
-            n_not_delayed = not_delayed.len(),
-            "retries delayed"
-        );
+        delay(
+            visibility.as_ref(),
+            &retries,
+            deadline,
+            self.inner.handler.target(),
+        )
+        .await;
     }
 
     /// Processes `event` and returns every record's outcome.

@@ -21,20 +21,23 @@
 //! runtime. The arm64 build needs `rustup target add aarch64-unknown-linux-gnu` first.
 
 use std::{
-    convert::Infallible,
     future::Future,
     process::ExitCode,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::{LambdaEvent, service_fn};
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use tracing::{error, info, warn};
 
 use crate::{
-    BatchDriver, BatchOptions, ConfigError, Deadline, Env, Handler, HttpClient, RuntimeConfig,
-    SqsVisibility, config::endpoint_url, error::error_chain, http::ClientError,
+    Backoff, BatchDriver, BatchOptions, ConfigError, Deadline, Env, Handler, HttpClient,
+    RuntimeConfig, SqsVisibility, Visibility,
+    batch::{delay, retries_of_all},
+    config::endpoint_url,
+    error::error_chain,
+    http::ClientError,
 };
 
 /// Why a target could not start.
@@ -74,7 +77,17 @@ pub async fn driver<H: Handler>(
         backoff: Some(runtime.backoff()),
         ..defaults
     };
-    // Retries are delayed through SQS, at the endpoint the SDK would use for it.
+    let visibility = sqs_visibility(env).await?;
+    Ok(BatchDriver::with_visibility(
+        make_handler(http),
+        store,
+        options,
+        Arc::new(visibility),
+    ))
+}
+
+/// Retries are delayed through SQS, at the endpoint the SDK would use for it.
+async fn sqs_visibility(env: &Env) -> Result<SqsVisibility, StartupError> {
     let endpoint = match env.optional("AWS_ENDPOINT_URL_SQS")? {
         Some(url) => Some(endpoint_url("AWS_ENDPOINT_URL_SQS", url)?),
         None => env
@@ -85,22 +98,71 @@ pub async fn driver<H: Handler>(
             .transpose()?,
     }
     .map(|url| url.as_str().to_owned());
-    let visibility = SqsVisibility::new(env.aws().await, endpoint);
-    Ok(BatchDriver::with_visibility(
-        make_handler(http),
-        store,
-        options,
-        Arc::new(visibility),
-    ))
+    Ok(SqsVisibility::new(env.aws().await, endpoint))
+}
+
+/// What holds back the records of a batch that no driver could take: the retry backoff
+/// (the configured one, or the default when that cannot be read either) and SQS.
+#[derive(Clone)]
+struct Holding {
+    backoff: Backoff,
+    visibility: Arc<dyn Visibility>,
+}
+
+impl Holding {
+    async fn new(env: &Env) -> Result<Holding, StartupError> {
+        let backoff = RuntimeConfig::from_env(env)
+            .map(|runtime| runtime.backoff())
+            .unwrap_or_default();
+        Ok(Holding {
+            backoff,
+            visibility: Arc::new(sqs_visibility(env).await?),
+        })
+    }
+
+    /// Holds back every record of `event` for its backoff delay and answers the
+    /// invocation with `error`: Lambda counts it in the function's `Errors`.
+    async fn fail(&self, event: &SqsEvent, error: &str, deadline: Deadline) -> Diagnostic {
+        let retries = retries_of_all(event, &self.backoff, rand::random::<f64>);
+        delay(self.visibility.as_ref(), &retries, deadline, "none").await;
+        Diagnostic {
+            error_type: "StartupError".to_owned(),
+            error_message: error.to_owned(),
+        }
+    }
+}
+
+/// The driver of the batches, or what holds them back while there is none.
+enum Slot<H> {
+    Running(BatchDriver<H>),
+    Failed { holding: Holding },
+}
+
+impl<H> Clone for Slot<H> {
+    fn clone(&self) -> Self {
+        match self {
+            Slot::Running(driver) => Slot::Running(driver.clone()),
+            Slot::Failed { holding } => Slot::Failed {
+                holding: holding.clone(),
+            },
+        }
+    }
 }
 
 /// Builds the driver with `build` and serves invocations with it until the runtime stops.
 ///
-/// A start-up error is logged, reported to the Runtime API's `/init/error` (so that Lambda
-/// shows it as the function's init error), and ends the process with a failure. After a
-/// batch in which a service refused the handler's credentials (HTTP 401 or 403), the next
-/// batch first builds the driver again, so that a rotated or fixed secret in Secrets
-/// Manager takes effect without a cold start; if that fails, the old driver goes on.
+/// When the driver cannot be built (a secret not set yet, a variable missing), each batch
+/// tries again first; until it succeeds, the batch's records are held back with the retry
+/// backoff, as failures that may pass are, and the invocation fails with the error (so that
+/// Lambda counts it in the function's `Errors`). On a first deploy, events that arrive
+/// before the secrets are set thus wait hours for them, not one queue visibility timeout
+/// per receive. Only when even that cannot run (SQS's endpoint is malformed) is the error
+/// reported to the Runtime API's `/init/error`, ending the process.
+///
+/// After a batch in which a service refused the handler's credentials (HTTP 401 or 403),
+/// the next batch first builds the driver again, so that a rotated or fixed secret in
+/// Secrets Manager takes effect without a cold start; if that fails, the old driver goes
+/// on.
 pub async fn serve<H, B, F>(env: Env, build: B) -> ExitCode
 where
     H: Handler,
@@ -108,23 +170,37 @@ where
     F: Future<Output = Result<BatchDriver<H>, StartupError>> + Send + 'static,
 {
     let env = Arc::new(env);
-    let driver = match build(Arc::clone(&env)).await {
-        Ok(driver) => driver,
+    let slot = match build(Arc::clone(&env)).await {
+        Ok(driver) => Slot::Running(driver),
         Err(startup_error) => {
-            let message = error_chain(&startup_error);
-            error!(error = %message, "start-up failed");
-            report_init_error(&env, &message).await;
-            return ExitCode::FAILURE;
+            let error = error_chain(&startup_error);
+            match Holding::new(&env).await {
+                Ok(holding) => {
+                    error!(
+                        error = %error,
+                        "start-up failed: each batch tries again, and its records are held back with the retry backoff until then"
+                    );
+                    Slot::Failed { holding }
+                }
+                Err(holding_error) => {
+                    let error = format!("{error} (and {})", error_chain(&holding_error));
+                    error!(error = %error, "start-up failed");
+                    report_init_error(&env, &error).await;
+                    return ExitCode::FAILURE;
+                }
+            }
         }
     };
-    let current = Arc::new(Mutex::new(driver));
+    let current = Arc::new(Mutex::new(slot));
     let build = Arc::new(build);
     let service = service_fn(move |event: LambdaEvent<SqsEvent>| {
         let (current, build, env) = (Arc::clone(&current), Arc::clone(&build), Arc::clone(&env));
         async move {
             let deadline = Deadline::of_invocation(&event.context);
-            let driver = current_driver(&current, &*build, env).await;
-            Ok::<SqsBatchResponse, Infallible>(driver.run(event.payload, deadline).await)
+            match current_driver(&current, &*build, env).await {
+                Ok(driver) => Ok(driver.run(event.payload, deadline).await),
+                Err((error, holding)) => Err(holding.fail(&event.payload, &error, deadline).await),
+            }
         }
     });
     match lambda_runtime::run(service).await {
@@ -137,39 +213,55 @@ where
 }
 
 /// The driver for the next batch: the current one, or a new one when a service refused
-/// the current one's credentials.
+/// the current one's credentials or there is none yet. Without one, the error and what
+/// holds the batch back.
 async fn current_driver<H, B, F>(
-    current: &Mutex<BatchDriver<H>>,
+    current: &Mutex<Slot<H>>,
     build: &B,
     env: Arc<Env>,
-) -> BatchDriver<H>
+) -> Result<BatchDriver<H>, (String, Holding)>
 where
     H: Handler,
     B: Fn(Arc<Env>) -> F,
     F: Future<Output = Result<BatchDriver<H>, StartupError>>,
 {
-    let driver = current
+    let slot = current
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    if !driver.take_credentials_refused() {
-        return driver;
-    }
-    match build(env).await {
-        Ok(fresh) => {
-            info!(
-                "a service refused the credentials: the configuration and secrets were read again"
-            );
-            *current.lock().unwrap_or_else(PoisonError::into_inner) = fresh.clone();
-            fresh
-        }
-        Err(error) => {
-            warn!(
-                error = %error_chain(&error),
-                "a service refused the credentials, and reading the configuration again failed: the old one stays"
-            );
-            driver
-        }
+    let install = |fresh: &BatchDriver<H>| {
+        *current.lock().unwrap_or_else(PoisonError::into_inner) = Slot::Running(fresh.clone());
+    };
+    match slot {
+        Slot::Running(driver) if !driver.take_credentials_refused() => Ok(driver),
+        Slot::Running(old) => match build(env).await {
+            Ok(fresh) => {
+                info!(
+                    "a service refused the credentials: the configuration and secrets were read again"
+                );
+                install(&fresh);
+                Ok(fresh)
+            }
+            Err(error) => {
+                warn!(
+                    error = %error_chain(&error),
+                    "a service refused the credentials, and reading the configuration again failed: the old one stays"
+                );
+                Ok(old)
+            }
+        },
+        Slot::Failed { holding, .. } => match build(env).await {
+            Ok(fresh) => {
+                info!("start-up succeeded: batches are handled again");
+                install(&fresh);
+                Ok(fresh)
+            }
+            Err(error) => {
+                let error = error_chain(&error);
+                error!(error = %error, "start-up failed again: the batch's records are held back");
+                Err((error, holding))
+            }
+        },
     }
 }
 

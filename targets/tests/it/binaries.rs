@@ -5,7 +5,10 @@ use std::{
     collections::VecDeque,
     net::SocketAddr,
     process::Stdio,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
@@ -43,6 +46,8 @@ struct Emulator {
     invocations: Arc<Mutex<VecDeque<(String, String)>>>,
     /// One permit per invocation that may be handed out now.
     gate: Arc<Semaphore>,
+    /// How many invocations were answered (a response or an error).
+    answered: Arc<AtomicUsize>,
     posted: mpsc::UnboundedSender<Posted>,
 }
 
@@ -53,12 +58,13 @@ const API: &str = "/2018-06-01/runtime";
 /// invocations.
 async fn start_emulator(
     invocations: Vec<(String, String)>,
-    gate: Arc<Semaphore>,
+    gate: Gate,
 ) -> (SocketAddr, mpsc::UnboundedReceiver<Posted>) {
     let (posted, received) = mpsc::unbounded_channel();
     let emulator = Emulator {
         invocations: Arc::new(Mutex::new(invocations.into())),
-        gate,
+        gate: gate.permits,
+        answered: gate.answered,
         posted,
     };
     let app = Router::new()
@@ -111,6 +117,7 @@ async fn response(
     body: Bytes,
 ) -> StatusCode {
     let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    emulator.answered.fetch_add(1, Ordering::SeqCst);
     let _ = emulator.posted.send(Posted::Response { request_id, body });
     StatusCode::ACCEPTED
 }
@@ -121,6 +128,7 @@ async fn invocation_error(
     body: Bytes,
 ) -> StatusCode {
     let body = String::from_utf8_lossy(&body).into_owned();
+    emulator.answered.fetch_add(1, Ordering::SeqCst);
     let _ = emulator.posted.send(Posted::Error { request_id, body });
     StatusCode::ACCEPTED
 }
@@ -145,8 +153,24 @@ async fn run_binary(
     env: &[(&str, String)],
     invocations: Vec<(String, String)>,
 ) -> Run {
-    let gate = Arc::new(Semaphore::new(invocations.len()));
+    let gate = Gate::new(invocations.len());
     run_gated_binary(binary, env, invocations, gate).await
+}
+
+/// When the emulator hands out invocations: one per permit; and how many were answered.
+#[derive(Clone)]
+struct Gate {
+    permits: Arc<Semaphore>,
+    answered: Arc<AtomicUsize>,
+}
+
+impl Gate {
+    fn new(permits: usize) -> Gate {
+        Gate {
+            permits: Arc::new(Semaphore::new(permits)),
+            answered: Arc::new(AtomicUsize::new(0)),
+        }
+    }
 }
 
 /// [`run_binary`], handing out each invocation once `gate` gives a permit.
@@ -154,7 +178,7 @@ async fn run_gated_binary(
     binary: &str,
     env: &[(&str, String)],
     invocations: Vec<(String, String)>,
-    gate: Arc<Semaphore>,
+    gate: Gate,
 ) -> Run {
     let n_invocations = invocations.len();
     let (addr, mut received) = start_emulator(invocations, gate).await;
@@ -351,33 +375,37 @@ async fn slack_binary_suppresses_the_redelivered_batch() {
     check_logs(&run.output, &["webhooksecret"]);
 }
 
+/// A start-up error fails each batch (Lambda counts it in the function's `Errors`) and
+/// holds its records back, instead of ending the process: the next batch tries again.
 #[tokio::test]
-async fn a_missing_variable_stops_start_up_and_is_named() {
+async fn a_missing_variable_fails_each_batch_and_is_named() {
     let run = run_binary(
         env!("CARGO_BIN_EXE_mailing-list"),
         &[("MAILCHIMP_API_KEY", "secretkey0123-us21".into())],
-        vec![invocation("req-1")],
+        vec![invocation("req-1"), invocation("req-2")],
     )
     .await;
-    assert_eq!(run.exit_success, Some(false), "{}", run.output);
+    assert_eq!(run.exit_success, None, "it keeps serving: {}", run.output);
+    assert_eq!(run.posted.len(), 2, "{}", run.output);
+    for (posted, id) in run.posted.iter().zip(["req-1", "req-2"]) {
+        match posted {
+            Posted::Error { request_id, body } => {
+                assert_eq!(request_id, id);
+                let body: Value = serde_json::from_str(body).unwrap();
+                assert_eq!(body["errorType"], "StartupError");
+                assert_eq!(
+                    body["errorMessage"],
+                    "invalid configuration: MAILCHIMP_LIST_ID is not set"
+                );
+            }
+            other => panic!("expected an invocation error, got {other:?}"),
+        }
+    }
     assert!(
-        run.output
-            .contains("invalid configuration: MAILCHIMP_LIST_ID is not set"),
+        run.output.contains("start-up failed again"),
         "{}",
         run.output
     );
-    // Lambda shows it as the function's init error too.
-    match &run.posted[..] {
-        [Posted::InitError { body }] => {
-            let body: Value = serde_json::from_str(body).unwrap();
-            assert_eq!(body["errorType"], "Runtime.InitError");
-            assert_eq!(
-                body["errorMessage"],
-                "invalid configuration: MAILCHIMP_LIST_ID is not set"
-            );
-        }
-        other => panic!("expected one init error, got {other:?}"),
-    }
 }
 
 #[tokio::test]
@@ -525,9 +553,9 @@ async fn a_refused_secret_is_read_again_before_the_next_batch() {
         ("AWS_REGION", "us-east-1".into()),
     ];
     // The second invocation waits until the secret is rotated.
-    let gate = Arc::new(Semaphore::new(1));
+    let gate = Gate::new(1);
     let rotate = {
-        let (gate, uri) = (Arc::clone(&gate), server.uri());
+        let (gate, uri) = (Arc::clone(&gate.permits), server.uri());
         async move {
             secrets
                 .put_secret_value()
@@ -589,4 +617,86 @@ async fn a_refused_secret_is_read_again_before_the_next_batch() {
         "{paths:?}"
     );
     check_logs(&run.output, &["revoked", "rotated"]);
+}
+
+/// On a first deploy the secret may be set after events arrive: until it is, batches fail
+/// and wait; the batch after it is set is handled, without a cold start.
+#[tokio::test]
+async fn a_secret_set_after_start_up_is_read_by_the_next_batch() {
+    let Some(moto) = moto_url("a_secret_set_after_start_up_is_read_by_the_next_batch") else {
+        return;
+    };
+    let server = ok_server().await;
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .endpoint_url(&moto)
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build(),
+    );
+    let name = format!(
+        "late-webhook-{}",
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let env = [
+        ("SLACK_WEBHOOK_URL_SECRET_ARN", name.clone()),
+        ("AWS_ENDPOINT_URL", moto.clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ];
+    // The second invocation waits until the secret exists.
+    let gate = Gate::new(1);
+    let set_secret = {
+        let (gate, uri, name) = (Arc::clone(&gate.permits), server.uri(), name.clone());
+        async move {
+            secrets
+                .create_secret()
+                .name(name)
+                .secret_string(format!("{uri}/services/T0001/B0002/latesecret"))
+                .send()
+                .await
+                .unwrap();
+            gate.add_permits(1);
+        }
+    };
+    let (run, ()) = tokio::join!(
+        run_gated_binary(
+            env!("CARGO_BIN_EXE_slack"),
+            &env,
+            vec![invocation("req-1"), invocation("req-2")],
+            gate.clone(),
+        ),
+        async {
+            // Once the first batch has failed for want of the secret.
+            while gate.answered.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            set_secret.await;
+        },
+    );
+    assert_eq!(run.posted.len(), 2, "{}", run.output);
+    assert!(
+        matches!(&run.posted[0], Posted::Error { body, .. } if body.contains("StartupError")),
+        "{:?}",
+        run.posted[0]
+    );
+    assert_eq!(
+        failed_ids(&run.posted[1]),
+        [LOGIN_MESSAGE, MALFORMED_MESSAGE]
+    );
+    assert!(
+        run.output
+            .contains("start-up succeeded: batches are handled again"),
+        "{}",
+        run.output
+    );
+    assert_eq!(n_requests(&server).await, 2);
+    check_logs(&run.output, &["latesecret"]);
 }
