@@ -730,6 +730,9 @@ fn render_target(out: &mut String, target: &Target, rules: &[&Rule], settings: &
     Type: AWS::SQS::Queue
 {sse_skip}    Properties:
       SqsManagedSseEnabled: true
+      # SQS's default of 4 days, said: the age alarm names it, and the dead-letter queue
+      # keeps its messages longer (a dead letter keeps its first send's age).
+      MessageRetentionPeriod: 345600
       # Six times the function timeout, so a slow batch is not received twice.
       VisibilityTimeout: {visibility}
       RedrivePolicy:
