@@ -51,8 +51,8 @@ const CHUNK_LINES: usize = 1000;
 /// When stdout cannot be written (closed by `| head`), publishing stops and the command
 /// fails, naming the last line read: the lines after it were not published.
 ///
-/// Lines are sent in batches of up to 1,000; lines that come slowly (piped from a running
-/// program) are sent once none came for 100 ms, so each result follows its line.
+/// Lines are sent in batches of up to 1,000; from standard input (-), which may be piped
+/// from a running program, each batch goes out at most 100 ms after its first line came.
 ///
 /// Ctrl-C while lines are read stops at once: every line before has its result printed,
 /// and none after was sent. Ctrl-C while events are being sent lets those requests finish
@@ -199,19 +199,27 @@ async fn publish(args: Args) -> Result<Outcome> {
     // read, not held whole in memory: room for any layout of an event that fits a request.
     let max_line_bytes = args.max_request_size.saturating_mul(4);
     let mut lines = read_lines(reader, max_line_bytes);
+    // Standard input may be a pipe from a running program: its lines go out as they come.
+    let streamed = args.file == Path::new("-");
     while !eof {
-        // Read one chunk: (line number, the entry or why not). Lines that come slowly (a
-        // pipe from a running program) are sent once none came for a moment, rather than
-        // held until the chunk is full.
+        // Read one chunk: (line number, the entry or why not). From standard input, a
+        // chunk goes out 100 ms after its first line at the latest, rather than when 1,000
+        // lines have come.
         let mut chunk: Vec<(usize, Result<Entry, Failure>)> = Vec::with_capacity(CHUNK_LINES);
+        let mut send_by = None;
         while chunk.len() < CHUNK_LINES {
-            let next = if chunk.is_empty() {
-                lines.recv().await
-            } else {
-                match tokio::time::timeout(SEND_AFTER_IDLE, lines.recv()).await {
-                    Ok(next) => next,
-                    Err(_idle) => break,
+            let next = match send_by {
+                // A file's lines are all there: chunks are full, and the same every run.
+                None if !streamed => lines.recv().await,
+                None => {
+                    let next = lines.recv().await;
+                    send_by = Some(tokio::time::Instant::now() + SEND_WITHIN);
+                    next
                 }
+                Some(at) => match tokio::time::timeout_at(at, lines.recv()).await {
+                    Ok(next) => next,
+                    Err(_due) => break,
+                },
             };
             let (bytes, n_bytes) = match next {
                 Some(Ok(line)) => line,
@@ -382,8 +390,9 @@ async fn publish(args: Args) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// How long a partial chunk waits for more lines before it is sent.
-const SEND_AFTER_IDLE: Duration = Duration::from_millis(100);
+/// How long the first line of a chunk read from standard input waits for more lines
+/// before the chunk is sent.
+const SEND_WITHIN: Duration = Duration::from_millis(100);
 
 /// Reads `reader`'s lines on a thread of their own (a read from a pipe blocks), each with
 /// the number of bytes it took, at most `max_line_bytes` of it kept (room for the line end

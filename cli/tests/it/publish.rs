@@ -597,10 +597,10 @@ async fn ctrl_c_while_reading_stops_at_once() {
         3,
         "{err}"
     );
-    assert!(
-        err.contains("stopped after line 3 of -; later lines were not published"),
-        "{err}"
-    );
+    // Reading again, or (on a slow machine) still printing the three results: either
+    // way, stopped after them.
+    assert!(err.contains("stopped after line 3 of -"), "{err}");
+    assert!(err.contains("were not published"), "{err}");
     assert_eq!(calls(&server, "AWSEvents.PutEvents").await, 1);
 }
 
