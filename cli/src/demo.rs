@@ -174,7 +174,7 @@ async fn follow(
 }
 
 pub(crate) async fn demo(args: Args) -> Result<Outcome> {
-    let (template_text, mut template_name) = match &args.template {
+    let (mut template_text, mut template_name) = match &args.template {
         Some(path) => (
             std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the template {}", path.display()))?,
@@ -188,20 +188,25 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
             ),
         },
     };
-    let mut template = Template::parse(&template_text)
-        .with_context(|| format!("invalid template {template_name}"))?;
-    if let Some(missing) = lacks_the_demo(&template) {
-        if args.template.is_some() {
-            bail!("{template_name} cannot run the demo: {missing}");
+    let parsed = Template::parse(&template_text)
+        .with_context(|| format!("invalid template {template_name}"));
+    let why_not = match &parsed {
+        Err(error) => Some(format!("{error:#}")),
+        Ok(template) => lacks_the_demo(template)
+            .map(|missing| format!("{template_name} cannot run the demo: {missing}")),
+    };
+    let template = match why_not {
+        None => parsed?,
+        Some(why) if args.template.is_some() => bail!("{why}"),
+        Some(why) => {
+            // Another project's template.yaml in the current folder: the demo is about
+            // this one's targets.
+            say!("eventfork local demo: {why}; running the built-in template instead");
+            template_text = BUILT_IN_TEMPLATE.to_owned();
+            template_name = "the built-in template.yaml".to_owned();
+            Template::parse(BUILT_IN_TEMPLATE).context("invalid built-in template")?
         }
-        // Another project's template.yaml in the current folder: the demo is about this
-        // one's targets.
-        say!(
-            "eventfork local demo: ./template.yaml cannot run the demo ({missing}); running the built-in template"
-        );
-        template = Template::parse(BUILT_IN_TEMPLATE).context("invalid built-in template")?;
-        template_name = "the built-in template.yaml".to_owned();
-    }
+    };
     let temp_dir;
     let data = match &args.data {
         Some(dir) if LocalBus::database_file(dir).exists() => bail!(

@@ -20,13 +20,31 @@ fn the_demo_runs_the_built_in_template_beside_another_template() {
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout.starts_with(
-            "eventfork local demo: ./template.yaml cannot run the demo (no function runs the analytics handler;"
+            "eventfork local demo: template.yaml cannot run the demo: no function runs the analytics handler;"
         ),
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("running the built-in template"));
+    assert!(run.stdout.contains("running the built-in template instead"));
     assert!(run.stdout.contains("demo complete"), "{}", run.stdout);
+
+    // One that does not even parse is passed over too; a kept store gets the template the
+    // demo ran, for the `local status` command it prints.
+    std::fs::write(
+        dir.path().join("template.yaml"),
+        "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: { VisibilityTimeout: 50000 }\n",
+    )
+    .unwrap();
+    let run = eventfork_in(dir.path(), &["local", "demo", "--data", "kept"], "", &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .starts_with("eventfork local demo: invalid template template.yaml: "),
+        "{}",
+        run.stdout
+    );
+    let kept = std::fs::read_to_string(dir.path().join("kept/demo-template.yaml")).unwrap();
+    assert!(kept.contains("AnalyticsQueue"), "{kept}");
 }
 
 /// Given explicitly, such a template is refused at once, naming what it lacks.
