@@ -603,6 +603,9 @@ impl<H: Handler> BatchDriver<H> {
         let mut receipts = Vec::with_capacity(n_records);
         let mut tasks = JoinSet::new();
         let mut task_records = HashMap::new();
+        // The longest a record of this batch took so far: a record is started only with
+        // that much time left (and at least MIN_ATTEMPT_TIME).
+        let mut longest = MIN_ATTEMPT_TIME;
         let mut pending = event.records.into_iter().enumerate();
         loop {
             while tasks.len() < concurrency {
@@ -610,7 +613,7 @@ impl<H: Handler> BatchDriver<H> {
                     break;
                 };
                 let message_id = record.message_id.clone().unwrap_or_default();
-                if !deadline.allows(MIN_ATTEMPT_TIME) {
+                if !deadline.allows(longest) {
                     // Started now, its request would likely be cut off, maybe after the
                     // service acted: it waits for its next delivery instead.
                     warn!(
@@ -658,23 +661,28 @@ impl<H: Handler> BatchDriver<H> {
                     }
                     .instrument(span),
                 );
-                task_records.insert(handle.id(), record_idx);
+                task_records.insert(handle.id(), (record_idx, tokio::time::Instant::now()));
             }
             let Some(joined) = tasks.join_next_with_id().await else {
                 break;
             };
-            let (record_idx, result) = match joined {
-                Ok((task_id, result)) => (task_records[&task_id], result),
-                Err(join_error) => {
+            let task_id = match &joined {
+                Ok((task_id, _)) => *task_id,
+                Err(join_error) => join_error.id(),
+            };
+            let (record_idx, started) = task_records[&task_id];
+            longest = longest.max(started.elapsed());
+            let result = match joined {
+                Ok((_, result)) => result,
+                Err(_) => {
                     // The panic message went to stderr through the panic hook; the span is
                     // gone, so the message id is logged here.
-                    let record_idx = task_records[&join_error.id()];
                     error!(
                         message_id = %message_ids[record_idx],
                         retryable = false,
                         "record failed: the handler panicked",
                     );
-                    (record_idx, Err(RecordError::Panicked))
+                    Err(RecordError::Panicked)
                 }
             };
             results[record_idx] = Some(result);

@@ -221,7 +221,7 @@ impl HttpClient {
                     retry_after: asked_to_wait,
                 });
             }
-            let wait = retry_after.unwrap_or_else(|| self.retry.backoff(n_attempts));
+            let wait = next_wait(retry_after, || self.retry.backoff(n_attempts));
             // The next attempt must have time to finish: one cut off by the deadline may
             // have reached the service, and its record's redelivery would repeat the side
             // effect. It is given as long as this one took, and at least a short request.
@@ -319,6 +319,15 @@ fn redirect_message(from: &reqwest::Url, location: Option<&str>) -> String {
 /// The longest `Retry-After` taken as given: past any invocation's deadline, and small
 /// enough that adding it to an instant cannot overflow.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The wait before a retry: the service's `Retry-After`, or the backoff. A `Retry-After`
+/// of no time (a date already past, a clock behind) is none: the backoff applies, rather
+/// than a burst of attempts.
+fn next_wait(retry_after: Option<Duration>, backoff: impl FnOnce() -> Duration) -> Duration {
+    retry_after
+        .filter(|wait| !wait.is_zero())
+        .unwrap_or_else(backoff)
+}
 
 /// Parses a `Retry-After` (RFC 9110 §10.2.3): seconds, or an HTTP date (a date in the past
 /// is no wait); at most [`MAX_RETRY_AFTER`].
@@ -429,6 +438,20 @@ mod tests {
                 "{name} is not among the compiled-in roots"
             );
         }
+    }
+
+    #[test]
+    fn a_retry_after_of_no_time_keeps_the_backoff() {
+        let backoff = || Duration::from_millis(200);
+        assert_eq!(next_wait(None, backoff), Duration::from_millis(200));
+        assert_eq!(
+            next_wait(Some(Duration::ZERO), backoff),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            next_wait(Some(Duration::from_secs(3)), backoff),
+            Duration::from_secs(3)
+        );
     }
 
     #[test]

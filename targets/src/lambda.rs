@@ -197,7 +197,7 @@ where
         let (current, build, env) = (Arc::clone(&current), Arc::clone(&build), Arc::clone(&env));
         async move {
             let deadline = Deadline::of_invocation(&event.context);
-            match current_driver(&current, &*build, env).await {
+            match current_driver(&current, &*build, env, deadline).await {
                 Ok(driver) => Ok(driver.run(event.payload, deadline).await),
                 Err((error, holding)) => Err(holding.fail(&event.payload, &error, deadline).await),
             }
@@ -219,12 +219,22 @@ async fn current_driver<H, B, F>(
     current: &Mutex<Slot<H>>,
     build: &B,
     env: Arc<Env>,
+    deadline: Deadline,
 ) -> Result<BatchDriver<H>, (String, Holding)>
 where
     H: Handler,
     B: Fn(Arc<Env>) -> F,
     F: Future<Output = Result<BatchDriver<H>, StartupError>>,
 {
+    // Building reads secrets (Secrets Manager may take seconds): within half the time
+    // left, so that the batch can still be handled or held back.
+    let build = |env| async move {
+        let until = tokio::time::Instant::now() + deadline.remaining() / 2;
+        match tokio::time::timeout_at(until, build(env)).await {
+            Ok(built) => built.map_err(|error| error_chain(&error)),
+            Err(_) => Err("reading the configuration took half the invocation's time".to_owned()),
+        }
+    };
     let slot = current
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -244,7 +254,7 @@ where
             }
             Err(error) => {
                 warn!(
-                    error = %error_chain(&error),
+                    error = %error,
                     "a service refused the credentials, and reading the configuration again failed: the old one stays"
                 );
                 Ok(old)
@@ -257,7 +267,6 @@ where
                 Ok(fresh)
             }
             Err(error) => {
-                let error = error_chain(&error);
                 error!(error = %error, "start-up failed again: the batch's records are held back");
                 Err((error, holding))
             }

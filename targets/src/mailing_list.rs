@@ -267,9 +267,7 @@ impl Handler for MailingList {
             }
             Err(error) => return Err(error),
         };
-        self.confirm_status(response, &url, deadline)
-            .await
-            .map_err(|error| error.redact(email))
+        self.confirm_status(response, &url, email, deadline).await
     }
 }
 
@@ -288,6 +286,7 @@ impl MailingList {
         &self,
         response: reqwest::Response,
         url: &Url,
+        email: &str,
         deadline: Deadline,
     ) -> Result<(), HandlerError> {
         let member = tokio::time::timeout_at(deadline.instant(), response.json::<Member>()).await;
@@ -298,14 +297,29 @@ impl MailingList {
         match status.as_deref() {
             Some("transactional") => {
                 let body = json!({ "status": self.config.status_if_new.as_str() });
-                self.http
+                let patched = self
+                    .http
                     .send("mailchimp", deadline, |client| {
                         client
                             .patch(url.clone())
                             .basic_auth("eventfork", Some(self.config.api_key.expose()))
                             .json(&body)
                     })
-                    .await?;
+                    .await
+                    .map_err(|error| error.redact(email));
+                match patched {
+                    Ok(_) => {}
+                    // Refused for good, as the add-or-update call's own refusals are.
+                    Err(HandlerError::Rejected {
+                        status: 400,
+                        message,
+                        ..
+                    }) if kept_off_the_list(&message) => {
+                        warn!(reason = %message, "Mailchimp keeps this address off the list: not subscribed");
+                        return Ok(());
+                    }
+                    Err(error) => return Err(error),
+                }
                 info!(
                     status = self.config.status_if_new.as_str(),
                     "a transactional contact consented: status updated"

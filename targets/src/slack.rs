@@ -101,8 +101,45 @@ impl Handler for Slack {
             .send("slack", deadline, |client| {
                 client.post(self.config.webhook_url.expose()).json(&body)
             })
-            .await?;
+            .await
+            .map_err(webhook_error)?;
         Ok(())
+    }
+}
+
+/// Slack's webhook errors by what they mean, not their status: a webhook that was removed
+/// (`no_service`, 404) or whose workspace is gone is a credential to replace, like
+/// `invalid_token` (403); a workspace's restriction (`action_prohibited`, 403) or a lost
+/// channel is no credential problem. (Slack API docs, "Handling errors" for incoming
+/// webhooks.)
+fn webhook_error(error: HandlerError) -> HandlerError {
+    const CREDENTIAL: [&str; 4] = ["invalid_token", "no_service", "no_team", "team_disabled"];
+    const NOT_CREDENTIAL: [&str; 4] = [
+        "action_prohibited",
+        "channel_not_found",
+        "channel_is_archived",
+        "posting_to_general_channel_denied",
+    ];
+    match error {
+        HandlerError::Rejected {
+            service,
+            status,
+            message,
+        } if CREDENTIAL.contains(&message.trim()) => HandlerError::Unauthorized {
+            service,
+            status,
+            message,
+        },
+        HandlerError::Unauthorized {
+            service,
+            status,
+            message,
+        } if NOT_CREDENTIAL.contains(&message.trim()) => HandlerError::Rejected {
+            service,
+            status,
+            message,
+        },
+        other => other,
     }
 }
 

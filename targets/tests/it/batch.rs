@@ -667,12 +667,13 @@ async fn without_a_backoff_nothing_is_delayed() {
     assert!(visibility.asked.lock().unwrap().is_empty());
 }
 
-/// Records whose turn comes with too little time left are not started: their request
-/// would likely be cut off, maybe after the service acted. They come back later.
+/// Records whose turn comes with less time left than the batch's slowest record took are
+/// not started: their request would likely be cut off, maybe after the service acted.
+/// They come back later.
 #[tokio::test]
 async fn records_whose_turn_comes_too_late_are_not_started() {
     let recorder = Recorder {
-        delay: Duration::from_millis(700),
+        delay: Duration::from_millis(1200),
         ..Recorder::default()
     };
     let options = BatchOptions {
@@ -680,7 +681,8 @@ async fn records_whose_turn_comes_too_late_are_not_started() {
         ..BatchOptions::default()
     };
     let driver = BatchDriver::with_options(recorder, Arc::new(MemoryStore::default()), options);
-    // 1.5 s, less the driver's 0.5 s margin: the second record's turn comes with 0.3 s.
+    // 2.5 s, less the driver's 0.5 s margin: the second record's turn comes with 0.8 s,
+    // less than the 1.2 s the first took.
     let report = driver
         .process(
             batch(&[
@@ -688,7 +690,7 @@ async fn records_whose_turn_comes_too_late_are_not_started() {
                 ("m2", &signed_up("e2", "u2", true)),
                 ("m3", &signed_up("e3", "u3", true)),
             ]),
-            Deadline::after(Duration::from_millis(1500)),
+            Deadline::after(Duration::from_millis(2500)),
         )
         .await;
     assert!(matches!(report.records()[0].1, Ok(Outcome::Delivered)));

@@ -217,6 +217,8 @@ async fn run_gated_binary(
     let collect = async {
         loop {
             tokio::select! {
+                // What was posted before the exit is taken first.
+                biased;
                 message = received.recv() => {
                     let message = message.expect("the emulator runs");
                     // After an init error the binary exits: wait for that.

@@ -294,3 +294,28 @@ async fn retries_503() {
     let event = UserEvent::decode(records[0].body.as_deref().unwrap()).unwrap();
     mailing_list.handle(&event, deadline()).await.unwrap();
 }
+
+/// The status update of a transactional contact meets the add-or-update's refusals for
+/// good as they are met there: logged, not dead-lettered.
+#[tokio::test]
+async fn a_refused_status_update_is_not_a_failure() {
+    let (server, mailing_list) = mailchimp(NewMemberStatus::Subscribed).await;
+    put_ada()
+        .respond_with(ada_with_status("transactional"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    patch_ada()
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "title": "Member In Compliance State",
+            "status": 400,
+            "detail": "ada.lovelace@example.com is in a compliance state due to unsubscribe, bounce, or compliance review and cannot be subscribed.",
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mailing_list
+        .handle(&ada_signs_up(), deadline())
+        .await
+        .unwrap();
+}

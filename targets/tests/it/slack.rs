@@ -156,8 +156,10 @@ async fn a_long_display_name_is_cut_to_fit_the_section() {
     );
 }
 
+/// 429s are retried; a removed webhook (`no_service`, 404) is a credential to replace,
+/// retried later and read again, not a permanent refusal.
 #[tokio::test]
-async fn retries_429_and_fails_permanently_on_404() {
+async fn retries_429_and_takes_a_removed_webhook_for_a_credential() {
     let (server, slack) = webhook().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
@@ -174,9 +176,42 @@ async fn retries_429_and_fails_permanently_on_404() {
     let error = slack.handle(&event, deadline()).await.unwrap_err();
     assert_eq!(
         error.to_string(),
-        "slack rejected the request with HTTP 404: no_service"
+        "slack refused the credentials with HTTP 404: no_service (check the secret; the record is retried)"
     );
+    assert!(error.is_unauthorized());
     assert!(!error.to_string().contains("services/T0001"));
+}
+
+/// Slack's errors are read by their code, not their status: a workspace's restriction
+/// (403 `action_prohibited`) is no credential problem, and a lost channel neither.
+#[tokio::test]
+async fn a_workspace_restriction_is_a_refusal_not_a_credential() {
+    for (status, code, unauthorized) in [
+        (403, "action_prohibited", false),
+        (404, "channel_not_found", false),
+        (410, "channel_is_archived", false),
+        (403, "invalid_token", true),
+        (403, "", true),
+    ] {
+        let (server, slack) = webhook().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(status).set_body_string(code))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let event = UserEvent::decode(&signed_up("e-4xx", "u1", true)).unwrap();
+        let error = slack.handle(&event, deadline()).await.unwrap_err();
+        assert_eq!(
+            error.is_unauthorized(),
+            unauthorized,
+            "{status} {code}: {error}"
+        );
+        assert_eq!(
+            error.is_retryable(),
+            unauthorized,
+            "{status} {code}: {error}"
+        );
+    }
 }
 
 /// A webhook configured with `http://` whose host redirects to `https://` with the same
