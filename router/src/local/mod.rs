@@ -264,8 +264,8 @@ pub enum LocalEvent {
         /// The SQS message ids of the batch.
         message_ids: Vec<String>,
     },
-    /// Messages outlived their queue's `MessageRetentionPeriod` unprocessed and were
-    /// deleted, as SQS deletes them (dead letters included).
+    /// Messages outlived their queue's `MessageRetentionPeriod` and were deleted, as SQS
+    /// deletes them: never delivered successfully (dead letters included).
     Expired {
         /// The queue's logical id.
         queue: String,
@@ -351,7 +351,7 @@ impl fmt::Display for LocalEvent {
             ),
             LocalEvent::Expired { queue, n_messages } => write!(
                 f,
-                "expired   {queue}: {n_messages} {} past the queue's retention period, never processed, deleted",
+                "expired   {queue}: {n_messages} {} past the queue's retention period, deleted",
                 if *n_messages == 1 {
                     "message"
                 } else {

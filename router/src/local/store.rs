@@ -65,13 +65,23 @@ impl StoreError {
     /// must carry it.
     pub(crate) fn chain(&self) -> String {
         let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
+        let cause = self.cause();
+        if !cause.is_empty() {
             text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
+            text.push_str(&cause);
         }
         text
+    }
+
+    /// The causes alone, `inner: innermost` (empty for none).
+    fn cause(&self) -> String {
+        let mut causes = Vec::new();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
+        causes.join(": ")
     }
 
     pub(crate) fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -336,11 +346,10 @@ fn write_loop(connection: Connection, receiver: mpsc::Receiver<Box<dyn Job>>) {
         let durable = group.iter().any(|job| job.durable());
         let commit = set_sync(&connection, &mut synced, durable)
             .and_then(|()| run_group(&connection, &mut group));
-        // Each job of a failed group gets the cause, not only its own caller's log.
+        // Each job of a failed group gets the cause (its own context is "commit").
         let failure = commit.as_ref().err().map(|error| {
-            let chain = error.chain();
-            tracing::error!(error = %chain, n_jobs = group.len(), "local store commit failed");
-            chain
+            tracing::error!(error = %error.chain(), n_jobs = group.len(), "local store commit failed");
+            error.cause()
         });
         for job in group.drain(..) {
             let commit = match &failure {
@@ -589,6 +598,8 @@ mod tests {
             .unwrap_err();
         let chain = error.chain();
         assert!(chain.starts_with("local store: "), "{chain}");
+        // Each context once: the job's error is the commit's, with SQLite's cause.
+        assert_eq!(chain.matches("local store").count(), 1, "{chain}");
         assert!(
             chain.contains("no such savepoint") || chain.contains("no transaction is active"),
             "{chain}"

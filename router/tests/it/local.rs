@@ -1676,7 +1676,7 @@ async fn messages_archived_events_and_idempotency_records_expire_with_their_rete
             n_messages: 1
         }
         .to_string(),
-        "expired   MailQueue: 1 message past the queue's retention period, never processed, deleted"
+        "expired   MailQueue: 1 message past the queue's retention period, deleted"
     );
     eventually(|| async { n_rows("idempotency") == 0 }).await;
     // The archive keeps the event for its two days.
