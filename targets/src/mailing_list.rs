@@ -229,16 +229,8 @@ impl Handler for MailingList {
         let body = member_body(signed_up, self.config.status_if_new);
         let email = signed_up.email.as_str();
         let sent = self
-            .http
-            .send("mailchimp", deadline, |client| {
-                client
-                    .put(url.clone())
-                    .basic_auth("eventfork", Some(self.config.api_key.expose()))
-                    .json(&body)
-            })
-            .await
-            // Mailchimp's error details quote the address ("... looks fake or invalid").
-            .map_err(|error| error.redact(email));
+            .call(reqwest::Method::PUT, &url, &body, email, deadline)
+            .await;
         let response = match sent {
             Ok(response) => response,
             Err(HandlerError::Rejected {
@@ -278,6 +270,27 @@ struct Member {
 }
 
 impl MailingList {
+    /// One call on the member at `url`, with `body`; the errors never show `email`
+    /// (Mailchimp's details quote the address: "... looks fake or invalid").
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        body: &Value,
+        email: &str,
+        deadline: Deadline,
+    ) -> Result<reqwest::Response, HandlerError> {
+        self.http
+            .send("mailchimp", deadline, |client| {
+                client
+                    .request(method.clone(), url.clone())
+                    .basic_auth("eventfork", Some(self.config.api_key.expose()))
+                    .json(body)
+            })
+            .await
+            .map_err(|error| error.redact(email))
+    }
+
     /// Reads the member's status from the add-or-update answer. `status_if_new` does not
     /// touch an existing member: a transactional contact (one an e-commerce integration
     /// added, say) who now signs up with consent would stay off the marketing list, so it
@@ -298,15 +311,8 @@ impl MailingList {
             Some("transactional") => {
                 let body = json!({ "status": self.config.status_if_new.as_str() });
                 let patched = self
-                    .http
-                    .send("mailchimp", deadline, |client| {
-                        client
-                            .patch(url.clone())
-                            .basic_auth("eventfork", Some(self.config.api_key.expose()))
-                            .json(&body)
-                    })
-                    .await
-                    .map_err(|error| error.redact(email));
+                    .call(reqwest::Method::PATCH, url, &body, email, deadline)
+                    .await;
                 match patched {
                     Ok(_) => {}
                     // Refused for good, as the add-or-update call's own refusals are.

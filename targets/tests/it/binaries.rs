@@ -445,16 +445,7 @@ async fn slack_binary_reads_its_webhook_from_secrets_manager_and_uses_dynamodb()
     let server = ok_server().await;
     let dynamodb = crate::dynamodb::client(&moto);
     let table = crate::dynamodb::create_table(&dynamodb, "slack-binary").await;
-    let secrets = aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .endpoint_url(&moto)
-            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .build(),
-    );
+    let secrets = secrets_manager(&moto).await;
     let secret = secrets
         .create_secret()
         .name(format!("{table}-webhook"))
@@ -465,17 +456,14 @@ async fn slack_binary_reads_its_webhook_from_secrets_manager_and_uses_dynamodb()
         .send()
         .await
         .unwrap();
-    let env = [
+    let mut env = test_support::aws_env(&moto);
+    env.extend([
         (
             "SLACK_WEBHOOK_URL_SECRET_ARN",
             secret.arn().unwrap().to_owned(),
         ),
         ("IDEMPOTENCY_TABLE", table.clone()),
-        ("AWS_ENDPOINT_URL", moto.clone()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_REGION", "us-east-1".into()),
-    ];
+    ]);
     let run = run_binary(env!("CARGO_BIN_EXE_slack"), &env, vec![invocation("req-1")]).await;
     assert_eq!(run.posted.len(), 1, "{}", run.output);
     assert_eq!(
@@ -522,23 +510,8 @@ async fn a_refused_secret_is_read_again_before_the_next_batch() {
         .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
         .mount(&server)
         .await;
-    let secrets = aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .endpoint_url(&moto)
-            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .build(),
-    );
-    let name = format!(
-        "rotated-webhook-{}",
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let secrets = secrets_manager(&moto).await;
+    let name = test_support::unique("rotated-webhook");
     let secret = secrets
         .create_secret()
         .name(&name)
@@ -547,13 +520,8 @@ async fn a_refused_secret_is_read_again_before_the_next_batch() {
         .await
         .unwrap();
     let arn = secret.arn().unwrap().to_owned();
-    let env = [
-        ("SLACK_WEBHOOK_URL_SECRET_ARN", arn.clone()),
-        ("AWS_ENDPOINT_URL", moto.clone()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_REGION", "us-east-1".into()),
-    ];
+    let mut env = test_support::aws_env(&moto);
+    env.push(("SLACK_WEBHOOK_URL_SECRET_ARN", arn.clone()));
     // The second invocation waits until the secret is rotated.
     let gate = Gate::new(1);
     let rotate = {
@@ -629,30 +597,10 @@ async fn a_secret_set_after_start_up_is_read_by_the_next_batch() {
         return;
     };
     let server = ok_server().await;
-    let secrets = aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .endpoint_url(&moto)
-            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .build(),
-    );
-    let name = format!(
-        "late-webhook-{}",
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let env = [
-        ("SLACK_WEBHOOK_URL_SECRET_ARN", name.clone()),
-        ("AWS_ENDPOINT_URL", moto.clone()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_REGION", "us-east-1".into()),
-    ];
+    let secrets = secrets_manager(&moto).await;
+    let name = test_support::unique("late-webhook");
+    let mut env = test_support::aws_env(&moto);
+    env.push(("SLACK_WEBHOOK_URL_SECRET_ARN", name.clone()));
     // The second invocation waits until the secret exists.
     let gate = Gate::new(1);
     let set_secret = {
@@ -701,4 +649,9 @@ async fn a_secret_set_after_start_up_is_read_by_the_next_batch() {
     );
     assert_eq!(n_requests(&server).await, 2);
     check_logs(&run.output, &["latesecret"]);
+}
+
+/// A Secrets Manager client on moto.
+async fn secrets_manager(moto: &str) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&test_support::sdk_config(moto).await)
 }
