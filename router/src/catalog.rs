@@ -864,6 +864,34 @@ fn render_target(out: &mut String, target: &Target, rules: &[&Rule], settings: &
       TreatMissingData: notBreaching
       AlarmActions:
         - !Ref AlarmTopic
+  # The alarm above stays raised while the queue holds anything, so a second incident
+  # before the first is drained would go unannounced: this one rises with each increase.
+  {dlq}GrowthAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmDescription: More events for {name} reached its dead-letter queue in the last minute.
+      Metrics:
+        - Id: visible
+          MetricStat:
+            Metric:
+              Namespace: AWS/SQS
+              MetricName: ApproximateNumberOfMessagesVisible
+              Dimensions:
+                - Name: QueueName
+                  Value: !GetAtt {dlq}.QueueName
+            Period: 60
+            Stat: Maximum
+          ReturnData: false
+        - Id: added
+          Expression: DIFF(visible)
+          Label: Messages added to the dead-letter queue
+          ReturnData: true
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+      AlarmActions:
+        - !Ref AlarmTopic
   {queue}AgeAlarm:
     Type: AWS::CloudWatch::Alarm
     Properties:
