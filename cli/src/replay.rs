@@ -102,14 +102,15 @@ async fn replay(args: Args) -> Result<Outcome> {
     if args.dry_run {
         return Ok(Outcome::Success);
     }
-    replayer
+    let started = replayer
         .start(&plan)
         .await
         .with_context(|| format!("cannot start replay {}", plan.name()))?;
     if args.no_wait {
+        // The state StartReplay answered (STARTING, as a rule): one of EventBridge's own.
         report(
             &mut stdout,
-            format_args!("replay {}: STARTED", plan.name()),
+            format_args!("replay {}: {}", plan.name(), started.state()),
             &format!("replay {} was started", plan.name()),
         )?;
         return Ok(Outcome::Success);

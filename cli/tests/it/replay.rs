@@ -74,6 +74,31 @@ async fn replay_plans_runs_and_reports() {
         run.stdout
     );
 
+    // --no-wait prints the state StartReplay answered, one of EventBridge's own.
+    let no_wait_name = format!("{bus}-no-wait");
+    let mut args = vec![
+        "--archive",
+        archive.as_str(),
+        "--name",
+        &no_wait_name,
+        "--no-wait",
+    ];
+    args.extend(window);
+    let run = replay(&moto_url, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // After the plan, the last line.
+    let state = run
+        .stdout
+        .lines()
+        .last()
+        .and_then(|line| line.strip_prefix(&format!("replay {no_wait_name}: ")))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(
+        ["STARTING", "RUNNING", "COMPLETED"].contains(&state),
+        "{}",
+        run.stdout
+    );
+
     // A closed stdout stops the command before it starts anything, and says so: it is
     // not the quiet success a closed pipe is for other commands (found by an audit).
     let closed_name = format!("{bus}-closed");
