@@ -596,6 +596,13 @@ async fn replay(
     if from_ms >= to_ms {
         bail!("--from {from} is not before --to {to}");
     }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    // EventBridge refuses a window that has not ended yet (a minute of clock skew allowed).
+    if to_ms > now_ms.saturating_add(60_000) {
+        bail!("--to {to} is in the future: a replay's window must have ended");
+    }
     let name = match name {
         Some(name) if name.is_empty() => bail!("--name is empty"),
         Some(name)
@@ -609,12 +616,8 @@ async fn replay(
             )
         }
         Some(name) => name,
-        None => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            format!("eventfork-local-{now}")
-        }
+        // Milliseconds: two replays in one second get two names.
+        None => format!("eventfork-local-{now_ms}"),
     };
     let bus = args.open_existing()?;
     if let Some(event_bus) = event_bus

@@ -399,13 +399,10 @@ fn status_and_dlq_work_on_a_second_process() {
         stderr.contains("no target named \"nope\" (known: mailing-list, analytics)"),
         "{stderr}"
     );
-    // A replay from this process: the running bus delivers it, as replays.
-    let window = [
-        "--from",
-        "2000-01-01T00:00:00Z",
-        "--to",
-        "2100-01-01T00:00:00Z",
-    ];
+    // A replay from this process: the running bus delivers it, as replays. Its window
+    // ends now (within the minute of skew allowed): EventBridge refuses a future end.
+    let now = router::replay::format_time(std::time::SystemTime::now() + Duration::from_secs(30));
+    let window = ["--from", "2000-01-01T00:00:00Z", "--to", now.as_str()];
     let (code, stdout, stderr) = run(&[&["replay", "--name", "again"][..], &window].concat());
     assert_eq!(
         (code, stdout.as_str()),
@@ -413,6 +410,25 @@ fn status_and_dlq_work_on_a_second_process() {
             Some(0),
             "replay again: 2 archived events re-sent as 3 messages\n"
         ),
+        "{stderr}"
+    );
+    // Names are unique, as EventBridge keeps them; a window that has not ended is refused.
+    let (code, _, stderr) = run(&[&["replay", "--name", "again"][..], &window].concat());
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("a replay named \"again\" was started already"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&[
+        "replay",
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2100-01-01T00:00:00Z",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("--to 2100-01-01T00:00:00Z is in the future"),
         "{stderr}"
     );
     let n_deliveries = || {

@@ -191,6 +191,10 @@ pub enum LocalError {
     /// A target has no consumer and no fallback was given.
     #[error("no consumer registered for target {0:?} (and no fallback)")]
     NoConsumer(String),
+    /// A replay of this name was started before: names are unique, as EventBridge keeps
+    /// them.
+    #[error("a replay named {0:?} was started already; give another --name")]
+    ReplayNameTaken(String),
 }
 
 /// What happens on the bus, for a live log (`local up`) and for tests to await.
@@ -1109,6 +1113,16 @@ impl LocalBus {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<ReplaySummary, LocalError> {
+        let name = replay_name.to_owned();
+        let now = self.clock().now_ms();
+        let fresh = self
+            .inner
+            .store
+            .call(move |connection| queue::name_replay(connection, &name, now))
+            .await?;
+        if !fresh {
+            return Err(LocalError::ReplayNameTaken(replay_name.to_owned()));
+        }
         let bus_filter = bus.map(str::to_owned);
         let archived = self
             .inner

@@ -640,6 +640,20 @@ pub(crate) fn archived(
 }
 
 /// How many live events the archive holds.
+/// Records the replay `name`, started at `now`; false when a replay of that name was
+/// recorded before.
+pub(crate) fn name_replay(
+    connection: &Connection,
+    name: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    connection
+        .prepare_cached("INSERT OR IGNORE INTO replays (name, started_at) VALUES (?1, ?2)")
+        .and_then(|mut insert| insert.execute(params![name, now]))
+        .map(|n| n == 1)
+        .map_err(StoreError::db("replay name"))
+}
+
 pub(crate) fn archive_len(connection: &Connection) -> Result<u64, StoreError> {
     connection
         .query_row(

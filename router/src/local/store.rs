@@ -323,6 +323,11 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, id);
 CREATE INDEX IF NOT EXISTS messages_event ON messages (event_seq);
+-- The names of the replays started, unique as EventBridge keeps them.
+CREATE TABLE IF NOT EXISTS replays (
+    name TEXT PRIMARY KEY,
+    started_at INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS idempotency (
     target TEXT NOT NULL,
     event_id TEXT NOT NULL,
