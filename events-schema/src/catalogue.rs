@@ -118,7 +118,7 @@ pub(crate) fn envelope_properties() -> Value {
         "detail-type": { "type": "string" },
         "source": { "type": "string" },
         "account": { "type": "string" },
-        "time": { "type": "string", "format": "date-time" },
+        "time": { "type": "string", "format": "date-time", "pattern": crate::fields::RFC3339_PATTERN },
         "region": { "type": "string" },
         "resources": { "type": "array", "items": { "type": "string" } },
         "replay-name": { "type": "string" },

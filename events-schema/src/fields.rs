@@ -234,7 +234,9 @@ fn email_pattern() -> &'static str {
         let local = format!("[^\\x00-\\x20\"(),.:;<>@\\[\\\\\\]\\x7f{excluded}]");
         let edge = format!("[^\\x00-\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f{excluded}]");
         let inner = format!("[^\\x00-\\x2c\\x2e\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f{excluded}]");
-        let label = format!("{edge}({inner}*{edge})?");
+        // At most 63 characters: exact for ASCII labels; the A-label of one beyond ASCII
+        // is left to the description.
+        let label = format!("{edge}({inner}{{0,61}}{edge})?");
         format!("^{local}+(\\.{local}+)*@({label}\\.)+(?![0-9]+$){label}$(?![\\s\\S])")
     });
     &PATTERN
@@ -302,7 +304,14 @@ pub(crate) fn check_email(address: &str) -> Result<(), &'static str> {
         return Err("the last domain label is all digits (an IP address is no domain)");
     }
     for label in labels {
-        if label.is_empty() || label.len() > 63 {
+        // DNS holds 63 octets of a label: for one beyond ASCII, of its A-label (`xn--` and
+        // its Punycode), which may be shorter than its UTF-8.
+        let octets = if label.is_ascii() {
+            label.len()
+        } else {
+            a_label_len(label)
+        };
+        if label.is_empty() || octets > 63 {
             return Err("empty or over-long domain label");
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -324,6 +333,69 @@ pub(crate) fn check_email(address: &str) -> Result<(), &'static str> {
 /// tags, variation selectors, the combining grapheme joiner, Hangul fillers, the blank
 /// Braille pattern, shorthand format controls, musical formatting), which would make two
 /// addresses look alike, and not a noncharacter (U+FFFE, U+FFFF and their kin).
+/// The length of a label's A-label: `xn--` and the label's Punycode (RFC 3492 §6.3, the
+/// encoder, counting what it would write). Case mapping (UTS 46) is left out: it changes
+/// letters, not their number.
+fn a_label_len(label: &str) -> usize {
+    const BASE: u64 = 36;
+    const T_MIN: u64 = 1;
+    const T_MAX: u64 = 26;
+    const SKEW: u64 = 38;
+    const DAMP: u64 = 700;
+    let adapt = |delta: u64, n_points: u64, first: bool| {
+        let mut delta = if first { delta / DAMP } else { delta / 2 };
+        delta += delta / n_points;
+        let mut k = 0;
+        while delta > ((BASE - T_MIN) * T_MAX) / 2 {
+            delta /= BASE - T_MIN;
+            k += BASE;
+        }
+        k + (BASE - T_MIN + 1) * delta / (delta + SKEW)
+    };
+    let code_points: Vec<u64> = label.chars().map(|c| u64::from(c as u32)).collect();
+    let n_basic = code_points.iter().filter(|&&c| c < 0x80).count() as u64;
+    let mut written = n_basic + u64::from(n_basic > 0);
+    let (mut n, mut delta, mut bias, mut handled) = (0x80_u64, 0_u64, 72_u64, n_basic);
+    while (handled as usize) < code_points.len() {
+        let Some(&m) = code_points.iter().filter(|&&c| c >= n).min() else {
+            break;
+        };
+        delta += (m - n) * (handled + 1);
+        n = m;
+        for &c in &code_points {
+            if c < n {
+                delta += 1;
+            }
+            if c == n {
+                let mut q = delta;
+                let mut k = BASE;
+                loop {
+                    let t = if k <= bias {
+                        T_MIN
+                    } else if k >= bias + T_MAX {
+                        T_MAX
+                    } else {
+                        k - bias
+                    };
+                    if q < t {
+                        break;
+                    }
+                    written += 1;
+                    q = (q - t) / (BASE - t);
+                    k += BASE;
+                }
+                written += 1;
+                bias = adapt(delta, handled + 1, handled == n_basic);
+                delta = 0;
+                handled += 1;
+            }
+        }
+        delta += 1;
+        n += 1;
+    }
+    usize::try_from(written + 4).unwrap_or(usize::MAX)
+}
+
 fn is_printable_non_ascii(c: char) -> bool {
     let invisible = matches!(
         c,
@@ -496,12 +568,15 @@ impl JsonSchema for Timestamp {
         json_schema!({
             "type": "string",
             "format": "date-time",
-            // What `check_rfc3339` reads: `format: date-time` alone lets some validators
-            // take a space for the `T`, or offsets without their colon.
-            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$(?![\\s\\S])",
+            "pattern": RFC3339_PATTERN,
         })
     }
 }
+
+/// What `check_rfc3339` reads, for the schemas: `format: date-time` alone lets some
+/// validators take a space for the `T`, or offsets without their colon, and others skip
+/// formats altogether.
+pub(crate) const RFC3339_PATTERN: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$(?![\\s\\S])";
 
 /// Howard Hinnant's days-to-civil conversion (proleptic Gregorian calendar).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -615,6 +690,37 @@ pub(crate) fn check_rfc3339(text: &str) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_labels_are_measured_as_dns_holds_them() {
+        // RFC 3492 §7.1 (A) and (J): "xn--egbpdaj6bu4bxfgehfvwxn" and
+        // "xn--ihqwcrb4cv8a8dqg056pqjye"; then the audit's label of 22 × 例.
+        assert_eq!(
+            super::a_label_len(
+                "\u{644}\u{64a}\u{647}\u{645}\u{627}\u{628}\u{62a}\u{643}\u{644}\u{645}\u{648}\u{634}\u{639}\u{631}\u{628}\u{64a}\u{61f}"
+            ),
+            "xn--egbpdaj6bu4bxfgehfvwxn".len()
+        );
+        assert_eq!(
+            super::a_label_len(
+                "\u{4ed6}\u{4eec}\u{4e3a}\u{4ec0}\u{4e48}\u{4e0d}\u{8bf4}\u{4e2d}\u{6587}"
+            ),
+            "xn--ihqwcrb4cv8a8dqg056pqjye".len()
+        );
+        assert_eq!(super::a_label_len(&"例".repeat(22)), 28);
+        // Basic code points count, with their delimiter: "bücher" is "xn--bcher-kva".
+        assert_eq!(super::a_label_len("bücher"), "xn--bcher-kva".len());
+        let email = |domain: String| super::check_email(&format!("ada@{domain}.cn"));
+        assert_eq!(email("例".repeat(22)), Ok(()));
+        assert_eq!(
+            email("例".repeat(70)),
+            Err("empty or over-long domain label")
+        );
+        assert_eq!(
+            email("a".repeat(64)),
+            Err("empty or over-long domain label")
+        );
+    }
+
     use super::*;
 
     #[track_caller]

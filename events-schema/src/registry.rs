@@ -95,6 +95,10 @@ pub fn export(event_type: &EventType, format: Format) -> Value {
     }
 
     let mut properties = envelope_properties();
+    // One document per event type: its source and detail type are those, as validation
+    // checks them.
+    properties["source"] = json!({ "type": "string", "enum": [event_type.source()] });
+    properties["detail-type"] = json!({ "type": "string", "enum": [event_type.detail_type()] });
     properties["detail"] =
         json!({ "$ref": format!("{}{detail_name}", format.definitions_pointer()) });
     let mut envelope = json!({

@@ -71,7 +71,7 @@ pub struct UserSignedUp {
     // The schema's `format: email` and `maxLength` (in characters) say less than the check:
     // the description says the rest, for producers written in other languages.
     #[schemars(
-        description = "The sign-up address: a dot-atom local part (no quoted string) and a domain of two or more labels (no IP literal, no final dot, a last label not all digits); letters beyond ASCII are allowed (RFC 6531); at most 254 bytes of UTF-8, 64 before the @ (RFC 5321 counts bytes, maxLength counts characters). Personal data: never logged."
+        description = "The sign-up address: a dot-atom local part (no quoted string) and a domain of two or more labels (no IP literal, no final dot, a last label not all digits); letters beyond ASCII are allowed (RFC 6531), except spaces, controls, invisible characters and noncharacters; at most 254 bytes of UTF-8, 64 before the @ (RFC 5321 counts bytes, maxLength counts characters); a domain label of at most 63 octets, for a label beyond ASCII those of its A-label (xn--...). Personal data: never logged."
     )]
     pub email: Email,
     /// The name the user chose to be shown as; may be empty.

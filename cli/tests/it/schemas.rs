@@ -250,6 +250,20 @@ fn exported_schemas_pass_independent_validators() {
     let mut wrong_type = login.clone();
     wrong_type["detail"]["mfa_used"] = "yes".into();
     invalid.push(wrong_type);
+    // The envelope too: a time not RFC 3339 (validators that skip `format` read the
+    // pattern), another source, a domain label past 63 octets.
+    for (field, value) in [
+        ("time", "yesterday"),
+        ("time", "2026-11-27 09:00:00Z"),
+        ("source", "com.example.other"),
+    ] {
+        let mut event = signup.clone();
+        event[field] = value.into();
+        invalid.push(event);
+    }
+    let mut long_label = signup.clone();
+    long_label["detail"]["email"] = format!("ada@{}.com", "a".repeat(64)).into();
+    invalid.push(long_label);
     let valid = [signup, login, login_v4, signup_beyond_ascii, signup_astral];
     let valid_path = dir.path().join("valid.jsonl");
     let invalid_path = dir.path().join("invalid.jsonl");
