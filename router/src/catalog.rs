@@ -866,6 +866,8 @@ fn render_target(out: &mut String, target: &Target, rules: &[&Rule], settings: &
         - !Ref AlarmTopic
   # The alarm above stays raised while the queue holds anything, so a second incident
   # before the first is drained would go unannounced: this one rises with each increase.
+  # Visible and in flight together: reading the queue (to look at its messages) moves them
+  # from one to the other, which is no arrival.
   {dlq}GrowthAlarm:
     Type: AWS::CloudWatch::Alarm
     Properties:
@@ -882,8 +884,22 @@ fn render_target(out: &mut String, target: &Target, rules: &[&Rule], settings: &
             Period: 60
             Stat: Maximum
           ReturnData: false
+        - Id: inflight
+          MetricStat:
+            Metric:
+              Namespace: AWS/SQS
+              MetricName: ApproximateNumberOfMessagesNotVisible
+              Dimensions:
+                - Name: QueueName
+                  Value: !GetAtt {dlq}.QueueName
+            Period: 60
+            Stat: Maximum
+          ReturnData: false
+        - Id: held
+          Expression: visible + inflight
+          ReturnData: false
         - Id: added
-          Expression: DIFF(visible)
+          Expression: DIFF(held)
           Label: Messages added to the dead-letter queue
           ReturnData: true
       EvaluationPeriods: 1
