@@ -14,6 +14,7 @@
 
 use std::{
     borrow::Cow,
+    cell::Cell,
     collections::HashMap,
     future::Future,
     num::NonZeroUsize,
@@ -33,6 +34,7 @@ use crate::{
     Deadline,
     deadline::MIN_ATTEMPT_TIME,
     error::{HandlerError, error_chain},
+    http::WAITED,
     idempotency::{Claim, IdempotencyKey, IdempotencyStore, StoreError},
     visibility::{Backoff, NotDelayed, Retry, Visibility},
 };
@@ -603,8 +605,9 @@ impl<H: Handler> BatchDriver<H> {
         let mut receipts = Vec::with_capacity(n_records);
         let mut tasks = JoinSet::new();
         let mut task_records = HashMap::new();
-        // The longest a record of this batch took so far: a record is started only with
-        // that much time left (and at least MIN_ATTEMPT_TIME).
+        // The longest a record of this batch took so far, less its deliberate waits
+        // between attempts (a `Retry-After`): a record is started only with that much time
+        // left (and at least MIN_ATTEMPT_TIME).
         let mut longest = MIN_ATTEMPT_TIME;
         let mut pending = event.records.into_iter().enumerate();
         loop {
@@ -639,27 +642,30 @@ impl<H: Handler> BatchDriver<H> {
                 receipts.push(Receipt::of(&record));
                 let driver = self.clone();
                 let handle = tasks.spawn(
-                    async move {
-                        let result = driver.process_record(record, deadline).await;
-                        match &result {
-                            // Another copy of the occurrence is being handled (a second
-                            // publish can land in the same batch): this one comes back
-                            // later and is then a duplicate. Expected, not an error.
-                            Err(error @ RecordError::InProgress) => warn!(
-                                retryable = true,
-                                error = %error_chain(error),
-                                "record deferred",
-                            ),
-                            Err(error) => error!(
-                                retryable = error.is_retryable(),
-                                error = %error_chain(error),
-                                "record failed",
-                            ),
-                            Ok(_) => {}
+                    WAITED.scope(
+                        Cell::new(Duration::ZERO),
+                        async move {
+                            let result = driver.process_record(record, deadline).await;
+                            match &result {
+                                // Another copy of the occurrence is being handled (a second
+                                // publish can land in the same batch): this one comes back
+                                // later and is then a duplicate. Expected, not an error.
+                                Err(error @ RecordError::InProgress) => warn!(
+                                    retryable = true,
+                                    error = %error_chain(error),
+                                    "record deferred",
+                                ),
+                                Err(error) => error!(
+                                    retryable = error.is_retryable(),
+                                    error = %error_chain(error),
+                                    "record failed",
+                                ),
+                                Ok(_) => {}
+                            }
+                            (result, WAITED.with(Cell::get))
                         }
-                        result
-                    }
-                    .instrument(span),
+                        .instrument(span),
+                    ),
                 );
                 task_records.insert(handle.id(), (record_idx, tokio::time::Instant::now()));
             }
@@ -671,9 +677,11 @@ impl<H: Handler> BatchDriver<H> {
                 Err(join_error) => join_error.id(),
             };
             let (record_idx, started) = task_records[&task_id];
-            longest = longest.max(started.elapsed());
             let result = match joined {
-                Ok((_, result)) => result,
+                Ok((_, (result, waited))) => {
+                    longest = longest.max(started.elapsed().saturating_sub(waited));
+                    result
+                }
                 Err(_) => {
                     // The panic message went to stderr through the panic hook; the span is
                     // gone, so the message id is logged here.

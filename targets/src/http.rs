@@ -20,6 +20,7 @@
 //! roots change with `cargo update -p webpki-roots`, not with the image.
 
 use std::{
+    cell::Cell,
     sync::{Arc, LazyLock},
     time::{Duration, Instant, SystemTime},
 };
@@ -235,10 +236,22 @@ impl HttpClient {
                 });
             }
             warn!(service, n_attempts, last = %last, wait_ms = wait.as_millis() as u64, "retrying");
+            note_wait(wait);
             tokio::time::sleep(wait).await;
             previous = Some(last);
         }
     }
+}
+
+tokio::task_local! {
+    /// The time a record's task spent waiting between attempts, on purpose: not what a
+    /// request takes (see `BatchDriver::process`).
+    pub(crate) static WAITED: Cell<Duration>;
+}
+
+/// Adds `wait` to the current record's [`WAITED`], when there is one.
+fn note_wait(wait: Duration) {
+    let _ = WAITED.try_with(|waited| waited.set(waited.get() + wait));
 }
 
 /// The rustls configuration of every HTTPS connection: aws-lc-rs, TLS 1.2 and 1.3, HTTP/2

@@ -298,3 +298,47 @@ async fn a_408_is_retried_and_a_huge_retry_after_gives_up_cleanly() {
         "{error}"
     );
 }
+
+/// A record that waited for a `Retry-After` did not take that long to send: the records
+/// after it still start when a request's time is left (a review: one 429 made the rest of
+/// a Slack batch "not started").
+#[tokio::test]
+async fn a_retry_after_does_not_hold_back_the_next_records() {
+    let (server, analytics) = segment().await;
+    track()
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    track()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "success": true })))
+        .mount(&server)
+        .await;
+    let options = targets::BatchOptions {
+        concurrency: std::num::NonZeroUsize::new(1).unwrap(),
+        ..targets::BatchOptions::default()
+    };
+    let driver = targets::BatchDriver::with_options(
+        analytics,
+        std::sync::Arc::new(targets::MemoryStore::default()),
+        options,
+    );
+    // 2.5 s less the 0.5 s margin: the first record takes about 1 s, all of it waiting;
+    // the second's turn comes with about 0.9 s, plenty for a request.
+    let report = driver
+        .process(
+            batch(&[
+                ("m1", &logged_in("e-1", "u1")),
+                ("m2", &logged_in("e-2", "u2")),
+            ]),
+            Deadline::after(Duration::from_millis(2500)),
+        )
+        .await;
+    for (message_id, result) in report.records() {
+        assert!(
+            matches!(result, Ok(targets::Outcome::Delivered)),
+            "{message_id}: {result:?}"
+        );
+    }
+}
