@@ -234,9 +234,11 @@ fn email_pattern() -> &'static str {
         let local = format!("[^\\x00-\\x20\"(),.:;<>@\\[\\\\\\]\\x7f{excluded}]");
         let edge = format!("[^\\x00-\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f{excluded}]");
         let inner = format!("[^\\x00-\\x2c\\x2e\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f{excluded}]");
-        // At most 63 characters: exact for ASCII labels; the A-label of one beyond ASCII
-        // is left to the description.
-        let label = format!("{edge}({inner}{{0,61}}{edge})?");
+        // An ASCII label holds at most 63 characters (the lookahead refuses 64 in a row);
+        // one beyond ASCII is measured as its A-label, which the description says. No count
+        // of characters beyond ASCII: JavaScript counts a letter beyond the Basic
+        // Multilingual Plane twice.
+        let label = format!("(?![A-Za-z0-9-]{{64}}){edge}({inner}*{edge})?");
         format!("^{local}+(\\.{local}+)*@({label}\\.)+(?![0-9]+$){label}$(?![\\s\\S])")
     });
     &PATTERN
@@ -334,8 +336,9 @@ pub(crate) fn check_email(address: &str) -> Result<(), &'static str> {
 /// Braille pattern, shorthand format controls, musical formatting), which would make two
 /// addresses look alike, and not a noncharacter (U+FFFE, U+FFFF and their kin).
 /// The length of a label's A-label: `xn--` and the label's Punycode (RFC 3492 §6.3, the
-/// encoder, counting what it would write). Case mapping (UTS 46) is left out: it changes
-/// letters, not their number.
+/// encoder, counting what it would write). Exact for a label as registered (lower case,
+/// NFC, mapped by UTS 46); compatibility forms (full-width letters, ligatures), which UTS
+/// 46 maps first, are measured as written, which may be off either way.
 fn a_label_len(label: &str) -> usize {
     const BASE: u64 = 36;
     const T_MIN: u64 = 1;

@@ -264,7 +264,21 @@ fn exported_schemas_pass_independent_validators() {
     let mut long_label = signup.clone();
     long_label["detail"]["email"] = format!("ada@{}.com", "a".repeat(64)).into();
     invalid.push(long_label);
-    let valid = [signup, login, login_v4, signup_beyond_ascii, signup_astral];
+    // Labels at the limit: 63 ASCII characters; 35 letters beyond the Basic Multilingual
+    // Plane (an A-label of 42 octets, which JavaScript would count as 70 characters).
+    let mut signup_long_label = signup.clone();
+    signup_long_label["detail"]["email"] = format!("ada@{}.com", "a".repeat(63)).into();
+    let mut signup_astral_label = signup.clone();
+    signup_astral_label["detail"]["email"] = format!("ada@{}.cn", "\u{20000}".repeat(35)).into();
+    let valid = [
+        signup,
+        login,
+        login_v4,
+        signup_beyond_ascii,
+        signup_astral,
+        signup_long_label,
+        signup_astral_label,
+    ];
     let valid_path = dir.path().join("valid.jsonl");
     let invalid_path = dir.path().join("invalid.jsonl");
     std::fs::write(&valid_path, jsonl(&valid)).unwrap();
