@@ -85,8 +85,10 @@ pub(crate) enum Command {
     /// replayed messages at once; otherwise they wait in their queues for the next `up`.
     /// Prints `replay <name>: <n> archived events re-sent as <m> messages`.
     ///
+    /// Replay names are unique, as EventBridge keeps them, and the window must have ended.
+    ///
     /// Exit status: 0 when the events were re-sent (none in the window included), 2 on a
-    /// bad time, an unknown bus or no store in --data.
+    /// bad time or window, a --name already taken, an unknown bus or no store in --data.
     ///
     /// Example: eventfork local replay --from 2026-11-27T09:00:00Z --to 2026-11-27T10:00:00Z
     Replay {

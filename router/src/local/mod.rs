@@ -1113,16 +1113,6 @@ impl LocalBus {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<ReplaySummary, LocalError> {
-        let name = replay_name.to_owned();
-        let now = self.clock().now_ms();
-        let fresh = self
-            .inner
-            .store
-            .call(move |connection| queue::name_replay(connection, &name, now))
-            .await?;
-        if !fresh {
-            return Err(LocalError::ReplayNameTaken(replay_name.to_owned()));
-        }
         let bus_filter = bus.map(str::to_owned);
         let archived = self
             .inner
@@ -1180,6 +1170,18 @@ impl LocalBus {
                 // EventBridge does not archive a replay again.
                 archived: false,
             });
+        }
+        // The name is taken once the replay can go ahead (a failure before leaves it
+        // free), and before anything is sent.
+        let name = replay_name.to_owned();
+        let now = self.clock().now_ms();
+        let fresh = self
+            .inner
+            .store
+            .call(move |connection| queue::name_replay(connection, &name, now))
+            .await?;
+        if !fresh {
+            return Err(LocalError::ReplayNameTaken(replay_name.to_owned()));
         }
         for (chunk, chunk_rules) in replays.chunks(500).zip(rules.chunks(500)) {
             let now = self.clock().now_ms();
