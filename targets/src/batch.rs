@@ -559,6 +559,11 @@ impl<H: Handler> BatchDriver<H> {
             .swap(false, Ordering::Relaxed)
     }
 
+    /// [`BatchDriver::take_credentials_refused`] without clearing the flag.
+    pub fn credentials_refused(&self) -> bool {
+        self.inner.credentials_refused.load(Ordering::Relaxed)
+    }
+
     /// The handler.
     pub fn handler(&self) -> &H {
         &self.inner.handler

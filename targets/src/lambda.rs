@@ -24,7 +24,7 @@ use std::{
     future::Future,
     process::ExitCode,
     sync::{Arc, Mutex, PoisonError},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use aws_lambda_events::sqs::SqsEvent;
@@ -132,22 +132,28 @@ impl Holding {
     }
 }
 
-/// The driver of the batches, or what holds them back while there is none.
+/// The driver of the batches, or what holds them back while there is none (and why).
 enum Slot<H> {
     Running(BatchDriver<H>),
-    Failed { holding: Holding },
+    Failed { holding: Holding, error: String },
 }
 
 impl<H> Clone for Slot<H> {
     fn clone(&self) -> Self {
         match self {
             Slot::Running(driver) => Slot::Running(driver.clone()),
-            Slot::Failed { holding } => Slot::Failed {
+            Slot::Failed { holding, error } => Slot::Failed {
                 holding: holding.clone(),
+                error: error.clone(),
             },
         }
     }
 }
+
+/// The least time between two rebuilds of the driver: each reads Secrets Manager (and
+/// starts new connections), which a revoked key or a missing secret would else do on every
+/// batch, many a second under load.
+const REBUILD_EVERY: Duration = Duration::from_secs(1);
 
 /// Builds the driver with `build` and serves invocations with it until the runtime stops.
 ///
@@ -180,7 +186,7 @@ where
                         error = %error,
                         "start-up failed: each batch tries again, and its records are held back with the retry backoff until then"
                     );
-                    Slot::Failed { holding }
+                    Slot::Failed { holding, error }
                 }
                 Err(holding_error) => {
                     let error = format!("{error} (and {})", error_chain(&holding_error));
@@ -191,7 +197,7 @@ where
             }
         }
     };
-    let current = Arc::new(Mutex::new(slot));
+    let current = Arc::new((Mutex::new(slot), Mutex::new(None)));
     let build = Arc::new(build);
     let service = service_fn(move |event: LambdaEvent<SqsEvent>| {
         let (current, build, env) = (Arc::clone(&current), Arc::clone(&build), Arc::clone(&env));
@@ -216,7 +222,7 @@ where
 /// the current one's credentials or there is none yet. Without one, the error and what
 /// holds the batch back.
 async fn current_driver<H, B, F>(
-    current: &Mutex<Slot<H>>,
+    (current, rebuilt_at): &(Mutex<Slot<H>>, Mutex<Option<Instant>>),
     build: &B,
     env: Arc<Env>,
     deadline: Deadline,
@@ -239,17 +245,26 @@ where
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    let install = |fresh: &BatchDriver<H>| {
-        *current.lock().unwrap_or_else(PoisonError::into_inner) = Slot::Running(fresh.clone());
+    let install = |fresh: Slot<H>| {
+        *current.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
+    };
+    // Whether a rebuild may run now (the first may at once); if so, it is counted.
+    let due = || {
+        let mut at = rebuilt_at.lock().unwrap_or_else(PoisonError::into_inner);
+        if at.is_some_and(|at| at.elapsed() < REBUILD_EVERY) {
+            return false;
+        }
+        *at = Some(Instant::now());
+        true
     };
     match slot {
-        Slot::Running(driver) if !driver.take_credentials_refused() => Ok(driver),
+        Slot::Running(driver) if !driver.credentials_refused() || !due() => Ok(driver),
         Slot::Running(old) => match build(env).await {
             Ok(fresh) => {
                 info!(
                     "a service refused the credentials: the configuration and secrets were read again"
                 );
-                install(&fresh);
+                install(Slot::Running(fresh.clone()));
                 Ok(fresh)
             }
             Err(error) => {
@@ -257,17 +272,23 @@ where
                     error = %error,
                     "a service refused the credentials, and reading the configuration again failed: the old one stays"
                 );
+                old.take_credentials_refused();
                 Ok(old)
             }
         },
+        Slot::Failed { holding, error } if !due() => Err((error, holding)),
         Slot::Failed { holding, .. } => match build(env).await {
             Ok(fresh) => {
                 info!("start-up succeeded: batches are handled again");
-                install(&fresh);
+                install(Slot::Running(fresh.clone()));
                 Ok(fresh)
             }
             Err(error) => {
                 error!(error = %error, "start-up failed again: the batch's records are held back");
+                install(Slot::Failed {
+                    holding: holding.clone(),
+                    error: error.clone(),
+                });
                 Err((error, holding))
             }
         },
