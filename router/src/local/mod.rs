@@ -427,10 +427,12 @@ fn is_bus_name_or_arn(name: &str) -> bool {
         && resource.strip_prefix("event-bus/").is_some_and(plain)
 }
 
-/// The first integer of the JSON text `json` (numbers without a fraction or an exponent,
-/// outside strings) that does not fit in 64 signed bits, as written.
-fn integer_out_of_range(json: &str) -> Option<&str> {
+/// What one pass over the JSON text `json` finds (outside strings): the first integer
+/// (a number without a fraction or an exponent) that does not fit in 64 signed bits, as
+/// written, and how deep objects and arrays nest.
+fn scan_json(json: &str) -> (Option<&str>, usize) {
     let bytes = json.as_bytes();
+    let (mut depth, mut deepest) = (0_usize, 0_usize);
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -440,6 +442,15 @@ fn integer_out_of_range(json: &str) -> Option<&str> {
                 while i < bytes.len() && bytes[i] != b'"' {
                     i += if bytes[i] == b'\\' { 2 } else { 1 };
                 }
+                i += 1;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
                 i += 1;
             }
             b'-' | b'0'..=b'9' => {
@@ -452,14 +463,18 @@ fn integer_out_of_range(json: &str) -> Option<&str> {
                 }
                 let number = &json[start..i];
                 if !number.contains(['.', 'e', 'E']) && number.parse::<i64>().is_err() {
-                    return Some(number);
+                    return (Some(number), deepest);
                 }
             }
             _ => i += 1,
         }
     }
-    None
+    (None, deepest)
 }
+
+/// The deepest a detail may nest: the envelope adds a level, and the consumers' reader
+/// (serde_json) stops at 128.
+const MAX_DETAIL_DEPTH: usize = 126;
 
 /// The answer for one entry: its event id, or EventBridge's error code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -805,7 +820,8 @@ impl LocalBus {
             return Err(malformed());
         }
         // PutEvents takes JSON integers within 64 bits only.
-        if let Some(integer) = integer_out_of_range(detail.get()) {
+        let (out_of_range, depth) = scan_json(detail.get());
+        if let Some(integer) = out_of_range {
             return Err(EntryResult::Failed {
                 code: "MalformedDetail".to_owned(),
                 message: format!(
@@ -813,8 +829,18 @@ impl LocalBus {
                 ),
             });
         }
-        // What the consumers cannot read (a lone surrogate escape) is refused, located
-        // in the Detail as written, not in the envelope around it (below).
+        // What the consumers cannot read is refused here, not retried by them into a
+        // dead-letter queue: nesting their reader stops at, once in the envelope, and a
+        // lone surrogate escape, located in the Detail as written. (Stricter than
+        // EventBridge, on purpose; not retryable.)
+        if depth > MAX_DETAIL_DEPTH {
+            return Err(EntryResult::Failed {
+                code: "MalformedDetail".to_owned(),
+                message: format!(
+                    "Detail is malformed: the consumers cannot read the event: the Detail nests objects and arrays deeper than {MAX_DETAIL_DEPTH} levels"
+                ),
+            });
+        }
         if let Err(error) = serde_json::from_str::<serde_json::Value>(detail.get()) {
             return Err(EntryResult::Failed {
                 code: "MalformedDetail".to_owned(),
@@ -844,16 +870,6 @@ impl LocalBus {
             code: "InternalFailure".to_owned(),
             message: format!("cannot write the event: {error}"),
         })?;
-        // What the consumers cannot read is refused here, not retried by them into a
-        // dead-letter queue: the Detail's own faults above, and nesting that passes
-        // serde_json's 128 levels only inside the envelope. (Stricter than EventBridge, on
-        // purpose; not retryable.)
-        if serde_json::from_str::<serde_json::Value>(&body).is_err() {
-            return Err(EntryResult::Failed {
-                code: "MalformedDetail".to_owned(),
-                message: "Detail is malformed: the consumers cannot read the event: the Detail nests objects and arrays deeper than 127 levels".to_owned(),
-            });
-        }
         // An event the matcher refuses (nested too deep, say) is the event's trouble too.
         let route = self
             .inner

@@ -983,7 +983,7 @@ mod http {
         // Located in the Detail as sent, not in the envelope built around it.
         assert_eq!(
             entries[1]["ErrorMessage"],
-            "Detail is malformed: the consumers cannot read the event: the Detail nests objects and arrays deeper than 127 levels"
+            "Detail is malformed: the consumers cannot read the event: the Detail nests objects and arrays deeper than 126 levels"
         );
         assert_eq!(
             entries[3]["ErrorMessage"],
