@@ -408,15 +408,7 @@ mod tests {
         let config = BusConfig::default().clock(Clock::manual(now_ms));
         let bus = LocalBus::open(&template, data.path(), config).unwrap();
         let store: Arc<dyn IdempotencyStore> = Arc::new(LocalIdempotency(bus.idempotency()));
-        let function_of = |_: &str| -> Result<FunctionSettings> {
-            let (base, max) = bus.topology().targets()[0].retry_backoff_seconds();
-            let s = |n: Option<u32>| Duration::from_secs(n.unwrap().into());
-            Ok((
-                Duration::from_secs(10),
-                None,
-                Backoff::new(s(base), s(max))?,
-            ))
-        };
+        let function_of = |target: &str| function_settings(bus.topology(), target);
         let consumer =
             TargetConsumer::new(Down, store, &BatchOptions::default(), &bus, function_of).unwrap();
         let mut events = bus.subscribe();

@@ -107,6 +107,8 @@ async fn sqs_visibility(env: &Env) -> Result<SqsVisibility, StartupError> {
 struct Holding {
     backoff: Backoff,
     visibility: Arc<dyn Visibility>,
+    /// The function's name, for the logs: there is no handler to name the target.
+    function: String,
 }
 
 impl Holding {
@@ -117,6 +119,12 @@ impl Holding {
         Ok(Holding {
             backoff,
             visibility: Arc::new(sqs_visibility(env).await?),
+            function: env
+                .optional("AWS_LAMBDA_FUNCTION_NAME")
+                .ok()
+                .flatten()
+                .unwrap_or("the function")
+                .to_owned(),
         })
     }
 
@@ -124,7 +132,7 @@ impl Holding {
     /// invocation with `error`: Lambda counts it in the function's `Errors`.
     async fn fail(&self, event: &SqsEvent, error: &str, deadline: Deadline) -> Diagnostic {
         let retries = retries_of_all(event, &self.backoff, rand::random::<f64>);
-        delay(self.visibility.as_ref(), &retries, deadline, "none").await;
+        delay(self.visibility.as_ref(), &retries, deadline, &self.function).await;
         Diagnostic {
             error_type: "StartupError".to_owned(),
             error_message: error.to_owned(),

@@ -3,11 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use aws_sdk_sqs::{
-    Client,
-    config::{BehaviorVersion, Credentials, Region},
-    types::QueueAttributeName,
-};
+use aws_sdk_sqs::{Client, config::Credentials, types::QueueAttributeName};
 use targets::{
     Backoff, BatchDriver, BatchOptions, Deadline, Handler, HandlerError, MemoryStore,
     SqsVisibility, UserEvent, Visibility,
@@ -33,25 +29,6 @@ impl Handler for Down {
             retry_after: None,
         })
     }
-}
-
-fn client(moto_url: &str) -> Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(moto_url)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .build();
-    Client::from_conf(config)
-}
-
-async fn sdk_config(moto_url: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .endpoint_url(moto_url)
-        .load()
-        .await
 }
 
 /// A queue whose messages come back 1 s after a receive, with one message received once:
@@ -116,10 +93,11 @@ async fn a_retryable_failure_stays_hidden_for_its_backoff() {
     let Some(moto) = moto_url("a_retryable_failure_stays_hidden_for_its_backoff") else {
         return;
     };
-    let sqs = client(&moto);
+    let config = test_support::sdk_config(&moto).await;
+    let sqs = Client::new(&config);
     let body = signed_up("fail", "u1", true);
     let (url, arn, message) = received_message(&sqs, "backoff", &body).await;
-    let visibility = SqsVisibility::new(&sdk_config(&moto).await, Some(moto.clone()));
+    let visibility = SqsVisibility::new(&config, Some(moto.clone()));
     let driver = BatchDriver::with_visibility(
         Down,
         Arc::new(MemoryStore::default()),
@@ -154,9 +132,10 @@ async fn retries_that_sqs_refuses_are_named() {
     let Some(moto) = moto_url("retries_that_sqs_refuses_are_named") else {
         return;
     };
-    let sqs = client(&moto);
+    let config = test_support::sdk_config(&moto).await;
+    let sqs = Client::new(&config);
     let (_, arn, message) = received_message(&sqs, "refused", "x").await;
-    let visibility = SqsVisibility::new(&sdk_config(&moto).await, Some(moto.clone()));
+    let visibility = SqsVisibility::new(&config, Some(moto.clone()));
     let retry = |message_id: &str, receipt: &str, queue_arn: &str| {
         targets::Retry::new(message_id, receipt, queue_arn, Duration::from_secs(5))
     };
