@@ -297,6 +297,29 @@ fn rules_match_keeps_numbers_as_written() {
     assert!(err.contains("empty.json is empty"), "{err}");
 }
 
+/// A rule name given twice in a JSON rules object is refused, naming it, whatever else
+/// the file holds: the second pattern would otherwise replace the first unseen.
+#[test]
+fn rules_match_refuses_a_rule_defined_twice() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut members: Vec<String> = (0..2_000)
+        .map(|i| format!("\"rule-{i}\": {{\"n\": [{i}]}}"))
+        .collect();
+    members.push("\"rule-1234\": {\"n\": [0]}".to_owned());
+    let rules = write(
+        dir.path(),
+        "rules.json",
+        &format!("{{{}}}", members.join(",")),
+    );
+    let (code, out, err) = eventfork(
+        &["rules", "match", "--rules", &rules, "--events", "-"],
+        "{\"n\": 1234}\n",
+    );
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(out, "");
+    assert!(err.contains("rule \"rule-1234\" is defined twice"), "{err}");
+}
+
 /// A pattern's length is counted without the rules file's layout: an indented pattern
 /// of fewer than 2,048 characters passes the limit, as the same pattern in a template does.
 #[test]
