@@ -1,4 +1,4 @@
-//! `eventfork local up|status|dlq`: the local bus of `router::local` on this machine.
+//! `eventfork local up|status|dlq|replay`: the local bus of `router::local` on this machine.
 
 use std::{
     io::{self, IsTerminal, Write},

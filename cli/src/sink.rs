@@ -1,8 +1,9 @@
 //! The recording sink of local mode: an HTTP server on 127.0.0.1 that stands in for the
 //! third-party APIs (Segment, Mailchimp, Slack) when a target has no endpoint configured.
 //! The handlers post to it exactly as they would to the real service; it records each
-//! request (method, path, JSON body — never the authorization header) in memory and, with a
-//! log folder, appends it to `<folder>/<service>.jsonl`.
+//! request (method, path, JSON body — never the authorization header): with a log folder,
+//! appended to `<folder>/<service>.jsonl`, and in memory only when asked to keep them (as
+//! `local demo` does, to print them).
 
 use std::{
     collections::HashSet,

@@ -533,7 +533,7 @@ pub const RESOURCES: Section = Section {
     end: "  # END GENERATED\n",
 };
 
-/// The generated outputs: per target the URLs of its queue and dead-letter queue. Under
+/// The generated outputs: per target the URLs and ARNs of its queue and dead-letter queue. Under
 /// `Outputs:`.
 pub const OUTPUTS: Section = Section {
     name: "outputs",

@@ -1,5 +1,6 @@
-//! What the integration tests of `router` and `cli` share: finding the servers and tools
-//! that `scripts/test` starts, and setting up moto (queues, rules, receiving) for them.
+//! What the integration tests of `router`, `targets` and `cli` share: finding the servers
+//! and tools that `scripts/test` starts, setting up moto (queues, rules, receiving) for
+//! them, and reading one HTTP/1.1 message for the tests' hand-made servers.
 //! A dev-dependency only; nothing here ships.
 //!
 //! A test that needs an external server asks [`external`] (or [`moto_url`]) first: without

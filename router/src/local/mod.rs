@@ -1119,9 +1119,9 @@ impl LocalBus {
         Ok(self.inner.store.call_relaxed(queue::archive_len).await?)
     }
 
-    /// Replays the archived events ingested in `[from_ms, to_ms)` (all buses when `bus` is
-    /// `None`) onto their bus, as an EventBridge archive replay does: same event id and
-    /// content, `replay-name` set, routed through the current rules.
+    /// Replays the archived events whose own `time` lies in `[from_ms, to_ms)` (all buses
+    /// when `bus` is `None`) onto their bus, as an EventBridge archive replay does: same
+    /// event id and content, `replay-name` set, routed through the current rules.
     pub async fn replay(
         &self,
         replay_name: &str,
