@@ -36,7 +36,7 @@ use crate::{
     error::{HandlerError, error_chain},
     http::WAITED,
     idempotency::{Claim, IdempotencyKey, IdempotencyStore, StoreError},
-    visibility::{Backoff, NotDelayed, Retry, Visibility},
+    visibility::{Backoff, NotDelayed, NotParked, Park, Retry, Visibility},
 };
 
 /// A typed event decoded from an SQS message body that holds an EventBridge envelope.
@@ -341,16 +341,44 @@ pub struct BatchReport {
     receipts: Vec<Receipt>,
 }
 
-/// What a record's retry needs of its SQS message.
+/// What a record's retry, or its move to the dead-letter queue, needs of its SQS message.
 #[derive(Debug, Clone, Default)]
 struct Receipt {
     receipt_handle: Option<String>,
     queue_arn: Option<String>,
     receive_count: u32,
+    body: Option<String>,
+    /// The message's attributes as (name, data type, value); `None` when one of them
+    /// cannot be sent again as a string (a binary or list value).
+    attributes: Option<Vec<(String, String, String)>>,
 }
 
 impl Receipt {
     fn of(record: &SqsMessage) -> Receipt {
+        let attributes = record
+            .message_attributes
+            .iter()
+            .map(|(name, attribute)| {
+                let data_type = attribute.data_type.as_deref()?;
+                let plain = data_type.starts_with("String") || data_type.starts_with("Number");
+                if !plain
+                    || attribute.binary_value.is_some()
+                    || !attribute.string_list_values.is_empty()
+                    || !attribute.binary_list_values.is_empty()
+                {
+                    return None;
+                }
+                Some((
+                    name.clone(),
+                    data_type.to_owned(),
+                    attribute.string_value.clone()?,
+                ))
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|mut attributes| {
+                attributes.sort();
+                attributes
+            });
         Receipt {
             receipt_handle: record.receipt_handle.clone(),
             queue_arn: record.event_source_arn.clone(),
@@ -359,6 +387,8 @@ impl Receipt {
                 .get("ApproximateReceiveCount")
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(1),
+            body: record.body.clone(),
+            attributes,
         }
     }
 }
@@ -372,8 +402,8 @@ impl BatchReport {
     /// The failed records that a later attempt may get through, each with its delay under
     /// `backoff` (its upper half scaled by a `jitter` from 0 to 1 drawn per record), or the
     /// service's `Retry-After` when that is longer. A record
-    /// that cannot succeed (undecodable, refused for good, a panic) gets none: it reaches
-    /// the dead-letter queue at the queue's own pace.
+    /// that cannot succeed (undecodable, refused for good, a panic) gets none: it goes to
+    /// the dead-letter queue at once ([`BatchReport::parks`]).
     pub fn retries(&self, backoff: &Backoff, mut jitter: impl FnMut() -> f64) -> Vec<Retry> {
         self.records
             .iter()
@@ -400,6 +430,34 @@ impl BatchReport {
             .collect()
     }
 
+    /// The failed records that no later attempt can get through (undecodable, refused for
+    /// good, a panic), to move to the dead-letter queue now. A record without a receipt
+    /// handle, queue ARN or body, or with an attribute that is not a string or a number,
+    /// has none: it reaches the dead-letter queue at the queue's own pace.
+    pub fn parks(&self) -> Vec<Park> {
+        self.records
+            .iter()
+            .zip(&self.receipts)
+            .filter_map(|((message_id, result), receipt)| {
+                let error = result.as_ref().err()?;
+                // Without a message id the failure fails the whole batch (see
+                // `into_response`): it stays failed.
+                if error.is_retryable() || message_id.is_empty() {
+                    return None;
+                }
+                Some(Park {
+                    message_id: message_id.clone(),
+                    receipt_handle: receipt.receipt_handle.clone()?,
+                    queue_arn: receipt.queue_arn.clone()?,
+                    body: receipt.body.clone()?,
+                    attributes: receipt.attributes.clone()?,
+                    receive_count: receipt.receive_count,
+                    reason: error_chain(error),
+                })
+            })
+            .collect()
+    }
+
     /// The number of failed records.
     pub fn n_failed(&self) -> usize {
         self.records.iter().filter(|(_, r)| r.is_err()).count()
@@ -421,6 +479,54 @@ impl BatchReport {
         }
         response
     }
+}
+
+/// Moves `records` to the dead-letter queue through `visibility` before `deadline` (less
+/// the time to answer); returns the message ids of those moved. What it cannot move is
+/// reported failed and reaches the dead-letter queue at the queue's pace: logged, not an
+/// error of the batch.
+pub(crate) async fn park(
+    visibility: &dyn Visibility,
+    records: &[Park],
+    deadline: Deadline,
+    target_name: &str,
+) -> Vec<String> {
+    if records.is_empty() {
+        return Vec::new();
+    }
+    let until = deadline.earlier_by(Duration::from_millis(100)).instant();
+    let not_parked = match tokio::time::timeout_at(until, visibility.park(records)).await {
+        Ok(not_parked) => not_parked,
+        // Some may have been sent: reported failed, they may reach the dead-letter queue
+        // twice, never not at all.
+        Err(_elapsed) => records
+            .iter()
+            .map(|r| NotParked {
+                message_id: r.message_id.clone(),
+                reason: "the invocation deadline came first".to_owned(),
+            })
+            .collect(),
+    };
+    for failure in &not_parked {
+        warn!(
+            message_id = %failure.message_id,
+            reason = %failure.reason,
+            "record not moved to the dead-letter queue: it gets there after the queue's maxReceiveCount receives"
+        );
+    }
+    let parked: Vec<String> = records
+        .iter()
+        .filter(|r| !not_parked.iter().any(|n| n.message_id == r.message_id))
+        .map(|r| r.message_id.clone())
+        .collect();
+    for message_id in &parked {
+        warn!(
+            target_name,
+            %message_id,
+            "record moved to the dead-letter queue: it cannot succeed"
+        );
+    }
+    parked
 }
 
 /// Holds back `retries` through `visibility` before `deadline` (less the time to answer).
@@ -573,8 +679,29 @@ impl<H: Handler> BatchDriver<H> {
     /// [`Visibility`]), and returns the response a Lambda returns for it.
     pub async fn run(&self, event: SqsEvent, deadline: Deadline) -> SqsBatchResponse {
         let report = self.process(event, deadline).await;
+        let parked = self.park_failures(&report, deadline).await;
         self.delay_retries(&report, deadline).await;
-        report.into_response()
+        let mut response = report.into_response();
+        // A parked record is in the dead-letter queue: its queue deletes it as handled.
+        response
+            .batch_item_failures
+            .retain(|failure| !parked.contains(&failure.item_identifier));
+        response
+    }
+
+    /// Moves the records that cannot succeed to the dead-letter queue; returns the message
+    /// ids of those moved.
+    async fn park_failures(&self, report: &BatchReport, deadline: Deadline) -> Vec<String> {
+        let Some(visibility) = &self.inner.visibility else {
+            return Vec::new();
+        };
+        park(
+            visibility.as_ref(),
+            &report.parks(),
+            deadline,
+            self.inner.handler.target(),
+        )
+        .await
     }
 
     /// Asks the [`Visibility`] to hold back each retryable failure for its backoff delay.

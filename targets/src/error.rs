@@ -72,7 +72,8 @@ pub enum HandlerError {
 
 impl HandlerError {
     /// Whether a later attempt may succeed. SQS retries every failed record; a
-    /// non-retryable one will only reach the dead-letter queue.
+    /// non-retryable one is moved to the dead-letter queue at once (see
+    /// [`crate::Visibility::park`]).
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,

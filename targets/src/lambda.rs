@@ -77,7 +77,10 @@ pub async fn driver<H: Handler>(
         backoff: Some(runtime.backoff()),
         ..defaults
     };
-    let visibility = sqs_visibility(env).await?;
+    let mut visibility = sqs_visibility(env).await?;
+    if let Some(url) = dead_letter_queue_url(env)? {
+        visibility = visibility.with_dead_letter_queue(url);
+    }
     Ok(BatchDriver::with_visibility(
         make_handler(http),
         store,
@@ -99,6 +102,32 @@ async fn sqs_visibility(env: &Env) -> Result<SqsVisibility, StartupError> {
     }
     .map(|url| url.as_str().to_owned());
     Ok(SqsVisibility::new(env.aws().await, endpoint))
+}
+
+/// `DEAD_LETTER_QUEUE_URL`, where records that cannot succeed go at once: an SQS queue
+/// URL (`https://sqs.<region>.amazonaws.com/<account>/<name>`, or the endpoint's), or
+/// `None` when unset.
+fn dead_letter_queue_url(env: &Env) -> Result<Option<String>, ConfigError> {
+    const NAME: &str = "DEAD_LETTER_QUEUE_URL";
+    let Some(value) = env.optional(NAME)? else {
+        return Ok(None);
+    };
+    let url = reqwest::Url::parse(value)
+        .map_err(|e| ConfigError::malformed(NAME, format!("not a URL ({e})")))?;
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    if !matches!(url.scheme(), "https" | "http")
+        || url.host_str().is_none_or(str::is_empty)
+        || segments.len() != 2
+    {
+        return Err(ConfigError::malformed(
+            NAME,
+            "expected a queue URL, https://sqs.<region>.amazonaws.com/<account>/<queue name>",
+        ));
+    }
+    Ok(Some(value.to_owned()))
 }
 
 /// What holds back the records of a batch that no driver could take: the retry backoff
@@ -327,5 +356,41 @@ async fn report_init_error(env: &Env, message: &str) {
         .await;
     if let Err(error) = sent {
         warn!(error = %error_chain(&error), "could not report the start-up error to the Runtime API");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dead_letter_queue_url_is_a_queue_url() {
+        let url = |value: &str| {
+            dead_letter_queue_url(&Env::from_pairs([("DEAD_LETTER_QUEUE_URL", value)]))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            dead_letter_queue_url(&Env::from_pairs(Vec::<(String, String)>::new())).unwrap(),
+            None
+        );
+        let good =
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/eventfork-SlackDeadLetterQueue-1A2B";
+        assert_eq!(url(good), Ok(Some(good.to_owned())));
+        assert_eq!(
+            url("http://127.0.0.1:5000/123456789012/q"),
+            Ok(Some("http://127.0.0.1:5000/123456789012/q".to_owned()))
+        );
+        for bad in [
+            "eventfork-SlackDeadLetterQueue",
+            "arn:aws:sqs:eu-west-1:123456789012:q",
+            "https://sqs.eu-west-1.amazonaws.com/q",
+            "ftp://sqs.eu-west-1.amazonaws.com/123456789012/q",
+        ] {
+            let error = url(bad).unwrap_err();
+            assert!(
+                error.starts_with("DEAD_LETTER_QUEUE_URL is malformed"),
+                "{bad}: {error}"
+            );
+        }
     }
 }

@@ -74,5 +74,7 @@ pub use idempotency::{
 pub use mailing_list::{MailingList, MailingListConfig, NewMemberStatus, subscriber_hash};
 pub use slack::{Slack, SlackConfig};
 pub use visibility::{
-    Backoff, BackoffError, NotDelayed, Retry, SqsVisibility, Visibility, VisibilityFuture,
+    Backoff, BackoffError, FAILURE_ATTRIBUTE, NotDelayed, NotParked, Park, ParkFuture,
+    RECEIVE_COUNT_ATTRIBUTE, Retry, SOURCE_QUEUE_ATTRIBUTE, SqsVisibility, Visibility,
+    VisibilityFuture,
 };

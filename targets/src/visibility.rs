@@ -15,8 +15,11 @@
 //! needs `sqs:ChangeMessageVisibility` on the queue). Locally the bus implements it on its
 //! own queues. A record that cannot be delayed (the call fails, the time runs out) comes
 //! back after the queue's visibility timeout, as without backoff; a record that cannot
-//! succeed (an undecodable body, a permanent refusal) is not delayed, so it reaches the
-//! dead-letter queue at the queue's pace.
+//! succeed (an undecodable body, a permanent refusal) is not delayed: it reaches the
+//! dead-letter queue at once when the [`Visibility`] can move it there
+//! ([`Visibility::park`]: SQS's `SendMessage` to the queue named by the function's
+//! `DEAD_LETTER_QUEUE_URL`, the local bus's own move), else at the queue's pace
+//! (`maxReceiveCount` receives, a visibility timeout apart).
 
 use std::{future::Future, pin::Pin, time::Duration};
 
@@ -164,14 +167,101 @@ pub struct NotDelayed {
     pub reason: String,
 }
 
+/// The message attribute of a parked record that says why it failed.
+pub const FAILURE_ATTRIBUTE: &str = "eventfork.failure";
+/// The message attribute of a parked record that names the queue it came from.
+pub const SOURCE_QUEUE_ATTRIBUTE: &str = "eventfork.source-queue";
+/// The message attribute of a parked record that says how many times it was received.
+pub const RECEIVE_COUNT_ATTRIBUTE: &str = "eventfork.receive-count";
+
 /// What [`Visibility::delay`] returns.
 pub type VisibilityFuture<'a> = Pin<Box<dyn Future<Output = Vec<NotDelayed>> + Send + 'a>>;
 
-/// Makes failed records invisible for their delay: SQS on Lambda, the local bus's queues in
-/// local mode.
+/// A failed record that cannot succeed, to move to its queue's dead-letter queue now
+/// rather than after `maxReceiveCount` receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Park {
+    pub(crate) message_id: String,
+    pub(crate) receipt_handle: String,
+    pub(crate) queue_arn: String,
+    pub(crate) body: String,
+    pub(crate) attributes: Vec<(String, String, String)>,
+    pub(crate) receive_count: u32,
+    pub(crate) reason: String,
+}
+
+impl Park {
+    /// The SQS message id.
+    pub fn message_id(&self) -> &str {
+        &self.message_id
+    }
+
+    /// The receipt handle of this receive.
+    pub fn receipt_handle(&self) -> &str {
+        &self.receipt_handle
+    }
+
+    /// The ARN of the queue the record came from (`eventSourceARN`).
+    pub fn queue_arn(&self) -> &str {
+        &self.queue_arn
+    }
+
+    /// The message body, as received.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// The message's own attributes, each as (name, data type, value): strings and
+    /// numbers only (a message with a binary attribute is not parked).
+    pub fn attributes(&self) -> &[(String, String, String)] {
+        &self.attributes
+    }
+
+    /// How many times the message was received, this receive included.
+    pub fn receive_count(&self) -> u32 {
+        self.receive_count
+    }
+
+    /// Why the record cannot succeed: the error, as logged.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// A record that could not be parked, and why: it reaches the dead-letter queue at the
+/// queue's pace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotParked {
+    /// The SQS message id.
+    pub message_id: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// What [`Visibility::park`] returns.
+pub type ParkFuture<'a> = Pin<Box<dyn Future<Output = Vec<NotParked>> + Send + 'a>>;
+
+/// What happens to a failed record in its queue: SQS on Lambda, the local bus's queues in
+/// local mode. A retryable failure is made invisible for its delay; one that cannot succeed
+/// is moved to the dead-letter queue.
 pub trait Visibility: Send + Sync + 'static {
     /// Delays each of `retries`; returns those it could not delay.
     fn delay<'a>(&'a self, retries: &'a [Retry]) -> VisibilityFuture<'a>;
+
+    /// Moves each of `records` to its queue's dead-letter queue; returns those it did not
+    /// move, which the driver reports as failed. A moved record is reported as handled, so
+    /// that its queue deletes it. By default none is moved.
+    fn park<'a>(&'a self, records: &'a [Park]) -> ParkFuture<'a> {
+        Box::pin(async move {
+            records
+                .iter()
+                .map(|record| NotParked {
+                    message_id: record.message_id.clone(),
+                    reason: "no dead-letter queue to move it to".to_owned(),
+                })
+                .collect()
+        })
+    }
 }
 
 /// [`Visibility`] through SQS's `ChangeMessageVisibilityBatch`, one call per queue and ten
@@ -180,12 +270,14 @@ pub struct SqsVisibility {
     client: reqwest::Client,
     credentials: Option<SharedCredentialsProvider>,
     endpoint: Option<String>,
+    dead_letter_queue: Option<String>,
 }
 
 impl std::fmt::Debug for SqsVisibility {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqsVisibility")
             .field("endpoint", &self.endpoint)
+            .field("dead_letter_queue", &self.dead_letter_queue)
             .finish_non_exhaustive()
     }
 }
@@ -207,7 +299,16 @@ impl SqsVisibility {
             client,
             credentials: config.credentials_provider(),
             endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
+            dead_letter_queue: None,
         }
+    }
+
+    /// Also moves records that cannot succeed to the dead-letter queue at `url` (the
+    /// function's `DEAD_LETTER_QUEUE_URL`) with `SendMessage`: the function's role needs
+    /// `sqs:SendMessage` on it.
+    pub fn with_dead_letter_queue(mut self, url: impl Into<String>) -> SqsVisibility {
+        self.dead_letter_queue = Some(url.into());
+        self
     }
 
     /// One `ChangeMessageVisibilityBatch` call for up to ten retries of one queue.
@@ -216,11 +317,7 @@ impl SqsVisibility {
         queue: &QueueArn<'_>,
         retries: &[Retry],
     ) -> Result<Vec<NotDelayed>, String> {
-        let base = match &self.endpoint {
-            Some(endpoint) => endpoint.clone(),
-            None => format!("https://sqs.{}.{}", queue.region, queue.domain()),
-        };
-        let queue_url = format!("{base}/{}/{}", queue.account, queue.name);
+        let queue_url = format!("{}/{}/{}", self.base(queue), queue.account, queue.name);
         let entries: Vec<_> = retries
             .iter()
             .enumerate()
@@ -232,7 +329,94 @@ impl SqsVisibility {
                 })
             })
             .collect();
-        let body = json!({ "QueueUrl": queue_url, "Entries": entries }).to_string();
+        let body = json!({ "QueueUrl": queue_url, "Entries": entries });
+        let answer = self
+            .call(queue, "ChangeMessageVisibilityBatch", &body)
+            .await?;
+        Ok(answer["Failed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|failed| {
+                let index: usize = failed["Id"].as_str()?.parse().ok()?;
+                let retry = retries.get(index)?;
+                Some(NotDelayed {
+                    message_id: retry.message_id.clone(),
+                    reason: format!(
+                        "{}: {}",
+                        failed["Code"].as_str().unwrap_or("failed"),
+                        failed["Message"].as_str().unwrap_or("")
+                    ),
+                })
+            })
+            .collect())
+    }
+
+    /// One `SendMessage` of `record` to the dead-letter queue at `url`, in the region of
+    /// the record's queue (a dead-letter queue is always in its source queue's region).
+    async fn send_to_dead_letter_queue(
+        &self,
+        queue: &QueueArn<'_>,
+        url: &str,
+        record: &Park,
+    ) -> Result<(), String> {
+        let mut attributes = serde_json::Map::new();
+        for (name, data_type, value) in &record.attributes {
+            attributes.insert(
+                name.clone(),
+                json!({ "DataType": data_type, "StringValue": value }),
+            );
+        }
+        // What an operator reading the dead letter needs: why, from where, how often
+        // received. The reason is cut to 1,000 characters.
+        let mut reason = record.reason.as_str();
+        if let Some((cut, _)) = reason.char_indices().nth(1_000) {
+            reason = &reason[..cut];
+        }
+        for (name, data_type, value) in [
+            (FAILURE_ATTRIBUTE, "String", reason.to_owned()),
+            (SOURCE_QUEUE_ATTRIBUTE, "String", record.queue_arn.clone()),
+            (
+                RECEIVE_COUNT_ATTRIBUTE,
+                "Number",
+                record.receive_count.to_string(),
+            ),
+        ] {
+            attributes.insert(
+                name.to_owned(),
+                json!({ "DataType": data_type, "StringValue": value }),
+            );
+        }
+        let body = json!({
+            "QueueUrl": url,
+            "MessageBody": record.body,
+            "MessageAttributes": attributes,
+        });
+        let answer = self.call(queue, "SendMessage", &body).await?;
+        if answer["MessageId"].as_str().is_none_or(str::is_empty) {
+            return Err("SQS's answer to SendMessage has no MessageId".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The SQS endpoint for `queue`: the configured one, else the queue's regional one.
+    fn base(&self, queue: &QueueArn<'_>) -> String {
+        match &self.endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None => format!("https://sqs.{}.{}", queue.region, queue.domain()),
+        }
+    }
+
+    /// One signed call of the SQS JSON protocol in `queue`'s region: the answer of a
+    /// success, or what went wrong.
+    async fn call(
+        &self,
+        queue: &QueueArn<'_>,
+        operation: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let base = self.base(queue);
+        let body = body.to_string();
         let url = format!("{base}/");
         // The signer needs a host (and panics without one): the binaries check their
         // endpoint at start-up, this guards every other caller.
@@ -245,9 +429,10 @@ impl SqsVisibility {
                 "the SQS endpoint {base:?} is not a URL with a host"
             ));
         }
+        let target = format!("AmazonSQS.{operation}");
         let headers = [
             ("content-type", "application/x-amz-json-1.0"),
-            ("x-amz-target", "AmazonSQS.ChangeMessageVisibilityBatch"),
+            ("x-amz-target", target.as_str()),
         ];
         let credentials = self
             .credentials
@@ -290,7 +475,7 @@ impl SqsVisibility {
             .await
             .map_err(|e| format!("SQS's answer could not be read: {e}"))?;
         let answer: Option<serde_json::Value> = serde_json::from_str(&text).ok();
-        // A success whose answer cannot be read says nothing of which entries it changed.
+        // A success whose answer cannot be read says nothing of what it did.
         let answer = match answer {
             Some(answer) => answer,
             None if status.is_success() => {
@@ -313,23 +498,7 @@ impl SqsVisibility {
                 status.as_u16()
             ));
         }
-        Ok(answer["Failed"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|failed| {
-                let index: usize = failed["Id"].as_str()?.parse().ok()?;
-                let retry = retries.get(index)?;
-                Some(NotDelayed {
-                    message_id: retry.message_id.clone(),
-                    reason: format!(
-                        "{}: {}",
-                        failed["Code"].as_str().unwrap_or("failed"),
-                        failed["Message"].as_str().unwrap_or("")
-                    ),
-                })
-            })
-            .collect())
+        Ok(answer)
     }
 }
 
@@ -365,6 +534,34 @@ impl Visibility for SqsVisibility {
                 }
             }
             not_delayed
+        })
+    }
+
+    /// One `SendMessage` per record (records that cannot succeed are rare): the body as
+    /// received, its string and number attributes, and three of eventfork's
+    /// ([`FAILURE_ATTRIBUTE`], [`SOURCE_QUEUE_ATTRIBUTE`], [`RECEIVE_COUNT_ATTRIBUTE`]).
+    fn park<'a>(&'a self, records: &'a [Park]) -> ParkFuture<'a> {
+        Box::pin(async move {
+            let mut not_parked = Vec::new();
+            for record in records {
+                let result = match (&self.dead_letter_queue, QueueArn::parse(&record.queue_arn)) {
+                    (None, _) => Err("the function has no DEAD_LETTER_QUEUE_URL".to_owned()),
+                    (Some(_), None) => Err(format!(
+                        "the record's eventSourceARN {:?} is not an SQS queue ARN",
+                        record.queue_arn
+                    )),
+                    (Some(url), Some(queue)) => {
+                        self.send_to_dead_letter_queue(&queue, url, record).await
+                    }
+                };
+                if let Err(reason) = result {
+                    not_parked.push(NotParked {
+                        message_id: record.message_id.clone(),
+                        reason,
+                    });
+                }
+            }
+            not_parked
         })
     }
 }

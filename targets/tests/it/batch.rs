@@ -54,6 +54,11 @@ impl Handler for Recorder {
                 last: "HTTP 429".into(),
                 retry_after: Some(Duration::from_secs(600)),
             }),
+            "rejected" => Err(HandlerError::Rejected {
+                service: "test",
+                status: 400,
+                message: "Invalid Resource".into(),
+            }),
             "refused" => Err(HandlerError::Unauthorized {
                 service: "test",
                 status: 403,
@@ -756,4 +761,101 @@ async fn refused_credentials_are_retried_and_flagged() {
     );
     assert!(driver.take_credentials_refused());
     assert!(!driver.take_credentials_refused());
+}
+
+/// Moves the records it is given to a dead-letter queue of its own, but for those named in
+/// `refuse`.
+#[derive(Default)]
+struct ParkingVisibility {
+    parked: Mutex<Vec<targets::Park>>,
+    refuse: Vec<&'static str>,
+}
+
+impl targets::Visibility for ParkingVisibility {
+    fn delay<'a>(&'a self, _: &'a [targets::Retry]) -> targets::VisibilityFuture<'a> {
+        Box::pin(async { Vec::new() })
+    }
+
+    fn park<'a>(&'a self, records: &'a [targets::Park]) -> targets::ParkFuture<'a> {
+        Box::pin(async move {
+            let mut not_parked = Vec::new();
+            for record in records {
+                if self.refuse.contains(&record.message_id()) {
+                    not_parked.push(targets::NotParked {
+                        message_id: record.message_id().to_owned(),
+                        reason: "refused".to_owned(),
+                    });
+                } else {
+                    self.parked.lock().unwrap().push(record.clone());
+                }
+            }
+            not_parked
+        })
+    }
+}
+
+/// A record that cannot succeed goes to the dead-letter queue at once and is reported as
+/// handled, so that its queue deletes it; one that may succeed later, one that could not be
+/// moved, and one whose attributes cannot be sent again stay failed.
+#[tokio::test]
+async fn records_that_cannot_succeed_are_moved_to_the_dead_letter_queue() {
+    let visibility = Arc::new(ParkingVisibility {
+        refuse: vec!["m-refused"],
+        ..ParkingVisibility::default()
+    });
+    let driver = BatchDriver::with_visibility(
+        Recorder::default(),
+        Arc::new(MemoryStore::default()),
+        BatchOptions::default(),
+        visibility.clone(),
+    );
+    let mut event = batch(&[
+        ("m-ok", &signed_up("ok", "u1", true)),
+        ("m-rejected", &signed_up("rejected", "u2", true)),
+        ("m-fail", &signed_up("fail", "u3", true)),
+        ("m-malformed", "{not json"),
+        ("m-refused", &signed_up("rejected", "u4", true)),
+        ("m-binary", &signed_up("rejected", "u5", true)),
+    ]);
+    event.records[1].message_attributes = serde_json::from_value(serde_json::json!({
+        "tenant": { "dataType": "String", "stringValue": "acme" },
+        "priority": { "dataType": "Number", "stringValue": "5" },
+    }))
+    .unwrap();
+    event.records[1]
+        .attributes
+        .insert("ApproximateReceiveCount".to_owned(), "2".to_owned());
+    event.records[5].message_attributes = serde_json::from_value(serde_json::json!({
+        "blob": { "dataType": "Binary", "binaryValue": "AAEC" },
+    }))
+    .unwrap();
+    let response = driver.run(event, deadline()).await;
+    assert_eq!(failures(&response), ["m-fail", "m-refused", "m-binary"]);
+    let parked = visibility.parked.lock().unwrap().clone();
+    let ids: Vec<&str> = parked.iter().map(|p| p.message_id()).collect();
+    assert_eq!(ids, ["m-rejected", "m-malformed"]);
+    let rejected = &parked[0];
+    assert_eq!(rejected.body(), signed_up("rejected", "u2", true));
+    assert_eq!(rejected.receipt_handle(), "AQEBm-rejected");
+    assert_eq!(
+        rejected.queue_arn(),
+        "arn:aws:sqs:us-east-1:111122223333:eventfork-test"
+    );
+    assert_eq!(rejected.receive_count(), 2);
+    assert_eq!(
+        rejected.attributes(),
+        [
+            ("priority".to_owned(), "Number".to_owned(), "5".to_owned()),
+            ("tenant".to_owned(), "String".to_owned(), "acme".to_owned()),
+        ]
+    );
+    assert_eq!(
+        rejected.reason(),
+        "the handler failed: test rejected the request with HTTP 400: Invalid Resource"
+    );
+    assert!(
+        parked[1].reason().starts_with("undecodable record"),
+        "{}",
+        parked[1].reason()
+    );
 }

@@ -31,6 +31,25 @@ impl Handler for Down {
     }
 }
 
+/// A handler whose third party refuses every request for good.
+struct Refusing;
+
+impl Handler for Refusing {
+    type Event = UserEvent;
+
+    fn target(&self) -> &str {
+        "refusing"
+    }
+
+    async fn handle(&self, _: &UserEvent, _: Deadline) -> Result<(), HandlerError> {
+        Err(HandlerError::Rejected {
+            service: "test",
+            status: 400,
+            message: "Invalid Resource".into(),
+        })
+    }
+}
+
 /// A queue whose messages come back 1 s after a receive, with one message received once:
 /// its URL, its ARN and the received message.
 async fn received_message(
@@ -192,4 +211,105 @@ async fn an_unreadable_success_delays_nothing() {
         not_delayed[0].reason.contains("not JSON"),
         "{not_delayed:?}"
     );
+}
+
+/// The batch of one received `message` of the queue `arn`, with a string attribute.
+fn batch_of(message: &aws_sdk_sqs::types::Message, arn: &str) -> aws_lambda_events::sqs::SqsEvent {
+    let mut event = batch(&[(message.message_id().unwrap(), message.body().unwrap())]);
+    event.records[0].receipt_handle = message.receipt_handle().map(str::to_owned);
+    event.records[0].event_source_arn = Some(arn.to_owned());
+    event.records[0].message_attributes = serde_json::from_value(serde_json::json!({
+        "tenant": { "dataType": "String", "stringValue": "acme" },
+    }))
+    .unwrap();
+    event
+}
+
+/// A record that cannot succeed is sent to the function's dead-letter queue with
+/// `SendMessage`, with its body and attributes and why it failed, and reported as handled.
+#[tokio::test]
+async fn a_record_that_cannot_succeed_is_sent_to_the_dead_letter_queue() {
+    let Some(moto) = moto_url("a_record_that_cannot_succeed_is_sent_to_the_dead_letter_queue")
+    else {
+        return;
+    };
+    let config = test_support::sdk_config(&moto).await;
+    let sqs = Client::new(&config);
+    let body = signed_up("e-park", "u1", true);
+    let (_, arn, message) = received_message(&sqs, "park", &body).await;
+    let dead_letters = sqs
+        .create_queue()
+        .queue_name(format!("park-dlq-{}", std::process::id()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let visibility =
+        SqsVisibility::new(&config, Some(moto.clone())).with_dead_letter_queue(&dead_letters);
+    let driver = BatchDriver::with_visibility(
+        Refusing,
+        Arc::new(MemoryStore::default()),
+        BatchOptions::default(),
+        Arc::new(visibility),
+    );
+    let response = driver.run(batch_of(&message, &arn), deadline()).await;
+    assert_eq!(failures(&response), Vec::<&str>::new());
+    let moved = sqs
+        .receive_message()
+        .queue_url(&dead_letters)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0].body(), Some(body.as_str()));
+    let attributes = moved[0].message_attributes().unwrap();
+    let text = |name: &str| {
+        attributes
+            .get(name)
+            .and_then(|a| a.string_value())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        text(targets::FAILURE_ATTRIBUTE),
+        "the handler failed: test rejected the request with HTTP 400: Invalid Resource"
+    );
+    assert_eq!(text(targets::SOURCE_QUEUE_ATTRIBUTE), arn);
+    assert_eq!(text(targets::RECEIVE_COUNT_ATTRIBUTE), "1");
+    assert_eq!(
+        attributes[targets::RECEIVE_COUNT_ATTRIBUTE].data_type(),
+        "Number"
+    );
+    assert_eq!(text("tenant"), "acme");
+}
+
+/// Without a dead-letter queue to send it to, or when the send fails, a record that cannot
+/// succeed stays failed: it reaches the dead-letter queue at the queue's pace.
+#[tokio::test]
+async fn a_record_that_cannot_be_moved_stays_failed() {
+    let Some(moto) = moto_url("a_record_that_cannot_be_moved_stays_failed") else {
+        return;
+    };
+    let config = test_support::sdk_config(&moto).await;
+    let sqs = Client::new(&config);
+    let body = signed_up("e-stay", "u1", true);
+    let (_, arn, message) = received_message(&sqs, "stay", &body).await;
+    let missing = format!("{moto}/123456789012/no-such-queue-{}", std::process::id());
+    for visibility in [
+        SqsVisibility::new(&config, Some(moto.clone())),
+        SqsVisibility::new(&config, Some(moto.clone())).with_dead_letter_queue(&missing),
+    ] {
+        let park = targets::BatchDriver::with_visibility(
+            Refusing,
+            Arc::new(MemoryStore::default()),
+            BatchOptions::default(),
+            Arc::new(visibility),
+        );
+        let response = park.run(batch_of(&message, &arn), deadline()).await;
+        assert_eq!(failures(&response), [message.message_id().unwrap()]);
+    }
 }
