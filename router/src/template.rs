@@ -149,6 +149,7 @@ pub struct FunctionResource {
     reserved_concurrency: Option<u32>,
     record_concurrency: Option<u32>,
     retry_backoff_seconds: (Option<u32>, Option<u32>),
+    dead_letter_queue: Option<String>,
     sources: Vec<SqsSource>,
 }
 
@@ -524,6 +525,11 @@ impl FunctionResource {
     /// `Environment.Variables.RETRY_BACKOFF_BASE_SECONDS` and `…_MAX_SECONDS`, each if set.
     pub fn retry_backoff_seconds(&self) -> (Option<u32>, Option<u32>) {
         self.retry_backoff_seconds
+    }
+    /// The logical id of the queue `Environment.Variables.DEAD_LETTER_QUEUE_URL` refers
+    /// to, if set: where the handler moves records that cannot succeed.
+    pub fn dead_letter_queue(&self) -> Option<&str> {
+        self.dead_letter_queue.as_deref()
     }
 
     /// `Timeout` (Lambda default 3 s).
@@ -1083,6 +1089,21 @@ fn read_function(
         variable("RETRY_BACKOFF_BASE_SECONDS", RETRY_DELAY)?,
         variable("RETRY_BACKOFF_MAX_SECONDS", RETRY_DELAY)?,
     );
+    // Where the handlers move records that cannot succeed: a queue of the template, by
+    // `!Ref` (its URL), so that local mode moves them to the same queue.
+    let dead_letter_queue = match properties
+        .get("Environment")
+        .and_then(|e| e.get("Variables"))
+        .and_then(|v| v.get("DEAD_LETTER_QUEUE_URL"))
+    {
+        None => None,
+        Some(value) => Some(reference(value).filter(|_| is_ref(value)).ok_or_else(|| {
+            TemplateError::new(
+                format!("{at}.Properties.Environment.Variables.DEAD_LETTER_QUEUE_URL"),
+                "expected !Ref of a dead-letter queue of this template (its URL)",
+            )
+        })?),
+    };
     Ok(Some(FunctionResource {
         logical_id: logical_id.to_owned(),
         binary,
@@ -1090,6 +1111,7 @@ fn read_function(
         reserved_concurrency,
         record_concurrency,
         retry_backoff_seconds,
+        dead_letter_queue,
         sources,
     }))
 }
@@ -1104,6 +1126,15 @@ fn names_default_bus(value: &Yaml) -> bool {
         Yaml::Sequence(items) => items.iter().any(names_default_bus),
         Yaml::Mapping(mapping) => mapping.values().any(names_default_bus),
         Yaml::Tagged(tagged) => names_default_bus(&tagged.value),
+        _ => false,
+    }
+}
+
+/// Whether `value` is a `!Ref` (or `{"Ref": …}`), not a `!GetAtt`.
+fn is_ref(value: &Yaml) -> bool {
+    match value {
+        Yaml::Tagged(tagged) => tagged.tag == "Ref",
+        Yaml::Mapping(mapping) => mapping.len() == 1 && mapping.contains_key("Ref"),
         _ => false,
     }
 }

@@ -335,7 +335,8 @@ impl fmt::Display for LocalEvent {
                 ..
             } => write!(
                 f,
-                "dlq       {target}: {detail_type} {event_id} moved to {dead_letter_queue} after {receive_count} receives"
+                "dlq       {target}: {detail_type} {event_id} moved to {dead_letter_queue} after {receive_count} receive{}",
+                if *receive_count == 1 { "" } else { "s" }
             ),
             LocalEvent::CrashedBeforeAck {
                 target,
@@ -1007,6 +1008,69 @@ impl LocalBus {
         // The poller may be asleep until the earlier time, or past the new one.
         self.wake(&queue);
         Ok(())
+    }
+
+    /// Moves a message in flight to its queue's dead-letter queue now, as a handler does
+    /// with a record that cannot succeed (the Lambda sends it there with SQS's
+    /// `SendMessage`): `receipt_handle` must be its latest receive. The message keeps its
+    /// id and receive count, and can be redriven like any dead letter. Returns the
+    /// dead-letter queue's logical id.
+    pub async fn move_to_dead_letter_queue(
+        &self,
+        queue_arn: &str,
+        receipt_handle: &str,
+    ) -> Result<String, LocalError> {
+        let invalid = |reason| LocalError::InvalidReceipt {
+            queue_arn: queue_arn.to_owned(),
+            receipt_handle: receipt_handle.to_owned(),
+            reason,
+        };
+        let config = &self.inner.config;
+        let queue = queue_arn
+            .strip_prefix(&format!(
+                "arn:aws:sqs:{}:{}:",
+                config.region, config.account
+            ))
+            .filter(|queue| self.inner.wakeups.contains_key(*queue))
+            .ok_or_else(|| invalid("no queue of this bus has that ARN"))?
+            .to_owned();
+        let receipt = queue::parse_receipt_handle(receipt_handle)
+            .ok_or_else(|| invalid("not a receipt handle of the local bus"))?;
+        let Some(target) = self
+            .topology()
+            .targets()
+            .iter()
+            .find(|t| t.queue() == queue)
+        else {
+            return Err(invalid("no target consumes this queue"));
+        };
+        let Some(dead_letter_queue) = target.dead_letter_queue().map(str::to_owned) else {
+            return Err(invalid("the queue has no dead-letter queue"));
+        };
+        let target_name = target.name().to_owned();
+        let moved = {
+            let (queue, dead_letter_queue) = (queue.clone(), dead_letter_queue.clone());
+            self.inner
+                .store
+                .call(move |connection| {
+                    queue::park(connection, &queue, &receipt, &dead_letter_queue)
+                })
+                .await?
+        };
+        let Some(moved) = moved else {
+            return Err(invalid(
+                "the message was deleted or received again since this receive",
+            ));
+        };
+        self.emit(LocalEvent::DeadLettered {
+            target: target_name,
+            message_id: moved.message_id,
+            event_id: moved.event_id,
+            detail_type: moved.detail_type,
+            receive_count: moved.receive_count,
+            dead_letter_queue: dead_letter_queue.clone(),
+        });
+        Ok(dead_letter_queue)
     }
 
     /// Queue depths and dead-letter counts per target.

@@ -278,6 +278,40 @@ pub(crate) fn receive(
     Ok(receive)
 }
 
+/// Moves a message in flight to `dead_letter_queue` now, if `receipt` is still its latest
+/// receive: what a handler does with a record that cannot succeed. `None` when the message
+/// is gone, was received again, or was redriven.
+pub(crate) fn park(
+    connection: &Connection,
+    queue: &str,
+    (row, receive_count, message_id): &Receipt,
+    dead_letter_queue: &str,
+) -> Result<Option<DeadLettered>, StoreError> {
+    let found = connection
+        .prepare_cached(
+            "SELECT e.event_id, e.detail_type
+             FROM messages m JOIN events e ON e.seq = m.event_seq
+             WHERE m.id = ?1 AND m.receive_count = ?2 AND m.queue = ?3 AND m.message_id = ?4",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![row, receive_count, queue, message_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .optional()
+        })
+        .map_err(StoreError::db("dead-letter move"))?;
+    let Some((event_id, detail_type)) = found else {
+        return Ok(None);
+    };
+    move_to_dead_letter(connection, *row, queue, dead_letter_queue)?;
+    Ok(Some(DeadLettered {
+        message_id: message_id.clone(),
+        event_id,
+        detail_type,
+        receive_count: *receive_count,
+    }))
+}
+
 fn move_to_dead_letter(
     connection: &Connection,
     row: i64,

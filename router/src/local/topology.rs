@@ -65,6 +65,7 @@ pub struct TargetSpec {
     timeout_seconds: u32,
     record_concurrency: Option<u32>,
     retry_backoff_seconds: (Option<u32>, Option<u32>),
+    moves_dead_letters: bool,
 }
 
 impl TargetSpec {
@@ -121,6 +122,12 @@ impl TargetSpec {
     /// its environment sets it.
     pub fn retry_backoff_seconds(&self) -> (Option<u32>, Option<u32>) {
         self.retry_backoff_seconds
+    }
+    /// Whether the function's environment names its dead-letter queue
+    /// (`DEAD_LETTER_QUEUE_URL`): records that cannot succeed are moved there at once,
+    /// not after `maxReceiveCount` receives.
+    pub fn moves_dead_letters(&self) -> bool {
+        self.moves_dead_letters
     }
 
     pub(crate) fn policy(&self) -> QueuePolicy {
@@ -264,6 +271,23 @@ impl Topology {
                     Some((dlq, max)) => (Some(dlq.clone()), Some(*max)),
                     None => (None, None),
                 };
+                // The handler moves what cannot succeed to the queue its environment
+                // names: only the queue's own dead-letter queue keeps redrive working.
+                if let Some(named) = function.dead_letter_queue()
+                    && dead_letter_queue.as_deref() != Some(named)
+                {
+                    return Err(LocalError::Template(format!(
+                        "Resources.{}.Properties.Environment.Variables.DEAD_LETTER_QUEUE_URL: refers to {named}, but {}",
+                        function.logical_id(),
+                        match &dead_letter_queue {
+                            Some(dlq) => format!(
+                                "the dead-letter queue of {} (its RedrivePolicy) is {dlq}",
+                                source.queue()
+                            ),
+                            None => format!("{} has no RedrivePolicy", source.queue()),
+                        }
+                    )));
+                }
                 targets.push(TargetSpec {
                     name: function.binary().to_owned(),
                     function: function.logical_id().to_owned(),
@@ -282,6 +306,7 @@ impl Topology {
                     timeout_seconds: function.timeout_seconds(),
                     record_concurrency: function.record_concurrency(),
                     retry_backoff_seconds: function.retry_backoff_seconds(),
+                    moves_dead_letters: function.dead_letter_queue().is_some(),
                 });
             }
         }
@@ -423,5 +448,63 @@ mod tests {
         );
         let accepted = topology(30, 30).unwrap();
         assert_eq!(accepted.targets()[0].timeout_seconds(), 30);
+    }
+}
+
+#[cfg(test)]
+mod dead_letter_tests {
+    use super::*;
+
+    /// A queue Q with the dead-letter queue D, and a function consuming Q whose
+    /// `DEAD_LETTER_QUEUE_URL` is `variable` (none when empty).
+    fn topology(variable: &str) -> Result<Topology, String> {
+        let environment = if variable.is_empty() {
+            String::new()
+        } else {
+            format!("      Environment: {{ Variables: {{ DEAD_LETTER_QUEUE_URL: {variable} }} }}\n")
+        };
+        let text = format!(
+            "Resources:
+  D:
+    Type: AWS::SQS::Queue
+  E:
+    Type: AWS::SQS::Queue
+  Q:
+    Type: AWS::SQS::Queue
+    Properties:
+      RedrivePolicy: {{ deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: 5 }}
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+{environment}      Events:
+        Work:
+          Type: SQS
+          Properties: {{ Queue: !GetAtt Q.Arn }}
+"
+        );
+        let template = Template::parse(&text).map_err(|e| e.to_string())?;
+        Topology::from_template(&template, "bus").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_function_moves_dead_letters_only_to_its_queues_dead_letter_queue() {
+        assert!(!topology("").unwrap().targets()[0].moves_dead_letters());
+        assert!(topology("!Ref D").unwrap().targets()[0].moves_dead_letters());
+        assert!(topology("{ Ref: D }").unwrap().targets()[0].moves_dead_letters());
+        assert_eq!(
+            topology("!Ref E").err().as_deref(),
+            Some(
+                "template: Resources.F.Properties.Environment.Variables.DEAD_LETTER_QUEUE_URL: refers to E, but the dead-letter queue of Q (its RedrivePolicy) is D"
+            )
+        );
+        for not_a_ref in ["!GetAtt D.Arn", "https://sqs.us-east-1.amazonaws.com/1/D"] {
+            assert_eq!(
+                topology(not_a_ref).err().as_deref(),
+                Some(
+                    "Resources.F.Properties.Environment.Variables.DEAD_LETTER_QUEUE_URL: expected !Ref of a dead-letter queue of this template (its URL)"
+                ),
+                "{not_a_ref}"
+            );
+        }
     }
 }
