@@ -347,10 +347,10 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
     );
     for message in &dead_letters {
         say!(
-            "  {} {} after {} receives",
+            "  {} {} after {}",
             message.detail_type,
             message.event_id,
-            message.receive_count
+            crate::count(message.receive_count as usize, "receive", "receives")
         );
     }
 

@@ -14,7 +14,8 @@ use router::local::{self, BoxFuture, Consumer, Consumers, Idempotency, LocalBus,
 use targets::{
     Analytics, AnalyticsConfig, Backoff, BatchDriver, BatchOptions, Claim, Deadline, Env, Handler,
     HttpClient, IdempotencyKey, IdempotencyStore, MailingList, MailingListConfig, NotDelayed,
-    Retry, Slack, SlackConfig, StoreError, StoreFuture, Visibility, VisibilityFuture,
+    NotParked, Park, ParkFuture, Retry, Slack, SlackConfig, StoreError, StoreFuture, Visibility,
+    VisibilityFuture,
 };
 
 /// The targets' idempotency-store trait over the local database.
@@ -109,16 +110,45 @@ fn batch_options(topology: &Topology) -> BatchOptions {
 }
 
 /// The targets' [`Visibility`] over the local bus's queues: a failed record's retry is
-/// delayed in the local queue as the Lambda delays it in SQS.
-struct LocalVisibility(LocalBus);
+/// delayed in the local queue as the Lambda delays it in SQS, and a record that cannot
+/// succeed is moved to the dead-letter queue when the function's environment names it
+/// (`DEAD_LETTER_QUEUE_URL`), as the Lambda moves it.
+struct LocalVisibility {
+    bus: LocalBus,
+    moves_dead_letters: bool,
+}
 
 impl Visibility for LocalVisibility {
+    fn park<'a>(&'a self, records: &'a [Park]) -> ParkFuture<'a> {
+        Box::pin(async move {
+            let mut not_parked = Vec::new();
+            for record in records {
+                let result = if self.moves_dead_letters {
+                    self.bus
+                        .move_to_dead_letter_queue(record.queue_arn(), record.receipt_handle())
+                        .await
+                        .map(drop)
+                        .map_err(|error| error.to_string())
+                } else {
+                    Err("the function has no DEAD_LETTER_QUEUE_URL".to_owned())
+                };
+                if let Err(reason) = result {
+                    not_parked.push(NotParked {
+                        message_id: record.message_id().to_owned(),
+                        reason,
+                    });
+                }
+            }
+            not_parked
+        })
+    }
+
     fn delay<'a>(&'a self, retries: &'a [Retry]) -> VisibilityFuture<'a> {
         Box::pin(async move {
             let mut not_delayed = Vec::new();
             for retry in retries {
                 if let Err(error) = self
-                    .0
+                    .bus
                     .change_message_visibility(
                         retry.queue_arn(),
                         retry.receipt_handle(),
@@ -161,7 +191,13 @@ impl<H: Handler> TargetConsumer<H> {
             options.concurrency = n;
         }
         options.backoff = Some(backoff);
-        let visibility = Arc::new(LocalVisibility(bus.clone()));
+        let visibility = Arc::new(LocalVisibility {
+            bus: bus.clone(),
+            moves_dead_letters: bus
+                .topology()
+                .target(handler.target())
+                .is_some_and(|t| t.moves_dead_letters()),
+        });
         Ok(TargetConsumer {
             driver: BatchDriver::with_visibility(handler, store, options, visibility),
             timeout,

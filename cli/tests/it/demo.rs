@@ -27,6 +27,14 @@ fn the_demo_runs_the_built_in_template_beside_another_template() {
     );
     assert!(run.stdout.contains("running the built-in template instead"));
     assert!(run.stdout.contains("demo complete"), "{}", run.stdout);
+    // The address Mailchimp refuses goes to the dead-letter queue on its first failure
+    // (the function's DEAD_LETTER_QUEUE_URL), not after the queue's 30 receives.
+    assert!(
+        run.stdout
+            .contains(" moved to MailingListDeadLetterQueue after 1 receive\n"),
+        "{}",
+        run.stdout
+    );
 
     // One that does not even parse is passed over too; a kept store gets the template the
     // demo ran, for the `local status` command it prints.
