@@ -9,13 +9,14 @@
 //! own tracing span `record` with the fields `message_id`, `event_id` and
 //! `idempotency_key`. A record that fails in any way (a body that is
 //! not a known event, a handler error, a panic, the invocation running out of time) is
-//! reported in `batchItemFailures`; the other records succeed and the batch never fails
-//! as a whole.
+//! reported in `batchItemFailures`, but one that can never succeed and that the driver's
+//! [`Visibility`] moved to the dead-letter queue ([`RecordError::is_permanent`]); the
+//! other records succeed and the batch never fails as a whole.
 
 use std::{
     borrow::Cow,
     cell::Cell,
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     future::Future,
     num::NonZeroUsize,
     sync::{
@@ -199,7 +200,8 @@ impl Decode for UserEvent {
 ///
 /// The handler is called at most once per record, after the idempotency key was claimed;
 /// it must finish by `deadline` (retries included). Returning an error fails the record,
-/// which SQS redelivers later and finally parks in the queue's dead-letter queue.
+/// which SQS redelivers later and finally moves to the queue's dead-letter queue (at once
+/// for [`HandlerError::Rejected`]).
 pub trait Handler: Send + Sync + 'static {
     /// The events this handler takes.
     type Event: Decode;
@@ -325,6 +327,22 @@ impl RecordError {
         }
     }
 
+    /// Whether the record itself can never succeed, so that it goes to the dead-letter
+    /// queue at once ([`BatchReport::parks`]): its body is not an event at all, or the
+    /// service refused it for good. A failure that points at the code or the configuration
+    /// instead (a panic, an event routed to the wrong target, a detail that does not decode
+    /// into its type, a request that cannot be built) is not: it keeps the queue's pace,
+    /// `maxReceiveCount` receives, so that a bad deploy can be rolled back before every
+    /// event it touched is a dead letter.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            RecordError::Decode(
+                DecodeError::MissingBody | DecodeError::NotJson(_) | DecodeError::Invalid(_)
+            ) | RecordError::Handler(HandlerError::Rejected { .. })
+        )
+    }
+
     /// The least delay before the record's next delivery that the service asked for.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -430,20 +448,28 @@ impl BatchReport {
             .collect()
     }
 
-    /// The failed records that no later attempt can get through (undecodable, refused for
-    /// good, a panic), to move to the dead-letter queue now. A record without a receipt
-    /// handle, queue ARN or body, or with an attribute that is not a string or a number,
-    /// has none: it reaches the dead-letter queue at the queue's own pace.
+    /// The failed records that can never succeed ([`RecordError::is_permanent`]), to move
+    /// to the dead-letter queue now, each once. A record without a receipt handle, queue ARN
+    /// or body, or with an attribute that is not a string or a number, has none (logged):
+    /// it reaches the dead-letter queue at the queue's own pace.
     pub fn parks(&self) -> Vec<Park> {
+        let mut seen = HashSet::new();
         self.records
             .iter()
             .zip(&self.receipts)
             .filter_map(|((message_id, result), receipt)| {
                 let error = result.as_ref().err()?;
                 // Without a message id the failure fails the whole batch (see
-                // `into_response`): it stays failed.
-                if error.is_retryable() || message_id.is_empty() {
+                // `into_response`): it stays failed. A message delivered twice in one batch
+                // is sent to the dead-letter queue once.
+                if !error.is_permanent() || message_id.is_empty() || !seen.insert(message_id) {
                     return None;
+                }
+                if receipt.attributes.is_none() {
+                    warn!(
+                        %message_id,
+                        "record not moved to the dead-letter queue: an attribute of its message is binary or a list, which it would lose; it gets there after the queue's maxReceiveCount receives"
+                    );
                 }
                 Some(Park {
                     message_id: message_id.clone(),
@@ -675,12 +701,16 @@ impl<H: Handler> BatchDriver<H> {
         &self.inner.handler
     }
 
-    /// Processes `event`, delays the retries of its failed records (with a
-    /// [`Visibility`]), and returns the response a Lambda returns for it.
+    /// Processes `event`, delays the retries of its failed records and moves those that
+    /// can never succeed to the dead-letter queue (with a [`Visibility`]), and returns the
+    /// response a Lambda returns for it: every failed record but the moved ones.
     pub async fn run(&self, event: SqsEvent, deadline: Deadline) -> SqsBatchResponse {
         let report = self.process(event, deadline).await;
-        let parked = self.park_failures(&report, deadline).await;
-        self.delay_retries(&report, deadline).await;
+        // Different records, one deadline: neither waits for the other.
+        let (parked, ()) = tokio::join!(
+            self.park_failures(&report, deadline),
+            self.delay_retries(&report, deadline)
+        );
         let mut response = report.into_response();
         // A parked record is in the dead-letter queue: its queue deletes it as handled.
         response

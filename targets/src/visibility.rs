@@ -167,6 +167,9 @@ pub struct NotDelayed {
     pub reason: String,
 }
 
+/// The most attributes SQS takes on one message.
+const MAX_ATTRIBUTES: usize = 10;
+
 /// The message attribute of a parked record that says why it failed.
 pub const FAILURE_ATTRIBUTE: &str = "eventfork.failure";
 /// The message attribute of a parked record that names the queue it came from.
@@ -249,8 +252,10 @@ pub trait Visibility: Send + Sync + 'static {
     fn delay<'a>(&'a self, retries: &'a [Retry]) -> VisibilityFuture<'a>;
 
     /// Moves each of `records` to its queue's dead-letter queue; returns those it did not
-    /// move, which the driver reports as failed. A moved record is reported as handled, so
-    /// that its queue deletes it. By default none is moved.
+    /// move, which the driver reports as failed. A record left out of the returned list is
+    /// reported as handled, and its queue deletes it: leave one out only once it is safely
+    /// in the dead-letter queue (in doubt, return it: it may then reach the dead-letter
+    /// queue twice, never not at all). By default none is moved.
     fn park<'a>(&'a self, records: &'a [Park]) -> ParkFuture<'a> {
         Box::pin(async move {
             records
@@ -368,20 +373,31 @@ impl SqsVisibility {
             );
         }
         // What an operator reading the dead letter needs: why, from where, how often
-        // received. The reason is cut to 1,000 characters.
-        let mut reason = record.reason.as_str();
-        if let Some((cut, _)) = reason.char_indices().nth(1_000) {
-            reason = &reason[..cut];
-        }
+        // received, as far as SQS's 10 attributes a message leave room. The reason is cut
+        // to 1,000 characters, without those SQS refuses in a message.
+        let reason: String = record
+            .reason
+            .chars()
+            .take(1_000)
+            .map(|c| match c {
+                '\t' | '\n' | '\r' => c,
+                c if c < ' ' || matches!(c, '\u{fffe}' | '\u{ffff}') => '\u{fffd}',
+                c => c,
+            })
+            .collect();
+        let room = MAX_ATTRIBUTES.saturating_sub(attributes.len());
         for (name, data_type, value) in [
-            (FAILURE_ATTRIBUTE, "String", reason.to_owned()),
+            (FAILURE_ATTRIBUTE, "String", reason),
             (SOURCE_QUEUE_ATTRIBUTE, "String", record.queue_arn.clone()),
             (
                 RECEIVE_COUNT_ATTRIBUTE,
                 "Number",
                 record.receive_count.to_string(),
             ),
-        ] {
+        ]
+        .into_iter()
+        .take(room)
+        {
             attributes.insert(
                 name.to_owned(),
                 json!({ "DataType": data_type, "StringValue": value }),

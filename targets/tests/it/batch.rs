@@ -816,6 +816,12 @@ async fn records_that_cannot_succeed_are_moved_to_the_dead_letter_queue() {
         ("m-malformed", "{not json"),
         ("m-refused", &signed_up("rejected", "u4", true)),
         ("m-binary", &signed_up("rejected", "u5", true)),
+        // A bug, not the record: it keeps the queue's pace, so that a bad deploy can be
+        // rolled back before its events are dead letters.
+        ("m-panic", &signed_up("panic", "u6", true)),
+        // One message delivered twice in a batch is moved once.
+        ("m-twice", &signed_up("rejected", "u7", true)),
+        ("m-twice", &signed_up("rejected", "u7", true)),
     ]);
     event.records[1].message_attributes = serde_json::from_value(serde_json::json!({
         "tenant": { "dataType": "String", "stringValue": "acme" },
@@ -830,10 +836,13 @@ async fn records_that_cannot_succeed_are_moved_to_the_dead_letter_queue() {
     }))
     .unwrap();
     let response = driver.run(event, deadline()).await;
-    assert_eq!(failures(&response), ["m-fail", "m-refused", "m-binary"]);
+    assert_eq!(
+        failures(&response),
+        ["m-fail", "m-refused", "m-binary", "m-panic"]
+    );
     let parked = visibility.parked.lock().unwrap().clone();
     let ids: Vec<&str> = parked.iter().map(|p| p.message_id()).collect();
-    assert_eq!(ids, ["m-rejected", "m-malformed"]);
+    assert_eq!(ids, ["m-rejected", "m-malformed", "m-twice"]);
     let rejected = &parked[0];
     assert_eq!(rejected.body(), signed_up("rejected", "u2", true));
     assert_eq!(rejected.receipt_handle(), "AQEBm-rejected");

@@ -258,6 +258,7 @@ async fn a_record_that_cannot_succeed_is_sent_to_the_dead_letter_queue() {
     let moved = sqs
         .receive_message()
         .queue_url(&dead_letters)
+        .max_number_of_messages(10)
         .message_attribute_names("All")
         .send()
         .await
