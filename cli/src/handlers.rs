@@ -10,7 +10,10 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use router::local::{self, BoxFuture, Consumer, Consumers, Idempotency, LocalBus, Topology};
+use router::{
+    local::{self, BoxFuture, Consumer, Consumers, Idempotency, LocalBus, Topology},
+    template::DeadLetterQueueUrl,
+};
 use targets::{
     Analytics, AnalyticsConfig, Backoff, BatchDriver, BatchOptions, Claim, Deadline, Env, Handler,
     HttpClient, IdempotencyKey, IdempotencyStore, MailingList, MailingListConfig, NotDelayed,
@@ -191,12 +194,18 @@ impl<H: Handler> TargetConsumer<H> {
             options.concurrency = n;
         }
         options.backoff = Some(backoff);
+        let spec = bus.topology().target(handler.target());
+        if let Some(spec) = spec
+            && spec.dead_letter_queue_url() == Some(&DeadLetterQueueUrl::Unresolved)
+        {
+            tracing::warn!(
+                function = spec.function(),
+                "DEAD_LETTER_QUEUE_URL is not !Ref (or !GetAtt .QueueUrl) of a queue of the template: locally, records that cannot succeed reach the dead-letter queue after maxReceiveCount receives"
+            );
+        }
         let visibility = Arc::new(LocalVisibility {
             bus: bus.clone(),
-            moves_dead_letters: bus
-                .topology()
-                .target(handler.target())
-                .is_some_and(|t| t.moves_dead_letters()),
+            moves_dead_letters: spec.is_some_and(|t| t.moves_dead_letters()),
         });
         Ok(TargetConsumer {
             driver: BatchDriver::with_visibility(handler, store, options, visibility),
@@ -260,6 +269,23 @@ pub(crate) fn check(topology: &Topology) -> Result<()> {
             );
         }
         function_settings(topology, target.name())?;
+        // The Lambda would send its dead letters to that queue, from which no redrive
+        // leads back to this one.
+        if let Some(DeadLetterQueueUrl::Queue(named)) = target.dead_letter_queue_url()
+            && !target.moves_dead_letters()
+        {
+            bail!(
+                "Resources.{}.Properties.Environment.Variables.DEAD_LETTER_QUEUE_URL refers to {named}, but {}",
+                target.function(),
+                match target.dead_letter_queue() {
+                    Some(own) => format!(
+                        "the dead-letter queue of {} (its RedrivePolicy) is {own}",
+                        target.queue()
+                    ),
+                    None => format!("{} has no RedrivePolicy", target.queue()),
+                }
+            );
+        }
     }
     Ok(())
 }
@@ -498,5 +524,43 @@ mod tests {
         )
         .await;
         check("", 100 * 365 * DAY, 1).await;
+    }
+
+    /// A handler's function must name its queue's own dead-letter queue, from which a
+    /// redrive leads back: any other queue is refused before anything starts.
+    #[test]
+    fn a_function_may_move_dead_letters_only_to_its_queues_own_dead_letter_queue() {
+        let check_with = |variable: &str| {
+            let template = Template::parse(&format!(
+                "Resources:
+  D:
+    Type: AWS::SQS::Queue
+  E:
+    Type: AWS::SQS::Queue
+  Q:
+    Type: AWS::SQS::Queue
+    Properties:
+      RedrivePolicy: {{ deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: 5 }}
+  F:
+    Type: AWS::Serverless::Function
+    Metadata: {{ BuildProperties: {{ Binary: analytics }} }}
+    Properties:
+      Environment: {{ Variables: {{ DEAD_LETTER_QUEUE_URL: {variable} }} }}
+      Events: {{ S: {{ Type: SQS, Properties: {{ Queue: !GetAtt Q.Arn }} }} }}
+"
+            ))
+            .unwrap();
+            let topology = Topology::from_template(&template, "bus").unwrap();
+            super::check(&topology).map_err(|e| e.to_string())
+        };
+        assert_eq!(check_with("!Ref D"), Ok(()));
+        assert_eq!(
+            check_with("https://sqs.us-east-1.amazonaws.com/1/x"),
+            Ok(())
+        );
+        assert_eq!(
+            check_with("!Ref E"),
+            Err("Resources.F.Properties.Environment.Variables.DEAD_LETTER_QUEUE_URL refers to E, but the dead-letter queue of Q (its RedrivePolicy) is D".to_owned())
+        );
     }
 }

@@ -850,7 +850,7 @@ fn render_target(out: &mut String, target: &Target, rules: &[&Rule], settings: &
         "  {dlq}Alarm:
     Type: AWS::CloudWatch::Alarm
     Properties:
-      AlarmDescription: Events for {name} failed every retry and wait in its dead-letter queue.
+      AlarmDescription: Events for {name} failed every retry, or cannot succeed, and wait in its dead-letter queue.
       Namespace: AWS/SQS
       MetricName: ApproximateNumberOfMessagesVisible
       Dimensions:

@@ -149,8 +149,19 @@ pub struct FunctionResource {
     reserved_concurrency: Option<u32>,
     record_concurrency: Option<u32>,
     retry_backoff_seconds: (Option<u32>, Option<u32>),
-    dead_letter_queue: Option<String>,
+    dead_letter_queue: Option<DeadLetterQueueUrl>,
     sources: Vec<SqsSource>,
+}
+
+/// A function's `DEAD_LETTER_QUEUE_URL`, where its handler moves records that cannot
+/// succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetterQueueUrl {
+    /// The URL of a queue of the template: its logical id.
+    Queue(String),
+    /// Some other value (a literal URL, a `!Sub`, an import): not a queue this template
+    /// reader can name.
+    Unresolved,
 }
 
 /// An SQS event source of a function.
@@ -526,10 +537,10 @@ impl FunctionResource {
     pub fn retry_backoff_seconds(&self) -> (Option<u32>, Option<u32>) {
         self.retry_backoff_seconds
     }
-    /// The logical id of the queue `Environment.Variables.DEAD_LETTER_QUEUE_URL` refers
-    /// to, if set: where the handler moves records that cannot succeed.
-    pub fn dead_letter_queue(&self) -> Option<&str> {
-        self.dead_letter_queue.as_deref()
+    /// `Environment.Variables.DEAD_LETTER_QUEUE_URL`, if set and not empty: where the
+    /// handler moves records that cannot succeed.
+    pub fn dead_letter_queue_url(&self) -> Option<&DeadLetterQueueUrl> {
+        self.dead_letter_queue.as_ref()
     }
 
     /// `Timeout` (Lambda default 3 s).
@@ -1089,20 +1100,20 @@ fn read_function(
         variable("RETRY_BACKOFF_BASE_SECONDS", RETRY_DELAY)?,
         variable("RETRY_BACKOFF_MAX_SECONDS", RETRY_DELAY)?,
     );
-    // Where the handlers move records that cannot succeed: a queue of the template, by
-    // `!Ref` (its URL), so that local mode moves them to the same queue.
+    // Where the handlers move records that cannot succeed: a queue of the template by its
+    // URL (`!Ref`, `!GetAtt Q.QueueUrl`), so that local mode moves them to the same queue.
+    // Any other value is the function's own business (empty is unset, as on Lambda).
     let dead_letter_queue = match properties
         .get("Environment")
         .and_then(|e| e.get("Variables"))
         .and_then(|v| v.get("DEAD_LETTER_QUEUE_URL"))
     {
         None => None,
-        Some(value) => Some(reference(value).filter(|_| is_ref(value)).ok_or_else(|| {
-            TemplateError::new(
-                format!("{at}.Properties.Environment.Variables.DEAD_LETTER_QUEUE_URL"),
-                "expected !Ref of a dead-letter queue of this template (its URL)",
-            )
-        })?),
+        Some(Yaml::String(text)) if text.is_empty() => None,
+        Some(value) => Some(match queue_url_reference(value) {
+            Some(queue) => DeadLetterQueueUrl::Queue(queue),
+            None => DeadLetterQueueUrl::Unresolved,
+        }),
     };
     Ok(Some(FunctionResource {
         logical_id: logical_id.to_owned(),
@@ -1130,13 +1141,24 @@ fn names_default_bus(value: &Yaml) -> bool {
     }
 }
 
-/// Whether `value` is a `!Ref` (or `{"Ref": …}`), not a `!GetAtt`.
-fn is_ref(value: &Yaml) -> bool {
-    match value {
-        Yaml::Tagged(tagged) => tagged.tag == "Ref",
-        Yaml::Mapping(mapping) => mapping.len() == 1 && mapping.contains_key("Ref"),
+/// The logical id whose queue URL `value` is: `!Ref Q`, `{"Ref": Q}`, `!GetAtt
+/// Q.QueueUrl` or `{"Fn::GetAtt": [Q, QueueUrl]}`.
+fn queue_url_reference(value: &Yaml) -> Option<String> {
+    let attribute = match value {
+        Yaml::Tagged(tagged) if tagged.tag == "Ref" => return reference(value),
+        Yaml::Mapping(mapping) if mapping.len() == 1 && mapping.contains_key("Ref") => {
+            return reference(value);
+        }
+        Yaml::Tagged(tagged) if tagged.tag == "GetAtt" => &tagged.value,
+        Yaml::Mapping(mapping) if mapping.len() == 1 => mapping.get("Fn::GetAtt")?,
+        _ => return None,
+    };
+    let names_url = match attribute {
+        Yaml::String(text) => text.split_once('.').is_some_and(|(_, a)| a == "QueueUrl"),
+        Yaml::Sequence(parts) => parts.get(1).and_then(Yaml::as_str) == Some("QueueUrl"),
         _ => false,
-    }
+    };
+    names_url.then(|| reference(value)).flatten()
 }
 
 fn reference(value: &Yaml) -> Option<String> {

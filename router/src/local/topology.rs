@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use crate::template::Template;
+use crate::template::{DeadLetterQueueUrl, Template};
 
 use super::{
     LocalError,
@@ -65,7 +65,7 @@ pub struct TargetSpec {
     timeout_seconds: u32,
     record_concurrency: Option<u32>,
     retry_backoff_seconds: (Option<u32>, Option<u32>),
-    moves_dead_letters: bool,
+    dead_letter_queue_url: Option<DeadLetterQueueUrl>,
 }
 
 impl TargetSpec {
@@ -123,11 +123,20 @@ impl TargetSpec {
     pub fn retry_backoff_seconds(&self) -> (Option<u32>, Option<u32>) {
         self.retry_backoff_seconds
     }
-    /// Whether the function's environment names its dead-letter queue
-    /// (`DEAD_LETTER_QUEUE_URL`): records that cannot succeed are moved there at once,
-    /// not after `maxReceiveCount` receives.
+    /// The function's `DEAD_LETTER_QUEUE_URL`, if set: where its handler moves records
+    /// that cannot succeed.
+    pub fn dead_letter_queue_url(&self) -> Option<&DeadLetterQueueUrl> {
+        self.dead_letter_queue_url.as_ref()
+    }
+
+    /// Whether the function's `DEAD_LETTER_QUEUE_URL` names its queue's own dead-letter
+    /// queue: records that cannot succeed are then moved there at once, not after
+    /// `maxReceiveCount` receives (any other queue could not redrive them to this one).
     pub fn moves_dead_letters(&self) -> bool {
-        self.moves_dead_letters
+        matches!(
+            (&self.dead_letter_queue_url, &self.dead_letter_queue),
+            (Some(DeadLetterQueueUrl::Queue(named)), Some(own)) if named == own
+        )
     }
 
     pub(crate) fn policy(&self) -> QueuePolicy {
@@ -271,23 +280,7 @@ impl Topology {
                     Some((dlq, max)) => (Some(dlq.clone()), Some(*max)),
                     None => (None, None),
                 };
-                // The handler moves what cannot succeed to the queue its environment
-                // names: only the queue's own dead-letter queue keeps redrive working.
-                if let Some(named) = function.dead_letter_queue()
-                    && dead_letter_queue.as_deref() != Some(named)
-                {
-                    return Err(LocalError::Template(format!(
-                        "Resources.{}.Properties.Environment.Variables.DEAD_LETTER_QUEUE_URL: refers to {named}, but {}",
-                        function.logical_id(),
-                        match &dead_letter_queue {
-                            Some(dlq) => format!(
-                                "the dead-letter queue of {} (its RedrivePolicy) is {dlq}",
-                                source.queue()
-                            ),
-                            None => format!("{} has no RedrivePolicy", source.queue()),
-                        }
-                    )));
-                }
+
                 targets.push(TargetSpec {
                     name: function.binary().to_owned(),
                     function: function.logical_id().to_owned(),
@@ -306,7 +299,7 @@ impl Topology {
                     timeout_seconds: function.timeout_seconds(),
                     record_concurrency: function.record_concurrency(),
                     retry_backoff_seconds: function.retry_backoff_seconds(),
-                    moves_dead_letters: function.dead_letter_queue().is_some(),
+                    dead_letter_queue_url: function.dead_letter_queue_url().cloned(),
                 });
             }
         }
@@ -488,22 +481,40 @@ mod dead_letter_tests {
 
     #[test]
     fn a_function_moves_dead_letters_only_to_its_queues_dead_letter_queue() {
-        assert!(!topology("").unwrap().targets()[0].moves_dead_letters());
-        assert!(topology("!Ref D").unwrap().targets()[0].moves_dead_letters());
-        assert!(topology("{ Ref: D }").unwrap().targets()[0].moves_dead_letters());
-        assert_eq!(
-            topology("!Ref E").err().as_deref(),
-            Some(
-                "template: Resources.F.Properties.Environment.Variables.DEAD_LETTER_QUEUE_URL: refers to E, but the dead-letter queue of Q (its RedrivePolicy) is D"
-            )
-        );
-        for not_a_ref in ["!GetAtt D.Arn", "https://sqs.us-east-1.amazonaws.com/1/D"] {
+        let target = |variable: &str| topology(variable).unwrap().targets()[0].clone();
+        for own in [
+            "!Ref D",
+            "{ Ref: D }",
+            "!GetAtt D.QueueUrl",
+            "{ 'Fn::GetAtt': [D, QueueUrl] }",
+        ] {
+            let target = target(own);
+            assert!(target.moves_dead_letters(), "{own}");
             assert_eq!(
-                topology(not_a_ref).err().as_deref(),
-                Some(
-                    "Resources.F.Properties.Environment.Variables.DEAD_LETTER_QUEUE_URL: expected !Ref of a dead-letter queue of this template (its URL)"
-                ),
-                "{not_a_ref}"
+                target.dead_letter_queue_url(),
+                Some(&DeadLetterQueueUrl::Queue("D".into())),
+                "{own}"
+            );
+        }
+        assert!(!target("").moves_dead_letters());
+        assert_eq!(target("''").dead_letter_queue_url(), None);
+        let elsewhere = target("!Ref E");
+        assert!(!elsewhere.moves_dead_letters());
+        assert_eq!(
+            elsewhere.dead_letter_queue_url(),
+            Some(&DeadLetterQueueUrl::Queue("E".into()))
+        );
+        for other in [
+            "!GetAtt D.Arn",
+            "https://sqs.us-east-1.amazonaws.com/1/D",
+            "!Sub '${D}'",
+        ] {
+            let target = target(other);
+            assert!(!target.moves_dead_letters(), "{other}");
+            assert_eq!(
+                target.dead_letter_queue_url(),
+                Some(&DeadLetterQueueUrl::Unresolved),
+                "{other}"
             );
         }
     }
