@@ -962,20 +962,14 @@ impl LocalBus {
         &self.inner.config
     }
 
-    /// ChangeMessageVisibility: the message received with `receipt_handle` from the queue
-    /// `queue_arn` (the record's `eventSourceARN`) becomes visible `timeout` from now (at
-    /// most 12 hours, as in SQS), while that receive is still the message's latest.
-    pub async fn change_message_visibility(
+    /// The queue (its logical id) and the receive that a record's `eventSourceARN` and
+    /// receipt handle name.
+    fn receipt(
         &self,
         queue_arn: &str,
         receipt_handle: &str,
-        timeout: Duration,
-    ) -> Result<(), LocalError> {
-        let invalid = |reason| LocalError::InvalidReceipt {
-            queue_arn: queue_arn.to_owned(),
-            receipt_handle: receipt_handle.to_owned(),
-            reason,
-        };
+    ) -> Result<(String, queue::Receipt), LocalError> {
+        let invalid = |reason| invalid_receipt(queue_arn, receipt_handle, reason);
         let config = &self.inner.config;
         let queue = queue_arn
             .strip_prefix(&format!(
@@ -987,6 +981,20 @@ impl LocalBus {
             .to_owned();
         let receipt = queue::parse_receipt_handle(receipt_handle)
             .ok_or_else(|| invalid("not a receipt handle of the local bus"))?;
+        Ok((queue, receipt))
+    }
+
+    /// ChangeMessageVisibility: the message received with `receipt_handle` from the queue
+    /// `queue_arn` (the record's `eventSourceARN`) becomes visible `timeout` from now (at
+    /// most 12 hours, as in SQS), while that receive is still the message's latest.
+    pub async fn change_message_visibility(
+        &self,
+        queue_arn: &str,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<(), LocalError> {
+        let invalid = |reason| invalid_receipt(queue_arn, receipt_handle, reason);
+        let (queue, receipt) = self.receipt(queue_arn, receipt_handle)?;
         if timeout > Duration::from_secs(12 * 3600) {
             return Err(invalid("the visibility timeout is over 12 hours"));
         }
@@ -1020,22 +1028,8 @@ impl LocalBus {
         queue_arn: &str,
         receipt_handle: &str,
     ) -> Result<String, LocalError> {
-        let invalid = |reason| LocalError::InvalidReceipt {
-            queue_arn: queue_arn.to_owned(),
-            receipt_handle: receipt_handle.to_owned(),
-            reason,
-        };
-        let config = &self.inner.config;
-        let queue = queue_arn
-            .strip_prefix(&format!(
-                "arn:aws:sqs:{}:{}:",
-                config.region, config.account
-            ))
-            .filter(|queue| self.inner.wakeups.contains_key(*queue))
-            .ok_or_else(|| invalid("no queue of this bus has that ARN"))?
-            .to_owned();
-        let receipt = queue::parse_receipt_handle(receipt_handle)
-            .ok_or_else(|| invalid("not a receipt handle of the local bus"))?;
+        let invalid = |reason| invalid_receipt(queue_arn, receipt_handle, reason);
+        let (queue, receipt) = self.receipt(queue_arn, receipt_handle)?;
         let Some(target) = self
             .topology()
             .targets()
@@ -1286,5 +1280,13 @@ impl LocalBus {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         http::serve(self, listener, shutdown).await
+    }
+}
+
+fn invalid_receipt(queue_arn: &str, receipt_handle: &str, reason: &'static str) -> LocalError {
+    LocalError::InvalidReceipt {
+        queue_arn: queue_arn.to_owned(),
+        receipt_handle: receipt_handle.to_owned(),
+        reason,
     }
 }

@@ -1924,6 +1924,88 @@ async fn a_consumer_can_hold_a_failed_record_back() {
     runner.shutdown().await;
 }
 
+/// A consumer moves a record that cannot succeed to its queue's dead-letter queue at once,
+/// as the targets do with a permanent failure: the move is announced like any dead
+/// letter, the receipt is then stale, and the record reported handled stays in the
+/// dead-letter queue.
+#[tokio::test]
+async fn a_consumer_can_move_a_record_to_the_dead_letter_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let bus = open(dir.path(), &clock);
+    let answers: Arc<Mutex<Vec<String>>> = Arc::default();
+    let consumer = {
+        let (bus, answers) = (bus.clone(), answers.clone());
+        consumer_fn(move |batch: aws_lambda_events::sqs::SqsEvent| {
+            let (bus, answers) = (bus.clone(), answers.clone());
+            async move {
+                for record in batch.records {
+                    let arn = record.event_source_arn.clone().unwrap();
+                    let handle = record.receipt_handle.clone().unwrap();
+                    for (arn, handle) in [
+                        (arn.clone(), handle.clone()),
+                        (arn.clone(), handle),
+                        (arn, "AQEBx".to_owned()),
+                    ] {
+                        let answer = bus.move_to_dead_letter_queue(&arn, &handle).await;
+                        answers.lock().unwrap().push(match answer {
+                            Ok(queue) => queue,
+                            Err(e) => e.to_string(),
+                        });
+                    }
+                }
+                // Reported handled: the message is in the dead-letter queue already.
+                SqsBatchResponse::default()
+            }
+        })
+    };
+    let mut events = bus.subscribe();
+    let runner = bus
+        .start(
+            Consumers::default()
+                .with("mailing-list", consumer)
+                .fallback(RecordingSink::default()),
+        )
+        .unwrap();
+    put(&bus, vec![entry("UserSignedUp", json!({"user_id": "u1"}))]).await;
+    let moved = next(&mut events, |event| match event {
+        LocalEvent::DeadLettered {
+            target,
+            receive_count,
+            dead_letter_queue,
+            ..
+        } => Some((target.clone(), *receive_count, dead_letter_queue.clone())),
+        LocalEvent::Delivered { target, .. } if target == "mailing-list" => {
+            panic!("a moved record was delivered")
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(moved, ("mailing-list".to_owned(), 1, "MailDlq".to_owned()));
+    // The move is announced before the consumer has tried the two other calls.
+    for _ in 0..100 {
+        if answers.lock().unwrap().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answers = answers.lock().unwrap().clone();
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert_eq!(answers[0], "MailDlq");
+    assert!(
+        answers[1].contains("deleted or received again"),
+        "{answers:?}"
+    );
+    assert!(
+        answers[2].contains("not a receipt handle of the local bus"),
+        "{answers:?}"
+    );
+    let dead = bus.dead_letters("mailing-list", 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].receive_count, 1);
+    runner.shutdown().await;
+}
+
 /// An archive keeps the events its pattern matches, on its own bus: a replay re-sends
 /// those only, as EventBridge's would; a template without an archive keeps none; and an
 /// event kept by no archive and sent to no queue is not stored at all.
