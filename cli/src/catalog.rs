@@ -159,10 +159,35 @@ fn read(path: &Path) -> Result<String> {
 
 /// A line diff of `old` and `new`: changed lines prefixed `-` / `+` (a hunk's removals
 /// first), with `@@ line N` hunk headers numbering `old`'s lines from `first_line`, and no
-/// context lines.
+/// context lines. The lines both share at their start and end are set aside first; when
+/// what remains is too large for a table of common subsequences (over 4 million cells),
+/// it is shown as one hunk, every old line removed and every new one added.
 fn line_diff(old: &str, new: &str, first_line: usize) -> Vec<String> {
+    const MAX_CELLS: usize = 4_000_000;
     let old: Vec<&str> = old.lines().collect();
     let new: Vec<&str> = new.lines().collect();
+    let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
+    let suffix = old[prefix..]
+        .iter()
+        .rev()
+        .zip(new[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let (old, new) = (
+        &old[prefix..old.len() - suffix],
+        &new[prefix..new.len() - suffix],
+    );
+    let first_line = first_line + prefix;
+    let mut out = Vec::new();
+    if old.is_empty() && new.is_empty() {
+        return out;
+    }
+    if (old.len() + 1).saturating_mul(new.len() + 1) > MAX_CELLS {
+        out.push(format!("@@ line {first_line}"));
+        out.extend(old.iter().map(|line| format!("-{line}")));
+        out.extend(new.iter().map(|line| format!("+{line}")));
+        return out;
+    }
     // Longest common subsequence table, from the ends.
     let mut lcs = vec![vec![0u32; new.len() + 1]; old.len() + 1];
     for i in (0..old.len()).rev() {
@@ -175,7 +200,6 @@ fn line_diff(old: &str, new: &str, first_line: usize) -> Vec<String> {
         }
     }
     let (mut i, mut j) = (0, 0);
-    let mut out = Vec::new();
     let mut in_hunk = false;
     while i < old.len() || j < new.len() {
         if i < old.len() && j < new.len() && old[i] == new[j] {
@@ -213,5 +237,20 @@ mod tests {
         let diff = line_diff("a\nb\nc\nd\n", "a\nB\nc\nd\ne\n", 10);
         assert_eq!(diff, ["@@ line 11", "-b", "+B", "@@ line 14", "+e"]);
         assert!(line_diff("same\n", "same\n", 1).is_empty());
+        // Shared ends are set aside: a change in a long file costs what it changes.
+        let long: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
+        let changed = long.replacen("line 50000\n", "line fifty thousand\n", 1);
+        assert_eq!(
+            line_diff(&long, &changed, 1),
+            ["@@ line 50001", "-line 50000", "+line fifty thousand"]
+        );
+        // Past the table's size, one hunk.
+        let a: String = (0..3_000).map(|i| format!("a{i}\n")).collect();
+        let b: String = (0..3_000).map(|i| format!("b{i}\n")).collect();
+        let diff = line_diff(&format!("x\n{a}y\n"), &format!("x\n{b}y\n"), 1);
+        assert_eq!(diff.len(), 6_001);
+        assert_eq!(diff[0], "@@ line 2");
+        assert_eq!(diff[1], "-a0");
+        assert_eq!(diff[3_001], "+b0");
     }
 }
