@@ -1180,6 +1180,10 @@ impl LocalBus {
     /// Replays the archived events whose own `time` lies in `[from_ms, to_ms)` (all buses
     /// when `bus` is `None`) onto their bus, as an EventBridge archive replay does: same
     /// event id and content, `replay-name` set, routed through the current rules.
+    ///
+    /// The window is read a page at a time, twice: first only routed, so that an event the
+    /// rules cannot take fails the replay before its name is taken or anything is sent,
+    /// then routed again and sent. Memory stays that of a page, whatever the window holds.
     pub async fn replay(
         &self,
         replay_name: &str,
@@ -1187,26 +1191,82 @@ impl LocalBus {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<ReplaySummary, LocalError> {
+        const START: (i64, i64) = (i64::MIN, i64::MIN);
+        let mut after = Some(START);
+        while let Some(position) = after {
+            after = self
+                .replay_page(replay_name, bus, (from_ms, to_ms), position)
+                .await?
+                .next;
+        }
+        // The name is taken once the replay can go ahead (a failure before leaves it
+        // free), and before anything is sent.
+        let name = replay_name.to_owned();
+        let now = self.clock().now_ms();
+        let fresh = self
+            .inner
+            .store
+            .call(move |connection| queue::name_replay(connection, &name, now))
+            .await?;
+        if !fresh {
+            return Err(LocalError::ReplayNameTaken(replay_name.to_owned()));
+        }
+        let mut summary = ReplaySummary {
+            n_events: 0,
+            n_messages: 0,
+            other_buses: Vec::new(),
+        };
+        let mut other_buses: BTreeMap<String, usize> = BTreeMap::new();
+        let mut after = Some(START);
+        while let Some(position) = after {
+            let page = self
+                .replay_page(replay_name, bus, (from_ms, to_ms), position)
+                .await?;
+            summary.n_events += page.n_events;
+            summary.n_messages += page.replays.iter().map(|r| r.queues.len()).sum::<usize>();
+            for bus in page.other_buses {
+                *other_buses.entry(bus).or_default() += 1;
+            }
+            if !page.replays.is_empty() {
+                let now = self.clock().now_ms();
+                self.commit(page.replays, page.rules, now).await?;
+            }
+            after = page.next;
+        }
+        summary.other_buses = other_buses.into_iter().collect();
+        Ok(summary)
+    }
+
+    /// One page of a replay's window, after the archive position `after`: each event
+    /// rewritten with `replay-name` and routed; the buses of those no rule of this bus
+    /// knows; and the position of the next page, if there may be one.
+    async fn replay_page(
+        &self,
+        replay_name: &str,
+        bus: Option<&str>,
+        window: (i64, i64),
+        after: (i64, i64),
+    ) -> Result<ReplayPage, LocalError> {
+        const PAGE: usize = 500;
         let bus_filter = bus.map(str::to_owned);
         let archived = self
             .inner
             .store
             .call_relaxed(move |connection| {
-                queue::archived(connection, bus_filter.as_deref(), from_ms, to_ms)
+                queue::archived(connection, bus_filter.as_deref(), window, after, PAGE)
             })
             .await?;
-        let mut summary = ReplaySummary {
+        let mut page = ReplayPage {
             n_events: archived.len(),
-            n_messages: 0,
-            other_buses: Vec::new(),
+            next: (archived.len() == PAGE)
+                .then(|| archived.last().map(|event| event.position))
+                .flatten(),
+            ..ReplayPage::default()
         };
-        let mut other_buses: BTreeMap<String, usize> = BTreeMap::new();
-        let mut replays = Vec::with_capacity(archived.len());
-        let mut rules = Vec::with_capacity(archived.len());
         for event in archived {
             // No rule of another bus is known here: replayed, it would reach nothing.
             if !self.inner.topology.has_bus(&event.bus) {
-                *other_buses.entry(event.bus).or_default() += 1;
+                page.other_buses.push(event.bus);
                 continue;
             }
             // The archived text is kept as it is (its detail as sent); `replay-name` is
@@ -1231,9 +1291,8 @@ impl LocalBus {
                 .routes
                 .route(&event.bus, body.as_bytes())
                 .map_err(LocalError::Pattern)?;
-            summary.n_messages += route.queues.len();
-            rules.push(route.rules);
-            replays.push(Accepted {
+            page.rules.push(route.rules);
+            page.replays.push(Accepted {
                 event_id,
                 bus: event.bus,
                 detail_type,
@@ -1245,25 +1304,7 @@ impl LocalBus {
                 archived: false,
             });
         }
-        // The name is taken once the replay can go ahead (a failure before leaves it
-        // free), and before anything is sent.
-        let name = replay_name.to_owned();
-        let now = self.clock().now_ms();
-        let fresh = self
-            .inner
-            .store
-            .call(move |connection| queue::name_replay(connection, &name, now))
-            .await?;
-        if !fresh {
-            return Err(LocalError::ReplayNameTaken(replay_name.to_owned()));
-        }
-        for (chunk, chunk_rules) in replays.chunks(500).zip(rules.chunks(500)) {
-            let now = self.clock().now_ms();
-            self.commit(chunk.to_vec(), chunk_rules.to_vec(), now)
-                .await?;
-        }
-        summary.other_buses = other_buses.into_iter().collect();
-        Ok(summary)
+        Ok(page)
     }
 
     /// Starts a poller per target that feeds its queue to the consumer registered under
@@ -1281,6 +1322,16 @@ impl LocalBus {
     ) -> std::io::Result<()> {
         http::serve(self, listener, shutdown).await
     }
+}
+
+/// One page of a replay (see [`LocalBus::replay`]).
+#[derive(Default)]
+struct ReplayPage {
+    replays: Vec<Accepted>,
+    rules: Vec<Vec<String>>,
+    other_buses: Vec<String>,
+    n_events: usize,
+    next: Option<(i64, i64)>,
 }
 
 fn invalid_receipt(queue_arn: &str, receipt_handle: &str, reason: &'static str) -> LocalError {

@@ -387,15 +387,34 @@ pub(crate) fn sweep(
     let archive_cutoff = retention
         .archive_ms
         .map_or(i64::MIN, |keep_ms| now.saturating_sub(keep_ms));
+    // Two deletes, each through an index of just its rows: one over every event, which
+    // read every archived event on each pass, took 0.17 s a pass at 640,000 of them.
+    // Replayed copies and events no archive keeps go once no message holds them...
     swept.events = connection
         .prepare_cached(
             "DELETE FROM events WHERE seq IN
                (SELECT seq FROM events
-                WHERE (replay_name IS NOT NULL OR archived = 0 OR ingested_at < ?1)
+                WHERE (replay_name IS NOT NULL OR archived = 0)
+                  AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.event_seq = events.seq)
+                LIMIT ?1)",
+        )
+        .and_then(|mut s| s.execute(params![limit]))
+        .map_err(StoreError::db("retention sweep"))?;
+    // ...and archived events once past the archive's retention, too.
+    swept.events += connection
+        .prepare_cached(
+            "DELETE FROM events WHERE seq IN
+               (SELECT seq FROM events
+                WHERE replay_name IS NULL AND ingested_at < ?1
                   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.event_seq = events.seq)
                 LIMIT ?2)",
         )
-        .and_then(|mut s| s.execute(params![archive_cutoff, limit]))
+        .and_then(|mut s| {
+            s.execute(params![
+                archive_cutoff,
+                limit.saturating_sub(swept.events as i64)
+            ])
+        })
         .map_err(StoreError::db("retention sweep"))?;
     swept.idempotency_records = connection
         .prepare_cached(
@@ -568,7 +587,8 @@ pub struct DeadLetter {
 
 /// The first `limit` messages that `dead_letter_queue` holds for `source_queue` (or for no
 /// known queue): those a redrive of `source_queue` would move. A dead-letter queue shared
-/// by several queues holds the others' messages too.
+/// by several queues holds the others' messages too. In the order they became visible
+/// there (the queue's index order, so that a long queue is not sorted to list a few).
 pub(crate) fn dead_letters(
     connection: &Connection,
     dead_letter_queue: &str,
@@ -581,7 +601,7 @@ pub(crate) fn dead_letters(
                     m.source_queue, e.body
              FROM messages m JOIN events e ON e.seq = m.event_seq
              WHERE m.queue = ?1 AND (m.source_queue = ?2 OR m.source_queue IS NULL)
-             ORDER BY m.id LIMIT ?3",
+             ORDER BY m.visible_at, m.id LIMIT ?3",
         )
         .map_err(StoreError::db("dead-letter list"))?;
     select
@@ -643,32 +663,44 @@ pub(crate) fn redrive(
 pub(crate) struct Archived {
     pub(crate) bus: String,
     pub(crate) body: String,
+    /// Where it sits in the archive's time order: its time and its row.
+    pub(crate) position: (i64, i64),
 }
 
 /// The archived (live, not replayed) events of `bus` whose time lies in `[from, to)`, as
-/// EventBridge selects a replay's events ("based on the time in the event"), in time order.
+/// EventBridge selects a replay's events ("based on the time in the event"), in time order:
+/// at most `limit` of them, from the first after the position `after`.
 pub(crate) fn archived(
     connection: &Connection,
     bus: Option<&str>,
-    from: i64,
-    to: i64,
+    (from, to): (i64, i64),
+    after: (i64, i64),
+    limit: usize,
 ) -> Result<Vec<Archived>, StoreError> {
+    // One lower bound on event_time, so that the index's range starts at the page.
     let mut select = connection
         .prepare_cached(
-            "SELECT bus, body FROM events
+            "SELECT bus, body, event_time, seq FROM events
              WHERE replay_name IS NULL AND archived = 1
                AND event_time >= ?1 AND event_time < ?2
                AND (?3 IS NULL OR bus = ?3)
-             ORDER BY event_time, seq",
+               AND (event_time > ?4 OR seq > ?5)
+             ORDER BY event_time, seq
+             LIMIT ?6",
         )
         .map_err(StoreError::db("archive read"))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     select
-        .query_map(params![from, to, bus], |row| {
-            Ok(Archived {
-                bus: row.get(0)?,
-                body: row.get(1)?,
-            })
-        })
+        .query_map(
+            params![from.max(after.0), to, bus, after.0, after.1, limit],
+            |row| {
+                Ok(Archived {
+                    bus: row.get(0)?,
+                    body: row.get(1)?,
+                    position: (row.get(2)?, row.get(3)?),
+                })
+            },
+        )
         .and_then(|rows| rows.collect())
         .map_err(StoreError::db("archive read"))
 }

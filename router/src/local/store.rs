@@ -256,6 +256,8 @@ fn setup(connection: &Connection) -> rusqlite::Result<()> {
            WHERE replay_name IS NULL;
          CREATE INDEX IF NOT EXISTS events_untimed ON events (seq)
            WHERE event_time IS NULL;
+         CREATE INDEX IF NOT EXISTS events_transient ON events (seq)
+           WHERE replay_name IS NOT NULL OR archived = 0;
          UPDATE events SET event_time = COALESCE(
              CASE WHEN json_valid(body)
                   THEN CAST(strftime('%s', json_extract(body, '$.time')) AS INTEGER) * 1000

@@ -574,6 +574,33 @@ async fn replay_selects_by_the_events_own_time() {
     assert_eq!((at_its_time.n_events, at_its_time.n_messages), (1, 2));
 }
 
+/// A replay reads its window a page at a time: events that share one time (the
+/// envelope's is whole seconds) across a page's end are each replayed once.
+#[tokio::test]
+async fn a_replay_of_many_pages_sends_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = open(dir.path(), &Clock::manual(T0));
+    let n_events = 1_203;
+    for first in (0..n_events).step_by(10) {
+        let entries = (first..(first + 10).min(n_events))
+            .map(|n| entry("UserLoggedIn", json!({ "n": n })))
+            .collect();
+        put(&bus, entries).await;
+    }
+    let visible = |status: Vec<router::local::TargetStatus>| -> u64 {
+        status.iter().map(|t| t.visible).sum()
+    };
+    let before = visible(bus.status().await.unwrap());
+    assert!(before >= n_events as u64, "{before}");
+    let summary = bus
+        .replay("pages", Some("test-bus"), T0 - 1_000, T0 + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(summary.n_events, n_events);
+    assert_eq!(summary.n_messages as u64, before);
+    assert_eq!(visible(bus.status().await.unwrap()), 2 * before);
+}
+
 /// Archived events of a bus this one does not run (the store was written under another
 /// bus name) are counted apart, not silently routed to nothing (found by an audit).
 #[tokio::test]
