@@ -30,7 +30,10 @@
 //! (a `select!`, a timeout around the call) cancels the requests in flight: their events
 //! may or may not have been published, and no outcome says which. Give the call a
 //! [`retry_deadline`](PublisherBuilder::retry_deadline) instead, or run it in a task of
-//! its own.
+//! its own. The deadline counts from a batch's first request: the time a batch waits for
+//! a free request slot ([`max_in_flight`](PublisherBuilder::max_in_flight)) is not in it,
+//! but once any batch finds EventBridge unreachable, the batches still waiting fail at
+//! once, without a request, so that calls queued behind an outage return promptly.
 
 mod entry;
 mod transport;
@@ -652,7 +655,24 @@ impl Inner {
             attempt += 1;
             // The last retryable error of each entry still pending.
             let mut retry: Vec<(usize, String, String)> = Vec::new();
-            let answer = self.put_events(entries, &pending, &mut first_sent).await;
+            // A batch not sent yet looks for an outage once it has a request slot.
+            let unsent = matches!(mode, Mode::Normal) && first_sent.is_none();
+            let answer = match self
+                .put_events(entries, &pending, &mut first_sent, unsent)
+                .await
+            {
+                Ok(answer) => answer,
+                // An outage began while this batch waited for a request slot: it fails at
+                // once, as a batch that had started after would, rather than wait out one
+                // attempt timeout behind every batch queued before it.
+                Err(error) => {
+                    outcomes.extend(pending.into_iter().map(|i| (i, Err(error.clone()))));
+                    return BatchOutcome {
+                        outcomes,
+                        n_requests: 0,
+                    };
+                }
+            };
             if let Err(error) = &answer
                 && error.is_unanswered()
             {
@@ -792,13 +812,16 @@ impl Inner {
     }
 
     /// One PutEvents attempt for the entries at `indices`, under the rate limit, the
-    /// in-flight limit and the attempt timeout.
+    /// in-flight limit and the attempt timeout. Not sent (the outer error) when `unsent`
+    /// (a batch's first request outside a probe) and an outage was found while it waited
+    /// for the limits.
     async fn put_events(
         &self,
         entries: &[Entry],
         indices: &[usize],
         first_sent: &mut Option<Instant>,
-    ) -> Result<Vec<EntryResult>, RequestError> {
+        unsent: bool,
+    ) -> Result<Result<Vec<EntryResult>, RequestError>, PublishError> {
         if let Some(rate_limiter) = &self.rate_limiter {
             rate_limiter.acquire(indices.len()).await;
         }
@@ -807,6 +830,12 @@ impl Inner {
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        if unsent && let Some(outage) = lock(&self.outage).as_ref() {
+            return Err(PublishError::Unavailable {
+                code: outage.code.clone(),
+                message: outage.message.clone(),
+            });
+        }
         first_sent.get_or_insert_with(Instant::now);
         let request: Vec<&Entry> = indices.iter().map(|i| &entries[*i]).collect();
         let timeout = self.settings.attempt_timeout;
@@ -814,12 +843,13 @@ impl Inner {
             match tokio::time::timeout(timeout, self.transport.put_events(&self.bus, &request))
                 .await
             {
-                Ok(results) => results?,
-                Err(_) => return Err(timeout_error(timeout)),
+                Ok(Ok(results)) => results,
+                Ok(Err(error)) => return Ok(Err(error)),
+                Err(_) => return Ok(Err(timeout_error(timeout))),
             };
         if results.len() != request.len() {
             // The entries may or may not have been accepted: reported, never resent blindly.
-            return Err(RequestError::new(
+            return Ok(Err(RequestError::new(
                 "InvalidResponse",
                 format!(
                     "PutEvents answered {} results for {} entries",
@@ -827,9 +857,9 @@ impl Inner {
                     request.len()
                 ),
                 false,
-            ));
+            )));
         }
-        Ok(results)
+        Ok(Ok(results))
     }
 }
 

@@ -632,6 +632,49 @@ async fn an_outage_fails_the_rest_at_once_and_a_probe_ends_it() {
     assert!(publisher.publish_all(&logins(30)).await.is_all_published());
 }
 
+/// Calls that wait for a request slot while the calls ahead of them find an outage fail
+/// at once when their turn comes, without a request. Each used to spend one attempt on a
+/// hanging EventBridge first, four at a time: the last of 100 concurrent calls returned
+/// after 25 attempts' time.
+#[tokio::test(start_paused = true)]
+async fn calls_queued_behind_an_outage_fail_without_a_request() {
+    let flaky = Flaky::default();
+    let requests = Arc::clone(&flaky.requests);
+    flaky.down.store(true, Ordering::SeqCst);
+    // Each request hangs for 300 ms before it fails.
+    flaky.slow.store(true, Ordering::SeqCst);
+    // The first four requests give up after one attempt and find the outage.
+    let publisher = builder()
+        .max_in_flight(4)
+        .retry_deadline(Duration::from_millis(1))
+        .build_with(flaky);
+    let started = Instant::now();
+    let calls: Vec<_> = (0..100)
+        .map(|i| {
+            let publisher = publisher.clone();
+            tokio::spawn(async move { publisher.publish(&login(&format!("user-{i}"))).await })
+        })
+        .collect();
+    let mut attempts = 0;
+    let (mut exhausted, mut unavailable) = (0, 0);
+    for call in calls {
+        match call.await.unwrap().unwrap_err() {
+            PublishError::RetriesExhausted { attempts: n, .. } => {
+                exhausted += 1;
+                attempts += n as usize;
+            }
+            PublishError::Unavailable { .. } => unavailable += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    // One round of four requests, 300 ms: the 100 calls would have taken 25 rounds.
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
+    assert_eq!((exhausted, unavailable), (4, 96));
+    assert_eq!(requests.load(Ordering::SeqCst), attempts);
+    assert_eq!(attempts, 4);
+}
+
 /// While a probe waits for its slow answer, the batches that start meanwhile wait for its
 /// verdict and then fail at once; none of them spins. Real time: a busy loop would never
 /// let paused time move on, and the test would hang instead of failing.
