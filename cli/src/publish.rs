@@ -142,7 +142,7 @@ impl From<&PublishError> for Failure {
             code: error.code().to_owned(),
             message: router::publish::error_causes(error),
             attempts: error.attempts(),
-            unconfirmed: matches!(error, PublishError::Unconfirmed { .. }),
+            unconfirmed: error.may_have_been_published(),
         }
     }
 }

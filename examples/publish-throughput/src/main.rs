@@ -59,7 +59,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let size = router::Entry::new(&events[0])?.size();
     println!("events:               {n_events} ({size} bytes each by the entry-size formula)");
     println!("published:            {}", report.n_published());
-    println!("failed:               {}", report.n_failed());
+    println!(
+        "failed:               {} (of them unconfirmed, perhaps published: {})",
+        report.n_failed(),
+        report.n_unconfirmed()
+    );
     println!("requests in flight:   {max_in_flight}");
     println!("PutEvents requests:   {}", report.n_requests());
     println!(

@@ -224,6 +224,13 @@ impl PublishError {
         }
     }
 
+    /// True when the event may have been published although this is an error
+    /// ([`PublishError::Unconfirmed`]): sending it again may publish it twice. Look for it
+    /// (or let consumers deduplicate on its idempotency key) before resending.
+    pub fn may_have_been_published(&self) -> bool {
+        matches!(self, PublishError::Unconfirmed { .. })
+    }
+
     /// True when the event itself was refused before any network call: too large, or not
     /// valid. (An [`PublishError::Unavailable`] event was not sent either, but sending it
     /// again later may succeed.)
@@ -262,9 +269,20 @@ impl Report {
         self.outcomes.iter().filter(|o| o.is_ok()).count()
     }
 
-    /// How many events were not published.
+    /// How many events have no confirmed publication: those not published, and those
+    /// that may have been ([`Report::n_unconfirmed`]).
     pub fn n_failed(&self) -> usize {
         self.outcomes.len() - self.n_published()
+    }
+
+    /// How many events may or may not have been published
+    /// ([`PublishError::may_have_been_published`]): part of [`Report::n_failed`], and not
+    /// to be sent again blindly.
+    pub fn n_unconfirmed(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.as_ref().is_err_and(PublishError::may_have_been_published))
+            .count()
     }
 
     /// How many PutEvents requests were sent, retries included.

@@ -498,6 +498,8 @@ async fn a_wrong_number_of_results_is_reported_not_retried() {
         matches!(error, PublishError::Unconfirmed { .. }),
         "{error:?}"
     );
+    assert!(error.may_have_been_published());
+    assert_eq!((report.n_failed(), report.n_unconfirmed()), (2, 2));
     assert_eq!(
         error.to_string(),
         "unconfirmed, it may or may not have been published: PutEvents answered 1 results for 2 entries"
@@ -582,6 +584,8 @@ async fn an_outage_fails_the_rest_at_once_and_a_probe_ends_it() {
     let elapsed = started.elapsed();
     assert!(elapsed <= Duration::from_secs(31), "{elapsed:?}");
     assert_eq!(report.n_published(), 0);
+    // Each attempt was answered (a 500): none may have been published.
+    assert_eq!((report.n_failed(), report.n_unconfirmed()), (800, 0));
     let codes: std::collections::BTreeMap<String, usize> =
         report
             .outcomes()
