@@ -62,7 +62,7 @@ pub enum LoginMethod {
 ///
 /// Reactions: counted in analytics, added to the mailing list when `marketing_consent` is
 /// true, announced on Slack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct UserSignedUp {
     /// The new user's id in the product; stable for the account's lifetime.
@@ -157,7 +157,7 @@ impl UserSignedUpBuilder {
 }
 
 /// A user logged in successfully. Counted in analytics only.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct UserLoggedIn {
     /// The user's id in the product.
@@ -246,6 +246,38 @@ impl UserLoggedInBuilder {
     /// Finishes the event.
     pub fn build(self) -> UserLoggedIn {
         self.0
+    }
+}
+
+/// Without the personal data (the name; the email is redacted by its own type), so that
+/// an event in a log line names the user by id only.
+impl std::fmt::Debug for UserSignedUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserSignedUp")
+            .field("user_id", &self.user_id)
+            .field("email", &self.email)
+            .field("display_name", &format_args!("<redacted>"))
+            .field("plan", &self.plan)
+            .field("signup_method", &self.signup_method)
+            .field("marketing_consent", &self.marketing_consent)
+            .field("signed_up_at", &self.signed_up_at)
+            .finish()
+    }
+}
+
+/// Without the personal data (the IP address and the user agent), so that an event in a
+/// log line names the user by id only.
+impl std::fmt::Debug for UserLoggedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserLoggedIn")
+            .field("user_id", &self.user_id)
+            .field("login_id", &self.login_id)
+            .field("login_method", &self.login_method)
+            .field("mfa_used", &self.mfa_used)
+            .field("ip_address", &format_args!("<redacted>"))
+            .field("user_agent", &format_args!("<redacted>"))
+            .field("logged_in_at", &self.logged_in_at)
+            .finish()
     }
 }
 

@@ -1,6 +1,8 @@
 //! Validation of arbitrary JSON against the catalogue: the first violation, with its path.
 
-use events_schema::{EventType, Violation, validate_envelope, validate_received};
+use events_schema::{
+    EventType, UserLoggedIn, UserSignedUp, Violation, validate_envelope, validate_received,
+};
 use serde_json::Value;
 
 use crate::fixture;
@@ -179,4 +181,29 @@ fn consumers_skip_unknown_detail_fields_and_check_the_rest() {
         |e| e["detail"]["email"] = 7.into(),
         "invalid: $.detail.email: expected string, found integer",
     );
+}
+
+/// An event in a log line (`{:?}`) names the user by id: no email, name, IP address or
+/// user agent.
+#[test]
+fn debug_output_leaves_personal_data_out() {
+    let signup = UserSignedUp::builder("user-1", "ada@example.com")
+        .unwrap()
+        .display_name("Ada Lovelace")
+        .build();
+    let login = UserLoggedIn::builder("user-1", "203.0.113.9".parse().unwrap())
+        .unwrap()
+        .user_agent("Mozilla/5.0 (Ada's laptop)")
+        .build();
+    for shown in [format!("{signup:?}"), format!("{login:?}")] {
+        assert!(shown.contains("user-1"), "{shown}");
+        for personal in [
+            "ada@example.com",
+            "Ada Lovelace",
+            "203.0.113.9",
+            "Ada's laptop",
+        ] {
+            assert!(!shown.contains(personal), "{shown}");
+        }
+    }
 }

@@ -11,9 +11,13 @@ pub const MAX_ENTRIES_PER_REQUEST: usize = 10;
 /// One event ready for PutEvents: source, detail-type and the detail as JSON text, with
 /// the optional resources, time and X-Ray trace header.
 ///
-/// Made from a typed event with [`Entry::new`], or from JSON checked against the catalogue
-/// with [`Entry::from_json`]; either way the detail is valid for its detail-type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Made from a typed event with [`Entry::new`] (the catalogue's types are valid by
+/// construction; an [`Event`] type of your own is sent as it serializes, unchecked), or
+/// from JSON checked against the catalogue with [`Entry::from_json`].
+///
+/// Its `Debug` shows the detail's size, not the detail, which holds personal data (an
+/// email address, an IP address).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Entry {
     source: &'static str,
     detail_type: &'static str,
@@ -21,6 +25,19 @@ pub struct Entry {
     resources: Vec<String>,
     time: Option<Timestamp>,
     trace_header: Option<String>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("source", &self.source)
+            .field("detail_type", &self.detail_type)
+            .field("detail_bytes", &self.detail.len())
+            .field("resources", &self.resources.len())
+            .field("time", &self.time)
+            .field("trace_header", &self.trace_header.is_some())
+            .finish()
+    }
 }
 
 impl Entry {
@@ -262,6 +279,21 @@ mod tests {
         // Time counts 14 bytes whatever its text; the resource counts its UTF-8 bytes:
         // 10 ASCII and 2 for "é". The trace header does not count.
         assert_eq!(entry.size(), base + 14 + 12);
+    }
+
+    /// A log line with an entry in it never holds the detail's personal data.
+    #[test]
+    fn debug_leaves_the_detail_out() {
+        let entry = Entry::new(&signup()).unwrap();
+        let shown = format!("{entry:?}");
+        assert!(!shown.contains("ada@example.com"), "{shown}");
+        assert_eq!(
+            shown,
+            format!(
+                "Entry {{ source: \"com.eventfork.users\", detail_type: \"UserSignedUp\", detail_bytes: {}, resources: 0, time: None, trace_header: false }}",
+                entry.detail().len()
+            )
+        );
     }
 
     #[test]
