@@ -370,9 +370,11 @@ pub struct PublisherBuilder {
 
 impl PublisherBuilder {
     /// The request size limit in bytes, per [`Entry::size`]; [`DEFAULT_MAX_REQUEST_SIZE`]
-    /// (256 KiB) by default, [`LARGE_MAX_REQUEST_SIZE`] (1 MiB) where available.
+    /// (256 KiB) by default, [`LARGE_MAX_REQUEST_SIZE`] (1 MiB) where available, and never
+    /// more (EventBridge refuses a larger request whole). An event larger than the limit
+    /// is refused before any call (`EntryTooLarge`).
     pub fn max_request_size(mut self, bytes: usize) -> Self {
-        self.settings.max_request_size = bytes;
+        self.settings.max_request_size = bytes.min(LARGE_MAX_REQUEST_SIZE);
         self
     }
 
@@ -401,10 +403,12 @@ impl PublisherBuilder {
     }
 
     /// The backoff: retry `n` waits a random time between zero and
-    /// `min(max, base × 2ⁿ⁻¹)` ("full jitter"); 100 ms and 5 s by default.
+    /// `min(max, base × 2ⁿ⁻¹)` ("full jitter"); 100 ms and 5 s by default. Each is at least
+    /// 1 ms (zero would retry as fast as requests return), and `max` at least `base`.
     pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.settings.base_delay = base;
-        self.settings.max_delay = max;
+        const LEAST: Duration = Duration::from_millis(1);
+        self.settings.base_delay = base.max(LEAST);
+        self.settings.max_delay = max.max(self.settings.base_delay);
         self
     }
 

@@ -901,3 +901,18 @@ fn every_valid_timestamp_can_be_sent() {
         assert_eq!(ours, sdk.is_ok(), "{time}: the SDK says {sdk:?}");
     }
 }
+
+/// Settings that EventBridge would refuse, or that would retry in a busy loop, are
+/// brought within bounds.
+#[test]
+fn builder_settings_stay_within_bounds() {
+    let shown = format!(
+        "{:?}",
+        builder()
+            .max_request_size(usize::MAX)
+            .backoff(Duration::ZERO, Duration::ZERO)
+    );
+    assert!(shown.contains("max_request_size: 1048576"), "{shown}");
+    assert!(shown.contains("base_delay: 1ms"), "{shown}");
+    assert!(shown.contains("max_delay: 1ms"), "{shown}");
+}
