@@ -425,6 +425,13 @@ fn is_printable_non_ascii(c: char) -> bool {
     !c.is_ascii() && !c.is_whitespace() && !c.is_control() && !invisible && !noncharacter
 }
 
+impl std::str::FromStr for Timestamp {
+    type Err = FieldError;
+    fn from_str(text: &str) -> Result<Timestamp, FieldError> {
+        Timestamp::parse(text)
+    }
+}
+
 /// An RFC 3339 date-time, e.g. `2026-11-27T09:00:00Z` or `2026-11-27T10:00:00.250+01:00`.
 ///
 /// Equality is of the text, as written; order is by instant, then by text, so that
@@ -468,6 +475,23 @@ impl Timestamp {
             });
         }
         Ok(Timestamp::utc(secs))
+    }
+
+    /// The UTC date-time of `time`, to the millisecond (`2026-11-27T09:00:00.250Z`; no
+    /// fraction when it is zero): what an outbox relay or an import sets as an event's
+    /// time. Before the Unix epoch or past 9999-12-31T23:59:59Z is an error.
+    pub fn from_system_time(time: std::time::SystemTime) -> Result<Timestamp, FieldError> {
+        let since_epoch = time.duration_since(std::time::UNIX_EPOCH).map_err(|_| {
+            FieldError::InvalidTimestamp {
+                found: format!("{time:?}"),
+                reason: "before the Unix epoch",
+            }
+        })?;
+        let Timestamp(text) = Timestamp::from_unix_seconds(since_epoch.as_secs())?;
+        Ok(match since_epoch.subsec_millis() {
+            0 => Timestamp(text),
+            millis => Timestamp(format!("{}.{millis:03}Z", text.trim_end_matches('Z'))),
+        })
     }
 
     fn utc(secs: u64) -> Timestamp {
@@ -887,6 +911,27 @@ mod tests {
             "invalid RFC 3339 timestamp \"1764234000000 seconds after the Unix epoch\": after \
              9999-12-31T23:59:59Z, where RFC 3339 ends (milliseconds given as seconds?)"
         );
+    }
+
+    #[test]
+    fn timestamps_from_the_system_clock_keep_milliseconds() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |secs, millis| UNIX_EPOCH + Duration::from_millis(secs * 1000 + millis);
+        let text = |time| Timestamp::from_system_time(time).map(|t| t.as_str().to_owned());
+        assert_eq!(text(at(1_795_770_000, 0)).unwrap(), "2026-11-27T09:00:00Z");
+        assert_eq!(
+            text(at(1_795_770_000, 250)).unwrap(),
+            "2026-11-27T09:00:00.250Z"
+        );
+        assert_eq!(text(at(0, 7)).unwrap(), "1970-01-01T00:00:00.007Z");
+        assert!(text(UNIX_EPOCH - Duration::from_secs(1)).is_err());
+        assert!(text(at(Timestamp::MAX_UNIX_SECONDS + 1, 0)).is_err());
+        let parsed: Timestamp = "2026-11-27T09:00:00.250Z".parse().unwrap();
+        assert_eq!(
+            parsed,
+            Timestamp::from_system_time(at(1_795_770_000, 250)).unwrap()
+        );
+        assert!("yesterday".parse::<Timestamp>().is_err());
     }
 
     #[test]
