@@ -453,6 +453,8 @@ async fn poll(
             _ = stop.changed() => break,
         };
         let mut batch: Vec<Received> = Vec::new();
+        // Where each row sits in the batch: a batch of thousands is gathered ten at a time.
+        let mut at_row: HashMap<i64, usize> = HashMap::new();
         let mut batch_bytes = 0;
         let mut window_ends: Option<i64> = None;
         loop {
@@ -490,10 +492,20 @@ async fn poll(
             // A message received again while its batch gathers may have reached its
             // maxReceiveCount on this receive: it is in the dead-letter queue now, and its
             // older copy leaves the batch.
-            for dead in &received.dead_lettered {
-                if let Some(at) = batch.iter().position(|m| m.message_id == dead.message_id) {
-                    batch_bytes -= queue::payload_bytes(&batch[at].body);
-                    batch.remove(at);
+            if !received.dead_lettered.is_empty() {
+                let before = batch.len();
+                batch.retain(|m| {
+                    let dead = received
+                        .dead_lettered
+                        .iter()
+                        .any(|d| d.message_id == m.message_id);
+                    if dead {
+                        batch_bytes -= queue::payload_bytes(&m.body);
+                    }
+                    !dead
+                });
+                if batch.len() != before {
+                    at_row = batch.iter().enumerate().map(|(i, m)| (m.row, i)).collect();
                 }
             }
             for dead in received.dead_lettered {
@@ -508,9 +520,10 @@ async fn poll(
             }
             batch_bytes += received.bytes;
             for message in received.messages {
-                let again = batch
-                    .iter_mut()
-                    .find(|m| m.row == message.row && m.message_id == message.message_id);
+                let again = at_row
+                    .get(&message.row)
+                    .map(|&i| &mut batch[i])
+                    .filter(|m| m.message_id == message.message_id);
                 match again {
                     // Visible again before the batch closed (a visibility timeout no longer
                     // than the batching window): the newer receive replaces the older, whose
@@ -519,7 +532,10 @@ async fn poll(
                         batch_bytes -= queue::payload_bytes(&older.body);
                         *older = message;
                     }
-                    None => batch.push(message),
+                    None => {
+                        at_row.insert(message.row, batch.len());
+                        batch.push(message);
+                    }
                 }
             }
             let now = bus.clock().now_ms();
