@@ -633,6 +633,12 @@ async fn replay(
     let summary = bus
         .replay(&name, event_bus, from_ms, to_ms)
         .await
+        .map_err(|error| match error {
+            router::local::LocalError::ReplayNameTaken(_) => {
+                anyhow::anyhow!("{error}; give another --name")
+            }
+            other => anyhow::Error::new(other),
+        })
         .with_context(|| format!("cannot replay the archive in {}", args.data.display()))?;
     let n_other: usize = summary.other_buses.iter().map(|(_, n)| n).sum();
     writeln!(

@@ -89,6 +89,12 @@ async fn replay(args: Args) -> Result<Outcome> {
     let plan = replayer
         .plan(&request)
         .await
+        .map_err(|error| match error {
+            router::replay::ReplayError::NameTaken { .. } => {
+                anyhow::anyhow!("{error}; give another --name")
+            }
+            other => anyhow::Error::new(other),
+        })
         .with_context(|| format!("cannot plan a replay of archive {}", args.archive))?;
     let mut stdout = io::stdout().lock();
     report(&mut stdout, &plan, "no replay was started")?;

@@ -65,7 +65,7 @@ pub enum ReplayError {
     },
     /// A replay of this name exists already: names are unique in an account's region, and
     /// kept after the replay ends.
-    #[error("a replay named {name:?} exists already ({state}): give another --name")]
+    #[error("a replay named {name:?} exists already ({state})")]
     NameTaken {
         /// The name.
         name: String,

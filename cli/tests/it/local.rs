@@ -416,7 +416,7 @@ fn status_and_dlq_work_on_a_second_process() {
     let (code, _, stderr) = run(&[&["replay", "--name", "again"][..], &window].concat());
     assert_eq!(code, Some(2));
     assert!(
-        stderr.contains("a replay named \"again\" was started already"),
+        stderr.contains("a replay named \"again\" was started already; give another --name"),
         "{stderr}"
     );
     let (code, _, stderr) = run(&[

@@ -193,7 +193,7 @@ pub enum LocalError {
     NoConsumer(String),
     /// A replay of this name was started before: names are unique, as EventBridge keeps
     /// them.
-    #[error("a replay named {0:?} was started already; give another --name")]
+    #[error("a replay named {0:?} was started already")]
     ReplayNameTaken(String),
 }
 
