@@ -53,6 +53,8 @@ mod wide_tests;
 
 pub use compile::BuildError;
 pub use flatten::EventError;
+// For the CLI, not the API: it may change in any release.
+#[doc(hidden)]
 pub use json::compact_json;
 pub use matcher::{Matcher, MatcherBuilder, RuleId};
 pub use number::Number;

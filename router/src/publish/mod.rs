@@ -48,8 +48,13 @@ use tokio::{
     time::Instant,
 };
 
-pub use entry::{Batch, BatchPlan, Entry, MAX_ENTRIES_PER_REQUEST, Oversize};
-pub use transport::{BoxFuture, EntryResult, RequestError, Transport, error_causes};
+pub use entry::{Entry, MAX_ENTRIES_PER_REQUEST};
+// For the CLI and the benchmarks, not the API: they may change in any release.
+#[doc(hidden)]
+pub use entry::{Batch, BatchPlan, Oversize};
+#[doc(hidden)]
+pub use transport::error_causes;
+pub use transport::{BoxFuture, EntryResult, RequestError, Transport};
 
 /// The PutEvents request size limit of the EventBridge documentation, 256 KiB.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 256 * 1024;
