@@ -432,6 +432,13 @@ impl PublisherBuilder {
         self.build_with(transport::SdkTransport::new(sdk_config))
     }
 
+    /// The Publisher over an EventBridge client configuration of your own
+    /// (`aws_sdk_eventbridge::Config`, with its interceptors, HTTP client and timeouts); the
+    /// SDK's own retries are turned off, since the Publisher retries under one deadline.
+    pub fn build_from_conf(self, config: &aws_sdk_eventbridge::Config) -> Publisher {
+        self.build_with(transport::SdkTransport::from_conf(config))
+    }
+
     /// The Publisher over any [`Transport`], e.g. a fake in tests.
     pub fn build_with(self, transport: impl Transport) -> Publisher {
         let settings = self.settings;

@@ -140,6 +140,20 @@ impl SdkTransport {
         }
     }
 
+    /// Over a client configuration of the caller's own (interceptors, HTTP client,
+    /// timeouts), with the SDK's retries turned off as in [`SdkTransport::new`].
+    pub(crate) fn from_conf(config: &aws_sdk_eventbridge::Config) -> SdkTransport {
+        let config = config
+            .to_builder()
+            .retry_config(RetryConfig::disabled())
+            .build();
+        SdkTransport {
+            has_region: config.region().is_some(),
+            client: Client::from_conf(config),
+            endpoint: None,
+        }
+    }
+
     async fn put_events_once(
         &self,
         bus: &str,

@@ -250,6 +250,30 @@ async fn time_and_resources_reach_the_envelope() {
     );
 }
 
+/// A service that already configures its EventBridge client (interceptors, timeouts)
+/// publishes through it, and the SDK's retries stay off under the Publisher's own.
+#[tokio::test]
+async fn a_publisher_over_the_callers_client_configuration() {
+    let test = "publish::a_publisher_over_the_callers_client_configuration";
+    let Some(moto_url) = moto_url(test) else {
+        return;
+    };
+    let fixture = fan_out(&moto_url, "own-conf").await;
+    let config = aws_sdk_eventbridge::config::Builder::from(&fixture.sdk_config)
+        .retry_config(
+            aws_sdk_eventbridge::config::retry::RetryConfig::standard().with_max_attempts(5),
+        )
+        .build();
+    let publisher = Publisher::builder(&fixture.bus).build_from_conf(&config);
+    publisher.verify_bus().await.expect("the bus exists");
+    let event_id = publisher.publish(&login(7)).await.expect("published");
+    let bodies = fixture.receive("analytics", 1).await;
+    assert_eq!(
+        typed::<UserLoggedIn>(bodies[0].clone()).id,
+        event_id.as_str()
+    );
+}
+
 #[tokio::test]
 async fn the_size_limit_is_ours_and_a_missing_bus_fails_the_check() {
     let test = "publish::the_size_limit_is_ours_and_a_missing_bus_fails_the_check";
