@@ -297,19 +297,37 @@ fn overlaps_up_to(rules: &[LintRule], findings: &mut Vec<Finding>, max_pairs: us
     }
     // One matcher per target that two rules share; each rule's groups, in order.
     let mut matchers = Vec::new();
-    let mut members: Vec<&[usize]> = Vec::new();
+    let mut members: Vec<Vec<usize>> = Vec::new();
     let mut groups_of: Vec<Vec<usize>> = vec![Vec::new(); rules.len()];
     for group in groups.values().filter(|group| group.len() > 1) {
-        let mut builder = crate::pattern::Matcher::builder();
-        for &index in group {
-            if let Some((pattern, _)) = &parsed[index] {
-                builder.add(index.to_string().into(), pattern.clone());
+        // A rule the engine refuses (over its limits) leaves the group, as it left its
+        // pairs when each pair was compiled apart; the others are still checked.
+        let mut group = group.clone();
+        let matcher = loop {
+            if group.len() < 2 {
+                break None;
             }
-        }
-        let Ok(matcher) = builder.build() else {
+            let mut builder = crate::pattern::Matcher::builder();
+            for &index in &group {
+                if let Some((pattern, _)) = &parsed[index] {
+                    builder.add(index.to_string().into(), pattern.clone());
+                }
+            }
+            match builder.build() {
+                Ok(matcher) => break Some(matcher),
+                Err(error) => {
+                    let before = group.len();
+                    group.retain(|index| index.to_string() != error.rule());
+                    if group.len() == before {
+                        break None;
+                    }
+                }
+            }
+        };
+        let Some(matcher) = matcher else {
             continue;
         };
-        for &index in group {
+        for &index in &group {
             groups_of[index].push(matchers.len());
         }
         matchers.push(matcher);
@@ -435,6 +453,10 @@ const MAX_OVERLAP_PAIRS: usize = 20_000;
 /// `pattern` admits by its top-level exact `source` and `detail-type` lists; a field given
 /// any other way (an operator, under `$or`) admits every type.
 fn admitted_types(pattern: &Value, catalogue: &[EventType]) -> u64 {
+    // A catalogue past 64 types is not filtered: every type is tried.
+    if catalogue.len() > 64 {
+        return u64::MAX;
+    }
     let exact = |field: &str| -> Option<Vec<&str>> {
         pattern
             .get(field)?
@@ -478,7 +500,7 @@ fn witness_summary(event: &Value) -> String {
 }
 
 /// Candidate events for the overlap check: for each catalogue type in `types` (bit `i` for
-/// the `i`th), a sample event with
+/// the `i`th; every type for `u64::MAX`), a sample event with
 /// every combination (at most 256) of the values the two patterns name or imply for its
 /// fields, envelope fields included (a prefix implies itself, a wildcard its text without
 /// stars, a numeric bound the numbers around it, a CIDR block its first address), and the
@@ -491,9 +513,8 @@ fn witnesses<'a>(
 ) -> impl Iterator<Item = Value> + 'a {
     events_schema::catalogue()
         .iter()
-        .take(64)
         .enumerate()
-        .filter(move |(i, _)| types & 1 << i != 0)
+        .filter(move |(i, _)| types == u64::MAX || (*i < 64 && types & 1 << i != 0))
         .flat_map(move |(_, event_type)| {
             let schema = event_type.detail_schema();
             let mut event = serde_json::json!({
@@ -2071,10 +2092,14 @@ Resources:
         )
         .delivers_replays(true)
         .targets(vec!["Q".into()]);
+        // Over the engine's pattern length: left out, the others still checked.
+        let long: Vec<String> = (0..300).map(|i| format!("plan-{i:04}")).collect();
+        let too_long = signup_rule("long", json!({ "plan": long })).targets(vec!["Q".into()]);
         let rules = [
             rule("a", "pro"),
             rule("b", "free"),
             login,
+            too_long,
             rule("c", "pro"),
             rule("d", "pro"),
         ];
