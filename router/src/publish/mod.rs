@@ -38,7 +38,7 @@
 mod entry;
 mod transport;
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, future::Future, pin::Pin, sync::Arc, task::Poll, time::Duration};
 
 use events_schema::{Event, Violation};
 use rand::Rng;
@@ -316,6 +316,9 @@ struct Inner {
     rate_limiter: Option<RateLimiter>,
     /// Set when a request runs out of its retry deadline, cleared when one is answered.
     outage: std::sync::Mutex<Option<Outage>>,
+    /// Wakes the batches not sent yet, waiting for the rate limit or a request slot, when
+    /// an outage begins: they fail at once instead of in turn.
+    outage_began: tokio::sync::Notify,
     /// Held by the one request that tries EventBridge again during an outage; the batches
     /// that start meanwhile wait for its verdict.
     probe: Mutex<()>,
@@ -449,6 +452,7 @@ impl PublisherBuilder {
                 in_flight: Semaphore::new(settings.max_in_flight),
                 rate_limiter: settings.events_per_second.map(RateLimiter::new),
                 outage: std::sync::Mutex::new(None),
+                outage_began: tokio::sync::Notify::new(),
                 probe: Mutex::new(()),
                 settings,
             }),
@@ -815,6 +819,7 @@ impl Inner {
                             message: message.clone(),
                             next_probe,
                         });
+                        self.outage_began.notify_waiters();
                     }
                 }
                 drop(state);
@@ -856,19 +861,51 @@ impl Inner {
         first_sent: &mut Option<Instant>,
         unsent: bool,
     ) -> Result<Result<Vec<EntryResult>, RequestError>, PublishError> {
-        if let Some(rate_limiter) = &self.rate_limiter {
-            rate_limiter.acquire(indices.len()).await;
+        let outage = || {
+            lock(&self.outage)
+                .as_ref()
+                .map(|outage| PublishError::Unavailable {
+                    code: outage.code.clone(),
+                    message: outage.message.clone(),
+                })
+        };
+        // A batch not sent yet looks for an outage before each wait, and is woken from
+        // the waits when one begins: the rate limit's tokens and the request slots are
+        // not spent, in turn, on events that will not be sent.
+        let mut began = std::pin::pin!(self.outage_began.notified());
+        began.as_mut().enable();
+        if unsent && let Some(error) = outage() {
+            return Err(error);
         }
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
-        if unsent && let Some(outage) = lock(&self.outage).as_ref() {
-            return Err(PublishError::Unavailable {
-                code: outage.code.clone(),
-                message: outage.message.clone(),
-            });
+        // Whether `began` may still be waited on: not once it has fired.
+        let mut listening = unsent;
+        if let Some(rate_limiter) = &self.rate_limiter {
+            let acquired = until_woken(
+                rate_limiter.acquire(indices.len()),
+                began.as_mut(),
+                listening,
+            )
+            .await;
+            if acquired.is_none() {
+                listening = false;
+                if let Some(error) = outage() {
+                    return Err(error);
+                }
+                // Ended already: this batch waits its turn after all.
+                rate_limiter.acquire(indices.len()).await;
+            }
+        }
+        let permit = until_woken(self.in_flight.acquire(), began.as_mut(), listening).await;
+        let _permit = match permit {
+            Some(permit) => permit,
+            None => match outage() {
+                Some(error) => return Err(error),
+                None => self.in_flight.acquire().await,
+            },
+        }
+        .expect("the semaphore is never closed");
+        if unsent && let Some(error) = outage() {
+            return Err(error);
         }
         first_sent.get_or_insert_with(Instant::now);
         let request: Vec<&Entry> = indices.iter().map(|i| &entries[*i]).collect();
@@ -895,6 +932,26 @@ impl Inner {
         }
         Ok(Ok(results))
     }
+}
+
+/// `work`'s output, or `None` if `woken` fires first (when `listening`; `woken` is not
+/// polled otherwise, nor after it fired).
+async fn until_woken<T>(
+    work: impl Future<Output = T>,
+    mut woken: Pin<&mut tokio::sync::futures::Notified<'_>>,
+    listening: bool,
+) -> Option<T> {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if listening && woken.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// What a request error that ends the retries means for its events: no connection, no

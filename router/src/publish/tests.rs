@@ -679,6 +679,37 @@ async fn calls_queued_behind_an_outage_fail_without_a_request() {
     assert_eq!(attempts, 4);
 }
 
+/// Calls held back by the rate limit when an outage begins fail at once too, instead of
+/// each waiting its turn at the limit's pace (100 calls at 10 events/s: 10 s).
+#[tokio::test(start_paused = true)]
+async fn calls_held_by_the_rate_limit_fail_when_an_outage_begins() {
+    let flaky = Flaky::default();
+    let requests = Arc::clone(&flaky.requests);
+    flaky.down.store(true, Ordering::SeqCst);
+    flaky.slow.store(true, Ordering::SeqCst);
+    let publisher = builder()
+        .rate_limit(10)
+        .retry_deadline(Duration::from_millis(1))
+        .build_with(flaky);
+    let started = Instant::now();
+    let calls: Vec<_> = (0..100)
+        .map(|i| {
+            let publisher = publisher.clone();
+            tokio::spawn(async move { publisher.publish(&login(&format!("user-{i}"))).await })
+        })
+        .collect();
+    let mut unavailable = 0;
+    for call in calls {
+        if let PublishError::Unavailable { .. } = call.await.unwrap().unwrap_err() {
+            unavailable += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert!(unavailable >= 80, "{unavailable} unavailable");
+    assert_eq!(requests.load(Ordering::SeqCst), 100 - unavailable);
+}
+
 /// While a probe waits for its slow answer, the batches that start meanwhile wait for its
 /// verdict and then fail at once; none of them spins. Real time: a busy loop would never
 /// let paused time move on, and the test would hang instead of failing.
