@@ -1184,6 +1184,8 @@ impl LocalBus {
     /// The window is read a page at a time, twice: first only routed, so that an event the
     /// rules cannot take fails the replay before its name is taken or anything is sent,
     /// then routed again and sent. Memory stays that of a page, whatever the window holds.
+    /// Both passes read the archive as it was when the replay began: an event archived
+    /// meanwhile is not replayed.
     pub async fn replay(
         &self,
         replay_name: &str,
@@ -1192,10 +1194,11 @@ impl LocalBus {
         to_ms: i64,
     ) -> Result<ReplaySummary, LocalError> {
         const START: (i64, i64) = (i64::MIN, i64::MIN);
+        let last_row = self.inner.store.call_relaxed(queue::last_event_row).await?;
         let mut after = Some(START);
         while let Some(position) = after {
             after = self
-                .replay_page(replay_name, bus, (from_ms, to_ms), position)
+                .replay_page(replay_name, bus, (from_ms, to_ms), (position, last_row))
                 .await?
                 .next;
         }
@@ -1220,7 +1223,7 @@ impl LocalBus {
         let mut after = Some(START);
         while let Some(position) = after {
             let page = self
-                .replay_page(replay_name, bus, (from_ms, to_ms), position)
+                .replay_page(replay_name, bus, (from_ms, to_ms), (position, last_row))
                 .await?;
             summary.n_events += page.n_events;
             summary.n_messages += page.replays.iter().map(|r| r.queues.len()).sum::<usize>();
@@ -1237,15 +1240,16 @@ impl LocalBus {
         Ok(summary)
     }
 
-    /// One page of a replay's window, after the archive position `after`: each event
-    /// rewritten with `replay-name` and routed; the buses of those no rule of this bus
-    /// knows; and the position of the next page, if there may be one.
+    /// One page of a replay's window, after the archive position `after` and up to the
+    /// row `last_row`: each event rewritten with `replay-name` and routed; the buses of
+    /// those no rule of this bus knows; and the position of the next page, if there may be
+    /// one.
     async fn replay_page(
         &self,
         replay_name: &str,
         bus: Option<&str>,
         window: (i64, i64),
-        after: (i64, i64),
+        (after, last_row): ((i64, i64), i64),
     ) -> Result<ReplayPage, LocalError> {
         const PAGE: usize = 500;
         let bus_filter = bus.map(str::to_owned);
@@ -1253,7 +1257,13 @@ impl LocalBus {
             .inner
             .store
             .call_relaxed(move |connection| {
-                queue::archived(connection, bus_filter.as_deref(), window, after, PAGE)
+                queue::archived(
+                    connection,
+                    bus_filter.as_deref(),
+                    window,
+                    (after, last_row),
+                    PAGE,
+                )
             })
             .await?;
         let mut page = ReplayPage {

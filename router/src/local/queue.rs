@@ -587,8 +587,10 @@ pub struct DeadLetter {
 
 /// The first `limit` messages that `dead_letter_queue` holds for `source_queue` (or for no
 /// known queue): those a redrive of `source_queue` would move. A dead-letter queue shared
-/// by several queues holds the others' messages too. In the order they became visible
-/// there (the queue's index order, so that a long queue is not sorted to list a few).
+/// by several queues holds the others' messages too. In the queue's index order, so that
+/// a long queue is not sorted to list a few: the messages moved there by their receive
+/// count or by a handler first, in the order they were sent, then those EventBridge
+/// delivered there itself.
 pub(crate) fn dead_letters(
     connection: &Connection,
     dead_letter_queue: &str,
@@ -669,12 +671,13 @@ pub(crate) struct Archived {
 
 /// The archived (live, not replayed) events of `bus` whose time lies in `[from, to)`, as
 /// EventBridge selects a replay's events ("based on the time in the event"), in time order:
-/// at most `limit` of them, from the first after the position `after`.
+/// at most `limit` of them, from the first after the position `after`, among the rows up
+/// to `last_row` (what the archive held when the replay began).
 pub(crate) fn archived(
     connection: &Connection,
     bus: Option<&str>,
     (from, to): (i64, i64),
-    after: (i64, i64),
+    (after, last_row): ((i64, i64), i64),
     limit: usize,
 ) -> Result<Vec<Archived>, StoreError> {
     // One lower bound on event_time, so that the index's range starts at the page.
@@ -684,7 +687,7 @@ pub(crate) fn archived(
              WHERE replay_name IS NULL AND archived = 1
                AND event_time >= ?1 AND event_time < ?2
                AND (?3 IS NULL OR bus = ?3)
-               AND (event_time > ?4 OR seq > ?5)
+               AND (event_time > ?4 OR seq > ?5) AND seq <= ?7
              ORDER BY event_time, seq
              LIMIT ?6",
         )
@@ -692,7 +695,15 @@ pub(crate) fn archived(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     select
         .query_map(
-            params![from.max(after.0), to, bus, after.0, after.1, limit],
+            params![
+                from.max(after.0),
+                to,
+                bus,
+                after.0,
+                after.1,
+                limit,
+                last_row
+            ],
             |row| {
                 Ok(Archived {
                     bus: row.get(0)?,
@@ -702,6 +713,15 @@ pub(crate) fn archived(
             },
         )
         .and_then(|rows| rows.collect())
+        .map_err(StoreError::db("archive read"))
+}
+
+/// The last row of the events table (0 when empty).
+pub(crate) fn last_event_row(connection: &Connection) -> Result<i64, StoreError> {
+    connection
+        .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
+            row.get(0)
+        })
         .map_err(StoreError::db("archive read"))
 }
 
