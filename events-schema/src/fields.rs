@@ -479,15 +479,21 @@ impl Timestamp {
 
     /// The UTC date-time of `time`, to the millisecond (`2026-11-27T09:00:00.250Z`; no
     /// fraction when it is zero): what an outbox relay or an import sets as an event's
-    /// time. Before the Unix epoch or past 9999-12-31T23:59:59Z is an error.
+    /// time. (EventBridge keeps whole seconds of an event's `time`; a detail's timestamps
+    /// keep what they are given.) Before the Unix epoch or past 9999-12-31T23:59:59Z is an
+    /// error.
     pub fn from_system_time(time: std::time::SystemTime) -> Result<Timestamp, FieldError> {
-        let since_epoch = time.duration_since(std::time::UNIX_EPOCH).map_err(|_| {
-            FieldError::InvalidTimestamp {
-                found: format!("{time:?}"),
-                reason: "before the Unix epoch",
-            }
-        })?;
-        let Timestamp(text) = Timestamp::from_unix_seconds(since_epoch.as_secs())?;
+        let invalid = |reason| FieldError::InvalidTimestamp {
+            found: format!("{time:?}"),
+            reason,
+        };
+        let since_epoch = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| invalid("before the Unix epoch"))?;
+        if since_epoch.as_secs() > Timestamp::MAX_UNIX_SECONDS {
+            return Err(invalid("after 9999-12-31T23:59:59Z, where RFC 3339 ends"));
+        }
+        let Timestamp(text) = Timestamp::utc(since_epoch.as_secs());
         Ok(match since_epoch.subsec_millis() {
             0 => Timestamp(text),
             millis => Timestamp(format!("{}.{millis:03}Z", text.trim_end_matches('Z'))),

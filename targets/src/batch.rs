@@ -419,9 +419,11 @@ impl BatchReport {
 
     /// The failed records that a later attempt may get through, each with its delay under
     /// `backoff` (its upper half scaled by a `jitter` from 0 to 1 drawn per record), or the
-    /// service's `Retry-After` when that is longer. A record
-    /// that cannot succeed (undecodable, refused for good, a panic) gets none: it goes to
-    /// the dead-letter queue at once ([`BatchReport::parks`]).
+    /// service's `Retry-After` when that is longer. A failure no later attempt can cure
+    /// gets none: a record that can never succeed goes to the dead-letter queue at once
+    /// ([`BatchReport::parks`]); one that points at the code or the configuration (a panic,
+    /// a misrouted event) comes back after the queue's visibility timeout, until its
+    /// `maxReceiveCount`.
     pub fn retries(&self, backoff: &Backoff, mut jitter: impl FnMut() -> f64) -> Vec<Retry> {
         self.records
             .iter()

@@ -72,8 +72,9 @@ pub enum HandlerError {
 
 impl HandlerError {
     /// Whether a later attempt may succeed. SQS retries every failed record; a
-    /// non-retryable one is moved to the dead-letter queue at once (see
-    /// [`crate::Visibility::park`]).
+    /// [`HandlerError::Rejected`] one is moved to the dead-letter queue at once (see
+    /// [`crate::RecordError::is_permanent`]), the other non-retryable ones come back at the
+    /// queue's pace until its `maxReceiveCount`.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,

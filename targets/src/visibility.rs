@@ -366,7 +366,17 @@ impl SqsVisibility {
         record: &Park,
     ) -> Result<(), String> {
         let mut attributes = serde_json::Map::new();
-        for (name, data_type, value) in &record.attributes {
+        // A redriven dead letter that fails again gets eventfork's attributes anew.
+        let ours = [
+            FAILURE_ATTRIBUTE,
+            SOURCE_QUEUE_ATTRIBUTE,
+            RECEIVE_COUNT_ATTRIBUTE,
+        ];
+        for (name, data_type, value) in record
+            .attributes
+            .iter()
+            .filter(|(name, _, _)| !ours.contains(&name.as_str()))
+        {
             attributes.insert(
                 name.clone(),
                 json!({ "DataType": data_type, "StringValue": value }),

@@ -213,13 +213,15 @@ async fn an_unreadable_success_delays_nothing() {
     );
 }
 
-/// The batch of one received `message` of the queue `arn`, with a string attribute.
+/// The batch of one received `message` of the queue `arn`, with a string attribute and
+/// the failure attribute of an earlier stay in the dead-letter queue (a redrive).
 fn batch_of(message: &aws_sdk_sqs::types::Message, arn: &str) -> aws_lambda_events::sqs::SqsEvent {
     let mut event = batch(&[(message.message_id().unwrap(), message.body().unwrap())]);
     event.records[0].receipt_handle = message.receipt_handle().map(str::to_owned);
     event.records[0].event_source_arn = Some(arn.to_owned());
     event.records[0].message_attributes = serde_json::from_value(serde_json::json!({
         "tenant": { "dataType": "String", "stringValue": "acme" },
+        "eventfork.failure": { "dataType": "String", "stringValue": "an earlier failure" },
     }))
     .unwrap();
     event
