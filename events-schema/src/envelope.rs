@@ -32,7 +32,10 @@ pub trait Event: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'stat
 ///
 /// Field names on the wire follow EventBridge exactly (`detail-type`, `replay-name`). Use
 /// `Envelope<serde_json::Value>` (alias [`RawEnvelope`]) for an event of any type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Its `Debug` leaves the detail out: a raw detail holds personal data (an email, an IP
+/// address), which a log line must not.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope<T> {
     /// The envelope version; EventBridge sends `"0"`.
     pub version: String,
@@ -63,6 +66,22 @@ pub struct Envelope<T> {
         skip_serializing_if = "Option::is_none"
     )]
     pub replay_name: Option<String>,
+}
+
+impl<T> std::fmt::Debug for Envelope<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("version", &self.version)
+            .field("id", &self.id)
+            .field("detail_type", &self.detail_type)
+            .field("source", &self.source)
+            .field("account", &self.account)
+            .field("time", &self.time)
+            .field("region", &self.region)
+            .field("resources", &self.resources)
+            .field("replay_name", &self.replay_name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An envelope whose detail has not been given a type yet.

@@ -18,6 +18,11 @@ pub mod publish;
 pub mod replay;
 #[cfg(feature = "aws")]
 pub use publish::{Entry, EventId, PublishError, Publisher, PublisherBuilder, Report};
+/// The EventBridge SDK the Publisher is built on, for
+/// [`PublisherBuilder::build_from_conf`]: a configuration made with this one is of the
+/// version the Publisher takes.
+#[cfg(feature = "aws")]
+pub use aws_sdk_eventbridge;
 
 #[cfg(feature = "local")]
 pub mod local;

@@ -195,7 +195,15 @@ fn debug_output_leaves_personal_data_out() {
         .unwrap()
         .user_agent("Mozilla/5.0 (Ada's laptop)")
         .build();
-    for shown in [format!("{signup:?}"), format!("{login:?}")] {
+    let raw: events_schema::RawEnvelope = serde_json::from_value(serde_json::json!({
+        "version": "0", "id": "e-1", "detail-type": "UserSignedUp",
+        "source": "com.eventfork.users", "account": "111122223333",
+        "time": "2026-11-27T09:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": serde_json::to_value(&signup).unwrap(),
+    }))
+    .unwrap();
+    let raw = format!("{raw:?} user-1");
+    for shown in [format!("{signup:?}"), format!("{login:?}"), raw] {
         assert!(shown.contains("user-1"), "{shown}");
         for personal in [
             "ada@example.com",

@@ -565,8 +565,9 @@ pub(crate) fn n_dead_letters(
         .map_err(StoreError::db("dead-letter count"))
 }
 
-/// A message waiting in a dead-letter queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A message waiting in a dead-letter queue. Its `Debug` shows the body's size, not the
+/// body, which holds personal data.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeadLetter {
     /// The SQS message id (kept from the source queue).
@@ -583,6 +584,20 @@ pub struct DeadLetter {
     pub source_queue: Option<String>,
     /// The body: the full EventBridge envelope JSON.
     pub body: String,
+}
+
+impl std::fmt::Debug for DeadLetter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadLetter")
+            .field("message_id", &self.message_id)
+            .field("event_id", &self.event_id)
+            .field("detail_type", &self.detail_type)
+            .field("receive_count", &self.receive_count)
+            .field("sent_at_ms", &self.sent_at_ms)
+            .field("source_queue", &self.source_queue)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 /// The first `limit` messages that `dead_letter_queue` holds for `source_queue` (or for no
