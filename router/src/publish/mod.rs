@@ -142,7 +142,7 @@ pub enum PublishError {
     /// another request found EventBridge unavailable. Each attempt was answered or never
     /// connected: it was not published (a request without an answer makes the entry
     /// [`PublishError::Unconfirmed`] instead).
-    #[error("still failing after {attempts} attempts: {message}")]
+    #[error("still failing after {attempts} attempts ({code}): {message}")]
     RetriesExhausted {
         /// The last error code, e.g. `ThrottlingException`.
         code: String,
@@ -182,7 +182,7 @@ pub enum PublishError {
     /// not sent again), a request got no answer (a timeout, a connection lost after it was
     /// sent) and no later attempt settled it, or the batch was cancelled while being sent.
     /// Look for it before sending it again.
-    #[error("unconfirmed, it may or may not have been published: {message}")]
+    #[error("unconfirmed ({code}), it may or may not have been published: {message}")]
     Unconfirmed {
         /// `InvalidResponse` for an unreadable success, `Cancelled` for a batch whose task
         /// was cancelled while it was being sent; otherwise the last attempt's code, e.g.

@@ -502,7 +502,7 @@ async fn a_wrong_number_of_results_is_reported_not_retried() {
     assert_eq!((report.n_failed(), report.n_unconfirmed()), (2, 2));
     assert_eq!(
         error.to_string(),
-        "unconfirmed, it may or may not have been published: PutEvents answered 1 results for 2 entries"
+        "unconfirmed (InvalidResponse), it may or may not have been published: PutEvents answered 1 results for 2 entries"
     );
 }
 
