@@ -103,7 +103,9 @@ pub(crate) enum Command {
     /// enum's values, null, required fields); pattern length ≤ 2048, ≤ 5 targets per rule,
     /// ≤ 300 rules and ≤ 30 wildcard rules per bus; rules that can never match (an error;
     /// a dead `$or` alternative or list value beside a live one is a warning); rules sharing
-    /// a target that overlap; live rules that would also fire on replays. A template's
+    /// a target that overlap (found by a witness event; at most 20,000 pairs that may
+    /// overlap are tried, and `warning[overlap-unchecked]` says how many were left); live
+    /// rules that would also fire on replays. A template's
     /// rules are those `rules match` reads: its AWS::Events::Rule resources with an
     /// EventPattern, and the EventBridgeRule (or CloudWatchEvent) events of its SAM
     /// functions and state machines. With --template, also the queues' dead-letter queues

@@ -16,13 +16,13 @@ pub use pattern::{
 pub mod publish;
 #[cfg(feature = "aws")]
 pub mod replay;
-#[cfg(feature = "aws")]
-pub use publish::{Entry, EventId, PublishError, Publisher, PublisherBuilder, Report};
 /// The EventBridge SDK the Publisher is built on, for
 /// [`PublisherBuilder::build_from_conf`]: a configuration made with this one is of the
 /// version the Publisher takes.
 #[cfg(feature = "aws")]
 pub use aws_sdk_eventbridge;
+#[cfg(feature = "aws")]
+pub use publish::{Entry, EventId, PublishError, Publisher, PublisherBuilder, Report};
 
 #[cfg(feature = "local")]
 pub mod local;
