@@ -326,6 +326,70 @@ async fn analytics_binary_answers_with_the_malformed_record() {
     );
 }
 
+/// With `DEAD_LETTER_QUEUE_URL` set, as template.yaml sets it, the binary sends the
+/// record that can never succeed to that queue itself and reports the batch handled.
+#[tokio::test]
+async fn analytics_binary_sends_the_malformed_record_to_its_dead_letter_queue() {
+    let Some(moto) =
+        moto_url("analytics_binary_sends_the_malformed_record_to_its_dead_letter_queue")
+    else {
+        return;
+    };
+    let server = ok_server().await;
+    let config = test_support::sdk_config(&moto).await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let dead_letters = sqs
+        .create_queue()
+        .queue_name(format!("analytics-dlq-{}", std::process::id()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let mut env = test_support::aws_env(&moto);
+    env.extend([
+        ("ANALYTICS_ENDPOINT", format!("{}/v1/track", server.uri())),
+        ("ANALYTICS_WRITE_KEY", "wk-secret-analytics".into()),
+        ("DEAD_LETTER_QUEUE_URL", dead_letters.clone()),
+    ]);
+    let run = run_binary(
+        env!("CARGO_BIN_EXE_analytics"),
+        &env,
+        vec![invocation("req-1")],
+    )
+    .await;
+    assert_eq!(run.posted.len(), 1, "{}", run.output);
+    assert_eq!(
+        failed_ids(&run.posted[0]),
+        Vec::<String>::new(),
+        "{}",
+        run.output
+    );
+    assert_eq!(n_requests(&server).await, 3);
+    check_logs(&run.output, &["wk-secret-analytics"]);
+    assert!(
+        run.output.contains("record moved to the dead-letter queue"),
+        "{}",
+        run.output
+    );
+    let moved = sqs
+        .receive_message()
+        .queue_url(&dead_letters)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    let malformed = fixture_batch()
+        .records
+        .into_iter()
+        .find(|r| r.message_id.as_deref() == Some(MALFORMED_MESSAGE))
+        .unwrap();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0].body(), malformed.body.as_deref());
+}
+
 #[tokio::test]
 async fn mailing_list_binary_fails_the_misrouted_login() {
     let server = ok_server().await;
