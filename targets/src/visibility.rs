@@ -17,7 +17,7 @@
 //! back after the queue's visibility timeout, as without backoff; a record that cannot
 //! succeed (an undecodable body, a permanent refusal) is not delayed: it reaches the
 //! dead-letter queue at once when the [`Visibility`] can move it there
-//! ([`Visibility::park`]: SQS's `SendMessage` to the queue named by the function's
+//! ([`Visibility::park`]: SQS's `SendMessageBatch` to the queue named by the function's
 //! `DEAD_LETTER_QUEUE_URL`, the local bus's own move), else at the queue's pace
 //! (`maxReceiveCount` receives, a visibility timeout apart).
 
@@ -309,8 +309,8 @@ impl SqsVisibility {
     }
 
     /// Also moves records that cannot succeed to the dead-letter queue at `url` (the
-    /// function's `DEAD_LETTER_QUEUE_URL`) with `SendMessage`: the function's role needs
-    /// `sqs:SendMessage` on it.
+    /// function's `DEAD_LETTER_QUEUE_URL`) with `SendMessageBatch`: the function's role
+    /// needs `sqs:SendMessage` on it (which also allows the batch call).
     pub fn with_dead_letter_queue(mut self, url: impl Into<String>) -> SqsVisibility {
         self.dead_letter_queue = Some(url.into());
         self
@@ -357,72 +357,72 @@ impl SqsVisibility {
             .collect())
     }
 
-    /// One `SendMessage` of `record` to the dead-letter queue at `url`, in the region of
-    /// the record's queue (a dead-letter queue is always in its source queue's region).
+    /// One `SendMessageBatch` of up to ten `records` to the dead-letter queue at `url`, in
+    /// the region of their queue (a dead-letter queue is always in its source queue's
+    /// region); returns those SQS did not confirm.
     async fn send_to_dead_letter_queue(
         &self,
         queue: &QueueArn<'_>,
         url: &str,
-        record: &Park,
-    ) -> Result<(), String> {
-        let mut attributes = serde_json::Map::new();
-        // A redriven dead letter that fails again gets eventfork's attributes anew.
-        let ours = [
-            FAILURE_ATTRIBUTE,
-            SOURCE_QUEUE_ATTRIBUTE,
-            RECEIVE_COUNT_ATTRIBUTE,
-        ];
-        for (name, data_type, value) in record
-            .attributes
+        records: &[&Park],
+    ) -> Vec<NotParked> {
+        let entries: Vec<_> = records
             .iter()
-            .filter(|(name, _, _)| !ours.contains(&name.as_str()))
-        {
-            attributes.insert(
-                name.clone(),
-                json!({ "DataType": data_type, "StringValue": value }),
-            );
-        }
-        // What an operator reading the dead letter needs: why, from where, how often
-        // received, as far as SQS's 10 attributes a message leave room. The reason is cut
-        // to 1,000 characters, without those SQS refuses in a message.
-        let reason: String = record
-            .reason
-            .chars()
-            .take(1_000)
-            .map(|c| match c {
-                '\t' | '\n' | '\r' => c,
-                c if c < ' ' || matches!(c, '\u{fffe}' | '\u{ffff}') => '\u{fffd}',
-                c => c,
+            .enumerate()
+            .map(|(i, record)| {
+                json!({
+                    "Id": i.to_string(),
+                    "MessageBody": record.body,
+                    "MessageAttributes": dead_letter_attributes(record),
+                })
             })
             .collect();
-        let room = MAX_ATTRIBUTES.saturating_sub(attributes.len());
-        for (name, data_type, value) in [
-            (FAILURE_ATTRIBUTE, "String", reason),
-            (SOURCE_QUEUE_ATTRIBUTE, "String", record.queue_arn.clone()),
-            (
-                RECEIVE_COUNT_ATTRIBUTE,
-                "Number",
-                record.receive_count.to_string(),
-            ),
-        ]
-        .into_iter()
-        .take(room)
-        {
-            attributes.insert(
-                name.to_owned(),
-                json!({ "DataType": data_type, "StringValue": value }),
-            );
-        }
-        let body = json!({
-            "QueueUrl": url,
-            "MessageBody": record.body,
-            "MessageAttributes": attributes,
-        });
-        let answer = self.call(queue, "SendMessage", &body).await?;
-        if answer["MessageId"].as_str().is_none_or(str::is_empty) {
-            return Err("SQS's answer to SendMessage has no MessageId".to_owned());
-        }
-        Ok(())
+        let body = json!({ "QueueUrl": url, "Entries": entries });
+        let answer = match self.call(queue, "SendMessageBatch", &body).await {
+            Ok(answer) => answer,
+            Err(reason) => {
+                return records
+                    .iter()
+                    .map(|r| NotParked {
+                        message_id: r.message_id.clone(),
+                        reason: reason.clone(),
+                    })
+                    .collect();
+            }
+        };
+        // Only an entry SQS names as sent, with its new message id, is in the queue.
+        let sent: Vec<usize> = answer["Successful"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["MessageId"].as_str().is_some_and(|id| !id.is_empty()))
+            .filter_map(|entry| entry["Id"].as_str()?.parse().ok())
+            .collect();
+        let failed = |i: usize| {
+            answer["Failed"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|entry| entry["Id"].as_str() == Some(i.to_string().as_str()))
+                .map(|entry| {
+                    format!(
+                        "{}: {}",
+                        entry["Code"].as_str().unwrap_or("failed"),
+                        entry["Message"].as_str().unwrap_or("")
+                    )
+                })
+        };
+        records
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !sent.contains(i))
+            .map(|(i, record)| NotParked {
+                message_id: record.message_id.clone(),
+                reason: failed(i).unwrap_or_else(|| {
+                    "SQS's answer to SendMessageBatch does not confirm it".to_owned()
+                }),
+            })
+            .collect()
     }
 
     /// The SQS endpoint for `queue`: the configured one, else the queue's regional one.
@@ -563,34 +563,133 @@ impl Visibility for SqsVisibility {
         })
     }
 
-    /// One `SendMessage` per record (records that cannot succeed are rare): the body as
-    /// received, its string and number attributes, and three of eventfork's
-    /// ([`FAILURE_ATTRIBUTE`], [`SOURCE_QUEUE_ATTRIBUTE`], [`RECEIVE_COUNT_ATTRIBUTE`]).
+    /// `SendMessageBatch`, ten records and 256 KiB at a time: the body as received, its
+    /// string and number attributes, and three of eventfork's ([`FAILURE_ATTRIBUTE`],
+    /// [`SOURCE_QUEUE_ATTRIBUTE`], [`RECEIVE_COUNT_ATTRIBUTE`]).
     fn park<'a>(&'a self, records: &'a [Park]) -> ParkFuture<'a> {
         Box::pin(async move {
             let mut not_parked = Vec::new();
+            let Some(url) = &self.dead_letter_queue else {
+                return records
+                    .iter()
+                    .map(|r| NotParked {
+                        message_id: r.message_id.clone(),
+                        reason: "the function has no DEAD_LETTER_QUEUE_URL".to_owned(),
+                    })
+                    .collect();
+            };
+            let mut by_queue: Vec<(&str, Vec<&Park>)> = Vec::new();
             for record in records {
-                let result = match (&self.dead_letter_queue, QueueArn::parse(&record.queue_arn)) {
-                    (None, _) => Err("the function has no DEAD_LETTER_QUEUE_URL".to_owned()),
-                    (Some(_), None) => Err(format!(
-                        "the record's eventSourceARN {:?} is not an SQS queue ARN",
-                        record.queue_arn
-                    )),
-                    (Some(url), Some(queue)) => {
-                        self.send_to_dead_letter_queue(&queue, url, record).await
-                    }
+                match by_queue
+                    .iter_mut()
+                    .find(|(arn, _)| *arn == record.queue_arn)
+                {
+                    Some((_, list)) => list.push(record),
+                    None => by_queue.push((&record.queue_arn, vec![record])),
+                }
+            }
+            for (arn, list) in by_queue {
+                let Some(queue) = QueueArn::parse(arn) else {
+                    not_parked.extend(list.iter().map(|r| NotParked {
+                        message_id: r.message_id.clone(),
+                        reason: format!(
+                            "the record's eventSourceARN {arn:?} is not an SQS queue ARN"
+                        ),
+                    }));
+                    continue;
                 };
-                if let Err(reason) = result {
-                    not_parked.push(NotParked {
-                        message_id: record.message_id.clone(),
-                        reason,
-                    });
+                // Batches of ten, within the payload limit (a record over it goes alone).
+                let mut batch: Vec<&Park> = Vec::new();
+                let mut bytes = 0;
+                for record in list {
+                    let size = payload_bytes(record);
+                    if !batch.is_empty() && (batch.len() == 10 || bytes + size > MAX_BATCH_PAYLOAD)
+                    {
+                        not_parked
+                            .extend(self.send_to_dead_letter_queue(&queue, url, &batch).await);
+                        batch.clear();
+                        bytes = 0;
+                    }
+                    batch.push(record);
+                    bytes += size;
+                }
+                if !batch.is_empty() {
+                    not_parked.extend(self.send_to_dead_letter_queue(&queue, url, &batch).await);
                 }
             }
             not_parked
         })
     }
 }
+
+/// The attributes a parked record's dead letter carries: the message's own, then
+/// eventfork's three (why, from where, how often received) as far as SQS's ten a message
+/// leave room, those of an earlier stay in the dead-letter queue replaced.
+fn dead_letter_attributes(record: &Park) -> serde_json::Map<String, serde_json::Value> {
+    let mut attributes = serde_json::Map::new();
+    let ours = [
+        FAILURE_ATTRIBUTE,
+        SOURCE_QUEUE_ATTRIBUTE,
+        RECEIVE_COUNT_ATTRIBUTE,
+    ];
+    for (name, data_type, value) in record
+        .attributes
+        .iter()
+        .filter(|(name, _, _)| !ours.contains(&name.as_str()))
+    {
+        attributes.insert(
+            name.clone(),
+            json!({ "DataType": data_type, "StringValue": value }),
+        );
+    }
+    // The reason is cut to 1,000 characters, without those SQS refuses in a message.
+    let reason: String = record
+        .reason
+        .chars()
+        .take(1_000)
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            c if c < ' ' || matches!(c, '\u{fffe}' | '\u{ffff}') => '\u{fffd}',
+            c => c,
+        })
+        .collect();
+    let room = MAX_ATTRIBUTES.saturating_sub(attributes.len());
+    for (name, data_type, value) in [
+        (FAILURE_ATTRIBUTE, "String", reason),
+        (SOURCE_QUEUE_ATTRIBUTE, "String", record.queue_arn.clone()),
+        (
+            RECEIVE_COUNT_ATTRIBUTE,
+            "Number",
+            record.receive_count.to_string(),
+        ),
+    ]
+    .into_iter()
+    .take(room)
+    {
+        attributes.insert(
+            name.to_owned(),
+            json!({ "DataType": data_type, "StringValue": value }),
+        );
+    }
+    attributes
+}
+
+/// What a dead letter weighs against SQS's batch payload limit: its body and its
+/// attributes' names, types and values.
+fn payload_bytes(record: &Park) -> usize {
+    record.body.len()
+        + record.reason.len().min(4_000)
+        + record.queue_arn.len()
+        + 128
+        + record
+            .attributes
+            .iter()
+            .map(|(name, data_type, value)| name.len() + data_type.len() + value.len())
+            .sum::<usize>()
+}
+
+/// The most one SendMessageBatch may carry, bodies and attributes together.
+const MAX_BATCH_PAYLOAD: usize = 256 * 1024;
 
 /// The parts of `arn:<partition>:sqs:<region>:<account>:<name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]

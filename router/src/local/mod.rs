@@ -1020,8 +1020,8 @@ impl LocalBus {
 
     /// Moves a message in flight to its queue's dead-letter queue now, as a handler does
     /// with a record that cannot succeed (the Lambda sends it there with SQS's
-    /// `SendMessage`): `receipt_handle` must be its latest receive. The message keeps its
-    /// id and receive count, and can be redriven like any dead letter. Returns the
+    /// `SendMessageBatch`): `receipt_handle` must be its latest receive. The message keeps
+    /// its id and receive count, and can be redriven like any dead letter. Returns the
     /// dead-letter queue's logical id.
     pub async fn move_to_dead_letter_queue(
         &self,

@@ -316,3 +316,61 @@ async fn a_record_that_cannot_be_moved_stays_failed() {
         assert_eq!(failures(&response), [message.message_id().unwrap()]);
     }
 }
+
+/// Many records that cannot succeed go in batches of ten: each reaches the dead-letter
+/// queue once, and none is reported failed.
+#[tokio::test]
+async fn records_that_cannot_succeed_go_ten_at_a_time() {
+    let Some(moto) = moto_url("records_that_cannot_succeed_go_ten_at_a_time") else {
+        return;
+    };
+    let config = test_support::sdk_config(&moto).await;
+    let sqs = Client::new(&config);
+    let dead_letters = sqs
+        .create_queue()
+        .queue_name(format!("park-many-{}", std::process::id()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let visibility =
+        SqsVisibility::new(&config, Some(moto.clone())).with_dead_letter_queue(&dead_letters);
+    let driver = BatchDriver::with_visibility(
+        Refusing,
+        Arc::new(MemoryStore::default()),
+        BatchOptions::default(),
+        Arc::new(visibility),
+    );
+    let ids: Vec<String> = (0..23).map(|i| format!("m{i}")).collect();
+    let bodies: Vec<String> = (0..23)
+        .map(|i| signed_up(&format!("e{i}"), &format!("u{i}"), true))
+        .collect();
+    let records: Vec<(&str, &str)> = ids
+        .iter()
+        .zip(&bodies)
+        .map(|(id, body)| (id.as_str(), body.as_str()))
+        .collect();
+    let response = driver.run(batch(&records), deadline()).await;
+    assert_eq!(failures(&response), Vec::<&str>::new());
+    let mut moved = Vec::new();
+    for _ in 0..10 {
+        let messages = sqs
+            .receive_message()
+            .queue_url(&dead_letters)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        moved.extend(messages.into_iter().filter_map(|m| m.body));
+    }
+    moved.sort();
+    let mut expected = bodies.clone();
+    expected.sort();
+    assert_eq!(moved, expected);
+}
