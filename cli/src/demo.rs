@@ -347,10 +347,15 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
     );
     for message in &dead_letters {
         say!(
-            "  {} {} after {}",
+            "  {} {} after {}{}",
             message.detail_type,
             message.event_id,
-            crate::count(message.receive_count as usize, "receive", "receives")
+            crate::count(message.receive_count as usize, "receive", "receives"),
+            message
+                .failure
+                .as_deref()
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default()
         );
     }
 

@@ -128,7 +128,11 @@ impl Visibility for LocalVisibility {
             for record in records {
                 let result = if self.moves_dead_letters {
                     self.bus
-                        .move_to_dead_letter_queue(record.queue_arn(), record.receipt_handle())
+                        .move_to_dead_letter_queue(
+                            record.queue_arn(),
+                            record.receipt_handle(),
+                            record.reason(),
+                        )
                         .await
                         .map(drop)
                         .map_err(|error| error.to_string())

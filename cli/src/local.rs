@@ -124,7 +124,9 @@ pub(crate) enum Command {
 pub(crate) enum DlqCommand {
     /// Print the messages that came from TARGET's queue into its dead-letter queue, one
     /// JSON object per line (a dead-letter queue shared with other queues holds theirs too;
-    /// they are listed under their own targets).
+    /// they are listed under their own targets): `message_id`, `event_id`, `detail_type`,
+    /// `receive_count`, `source_queue`, `failure` (why the handler moved it there; null
+    /// after `maxReceiveCount` receives) and `body`.
     List {
         /// The target: its binary (analytics, mailing-list, slack), function or queue name.
         target: String,
@@ -560,6 +562,7 @@ async fn dlq_list(args: &BusArgs, target: &str, limit: usize) -> Result<Outcome>
             "detail_type": message.detail_type,
             "receive_count": message.receive_count,
             "source_queue": message.source_queue,
+            "failure": message.failure,
             "body": body,
         });
         writeln!(out, "{line}")?;

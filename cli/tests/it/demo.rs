@@ -35,6 +35,14 @@ fn the_demo_runs_the_built_in_template_beside_another_template() {
         "{}",
         run.stdout
     );
+    // The dead letter says why, as its eventfork.failure attribute does on AWS.
+    assert!(
+        run.stdout.contains(
+            " after 1 receive: the handler failed: mailchimp rejected the request with HTTP 400: Invalid Resource"
+        ),
+        "{}",
+        run.stdout
+    );
 
     // One that does not even parse is passed over too; a kept store gets the template the
     // demo ran, for the `local status` command it prints.

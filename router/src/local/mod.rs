@@ -1021,12 +1021,14 @@ impl LocalBus {
     /// Moves a message in flight to its queue's dead-letter queue now, as a handler does
     /// with a record that cannot succeed (the Lambda sends it there with SQS's
     /// `SendMessageBatch`): `receipt_handle` must be its latest receive. The message keeps
-    /// its id and receive count, and can be redriven like any dead letter. Returns the
+    /// its id and receive count, and can be redriven like any dead letter; `failure` (why
+    /// it cannot succeed) is listed with it ([`DeadLetter::failure`]). Returns the
     /// dead-letter queue's logical id.
     pub async fn move_to_dead_letter_queue(
         &self,
         queue_arn: &str,
         receipt_handle: &str,
+        failure: &str,
     ) -> Result<String, LocalError> {
         let invalid = |reason| invalid_receipt(queue_arn, receipt_handle, reason);
         let (queue, receipt) = self.receipt(queue_arn, receipt_handle)?;
@@ -1044,10 +1046,11 @@ impl LocalBus {
         let target_name = target.name().to_owned();
         let moved = {
             let (queue, dead_letter_queue) = (queue.clone(), dead_letter_queue.clone());
+            let failure = failure.to_owned();
             self.inner
                 .store
                 .call(move |connection| {
-                    queue::park(connection, &queue, &receipt, &dead_letter_queue)
+                    queue::park(connection, &queue, &receipt, &dead_letter_queue, &failure)
                 })
                 .await?
         };

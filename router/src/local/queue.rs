@@ -286,6 +286,7 @@ pub(crate) fn park(
     queue: &str,
     (row, receive_count, message_id): &Receipt,
     dead_letter_queue: &str,
+    failure: &str,
 ) -> Result<Option<DeadLettered>, StoreError> {
     let found = connection
         .prepare_cached(
@@ -304,6 +305,10 @@ pub(crate) fn park(
         return Ok(None);
     };
     move_to_dead_letter(connection, *row, queue, dead_letter_queue)?;
+    connection
+        .prepare_cached("UPDATE messages SET failure = ?2 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![row, failure]))
+        .map_err(StoreError::db("dead-letter move"))?;
     Ok(Some(DeadLettered {
         message_id: message_id.clone(),
         event_id,
@@ -322,7 +327,8 @@ fn move_to_dead_letter(
     // remembers where it came from for redrive.
     connection
         .prepare_cached(
-            "UPDATE messages SET queue = ?2, source_queue = ?3, visible_at = 0 WHERE id = ?1",
+            "UPDATE messages SET queue = ?2, source_queue = ?3, visible_at = 0, failure = NULL
+             WHERE id = ?1",
         )
         .and_then(|mut s| s.execute(params![row, dead_letter_queue, queue]))
         .map(drop)
@@ -584,6 +590,9 @@ pub struct DeadLetter {
     pub source_queue: Option<String>,
     /// The body: the full EventBridge envelope JSON.
     pub body: String,
+    /// Why its handler moved it here, when a handler did (a record that cannot succeed);
+    /// `None` for a move after `maxReceiveCount` receives.
+    pub failure: Option<String>,
 }
 
 impl std::fmt::Debug for DeadLetter {
@@ -596,6 +605,7 @@ impl std::fmt::Debug for DeadLetter {
             .field("sent_at_ms", &self.sent_at_ms)
             .field("source_queue", &self.source_queue)
             .field("body_bytes", &self.body.len())
+            .field("failure", &self.failure)
             .finish()
     }
 }
@@ -615,7 +625,7 @@ pub(crate) fn dead_letters(
     let mut select = connection
         .prepare_cached(
             "SELECT m.message_id, e.event_id, e.detail_type, m.receive_count, m.sent_at,
-                    m.source_queue, e.body
+                    m.source_queue, e.body, m.failure
              FROM messages m JOIN events e ON e.seq = m.event_seq
              WHERE m.queue = ?1 AND (m.source_queue = ?2 OR m.source_queue IS NULL)
              ORDER BY m.visible_at, m.id LIMIT ?3",
@@ -633,6 +643,7 @@ pub(crate) fn dead_letters(
                     sent_at_ms: row.get(4)?,
                     source_queue: row.get(5)?,
                     body: row.get(6)?,
+                    failure: row.get(7)?,
                 })
             },
         )
@@ -663,7 +674,8 @@ pub(crate) fn redrive(
     let mut update = connection
         .prepare_cached(
             "UPDATE messages SET queue = ?2, message_id = ?3, sent_at = ?4, visible_at = ?4,
-                    receive_count = 0, first_received_at = NULL, source_queue = NULL
+                    receive_count = 0, first_received_at = NULL, source_queue = NULL,
+                    failure = NULL
              WHERE id = ?1",
         )
         .map_err(StoreError::db("redrive"))?;

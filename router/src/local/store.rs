@@ -247,10 +247,18 @@ fn setup(connection: &Connection) -> rusqlite::Result<()> {
     // each envelope's `time` (the arrival time where there is none). Rows that an older
     // binary still writes into a migrated store lack it too: they are filled at each open,
     // found through an index of just those rows.
-    add_column(connection, "event_time", "INTEGER")?;
+    add_column(connection, "events", "event_time", "INTEGER")?;
     // Stores made before archives were read from the template kept every event: their
     // events, and those an older binary still writes, count as archived.
-    add_column(connection, "archived", "INTEGER NOT NULL DEFAULT 1")?;
+    add_column(
+        connection,
+        "events",
+        "archived",
+        "INTEGER NOT NULL DEFAULT 1",
+    )?;
+    // Why a handler moved a message to its dead-letter queue (none for a move by receive
+    // count): stores made before it get the column, empty.
+    add_column(connection, "messages", "failure", "TEXT")?;
     connection.execute_batch(
         "CREATE INDEX IF NOT EXISTS events_time ON events (event_time)
            WHERE replay_name IS NULL;
@@ -268,14 +276,19 @@ fn setup(connection: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Adds the column `name` of type `definition` to `events` unless the store has it: one
+/// Adds the column `name` of type `definition` to `table` unless the store has it: one
 /// writer at a time (IMMEDIATE), and the column looked for again under the lock, since two
 /// processes may open an old store at once.
-fn add_column(connection: &Connection, name: &str, definition: &str) -> rusqlite::Result<()> {
+fn add_column(
+    connection: &Connection,
+    table: &str,
+    name: &str,
+    definition: &str,
+) -> rusqlite::Result<()> {
     let has_column = || {
         connection
-            .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = ?1")?
-            .exists([name])
+            .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+            .exists([table, name])
     };
     if has_column()? {
         return Ok(());
@@ -284,7 +297,7 @@ fn add_column(connection: &Connection, name: &str, definition: &str) -> rusqlite
     let added = (|| {
         if !has_column()? {
             connection.execute_batch(&format!(
-                "ALTER TABLE events ADD COLUMN {name} {definition}"
+                "ALTER TABLE {table} ADD COLUMN {name} {definition}"
             ))?;
         }
         connection.execute_batch("COMMIT")
@@ -321,7 +334,9 @@ CREATE TABLE IF NOT EXISTS messages (
     visible_at INTEGER NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
     first_received_at INTEGER,
-    source_queue TEXT
+    source_queue TEXT,
+    -- Why a handler moved it to this dead-letter queue.
+    failure TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, id);
 CREATE INDEX IF NOT EXISTS messages_event ON messages (event_seq);

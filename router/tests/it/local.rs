@@ -624,6 +624,40 @@ async fn replay_counts_events_of_buses_it_does_not_run() {
     assert_eq!(summary.other_buses, [("test-bus".to_owned(), 1)]);
 }
 
+/// A store written before handlers said why they moved a message gets the column, empty:
+/// its dead letters are listed without a failure.
+#[tokio::test]
+async fn an_older_store_learns_where_failures_go() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let old = rusqlite::Connection::open(dir.path().join("eventfork.sqlite3")).unwrap();
+        old.execute_batch(
+            r#"CREATE TABLE events (
+                   seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL, bus TEXT NOT NULL,
+                   detail_type TEXT NOT NULL, ingested_at INTEGER NOT NULL,
+                   replay_name TEXT, body TEXT NOT NULL);
+               CREATE TABLE messages (
+                   id INTEGER PRIMARY KEY, message_id TEXT NOT NULL, queue TEXT NOT NULL,
+                   event_seq INTEGER NOT NULL REFERENCES events (seq), sent_at INTEGER NOT NULL,
+                   visible_at INTEGER NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0,
+                   first_received_at INTEGER, source_queue TEXT);
+               INSERT INTO events (event_id, bus, detail_type, ingested_at, body) VALUES
+                 ('e1', 'test-bus', 'UserSignedUp', 1795770000000, '{}');
+               INSERT INTO messages (message_id, queue, event_seq, sent_at, visible_at,
+                                     receive_count, source_queue)
+                 VALUES ('m1', 'MailDlq', 1, 1795770000000, 0, 3, 'MailQueue');"#,
+        )
+        .unwrap();
+    }
+    let bus = open(dir.path(), &Clock::manual(T0));
+    let dead = bus.dead_letters("mailing-list", 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].message_id.as_str(), dead[0].failure.as_deref()),
+        ("m1", None)
+    );
+}
+
 /// A store written before the archive kept the events' time gets the column, filled from
 /// each envelope, when it is opened.
 #[tokio::test]
@@ -1974,7 +2008,9 @@ async fn a_consumer_can_move_a_record_to_the_dead_letter_queue() {
                         (arn.clone(), handle),
                         (arn, "AQEBx".to_owned()),
                     ] {
-                        let answer = bus.move_to_dead_letter_queue(&arn, &handle).await;
+                        let answer = bus
+                            .move_to_dead_letter_queue(&arn, &handle, "refused for good")
+                            .await;
                         answers.lock().unwrap().push(match answer {
                             Ok(queue) => queue,
                             Err(e) => e.to_string(),
@@ -2030,6 +2066,7 @@ async fn a_consumer_can_move_a_record_to_the_dead_letter_queue() {
     let dead = bus.dead_letters("mailing-list", 10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].receive_count, 1);
+    assert_eq!(dead[0].failure.as_deref(), Some("refused for good"));
     runner.shutdown().await;
 }
 
