@@ -636,33 +636,50 @@ async fn an_outage_fails_the_rest_at_once_and_a_probe_ends_it() {
     assert!(publisher.publish_all(&logins(30)).await.is_all_published());
 }
 
+/// A transport whose every request hangs for 300 ms and then fails (a 500), and the
+/// count of its requests.
+fn hanging() -> (Flaky, Arc<AtomicUsize>) {
+    let flaky = Flaky::default();
+    flaky.down.store(true, Ordering::SeqCst);
+    flaky.slow.store(true, Ordering::SeqCst);
+    let requests = Arc::clone(&flaky.requests);
+    (flaky, requests)
+}
+
+/// Makes `n_calls` concurrent `publish` calls of one event each; answers their errors and
+/// how long they took in all.
+async fn concurrent_calls(publisher: &Publisher, n_calls: usize) -> (Vec<PublishError>, Duration) {
+    let started = Instant::now();
+    let calls: Vec<_> = (0..n_calls)
+        .map(|i| {
+            let publisher = publisher.clone();
+            tokio::spawn(async move { publisher.publish(&login(&format!("user-{i}"))).await })
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for call in calls {
+        errors.push(call.await.unwrap().unwrap_err());
+    }
+    (errors, started.elapsed())
+}
+
 /// Calls that wait for a request slot while the calls ahead of them find an outage fail
 /// at once when their turn comes, without a request. Each used to spend one attempt on a
 /// hanging EventBridge first, four at a time: the last of 100 concurrent calls returned
 /// after 25 attempts' time.
 #[tokio::test(start_paused = true)]
 async fn calls_queued_behind_an_outage_fail_without_a_request() {
-    let flaky = Flaky::default();
-    let requests = Arc::clone(&flaky.requests);
-    flaky.down.store(true, Ordering::SeqCst);
-    // Each request hangs for 300 ms before it fails.
-    flaky.slow.store(true, Ordering::SeqCst);
+    let (flaky, requests) = hanging();
     // The first four requests give up after one attempt and find the outage.
     let publisher = builder()
         .max_in_flight(4)
         .retry_deadline(Duration::from_millis(1))
         .build_with(flaky);
-    let started = Instant::now();
-    let calls: Vec<_> = (0..100)
-        .map(|i| {
-            let publisher = publisher.clone();
-            tokio::spawn(async move { publisher.publish(&login(&format!("user-{i}"))).await })
-        })
-        .collect();
+    let (errors, elapsed) = concurrent_calls(&publisher, 100).await;
     let mut attempts = 0;
     let (mut exhausted, mut unavailable) = (0, 0);
-    for call in calls {
-        match call.await.unwrap().unwrap_err() {
+    for error in errors {
+        match error {
             PublishError::RetriesExhausted { attempts: n, .. } => {
                 exhausted += 1;
                 attempts += n as usize;
@@ -672,7 +689,6 @@ async fn calls_queued_behind_an_outage_fail_without_a_request() {
         }
     }
     // One round of four requests, 300 ms: the 100 calls would have taken 25 rounds.
-    let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
     assert_eq!((exhausted, unavailable), (4, 96));
     assert_eq!(requests.load(Ordering::SeqCst), attempts);
@@ -683,28 +699,16 @@ async fn calls_queued_behind_an_outage_fail_without_a_request() {
 /// each waiting its turn at the limit's pace (100 calls at 10 events/s: 10 s).
 #[tokio::test(start_paused = true)]
 async fn calls_held_by_the_rate_limit_fail_when_an_outage_begins() {
-    let flaky = Flaky::default();
-    let requests = Arc::clone(&flaky.requests);
-    flaky.down.store(true, Ordering::SeqCst);
-    flaky.slow.store(true, Ordering::SeqCst);
+    let (flaky, requests) = hanging();
     let publisher = builder()
         .rate_limit(10)
         .retry_deadline(Duration::from_millis(1))
         .build_with(flaky);
-    let started = Instant::now();
-    let calls: Vec<_> = (0..100)
-        .map(|i| {
-            let publisher = publisher.clone();
-            tokio::spawn(async move { publisher.publish(&login(&format!("user-{i}"))).await })
-        })
-        .collect();
-    let mut unavailable = 0;
-    for call in calls {
-        if let PublishError::Unavailable { .. } = call.await.unwrap().unwrap_err() {
-            unavailable += 1;
-        }
-    }
-    let elapsed = started.elapsed();
+    let (errors, elapsed) = concurrent_calls(&publisher, 100).await;
+    let unavailable = errors
+        .iter()
+        .filter(|e| matches!(e, PublishError::Unavailable { .. }))
+        .count();
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
     assert!(unavailable >= 80, "{unavailable} unavailable");
     assert_eq!(requests.load(Ordering::SeqCst), 100 - unavailable);

@@ -338,14 +338,7 @@ async fn analytics_binary_sends_the_malformed_record_to_its_dead_letter_queue() 
     let server = ok_server().await;
     let config = test_support::sdk_config(&moto).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let dead_letters = sqs
-        .create_queue()
-        .queue_name(format!("analytics-dlq-{}", std::process::id()))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let (dead_letters, _) = test_support::queue(&sqs, &test_support::unique("analytics-dlq")).await;
     let mut env = test_support::aws_env(&moto);
     env.extend([
         ("ANALYTICS_ENDPOINT", format!("{}/v1/track", server.uri())),

@@ -213,6 +213,25 @@ async fn an_unreadable_success_delays_nothing() {
     );
 }
 
+/// A driver whose handler refuses every record for good, and the new dead-letter queue in
+/// moto it moves them to.
+async fn parking_driver(
+    config: &aws_config::SdkConfig,
+    moto: &str,
+    sqs: &Client,
+) -> (BatchDriver<Refusing>, String) {
+    let (dead_letters, _) = test_support::queue(sqs, &test_support::unique("park-dlq")).await;
+    let visibility =
+        SqsVisibility::new(config, Some(moto.to_owned())).with_dead_letter_queue(&dead_letters);
+    let driver = BatchDriver::with_visibility(
+        Refusing,
+        Arc::new(MemoryStore::default()),
+        BatchOptions::default(),
+        Arc::new(visibility),
+    );
+    (driver, dead_letters)
+}
+
 /// The batch of one received `message` of the queue `arn`, with a string attribute and
 /// the failure attribute of an earlier stay in the dead-letter queue (a redrive).
 fn batch_of(message: &aws_sdk_sqs::types::Message, arn: &str) -> aws_lambda_events::sqs::SqsEvent {
@@ -228,7 +247,8 @@ fn batch_of(message: &aws_sdk_sqs::types::Message, arn: &str) -> aws_lambda_even
 }
 
 /// A record that cannot succeed is sent to the function's dead-letter queue with
-/// `SendMessage`, with its body and attributes and why it failed, and reported as handled.
+/// `SendMessageBatch`, with its body and attributes and why it failed, and reported as
+/// handled.
 #[tokio::test]
 async fn a_record_that_cannot_succeed_is_sent_to_the_dead_letter_queue() {
     let Some(moto) = moto_url("a_record_that_cannot_succeed_is_sent_to_the_dead_letter_queue")
@@ -239,22 +259,7 @@ async fn a_record_that_cannot_succeed_is_sent_to_the_dead_letter_queue() {
     let sqs = Client::new(&config);
     let body = signed_up("e-park", "u1", true);
     let (_, arn, message) = received_message(&sqs, "park", &body).await;
-    let dead_letters = sqs
-        .create_queue()
-        .queue_name(format!("park-dlq-{}", std::process::id()))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let visibility =
-        SqsVisibility::new(&config, Some(moto.clone())).with_dead_letter_queue(&dead_letters);
-    let driver = BatchDriver::with_visibility(
-        Refusing,
-        Arc::new(MemoryStore::default()),
-        BatchOptions::default(),
-        Arc::new(visibility),
-    );
+    let (driver, dead_letters) = parking_driver(&config, &moto, &sqs).await;
     let response = driver.run(batch_of(&message, &arn), deadline()).await;
     assert_eq!(failures(&response), Vec::<&str>::new());
     let moved = sqs
@@ -326,22 +331,7 @@ async fn records_that_cannot_succeed_go_ten_at_a_time() {
     };
     let config = test_support::sdk_config(&moto).await;
     let sqs = Client::new(&config);
-    let dead_letters = sqs
-        .create_queue()
-        .queue_name(format!("park-many-{}", std::process::id()))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let visibility =
-        SqsVisibility::new(&config, Some(moto.clone())).with_dead_letter_queue(&dead_letters);
-    let driver = BatchDriver::with_visibility(
-        Refusing,
-        Arc::new(MemoryStore::default()),
-        BatchOptions::default(),
-        Arc::new(visibility),
-    );
+    let (driver, dead_letters) = parking_driver(&config, &moto, &sqs).await;
     let ids: Vec<String> = (0..23).map(|i| format!("m{i}")).collect();
     let bodies: Vec<String> = (0..23)
         .map(|i| signed_up(&format!("e{i}"), &format!("u{i}"), true))
@@ -353,24 +343,18 @@ async fn records_that_cannot_succeed_go_ten_at_a_time() {
         .collect();
     let response = driver.run(batch(&records), deadline()).await;
     assert_eq!(failures(&response), Vec::<&str>::new());
-    let mut moved = Vec::new();
-    for _ in 0..10 {
-        let messages = sqs
-            .receive_message()
-            .queue_url(&dead_letters)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default();
-        if messages.is_empty() {
-            break;
-        }
-        moved.extend(messages.into_iter().filter_map(|m| m.body));
-    }
-    moved.sort();
-    let mut expected = bodies.clone();
-    expected.sort();
-    assert_eq!(moved, expected);
+    let sort = |mut bodies: Vec<serde_json::Value>| {
+        bodies.sort_by_key(|body| body.to_string());
+        bodies
+    };
+    let moved = test_support::receive_json(&sqs, &dead_letters, 23, Duration::from_secs(5)).await;
+    let expected = bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    assert_eq!(sort(moved), sort(expected));
+    assert!(
+        test_support::is_drained(&sqs, &dead_letters).await,
+        "a record was sent twice"
+    );
 }
