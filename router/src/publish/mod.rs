@@ -28,12 +28,14 @@
 //!
 //! Every outcome arrives while the call's future is polled to its end. Dropping it early
 //! (a `select!`, a timeout around the call) cancels the requests in flight: their events
-//! may or may not have been published, and no outcome says which. Give the call a
-//! [`retry_deadline`](PublisherBuilder::retry_deadline) instead, or run it in a task of
-//! its own. The deadline counts from a batch's first request: the time a batch waits for
-//! a free request slot ([`max_in_flight`](PublisherBuilder::max_in_flight)) is not in it,
-//! but once any batch finds EventBridge unreachable, the batches still waiting fail at
-//! once, without a request, so that calls queued behind an outage return promptly.
+//! may or may not have been published, and no outcome says which. Give the Publisher a
+//! [`call_deadline`](PublisherBuilder::call_deadline) instead, which every call meets
+//! with an outcome per event, or run the call in a task of its own. The
+//! [`retry_deadline`](PublisherBuilder::retry_deadline) counts from a batch's first
+//! request: the time a batch waits for a free request slot
+//! ([`max_in_flight`](PublisherBuilder::max_in_flight)) is not in it, but once any batch
+//! finds EventBridge unreachable, the batches still waiting fail at once, without a
+//! request, so that calls queued behind an outage return promptly.
 
 mod entry;
 mod transport;
@@ -162,6 +164,10 @@ pub enum PublishError {
         /// The last error message.
         message: String,
     },
+    /// Not sent: the call's deadline ([`PublisherBuilder::call_deadline`]) passed while
+    /// the entry waited for the rate limit or a request slot.
+    #[error("not sent: the call's deadline passed while it waited for a request slot")]
+    CallDeadline,
     /// EventBridge was not reached: no connection, no answer, an answer from something
     /// else (an endpoint that is not EventBridge's), or a configuration that stops the
     /// request before it is sent (a missing region, credentials that cannot be loaded).
@@ -203,7 +209,7 @@ pub enum PublishError {
 
 impl PublishError {
     /// EventBridge's error code, or ours: `EntryTooLarge`, `UnknownDetailType`,
-    /// `InvalidDetail`, `SerializationFailed`, `ResourceNotFoundException`.
+    /// `InvalidDetail`, `SerializationFailed`, `ResourceNotFoundException`, `CallDeadline`.
     pub fn code(&self) -> &str {
         match self {
             PublishError::EntryTooLarge { .. } => "EntryTooLarge",
@@ -216,6 +222,7 @@ impl PublishError {
             | PublishError::Unavailable { code, .. }
             | PublishError::Unreachable { code, .. } => code,
             PublishError::BusNotFound { .. } => "ResourceNotFoundException",
+            PublishError::CallDeadline => "CallDeadline",
         }
     }
 
@@ -358,6 +365,7 @@ struct Settings {
     base_delay: Duration,
     max_delay: Duration,
     events_per_second: Option<u32>,
+    call_deadline: Option<Duration>,
 }
 
 impl fmt::Debug for Publisher {
@@ -428,6 +436,17 @@ impl PublisherBuilder {
         self
     }
 
+    /// How long one `publish…` call may take; none by default. A batch still waiting for
+    /// the rate limit or a request slot when it passes fails without a request
+    /// ([`PublishError::CallDeadline`]), and no retry starts after it
+    /// ([`PublishError::RetriesExhausted`]); a request in flight at the deadline runs to
+    /// its answer or its [attempt timeout](PublisherBuilder::attempt_timeout). For a
+    /// service that publishes inside a request it must answer in time.
+    pub fn call_deadline(mut self, deadline: Duration) -> Self {
+        self.settings.call_deadline = Some(deadline);
+        self
+    }
+
     /// The Publisher over the AWS SDK, with `sdk_config`'s region, credentials and
     /// endpoint (`AWS_ENDPOINT_URL` is honoured when the config was loaded from the
     /// environment).
@@ -478,6 +497,7 @@ impl Publisher {
                 base_delay: Duration::from_millis(100),
                 max_delay: Duration::from_secs(5),
                 events_per_second: None,
+                call_deadline: None,
             },
         }
     }
@@ -585,6 +605,11 @@ impl Publisher {
         }
 
         let sendable: Arc<[Entry]> = sendable.into();
+        let deadline = self
+            .inner
+            .settings
+            .call_deadline
+            .and_then(|d| Instant::now().checked_add(d));
         let mut n_requests = 0;
         let mut tasks = JoinSet::new();
         let mut in_tasks = std::collections::HashMap::new();
@@ -594,12 +619,20 @@ impl Publisher {
             // semaphore also bounds requests across concurrent calls.
             while tasks.len() < self.inner.settings.max_in_flight {
                 let Some(batch) = batches.next() else { break };
+                let indices = batch.into_indices();
+                // Past the call's deadline, what is left is not sent.
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    for entry_idx in indices {
+                        outcomes[input_indices[entry_idx]] = Some(Err(PublishError::CallDeadline));
+                    }
+                    continue;
+                }
                 let inner = Arc::clone(&self.inner);
                 let sendable = Arc::clone(&sendable);
-                let indices = batch.into_indices();
                 let task_indices = indices.clone();
-                let task =
-                    tasks.spawn(async move { inner.send_batch(&sendable, task_indices).await });
+                let task = tasks.spawn(async move {
+                    inner.send_batch(&sendable, task_indices, deadline).await
+                });
                 in_tasks.insert(task.id(), indices);
             }
             let Some(joined) = tasks.join_next_with_id().await else {
@@ -647,7 +680,12 @@ struct BatchOutcome {
 impl Inner {
     /// Sends one planned batch, retrying its retryable failures until the deadline. During
     /// an outage the batch is the one probe (sent once) or fails at once.
-    async fn send_batch(&self, entries: &[Entry], indices: Vec<usize>) -> BatchOutcome {
+    async fn send_batch(
+        &self,
+        entries: &[Entry],
+        indices: Vec<usize>,
+        deadline: Option<Instant>,
+    ) -> BatchOutcome {
         let mut mode = if lock(&self.outage).is_none() {
             Mode::Normal
         } else {
@@ -688,6 +726,8 @@ impl Inner {
         // The entries a request without an answer may have published, and what it met.
         let mut unanswered = Unanswered::default();
         let mut pending = indices;
+        // The last retryable error of each entry of `pending`, once it has been sent.
+        let mut last_errors: Vec<(usize, String, String)> = Vec::new();
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
@@ -696,18 +736,31 @@ impl Inner {
             // A batch not sent yet looks for an outage once it has a request slot.
             let unsent = matches!(mode, Mode::Normal) && first_sent.is_none();
             let answer = match self
-                .put_events(entries, &pending, &mut first_sent, unsent)
+                .put_events(entries, &pending, &mut first_sent, unsent, deadline)
                 .await
             {
                 Ok(answer) => answer,
-                // An outage began while this batch waited for a request slot: it fails at
-                // once, as a batch that had started after would, rather than wait out one
-                // attempt timeout behind every batch queued before it.
+                // An outage began, or the call's deadline passed, while this batch waited
+                // for a request slot: it fails at once (an outage: as a batch started after
+                // it would), rather than wait out one attempt timeout behind every batch
+                // queued before it. A retry keeps what its last attempt met.
                 Err(error) => {
-                    outcomes.extend(pending.into_iter().map(|i| (i, Err(error.clone()))));
+                    let sent = attempt - 1;
+                    if sent == 0 {
+                        outcomes.extend(pending.into_iter().map(|i| (i, Err(error.clone()))));
+                    } else {
+                        outcomes.extend(last_errors.into_iter().map(|(i, code, message)| {
+                            let error = PublishError::RetriesExhausted {
+                                code,
+                                message,
+                                attempts: sent,
+                            };
+                            (i, Err(error))
+                        }));
+                    }
                     return BatchOutcome {
-                        outcomes,
-                        n_requests: 0,
+                        outcomes: unanswered.settle(outcomes, sent),
+                        n_requests: sent as usize,
                     };
                 }
             };
@@ -787,6 +840,29 @@ impl Inner {
             // one stops too, rather than wait out its own deadline.
             let outage = lock(&self.outage).is_some();
             let probe = matches!(mode, Mode::Probe { .. });
+            // The caller's deadline stops the retries too, but says nothing of EventBridge.
+            let call_over =
+                deadline.is_some_and(|d| now.checked_add(delay).is_none_or(|at| at >= d));
+            if call_over && !(probe || outage || past_deadline) {
+                tracing::warn!(
+                    n_entries = retry.len(),
+                    attempts = attempt,
+                    reason = "the call's deadline",
+                    "giving up on events"
+                );
+                for (entry_idx, code, message) in retry {
+                    let error = PublishError::RetriesExhausted {
+                        code,
+                        message,
+                        attempts: attempt,
+                    };
+                    outcomes.push((entry_idx, Err(error)));
+                }
+                return BatchOutcome {
+                    outcomes: unanswered.settle(outcomes, attempt),
+                    n_requests: attempt as usize,
+                };
+            }
             if probe || outage || past_deadline {
                 tracing::warn!(
                     n_entries = retry.len(),
@@ -843,10 +919,8 @@ impl Inner {
                 "retrying"
             );
             tokio::time::sleep(delay).await;
-            pending = retry
-                .into_iter()
-                .map(|(entry_idx, _, _)| entry_idx)
-                .collect();
+            pending = retry.iter().map(|(entry_idx, _, _)| *entry_idx).collect();
+            last_errors = retry;
         }
     }
 
@@ -860,6 +934,7 @@ impl Inner {
         indices: &[usize],
         first_sent: &mut Option<Instant>,
         unsent: bool,
+        deadline: Option<Instant>,
     ) -> Result<Result<Vec<EntryResult>, RequestError>, PublishError> {
         let outage = || {
             lock(&self.outage)
@@ -879,28 +954,36 @@ impl Inner {
         }
         // Whether `began` may still be waited on: not once it has fired.
         let mut listening = unsent;
+        // The waits end at the call's deadline, if it has one.
         if let Some(rate_limiter) = &self.rate_limiter {
-            let acquired = until_woken(
-                rate_limiter.acquire(indices.len()),
-                began.as_mut(),
-                listening,
+            let acquired = within(
+                deadline,
+                until_woken(
+                    rate_limiter.acquire(indices.len()),
+                    began.as_mut(),
+                    listening,
+                ),
             )
-            .await;
+            .await?;
             if acquired.is_none() {
                 listening = false;
                 if let Some(error) = outage() {
                     return Err(error);
                 }
                 // Ended already: this batch waits its turn after all.
-                rate_limiter.acquire(indices.len()).await;
+                within(deadline, rate_limiter.acquire(indices.len())).await?;
             }
         }
-        let permit = until_woken(self.in_flight.acquire(), began.as_mut(), listening).await;
+        let permit = within(
+            deadline,
+            until_woken(self.in_flight.acquire(), began.as_mut(), listening),
+        )
+        .await?;
         let _permit = match permit {
             Some(permit) => permit,
             None => match outage() {
                 Some(error) => return Err(error),
-                None => self.in_flight.acquire().await,
+                None => within(deadline, self.in_flight.acquire()).await?,
             },
         }
         .expect("the semaphore is never closed");
@@ -931,6 +1014,19 @@ impl Inner {
             )));
         }
         Ok(Ok(results))
+    }
+}
+
+/// `wait`'s output, or [`PublishError::CallDeadline`] once `deadline` (if any) passes.
+async fn within<T>(
+    deadline: Option<Instant>,
+    wait: impl Future<Output = T>,
+) -> Result<T, PublishError> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, wait)
+            .await
+            .map_err(|_| PublishError::CallDeadline),
+        None => Ok(wait.await),
     }
 }
 

@@ -714,6 +714,55 @@ async fn calls_held_by_the_rate_limit_fail_when_an_outage_begins() {
     assert_eq!(requests.load(Ordering::SeqCst), 100 - unavailable);
 }
 
+/// With a call deadline, concurrent calls against a hanging EventBridge all return soon
+/// after it, long before any retry deadline: the queued ones unsent, the others with what
+/// their last attempt met; none is taken for an outage.
+#[tokio::test(start_paused = true)]
+async fn a_call_deadline_bounds_every_call() {
+    let (flaky, requests) = hanging();
+    let publisher = builder()
+        .max_in_flight(4)
+        .call_deadline(Duration::from_secs(1))
+        .build_with(flaky);
+    let (errors, elapsed) = concurrent_calls(&publisher, 100).await;
+    // The deadline, and at most the 300 ms of the requests in flight then.
+    assert!(elapsed <= Duration::from_millis(1_300), "{elapsed:?}");
+    let (mut unsent, mut sent_attempts) = (0, 0);
+    for error in &errors {
+        match error {
+            PublishError::CallDeadline => unsent += 1,
+            PublishError::RetriesExhausted { attempts, .. } => sent_attempts += attempts,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(unsent >= 80, "{unsent} unsent");
+    assert_eq!(requests.load(Ordering::SeqCst), sent_attempts as usize);
+    assert_eq!(
+        errors
+            .iter()
+            .find(|e| e.code() == "CallDeadline")
+            .unwrap()
+            .to_string(),
+        "not sent: the call's deadline passed while it waited for a request slot"
+    );
+
+    // One call of many batches: the batches not started by the deadline are not sent.
+    let started = Instant::now();
+    let report = publisher.publish_all(&logins(200)).await;
+    assert!(
+        started.elapsed() <= Duration::from_millis(1_300),
+        "{:?}",
+        started.elapsed()
+    );
+    let n_unsent = report
+        .outcomes()
+        .iter()
+        .filter(|o| matches!(o, Err(PublishError::CallDeadline)))
+        .count();
+    assert!(n_unsent >= 100, "{n_unsent} unsent");
+    assert_eq!(report.n_failed(), 200);
+}
+
 /// While a probe waits for its slow answer, the batches that start meanwhile wait for its
 /// verdict and then fail at once; none of them spins. Real time: a busy loop would never
 /// let paused time move on, and the test would hang instead of failing.
