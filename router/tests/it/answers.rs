@@ -283,3 +283,35 @@ async fn an_html_success_names_the_endpoint() {
         "{error:?}"
     );
 }
+
+/// A Publisher over the caller's own client configuration turns that configuration's SDK
+/// retries off: each of its attempts is one request, as with an SdkConfig, and its own
+/// retries are the only ones.
+#[tokio::test]
+async fn a_publisher_over_a_client_configuration_retries_on_its_own() {
+    let server = answering(
+        500,
+        r#"{"__type":"InternalException","message":"try again"}"#,
+        "application/x-amz-json-1.1",
+    )
+    .await;
+    let config = aws_sdk_eventbridge::config::Builder::from(&sdk_config(&server.uri()).await)
+        .retry_config(
+            aws_sdk_eventbridge::config::retry::RetryConfig::standard().with_max_attempts(5),
+        )
+        .build();
+    // One attempt: the deadline has passed by the time a retry would start.
+    let error = Publisher::builder("eventfork")
+        .retry_deadline(Duration::ZERO)
+        .build_from_conf(&config)
+        .publish(&login())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, PublishError::RetriesExhausted { attempts: 1, .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.code(), "InternalException");
+    let requests = server.received_requests().await.unwrap_or_default();
+    assert_eq!(requests.len(), 1, "the SDK retried under the Publisher");
+}
