@@ -749,14 +749,7 @@ impl Inner {
                     if sent == 0 {
                         outcomes.extend(pending.into_iter().map(|i| (i, Err(error.clone()))));
                     } else {
-                        outcomes.extend(last_errors.into_iter().map(|(i, code, message)| {
-                            let error = PublishError::RetriesExhausted {
-                                code,
-                                message,
-                                attempts: sent,
-                            };
-                            (i, Err(error))
-                        }));
+                        outcomes.extend(exhausted(last_errors, sent));
                     }
                     return BatchOutcome {
                         outcomes: unanswered.settle(outcomes, sent),
@@ -843,45 +836,29 @@ impl Inner {
             // The caller's deadline stops the retries too, but says nothing of EventBridge.
             let call_over =
                 deadline.is_some_and(|d| now.checked_add(delay).is_none_or(|at| at >= d));
-            if call_over && !(probe || outage || past_deadline) {
-                tracing::warn!(
-                    n_entries = retry.len(),
-                    attempts = attempt,
-                    reason = "the call's deadline",
-                    "giving up on events"
-                );
-                for (entry_idx, code, message) in retry {
-                    let error = PublishError::RetriesExhausted {
-                        code,
-                        message,
-                        attempts: attempt,
-                    };
-                    outcomes.push((entry_idx, Err(error)));
-                }
-                return BatchOutcome {
-                    outcomes: unanswered.settle(outcomes, attempt),
-                    n_requests: attempt as usize,
-                };
-            }
-            if probe || outage || past_deadline {
+            let about_eventbridge = probe || outage || past_deadline;
+            if about_eventbridge || call_over {
                 tracing::warn!(
                     n_entries = retry.len(),
                     attempts = attempt,
                     reason = if past_deadline {
                         "retry deadline reached"
-                    } else {
+                    } else if about_eventbridge {
                         "EventBridge is unavailable"
+                    } else {
+                        "the call's deadline"
                     },
                     "giving up on events"
                 );
                 // Without any answer from EventBridge, the outage begins or goes on: the
                 // next probe waits one maximum backoff. A probe only updates an outage
-                // that another batch has not ended meanwhile.
+                // that another batch has not ended meanwhile; the caller's deadline alone
+                // says nothing of EventBridge.
                 let (_, code, message) = &retry[0];
                 let next_probe = now.checked_add(settings.max_delay).unwrap_or(now);
                 let mut state = lock(&self.outage);
                 match state.as_mut() {
-                    _ if service_answered => {}
+                    _ if service_answered || !about_eventbridge => {}
                     Some(outage) if probe => {
                         outage.code.clone_from(code);
                         outage.message.clone_from(message);
@@ -899,14 +876,7 @@ impl Inner {
                     }
                 }
                 drop(state);
-                for (entry_idx, code, message) in retry {
-                    let error = PublishError::RetriesExhausted {
-                        code,
-                        message,
-                        attempts: attempt,
-                    };
-                    outcomes.push((entry_idx, Err(error)));
-                }
+                outcomes.extend(exhausted(retry, attempt));
                 return BatchOutcome {
                     outcomes: unanswered.settle(outcomes, attempt),
                     n_requests: attempt as usize,
@@ -1015,6 +985,21 @@ impl Inner {
         }
         Ok(Ok(results))
     }
+}
+
+/// Each entry's last retryable error, after `attempts` requests, as its outcome.
+fn exhausted(
+    errors: Vec<(usize, String, String)>,
+    attempts: u32,
+) -> impl Iterator<Item = (usize, Result<EventId, PublishError>)> {
+    errors.into_iter().map(move |(entry_idx, code, message)| {
+        let error = PublishError::RetriesExhausted {
+            code,
+            message,
+            attempts,
+        };
+        (entry_idx, Err(error))
+    })
 }
 
 /// `wait`'s output, or [`PublishError::CallDeadline`] once `deadline` (if any) passes.
