@@ -932,9 +932,10 @@ fn render_target(out: &mut String, target: &Target, rules: &[&Rule], settings: &
     );
 }
 
-/// The age of a queue's oldest message that raises its alarm. Records are received again
-/// every visibility timeout and dead-lettered after `maxReceiveCount` receives, half an
-/// hour in all; an hour means nothing is consuming the queue, and nothing else would say so.
+/// The age of a queue's oldest message that raises its alarm: an hour means nothing is
+/// consuming the queue, and nothing else would say so. A record held back by the retry
+/// backoff through a third party's long outage (up to about five hours) can grow older
+/// than that too: the alarm then reports the outage as well.
 const QUEUE_AGE_ALARM_SECONDS: u32 = 3_600;
 
 fn render_schema(out: &mut String, event_type: &EventType) {
