@@ -182,7 +182,7 @@ fn validate_event(
     let source = event["source"].as_str().unwrap_or_default();
     let Some(event_type) = find(detail_type) else {
         let known: Vec<&str> = CATALOGUE.iter().map(|t| t.detail_type).collect();
-        return Err(Violation::new(
+        return Err(Violation::unknown_type(
             &JsonPath::Key(&root, "detail-type"),
             format!(
                 "unknown detail-type {detail_type:?} (known: {})",

@@ -23,6 +23,7 @@ pub struct Violation {
     path: String,
     reason: String,
     found: Option<String>,
+    unknown_type: bool,
 }
 
 impl fmt::Display for Violation {
@@ -43,6 +44,15 @@ impl Violation {
             path: path.to_string(),
             reason: reason.into(),
             found: None,
+            unknown_type: false,
+        }
+    }
+
+    /// A violation that names a detail-type this catalogue does not have.
+    pub(crate) fn unknown_type(path: &JsonPath<'_>, reason: impl Into<String>) -> Violation {
+        Violation {
+            unknown_type: true,
+            ..Violation::new(path, reason)
         }
     }
 
@@ -74,6 +84,14 @@ impl Violation {
     /// What is wrong there.
     pub fn reason(&self) -> &str {
         &self.reason
+    }
+
+    /// Whether the event's only fault is a detail-type this version of the catalogue does
+    /// not have. Rules route by detail-type, so a consumer that meets one is most likely
+    /// older than the catalogue that routed the event to it: the event may decode once the
+    /// consumer is upgraded, where any other violation is the event's own.
+    pub fn is_unknown_type(&self) -> bool {
+        self.unknown_type
     }
 }
 
