@@ -317,6 +317,8 @@ impl RecordError {
     /// dead-letter queue.
     pub fn is_retryable(&self) -> bool {
         match self {
+            // A consumer older than the rules: it may decode after the upgrade.
+            RecordError::Decode(DecodeError::Invalid(violation)) => violation.is_unknown_type(),
             RecordError::Decode(_) | RecordError::Panicked => false,
             RecordError::Handler(error) => error.is_retryable(),
             RecordError::Store(_)
@@ -330,17 +332,19 @@ impl RecordError {
     /// Whether the record itself can never succeed, so that it goes to the dead-letter
     /// queue at once ([`BatchReport::parks`]): its body is not an event at all, or the
     /// service refused it for good. A failure that points at the code or the configuration
-    /// instead (a panic, an event routed to the wrong target, a detail that does not decode
-    /// into its type, a request that cannot be built) is not: it keeps the queue's pace,
-    /// `maxReceiveCount` receives, so that a bad deploy can be rolled back before every
-    /// event it touched is a dead letter.
+    /// instead is not: a panic, an event routed to the wrong target, a detail that does not
+    /// decode into its type, a request that cannot be built, or a service's answer that
+    /// the target is misconfigured ([`HandlerError::Misconfigured`]) keep the queue's pace,
+    /// `maxReceiveCount` receives, so that a bad deploy can be fixed or rolled back before
+    /// every event it touched is a dead letter; so does an event of a detail-type this
+    /// consumer does not know yet ([`events_schema::Violation::is_unknown_type`]).
     pub fn is_permanent(&self) -> bool {
-        matches!(
-            self,
-            RecordError::Decode(
-                DecodeError::MissingBody | DecodeError::NotJson(_) | DecodeError::Invalid(_)
-            ) | RecordError::Handler(HandlerError::Rejected { .. })
-        )
+        match self {
+            RecordError::Decode(DecodeError::MissingBody | DecodeError::NotJson(_)) => true,
+            RecordError::Decode(DecodeError::Invalid(violation)) => !violation.is_unknown_type(),
+            RecordError::Handler(HandlerError::Rejected { .. }) => true,
+            _ => false,
+        }
     }
 
     /// The least delay before the record's next delivery that the service asked for.
@@ -421,9 +425,10 @@ impl BatchReport {
     /// `backoff` (its upper half scaled by a `jitter` from 0 to 1 drawn per record), or the
     /// service's `Retry-After` when that is longer. A failure no later attempt can cure
     /// gets none: a record that can never succeed goes to the dead-letter queue at once
-    /// ([`BatchReport::parks`]); one that points at the code or the configuration (a panic,
-    /// a misrouted event) comes back after the queue's visibility timeout, until its
-    /// `maxReceiveCount`.
+    /// ([`BatchReport::parks`]); one that points at the code (a panic, a misrouted event)
+    /// comes back after the queue's visibility timeout, until its `maxReceiveCount`. A
+    /// fault of the deployment that a fix cures (a refused secret, a misconfigured target,
+    /// an event type this consumer does not know yet) gets the backoff.
     pub fn retries(&self, backoff: &Backoff, mut jitter: impl FnMut() -> f64) -> Vec<Retry> {
         self.records
             .iter()

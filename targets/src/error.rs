@@ -34,6 +34,24 @@ pub enum HandlerError {
         /// The service's own error message, shortened.
         message: String,
     },
+    /// The service's answer points at the target's configuration or code, not at the
+    /// record: a redirect (a wrong endpoint), a URL, list or channel that does not exist or
+    /// is gone (404, 410), a method it does not take (405), or a service's own code for
+    /// such a fault (Slack's `channel_is_archived`, say). Every record would fail the same
+    /// way until the deployment is fixed, and then succeed: it is retried with backoff, as
+    /// [`HandlerError::Unauthorized`] is, so that a fix comes before its events are dead
+    /// letters.
+    #[error(
+        "{service} refused the request with HTTP {status}: {message} (check the target's configuration; the record is retried)"
+    )]
+    Misconfigured {
+        /// The service, e.g. `slack`.
+        service: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The service's own error message, shortened.
+        message: String,
+    },
     /// The service kept failing (429, 5xx, timeouts, connection errors) until the retries
     /// were exhausted or the invocation ran out of time.
     #[error("{service} still failing after {n_attempts} attempt(s): {last}")]
@@ -78,7 +96,9 @@ impl HandlerError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            HandlerError::Unavailable { .. } | HandlerError::Unauthorized { .. }
+            HandlerError::Unavailable { .. }
+                | HandlerError::Unauthorized { .. }
+                | HandlerError::Misconfigured { .. }
         )
     }
 
@@ -100,6 +120,7 @@ impl HandlerError {
         match self {
             HandlerError::Rejected { .. } => "Rejected",
             HandlerError::Unauthorized { .. } => "Unauthorized",
+            HandlerError::Misconfigured { .. } => "Misconfigured",
             HandlerError::Unavailable { .. } => "Unavailable",
             HandlerError::Misrouted { .. } => "Misrouted",
             HandlerError::Request { .. } => "Request",
@@ -114,6 +135,7 @@ impl HandlerError {
         }
         if let HandlerError::Rejected { message, .. }
         | HandlerError::Unauthorized { message, .. }
+        | HandlerError::Misconfigured { message, .. }
         | HandlerError::Unavailable { last: message, .. } = &mut self
         {
             *message = message.replace(text, "<redacted>");

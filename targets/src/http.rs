@@ -176,7 +176,7 @@ impl HttpClient {
                             .headers()
                             .get(reqwest::header::LOCATION)
                             .and_then(|value| value.to_str().ok());
-                        return Err(HandlerError::Rejected {
+                        return Err(HandlerError::Misconfigured {
                             service,
                             status: status.as_u16(),
                             message: redirect_message(response.url(), location),
@@ -198,6 +198,15 @@ impl HttpClient {
                         let status = status.as_u16();
                         if status == 401 || status == 403 {
                             return Err(HandlerError::Unauthorized {
+                                service,
+                                status,
+                                message,
+                            });
+                        }
+                        // The URL or the method is wrong, not the record: add-or-update
+                        // calls and webhooks create what they address.
+                        if matches!(status, 404 | 405 | 410) {
+                            return Err(HandlerError::Misconfigured {
                                 service,
                                 status,
                                 message,

@@ -109,32 +109,65 @@ impl Handler for Slack {
 
 /// Slack's webhook errors by what they mean, not their status: a webhook that was removed
 /// (`no_service`, 404) or whose workspace is gone is a credential to replace, like
-/// `invalid_token` (403); a workspace's restriction (`action_prohibited`, 403) or a lost
-/// channel is no credential problem. (Slack API docs, "Handling errors" for incoming
-/// webhooks.)
+/// `invalid_token` (403); a workspace's restriction (`action_prohibited`, 403), a lost or
+/// archived channel (404, 410) or a message Slack cannot take from this code
+/// (`invalid_payload`, 400) is the deployment's fault, not the record's: every record fails
+/// alike until it is fixed. (Slack API docs, "Handling errors" for incoming webhooks.)
 fn webhook_error(error: HandlerError) -> HandlerError {
-    const CREDENTIAL: [&str; 4] = ["invalid_token", "no_service", "no_team", "team_disabled"];
-    const NOT_CREDENTIAL: [&str; 4] = [
+    const CREDENTIAL: [&str; 5] = [
+        "invalid_token",
+        "no_service",
+        "no_service_id",
+        "no_team",
+        "team_disabled",
+    ];
+    const CONFIGURATION: [&str; 7] = [
         "action_prohibited",
         "channel_not_found",
         "channel_is_archived",
         "posting_to_general_channel_denied",
+        "user_not_found",
+        "invalid_payload",
+        "too_many_attachments",
     ];
+    let code = match &error {
+        HandlerError::Rejected { message, .. }
+        | HandlerError::Unauthorized { message, .. }
+        | HandlerError::Misconfigured { message, .. } => message.trim(),
+        _ => return error,
+    };
+    let credential = CREDENTIAL.contains(&code);
+    let configuration = CONFIGURATION.contains(&code);
     match error {
         HandlerError::Rejected {
             service,
             status,
             message,
-        } if CREDENTIAL.contains(&message.trim()) => HandlerError::Unauthorized {
+        }
+        | HandlerError::Unauthorized {
+            service,
+            status,
+            message,
+        }
+        | HandlerError::Misconfigured {
+            service,
+            status,
+            message,
+        } if credential => HandlerError::Unauthorized {
             service,
             status,
             message,
         },
-        HandlerError::Unauthorized {
+        HandlerError::Rejected {
             service,
             status,
             message,
-        } if NOT_CREDENTIAL.contains(&message.trim()) => HandlerError::Rejected {
+        }
+        | HandlerError::Unauthorized {
+            service,
+            status,
+            message,
+        } if configuration => HandlerError::Misconfigured {
             service,
             status,
             message,

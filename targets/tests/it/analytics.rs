@@ -235,8 +235,9 @@ async fn a_400_is_permanent_and_not_retried() {
 }
 
 /// A redirect is not followed: a POST redirected by 302 would come back as a bodiless GET
-/// whose 2xx looked like a delivery. It is a permanent failure naming the origin it points
-/// to, never the path (see the Slack test of a redirected webhook).
+/// whose 2xx looked like a delivery. It is a fault of the configuration, retried with
+/// backoff until it is fixed, naming the origin it points to, never the path (see the Slack
+/// test of a redirected webhook).
 #[tokio::test]
 async fn a_redirect_is_a_wrong_endpoint_not_a_delivery() {
     let (server, analytics) = segment().await;
@@ -253,12 +254,13 @@ async fn a_redirect_is_a_wrong_endpoint_not_a_delivery() {
     let body = signed_up("e-302", "u1", true);
     let event = UserEvent::decode(&body).unwrap();
     let error = analytics.handle(&event, deadline()).await.unwrap_err();
-    assert!(!error.is_retryable());
+    assert_eq!(error.error_type(), "Misconfigured");
     assert_eq!(
         error.to_string(),
         format!(
-            "analytics rejected the request with HTTP 302: redirected to {}: configure the \
-             endpoint it points to (its path is not shown)",
+            "analytics refused the request with HTTP 302: redirected to {}: configure the \
+             endpoint it points to (its path is not shown) (check the target's configuration; \
+             the record is retried)",
             server.uri()
         )
     );

@@ -59,6 +59,11 @@ impl Handler for Recorder {
                 status: 400,
                 message: "Invalid Resource".into(),
             }),
+            "misconfigured" => Err(HandlerError::Misconfigured {
+                service: "test",
+                status: 410,
+                message: "channel_is_archived".into(),
+            }),
             "refused" => Err(HandlerError::Unauthorized {
                 service: "test",
                 status: 403,
@@ -581,6 +586,66 @@ async fn the_lease_outlasts_every_write_that_follows_the_handler() {
     assert!(matches!(report.records()[0].1, Ok(Outcome::Delivered)));
     let leases = store.leases.lock().unwrap().clone();
     assert_eq!(leases, [deadline.wall_clock()]);
+}
+
+/// A target the service says is misconfigured (an archived channel, a wrong list) and an
+/// event type this consumer does not know yet are faults of the deployment, not of the
+/// record: a fix cures them, so they wait out the backoff and are never moved to the
+/// dead-letter queue at once, where a record that can never succeed goes.
+#[tokio::test]
+async fn faults_of_the_deployment_wait_for_a_fix() {
+    let delays = Arc::new(RecordingVisibility::default());
+    let parks = Arc::new(ParkingVisibility::default());
+    let signup = signed_up("e-new", "u3", true);
+    let unknown_type = signup.replace("UserSignedUp", "UserDeleted");
+    let bad_email = signup.replace("u3@example.com", "not-an-email");
+    let records = [
+        ("m-misconfigured", signed_up("misconfigured", "u1", true)),
+        ("m-unknown-type", unknown_type),
+        ("m-bad-email", bad_email),
+        ("m-rejected", signed_up("rejected", "u2", true)),
+    ];
+    let records: Vec<(&str, &str)> = records.iter().map(|(m, b)| (*m, b.as_str())).collect();
+    let delayed = BatchDriver::with_visibility(
+        Recorder::default(),
+        Arc::new(MemoryStore::default()),
+        BatchOptions::default(),
+        delays.clone(),
+    );
+    let response = delayed.run(batch(&records), deadline()).await;
+    assert_eq!(
+        failures(&response),
+        [
+            "m-misconfigured",
+            "m-unknown-type",
+            "m-bad-email",
+            "m-rejected"
+        ]
+    );
+    let asked = delays.asked.lock().unwrap().clone();
+    let delayed: Vec<(&str, u64)> = asked
+        .iter()
+        .map(|r| (r.message_id(), r.delay().as_secs()))
+        .collect();
+    assert_eq!(delayed.len(), 2, "{delayed:?}");
+    assert_eq!(delayed[0].0, "m-misconfigured");
+    assert_eq!(delayed[1].0, "m-unknown-type");
+    assert!(
+        delayed.iter().all(|(_, s)| (15..=30).contains(s)),
+        "{delayed:?}"
+    );
+
+    let parking = BatchDriver::with_visibility(
+        Recorder::default(),
+        Arc::new(MemoryStore::default()),
+        BatchOptions::default(),
+        parks.clone(),
+    );
+    let response = parking.run(batch(&records), deadline()).await;
+    assert_eq!(failures(&response), ["m-misconfigured", "m-unknown-type"]);
+    let parked = parks.parked.lock().unwrap().clone();
+    let parked: Vec<&str> = parked.iter().map(|p| p.message_id()).collect();
+    assert_eq!(parked, ["m-bad-email", "m-rejected"]);
 }
 
 /// Records the retries it is asked to delay; refuses the ones named in `refuse`.

@@ -208,6 +208,37 @@ async fn an_address_mailchimp_cannot_take_is_not_sent() {
     handled_without_a_call(&signed_up("e-3", "josé", true)).await;
 }
 
+/// A list id of the right shape that names no list: Mailchimp answers 404, which the
+/// add-or-update call never gives for a member. Every sign-up would fail alike until the
+/// configuration is fixed, so the record is retried with backoff, not given up on.
+#[tokio::test]
+async fn a_list_that_does_not_exist_is_a_configuration_fault() {
+    let (server, mailing_list) = mailchimp(NewMemberStatus::Subscribed).await;
+    put_ada()
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "type": "https://mailchimp.com/developer/marketing/docs/errors/",
+            "title": "Resource Not Found",
+            "status": 404,
+            "detail": "The requested resource could not be found.",
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let records = fixture_batch().records;
+    let event = UserEvent::decode(records[0].body.as_deref().unwrap()).unwrap();
+    let error = mailing_list.handle(&event, deadline()).await.unwrap_err();
+    assert!(
+        matches!(error, HandlerError::Misconfigured { status: 404, .. }),
+        "{error:?}"
+    );
+    assert!(error.is_retryable());
+    assert_eq!(
+        error.to_string(),
+        "mailchimp refused the request with HTTP 404: Resource Not Found: The requested \
+         resource could not be found. (check the target's configuration; the record is retried)"
+    );
+}
+
 #[tokio::test]
 async fn a_400_is_permanent_and_its_message_hides_the_address() {
     let (server, mailing_list) = mailchimp(NewMemberStatus::Subscribed).await;

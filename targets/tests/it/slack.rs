@@ -183,15 +183,21 @@ async fn retries_429_and_takes_a_removed_webhook_for_a_credential() {
 }
 
 /// Slack's errors are read by their code, not their status: a workspace's restriction
-/// (403 `action_prohibited`) is no credential problem, and a lost channel neither.
+/// (403 `action_prohibited`) is no credential problem but the deployment's, as a lost
+/// channel or a payload Slack cannot take is; neither is the record's fault, so none of
+/// them gives up on the record.
 #[tokio::test]
-async fn a_workspace_restriction_is_a_refusal_not_a_credential() {
-    for (status, code, unauthorized) in [
-        (403, "action_prohibited", false),
-        (404, "channel_not_found", false),
-        (410, "channel_is_archived", false),
-        (403, "invalid_token", true),
-        (403, "", true),
+async fn slack_errors_are_classified_by_their_code() {
+    for (status, code, kind) in [
+        (403, "action_prohibited", "Misconfigured"),
+        (404, "channel_not_found", "Misconfigured"),
+        (410, "channel_is_archived", "Misconfigured"),
+        (400, "invalid_payload", "Misconfigured"),
+        (404, "", "Misconfigured"),
+        (403, "invalid_token", "Unauthorized"),
+        (400, "no_service_id", "Unauthorized"),
+        (403, "", "Unauthorized"),
+        (400, "something_new", "Rejected"),
     ] {
         let (server, slack) = webhook().await;
         Mock::given(method("POST"))
@@ -201,14 +207,10 @@ async fn a_workspace_restriction_is_a_refusal_not_a_credential() {
             .await;
         let event = UserEvent::decode(&signed_up("e-4xx", "u1", true)).unwrap();
         let error = slack.handle(&event, deadline()).await.unwrap_err();
-        assert_eq!(
-            error.is_unauthorized(),
-            unauthorized,
-            "{status} {code}: {error}"
-        );
+        assert_eq!(error.error_type(), kind, "{status} {code}: {error}");
         assert_eq!(
             error.is_retryable(),
-            unauthorized,
+            kind != "Rejected",
             "{status} {code}: {error}"
         );
     }
@@ -230,14 +232,15 @@ async fn a_redirect_never_shows_the_webhook_path() {
         .await;
     let event = UserEvent::decode(&signed_up("e-301", "u1", true)).unwrap();
     let error = slack.handle(&event, deadline()).await.unwrap_err();
-    assert!(!error.is_retryable());
+    assert_eq!(error.error_type(), "Misconfigured");
     let text = targets::error_chain(&error);
     assert!(!text.contains("abcdefghijklmnopqrstuvwx"), "{text}");
     assert_eq!(
         text,
         format!(
-            "slack rejected the request with HTTP 301: redirected to {https}: configure the \
-             endpoint it points to (its path is not shown)"
+            "slack refused the request with HTTP 301: redirected to {https}: configure the \
+             endpoint it points to (its path is not shown) (check the target's configuration; \
+             the record is retried)"
         )
     );
 }
