@@ -716,7 +716,8 @@ fn sample(root: &Value, schema: &Value) -> Value {
 /// messages longer than its source, a queue policy naming each queue the rule sends to, a
 /// visibility timeout of at least six times the consuming function's timeout (and of at
 /// least the timeout plus the batching window), reserved concurrency no lower than the
-/// event source's maximum, and partial batch responses.
+/// event source's maximum, partial batch responses, and a retention long enough for a
+/// record that fails every receive to reach the dead-letter queue.
 pub fn lint_template(template: &Template) -> Vec<Finding> {
     let mut findings = Vec::new();
     for rule in template.rules() {
@@ -846,6 +847,18 @@ pub fn lint_template(template: &Template) -> Vec<Finding> {
                             ),
                         );
                     }
+                    if let Some(redrive) = queue.redrive()
+                        && let Some(message) = retries_outlive_retention(
+                            queue_id,
+                            queue.message_retention_seconds(),
+                            queue.visibility_timeout_seconds(),
+                            redrive,
+                            function,
+                            window,
+                        )
+                    {
+                        push(Severity::Error, "retries-outlive-retention", message);
+                    }
                     if !source.report_batch_item_failures() {
                         push(
                             Severity::Error,
@@ -861,6 +874,75 @@ pub fn lint_template(template: &Template) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// eventfork's handlers' retry backoff when their environment does not set it
+/// (`targets::Backoff::default()`): 30 s doubling to 15 min.
+pub(crate) const DEFAULT_RETRY_BACKOFF_SECONDS: (u32, u32) = (30, 900);
+
+/// Why a record that fails every receive could expire in `queue_id` before it reaches its
+/// dead-letter queue, if it could: the longest it can take to be received
+/// `maxReceiveCount` times exceeds the queue's retention, so it would vanish with no dead
+/// letter and no dead-letter alarm. Each receive costs the batching window and the
+/// function's timeout at most, then the wait before the next: eventfork's handlers hold a
+/// failed record back for their backoff (its jittered half taken at its longest), any
+/// other function's record comes back after the visibility timeout.
+fn retries_outlive_retention(
+    queue_id: &str,
+    retention: u32,
+    visibility: u32,
+    redrive: &crate::template::Redrive,
+    function: &crate::template::FunctionResource,
+    window: u32,
+) -> Option<String> {
+    let receives = u64::from(redrive.max_receive_count());
+    let (base, max) = function.retry_backoff_seconds();
+    let handler = base.is_some()
+        || max.is_some()
+        || catalog::targets()
+            .iter()
+            .any(|target| target.name() == function.binary());
+    let (total, how, lower) = if handler {
+        let base = u64::from(base.unwrap_or(DEFAULT_RETRY_BACKOFF_SECONDS.0));
+        let max = u64::from(max.unwrap_or(DEFAULT_RETRY_BACKOFF_SECONDS.1)).max(base);
+        let per_receive = u64::from(window) + u64::from(function.timeout_seconds());
+        let delays: u64 = (0..receives)
+            .map(|n| base.saturating_mul(1 << n.min(40)).min(max))
+            .sum();
+        (
+            receives * per_receive + delays,
+            format!(
+                "its backoff of {base} s doubling to {max} s after each, plus up to {per_receive} s of batching window and timeout per receive"
+            ),
+            format!(
+                "maxReceiveCount or {}'s RETRY_BACKOFF_MAX_SECONDS",
+                function.logical_id()
+            ),
+        )
+    } else {
+        (
+            receives * u64::from(visibility),
+            format!("a visibility timeout of {visibility} s each"),
+            "maxReceiveCount".to_owned(),
+        )
+    };
+    (total >= u64::from(retention)).then(|| {
+        format!(
+            "{queue_id} keeps messages {retention} s, but a record that fails every receive can take {total} s ({}) to be received {receives} times and reach {}, with {how}: it would expire on the way, with no dead letter and no alarm; raise MessageRetentionPeriod, or lower {lower}",
+            hours(total),
+            redrive.dead_letter_queue(),
+        )
+    })
+}
+
+/// `seconds` as hours and minutes, e.g. `6 h 31 min`.
+fn hours(seconds: u64) -> String {
+    let minutes = seconds.div_ceil(60);
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
 }
 
 fn lint_rule(rule: &LintRule, limits: &Limits, findings: &mut Vec<Finding>) {
@@ -1980,6 +2062,74 @@ Resources:
         insta::assert_snapshot!(
             lint(51),
             @"error[visibility-timeout] R: Resources.Q: VisibilityTimeout is 60 s; at least the timeout of F (10 s) + its MaximumBatchingWindowInSeconds (51 s) = 61 s is needed so that a message held through the window is not received again"
+        );
+    }
+
+    /// A record that fails every receive must reach the dead-letter queue before it
+    /// expires in its queue: eventfork's handlers (by binary name, or by their backoff
+    /// variables) wait out their backoff between receives, other functions the visibility
+    /// timeout (found by an audit: a backoff of up to 11 h 40 min is accepted).
+    #[test]
+    fn retries_that_outlive_the_queue_retention_are_an_error() {
+        let lint = |function: &str, environment: &str, retention: u32| {
+            let template = Template::parse(&format!(
+                "
+Resources:
+  R:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: {{ detail-type: [UserSignedUp] }}
+      Targets: [{{ Id: q, Arn: !GetAtt Q.Arn, DeadLetterConfig: {{ Arn: !GetAtt D.Arn }} }}]
+  D:
+    Type: AWS::SQS::Queue
+    Properties: {{ MessageRetentionPeriod: 1209600 }}
+  Q:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 60
+      MessageRetentionPeriod: {retention}
+      RedrivePolicy: {{ deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: 30 }}
+  P:
+    Type: AWS::SQS::QueuePolicy
+    Properties: {{ Queues: [!Ref Q, !Ref D], PolicyDocument: {{}} }}
+  {function}:
+    Type: AWS::Serverless::Function
+    Properties:
+      Timeout: 10
+      Environment: {{ Variables: {{ {environment} }} }}
+      Events:
+        E:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Q.Arn
+            MaximumBatchingWindowInSeconds: 1
+            FunctionResponseTypes: [ReportBatchItemFailures]
+"
+            ))
+            .unwrap();
+            lint_template(&template)
+                .iter()
+                .map(|f| format!("{f}\n"))
+                .collect::<String>()
+        };
+        // The default backoff: 30 receives take at most 30 x 11 s + 30 + 60 + ... + 480
+        // + 25 x 900 s = 23,760 s.
+        assert_eq!(lint("slack", "TENANT: a", 23_761), "");
+        insta::assert_snapshot!(
+            lint("slack", "TENANT: a", 23_760),
+            @"error[retries-outlive-retention] R: Resources.Q: Q keeps messages 23760 s, but a record that fails every receive can take 23760 s (6 h 36 min) to be received 30 times and reach D, with its backoff of 30 s doubling to 900 s after each, plus up to 11 s of batching window and timeout per receive: it would expire on the way, with no dead letter and no alarm; raise MessageRetentionPeriod, or lower maxReceiveCount or slack's RETRY_BACKOFF_MAX_SECONDS"
+        );
+        // The longest backoff the handlers take outlives SQS's default four days.
+        let longest = lint("Worker", "RETRY_BACKOFF_MAX_SECONDS: 42000", 345_600);
+        assert!(
+            longest.contains("can take 859740 s (238 h 49 min)"),
+            "{longest}"
+        );
+        // Any other function: 30 visibility timeouts of 60 s.
+        assert_eq!(lint("Worker", "TENANT: a", 1801), "");
+        insta::assert_snapshot!(
+            lint("Worker", "TENANT: a", 1800),
+            @"error[retries-outlive-retention] R: Resources.Q: Q keeps messages 1800 s, but a record that fails every receive can take 1800 s (30 min) to be received 30 times and reach D, with a visibility timeout of 60 s each: it would expire on the way, with no dead letter and no alarm; raise MessageRetentionPeriod, or lower maxReceiveCount"
         );
     }
 
