@@ -3,8 +3,11 @@
 //!
 //! 429 (honouring `Retry-After`), 5xx, timeouts and connection errors are retried with
 //! exponential backoff and jitter, as long as the next attempt can start and finish before
-//! the invocation's [`Deadline`]; 401 and 403 refuse the credentials, and other 4xx are
-//! permanent. Their errors hold the service's message from the first 4 KiB of the body. Errors never carry the request's URL, nor a
+//! the invocation's [`Deadline`]. A `Retry-After` holds back every request of the process
+//! to that service, not only the retry of the record that got it: the records running
+//! beside it would otherwise keep the service answering 429 (Slack takes about one
+//! webhook message a second). 401 and 403 refuse the credentials; redirects, 404, 405 and
+//! 410 say the target is misconfigured; other 4xx are permanent. Their errors hold the service's message from the first 4 KiB of the body. Errors never carry the request's URL, nor a
 //! redirect's path, since a Slack webhook URL is a secret.
 //!
 //! # Root certificates
@@ -21,7 +24,8 @@
 
 use std::{
     cell::Cell,
-    sync::{Arc, LazyLock},
+    collections::HashMap,
+    sync::{Arc, LazyLock, Mutex},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -79,6 +83,9 @@ pub struct ClientError(#[source] reqwest::Error);
 pub struct HttpClient {
     client: Client,
     retry: RetryPolicy,
+    /// Per service, the time before which no request is sent: the latest `Retry-After`
+    /// any clone of this client was given. Shared by the clones.
+    held: Arc<Mutex<HashMap<&'static str, tokio::time::Instant>>>,
 }
 
 impl HttpClient {
@@ -108,7 +115,33 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(ClientError)?;
-        Ok(HttpClient { client, retry })
+        Ok(HttpClient {
+            client,
+            retry,
+            held: Arc::default(),
+        })
+    }
+
+    /// How long requests to `service` are still held back by a `Retry-After`, if they are.
+    fn held_for(&self, service: &'static str) -> Option<Duration> {
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let until = *held.get(service)?;
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// Holds back every request to `service` for `wait`, or longer if it already is.
+    fn hold(&self, service: &'static str, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = held.entry(service).or_insert(until);
+        *entry = (*entry).max(until);
     }
 
     /// Sends the request `build` makes until it succeeds, fails permanently, or the
@@ -126,6 +159,27 @@ impl HttpClient {
         // The service's last `Retry-After`, kept for the record's redelivery.
         let mut asked_to_wait: Option<Duration> = None;
         loop {
+            // Another record was asked to leave the service alone for a while: this one
+            // waits too, or gives up at once when it cannot wait that long.
+            if let Some(wait) = self.held_for(service) {
+                if !deadline.allows(wait + MIN_ATTEMPT_TIME) {
+                    let held = format!(
+                        "held back: {service} asked for no request in the next {} s (Retry-After)",
+                        wait.as_secs_f64().ceil()
+                    );
+                    return Err(HandlerError::Unavailable {
+                        service,
+                        n_attempts,
+                        last: match previous {
+                            Some(previous) => format!("{previous}; {held}"),
+                            None => held,
+                        },
+                        retry_after: Some(asked_to_wait.map_or(wait, |asked| asked.max(wait))),
+                    });
+                }
+                note_wait(wait);
+                tokio::time::sleep(wait).await;
+            }
             n_attempts += 1;
             let started = Instant::now();
             let sent =
@@ -220,8 +274,9 @@ impl HttpClient {
                     }
                 }
             };
-            if retry_after.is_some() {
+            if let Some(wait) = retry_after {
                 asked_to_wait = retry_after;
+                self.hold(service, wait);
             }
             if n_attempts >= self.retry.max_attempts {
                 return Err(HandlerError::Unavailable {

@@ -182,6 +182,66 @@ async fn retries_429_and_takes_a_removed_webhook_for_a_credential() {
     assert!(!error.to_string().contains("services/T0001"));
 }
 
+/// A `Retry-After` holds back every record of the process, not only the one that got it:
+/// the next record waits it out when its invocation has the time, and fails at once,
+/// carrying the wait for its redelivery, when it has not. Slack takes about one message a
+/// second; records posting beside a throttled one kept it answering 429.
+#[tokio::test]
+async fn a_retry_after_holds_back_the_other_records() {
+    let (server, slack) = webhook().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let first = UserEvent::decode(&signed_up("e-first", "u1", true)).unwrap();
+    let error = slack.handle(&first, deadline()).await.unwrap_err();
+    assert_eq!(
+        error.retry_after(),
+        Some(Duration::from_secs(30)),
+        "{error}"
+    );
+
+    // No request within the hold: the mock above answers once, and nothing else would.
+    let second = UserEvent::decode(&signed_up("e-second", "u2", true)).unwrap();
+    let error = slack.handle(&second, deadline()).await.unwrap_err();
+    let waited = error.retry_after().unwrap();
+    assert!(
+        (Duration::from_secs(29)..=Duration::from_secs(30)).contains(&waited),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("slack still failing after 0 attempt(s): held back: slack asked for no request in the next"),
+        "{error}"
+    );
+
+    // A hold the invocation can wait out is waited out.
+    let (server, slack) = webhook().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let short = targets::Deadline::after(Duration::from_millis(1200));
+    slack.handle(&first, short).await.unwrap_err();
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let started = std::time::Instant::now();
+    slack.handle(&second, deadline()).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "sent {:?} after a 1 s Retry-After",
+        started.elapsed()
+    );
+}
+
 /// Slack's errors are read by their code, not their status: a workspace's restriction
 /// (403 `action_prohibited`) is no credential problem but the deployment's, as a lost
 /// channel or a payload Slack cannot take is; neither is the record's fault, so none of
