@@ -390,6 +390,17 @@ const RESERVED: &[&str] = &[
     "<=",
     ">",
     ">=",
+    // Names event-ruler keeps for operators it may add (corpus §4.10).
+    "regex",
+    "not-wildcard",
+    "not-equals-ignore-case",
+    "date-after",
+    "date-on-or-after",
+    "date-before",
+    "date-on-or-before",
+    "in-date-range",
+    "ip-address-in-range",
+    "ip-address-not-in-range",
 ];
 
 impl Pattern {
@@ -635,13 +646,9 @@ fn parse_object(
                     "It must be an Array followed with $or.",
                 ));
             };
-            if elements.len() < 2 {
-                return Err(PatternError::new(
-                    &here,
-                    "There must have at least 2 Objects in $or relationship.",
-                ));
-            }
-            let mut alternatives = Vec::with_capacity(elements.len());
+            // An element that is not an object is named before the count, as event-ruler
+            // does: `["x"]` has a wrong element more than too few.
+            let mut objects = Vec::with_capacity(elements.len());
             for (i, element) in elements.iter().enumerate() {
                 let Json::Object(inner) = element else {
                     return Err(PatternError::new(
@@ -649,6 +656,16 @@ fn parse_object(
                         "Only JSON object is allowed in array of $or relationship.",
                     ));
                 };
+                objects.push(inner);
+            }
+            if objects.len() < 2 {
+                return Err(PatternError::new(
+                    &here,
+                    "There must have at least 2 Objects in $or relationship.",
+                ));
+            }
+            let mut alternatives = Vec::with_capacity(objects.len());
+            for (i, inner) in objects.into_iter().enumerate() {
                 alternatives.push(parse_object(inner, &here.index(i), prefix, true)?);
             }
             out.push(Member::Or(alternatives));
@@ -1190,6 +1207,42 @@ mod tests {
         check_error(
             r#"{"a":[{"numeric":[">",5,"<",5]}]}"#,
             "$.a[0].numeric: Bottom must be less than top",
+        );
+    }
+
+    /// Inside `$or`, the names event-ruler reserves for operators it may add are refused
+    /// as its own operators are (an audit found them accepted), and an element that is
+    /// not an object is named before the count of elements.
+    #[test]
+    fn or_errors() {
+        for name in [
+            "regex",
+            "date-after",
+            "ip-address-not-in-range",
+            "prefix",
+            ">=",
+        ] {
+            check_error(
+                &format!(r#"{{"$or":[{{"a":["1"]}},{{"{name}":["1"]}}]}}"#),
+                &format!(
+                    "$.$or[1].{name}: {name} is Ruler reserved fieldName which cannot be used inside $or."
+                )
+                .replace(".>=", "[\">=\"]"),
+            );
+        }
+        // Outside `$or` these names are plain fields.
+        Pattern::parse(r#"{"regex":["1"]}"#).unwrap();
+        check_error(
+            r#"{"$or":["x"]}"#,
+            "$.$or[0]: Only JSON object is allowed in array of $or relationship.",
+        );
+        check_error(
+            r#"{"$or":[{"a":["1"]},{"$or":["x"]}]}"#,
+            "$.$or[1].$or[0]: Only JSON object is allowed in array of $or relationship.",
+        );
+        check_error(
+            r#"{"$or":[{"a":["1"]}]}"#,
+            "$.$or: There must have at least 2 Objects in $or relationship.",
         );
     }
 

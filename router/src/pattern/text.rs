@@ -333,7 +333,11 @@ pub(crate) struct Ip {
     pub(crate) bits: u128,
 }
 
-/// Parses an IPv4 or IPv6 literal (any textual form of IPv6).
+/// Parses an IPv4 or IPv6 literal as event-ruler reads one (corpus §4.8): IPv4 in dotted
+/// decimal, IPv6 in any textual form made of hex digits and colons only. An IPv6 form with
+/// a dotted IPv4 tail (`::ffff:10.0.0.1`) is no IP literal to it, and an IPv4-mapped
+/// address in hex (`::ffff:a00:1`) is the IPv4 address it maps, as Java's
+/// `InetAddress.getByName` makes it.
 pub(crate) fn parse_ip(s: &str) -> Option<Ip> {
     let first = *s.as_bytes().first()?;
     if !(first.is_ascii_hexdigit() || first == b':') {
@@ -346,11 +350,18 @@ pub(crate) fn parse_ip(s: &str) -> Option<Ip> {
         });
     }
     if s.contains(':')
+        && s.bytes().all(|b| b == b':' || b.is_ascii_hexdigit())
         && let Ok(v6) = s.parse::<Ipv6Addr>()
     {
-        return Some(Ip {
-            v6: true,
-            bits: u128::from(v6),
+        return Some(match v6.to_ipv4_mapped() {
+            Some(v4) => Ip {
+                v6: false,
+                bits: u128::from(u32::from(v4)),
+            },
+            None => Ip {
+                v6: true,
+                bits: u128::from(v6),
+            },
         });
     }
     None
@@ -387,12 +398,18 @@ impl IpRange {
     }
 }
 
-/// Parses `addr/bits` with the AWS messages of corpus §4.8.
+/// Parses `addr/bits` with the AWS messages of corpus §4.8. As in event-ruler, which
+/// splits on `/` with Java's `String.split`, trailing slashes are dropped and the mask is
+/// a 32-bit integer.
 pub(crate) fn parse_cidr(s: &str) -> Result<IpRange, String> {
-    let Some((addr, bits)) = s.split_once('/').filter(|(_, bits)| !bits.contains('/')) else {
+    let Some((addr, bits)) = s
+        .trim_end_matches('/')
+        .split_once('/')
+        .filter(|(_, bits)| !bits.contains('/'))
+    else {
         return Err("Malformed CIDR, one '/' required".to_owned());
     };
-    let bits: i64 = bits
+    let bits: i32 = bits
         .parse()
         .map_err(|_| "Malformed CIDR, mask bits must be an integer".to_owned())?;
     if bits < 0 {
@@ -412,7 +429,7 @@ pub(crate) fn parse_cidr(s: &str) -> Result<IpRange, String> {
             });
         }
     };
-    let width: i64 = if ip.v6 { 128 } else { 32 };
+    let width: i32 = if ip.v6 { 128 } else { 32 };
     if bits >= width {
         return Err(if ip.v6 {
             "IPv6 mask bits must be < 128".to_owned()
@@ -691,5 +708,55 @@ mod tests {
         assert!(!range.contains(parse_ip("10.0.1.0").unwrap()));
         let range = parse_cidr("::/0").unwrap();
         assert!(!range.contains(parse_ip("10.0.0.1").unwrap()));
+        // As event-ruler reads them (an audit): trailing slashes dropped, the mask a 32-bit
+        // integer, an IPv4-mapped address in hex an IPv4 address, a dotted tail refused.
+        assert_eq!(parse_cidr("10.0.0.0/8/"), parse_cidr("10.0.0.0/8"));
+        assert_eq!(
+            parse_cidr("10.0.0.0//8").unwrap_err(),
+            "Malformed CIDR, one '/' required"
+        );
+        assert_eq!(
+            parse_cidr("10.0.0.0/99999999999").unwrap_err(),
+            "Malformed CIDR, mask bits must be an integer"
+        );
+        assert_eq!(
+            parse_cidr("::ffff:a00:0/104").unwrap_err(),
+            "IPv4 mask bits must be < 32"
+        );
+        assert_eq!(
+            parse_cidr("::ffff:10.0.0.0/104").unwrap_err(),
+            "Nonstandard IP address: ::ffff:10.0.0.0"
+        );
+    }
+
+    #[test]
+    fn ip_literals_as_event_ruler_reads_them() {
+        let v4 = |bits: u32| {
+            Some(Ip {
+                v6: false,
+                bits: bits.into(),
+            })
+        };
+        assert_eq!(parse_ip("10.0.0.1"), v4(0x0a00_0001));
+        assert_eq!(parse_ip("::ffff:a00:1"), v4(0x0a00_0001));
+        assert_eq!(parse_ip("::FFFF:0A00:0001"), v4(0x0a00_0001));
+        for not_ip in [
+            "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "fe80::1%eth0",
+            "10.0.0.1/8",
+            "",
+        ] {
+            assert_eq!(parse_ip(not_ip), None, "{not_ip}");
+        }
+        assert_eq!(parse_ip("0:0:0:0:0:0:0:1"), Some(Ip { v6: true, bits: 1 }));
+        // IPv4-compatible (not mapped) stays IPv6.
+        assert_eq!(
+            parse_ip("::a00:1"),
+            Some(Ip {
+                v6: true,
+                bits: 0x0a00_0001
+            })
+        );
     }
 }
