@@ -282,6 +282,12 @@ impl Template {
                 )
             })
             .transpose()?;
+        // SAM merges these into every function's variables, the function's own winning.
+        let global_variables = document
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("Environment"))
+            .and_then(|e| e.get("Variables"));
         let mut template = Template {
             rules: Vec::new(),
             queues: BTreeMap::new(),
@@ -342,7 +348,7 @@ impl Template {
                         logical_id,
                         resource,
                         properties()?,
-                        (global_timeout, global_reserved),
+                        (global_timeout, global_reserved, global_variables),
                         numbers,
                         &at,
                     )? {
@@ -992,7 +998,7 @@ fn read_function(
     logical_id: &str,
     resource: &Yaml,
     properties: &Yaml,
-    (global_timeout, global_reserved): (Option<u32>, Option<u32>),
+    (global_timeout, global_reserved, global_variables): (Option<u32>, Option<u32>, Option<&Yaml>),
     numbers: Numbers<'_>,
     at: &str,
 ) -> Result<Option<FunctionResource>, TemplateError> {
@@ -1081,17 +1087,27 @@ fn read_function(
     };
     // The handlers' own settings (targets' RECORD_CONCURRENCY and retry backoff), read so
     // that local mode runs records and retries as the Lambda does.
-    let variable = |name: &str, bounds: Bounds| -> Result<Option<u32>, TemplateError> {
-        match properties
-            .get("Environment")
-            .and_then(|e| e.get("Variables"))
-            .and_then(|v| v.get(name))
-        {
-            Some(value) => Ok(Some(numbers.within(
+    // Each variable with where it is set: the function's own, or else `Globals`.
+    let own_variables = properties
+        .get("Environment")
+        .and_then(|e| e.get("Variables"));
+    let lookup = |name: &str| -> Option<(&Yaml, String)> {
+        match own_variables.and_then(|v| v.get(name)) {
+            Some(value) => Some((
                 value,
-                &format!("{at}.Properties.Environment.Variables.{name}"),
-                bounds,
-            )?)),
+                format!("{at}.Properties.Environment.Variables.{name}"),
+            )),
+            None => global_variables.and_then(|v| v.get(name)).map(|value| {
+                (
+                    value,
+                    format!("Globals.Function.Environment.Variables.{name}"),
+                )
+            }),
+        }
+    };
+    let variable = |name: &str, bounds: Bounds| -> Result<Option<u32>, TemplateError> {
+        match lookup(name) {
+            Some((value, location)) => Ok(Some(numbers.within(value, &location, bounds)?)),
             None => Ok(None),
         }
     };
@@ -1103,11 +1119,7 @@ fn read_function(
     // Where the handlers move records that cannot succeed: a queue of the template by its
     // URL (`!Ref`, `!GetAtt Q.QueueUrl`), so that local mode moves them to the same queue.
     // Any other value is the function's own business (empty is unset, as on Lambda).
-    let dead_letter_queue = match properties
-        .get("Environment")
-        .and_then(|e| e.get("Variables"))
-        .and_then(|v| v.get("DEAD_LETTER_QUEUE_URL"))
-    {
+    let dead_letter_queue = match lookup("DEAD_LETTER_QUEUE_URL").map(|(value, _)| value) {
         None => None,
         Some(Yaml::String(text)) if text.is_empty() => None,
         Some(value) => Some(match queue_url_reference(value) {
@@ -1503,6 +1515,61 @@ Resources:
                 function.record_concurrency()
             ),
             (Some(2), Some(4))
+        );
+    }
+
+    /// SAM merges `Globals.Function.Environment.Variables` into each function's own, the
+    /// function's winning: local mode reads the handlers' settings from both, and names
+    /// the place of a bad value in either.
+    #[test]
+    fn global_variables_apply_where_a_function_sets_none() {
+        let template = |own: &str, global: &str| {
+            format!(
+                "
+Globals:
+  Function:
+    Environment:
+      Variables: {{ {global} }}
+Resources:
+  Q:
+    Type: AWS::SQS::Queue
+  D:
+    Type: AWS::SQS::Queue
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment: {{ Variables: {{ {own} }} }}
+      Events: {{ E: {{ Type: SQS, Properties: {{ Queue: !GetAtt Q.Arn }} }} }}
+"
+            )
+        };
+        let read = |own: &str, global: &str| {
+            let template = Template::parse(&template(own, global)).unwrap();
+            let function = &template.functions()[0];
+            (
+                function.record_concurrency(),
+                function.retry_backoff_seconds(),
+                function.dead_letter_queue_url().cloned(),
+            )
+        };
+        assert_eq!(
+            read(
+                "RECORD_CONCURRENCY: 3",
+                "RECORD_CONCURRENCY: 7, RETRY_BACKOFF_MAX_SECONDS: 60, DEAD_LETTER_QUEUE_URL: !Ref D"
+            ),
+            (
+                Some(3),
+                (None, Some(60)),
+                Some(DeadLetterQueueUrl::Queue("D".to_owned()))
+            )
+        );
+        assert_eq!(read("TENANT: a", "TENANT: b"), (None, (None, None), None));
+        let error = Template::parse(&template("TENANT: a", "RETRY_BACKOFF_BASE_SECONDS: 0"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("Globals.Function.Environment.Variables.RETRY_BACKOFF_BASE_SECONDS: 0 is out of range"),
+            "{error}"
         );
     }
 
