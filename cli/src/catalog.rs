@@ -52,7 +52,7 @@ pub(crate) fn render(write: Option<&Path>) -> Result<Outcome> {
             if spliced != template {
                 fs::write(path, spliced)
                     .with_context(|| format!("cannot write {}", path.display()))?;
-                eprintln!(
+                stderr!(
                     "eventfork: updated the generated parts of {}",
                     path.display()
                 );
@@ -100,13 +100,13 @@ pub(crate) fn check(path: &Path) -> Result<Outcome> {
         }
     }
     if !drifted {
-        eprintln!(
+        stderr!(
             "eventfork: {}: the generated parts match the rule catalogue",
             path.display()
         );
         return Ok(Outcome::Success);
     }
-    eprintln!(
+    stderr!(
         "eventfork: {} has drifted from the rule catalogue; run `eventfork rules render --write {}`",
         path.display(),
         path.display()
@@ -141,7 +141,7 @@ pub(crate) fn lint(template: Option<&Path>) -> Result<Outcome> {
         .count();
     let n_warnings = findings.len() - n_errors;
     let what = template.map_or("the rule catalogue".to_owned(), |p| p.display().to_string());
-    eprintln!(
+    stderr!(
         "eventfork: {what}: {}, {}",
         crate::count(n_errors, "error", "errors"),
         crate::count(n_warnings, "warning", "warnings")

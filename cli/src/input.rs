@@ -219,7 +219,7 @@ impl PublishLines {
     /// `command` is the command that reads the events, e.g. `rules match`.
     pub(crate) fn warn(&self, command: &str) {
         if let Some(line_number) = self.first {
-            eprintln!(
+            stderr!(
                 "eventfork: warning: the event of line {line_number} has no \"source\": \
                  {command} takes whole EventBridge events (source, detail-type, detail, ...) \
                  as rules see them, not `publish` lines, to which publish adds the source"

@@ -378,7 +378,7 @@ async fn up(
         .await
         .context("cannot read the store's queues")?;
     for (queue, n_messages) in stranded {
-        eprintln!(
+        stderr!(
             "eventfork: warning: {} holds {} in queue {queue}, which {} does not define: nothing will read them (a queue renamed or removed since an earlier run?)",
             args.data.display(),
             crate::count(n_messages as usize, "message", "messages"),
@@ -386,7 +386,7 @@ async fn up(
         );
     }
     if bus.topology().rules().is_empty() {
-        eprintln!(
+        stderr!(
             "eventfork: {} has no AWS::Events::Rule with an EventPattern: events are archived \
              and reach no target",
             args.template.display()
@@ -446,7 +446,7 @@ async fn up(
                         break;
                     }
                 }
-                Err(RecvError::Lagged(n)) => eprintln!(
+                Err(RecvError::Lagged(n)) => stderr!(
                     "eventfork: {} not shown",
                     crate::count(n as usize, "bus event", "bus events")
                 ),
@@ -455,7 +455,7 @@ async fn up(
         }
     });
     stop_signal().await?;
-    eprintln!("eventfork: stopping (settling the batches in flight; Ctrl-C again to stop at once)");
+    stderr!("eventfork: stopping (settling the batches in flight; Ctrl-C again to stop at once)");
     let _ = stop.send(());
     let mut server = server;
     let settle = async {
@@ -466,7 +466,7 @@ async fn up(
                 .context("the HTTP server task failed")?
                 .context("the HTTP server failed"),
             Err(_) => {
-                eprintln!(
+                stderr!(
                     "eventfork: closed the connections still open after {} s (requests never finished, so never accepted)",
                     SERVER_GRACE.as_secs()
                 );
@@ -480,7 +480,7 @@ async fn up(
             signal?;
             // As after a crash: nothing accepted is lost, and messages in flight are
             // received again once their visibility timeout ends.
-            eprintln!(
+            stderr!(
                 "eventfork: stopped at once; batches in flight will be received again after their visibility timeout"
             );
         }
@@ -576,7 +576,7 @@ async fn dlq_redrive(args: &BusArgs, target: &str) -> Result<Outcome> {
         .redrive(target)
         .await
         .with_context(|| format!("cannot redrive the dead-letter queue of {target}"))?;
-    eprintln!(
+    stderr!(
         "eventfork: moved {} back to the queue of {target}",
         crate::count(n, "message", "messages")
     );
@@ -655,7 +655,7 @@ async fn replay(
         crate::count(summary.n_messages, "message", "messages")
     )?;
     for (other, n_events) in &summary.other_buses {
-        eprintln!(
+        stderr!(
             "eventfork: warning: {} in the window {} on bus {other}, which this bus does not run (it runs {} and default): not replayed; give --bus-name {other} if the store was written under that name",
             crate::count(*n_events, "archived event", "archived events"),
             if *n_events == 1 { "is" } else { "are" },

@@ -12,6 +12,24 @@ use std::{io, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
+/// Writes a line to stderr, ignoring a failed write: a closed or full stderr (`2>&1 |
+/// head`, `2>/dev/full`) must not turn a command's verdict into a panic (`eprintln!`
+/// panics when it cannot write), and there is nowhere left to say it failed.
+macro_rules! stderr {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Like [`stderr!`], without the line end.
+macro_rules! stderr_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod aws;
 mod catalog;
 mod demo;
@@ -92,7 +110,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Interrupted) => ExitCode::from(130),
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("eventfork: {error:#}");
+            stderr!("eventfork: {error:#}");
             ExitCode::from(2)
         }
     }

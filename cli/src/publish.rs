@@ -323,12 +323,12 @@ async fn publish(args: Args) -> Result<Outcome> {
             if stop {
                 progress.finish();
                 if eof {
-                    eprintln!(
+                    stderr!(
                         "eventfork: interrupted at the end of {}: every line has its result printed",
                         args.file.display()
                     );
                 } else {
-                    eprintln!(
+                    stderr!(
                         "eventfork: interrupted: stopped after line {line_no} of {}, whose result is printed; later lines, if any, were not published",
                         args.file.display()
                     );
@@ -356,7 +356,7 @@ async fn publish(args: Args) -> Result<Outcome> {
     stdout.flush()?;
     let n_events = totals.n_ok + totals.n_failed;
     if args.dry_run {
-        eprintln!(
+        stderr!(
             "eventfork: dry run: {} of {} valid, {} to {}",
             totals.n_ok,
             crate::count(n_events, "event", "events"),
@@ -364,7 +364,7 @@ async fn publish(args: Args) -> Result<Outcome> {
             args.bus
         );
     } else {
-        eprintln!(
+        stderr!(
             "eventfork: published {} of {} to {} in {}",
             totals.n_ok,
             crate::count(n_events, "event", "events"),
@@ -449,7 +449,7 @@ async fn on_ctrl_c(interrupt: Arc<Mutex<Phase>>, file: String, terminal: bool) {
         let mut phase = lock(&interrupt);
         match *phase {
             Phase::Reading { done } => {
-                eprintln!(
+                stderr!(
                     "{erase}eventfork: interrupted: stopped after line {done} of {file}; later lines were not published"
                 );
                 std::process::exit(130);
@@ -459,7 +459,7 @@ async fn on_ctrl_c(interrupt: Arc<Mutex<Phase>>, file: String, terminal: bool) {
                 last,
                 stop: false,
             } => {
-                eprintln!(
+                stderr!(
                     "{erase}eventfork: interrupted: waiting for the events of lines {first} to {last}, which are being sent, to print their results (Ctrl-C again to stop at once)"
                 );
                 *phase = Phase::Sending {
@@ -473,7 +473,7 @@ async fn on_ctrl_c(interrupt: Arc<Mutex<Phase>>, file: String, terminal: bool) {
                 last,
                 stop: true,
             } => {
-                eprintln!(
+                stderr!(
                     "{erase}eventfork: stopped at once: the events of lines {first} to {last} of {file} may or may not have been published"
                 );
                 std::process::exit(130);
@@ -705,12 +705,12 @@ impl Progress {
             _ => counts,
         };
         // Carriage return and erase-line: the bar redraws itself in place.
-        eprint!("\r\x1b[K{line}");
+        stderr_part!("\r\x1b[K{line}");
     }
 
     fn finish(&self) {
         if self.enabled {
-            eprint!("\r\x1b[K");
+            stderr_part!("\r\x1b[K");
         }
     }
 }

@@ -99,7 +99,7 @@ async fn replay(args: Args) -> Result<Outcome> {
     let mut stdout = io::stdout().lock();
     report(&mut stdout, &plan, "no replay was started")?;
     if plan.ends_too_recently() {
-        eprintln!(
+        stderr!(
             "eventfork: the window ends less than {} minutes ago: events take a few minutes to \
              reach the archive, and the replay may miss its latest ones",
             router::replay::ARCHIVE_DELAY.as_secs() / 60
@@ -121,7 +121,7 @@ async fn replay(args: Args) -> Result<Outcome> {
         )?;
         return Ok(Outcome::Success);
     }
-    eprintln!("eventfork: waiting for replay {} to end", plan.name());
+    stderr!("eventfork: waiting for replay {} to end", plan.name());
     // Progress on stderr, when it changes: EventBridge replays a minute of event time after
     // the other, and says which it has reached.
     let mut shown = None;
@@ -135,14 +135,14 @@ async fn replay(args: Args) -> Result<Outcome> {
                 return;
             }
             match status.last_replayed() {
-                Some(at) => eprintln!(
+                Some(at) => stderr!(
                     "eventfork: replay {} {}: events up to {} replayed ({} % of the window)",
                     plan.name(),
                     status.state(),
                     router::replay::format_time(at),
                     plan.percent_done(at)
                 ),
-                None => eprintln!("eventfork: replay {} {}", plan.name(), status.state()),
+                None => stderr!("eventfork: replay {} {}", plan.name(), status.state()),
             }
             shown = Some(now);
         },
@@ -163,7 +163,7 @@ async fn replay(args: Args) -> Result<Outcome> {
             ))),
         },
         _ = tokio::signal::ctrl_c() => {
-            eprintln!(
+            stderr!(
                 "eventfork: stopped waiting; replay {name} goes on in EventBridge (stop it with \
                  `aws events cancel-replay --replay-name {name}{region}`)",
                 name = plan.name()

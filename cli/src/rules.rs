@@ -342,27 +342,27 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
         buses,
     } = load_rules(rules_path)?;
     if rules.is_empty() {
-        eprintln!(
+        stderr!(
             "eventfork: warning: {} holds no enabled rule with an event pattern: no event will match",
             rules_path.display()
         );
     }
     if buses.len() > 1 {
-        eprintln!(
+        stderr!(
             "eventfork: warning: the rules are on {} event buses ({}): each event is matched against all of them, while on AWS it reaches only its own bus's rules",
             buses.len(),
             buses.iter().cloned().collect::<Vec<_>>().join(", ")
         );
     }
     if !disabled.is_empty() {
-        eprintln!(
+        stderr!(
             "eventfork: {} left out (State: DISABLED): {}",
             crate::count(disabled.len(), "disabled rule", "disabled rules"),
             disabled.join(", ")
         );
     }
     if !conditional.is_empty() {
-        eprintln!(
+        stderr!(
             "eventfork: {} under a Condition or with a State an intrinsic function computes, matched as if enabled: {}",
             crate::count(conditional.len(), "rule", "rules"),
             conditional.join(", ")
@@ -431,7 +431,7 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
         writeln!(stdout, "{record}")?;
         stdout.flush()?;
     } else {
-        eprintln!(
+        stderr!(
             "eventfork: {}, {seconds:.3} s, {rate:.0} events/s, {} (compiled in \
              {compile_seconds:.3} s){}",
             crate::count(n_events as usize, "event", "events"),

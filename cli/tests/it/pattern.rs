@@ -209,3 +209,43 @@ fn files_that_are_not_utf8_name_the_bad_byte() {
     assert_eq!(code, 2);
     assert!(err.contains("invalid byte at offset 7"), "{err}");
 }
+
+/// A stderr that cannot be written (closed by `2>&1 | head`, or `2>/dev/full`) leaves the
+/// exit status as the verdict made it: `eprintln!` panicked (exit 101) on the first
+/// message (found by an audit).
+#[test]
+fn a_closed_stderr_keeps_the_exit_status() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let event = write(dir.path(), "event.json", r#"{"a":"x"}"#);
+    let missing = dir.path().join("missing.json");
+    let run = |args: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the eventfork binary starts");
+        drop(child.stderr.take());
+        child.wait().expect("eventfork ends").code()
+    };
+    assert_eq!(
+        run(&[
+            "pattern",
+            "test",
+            "--pattern",
+            missing.to_str().unwrap(),
+            "--event",
+            &event
+        ]),
+        Some(2)
+    );
+    let rules = write(dir.path(), "rules.json", r#"{"r":{"a":["x"]}}"#);
+    let events = write(dir.path(), "events.jsonl", "{\"a\":\"x\"}\nnot json\n");
+    assert_eq!(
+        run(&["rules", "match", "--rules", &rules, "--events", &events]),
+        Some(2),
+        "one invalid event line"
+    );
+    assert_eq!(run(&["rules", "lint"]), Some(0));
+}
