@@ -8,20 +8,43 @@ use std::{
 
 use anyhow::{Context, Result};
 
+/// The longest line the commands that read JSON Lines take (`rules match`, `schemas
+/// validate`, `pattern test --cases`): 16 MiB, 64 times the largest event EventBridge
+/// takes. A longer line is that line's error, read past without being held: one endless
+/// line (`--events /dev/zero`) aborted the process for want of memory.
+pub(crate) const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// A line longer than [`MAX_LINE_BYTES`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LineTooLong {
+    /// Its length, line end included.
+    length: usize,
+}
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the line is {} bytes long, more than the {MAX_LINE_BYTES} bytes a line may have",
+            self.length
+        )
+    }
+}
+
 /// Calls `each` with every line of `reader` and its number (from 1): the bytes without the
-/// line end (`\n` or `\r\n`), and without a byte order mark on the first line. Bytes, not
-/// `String`s: a line that is not UTF-8 is that line's business, not the end of the file.
-/// `path` names the input in a read error.
+/// line end (`\n` or `\r\n`), and without a byte order mark on the first line, or
+/// [`LineTooLong`]. Bytes, not `String`s: a line that is not UTF-8 is that line's
+/// business, not the end of the file. `path` names the input in a read error.
 pub(crate) fn each_line(
     reader: &mut dyn BufRead,
     path: &Path,
-    mut each: impl FnMut(u64, &[u8]) -> Result<()>,
+    mut each: impl FnMut(u64, Result<&[u8], LineTooLong>) -> Result<()>,
 ) -> Result<()> {
     let mut line = Vec::new();
     for line_number in 1.. {
         line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
+        // Room for the line end, which is not the line's.
+        let n = read_line_within(reader, &mut line, MAX_LINE_BYTES + 2)
             .with_context(|| format!("cannot read line {line_number} of {}", path.display()))?;
         if n == 0 {
             break;
@@ -29,7 +52,12 @@ pub(crate) fn each_line(
         if line_number == 1 {
             refuse_utf16(&line, path)?;
         }
-        each(line_number, line_text(&line, line_number))?;
+        let text = line_text(&line, line_number);
+        if n > line.len() || text.len() > MAX_LINE_BYTES {
+            each(line_number, Err(LineTooLong { length: n }))?;
+        } else {
+            each(line_number, Ok(text))?;
+        }
     }
     Ok(())
 }

@@ -177,7 +177,10 @@ fn test_cases(path: &Path) -> Result<Outcome> {
     let mut reader = input::open(path)?;
     let mut stdout = io::BufWriter::new(io::stdout().lock());
     input::each_line(&mut reader, path, |_, case| {
-        writeln!(stdout, "{}", evaluate_case(case))?;
+        match case {
+            Ok(case) => writeln!(stdout, "{}", evaluate_case(case))?,
+            Err(too_long) => writeln!(stdout, "error: {too_long}")?,
+        }
         Ok(())
     })?;
     stdout.flush()?;

@@ -383,11 +383,17 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
     input::each_line(&mut reader, events_path, |line_number, event| {
         n_events = line_number;
         out.clear();
-        let matched = matcher.matches(event);
-        // Only a line that is a JSON object is an event that may lack its source.
-        if matched.is_ok() {
-            publish_lines.check(line_number, event);
-        }
+        let matched = match event {
+            Ok(event) => {
+                let matched = matcher.matches(event).map_err(|error| error.to_string());
+                // Only a line that is a JSON object is an event that may lack its source.
+                if matched.is_ok() {
+                    publish_lines.check(line_number, event);
+                }
+                matched
+            }
+            Err(too_long) => Err(too_long.to_string()),
+        };
         match matched {
             Ok(names) if json => {
                 out.extend_from_slice(br#"{"type":"match","line":"#);
@@ -397,15 +403,14 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
                 out.push(b'}');
             }
             Ok(names) => write_names(&mut out, &names, plain),
-            Err(error) => {
+            Err(message) => {
                 n_errors += 1;
                 if json {
                     let record = serde_json::json!({
-                        "type": "error", "line": n_events, "message": error.to_string(),
+                        "type": "error", "line": n_events, "message": message,
                     });
                     out.extend_from_slice(record.to_string().as_bytes());
                 } else {
-                    let message = error.to_string();
                     out.extend_from_slice(b"error: ");
                     out.extend_from_slice(input::one_line(&message).as_bytes());
                 }

@@ -84,6 +84,14 @@ fn validate(file: &Path) -> Result<Outcome> {
     let mut n_invalid = 0usize;
     let mut publish_lines = crate::input::PublishLines::default();
     crate::input::each_line(&mut reader, file, |line_number, text| {
+        let text = match text {
+            Ok(text) => text,
+            Err(too_long) => {
+                n_invalid += 1;
+                writeln!(stdout, "invalid: line {line_number}: {too_long}")?;
+                return Ok(());
+            }
+        };
         if text.trim_ascii().is_empty() {
             return Ok(());
         }

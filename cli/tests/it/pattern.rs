@@ -249,3 +249,44 @@ fn a_closed_stderr_keeps_the_exit_status() {
     );
     assert_eq!(run(&["rules", "lint"]), Some(0));
 }
+
+/// A line longer than the 16 MiB a line may have is that line's error, and the lines after
+/// it are read: one endless line (`--events /dev/zero`) aborted the process for want of
+/// memory (found by an audit).
+#[test]
+fn an_overlong_line_is_its_own_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let long = format!("{{\"a\":\"{}\"}}", "x".repeat(17 << 20));
+    let rules = write(dir.path(), "rules.json", r#"{"r":{"a":["x"]}}"#);
+    let events = write(
+        dir.path(),
+        "events.jsonl",
+        &format!("{{\"a\":\"x\"}}\n{long}\n{{\"a\":\"x\"}}\n"),
+    );
+    let too_long = format!(
+        "the line is {} bytes long, more than the 16777216 bytes a line may have",
+        long.len() + 1
+    );
+    let (code, stdout, _) = eventfork(
+        &["rules", "match", "--rules", &rules, "--events", &events],
+        "",
+    );
+    assert_eq!(code, 2);
+    assert_eq!(stdout, format!("[\"r\"]\nerror: {too_long}\n[\"r\"]\n"));
+
+    let case = r#"{"pattern":{"a":["x"]},"event":{"a":"x"}}"#;
+    let cases = write(
+        dir.path(),
+        "cases.jsonl",
+        &format!("{case}\n{long}\n{case}\n"),
+    );
+    let (code, stdout, _) = eventfork(&["pattern", "test", "--cases", &cases], "");
+    assert_eq!(code, 0);
+    assert_eq!(stdout, format!("match\nerror: {too_long}\nmatch\n"));
+
+    let (code, stdout, _) = eventfork(&["schemas", "validate", &events], "");
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[1], format!("invalid: line 2: {too_long}"));
+}
