@@ -45,10 +45,11 @@ pub(crate) struct Args {
     data: Option<PathBuf>,
 }
 
-/// Prints one line to stdout.
+/// Prints one line to stdout. A reader that has gone (`local demo | head`) takes nothing
+/// more, and the demo runs to its end: its exit status says whether the fan-out worked.
 macro_rules! say {
     ($($arg:tt)*) => {{
-        let mut out = io::stdout().lock();
+        let mut out = crate::output::Closable::new(io::stdout().lock());
         writeln!(out, $($arg)*)?;
         out.flush()?;
     }};

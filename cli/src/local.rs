@@ -404,7 +404,9 @@ async fn up(
     };
     let runner = bus.start(consumers).context("cannot start the consumers")?;
     {
-        let mut out = io::stdout().lock();
+        // A reader that goes away (`local up | head -1`) does not stop the bus, during
+        // this banner or after it.
+        let mut out = crate::output::Closable::new(io::stdout().lock());
         writeln!(out, "listening on http://{local_addr}")?;
         writeln!(out, "store: {}", bus.database_path().display())?;
         for rule in bus.topology().rules() {

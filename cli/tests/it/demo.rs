@@ -82,3 +82,27 @@ fn a_template_given_without_the_demo_targets_is_refused() {
     );
     assert!(run.stdout.is_empty(), "{}", run.stdout);
 }
+
+/// A reader that goes away (`local demo | head`) does not cut the demo short: it runs to its
+/// end, and its exit status says whether the fan-out worked. It used to stop at the first
+/// line it could not print, and exit 0.
+#[test]
+fn the_demo_runs_to_its_end_when_its_reader_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("kept");
+    let (code, stderr) = crate::support::eventfork_with_stdout_closed(
+        &[
+            "local".as_ref(),
+            "demo".as_ref(),
+            "--data".as_ref(),
+            data.as_os_str(),
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    for target in ["analytics", "mailchimp", "slack"] {
+        let records = std::fs::read_to_string(data.join("sink").join(format!("{target}.jsonl")))
+            .unwrap_or_default();
+        assert!(records.lines().count() > 0, "nothing reached {target}");
+    }
+}
