@@ -171,7 +171,12 @@ pub(crate) struct BusArgs {
     #[arg(long, env = "EVENTFORK_DATA_DIR", default_value = ".eventfork")]
     data: PathBuf,
     /// The name of the custom event bus (rules with EventBusName live on it).
-    #[arg(long, env = "EVENTFORK_BUS", default_value = "eventfork")]
+    #[arg(
+        long,
+        env = "EVENTFORK_BUS",
+        default_value = "eventfork",
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
+    )]
     bus_name: String,
 }
 

@@ -39,7 +39,7 @@ use crate::Outcome;
 #[command(verbatim_doc_comment)]
 pub(crate) struct Args {
     /// The archive, by name or ARN.
-    #[arg(long, value_name = "NAME|ARN")]
+    #[arg(long, value_name = "NAME|ARN", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     archive: String,
     /// Replay events from this time on (RFC 3339).
     #[arg(long, value_name = "TIME")]
@@ -57,7 +57,7 @@ pub(crate) struct Args {
     #[arg(long)]
     dry_run: bool,
     /// Start the replay and return without waiting for it to end.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     no_wait: bool,
     /// Give up waiting after this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]

@@ -188,3 +188,40 @@ fn the_help_example_continues_its_line() {
         .expect("the help has an example");
     assert!(first.ends_with(" \\"), "{first}");
 }
+
+/// An empty archive or bus name, or flags that contradict each other, are usage errors
+/// before anything is read or sent: `--archive ''` went to the network, `--bus-name ''`
+/// ran rules that no publisher can reach, and `--dry-run --no-wait` was taken silently
+/// (found by an audit).
+#[test]
+fn empty_names_and_contradicting_flags_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let window = [
+        "--from",
+        "2026-11-27T09:00:00Z",
+        "--to",
+        "2026-11-27T10:00:00Z",
+    ];
+    for (args, says) in [
+        (
+            vec!["replay", "--archive", ""],
+            "a value is required for '--archive",
+        ),
+        (
+            vec!["replay", "--archive", "a", "--dry-run", "--no-wait"],
+            "'--dry-run' cannot be used with '--no-wait'",
+        ),
+        (
+            vec!["local", "up", "--bus-name", ""],
+            "a value is required for '--bus-name",
+        ),
+    ] {
+        let mut args = args;
+        if args[0] == "replay" {
+            args.extend(window);
+        }
+        let run = eventfork_in(dir.path(), &args, "", &[]);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+}
