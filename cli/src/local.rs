@@ -661,6 +661,13 @@ async fn replay(
         ),
         crate::count(summary.n_messages, "message", "messages")
     )?;
+    if summary.n_messages == 0 && summary.n_events > n_other {
+        // A replay's name is used once: say why it did nothing while it can be run again.
+        stderr!(
+            "eventfork: warning: no rule of {} routes any of those events, so none was re-sent; is it the template `local up` runs with this store? (--template)",
+            args.template.display()
+        );
+    }
     for (other, n_events) in &summary.other_buses {
         stderr!(
             "eventfork: warning: {} in the window {} on bus {other}, which this bus does not run (it runs {} and default): not replayed; give --bus-name {other} if the store was written under that name",

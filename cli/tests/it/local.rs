@@ -419,6 +419,29 @@ fn status_and_dlq_work_on_a_second_process() {
         stderr.contains("a replay named \"again\" was started already; give another --name"),
         "{stderr}"
     );
+    // Given another template, whose rules route none of the archived events, the replay
+    // says why it re-sent nothing (found by an audit: it used up its name in silence).
+    std::fs::write(
+        dir.path().join("other.yaml"),
+        "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n  R:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPattern: { source: [nobody] }\n      Targets: [{ Id: q, Arn: !GetAtt Q.Arn }]\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(["local", "replay", "--name", "other"])
+        .args(window)
+        .arg("--template")
+        .arg(dir.path().join("other.yaml"))
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: no rule of ")
+            && stderr.contains("is it the template `local up` runs"),
+        "{stderr}"
+    );
     let (code, _, stderr) = run(&[
         "replay",
         "--from",
