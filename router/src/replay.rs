@@ -42,10 +42,12 @@ use aws_sdk_eventbridge::{
 #[non_exhaustive]
 pub enum ReplayError {
     /// A time was not RFC 3339.
-    #[error("invalid time {text:?}: expected RFC 3339, e.g. 2026-11-27T09:00:00Z")]
+    #[error("invalid time {text:?}: {reason} (RFC 3339, e.g. 2026-11-27T09:00:00Z)")]
     BadTime {
         /// The text given.
         text: String,
+        /// What is wrong with it, e.g. `day out of range for month`.
+        reason: String,
     },
     /// The window is empty or reaches into the future.
     #[error("invalid window: {0}")]
@@ -134,6 +136,14 @@ pub fn parse_time(text: &str) -> Result<SystemTime, ReplayError> {
         .and_then(|t| SystemTime::try_from(t).ok())
         .ok_or_else(|| ReplayError::BadTime {
             text: text.to_owned(),
+            // The catalogue's own reading of event times says what is wrong.
+            reason: match events_schema::Timestamp::parse(text) {
+                Err(events_schema::FieldError::InvalidTimestamp { reason, .. }) => {
+                    reason.to_owned()
+                }
+                Err(error) => error.to_string(),
+                Ok(_) => "out of range".to_owned(),
+            },
         })
 }
 
@@ -625,7 +635,16 @@ mod tests {
         let error = parse_time("yesterday").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "invalid time \"yesterday\": expected RFC 3339, e.g. 2026-11-27T09:00:00Z"
+            "invalid time \"yesterday\": expected YYYY-MM-DDTHH:MM:SS then Z or an offset \
+             (RFC 3339, e.g. 2026-11-27T09:00:00Z)"
         );
+        // What is wrong is said, as the catalogue's own reading of times says it.
+        for (text, reason) in [
+            ("2026-02-30T00:00:00Z", "day out of range"),
+            ("2026-11-27T24:00:00Z", "time of day out of range"),
+        ] {
+            let error = parse_time(text).unwrap_err().to_string();
+            assert!(error.contains(&format!(": {reason} (RFC 3339")), "{error}");
+        }
     }
 }

@@ -153,7 +153,8 @@ fn replay_rejects_a_bad_time_before_calling_aws() {
     assert_eq!(run.code, 2);
     assert_eq!(
         run.stderr,
-        "eventfork: --from: invalid time \"yesterday\": expected RFC 3339, e.g. 2026-11-27T09:00:00Z\n"
+        "eventfork: --from: invalid time \"yesterday\": expected YYYY-MM-DDTHH:MM:SS then Z or an \
+         offset (RFC 3339, e.g. 2026-11-27T09:00:00Z)\n"
     );
     // Each flag is named, as `local replay` names them.
     let run = replay(
