@@ -154,7 +154,7 @@ pub(crate) fn lint(template: Option<&Path>) -> Result<Outcome> {
 }
 
 fn read(path: &Path) -> Result<String> {
-    fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    crate::input::read_file_text(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// A line diff of `old` and `new`: changed lines prefixed `-` / `+` (a hunk's removals

@@ -177,7 +177,7 @@ async fn follow(
 pub(crate) async fn demo(args: Args) -> Result<Outcome> {
     let (mut template_text, mut template_name) = match &args.template {
         Some(path) => (
-            std::fs::read_to_string(path)
+            crate::input::read_file_text(path)
                 .with_context(|| format!("cannot read the template {}", path.display()))?,
             path.display().to_string(),
         ),

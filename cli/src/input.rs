@@ -154,6 +154,22 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
     })
 }
 
+/// The whole file at `path` as text, as it is (a byte order mark kept, for commands that
+/// write the file back); bytes that are not UTF-8 are an error naming their offset, where
+/// `fs::read_to_string` says only that some byte is not.
+pub(crate) fn read_file_text(path: &Path) -> io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    String::from_utf8(bytes).map_err(|error| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "not UTF-8 text: invalid byte at offset {}",
+                error.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
 /// `bytes` without a leading UTF-8 byte order mark, which some editors write at the start
 /// of a file (JSON allows a reader to ignore it).
 pub(crate) fn strip_bom(bytes: &[u8]) -> &[u8] {

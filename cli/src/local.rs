@@ -204,7 +204,7 @@ impl BusArgs {
 
     /// The template, read and parsed.
     fn template(&self) -> Result<Template> {
-        let text = std::fs::read_to_string(&self.template).map_err(|error| {
+        let text = crate::input::read_file_text(&self.template).map_err(|error| {
             let hint = if error.kind() == io::ErrorKind::NotFound {
                 " (give --template FILE or set EVENTFORK_TEMPLATE, or run from the folder that holds it)"
             } else {

@@ -503,3 +503,25 @@ fn rules_match_counts_one_in_the_singular() {
         "{err}"
     );
 }
+
+/// A template with a byte that is not UTF-8 is refused naming the byte's offset, as
+/// `pattern test` names one: `fs::read_to_string` said only "stream did not contain valid
+/// UTF-8" (found by an audit).
+#[test]
+fn a_template_that_is_not_utf8_names_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.yaml");
+    std::fs::write(&path, b"Resources:\n  Q: {Type: \"AWS::SQS::Queue\xff\"}\n").unwrap();
+    let path = path.to_str().unwrap();
+    for args in [
+        vec!["rules", "lint", "--template", path],
+        vec!["rules", "check", path],
+    ] {
+        let (code, _, stderr) = eventfork(&args, "");
+        assert_eq!(code, 2, "{args:?}");
+        assert!(
+            stderr.contains("not UTF-8 text: invalid byte at offset 39"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
