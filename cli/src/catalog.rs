@@ -3,7 +3,7 @@
 
 use std::{
     fs,
-    io::{self, Write},
+    io::Write,
     path::{Path, PathBuf},
 };
 
@@ -30,7 +30,7 @@ pub(crate) fn render(write: Option<&Path>) -> Result<Outcome> {
     let settings = StackSettings::default();
     match write {
         None => {
-            let mut stdout = io::stdout().lock();
+            let mut stdout = crate::output::stdout();
             for section in Section::ALL {
                 let generated = section.render(&rules, &settings);
                 stdout.write_all(section.with_markers(&generated).as_bytes())?;
@@ -69,7 +69,7 @@ pub(crate) fn check(path: &Path) -> Result<Outcome> {
     let settings = StackSettings::default();
     let mut drifted = false;
     // A reader that stops early (`| head`) still gets exit 1 for a drifted template.
-    let mut stdout = crate::output::Closable::new(io::stdout().lock());
+    let mut stdout = crate::output::Closable::new(crate::output::stdout());
     for section in Section::ALL {
         let Some(committed) = section.find(&template) else {
             bail!(
@@ -131,7 +131,7 @@ pub(crate) fn lint(template: Option<&Path>) -> Result<Outcome> {
         }
     };
     // The exit status counts every error, whether or not the reader saw it (`| head`).
-    let mut stdout = crate::output::Closable::new(io::stdout().lock());
+    let mut stdout = crate::output::Closable::new(crate::output::stdout());
     for finding in &findings {
         writeln!(stdout, "{finding}")?;
     }

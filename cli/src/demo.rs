@@ -10,7 +10,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::{self, Write},
+    io::Write,
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -49,7 +49,7 @@ pub(crate) struct Args {
 /// more, and the demo runs to its end: its exit status says whether the fan-out worked.
 macro_rules! say {
     ($($arg:tt)*) => {{
-        let mut out = crate::output::Closable::new(io::stdout().lock());
+        let mut out = crate::output::Closable::new(crate::output::stdout());
         writeln!(out, $($arg)*)?;
         out.flush()?;
     }};

@@ -285,7 +285,7 @@ fn recorders(bus: &LocalBus, data: &Path) -> Result<Consumers> {
 async fn consumers(bus: &LocalBus, data: &Path, sink: &Sink) -> Result<Consumers> {
     let env = targets::Env::from_process();
     let (consumers, endpoints) = handlers::consumers(Some(&env), sink.url(), bus).await?;
-    let mut out = io::stdout().lock();
+    let mut out = crate::output::stdout();
     writeln!(out, "analytics posts to {}", endpoints.analytics)?;
     writeln!(out, "mailing-list posts to {}", endpoints.mailing_list)?;
     writeln!(out, "slack posts to {}", endpoints.slack)?;
@@ -411,7 +411,7 @@ async fn up(
     {
         // A reader that goes away (`local up | head -1`) does not stop the bus, during
         // this banner or after it.
-        let mut out = crate::output::Closable::new(io::stdout().lock());
+        let mut out = crate::output::Closable::new(crate::output::stdout());
         writeln!(out, "listening on http://{local_addr}")?;
         writeln!(out, "store: {}", bus.database_path().display())?;
         for rule in bus.topology().rules() {
@@ -448,7 +448,7 @@ async fn up(
                 // Deliveries show where an event went; one that no rule took shows here.
                 Ok(LocalEvent::Accepted { rules, .. }) if !rules.is_empty() => {}
                 Ok(event) => {
-                    let mut out = io::stdout().lock();
+                    let mut out = crate::output::stdout();
                     if writeln!(out, "{event}").and_then(|()| out.flush()).is_err() {
                         break;
                     }
@@ -536,7 +536,7 @@ fn log_to_stderr() {
 async fn status(args: &BusArgs) -> Result<Outcome> {
     let bus = args.open_existing()?;
     let status = bus.status().await.context("cannot read the queue depths")?;
-    let mut out = io::stdout().lock();
+    let mut out = crate::output::stdout();
     writeln!(
         out,
         "{:<16} {:<28} {:>8} {:>9} {:>6}",
@@ -558,7 +558,7 @@ async fn dlq_list(args: &BusArgs, target: &str, limit: usize) -> Result<Outcome>
         .dead_letters(target, limit)
         .await
         .with_context(|| format!("cannot list the dead-letter queue of {target}"))?;
-    let mut out = io::stdout().lock();
+    let mut out = crate::output::stdout();
     for message in messages {
         let body: serde_json::Value =
             serde_json::from_str(&message.body).unwrap_or(serde_json::Value::String(message.body));
@@ -652,7 +652,7 @@ async fn replay(
         .with_context(|| format!("cannot replay the archive in {}", args.data.display()))?;
     let n_other: usize = summary.other_buses.iter().map(|(_, n)| n).sum();
     writeln!(
-        io::stdout().lock(),
+        crate::output::stdout(),
         "replay {name}: {} re-sent as {}",
         crate::count(
             summary.n_events - n_other,

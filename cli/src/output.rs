@@ -2,6 +2,34 @@
 
 use std::io::{self, Write};
 
+/// Stdout, whose write errors say they are stdout's: "No space left on device" alone does
+/// not say which file was full (`eventfork … > /dev/full`). The error keeps its kind, so
+/// that a broken pipe is still told apart.
+pub(crate) fn stdout() -> Named<io::StdoutLock<'static>> {
+    Named(io::stdout().lock())
+}
+
+/// A writer whose errors name it as stdout.
+pub(crate) struct Named<W: Write>(W);
+
+impl<W: Write> Named<W> {
+    fn named<T>(result: io::Result<T>) -> io::Result<T> {
+        result.map_err(|error| {
+            io::Error::new(error.kind(), format!("cannot write to stdout: {error}"))
+        })
+    }
+}
+
+impl<W: Write> Write for Named<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Self::named(self.0.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Self::named(self.0.flush())
+    }
+}
+
 /// A writer that, once its reader has gone (a broken pipe), takes and drops everything
 /// else, so that a command whose exit status is a verdict (invalid lines, lint errors)
 /// still reads its whole input and says what it found, instead of ending as a success at

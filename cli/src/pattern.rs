@@ -103,7 +103,7 @@ fn test_one(pattern: &Path, event: &Path) -> Result<Outcome> {
     let hits = matcher
         .matches(event_text.as_bytes())
         .map_err(|e| anyhow!("{}: invalid event: {e}", event.display()))?;
-    let mut stdout = io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     if hits.is_empty() {
         writeln!(stdout, "no match")?;
         Ok(Outcome::No)
@@ -175,7 +175,7 @@ fn evaluate_case(line: &[u8]) -> String {
 
 fn test_cases(path: &Path) -> Result<Outcome> {
     let mut reader = input::open(path)?;
-    let mut stdout = io::BufWriter::new(io::stdout().lock());
+    let mut stdout = io::BufWriter::new(crate::output::stdout());
     input::each_line(&mut reader, path, |_, case| {
         match case {
             Ok(case) => writeln!(stdout, "{}", evaluate_case(case))?,
@@ -190,7 +190,7 @@ fn test_cases(path: &Path) -> Result<Outcome> {
 fn explain(path: &Path) -> Result<Outcome> {
     let text = input::read_text(path)?;
     let matcher = compile(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let mut stdout = io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     stdout.write_all(matcher.explain().as_bytes())?;
     Ok(Outcome::Success)
 }

@@ -374,8 +374,10 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
     let plain = rules.iter().all(|(name, _)| is_plain(name));
     let mut reader = input::open(events_path)?;
     // A reader that stops early (`| head`) still gets an exit status for the whole input.
-    let mut stdout =
-        crate::output::Closable::new(io::BufWriter::with_capacity(1 << 16, io::stdout().lock()));
+    let mut stdout = crate::output::Closable::new(io::BufWriter::with_capacity(
+        1 << 16,
+        crate::output::stdout(),
+    ));
     let mut out = Vec::with_capacity(256);
     let (mut n_events, mut n_errors) = (0u64, 0u64);
     let mut publish_lines = input::PublishLines::default();

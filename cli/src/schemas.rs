@@ -69,7 +69,7 @@ fn export(format: Format, out: Option<PathBuf>) -> Result<Outcome> {
                 .into_iter()
                 .map(|(name, schema)| (name.to_owned(), schema))
                 .collect();
-            let mut stdout = io::stdout().lock();
+            let mut stdout = crate::output::stdout();
             stdout.write_all(registry::to_pretty_string(&Value::Object(all)).as_bytes())?;
         }
     }
@@ -80,7 +80,7 @@ fn validate(file: &Path) -> Result<Outcome> {
     let mut reader = crate::input::open(file)?;
     // A reader that stops early (`| head`) must not turn the verdict into a pass: the
     // rest is still checked, unprinted, and the exit status says what was found.
-    let mut stdout = crate::output::Closable::new(io::BufWriter::new(io::stdout().lock()));
+    let mut stdout = crate::output::Closable::new(io::BufWriter::new(crate::output::stdout()));
     let mut n_invalid = 0usize;
     let mut publish_lines = crate::input::PublishLines::default();
     crate::input::each_line(&mut reader, file, |line_number, text| {

@@ -290,3 +290,25 @@ fn an_overlong_line_is_its_own_error() {
     assert_eq!(lines.len(), 3, "{stdout}");
     assert_eq!(lines[1], format!("invalid: line 2: {too_long}"));
 }
+
+/// A stdout that cannot take the output (a full disk) is named in the error: "No space
+/// left on device" alone did not say which file was full (found by an audit).
+#[test]
+fn a_full_stdout_is_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pattern = write(dir.path(), "p.json", r#"{"a":["x"]}"#);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full, as Linux has it");
+    let output = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(["pattern", "explain", &pattern])
+        .stdout(full)
+        .output()
+        .expect("eventfork runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "eventfork: cannot write to stdout: No space left on device (os error 28)\n"
+    );
+}
