@@ -2,6 +2,17 @@
 
 use std::io::{self, Write};
 
+/// Creates the folder `dir` (`what` names it in errors, e.g. `the sink folder`) and its
+/// parents, if missing. A file in its place is named as such: `create_dir_all` says only
+/// "File exists", as if the folder were there.
+pub(crate) fn create_folder(dir: &std::path::Path, what: &str) -> anyhow::Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!("{what} {} is a file, not a folder", dir.display());
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|error| anyhow::anyhow!("cannot create {what} {}: {error}", dir.display()))
+}
+
 /// Stdout, whose write errors say they are stdout's: "No space left on device" alone does
 /// not say which file was full (`eventfork … > /dev/full`). The error keeps its kind, so
 /// that a broken pipe is still told apart.

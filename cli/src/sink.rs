@@ -66,8 +66,7 @@ impl Sink {
     /// keeping every request in memory for [`Sink::requests`] if `keep`.
     pub(crate) async fn start(log_dir: Option<PathBuf>, keep: bool) -> Result<Sink> {
         if let Some(dir) = &log_dir {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the sink folder {}", dir.display()))?;
+            crate::output::create_folder(dir, "the sink folder")?;
             // A crash may have cut a log's last line: the next call starts a line of its own.
             for entry in std::fs::read_dir(dir)
                 .with_context(|| format!("cannot read the sink folder {}", dir.display()))?

@@ -337,3 +337,22 @@ fn validate_into_a_closed_pipe_still_fails_an_invalid_file() {
     );
     assert_eq!(code, Some(1), "{stderr}");
 }
+
+/// A file where the output folder goes is named as such, not as "File exists" (found by
+/// an audit).
+#[test]
+fn a_file_in_place_of_the_output_folder_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("schemas");
+    std::fs::write(&file, "").unwrap();
+    let (code, _, stderr) =
+        crate::pattern::eventfork(&["schemas", "export", "--out", file.to_str().unwrap()], "");
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr,
+        format!(
+            "eventfork: the folder {} is a file, not a folder\n",
+            file.display()
+        )
+    );
+}
