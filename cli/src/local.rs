@@ -421,7 +421,11 @@ async fn up(
                 rule.name(),
                 rule.bus(),
                 if rule.is_enabled() { "" } else { " (disabled)" },
-                rule.queues().join(", ")
+                if rule.queues().is_empty() {
+                    "no queue of this template".to_owned()
+                } else {
+                    rule.queues().join(", ")
+                }
             )?;
         }
         for target in bus.topology().targets() {
