@@ -194,6 +194,14 @@ impl BusArgs {
                 file.display()
             );
         }
+        // An empty file is no store: opening it would make it one, with no queues or
+        // archive, and answer as if it were the bus's.
+        if file.metadata().is_ok_and(|m| m.len() == 0) {
+            bail!(
+                "{} is empty, not a store that `eventfork local up` made: give the --data folder of a bus that ran",
+                file.display()
+            );
+        }
         self.open()
     }
 

@@ -707,6 +707,32 @@ fn data_that_names_a_file_is_refused_as_a_file() {
     }
 }
 
+/// An empty store file is refused by the commands that read a store, and stays empty: it
+/// was turned into a store with no queues, whose status looked like an idle bus's (found
+/// by an audit).
+#[test]
+fn an_empty_store_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("template.yaml"), TEMPLATE).unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let store = dir.path().join("data").join("eventfork.sqlite3");
+    std::fs::write(&store, "").unwrap();
+    for args in [
+        &["local", "status", "--data", "data"][..],
+        &["local", "dlq", "list", "mailing-list", "--data", "data"],
+    ] {
+        let run = crate::support::eventfork_in(dir.path(), args, "", &[]);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("is empty, not a store that `eventfork local up` made"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(std::fs::metadata(&store).unwrap().len(), 0);
+}
+
 /// A `local up` that fails on its template leaves no store folder and no lock file behind
 /// (found by an audit: it created `.eventfork/local-up.lock` before reading the template).
 #[test]
