@@ -448,6 +448,10 @@ async fn on_ctrl_c(interrupt: Arc<Mutex<Phase>>, file: String, terminal: bool) {
     while tokio::signal::ctrl_c().await.is_ok() {
         let mut phase = lock(&interrupt);
         match *phase {
+            Phase::Reading { done: 0 } => {
+                stderr!("{erase}eventfork: interrupted before any line of {file} was published");
+                std::process::exit(130);
+            }
             Phase::Reading { done } => {
                 stderr!(
                     "{erase}eventfork: interrupted: stopped after line {done} of {file}; later lines were not published"

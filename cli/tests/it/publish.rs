@@ -751,3 +751,40 @@ fn lines_that_trickle_in_are_sent_without_waiting_for_more() {
     let line = line.expect("the first line's result comes while the input is still open");
     assert!(line.starts_with("valid 1: UserSignedUp ("), "{line}");
 }
+
+/// Ctrl-C before any line came says so, instead of "stopped after line 0".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_before_any_line_says_so() {
+    let server = slow_eventbridge(Duration::ZERO).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(["publish", "--bus", "slow", "-"])
+        .envs(aws_env(&server.uri()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while calls(&server, "AWSEvents.DescribeEventBus").await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bus was not checked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    interrupt(&child);
+    let output = tokio::task::spawn_blocking(|| child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    drop(stdin);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("eventfork: interrupted before any line of - was published"),
+        "{err}"
+    );
+    assert_eq!(calls(&server, "AWSEvents.PutEvents").await, 0);
+}
