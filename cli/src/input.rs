@@ -187,10 +187,28 @@ pub(crate) fn line_json_error(line: &str, error: &serde_json::Error) -> String {
     }
     let text = error.to_string();
     let place = format!(" at line {} column {}", error.line(), error.column());
-    match text.strip_suffix(&place) {
-        Some(message) if error.line() == 1 => format!("{message} at column {}", error.column()),
-        _ => text,
-    }
+    let Some(message) = text.strip_suffix(&place).filter(|_| error.line() == 1) else {
+        return text;
+    };
+    // serde_json's words for half a surrogate pair (`"\ud800"`) do not say what is wrong.
+    let surrogate = message.starts_with("lone leading surrogate")
+        || (message.starts_with("unexpected end of hex escape") && has_surrogate_escape(line));
+    let message = if surrogate {
+        "a lone surrogate escape (\\uD800 to \\uDFFF not in a high-low pair is no character)"
+    } else {
+        message
+    };
+    format!("{message} at column {}", error.column())
+}
+
+/// Whether `line` holds a `\u` escape of a UTF-16 surrogate (`\uD800` to `\uDFFF`).
+fn has_surrogate_escape(line: &str) -> bool {
+    line.as_bytes().windows(4).any(|w| {
+        w[0] == b'\\'
+            && w[1] == b'u'
+            && matches!(w[2], b'd' | b'D')
+            && matches!(w[3], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+    })
 }
 
 /// `text` fit for one output line: control characters (newlines, carriage returns, C1
@@ -215,6 +233,27 @@ pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Half a surrogate pair is named as such (found by an audit: "unexpected end of hex
+    /// escape" for a `\ud800` before the closing quote).
+    #[test]
+    fn a_lone_surrogate_is_named() {
+        for line in [
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"\uDC00"}"#,
+            r#"{"a":"\ud800\u0041"}"#,
+        ] {
+            let error = serde_json::from_str::<serde_json::Value>(line).unwrap_err();
+            let message = line_json_error(line, &error);
+            assert!(
+                message.starts_with("a lone surrogate escape (\\uD800 to \\uDFFF"),
+                "{line}: {message}"
+            );
+        }
+        let line = r#"{"a":"\u00zz"}"#;
+        let error = serde_json::from_str::<serde_json::Value>(line).unwrap_err();
+        assert_eq!(line_json_error(line, &error), "invalid escape at column 12");
+    }
 
     #[test]
     fn one_line_escapes_every_line_break() {
