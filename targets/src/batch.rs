@@ -642,7 +642,7 @@ struct Inner<H> {
     options: BatchOptions,
     visibility: Option<Arc<dyn Visibility>>,
     /// Whether a record failed since the last look because the service refused the
-    /// handler's credentials ([`BatchDriver::take_credentials_refused`]).
+    /// handler's credentials or configuration ([`BatchDriver::take_credentials_refused`]).
     credentials_refused: AtomicBool,
 }
 
@@ -690,8 +690,10 @@ impl<H: Handler> BatchDriver<H> {
     }
 
     /// Whether a record failed because the service refused the handler's credentials
-    /// ([`HandlerError::Unauthorized`]) since the last call; the flag is cleared. A
-    /// process that reads its secrets from a store should read them again.
+    /// ([`HandlerError::Unauthorized`]) or said its target is misconfigured
+    /// ([`HandlerError::Misconfigured`]) since the last call; the flag is cleared. A
+    /// process that reads its configuration and secrets from a store should read them
+    /// again.
     pub fn take_credentials_refused(&self) -> bool {
         self.inner
             .credentials_refused
@@ -875,7 +877,7 @@ impl<H: Handler> BatchDriver<H> {
             })
             .collect();
         let refused = records.iter().any(|(_, result)| {
-            matches!(result, Err(RecordError::Handler(error)) if error.is_unauthorized())
+            matches!(result, Err(RecordError::Handler(error)) if error.wants_fresh_config())
         });
         if refused {
             self.inner

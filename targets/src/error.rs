@@ -8,8 +8,9 @@ use std::{error::Error, fmt::Write as _, time::Duration};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandlerError {
-    /// The service refused the request with a 4xx status other than 429: retrying the same
-    /// request cannot succeed.
+    /// The service refused the request with a 4xx status that blames neither the
+    /// credentials (401, 403), the target's configuration (404, 405, 410) nor the load
+    /// (408, 429): retrying the same request cannot succeed.
     #[error("{service} rejected the request with HTTP {status}: {message}")]
     Rejected {
         /// The service, e.g. `mailchimp`.
@@ -105,6 +106,16 @@ impl HandlerError {
     /// Whether the service refused the credentials: the secret should be read again.
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, HandlerError::Unauthorized { .. })
+    }
+
+    /// Whether the fix is in the configuration or the secrets (refused credentials, or a
+    /// misconfigured target: a Slack webhook URL is a secret), so that a process should
+    /// read them again before its next batch.
+    pub fn wants_fresh_config(&self) -> bool {
+        matches!(
+            self,
+            HandlerError::Unauthorized { .. } | HandlerError::Misconfigured { .. }
+        )
     }
 
     /// The least delay before the next attempt that the service asked for.

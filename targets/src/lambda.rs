@@ -5,7 +5,7 @@
 //! a function that reads its handler's config from it and builds the driver with
 //! [`driver`]. The AWS configuration is loaded once per cold start; the handler's config
 //! (with its secrets), the HTTP client and the idempotency store too, and again after a
-//! service refused the credentials.
+//! service refused the credentials or said the target is misconfigured.
 //!
 //! # Building for Lambda
 //!
@@ -299,7 +299,7 @@ where
         Slot::Running(old) => match build(env).await {
             Ok(fresh) => {
                 info!(
-                    "a service refused the credentials: the configuration and secrets were read again"
+                    "a service refused the credentials or the configuration: both were read again"
                 );
                 install(Slot::Running(fresh.clone()));
                 Ok(fresh)
@@ -307,7 +307,7 @@ where
             Err(error) => {
                 warn!(
                     error = %error,
-                    "a service refused the credentials, and reading the configuration again failed: the old one stays"
+                    "a service refused the credentials or the configuration, and reading them again failed: the old ones stay"
                 );
                 old.take_credentials_refused();
                 Ok(old)

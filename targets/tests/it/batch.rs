@@ -826,6 +826,16 @@ async fn refused_credentials_are_retried_and_flagged() {
     );
     assert!(driver.take_credentials_refused());
     assert!(!driver.take_credentials_refused());
+
+    // A misconfigured target (an archived Slack channel) is fixed in the configuration or
+    // the secrets too (a Slack webhook URL is one): they are read again as well.
+    driver
+        .process(
+            batch(&[("m3", &signed_up("misconfigured", "u3", true))]),
+            deadline(),
+        )
+        .await;
+    assert!(driver.take_credentials_refused());
 }
 
 /// Moves the records it is given to a dead-letter queue of its own, but for those named in
