@@ -542,6 +542,9 @@ fn log_to_stderr() {
         .with_writer(io::stderr)
         .with_ansi(io::stderr().is_terminal())
         .with_target(false)
+        // Its default reports a failed write with eprintln!, which panics on a closed
+        // stderr (`local up 2>&1 | head`) inside whatever task logged.
+        .log_internal_errors(false)
         .try_init();
 }
 
