@@ -885,8 +885,11 @@ pub(crate) const DEFAULT_RETRY_BACKOFF_SECONDS: (u32, u32) = (30, 900);
 /// `maxReceiveCount` times exceeds the queue's retention, so it would vanish with no dead
 /// letter and no dead-letter alarm. Each receive costs the batching window and the
 /// function's timeout at most, then the wait before the next: eventfork's handlers hold a
-/// failed record back for their backoff (its jittered half taken at its longest), any
-/// other function's record comes back after the visibility timeout.
+/// failed record back for their backoff (its jittered half taken at its longest), and at
+/// least until the visibility timeout (a record that failed without a delay); any other
+/// function's record comes back after the visibility timeout. (A service's `Retry-After`
+/// of up to an hour can lengthen a delay further; it is left out, as an outage that long
+/// at every receive is not the common case the backoff is tuned for.)
 fn retries_outlive_retention(
     queue_id: &str,
     retention: u32,
@@ -906,13 +909,18 @@ fn retries_outlive_retention(
         let base = u64::from(base.unwrap_or(DEFAULT_RETRY_BACKOFF_SECONDS.0));
         let max = u64::from(max.unwrap_or(DEFAULT_RETRY_BACKOFF_SECONDS.1)).max(base);
         let per_receive = u64::from(window) + u64::from(function.timeout_seconds());
-        let delays: u64 = (0..receives)
-            .map(|n| base.saturating_mul(1 << n.min(40)).min(max))
+        // A record that fails without a delay (a panic, a misrouted event) comes back
+        // after the visibility timeout, counted from its receive.
+        let total: u64 = (0..receives)
+            .map(|n| {
+                let delay = base.saturating_mul(1 << n.min(40)).min(max);
+                (per_receive + delay).max(u64::from(visibility))
+            })
             .sum();
         (
-            receives * per_receive + delays,
+            total,
             format!(
-                "its backoff of {base} s doubling to {max} s after each, plus up to {per_receive} s of batching window and timeout per receive"
+                "its backoff of {base} s doubling to {max} s after each, plus up to {per_receive} s of batching window and timeout per receive, and at least the visibility timeout ({visibility} s)"
             ),
             format!(
                 "maxReceiveCount or {}'s RETRY_BACKOFF_MAX_SECONDS",
@@ -2071,9 +2079,10 @@ Resources:
     /// timeout (found by an audit: a backoff of up to 11 h 40 min is accepted).
     #[test]
     fn retries_that_outlive_the_queue_retention_are_an_error() {
-        let lint = |function: &str, environment: &str, retention: u32| {
-            let template = Template::parse(&format!(
-                "
+        let lint_with =
+            |function: &str, environment: &str, retention: u32, timeout: u32, visibility: u32| {
+                let template = Template::parse(&format!(
+                    "
 Resources:
   R:
     Type: AWS::Events::Rule
@@ -2086,7 +2095,7 @@ Resources:
   Q:
     Type: AWS::SQS::Queue
     Properties:
-      VisibilityTimeout: 60
+      VisibilityTimeout: {visibility}
       MessageRetentionPeriod: {retention}
       RedrivePolicy: {{ deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: 30 }}
   P:
@@ -2095,7 +2104,7 @@ Resources:
   {function}:
     Type: AWS::Serverless::Function
     Properties:
-      Timeout: 10
+      Timeout: {timeout}
       Environment: {{ Variables: {{ {environment} }} }}
       Events:
         E:
@@ -2105,25 +2114,37 @@ Resources:
             MaximumBatchingWindowInSeconds: 1
             FunctionResponseTypes: [ReportBatchItemFailures]
 "
-            ))
-            .unwrap();
-            lint_template(&template)
-                .iter()
-                .map(|f| format!("{f}\n"))
-                .collect::<String>()
+                ))
+                .unwrap();
+                lint_template(&template)
+                    .iter()
+                    .map(|f| format!("{f}\n"))
+                    .collect::<String>()
+            };
+        let lint = |function: &str, environment: &str, retention: u32| {
+            lint_with(function, environment, retention, 10, 60)
         };
-        // The default backoff: 30 receives take at most 30 x 11 s + 30 + 60 + ... + 480
-        // + 25 x 900 s = 23,760 s.
-        assert_eq!(lint("slack", "TENANT: a", 23_761), "");
+        // The default backoff: 30 receives take at most the visibility timeout (60 s, more
+        // than 11 s + 30 s), then 29 x 11 s + 60 + 120 + ... + 480 + 25 x 900 s: 23,779 s.
+        assert_eq!(lint("slack", "TENANT: a", 23_780), "");
         insta::assert_snapshot!(
-            lint("slack", "TENANT: a", 23_760),
-            @"error[retries-outlive-retention] R: Resources.Q: Q keeps messages 23760 s, but a record that fails every receive can take 23760 s (6 h 36 min) to be received 30 times and reach D, with its backoff of 30 s doubling to 900 s after each, plus up to 11 s of batching window and timeout per receive: it would expire on the way, with no dead letter and no alarm; raise MessageRetentionPeriod, or lower maxReceiveCount or slack's RETRY_BACKOFF_MAX_SECONDS"
+            lint("slack", "TENANT: a", 23_779),
+            @"error[retries-outlive-retention] R: Resources.Q: Q keeps messages 23779 s, but a record that fails every receive can take 23779 s (6 h 37 min) to be received 30 times and reach D, with its backoff of 30 s doubling to 900 s after each, plus up to 11 s of batching window and timeout per receive, and at least the visibility timeout (60 s): it would expire on the way, with no dead letter and no alarm; raise MessageRetentionPeriod, or lower maxReceiveCount or slack's RETRY_BACKOFF_MAX_SECONDS"
         );
         // The longest backoff the handlers take outlives SQS's default four days.
         let longest = lint("Worker", "RETRY_BACKOFF_MAX_SECONDS: 42000", 345_600);
         assert!(
-            longest.contains("can take 859740 s (238 h 49 min)"),
+            longest.contains("can take 859759 s (238 h 50 min)"),
             "{longest}"
+        );
+        // A long timeout makes a long visibility timeout, which a record that fails
+        // without a delay waits out at every receive (found by a review): 30 x 5,400 s.
+        let long = |retention: u32| lint_with("slack", "TENANT: a", retention, 900, 5_400);
+        assert_eq!(long(162_001), "");
+        let error = long(162_000);
+        assert!(
+            error.contains("can take 162000 s (45 h) to be received 30 times"),
+            "{error}"
         );
         // Any other function: 30 visibility timeouts of 60 s.
         assert_eq!(lint("Worker", "TENANT: a", 1801), "");
