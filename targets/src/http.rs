@@ -158,11 +158,14 @@ impl HttpClient {
         let mut previous: Option<String> = None;
         // The service's last `Retry-After`, kept for the record's redelivery.
         let mut asked_to_wait: Option<Duration> = None;
+        // How long this record's last attempt took: the least a next one is given.
+        let mut last_attempt = Duration::ZERO;
         loop {
             // Another record was asked to leave the service alone for a while: this one
-            // waits too, or gives up at once when it cannot wait that long.
+            // waits too, or gives up at once when it cannot wait that long and still send
+            // a request with time to finish (one cut off may have reached the service).
             if let Some(wait) = self.held_for(service) {
-                if !deadline.allows(wait + MIN_ATTEMPT_TIME) {
+                if !deadline.allows(wait + last_attempt.max(MIN_ATTEMPT_TIME)) {
                     let held = format!(
                         "held back: {service} asked for no request in the next {} s (Retry-After)",
                         wait.as_secs_f64().ceil()
@@ -290,7 +293,8 @@ impl HttpClient {
             // The next attempt must have time to finish: one cut off by the deadline may
             // have reached the service, and its record's redelivery would repeat the side
             // effect. It is given as long as this one took, and at least a short request.
-            let attempt = started.elapsed().max(MIN_ATTEMPT_TIME);
+            last_attempt = started.elapsed();
+            let attempt = last_attempt.max(MIN_ATTEMPT_TIME);
             if !deadline.allows(wait + attempt) {
                 return Err(HandlerError::Unavailable {
                     service,
