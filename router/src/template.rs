@@ -535,16 +535,17 @@ impl FunctionResource {
         self.reserved_concurrency
     }
 
-    /// `Environment.Variables.RECORD_CONCURRENCY`, if set.
+    /// `Environment.Variables.RECORD_CONCURRENCY` (or the `Globals` one), if set.
     pub fn record_concurrency(&self) -> Option<u32> {
         self.record_concurrency
     }
-    /// `Environment.Variables.RETRY_BACKOFF_BASE_SECONDS` and `…_MAX_SECONDS`, each if set.
+    /// `Environment.Variables.RETRY_BACKOFF_BASE_SECONDS` and `…_MAX_SECONDS` (or the
+    /// `Globals` ones), each if set.
     pub fn retry_backoff_seconds(&self) -> (Option<u32>, Option<u32>) {
         self.retry_backoff_seconds
     }
-    /// `Environment.Variables.DEAD_LETTER_QUEUE_URL`, if set and not empty: where the
-    /// handler moves records that cannot succeed.
+    /// `Environment.Variables.DEAD_LETTER_QUEUE_URL` (or the `Globals` one), if set and
+    /// not empty: where the handler moves records that cannot succeed.
     pub fn dead_letter_queue_url(&self) -> Option<&DeadLetterQueueUrl> {
         self.dead_letter_queue.as_ref()
     }
