@@ -252,7 +252,12 @@ pub(crate) async fn demo(args: Args) -> Result<Outcome> {
         data.display()
     );
     for rule in bus.topology().rules() {
-        say!("  rule {} → {}", rule.name(), rule.queues().join(", "));
+        let queues = if rule.queues().is_empty() {
+            "no queue of this template".to_owned()
+        } else {
+            rule.queues().join(", ")
+        };
+        say!("  rule {} → {queues}", rule.name());
     }
     say!("  third-party APIs: the recording sink at {}", sink.url());
 

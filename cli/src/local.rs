@@ -293,7 +293,8 @@ fn recorders(bus: &LocalBus, data: &Path) -> Result<Consumers> {
 async fn consumers(bus: &LocalBus, data: &Path, sink: &Sink) -> Result<Consumers> {
     let env = targets::Env::from_process();
     let (consumers, endpoints) = handlers::consumers(Some(&env), sink.url(), bus).await?;
-    let mut out = crate::output::stdout();
+    // As the banner after it: a reader that goes away does not stop the bus.
+    let mut out = crate::output::Closable::new(crate::output::stdout());
     writeln!(out, "analytics posts to {}", endpoints.analytics)?;
     writeln!(out, "mailing-list posts to {}", endpoints.mailing_list)?;
     writeln!(out, "slack posts to {}", endpoints.slack)?;
