@@ -84,7 +84,11 @@ pub(crate) fn read_line_within(
 ) -> io::Result<usize> {
     let mut n_total = 0;
     loop {
-        let buffer = reader.fill_buf()?;
+        // As `read_until`: a read cut short by a signal is tried again.
+        let buffer = match reader.fill_buf() {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            other => other?,
+        };
         if buffer.is_empty() {
             return Ok(n_total);
         }
