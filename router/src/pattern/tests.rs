@@ -864,6 +864,50 @@ fn reference_doc_examples_hold() {
     assert!(n_checked >= 30, "only {n_checked} examples found");
 }
 
+/// IP literals as event-ruler reads them, in the compiled matcher and the reference alike:
+/// an IPv6 form with a dotted tail is no IP, an IPv4-mapped address in hex is its IPv4
+/// address, in events and in exact pattern values (found by an audit).
+#[test]
+fn ip_literals_are_read_as_event_ruler_reads_them() {
+    for (pattern, event, expected) in [
+        (
+            r#"{"a":[{"cidr":"10.0.0.0/8"}]}"#,
+            r#"{"a":"::ffff:a00:1"}"#,
+            true,
+        ),
+        (
+            r#"{"a":[{"cidr":"10.0.0.0/8"}]}"#,
+            r#"{"a":"::ffff:10.0.0.1"}"#,
+            false,
+        ),
+        (
+            r#"{"a":[{"cidr":"::/0"}]}"#,
+            r#"{"a":"::ffff:10.0.0.1"}"#,
+            false,
+        ),
+        (r#"{"a":[{"cidr":"::/0"}]}"#, r#"{"a":"::10.0.0.1"}"#, false),
+        (r#"{"a":[{"cidr":"::/0"}]}"#, r#"{"a":"::a00:1"}"#, true),
+        (r#"{"a":["10.0.0.1"]}"#, r#"{"a":"::ffff:a00:1"}"#, true),
+        (r#"{"a":["::ffff:a00:1"]}"#, r#"{"a":"10.0.0.1"}"#, true),
+        (r#"{"a":["::10.0.0.1"]}"#, r#"{"a":"::a00:1"}"#, false),
+    ] {
+        let pattern = Pattern::parse(pattern).unwrap();
+        let mut builder = Matcher::builder();
+        builder.add(RuleId::from("r"), pattern.clone());
+        let matcher = builder.build().unwrap();
+        assert_eq!(
+            !hit_names(&matcher, event).is_empty(),
+            expected,
+            "matcher: {pattern} {event}"
+        );
+        assert_eq!(
+            reference::matches(&pattern, event.as_bytes(), 128),
+            Ok(expected),
+            "reference: {pattern} {event}"
+        );
+    }
+}
+
 /// When each value is shared by many rules but pairs of values are not, the pair becomes the
 /// anchor, and matching stays exact.
 #[test]
