@@ -6,11 +6,11 @@ use std::io::{self, Write};
 /// parents, if missing. A file in its place is named as such: `create_dir_all` says only
 /// "File exists", as if the folder were there.
 pub(crate) fn create_folder(dir: &std::path::Path, what: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
     if dir.exists() && !dir.is_dir() {
-        anyhow::bail!("{what} {} is a file, not a folder", dir.display());
+        anyhow::bail!("cannot use {} as {what}: it is a file", dir.display());
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|error| anyhow::anyhow!("cannot create {what} {}: {error}", dir.display()))
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {what} {}", dir.display()))
 }
 
 /// Stdout, whose write errors say they are stdout's: "No space left on device" alone does

@@ -56,7 +56,7 @@ fn export(format: Format, out: Option<PathBuf>) -> Result<Outcome> {
     let schemas = registry::export_all(format);
     match out {
         Some(dir) => {
-            crate::output::create_folder(&dir, "the folder")?;
+            crate::output::create_folder(&dir, "the output folder")?;
             for (detail_type, schema) in &schemas {
                 let path = dir.join(format!("{detail_type}.json"));
                 fs::write(&path, registry::to_pretty_string(schema))

@@ -351,7 +351,7 @@ fn a_file_in_place_of_the_output_folder_is_named() {
     assert_eq!(
         stderr,
         format!(
-            "eventfork: the folder {} is a file, not a folder\n",
+            "eventfork: cannot use {} as the output folder: it is a file\n",
             file.display()
         )
     );
