@@ -142,7 +142,7 @@ pub fn parse_time(text: &str) -> Result<SystemTime, ReplayError> {
                     reason.to_owned()
                 }
                 Err(error) => error.to_string(),
-                Ok(_) => "out of range".to_owned(),
+                Ok(_) => "not a time AWS takes".to_owned(),
             },
         })
 }
