@@ -86,8 +86,9 @@ impl Violation {
         &self.reason
     }
 
-    /// Whether the event's only fault is a detail-type this version of the catalogue does
-    /// not have. Rules route by detail-type, so a consumer that meets one is most likely
+    /// Whether the first fault found is a detail-type this version of the catalogue does
+    /// not have (the envelope's shape was checked before it; the source and the detail,
+    /// which depend on the type, were not). Rules route by detail-type, so a consumer that meets one is most likely
     /// older than the catalogue that routed the event to it: the event may decode once the
     /// consumer is upgraded, where any other violation is the event's own.
     pub fn is_unknown_type(&self) -> bool {
