@@ -38,6 +38,7 @@ pub(crate) fn render(write: Option<&Path>) -> Result<Outcome> {
         }
         Some(path) => {
             let template = read(path)?;
+            markers_once(path, &template)?;
             let mut spliced = template.clone();
             for section in Section::ALL {
                 let generated = section.render(&rules, &settings);
@@ -65,6 +66,7 @@ pub(crate) fn render(write: Option<&Path>) -> Result<Outcome> {
 /// Compares the generated parts of `path` with a fresh render; prints a diff on drift.
 pub(crate) fn check(path: &Path) -> Result<Outcome> {
     let template = read(path)?;
+    markers_once(path, &template)?;
     let rules = catalog::rules();
     let settings = StackSettings::default();
     let mut drifted = false;
@@ -151,6 +153,23 @@ pub(crate) fn lint(template: Option<&Path>) -> Result<Outcome> {
     } else {
         Outcome::No
     })
+}
+
+/// Refuses a template that holds a generated section twice (a merge that kept both
+/// sides, say): only the first would be checked or rewritten, and CloudFormation would
+/// meet every generated resource twice.
+fn markers_once(path: &Path, template: &str) -> Result<()> {
+    for section in Section::ALL {
+        let n = section.occurrences(template);
+        if n > 1 {
+            bail!(
+                "{}: the GENERATED markers of the {} appear {n} times; keep one section",
+                path.display(),
+                section.name()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<String> {

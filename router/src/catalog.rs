@@ -570,6 +570,12 @@ impl Section {
         out
     }
 
+    /// How many times the section's begin marker stands in `template`: more than once is
+    /// a template that [`Section::find`] and [`Section::splice`] would read only in part.
+    pub fn occurrences(self, template: &str) -> usize {
+        template.matches(self.begin).count()
+    }
+
     /// The section as it stands in `template`, if its markers are there.
     ///
     /// The template's lines may end in CRLF (a Windows checkout), and its last line, the
@@ -1127,6 +1133,11 @@ mod tests {
         assert_eq!(OUTPUTS.find(&spliced), Some("new outputs\n"));
         assert_eq!(RESOURCES.splice("no markers", "x"), None);
         assert_eq!(OUTPUTS.find(&RESOURCES.with_markers("x\n")), None);
+        let twice = format!("{spliced}{}", RESOURCES.with_markers("again\n"));
+        assert_eq!(
+            (RESOURCES.occurrences(&twice), OUTPUTS.occurrences(&twice)),
+            (2, 1)
+        );
     }
 
     #[test]
