@@ -1,11 +1,15 @@
 //! Routing for eventfork: the EventBridge event-pattern engine ([`pattern`]), and behind
-//! features the Publisher (`aws`, on by default) and the local bus (`local`).
+//! features the Publisher (`aws`, on by default), the rule catalogue with its lint and the
+//! template reader (`rules`), and the local bus (`local`, which takes `rules`).
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "rules")]
 pub mod catalog;
+#[cfg(feature = "rules")]
 pub mod lint;
 pub mod pattern;
+#[cfg(feature = "rules")]
 pub mod template;
 
 pub use pattern::{

@@ -2,7 +2,7 @@
 
 #[cfg(feature = "aws")]
 mod answers;
-#[cfg(feature = "aws")]
+#[cfg(all(feature = "aws", feature = "rules"))]
 mod deploy;
 #[cfg(feature = "local")]
 mod local;
