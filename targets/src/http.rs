@@ -83,9 +83,19 @@ pub struct ClientError(#[source] reqwest::Error);
 pub struct HttpClient {
     client: Client,
     retry: RetryPolicy,
-    /// Per service, the time before which no request is sent: the latest `Retry-After`
-    /// any clone of this client was given. Shared by the clones.
-    held: Arc<Mutex<HashMap<&'static str, tokio::time::Instant>>>,
+    /// Per service, the time before which no request is sent (the latest `Retry-After`
+    /// any clone of this client was given), and how long the request that was given it
+    /// took. Shared by the clones.
+    held: Arc<Mutex<HashMap<&'static str, Hold>>>,
+}
+
+/// A `Retry-After` that holds back every request to one service.
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    until: tokio::time::Instant,
+    /// How long the request answered with it took: what a request after the hold is
+    /// given at the least.
+    took: Duration,
 }
 
 impl HttpClient {
@@ -122,26 +132,31 @@ impl HttpClient {
         })
     }
 
-    /// How long requests to `service` are still held back by a `Retry-After`, if they are.
-    fn held_for(&self, service: &'static str) -> Option<Duration> {
+    /// How long requests to `service` are still held back by a `Retry-After`, if they
+    /// are, and how long the request answered with it took.
+    fn held_for(&self, service: &'static str) -> Option<(Duration, Duration)> {
         let held = self
             .held
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let until = *held.get(service)?;
-        let left = until.saturating_duration_since(tokio::time::Instant::now());
-        (!left.is_zero()).then_some(left)
+        let hold = *held.get(service)?;
+        let left = hold
+            .until
+            .saturating_duration_since(tokio::time::Instant::now());
+        (!left.is_zero()).then_some((left, hold.took))
     }
 
-    /// Holds back every request to `service` for `wait`, or longer if it already is.
-    fn hold(&self, service: &'static str, wait: Duration) {
+    /// Holds back every request to `service` for `wait`, or longer if it already is;
+    /// `took` is how long the request answered with it took.
+    fn hold(&self, service: &'static str, wait: Duration, took: Duration) {
         let until = tokio::time::Instant::now() + wait;
         let mut held = self
             .held
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let entry = held.entry(service).or_insert(until);
-        *entry = (*entry).max(until);
+        let hold = held.entry(service).or_insert(Hold { until, took });
+        hold.until = hold.until.max(until);
+        hold.took = hold.took.max(took);
     }
 
     /// Sends the request `build` makes until it succeeds, fails permanently, or the
@@ -164,8 +179,11 @@ impl HttpClient {
             // Another record was asked to leave the service alone for a while: this one
             // waits too, or gives up at once when it cannot wait that long and still send
             // a request with time to finish (one cut off may have reached the service).
-            if let Some(wait) = self.held_for(service) {
-                if !deadline.allows(wait + last_attempt.max(MIN_ATTEMPT_TIME)) {
+            if let Some((wait, took)) = self.held_for(service) {
+                // As long as this record's last attempt took, or the one that was told to
+                // wait, whichever was longer.
+                let attempt = last_attempt.max(took).max(MIN_ATTEMPT_TIME);
+                if !deadline.allows(wait + attempt) {
                     let held = format!(
                         "held back: {service} asked for no request in the next {} s (Retry-After)",
                         wait.as_secs_f64().ceil()
@@ -279,7 +297,7 @@ impl HttpClient {
             };
             if let Some(wait) = retry_after {
                 asked_to_wait = retry_after;
-                self.hold(service, wait);
+                self.hold(service, wait, started.elapsed());
             }
             if n_attempts >= self.retry.max_attempts {
                 return Err(HandlerError::Unavailable {

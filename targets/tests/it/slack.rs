@@ -242,6 +242,31 @@ async fn a_retry_after_holds_back_the_other_records() {
     );
 }
 
+/// A record that meets a hold waits it out only when a request as slow as the one that was
+/// told to wait still fits before its deadline: one cut off after Slack acted would post
+/// twice on redelivery (found by a review).
+#[tokio::test]
+async fn a_hold_is_waited_out_only_with_time_for_a_slow_request() {
+    let (server, slack) = webhook().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_delay(Duration::from_millis(1500)),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let short = || targets::Deadline::after(Duration::from_millis(2200));
+    let first = UserEvent::decode(&signed_up("e-first", "u1", true)).unwrap();
+    slack.handle(&first, short()).await.unwrap_err();
+    // About 1 s of hold left, and a request took 1.5 s: 2.5 s do not fit in 2.2 s.
+    let second = UserEvent::decode(&signed_up("e-second", "u2", true)).unwrap();
+    let error = slack.handle(&second, short()).await.unwrap_err();
+    assert!(error.to_string().contains("held back"), "{error}");
+}
+
 /// Slack's errors are read by their code, not their status: a workspace's restriction
 /// (403 `action_prohibited`) is no credential problem but the deployment's, as a lost
 /// channel or a payload Slack cannot take is; neither is the record's fault, so none of
