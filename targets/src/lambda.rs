@@ -299,7 +299,7 @@ where
         Slot::Running(old) => match build(env).await {
             Ok(fresh) => {
                 info!(
-                    "a service refused the credentials or the configuration: both were read again"
+                    "a service refused the credentials or the configuration: the configuration and secrets were read again"
                 );
                 install(Slot::Running(fresh.clone()));
                 Ok(fresh)
