@@ -41,7 +41,9 @@ pub enum HandlerError {
     /// such a fault (Slack's `channel_is_archived`, say). Every record would fail the same
     /// way until the deployment is fixed, and then succeed: it is retried with backoff, as
     /// [`HandlerError::Unauthorized`] is, so that a fix comes before its events are dead
-    /// letters.
+    /// letters. When the fix is likely a new secret (a Slack channel's new webhook), the
+    /// Lambda reads its secrets again before its next batch
+    /// ([`HandlerError::wants_fresh_config`]).
     #[error(
         "{service} refused the request with HTTP {status}: {message} (check the target's configuration; the record is retried)"
     )]
@@ -108,13 +110,21 @@ impl HandlerError {
         matches!(self, HandlerError::Unauthorized { .. })
     }
 
-    /// Whether the fix is in the configuration or the secrets (refused credentials, or a
-    /// misconfigured target: a Slack webhook URL is a secret), so that a process should
-    /// read them again before its next batch.
+    /// Whether the fix is likely a new secret, so that a process should read its
+    /// configuration and secrets again before its next batch: refused credentials, or a
+    /// Slack channel that is lost, archived or closed to the webhook (403, 404, 410),
+    /// whose fix is a new webhook URL, which is a secret. Other misconfigurations (a
+    /// Mailchimp list id, an endpoint, a redirect, a payload Slack cannot take) are fixed
+    /// in the function's environment or code, which a new instance reads anyway.
     pub fn wants_fresh_config(&self) -> bool {
         matches!(
             self,
-            HandlerError::Unauthorized { .. } | HandlerError::Misconfigured { .. }
+            HandlerError::Unauthorized { .. }
+                | HandlerError::Misconfigured {
+                    service: "slack",
+                    status: 403 | 404 | 410,
+                    ..
+                }
         )
     }
 

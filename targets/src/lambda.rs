@@ -203,7 +203,9 @@ const REBUILD_EVERY: Duration = Duration::from_secs(1);
 /// reported to the Runtime API's `/init/error`, ending the process.
 ///
 /// After a batch in which a service refused the handler's credentials (HTTP 401 or 403),
-/// the next batch first builds the driver again, so that a rotated or fixed secret in
+/// or Slack said its channel is lost, archived or closed to the webhook (whose fix is a
+/// new webhook URL: [`HandlerError::wants_fresh_config`]), the next batch first builds the
+/// driver again, so that a rotated or fixed secret in
 /// Secrets Manager takes effect without a cold start; if that fails, the old driver goes
 /// on.
 pub async fn serve<H, B, F>(env: Env, build: B) -> ExitCode
@@ -256,7 +258,7 @@ where
 }
 
 /// The driver for the next batch: the current one, or a new one when a service refused
-/// the current one's credentials or there is none yet. Without one, the error and what
+/// the current one's credentials or configuration (see [`serve`]) or there is none yet. Without one, the error and what
 /// holds the batch back.
 async fn current_driver<H, B, F>(
     (current, rebuilt_at): &(Mutex<Slot<H>>, Mutex<Option<Instant>>),

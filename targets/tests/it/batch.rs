@@ -60,9 +60,14 @@ impl Handler for Recorder {
                 message: "Invalid Resource".into(),
             }),
             "misconfigured" => Err(HandlerError::Misconfigured {
-                service: "test",
+                service: "slack",
                 status: 410,
                 message: "channel_is_archived".into(),
+            }),
+            "no-such-list" => Err(HandlerError::Misconfigured {
+                service: "mailchimp",
+                status: 404,
+                message: "Resource Not Found".into(),
             }),
             "refused" => Err(HandlerError::Unauthorized {
                 service: "test",
@@ -827,8 +832,9 @@ async fn refused_credentials_are_retried_and_flagged() {
     assert!(driver.take_credentials_refused());
     assert!(!driver.take_credentials_refused());
 
-    // A misconfigured target (an archived Slack channel) is fixed in the configuration or
-    // the secrets too (a Slack webhook URL is one): they are read again as well.
+    // An archived Slack channel is fixed with a new webhook URL, a secret: the secrets are
+    // read again as well. A Mailchimp list that does not exist is fixed in the function's
+    // environment, which a new instance reads: no reason to read the secrets again.
     driver
         .process(
             batch(&[("m3", &signed_up("misconfigured", "u3", true))]),
@@ -836,6 +842,13 @@ async fn refused_credentials_are_retried_and_flagged() {
         )
         .await;
     assert!(driver.take_credentials_refused());
+    driver
+        .process(
+            batch(&[("m4", &signed_up("no-such-list", "u4", true))]),
+            deadline(),
+        )
+        .await;
+    assert!(!driver.take_credentials_refused());
 }
 
 /// Moves the records it is given to a dead-letter queue of its own, but for those named in
