@@ -570,10 +570,14 @@ impl Section {
         out
     }
 
-    /// How many times the section's begin marker stands in `template`: more than once is
-    /// a template that [`Section::find`] and [`Section::splice`] would read only in part.
+    /// How many lines of `template` are the section's begin marker: more than one is a
+    /// template that [`Section::find`] and [`Section::splice`] would read only in part.
+    /// The marker quoted in a comment or a string is not counted.
     pub fn occurrences(self, template: &str) -> usize {
-        template.matches(self.begin).count()
+        template
+            .lines()
+            .filter(|line| line.strip_suffix('\r').unwrap_or(line) == self.begin)
+            .count()
     }
 
     /// The section as it stands in `template`, if its markers are there.
@@ -1138,6 +1142,10 @@ mod tests {
             (RESOURCES.occurrences(&twice), OUTPUTS.occurrences(&twice)),
             (2, 1)
         );
+        // Quoted in a comment, the marker is no section.
+        let quoted = format!("{spliced}  # the section starts at:{}\n", RESOURCES.begin);
+        assert_eq!(RESOURCES.occurrences(&quoted), 1);
+        assert_eq!(RESOURCES.occurrences(&spliced.replace('\n', "\r\n")), 1);
     }
 
     #[test]
