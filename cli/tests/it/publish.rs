@@ -475,11 +475,7 @@ async fn publish_interrupted(
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while calls(server, "AWSEvents.PutEvents").await == 0 {
-        assert!(std::time::Instant::now() < deadline, "no PutEvents came");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_call(server, "AWSEvents.PutEvents").await;
     interrupt(&child);
     tokio::task::spawn_blocking(|| child.wait_with_output())
         .await
@@ -493,6 +489,27 @@ fn interrupt(child: &std::process::Child) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// `eventfork publish --bus slow -` against `server`, with stdin, stdout and stderr piped.
+fn publish_from_stdin(server: &wiremock::MockServer) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_eventfork"))
+        .args(["publish", "--bus", "slow", "-"])
+        .envs(aws_env(&server.uri()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits, for up to 30 s, until `server` has had a call to `target`.
+async fn wait_for_call(server: &wiremock::MockServer, target: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while calls(server, target).await == 0 {
+        assert!(std::time::Instant::now() < deadline, "no {target} came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Ctrl-C while events are being sent: those requests finish and their results are
@@ -549,14 +566,7 @@ async fn ctrl_c_during_the_last_chunk_stops_as_anywhere_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_while_reading_stops_at_once() {
     let server = slow_eventbridge(Duration::ZERO).await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
-        .args(["publish", "--bus", "slow", "-"])
-        .envs(aws_env(&server.uri()))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = publish_from_stdin(&server);
     // Three events, then stdin stays open: publish sends them once no more come, and
     // waits for more.
     let mut stdin = child.stdin.take().unwrap();
@@ -564,22 +574,9 @@ async fn ctrl_c_while_reading_stops_at_once() {
         writeln!(stdin, "{}", login_line(i, "curl/8")).unwrap();
     }
     stdin.flush().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while calls(&server, "AWSEvents.DescribeEventBus").await == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the bus was not checked"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_call(&server, "AWSEvents.DescribeEventBus").await;
     // Sent, then their results printed: publish is reading again.
-    while calls(&server, "AWSEvents.PutEvents").await == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the lines were not sent"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_call(&server, "AWSEvents.PutEvents").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     interrupt(&child);
     let output = tokio::task::spawn_blocking(|| child.wait_with_output())
@@ -756,23 +753,9 @@ fn lines_that_trickle_in_are_sent_without_waiting_for_more() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_before_any_line_says_so() {
     let server = slow_eventbridge(Duration::ZERO).await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfork"))
-        .args(["publish", "--bus", "slow", "-"])
-        .envs(aws_env(&server.uri()))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = publish_from_stdin(&server);
     let stdin = child.stdin.take().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while calls(&server, "AWSEvents.DescribeEventBus").await == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the bus was not checked"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_call(&server, "AWSEvents.DescribeEventBus").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     interrupt(&child);
     let output = tokio::task::spawn_blocking(|| child.wait_with_output())
