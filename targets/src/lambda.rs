@@ -204,7 +204,7 @@ const REBUILD_EVERY: Duration = Duration::from_secs(1);
 ///
 /// After a batch in which a service refused the handler's credentials (HTTP 401 or 403),
 /// or Slack said its channel is lost, archived or closed to the webhook (whose fix is a
-/// new webhook URL: [`HandlerError::wants_fresh_config`]), the next batch first builds the
+/// new webhook URL: [`crate::HandlerError::wants_fresh_config`]), the next batch first builds the
 /// driver again, so that a rotated or fixed secret in
 /// Secrets Manager takes effect without a cold start; if that fails, the old driver goes
 /// on.
