@@ -82,7 +82,15 @@ pub(crate) fn read_line_within(
     line: &mut Vec<u8>,
     max: usize,
 ) -> io::Result<usize> {
-    let mut n_total = 0;
+    // The usual line, found by `read_until`'s fast search for its end (a byte-at-a-time
+    // search cost `rules match` a tenth of its speed at few rules).
+    let room = max.saturating_sub(line.len());
+    let n_read = reader.take(room as u64).read_until(b'\n', line)?;
+    if n_read < room || line.ends_with(b"\n") {
+        return Ok(n_read);
+    }
+    // Longer than `max`: the rest up to its end is counted, not kept.
+    let mut n_total = n_read;
     loop {
         // As `read_until`: a read cut short by a signal is tried again.
         let buffer = match reader.fill_buf() {
@@ -96,8 +104,6 @@ pub(crate) fn read_line_within(
             Some(i) => (i + 1, true),
             None => (buffer.len(), false),
         };
-        let room = max.saturating_sub(line.len());
-        line.extend_from_slice(&buffer[..taken.min(room)]);
         reader.consume(taken);
         n_total += taken;
         if done {
@@ -257,6 +263,24 @@ mod tests {
         let line = r#"{"a":"\u00zz"}"#;
         let error = serde_json::from_str::<serde_json::Value>(line).unwrap_err();
         assert_eq!(line_json_error(line, &error), "invalid escape at column 12");
+    }
+
+    /// Lines up to `max` bytes are kept whole; a longer one keeps its first `max` bytes,
+    /// is skipped to its end, and answers its whole length; the next line reads as usual.
+    #[test]
+    fn lines_are_read_within_their_limit() {
+        let text = b"abc\nabcdefgh\nabcd\nxy";
+        let mut reader = io::BufReader::with_capacity(3, &text[..]);
+        let mut read = |max| {
+            let mut line = Vec::new();
+            let n = read_line_within(&mut reader, &mut line, max).unwrap();
+            (n, String::from_utf8(line).unwrap())
+        };
+        assert_eq!(read(5), (4, "abc\n".to_owned()));
+        assert_eq!(read(5), (9, "abcde".to_owned()));
+        assert_eq!(read(5), (5, "abcd\n".to_owned()));
+        assert_eq!(read(5), (2, "xy".to_owned()));
+        assert_eq!(read(5), (0, String::new()));
     }
 
     #[test]
