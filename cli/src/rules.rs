@@ -454,6 +454,9 @@ fn match_events(rules_path: &Path, events_path: &Path, json: bool) -> Result<Out
         );
     }
     publish_lines.warn("rules match");
+    // The process ends with this command, and freeing a matcher piece by piece is slow:
+    // at 10,000 rules it took 0.3–0.4 s, as long as matching 20,000 events.
+    std::mem::forget(matcher);
     if n_errors > 0 {
         bail!(
             "{n_errors} of {} {} invalid",
