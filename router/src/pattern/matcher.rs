@@ -215,12 +215,19 @@ pub struct Matcher {
     /// The composites to look at when a leaf holds a value at a path
     /// ([`composite::lead`]), each with the number of its keys that this value leads.
     composite_leads: FxMap<u64, Vec<(u32, u32)>>,
-    /// How many sub-rules could use each composite key, for choosing anchors.
-    composite_counts: FxMap<(Vec<u32>, composite::Key), u32>,
-    /// How many sub-rules could be anchored on each set of paths: a composite costs every
-    /// event that holds one of its leads a lookup, which pays off only when many
-    /// sub-rules share it.
-    composite_users: FxMap<Vec<u32>, u32>,
+    /// Per set of paths, how many sub-rules could use a composite anchor on it and each
+    /// of its keys, for choosing anchors.
+    composite_counts: FxMap<Vec<u32>, CompositeCounts>,
+}
+
+/// How many sub-rules could use a set of paths as a composite anchor.
+#[derive(Debug, Clone, Default)]
+struct CompositeCounts {
+    /// How many could be anchored on the set: a composite costs every event that holds one
+    /// of its leads a lookup, which pays off only when many sub-rules share it.
+    users: u32,
+    /// How many could use each key.
+    keys: FxMap<composite::Key, u32>,
 }
 
 /// The rules in id order, so that matches are sorted by comparing integers.
@@ -499,6 +506,16 @@ impl Matcher {
             n += c.index.values().map(Vec::len).sum::<usize>();
         }
         n
+    }
+
+    /// How many sets of paths and composite keys the anchor counts hold (for tests of
+    /// removal).
+    #[cfg(test)]
+    pub(crate) fn composite_counted(&self) -> usize {
+        self.composite_counts
+            .values()
+            .map(|counts| 1 + counts.keys.len())
+            .sum()
     }
 
     /// The pattern of a rule.
@@ -1122,15 +1139,10 @@ impl Matcher {
             let start = self.code.len();
             self.dictionary.program(&constraints, &mut self.code);
             for option in composite::options(&constraints, &self.code[start..]) {
-                *self
-                    .composite_users
-                    .entry(option.paths.clone())
-                    .or_default() += 1;
+                let counts = self.composite_counts.entry(option.paths).or_default();
+                counts.users += 1;
                 for key in option.keys {
-                    *self
-                        .composite_counts
-                        .entry((option.paths.clone(), key))
-                        .or_default() += 1;
+                    *counts.keys.entry(key).or_default() += 1;
                 }
             }
             let entry = Entry {
@@ -1206,23 +1218,17 @@ impl Matcher {
             let mut best_paths = Vec::new();
             if best.as_ref().is_some_and(|(c, _)| *c > 8) {
                 for option in composite::options(constraints, self.program(sub_id)) {
-                    let users = self
-                        .composite_users
-                        .get(&option.paths)
-                        .copied()
-                        .unwrap_or(1);
+                    let counts = self.composite_counts.get(&option.paths);
+                    let users = counts.map_or(1, |c| c.users);
                     let share = COMPOSITE_LOOKUP * self.live_subrules() / u64::from(users.max(1));
                     let cost: u64 = 4
                         + share
                         + option
                             .keys
                             .iter()
-                            .map(|&key| {
+                            .map(|key| {
                                 u64::from(
-                                    self.composite_counts
-                                        .get(&(option.paths.clone(), key))
-                                        .copied()
-                                        .unwrap_or(0),
+                                    counts.and_then(|c| c.keys.get(key)).copied().unwrap_or(0),
                                 ) + 1
                             })
                             .sum::<u64>();
@@ -1373,20 +1379,21 @@ impl Matcher {
                 }
             }
             for option in options {
-                if let Some(users) = self.composite_users.get_mut(&option.paths) {
-                    *users -= 1;
-                    if *users == 0 {
-                        self.composite_users.remove(&option.paths);
-                    }
-                }
-                for key in option.keys {
-                    let key = (option.paths.clone(), key);
-                    if let Some(count) = self.composite_counts.get_mut(&key) {
+                let Some(counts) = self.composite_counts.get_mut(&option.paths) else {
+                    continue;
+                };
+                for key in &option.keys {
+                    if let Some(count) = counts.keys.get_mut(key) {
                         *count -= 1;
                         if *count == 0 {
-                            self.composite_counts.remove(&key);
+                            counts.keys.remove(key);
                         }
                     }
+                }
+                counts.users -= 1;
+                // No sub-rule left with these paths has any key on them either.
+                if counts.users == 0 {
+                    self.composite_counts.remove(&option.paths);
                 }
             }
             match &sub.anchor {

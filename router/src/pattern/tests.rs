@@ -1206,6 +1206,30 @@ fn a_repeated_id_in_the_builder_is_indexed_once() {
     assert_eq!((matcher.indexed(), matcher.interned()), (0, 0));
 }
 
+/// The counts that choose composite anchors follow the rules: removing every rule that
+/// could combine two paths leaves none behind, whichever order they go in.
+#[test]
+fn removed_rules_leave_no_composite_counts() {
+    let mut matcher = Matcher::builder().build().unwrap();
+    for i in 0..40 {
+        let pattern = Pattern::parse(&format!(
+            r#"{{"source":["s{}"],"detail-type":["t{}"],"detail":{{"n":[{{"numeric":[">",{i}]}}]}}}}"#,
+            i % 3,
+            i % 5
+        ))
+        .unwrap();
+        matcher
+            .add(RuleId::from(format!("r{i:02}")), pattern)
+            .unwrap();
+    }
+    assert!(matcher.composite_counted() > 0);
+    for i in (1..40).step_by(2).chain((0..40).step_by(2).rev()) {
+        assert!(matcher.remove(&RuleId::from(format!("r{i:02}"))), "r{i:02}");
+    }
+    assert!(matcher.is_empty());
+    assert_eq!(matcher.composite_counted(), 0);
+}
+
 /// `true` named on many paths: each path finds its own rules among the value's many homes.
 #[test]
 fn a_value_named_on_many_paths_leads_to_each_path_s_rules() {
