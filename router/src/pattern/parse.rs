@@ -2,6 +2,7 @@
 //! part of it has been checked, and it renders back to JSON ([`Pattern::to_json`]).
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::json::{self, Json};
 use super::number::Number;
@@ -25,7 +26,9 @@ const MAX_JSON_DEPTH: usize = 256;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Pattern {
-    pub(crate) root: Object,
+    /// Shared, so that a clone (a builder hands every pattern to the matcher it builds)
+    /// costs a count rather than a copy of the tree.
+    pub(crate) root: Arc<Object>,
     /// The length in characters of the text the pattern was read from.
     source_chars: usize,
 }
@@ -433,7 +436,10 @@ impl Pattern {
             return Err(PatternError::new(&root, "Filter is not an object"));
         };
         let root = parse_object(members, &root, "", false)?;
-        Ok(Pattern { root, source_chars })
+        Ok(Pattern {
+            root: Arc::new(root),
+            source_chars,
+        })
     }
 
     /// The pattern as compact JSON. Parsing it gives an equal `Pattern`.
