@@ -1140,7 +1140,8 @@ impl LocalBus {
     }
 
     /// Moves every message that came from a target's queue into its dead-letter queue back
-    /// to that queue, with a fresh receive count; returns how many moved.
+    /// to that queue, with a fresh receive count; returns how many moved. A message that a
+    /// consumer of the dead-letter queue has received and not yet settled stays.
     pub async fn redrive(&self, target: &str) -> Result<usize, LocalError> {
         let (spec, dlq) = self.target_dlq(target)?;
         let queue_name = spec.queue().to_owned();

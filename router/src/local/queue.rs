@@ -655,7 +655,8 @@ pub(crate) fn dead_letters(
 /// Moves the messages of `dead_letter_queue` that came from `to_queue` (or from no known
 /// queue) back to it, as SQS's StartMessageMoveTask does: as new messages, with a new id,
 /// sent and visible now, never received; returns how many moved. Messages that a shared
-/// dead-letter queue holds for other queues stay.
+/// dead-letter queue holds for other queues stay, and so do those a consumer of the
+/// dead-letter queue has received and not settled: moved, they would be handled twice.
 pub(crate) fn redrive(
     connection: &Connection,
     dead_letter_queue: &str,
@@ -665,10 +666,11 @@ pub(crate) fn redrive(
     let rows: Vec<i64> = connection
         .prepare_cached(
             "SELECT id FROM messages
-             WHERE queue = ?1 AND (source_queue = ?2 OR source_queue IS NULL)",
+             WHERE queue = ?1 AND (source_queue = ?2 OR source_queue IS NULL)
+               AND visible_at <= ?3",
         )
         .and_then(|mut s| {
-            s.query_map(params![dead_letter_queue, to_queue], |row| row.get(0))?
+            s.query_map(params![dead_letter_queue, to_queue, now], |row| row.get(0))?
                 .collect()
         })
         .map_err(StoreError::db("redrive"))?;
@@ -910,6 +912,40 @@ mod tests {
         .await;
         assert_eq!(alone.messages.len(), 1);
         assert!(!alone.full);
+    }
+
+    /// A redrive leaves alone a message that a consumer of the dead-letter queue holds
+    /// (found by an audit: it was moved, and handled by both).
+    #[tokio::test]
+    async fn a_redrive_leaves_messages_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Clock::manual(0)).unwrap();
+        let events = vec![accepted(1, "{}".into())];
+        store.call(move |c| ingest(c, &events, 0)).await.unwrap();
+        let policy = dead_letter_after_one_receive();
+        let p = policy.clone();
+        store.call(move |c| receive(c, &p, ROOM, 0)).await.unwrap();
+        let p = policy.clone();
+        let moved = store
+            .call(move |c| receive(c, &p, ROOM, 2_000))
+            .await
+            .unwrap();
+        assert_eq!(moved.dead_lettered.len(), 1);
+        // A consumer of the dead-letter queue receives it: in flight until 3,500.
+        let dlq = QueuePolicy {
+            queue: "DLQ".into(),
+            visibility_timeout_ms: 1_000,
+            redrive: None,
+        };
+        let held = store
+            .call(move |c| receive(c, &dlq, ROOM, 2_500))
+            .await
+            .unwrap();
+        assert_eq!(held.messages.len(), 1);
+        let n = store.call(|c| redrive(c, "DLQ", "Q", 3_000)).await.unwrap();
+        assert_eq!(n, 0);
+        let n = store.call(|c| redrive(c, "DLQ", "Q", 3_500)).await.unwrap();
+        assert_eq!(n, 1);
     }
 
     /// A redrive gives a message a new id and starts its receive count over: a consumer
