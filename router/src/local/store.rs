@@ -239,9 +239,11 @@ impl Store {
 fn setup(connection: &Connection) -> rusqlite::Result<()> {
     // WAL lets a second process (`local status`) read while the bus writes. FULL syncs the
     // WAL on every commit: an acknowledged PutEvents survives power loss, not only a crash.
+    // The wait first: switching to WAL while another process recovers or checkpoints the
+    // store is busy too, and without it failed at once.
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
-    connection.busy_timeout(std::time::Duration::from_secs(10))?;
     connection.execute_batch(SCHEMA)?;
     // Stores made before the archive kept the events' own time get the column, filled from
     // each envelope's `time` (the arrival time where there is none). Rows that an older
