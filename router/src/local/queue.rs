@@ -152,6 +152,11 @@ pub(crate) struct Receive {
 /// The most a Lambda batch carries: 6 MB of invocation payload.
 pub(crate) const BATCH_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
+/// The most messages one receive reads, as SQS's ReceiveMessage returns at most 10: a
+/// receive loads every body it selects before weighing them against the bytes left, so a
+/// batch of thousands is gathered in many receives rather than read whole at once.
+pub(crate) const RECEIVE_MAX_MESSAGES: usize = 10;
+
 /// An upper bound on what a record adds to the payload besides its body: ids, receipt
 /// handle, attributes, MD5, ARN and the JSON around them (about 600 bytes locally).
 const RECORD_OVERHEAD_BYTES: usize = 1024;

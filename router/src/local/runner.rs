@@ -461,10 +461,11 @@ async fn poll(
             let now = bus.clock().now_ms();
             let received_at = now;
             let room = queue::Room {
-                messages: batch_size - batch.len(),
+                messages: (batch_size - batch.len()).min(queue::RECEIVE_MAX_MESSAGES),
                 bytes: queue::BATCH_PAYLOAD_BYTES.saturating_sub(batch_bytes),
                 empty: batch.is_empty(),
             };
+            let asked = room.messages;
             let received = {
                 let policy = policy.clone();
                 bus.store()
@@ -489,6 +490,8 @@ async fn poll(
                 }
             };
             let dead_lettered = !received.dead_lettered.is_empty();
+            // A receive that got all it asked for may have left more behind.
+            let more_waiting = received.messages.len() + received.dead_lettered.len() >= asked;
             // A message received again while its batch gathers may have reached its
             // maxReceiveCount on this receive: it is in the dead-letter queue now, and its
             // older copy leaves the batch.
@@ -548,6 +551,9 @@ async fn poll(
                 let ends = *window_ends.get_or_insert(received_at + window_ms);
                 if now >= ends {
                     break;
+                }
+                if more_waiting {
+                    continue;
                 }
                 // Within the batching window: wait for more messages or the window's end.
                 tokio::select! {

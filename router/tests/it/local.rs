@@ -1821,6 +1821,52 @@ async fn a_message_received_again_while_its_batch_gathers_is_delivered_once() {
     runner.shutdown().await;
 }
 
+/// A batch larger than one receive is gathered whole over several receives. (A receive
+/// takes at most ten messages since an audit found one reading a whole BatchSize of
+/// bodies, up to 10,000, before weighing them against the 6 MB cap.)
+#[tokio::test]
+async fn a_batch_larger_than_one_receive_is_gathered_whole() {
+    let template = TEMPLATE.replace(
+        "            Queue: !GetAtt StatsQueue.Arn\n            BatchSize: 10\n",
+        "            Queue: !GetAtt StatsQueue.Arn\n            BatchSize: 100\n            MaximumBatchingWindowInSeconds: 5\n",
+    );
+    let template = Template::parse(&template).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let bus = LocalBus::open(&template, dir.path(), config(&clock)).unwrap();
+    for chunk in 0..5 {
+        let entries = (0..7)
+            .map(|n| entry("UserLoggedIn", json!({"n": chunk * 7 + n})))
+            .collect();
+        put(&bus, entries).await;
+    }
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let seen = batches.clone();
+    let analytics = consumer_fn(move |batch: aws_lambda_events::sqs::SqsEvent| {
+        seen.lock().unwrap().push(batch.records.len());
+        async { SqsBatchResponse::default() }
+    });
+    let runner = bus
+        .start(
+            Consumers::default()
+                .with("analytics", analytics)
+                .fallback(RecordingSink::default()),
+        )
+        .unwrap();
+    let in_flight = || async {
+        let status = bus.status().await.unwrap();
+        let stats = status.iter().find(|s| s.target == "analytics").unwrap();
+        (stats.visible, stats.in_flight)
+    };
+    // All 35 received into the open batch, none delivered before the window ends.
+    eventually(|| async { in_flight().await == (0, 35) }).await;
+    assert!(batches.lock().unwrap().is_empty());
+    clock.advance(Duration::from_secs(6));
+    eventually(|| async { !batches.lock().unwrap().is_empty() }).await;
+    assert_eq!(*batches.lock().unwrap(), [35]);
+    runner.shutdown().await;
+}
+
 /// A dead-letter queue shared by two queues: each target's status, list and redrive
 /// see only the messages that came from its own queue (found by an audit: status counted
 /// the shared queue's messages under both targets, and the list showed them all).
