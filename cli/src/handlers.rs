@@ -102,14 +102,18 @@ impl IdempotencyStore for LocalIdempotency {
 /// its oldest event is still a duplicate. An archive that keeps events indefinitely gets
 /// records kept indefinitely: the longest TTL, which the batch driver caps at the latest
 /// time the clock represents and the local store at the last instant it can store.
+/// Without an archive nothing can be replayed, and records keep the driver's default TTL.
 fn batch_options(topology: &Topology) -> BatchOptions {
     const DAY: Duration = Duration::from_secs(24 * 3600);
-    BatchOptions {
-        ttl: topology
+    let defaults = BatchOptions::default();
+    let ttl = if topology.has_archive() {
+        topology
             .archive_retention()
-            .map_or(Duration::MAX, |retention| retention.saturating_add(DAY)),
-        ..BatchOptions::default()
-    }
+            .map_or(Duration::MAX, |retention| retention.saturating_add(DAY))
+    } else {
+        defaults.ttl
+    };
+    BatchOptions { ttl, ..defaults }
 }
 
 /// The targets' [`Visibility`] over the local bus's queues: a failed record's retry is
@@ -520,14 +524,17 @@ mod tests {
         check(&archive("2"), 3 * DAY - DAY / 24, 1).await;
         check(&archive("2"), 3 * DAY + DAY / 24, 2).await;
         check(&archive("400"), 400 * DAY, 1).await;
-        // An archive without RetentionDays, and no archive at all, keep events forever.
+        // An archive without RetentionDays keeps events forever.
         check(
             "  A:\n    Type: AWS::Events::Archive\n    Properties: { SourceArn: x }\n",
             100 * 365 * DAY,
             1,
         )
         .await;
-        check("", 100 * 365 * DAY, 1).await;
+        // Without an archive nothing is replayed: the driver's default TTL of 31 days (found
+        // by an audit: records were kept forever, and the table only grew).
+        check("", 31 * DAY - DAY / 24, 1).await;
+        check("", 31 * DAY + DAY / 24, 2).await;
     }
 
     /// A handler's function must name its queue's own dead-letter queue, from which a

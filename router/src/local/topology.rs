@@ -375,6 +375,12 @@ impl Topology {
             .map(|ms| std::time::Duration::from_millis(ms.unsigned_abs()))
     }
 
+    /// Whether the template has an archive: without one, no event is kept to be
+    /// replayed.
+    pub fn has_archive(&self) -> bool {
+        !self.archives.is_empty()
+    }
+
     /// How long the queues keep messages and the archive keeps events.
     pub(crate) fn retention(&self) -> &Retention {
         &self.retention
