@@ -243,6 +243,23 @@ impl PublishError {
         matches!(self, PublishError::Unconfirmed { .. })
     }
 
+    /// True when the event was not published and sending it again later may succeed:
+    /// the retries ran out on errors that may pass (throttling, a service error, no
+    /// connection), EventBridge was found unavailable, the call's deadline passed before
+    /// it was sent, or EventBridge could not be reached. Holding such events and sending
+    /// them again after a pause cannot publish them twice; an [`PublishError::Unconfirmed`]
+    /// one may already be on the bus, and a [`PublishError::Rejected`] or local one fails
+    /// the same way again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            PublishError::RetriesExhausted { .. }
+                | PublishError::Unavailable { .. }
+                | PublishError::CallDeadline
+                | PublishError::Unreachable { .. }
+        )
+    }
+
     /// True when the event itself was refused before any network call: too large, or not
     /// valid. (An [`PublishError::Unavailable`] event was not sent either, but sending it
     /// again later may succeed.)

@@ -257,6 +257,7 @@ async fn an_oversize_event_is_refused_before_any_call_and_the_others_go() {
         format!("entry is {large} bytes, over the PutEvents limit of {limit} bytes")
     );
     assert!(error.is_local());
+    assert!(!error.is_retryable());
     // The two small ones fit together: what made them share a request was the size.
     assert!(2 * small <= limit);
 }
@@ -334,6 +335,7 @@ async fn retries_stop_at_the_deadline() {
         "{error:?}"
     );
     assert_eq!(error.code(), "ThrottlingException");
+    assert!(error.is_retryable());
     // Every attempt but the first carried user-0 alone.
     assert_eq!(error.attempts() as usize, requests.len());
     assert!(requests.len() > 3, "{} attempts", requests.len());
@@ -499,6 +501,7 @@ async fn a_wrong_number_of_results_is_reported_not_retried() {
         "{error:?}"
     );
     assert!(error.may_have_been_published());
+    assert!(!error.is_retryable());
     assert_eq!((report.n_failed(), report.n_unconfirmed()), (2, 2));
     assert_eq!(
         error.to_string(),
@@ -708,6 +711,7 @@ async fn calls_held_by_the_rate_limit_fail_when_an_outage_begins() {
     let unavailable = errors
         .iter()
         .filter(|e| matches!(e, PublishError::Unavailable { .. }))
+        .inspect(|e| assert!(e.is_retryable()))
         .count();
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
     assert!(unavailable >= 80, "{unavailable} unavailable");
@@ -758,6 +762,7 @@ async fn a_call_deadline_bounds_every_call() {
         .outcomes()
         .iter()
         .filter(|o| matches!(o, Err(PublishError::CallDeadline)))
+        .inspect(|o| assert!(o.as_ref().is_err_and(PublishError::is_retryable)))
         .count();
     assert!(n_unsent >= 100, "{n_unsent} unsent");
     assert_eq!(report.n_failed(), 200);
@@ -933,6 +938,7 @@ async fn verify_bus_retries_throttling_and_names_a_refusal() {
     let (result, calls) = verify(vec![denied]).await;
     let error = result.unwrap_err();
     assert!(matches!(error, PublishError::Rejected { .. }), "{error:?}");
+    assert!(!error.is_retryable());
     assert_eq!(
         (error.code(), error.attempts(), calls),
         ("AccessDeniedException", 1, 1)
