@@ -66,6 +66,14 @@ const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
 const MAX_IN_FLIGHT: usize = 4;
 const BATCH_EVENTS: usize = 10 * MAX_IN_FLIGHT;
 
+/// How long the background publisher waits before sending again the events EventBridge
+/// did not take (an outage, throttling past the retry deadline), at first and at most:
+/// the pause doubles while they keep failing. Meanwhile the queue fills, and once it is
+/// full new sign-ups are dropped and counted, rather than every queued event being tried
+/// once against a bus that is down and lost.
+const RESEND_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+const RESEND_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The service's configuration, read from the environment once at start-up.
 struct Config {
     bus: String,
@@ -95,6 +103,8 @@ struct Stats {
     unconfirmed: AtomicU64,
     failed: AtomicU64,
     dropped: AtomicU64,
+    /// Not taken by EventBridge, held to be sent again after a pause (a gauge).
+    held: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -188,6 +198,7 @@ async fn show_stats(State(state): State<AppState>) -> Json<Value> {
         "unconfirmed": stats.unconfirmed.load(Ordering::Relaxed),
         "failed": stats.failed.load(Ordering::Relaxed),
         "dropped": stats.dropped.load(Ordering::Relaxed),
+        "held": stats.held.load(Ordering::Relaxed),
     }))
 }
 
@@ -203,6 +214,8 @@ fn publisher_builder(bus: &str) -> PublisherBuilder {
 /// Publishes queued sign-ups in batches of what has accumulated, until the queue closes or,
 /// once `stop` is set, until what was queued before it is published (a connection left
 /// open after the shutdown may hold a sender, and would keep the queue open for ever).
+/// Events that EventBridge did not take are held and sent again after a pause
+/// ([`RESEND_FIRST`]); a stopping service keeps trying them until its drain ends.
 async fn publish_in_background(
     publisher: Publisher,
     mut events: mpsc::Receiver<UserSignedUp>,
@@ -212,23 +225,54 @@ async fn publish_in_background(
     let mut batch = Vec::with_capacity(BATCH_EVENTS);
     // Until the signal has closed the queue, or no signal can come any more.
     let mut listening = true;
+    let mut pause = RESEND_FIRST;
     loop {
-        let n_events = tokio::select! {
-            n_events = events.recv_many(&mut batch, BATCH_EVENTS) => n_events,
-            signal = stop.wait_for(Option::is_some), if listening => {
-                if signal.is_ok() {
-                    events.close();
+        if batch.is_empty() {
+            let n_events = tokio::select! {
+                n_events = events.recv_many(&mut batch, BATCH_EVENTS) => n_events,
+                signal = stop.wait_for(Option::is_some), if listening => {
+                    if signal.is_ok() {
+                        events.close();
+                    }
+                    listening = false;
+                    continue;
                 }
-                listening = false;
-                continue;
+            };
+            if n_events == 0 {
+                break;
             }
-        };
-        if n_events == 0 {
-            break;
+        } else {
+            // Held events first, then what queued meanwhile, up to a batch.
+            let pause_ends = tokio::time::sleep(pause);
+            tokio::pin!(pause_ends);
+            loop {
+                tokio::select! {
+                    () = &mut pause_ends => break,
+                    signal = stop.wait_for(Option::is_some), if listening => {
+                        if signal.is_ok() {
+                            events.close();
+                        }
+                        listening = false;
+                    }
+                }
+            }
+            pause = (pause * 2).min(RESEND_MAX);
+            while batch.len() < BATCH_EVENTS {
+                match events.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
+                }
+            }
         }
         let report = publisher.publish_all(&batch).await;
-        for (event, outcome) in batch.iter().zip(report.outcomes()) {
+        let mut held = Vec::new();
+        for (event, outcome) in batch.drain(..).zip(report.outcomes()) {
             match outcome {
+                // Not published, and it may be taken later: tried again after a pause.
+                Err(error) if error.is_retryable() => {
+                    tracing::debug!(user_id = %event.user_id, code = error.code(), "UserSignedUp held");
+                    held.push((event, error.code().to_owned()));
+                }
                 Ok(event_id) => {
                     stats.published.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(user_id = %event.user_id, %event_id, "UserSignedUp published");
@@ -255,7 +299,18 @@ async fn publish_in_background(
                 }
             }
         }
-        batch.clear();
+        if let Some((_, code)) = held.first() {
+            tracing::warn!(
+                n_events = held.len(),
+                code = %code,
+                "EventBridge did not take {} sign-up(s): sending them again in {pause:?}",
+                held.len()
+            );
+        } else {
+            pause = RESEND_FIRST;
+        }
+        stats.held.store(held.len() as u64, Ordering::Relaxed);
+        batch.extend(held.into_iter().map(|(event, _)| event));
     }
 }
 
@@ -371,12 +426,13 @@ mod tests {
 
     use super::*;
 
-    /// An EventBridge that refuses every entry, never answers at all, or takes every entry
-    /// after a delay.
+    /// An EventBridge that refuses every entry, never answers at all, takes every entry
+    /// after a delay, or fails every request with a 500 until the instant given.
     enum Fake {
         Refuse,
         Hang,
         Slow(Duration),
+        DownUntil(Instant),
     }
 
     impl Transport for Fake {
@@ -395,6 +451,17 @@ mod tests {
                         })
                         .collect()),
                     Fake::Hang => std::future::pending().await,
+                    Fake::DownUntil(until) if Instant::now() < *until => Err(RequestError::new(
+                        "InternalException",
+                        "service unavailable",
+                        true,
+                    )),
+                    Fake::DownUntil(_) => Ok(entries
+                        .iter()
+                        .map(|_| EntryResult::Published {
+                            event_id: "6a7e8feb-b491-4cf7-a9f1-bf3703467718".to_owned(),
+                        })
+                        .collect()),
                     Fake::Slow(delay) => {
                         tokio::time::sleep(*delay).await;
                         Ok(entries
@@ -518,6 +585,39 @@ mod tests {
         assert_eq!(stats.unconfirmed.load(Ordering::Relaxed), 1);
         assert_eq!(stats.failed.load(Ordering::Relaxed), 0);
         assert_eq!(stats.published.load(Ordering::Relaxed), 0);
+    }
+
+    /// An outage longer than the retry deadline: the events are held and sent again once
+    /// it ends, not counted as failed and lost (an audit: once the Publisher found
+    /// EventBridge unavailable, every queued event failed at once and was dropped).
+    #[tokio::test(start_paused = true)]
+    async fn events_outlive_an_outage_longer_than_the_retry_deadline() {
+        let down_for = Duration::from_secs(40);
+        let publisher =
+            publisher_builder("test-bus").build_with(Fake::DownUntil(Instant::now() + down_for));
+        let stats = Arc::new(Stats::default());
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(publish_in_background(
+            publisher,
+            receiver,
+            Arc::clone(&stats),
+            watch::channel(None).1,
+        ));
+        for i in 0..100 {
+            let event = UserSignedUp::builder(format!("user-{i}"), "ada@example.com")
+                .unwrap()
+                .build();
+            sender.try_send(event).unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(stats.held.load(Ordering::Relaxed) > 0, "{stats:?}");
+        assert_eq!(stats.published.load(Ordering::Relaxed), 0);
+        // The outage ends at 40 s; the pause before a resend is 30 s at most.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(stats.published.load(Ordering::Relaxed), 100, "{stats:?}");
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.held.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
