@@ -208,8 +208,17 @@ pub enum PublishError {
 }
 
 impl PublishError {
-    /// EventBridge's error code, or ours: `EntryTooLarge`, `UnknownDetailType`,
-    /// `InvalidDetail`, `SerializationFailed`, `ResourceNotFoundException`, `CallDeadline`.
+    /// EventBridge's error code (`ThrottlingException`, `InternalException`,
+    /// `AccessDeniedException`, `MalformedDetail`, ...; `Unknown` when an error came without
+    /// one), or ours:
+    /// - refused before any request: `EntryTooLarge`, `UnknownDetailType`, `InvalidDetail`,
+    ///   `SerializationFailed`, `CallDeadline`;
+    /// - about the request: `ConnectionError`, `Timeout`, `CredentialsError`,
+    ///   `InvalidConfiguration`, `UnexpectedResponse` (an answer that is not
+    ///   EventBridge's), `UnreadableResponse` (an error answer that could not be read),
+    ///   `InvalidResponse` (a success that could not be read), `Cancelled` (a batch
+    ///   cancelled while it was being sent);
+    /// - from [`Publisher::verify_bus`]: `ResourceNotFoundException`.
     pub fn code(&self) -> &str {
         match self {
             PublishError::EntryTooLarge { .. } => "EntryTooLarge",
