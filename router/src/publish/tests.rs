@@ -581,6 +581,7 @@ async fn an_outage_fails_the_rest_at_once_and_a_probe_ends_it() {
     down.store(true, Ordering::SeqCst);
     let publisher = builder()
         .retry_deadline(Duration::from_secs(30))
+        .max_in_flight(4)
         .build_with(flaky);
     let started = Instant::now();
     let report = publisher.publish_all(&logins(800)).await;
