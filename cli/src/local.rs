@@ -81,7 +81,8 @@ pub(crate) enum Command {
     /// Each event keeps its id and content and gets `replay-name` set; the template's
     /// current rules route it (rules whose pattern says `"replay-name": [{"exists": false}]`
     /// skip it), and the handlers' idempotency records keep what was delivered from being
-    /// posted twice. Works while `local up` runs on the same --data, which delivers the
+    /// posted twice (but for a post whose process was killed before it recorded it: every
+    /// delivery is at least once). Works while `local up` runs on the same --data, which delivers the
     /// replayed messages at once; otherwise they wait in their queues for the next `up`.
     /// Prints `replay <name>: <n> archived events re-sent as <m> messages`.
     ///

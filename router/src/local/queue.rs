@@ -2,7 +2,10 @@
 //! retry, the dead-letter move after `maxReceiveCount`, redrive, depths, and the archive.
 //!
 //! Every function here runs inside the writer thread's transaction (see `store.rs`), so
-//! each is atomic and the caller learns its result only after it is durable.
+//! each is atomic. A caller through `Store::call` learns its result only after it is on
+//! disk; one through `Store::call_relaxed` (receives, settles, dead-letter moves) once it
+//! is written to the OS, so that a killed process loses nothing but a power cut may undo
+//! it, which SQS semantics allow (a message comes back, or is received again).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
