@@ -466,10 +466,11 @@ impl PublisherBuilder {
     }
 
     /// How long one `publish…` call may take; none by default. A batch still waiting for
-    /// the rate limit or a request slot when it passes fails without a request
-    /// ([`PublishError::CallDeadline`]), and no retry starts after it
-    /// ([`PublishError::RetriesExhausted`]); a request in flight at the deadline runs to
-    /// its answer or its [attempt timeout](PublisherBuilder::attempt_timeout). For a
+    /// the rate limit, a request slot or a probe's verdict when it passes fails without a
+    /// request ([`PublishError::CallDeadline`]), and no retry starts after it
+    /// ([`PublishError::RetriesExhausted`]); a request in flight at the deadline is
+    /// abandoned then, its events [`PublishError::Unconfirmed`] (they may have been taken),
+    /// so that the call returns at its deadline whatever the attempt timeout. For a
     /// service that publishes inside a request it must answer in time.
     pub fn call_deadline(mut self, deadline: Duration) -> Self {
         self.settings.call_deadline = Some(deadline);
@@ -722,7 +723,19 @@ impl Inner {
             // in turn and each decides under it: a batch that dropped the lock to try it
             // again would hand it to the next in the queue, and two such batches would
             // pass it back and forth forever.
-            let guard = self.probe.lock().await;
+            let guard = match within(deadline, self.probe.lock()).await {
+                Ok(guard) => guard,
+                // The call's deadline passed while a probe was out: not sent.
+                Err(error) => {
+                    return BatchOutcome {
+                        outcomes: indices
+                            .into_iter()
+                            .map(|i| (i, Err(error.clone())))
+                            .collect(),
+                        n_requests: 0,
+                    };
+                }
+            };
             // Looked at again under the lock: the outage may have ended meanwhile.
             let state = lock(&self.outage)
                 .as_ref()
@@ -989,9 +1002,16 @@ impl Inner {
         if unsent && let Some(error) = outage() {
             return Err(error);
         }
-        first_sent.get_or_insert_with(Instant::now);
+        // An attempt ends at the call's deadline at the latest; one that would start at or
+        // after it is not made.
+        let now = Instant::now();
+        let timeout = match deadline {
+            Some(deadline) if deadline <= now => return Err(PublishError::CallDeadline),
+            Some(deadline) => self.settings.attempt_timeout.min(deadline - now),
+            None => self.settings.attempt_timeout,
+        };
+        first_sent.get_or_insert(now);
         let request: Vec<&Entry> = indices.iter().map(|i| &entries[*i]).collect();
-        let timeout = self.settings.attempt_timeout;
         let results =
             match tokio::time::timeout(timeout, self.transport.put_events(&self.bus, &request))
                 .await
