@@ -435,6 +435,14 @@ impl PublisherBuilder {
     /// by default. A retry that would start after it is not made; the attempt in progress
     /// at the deadline still runs to its answer or its [attempt
     /// timeout](PublisherBuilder::attempt_timeout).
+    ///
+    /// It is also what declares an outage: a batch that reaches it without EventBridge
+    /// taking or refusing any of its entries makes every later batch of the process fail
+    /// at once ([`PublishError::Unavailable`], not sent) until a probe gets an answer, one
+    /// maximum [backoff](PublisherBuilder::backoff) later. A short deadline (or zero, for
+    /// no retries) therefore lets a couple of 5xx answers or timeouts in a row stop the
+    /// process's publishing for that long; to bound a call's time, use
+    /// [`call_deadline`](PublisherBuilder::call_deadline), which declares no outage.
     pub fn retry_deadline(mut self, deadline: Duration) -> Self {
         self.settings.retry_deadline = deadline;
         self
