@@ -1077,7 +1077,7 @@ impl LocalBus {
         let status = self
             .inner
             .store
-            .call_relaxed(move |connection| {
+            .read(move |connection| {
                 let mut status = Vec::new();
                 for target in &targets {
                     let depth = queue::depth(connection, target.queue(), now)?;
@@ -1133,9 +1133,7 @@ impl LocalBus {
         Ok(self
             .inner
             .store
-            .call_relaxed(move |connection| {
-                queue::dead_letters(connection, &dlq, &source_queue, limit)
-            })
+            .read(move |connection| queue::dead_letters(connection, &dlq, &source_queue, limit))
             .await?)
     }
 
@@ -1165,11 +1163,7 @@ impl LocalBus {
             .queue_names()
             .map(str::to_owned)
             .collect();
-        let occupied = self
-            .inner
-            .store
-            .call_relaxed(queue::occupied_queues)
-            .await?;
+        let occupied = self.inner.store.read(queue::occupied_queues).await?;
         Ok(occupied
             .into_iter()
             .filter(|(queue, _)| !known.contains(queue))
@@ -1178,7 +1172,7 @@ impl LocalBus {
 
     /// How many live events the archive holds.
     pub async fn archive_len(&self) -> Result<u64, LocalError> {
-        Ok(self.inner.store.call_relaxed(queue::archive_len).await?)
+        Ok(self.inner.store.read(queue::archive_len).await?)
     }
 
     /// Replays the archived events whose own `time` lies in `[from_ms, to_ms)` (all buses
@@ -1198,7 +1192,7 @@ impl LocalBus {
         to_ms: i64,
     ) -> Result<ReplaySummary, LocalError> {
         const START: (i64, i64) = (i64::MIN, i64::MIN);
-        let last_row = self.inner.store.call_relaxed(queue::last_event_row).await?;
+        let last_row = self.inner.store.read(queue::last_event_row).await?;
         let mut after = Some(START);
         while let Some(position) = after {
             after = self
@@ -1260,7 +1254,7 @@ impl LocalBus {
         let archived = self
             .inner
             .store
-            .call_relaxed(move |connection| {
+            .read(move |connection| {
                 queue::archived(
                     connection,
                     bus_filter.as_deref(),

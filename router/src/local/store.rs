@@ -17,7 +17,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, mpsc},
+    sync::{Arc, Mutex, PoisonError, mpsc},
     thread,
 };
 
@@ -155,6 +155,8 @@ pub(crate) struct Store {
     jobs: mpsc::Sender<Box<dyn Job>>,
     clock: Clock,
     path: Arc<PathBuf>,
+    /// The connection of [`Store::read`], opened at its first use.
+    reader: Arc<Mutex<Option<Connection>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -187,7 +189,52 @@ impl Store {
             jobs,
             clock,
             path: Arc::new(path),
+            reader: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// Runs read-only `work` on a connection of its own, in a transaction that reads one
+    /// snapshot of the store. It takes no write lock: it neither waits for the writer nor
+    /// holds it up, whether the writer is this process's or another's (`local status`
+    /// beside `local up`). Through the writer, every read took the store's write lock,
+    /// and a long one stalled PutEvents.
+    pub(crate) async fn read<F, R>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let reader = Arc::clone(&self.reader);
+        let path = Arc::clone(&self.path);
+        tokio::task::spawn_blocking(move || {
+            let mut slot = reader.lock().unwrap_or_else(PoisonError::into_inner);
+            let connection = match slot.take() {
+                Some(connection) => connection,
+                None => open_reader(&path)?,
+            };
+            // A read that panicked may have left its transaction open.
+            if !connection.is_autocommit() {
+                connection
+                    .execute_batch("ROLLBACK")
+                    .map_err(StoreError::db("read"))?;
+            }
+            connection
+                .execute_batch("BEGIN DEFERRED")
+                .map_err(StoreError::db("read"))?;
+            let result = work(&connection);
+            // Nothing was written: ending the transaction only lets the snapshot go.
+            let end = connection
+                .execute_batch("ROLLBACK")
+                .map_err(StoreError::db("read"));
+            *slot = Some(connection);
+            let value = result?;
+            end?;
+            Ok(value)
+        })
+        .await
+        .map_err(|_| StoreError::Database {
+            context: "read",
+            source: "it panicked".into(),
+        })?
     }
 
     /// The database file.
@@ -242,6 +289,17 @@ impl Store {
             .map_err(|_| StoreError::Closed)?;
         Ok(receiver)
     }
+}
+
+/// A connection for reads only: it waits for a busy store as the writer's does, and SQLite
+/// refuses any write through it.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path).map_err(StoreError::db("open for reading"))?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .and_then(|()| connection.pragma_update(None, "query_only", true))
+        .map_err(StoreError::db("open for reading"))?;
+    Ok(connection)
 }
 
 fn setup(connection: &Connection) -> rusqlite::Result<()> {
@@ -616,6 +674,48 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// A read neither waits for nor takes the write lock (found by an audit: `local
+    /// status` beside a busy `local up` took it for every read, and could time out), sees
+    /// only committed rows, and cannot write.
+    #[tokio::test]
+    async fn a_read_takes_no_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Clock::manual(1_000_000)).unwrap();
+        // Another process holds the write lock, with a row not committed yet.
+        let other = Connection::open(store.path()).unwrap();
+        other
+            .execute_batch(
+                "BEGIN IMMEDIATE; INSERT INTO replays (name, started_at) VALUES ('held', 1);",
+            )
+            .unwrap();
+        let count = |store: Store| async move {
+            store
+                .read(|connection| {
+                    connection
+                        .query_row("SELECT count(*) FROM replays", [], |row| {
+                            row.get::<_, i64>(0)
+                        })
+                        .map_err(StoreError::db("test"))
+                })
+                .await
+        };
+        let n = tokio::time::timeout(Duration::from_secs(2), count(store.clone()))
+            .await
+            .expect("a read does not wait for the writer")
+            .unwrap();
+        assert_eq!(n, 0);
+        let write = store
+            .read(|connection| {
+                connection
+                    .execute_batch("DELETE FROM replays")
+                    .map_err(StoreError::db("test"))
+            })
+            .await;
+        assert!(write.is_err());
+        other.execute_batch("COMMIT").unwrap();
+        assert_eq!(count(store).await.unwrap(), 1);
+    }
 
     /// A job that panics fails alone, and the store goes on (found by an audit: the
     /// writer thread died, and every later job failed with `Closed`).
