@@ -387,6 +387,11 @@ pub struct PutEventsEntry {
 /// The longest `DetailType` PutEvents takes, in characters.
 const MAX_DETAIL_TYPE_CHARS: usize = 128;
 
+/// The most dead letters a redrive moves in one transaction, so that the redrive of a
+/// large dead-letter queue does not hold the store's writer, and with it every PutEvents,
+/// for the whole move (found by an audit).
+const REDRIVE_CHUNK: usize = 1_000;
+
 /// The longest ARN in `Resources`, in characters.
 const MAX_RESOURCE_CHARS: usize = 2048;
 
@@ -1142,15 +1147,26 @@ impl LocalBus {
     /// consumer of the dead-letter queue has received and not yet settled stays.
     pub async fn redrive(&self, target: &str) -> Result<usize, LocalError> {
         let (spec, dlq) = self.target_dlq(target)?;
-        let queue_name = spec.queue().to_owned();
         let now = self.clock().now_ms();
-        let n = self
-            .inner
-            .store
-            .call(move |connection| queue::redrive(connection, &dlq, &queue_name, now))
-            .await?;
-        self.wake(spec.queue());
-        Ok(n)
+        let mut n = 0;
+        // A chunk per transaction: PutEvents and the pollers' jobs go between them.
+        loop {
+            let (dlq, queue_name) = (dlq.clone(), spec.queue().to_owned());
+            let moved = self
+                .inner
+                .store
+                .call(move |connection| {
+                    queue::redrive(connection, &dlq, &queue_name, now, REDRIVE_CHUNK)
+                })
+                .await?;
+            n += moved;
+            if moved > 0 {
+                self.wake(spec.queue());
+            }
+            if moved < REDRIVE_CHUNK {
+                return Ok(n);
+            }
+        }
     }
 
     /// The queues of the store that the template no longer has, with how many messages

@@ -665,21 +665,28 @@ pub(crate) fn dead_letters(
 /// sent and visible now, never received; returns how many moved. Messages that a shared
 /// dead-letter queue holds for other queues stay, and so do those a consumer of the
 /// dead-letter queue has received and not settled: moved, they would be handled twice.
+/// Moves at most `limit` messages: a caller moves a large queue in several transactions,
+/// so that the writer is never held for long.
 pub(crate) fn redrive(
     connection: &Connection,
     dead_letter_queue: &str,
     to_queue: &str,
     now: i64,
+    limit: usize,
 ) -> Result<usize, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows: Vec<i64> = connection
         .prepare_cached(
             "SELECT id FROM messages
              WHERE queue = ?1 AND (source_queue = ?2 OR source_queue IS NULL)
-               AND visible_at <= ?3",
+               AND visible_at <= ?3
+             LIMIT ?4",
         )
         .and_then(|mut s| {
-            s.query_map(params![dead_letter_queue, to_queue, now], |row| row.get(0))?
-                .collect()
+            s.query_map(params![dead_letter_queue, to_queue, now, limit], |row| {
+                row.get(0)
+            })?
+            .collect()
         })
         .map_err(StoreError::db("redrive"))?;
     let mut update = connection
@@ -950,10 +957,44 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(held.messages.len(), 1);
-        let n = store.call(|c| redrive(c, "DLQ", "Q", 3_000)).await.unwrap();
+        let n = store
+            .call(|c| redrive(c, "DLQ", "Q", 3_000, 1_000))
+            .await
+            .unwrap();
         assert_eq!(n, 0);
-        let n = store.call(|c| redrive(c, "DLQ", "Q", 3_500)).await.unwrap();
+        let n = store
+            .call(|c| redrive(c, "DLQ", "Q", 3_500, 1_000))
+            .await
+            .unwrap();
         assert_eq!(n, 1);
+    }
+
+    /// A redrive moves at most its limit of messages; the rest wait for the next call.
+    #[tokio::test]
+    async fn a_redrive_moves_at_most_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Clock::manual(0)).unwrap();
+        let events = (1..=3)
+            .map(|i| accepted(i, "{}".into()))
+            .collect::<Vec<_>>();
+        store.call(move |c| ingest(c, &events, 0)).await.unwrap();
+        for now in [0, 2_000] {
+            let p = dead_letter_after_one_receive();
+            store
+                .call(move |c| receive(c, &p, ROOM, now))
+                .await
+                .unwrap();
+        }
+        let mut moved = Vec::new();
+        for _ in 0..3 {
+            moved.push(
+                store
+                    .call(|c| redrive(c, "DLQ", "Q", 3_000, 2))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(moved, [2, 1, 0]);
     }
 
     /// A redrive gives a message a new id and starts its receive count over: a consumer
@@ -987,7 +1028,10 @@ mod tests {
         let p = policy.clone();
         let moved = run(Box::new(move |c| receive(c, &p, ROOM, 2_000).unwrap())).await;
         assert_eq!(moved.dead_lettered.len(), 1);
-        store.call(|c| redrive(c, "DLQ", "Q", 3_000)).await.unwrap();
+        store
+            .call(|c| redrive(c, "DLQ", "Q", 3_000, 1_000))
+            .await
+            .unwrap();
         let p = policy.clone();
         let second = run(Box::new(move |c| receive(c, &p, ROOM, 3_000).unwrap())).await;
         let current = second.messages[0].clone();
