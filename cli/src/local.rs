@@ -87,6 +87,8 @@ pub(crate) enum Command {
     /// Prints `replay <name>: <n> archived events re-sent as <m> messages`.
     ///
     /// Replay names are unique, as EventBridge keeps them, and the window must have ended.
+    /// A replay cut short (a crash, a full disk) is finished by running it again with the
+    /// same --name and window: it goes on after the last page it sent.
     ///
     /// Exit status: 0 when the events were re-sent (none in the window included), 2 on a
     /// bad time or window, a --name already taken, an unknown bus or no store in --data.
@@ -664,9 +666,21 @@ async fn replay(
             router::local::LocalError::ReplayNameTaken(_) => {
                 anyhow::anyhow!("{error}; give another --name")
             }
+            // A store that failed may have failed part way; the pages already sent are
+            // recorded, and the same window under the same name goes on after them.
+            store @ router::local::LocalError::Store(_) => anyhow::Error::new(store).context(
+                format!(
+                    "the replay {name} may be cut short: run it again with --name {name} and the same window to finish it"
+                ),
+            ),
             other => anyhow::Error::new(other),
         })
         .with_context(|| format!("cannot replay the archive in {}", args.data.display()))?;
+    if summary.resumed {
+        stderr!(
+            "eventfork: the replay {name} was cut short before: this run sent the rest of its window (the counts below are this run's)"
+        );
+    }
     let n_other: usize = summary.other_buses.iter().map(|(_, n)| n).sum();
     writeln!(
         crate::output::stdout(),

@@ -551,6 +551,10 @@ pub struct ReplaySummary {
     pub n_events: usize,
     /// Messages sent to target queues.
     pub n_messages: usize,
+    /// Whether it finished a replay of the same name and window that was cut short: the
+    /// counts are then those of the events sent by this call, after the last page the
+    /// earlier one sent.
+    pub resumed: bool,
     /// Archived events of the range left out because their bus is not one this bus
     /// runs (the store was written under another `--bus-name`), per bus name, in name
     /// order.
@@ -767,7 +771,7 @@ impl LocalBus {
             }
         }
         if !accepted.is_empty() {
-            self.commit(accepted, accepted_rules, now)
+            self.commit(accepted, accepted_rules, now, None)
                 .await
                 .map_err(|error| PutEventsError::Internal(error.chain()))?;
         }
@@ -900,11 +904,14 @@ impl LocalBus {
         ))
     }
 
+    /// Ingests `accepted`, and records a replay's progress (its name, and the archive
+    /// position it has sent up to, or `None` when done) in the same transaction.
     async fn commit(
         &self,
         accepted: Vec<Accepted>,
         rules: Vec<Vec<String>>,
         now: i64,
+        replay_progress: Option<(String, Option<(i64, i64)>)>,
     ) -> Result<(), StoreError> {
         let events: Vec<(String, String, String, Vec<String>)> = accepted
             .iter()
@@ -923,7 +930,13 @@ impl LocalBus {
         touched.dedup();
         self.inner
             .store
-            .call(move |connection| queue::ingest(connection, &accepted, now))
+            .call(move |connection| {
+                queue::ingest(connection, &accepted, now)?;
+                match replay_progress {
+                    Some((name, after)) => queue::replay_progress(connection, &name, after),
+                    None => Ok(()),
+                }
+            })
             .await?;
         for queue in touched {
             self.wake(&queue);
@@ -1200,6 +1213,12 @@ impl LocalBus {
     /// then routed again and sent. Memory stays that of a page, whatever the window holds.
     /// Both passes read the archive as it was when the replay began: an event archived
     /// meanwhile is not replayed.
+    ///
+    /// Each page is sent in one transaction with the record of how far the replay got. A
+    /// replay cut short (a crash, a store error) is finished by calling it again with the
+    /// same name and window: it goes on after its last page sent, over the archive as it
+    /// was when it began, and says so ([`ReplaySummary::resumed`]). A finished replay's
+    /// name, or an unfinished one's with another window, is [`LocalError::ReplayNameTaken`].
     pub async fn replay(
         &self,
         replay_name: &str,
@@ -1207,9 +1226,29 @@ impl LocalBus {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<ReplaySummary, LocalError> {
-        const START: (i64, i64) = (i64::MIN, i64::MIN);
-        let last_row = self.inner.store.read(queue::last_event_row).await?;
-        let mut after = Some(START);
+        let window = queue::ReplayWindow {
+            bus: bus.map(str::to_owned),
+            from_ms,
+            to_ms,
+        };
+        let (state, last_row) = {
+            let (name, window) = (replay_name.to_owned(), window.clone());
+            self.inner
+                .store
+                .read(move |connection| {
+                    let state = queue::replay_state(connection, &name, &window)?;
+                    Ok((state, queue::last_event_row(connection)?))
+                })
+                .await?
+        };
+        let (start, last_row) = match state {
+            queue::ReplayState::Free => (queue::REPLAY_START, last_row),
+            queue::ReplayState::Unfinished { after, last_row } => (after, last_row),
+            queue::ReplayState::Taken => {
+                return Err(LocalError::ReplayNameTaken(replay_name.to_owned()));
+            }
+        };
+        let mut after = Some(start);
         while let Some(position) = after {
             after = self
                 .replay_page(replay_name, bus, (from_ms, to_ms), (position, last_row))
@@ -1217,24 +1256,31 @@ impl LocalBus {
                 .next;
         }
         // The name is taken once the replay can go ahead (a failure before leaves it
-        // free), and before anything is sent.
-        let name = replay_name.to_owned();
-        let now = self.clock().now_ms();
-        let fresh = self
-            .inner
-            .store
-            .call(move |connection| queue::name_replay(connection, &name, now))
-            .await?;
-        if !fresh {
-            return Err(LocalError::ReplayNameTaken(replay_name.to_owned()));
-        }
+        // free), and before anything is sent. Looked at again under the write lock: another
+        // process may have taken it meanwhile.
+        let recorded = {
+            let (name, window) = (replay_name.to_owned(), window.clone());
+            let now = self.clock().now_ms();
+            self.inner
+                .store
+                .call(move |connection| {
+                    queue::start_replay(connection, &name, &window, last_row, now)
+                })
+                .await?
+        };
+        let resumed = match recorded {
+            queue::ReplayState::Free if start == queue::REPLAY_START => false,
+            queue::ReplayState::Unfinished { after, .. } if after == start => true,
+            _ => return Err(LocalError::ReplayNameTaken(replay_name.to_owned())),
+        };
         let mut summary = ReplaySummary {
             n_events: 0,
             n_messages: 0,
             other_buses: Vec::new(),
+            resumed,
         };
         let mut other_buses: BTreeMap<String, usize> = BTreeMap::new();
-        let mut after = Some(START);
+        let mut after = Some(start);
         while let Some(position) = after {
             let page = self
                 .replay_page(replay_name, bus, (from_ms, to_ms), (position, last_row))
@@ -1244,10 +1290,9 @@ impl LocalBus {
             for bus in page.other_buses {
                 *other_buses.entry(bus).or_default() += 1;
             }
-            if !page.replays.is_empty() {
-                let now = self.clock().now_ms();
-                self.commit(page.replays, page.rules, now).await?;
-            }
+            let progress = Some((replay_name.to_owned(), page.next));
+            let now = self.clock().now_ms();
+            self.commit(page.replays, page.rules, now, progress).await?;
             after = page.next;
         }
         summary.other_buses = other_buses.into_iter().collect();

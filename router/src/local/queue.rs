@@ -770,21 +770,134 @@ pub(crate) fn last_event_row(connection: &Connection) -> Result<i64, StoreError>
         .map_err(StoreError::db("archive read"))
 }
 
-/// How many live events the archive holds.
-/// Records the replay `name`, started at `now`; false when a replay of that name was
-/// recorded before.
-pub(crate) fn name_replay(
-    connection: &Connection,
-    name: &str,
-    now: i64,
-) -> Result<bool, StoreError> {
-    connection
-        .prepare_cached("INSERT OR IGNORE INTO replays (name, started_at) VALUES (?1, ?2)")
-        .and_then(|mut insert| insert.execute(params![name, now]))
-        .map(|n| n == 1)
-        .map_err(StoreError::db("replay name"))
+/// The events a replay sends: those of `bus` (all buses when `None`) whose time lies in
+/// `[from_ms, to_ms)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReplayWindow {
+    pub(crate) bus: Option<String>,
+    pub(crate) from_ms: i64,
+    pub(crate) to_ms: i64,
 }
 
+/// What the store holds under a replay's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReplayState {
+    /// No replay has the name (after [`start_replay`]: it does now).
+    Free,
+    /// A replay of the same window was cut short: it goes on after the archive position
+    /// `after`, up to the row `last_row` it started with.
+    Unfinished { after: (i64, i64), last_row: i64 },
+    /// A finished replay has the name, or one of another window.
+    Taken,
+}
+
+/// Where the replay `name` of `window` stands.
+pub(crate) fn replay_state(
+    connection: &Connection,
+    name: &str,
+    window: &ReplayWindow,
+) -> Result<ReplayState, StoreError> {
+    /// A row of `replays`; the window and position are empty in rows of older stores.
+    struct Recorded {
+        done: bool,
+        window: ReplayWindow,
+        last_row: Option<i64>,
+        after: Option<(i64, i64)>,
+    }
+    let recorded = connection
+        .prepare_cached(
+            "SELECT done, bus, from_ms, to_ms, last_row, after_time, after_row
+             FROM replays WHERE name = ?1",
+        )
+        .and_then(|mut select| {
+            select
+                .query_row(params![name], |row| {
+                    let from_ms: Option<i64> = row.get(2)?;
+                    let to_ms: Option<i64> = row.get(3)?;
+                    let after_time: Option<i64> = row.get(5)?;
+                    let after_row: Option<i64> = row.get(6)?;
+                    Ok(Recorded {
+                        done: row.get(0)?,
+                        window: ReplayWindow {
+                            bus: row.get(1)?,
+                            from_ms: from_ms.unwrap_or(i64::MIN),
+                            to_ms: to_ms.unwrap_or(i64::MIN),
+                        },
+                        last_row: row.get(4)?,
+                        after: after_time.zip(after_row),
+                    })
+                })
+                .optional()
+        })
+        .map_err(StoreError::db("replay name"))?;
+    Ok(match recorded {
+        None => ReplayState::Free,
+        Some(Recorded {
+            done: false,
+            window: recorded_window,
+            last_row: Some(last_row),
+            after,
+        }) if recorded_window == *window => ReplayState::Unfinished {
+            after: after.unwrap_or(REPLAY_START),
+            last_row,
+        },
+        Some(_) => ReplayState::Taken,
+    })
+}
+
+/// The archive position before the first event.
+pub(crate) const REPLAY_START: (i64, i64) = (i64::MIN, i64::MIN);
+
+/// Records the replay `name` of `window` up to the row `last_row`, started at `now`, when
+/// the name is free; answers the state found (`Free` when it was recorded).
+pub(crate) fn start_replay(
+    connection: &Connection,
+    name: &str,
+    window: &ReplayWindow,
+    last_row: i64,
+    now: i64,
+) -> Result<ReplayState, StoreError> {
+    let state = replay_state(connection, name, window)?;
+    if state == ReplayState::Free {
+        connection
+            .prepare_cached(
+                "INSERT INTO replays (name, started_at, bus, from_ms, to_ms, last_row, done)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+            )
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    name,
+                    now,
+                    window.bus,
+                    window.from_ms,
+                    window.to_ms,
+                    last_row
+                ])
+            })
+            .map_err(StoreError::db("replay name"))?;
+    }
+    Ok(state)
+}
+
+/// Records that the replay `name` has sent everything up to the archive position `after`,
+/// or everything when `None`. Run in the transaction that sends that page, so that the
+/// record and the messages are kept or lost together.
+pub(crate) fn replay_progress(
+    connection: &Connection,
+    name: &str,
+    after: Option<(i64, i64)>,
+) -> Result<(), StoreError> {
+    let (time, row) = after.unzip();
+    connection
+        .prepare_cached(
+            "UPDATE replays SET after_time = ?2, after_row = ?3, done = ?4 WHERE name = ?1",
+        )
+        .and_then(|mut update| update.execute(params![name, time, row, after.is_none()]))
+        .map(|_| ())
+        .map_err(StoreError::db("replay progress"))
+}
+
+/// How many live events the archive holds.
 pub(crate) fn archive_len(connection: &Connection) -> Result<u64, StoreError> {
     connection
         .query_row(
@@ -967,6 +1080,53 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    /// A replay's record: free, then unfinished at its last page, then taken once done;
+    /// an unfinished one of another window is taken too.
+    #[tokio::test]
+    async fn a_replay_record_follows_its_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Clock::manual(0)).unwrap();
+        let window = |from_ms| ReplayWindow {
+            bus: Some("b".into()),
+            from_ms,
+            to_ms: 10,
+        };
+        let state = |from_ms| {
+            let store = store.clone();
+            async move {
+                store
+                    .read(move |c| replay_state(c, "r", &window(from_ms)))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(state(0).await, ReplayState::Free);
+        let started = store
+            .call(move |c| start_replay(c, "r", &window(0), 42, 5))
+            .await
+            .unwrap();
+        assert_eq!(started, ReplayState::Free);
+        let unfinished = |after| ReplayState::Unfinished {
+            after,
+            last_row: 42,
+        };
+        assert_eq!(state(0).await, unfinished(REPLAY_START));
+        assert_eq!(state(1).await, ReplayState::Taken);
+        store
+            .call(|c| replay_progress(c, "r", Some((7, 3))))
+            .await
+            .unwrap();
+        assert_eq!(state(0).await, unfinished((7, 3)));
+        // Started again, it is not recorded twice.
+        let again = store
+            .call(move |c| start_replay(c, "r", &window(0), 99, 6))
+            .await
+            .unwrap();
+        assert_eq!(again, unfinished((7, 3)));
+        store.call(|c| replay_progress(c, "r", None)).await.unwrap();
+        assert_eq!(state(0).await, ReplayState::Taken);
     }
 
     /// A redrive moves at most its limit of messages; the rest wait for the next call.

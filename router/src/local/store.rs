@@ -327,6 +327,19 @@ fn setup(connection: &Connection) -> rusqlite::Result<()> {
     // Why a handler moved a message to its dead-letter queue (none for a move by receive
     // count): stores made before it get the column, empty.
     add_column(connection, "messages", "failure", "TEXT")?;
+    // A replay's window and how far it got, so that one cut short can be finished under
+    // its name: stores made before them count their replays as done.
+    for (name, definition) in [
+        ("bus", "TEXT"),
+        ("from_ms", "INTEGER"),
+        ("to_ms", "INTEGER"),
+        ("last_row", "INTEGER"),
+        ("after_time", "INTEGER"),
+        ("after_row", "INTEGER"),
+        ("done", "INTEGER NOT NULL DEFAULT 1"),
+    ] {
+        add_column(connection, "replays", name, definition)?;
+    }
     connection.execute_batch(
         "CREATE INDEX IF NOT EXISTS events_time ON events (event_time)
            WHERE replay_name IS NULL;

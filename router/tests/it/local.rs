@@ -601,6 +601,71 @@ async fn a_replay_of_many_pages_sends_each_event_once() {
     assert_eq!(visible(bus.status().await.unwrap()), 2 * before);
 }
 
+/// A replay cut short after its first page goes on under the same name and window after
+/// that page, over the archive as it was when it began; its name is then taken, and so
+/// is an unfinished one's for another window (found by an audit: a replay that failed
+/// part way could only be run again under a new name, sending its first pages twice).
+#[tokio::test]
+async fn a_replay_cut_short_is_finished_under_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = open(dir.path(), &Clock::manual(T0));
+    let n_events = 1_203;
+    for first in (0..n_events).step_by(10) {
+        let entries = (first..(first + 10).min(n_events))
+            .map(|n| entry("UserLoggedIn", json!({ "n": n })))
+            .collect();
+        put(&bus, entries).await;
+    }
+    let window = (T0 - 1_000, T0 + 1_000);
+    let full = bus
+        .replay("cut", Some("test-bus"), window.0, window.1)
+        .await
+        .unwrap();
+    assert!(!full.resumed);
+    assert_eq!(full.n_events, n_events);
+    // As if the store had failed after the first page of 500: the record says so.
+    {
+        let store = rusqlite::Connection::open(dir.path().join("eventfork.sqlite3")).unwrap();
+        store
+            .execute_batch(
+                "UPDATE replays SET done = 0,
+                   (after_time, after_row) = (SELECT event_time, seq FROM events
+                     WHERE replay_name IS NULL ORDER BY event_time, seq LIMIT 1 OFFSET 499)
+                 WHERE name = 'cut'",
+            )
+            .unwrap();
+    }
+    // Archived after the replay began: not in it.
+    put(&bus, vec![entry("UserLoggedIn", json!({ "n": "late" }))]).await;
+    let other_window = bus
+        .replay("cut", Some("test-bus"), window.0, window.1 + 1)
+        .await;
+    assert!(
+        matches!(
+            other_window,
+            Err(router::local::LocalError::ReplayNameTaken(_))
+        ),
+        "{other_window:?}"
+    );
+    let rest = bus
+        .replay("cut", Some("test-bus"), window.0, window.1)
+        .await
+        .unwrap();
+    assert!(rest.resumed);
+    assert_eq!(rest.n_events, n_events - 500);
+    assert_eq!(
+        rest.n_messages,
+        full.n_messages * (n_events - 500) / n_events
+    );
+    let again = bus
+        .replay("cut", Some("test-bus"), window.0, window.1)
+        .await;
+    assert!(
+        matches!(again, Err(router::local::LocalError::ReplayNameTaken(_))),
+        "{again:?}"
+    );
+}
+
 /// Archived events of a bus this one does not run (the store was written under another
 /// bus name) are counted apart, not silently routed to nothing (found by an audit).
 #[tokio::test]
