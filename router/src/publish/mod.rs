@@ -26,9 +26,11 @@
 //! names ([`Event::idempotency_key`]), as EventBridge itself promises at-least-once
 //! delivery.
 //!
-//! Every outcome arrives while the call's future is polled to its end. Dropping it early
-//! (a `select!`, a timeout around the call) cancels the requests in flight: their events
-//! may or may not have been published, and no outcome says which. Give the Publisher a
+//! Every outcome arrives while the call's future is polled to its end. Dropped early (a
+//! `select!`, a timeout around the call, a web framework dropping the handler of a client
+//! that went away), the call's batches in flight finish in the background and log what
+//! became of their events, and its batches not started yet are not sent (logged too): no
+//! outcome reaches the caller. Give the Publisher a
 //! [`call_deadline`](PublisherBuilder::call_deadline) instead, which every call meets
 //! with an outcome per event, or run the call in a task of its own. The
 //! [`retry_deadline`](PublisherBuilder::retry_deadline) counts from a batch's first
@@ -40,7 +42,17 @@
 mod entry;
 mod transport;
 
-use std::{fmt, future::Future, pin::Pin, sync::Arc, task::Poll, time::Duration};
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::Poll,
+    time::Duration,
+};
 
 use events_schema::{Event, Violation};
 use rand::Rng;
@@ -649,15 +661,20 @@ impl Publisher {
             .call_deadline
             .and_then(|d| Instant::now().checked_add(d));
         let mut n_requests = 0;
-        let mut tasks = JoinSet::new();
+        let mut call = InFlight {
+            tasks: JoinSet::new(),
+            n_not_started: batches.iter().map(|batch| batch.indices().len()).sum(),
+            abandoned: Arc::new(AtomicBool::new(false)),
+        };
         let mut in_tasks = std::collections::HashMap::new();
         let mut batches = batches.into_iter();
         loop {
             // At most `max_in_flight` batches of this call are started at a time; the
             // semaphore also bounds requests across concurrent calls.
-            while tasks.len() < self.inner.settings.max_in_flight {
+            while call.tasks.len() < self.inner.settings.max_in_flight {
                 let Some(batch) = batches.next() else { break };
                 let indices = batch.into_indices();
+                call.n_not_started -= indices.len();
                 // Past the call's deadline, what is left is not sent.
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     for entry_idx in indices {
@@ -668,12 +685,17 @@ impl Publisher {
                 let inner = Arc::clone(&self.inner);
                 let sendable = Arc::clone(&sendable);
                 let task_indices = indices.clone();
-                let task = tasks.spawn(async move {
-                    inner.send_batch(&sendable, task_indices, deadline).await
+                let abandoned = Arc::clone(&call.abandoned);
+                let task = call.tasks.spawn(async move {
+                    let outcome = inner.send_batch(&sendable, task_indices, deadline).await;
+                    if abandoned.load(Ordering::Relaxed) {
+                        log_abandoned(&outcome);
+                    }
+                    outcome
                 });
                 in_tasks.insert(task.id(), indices);
             }
-            let Some(joined) = tasks.join_next_with_id().await else {
+            let Some(joined) = call.tasks.join_next_with_id().await else {
                 break;
             };
             let batch_outcome = match joined {
@@ -713,6 +735,57 @@ impl Publisher {
 struct BatchOutcome {
     outcomes: Vec<(usize, Result<EventId, PublishError>)>,
     n_requests: usize,
+}
+
+/// The batches of a call. A call dropped before its end (a client that went away, a
+/// timeout around it) leaves its batches in flight to finish in the background, each
+/// logging what became of its events, rather than cancel requests that may already have
+/// published them; the batches it had not started are not sent, and that is logged too.
+struct InFlight {
+    tasks: JoinSet<BatchOutcome>,
+    /// Events of batches not started yet.
+    n_not_started: usize,
+    /// Set when the call is dropped before its end.
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.tasks.is_empty() && self.n_not_started == 0 {
+            return;
+        }
+        self.abandoned.store(true, Ordering::Relaxed);
+        tracing::warn!(
+            n_batches_in_flight = self.tasks.len(),
+            n_events_not_sent = self.n_not_started,
+            "a publish call was dropped before its end: its batches in flight finish in the background, and its events not started yet are not sent"
+        );
+        self.tasks.detach_all();
+    }
+}
+
+/// Logs what became of the events of a batch whose call was dropped.
+fn log_abandoned(outcome: &BatchOutcome) {
+    let mut n_published = 0;
+    let mut failed: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut n_unconfirmed = 0;
+    for (_, result) in &outcome.outcomes {
+        match result {
+            Ok(_) => n_published += 1,
+            Err(error) if error.may_have_been_published() => n_unconfirmed += 1,
+            Err(error) => *failed.entry(error.code()).or_default() += 1,
+        }
+    }
+    let failed: Vec<String> = failed
+        .into_iter()
+        .map(|(code, n)| format!("{n} {code}"))
+        .collect();
+    tracing::warn!(
+        n_published,
+        n_unconfirmed,
+        failed = %failed.join(", "),
+        "a batch of a dropped publish call finished"
+    );
 }
 
 impl Inner {
