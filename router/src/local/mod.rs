@@ -543,6 +543,13 @@ pub struct TargetStatus {
     pub dead_letters: u64,
 }
 
+/// A page of a replay: the archive positions it runs from and to (`None`: to the end).
+struct ReplayProgress {
+    name: String,
+    from: (i64, i64),
+    to: Option<(i64, i64)>,
+}
+
 /// What a replay re-sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -904,14 +911,13 @@ impl LocalBus {
         ))
     }
 
-    /// Ingests `accepted`, and records a replay's progress (its name, and the archive
-    /// position it has sent up to, or `None` when done) in the same transaction.
+    /// Ingests `accepted`, and records a replay's progress in the same transaction.
     async fn commit(
         &self,
         accepted: Vec<Accepted>,
         rules: Vec<Vec<String>>,
         now: i64,
-        replay_progress: Option<(String, Option<(i64, i64)>)>,
+        replay_progress: Option<ReplayProgress>,
     ) -> Result<(), StoreError> {
         let events: Vec<(String, String, String, Vec<String>)> = accepted
             .iter()
@@ -933,7 +939,20 @@ impl LocalBus {
             .call(move |connection| {
                 queue::ingest(connection, &accepted, now)?;
                 match replay_progress {
-                    Some((name, after)) => queue::replay_progress(connection, &name, after),
+                    Some(ReplayProgress { name, from, to }) => {
+                        if queue::replay_progress(connection, &name, from, to)? {
+                            Ok(())
+                        } else {
+                            // The page's events are rolled back with the job.
+                            Err(StoreError::Database {
+                                context: "replay",
+                                source: format!(
+                                    "another run of the replay {name} went on meanwhile"
+                                )
+                                .into(),
+                            })
+                        }
+                    }
                     None => Ok(()),
                 }
             })
@@ -1241,6 +1260,7 @@ impl LocalBus {
                 })
                 .await?
         };
+        let resuming = matches!(state, queue::ReplayState::Unfinished { .. });
         let (start, last_row) = match state {
             queue::ReplayState::Free => (queue::REPLAY_START, last_row),
             queue::ReplayState::Unfinished { after, last_row } => (after, last_row),
@@ -1268,9 +1288,11 @@ impl LocalBus {
                 })
                 .await?
         };
+        // Found as read: a name that was free is now this run's; a run that began meanwhile
+        // under a free name is another's, and it is not resumed from here.
         let resumed = match recorded {
-            queue::ReplayState::Free if start == queue::REPLAY_START => false,
-            queue::ReplayState::Unfinished { after, .. } if after == start => true,
+            queue::ReplayState::Free if !resuming => false,
+            queue::ReplayState::Unfinished { after, .. } if resuming && after == start => true,
             _ => return Err(LocalError::ReplayNameTaken(replay_name.to_owned())),
         };
         let mut summary = ReplaySummary {
@@ -1290,9 +1312,14 @@ impl LocalBus {
             for bus in page.other_buses {
                 *other_buses.entry(bus).or_default() += 1;
             }
-            let progress = Some((replay_name.to_owned(), page.next));
+            let progress = ReplayProgress {
+                name: replay_name.to_owned(),
+                from: position,
+                to: page.next,
+            };
             let now = self.clock().now_ms();
-            self.commit(page.replays, page.rules, now, progress).await?;
+            self.commit(page.replays, page.rules, now, Some(progress))
+                .await?;
             after = page.next;
         }
         summary.other_buses = other_buses.into_iter().collect();

@@ -879,21 +879,36 @@ pub(crate) fn start_replay(
     Ok(state)
 }
 
-/// Records that the replay `name` has sent everything up to the archive position `after`,
-/// or everything when `None`. Run in the transaction that sends that page, so that the
-/// record and the messages are kept or lost together.
+/// Records that the unfinished replay `name`, which had sent everything up to the archive
+/// position `from`, has now sent everything up to `after`, or everything when `None`. Run
+/// in the transaction that sends that page, so that the record and the messages are kept
+/// or lost together. False, and nothing recorded, when the record is not at `from`: another
+/// run of the replay went on meanwhile, and this one must not send the page too.
 pub(crate) fn replay_progress(
     connection: &Connection,
     name: &str,
+    from: (i64, i64),
     after: Option<(i64, i64)>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let (time, row) = after.unzip();
+    // The start is recorded as no position.
+    let (from_time, from_row) = Some(from).filter(|&from| from != REPLAY_START).unzip();
     connection
         .prepare_cached(
-            "UPDATE replays SET after_time = ?2, after_row = ?3, done = ?4 WHERE name = ?1",
+            "UPDATE replays SET after_time = ?2, after_row = ?3, done = ?4
+             WHERE name = ?1 AND done = 0 AND after_time IS ?5 AND after_row IS ?6",
         )
-        .and_then(|mut update| update.execute(params![name, time, row, after.is_none()]))
-        .map(|_| ())
+        .and_then(|mut update| {
+            update.execute(params![
+                name,
+                time,
+                row,
+                after.is_none(),
+                from_time,
+                from_row
+            ])
+        })
+        .map(|n| n == 1)
         .map_err(StoreError::db("replay progress"))
 }
 
@@ -1114,10 +1129,19 @@ mod tests {
         };
         assert_eq!(state(0).await, unfinished(REPLAY_START));
         assert_eq!(state(1).await, ReplayState::Taken);
-        store
-            .call(|c| replay_progress(c, "r", Some((7, 3))))
-            .await
-            .unwrap();
+        let moved = |from, to| {
+            let store = store.clone();
+            async move {
+                store
+                    .call(move |c| replay_progress(c, "r", from, to))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(moved(REPLAY_START, Some((7, 3))).await);
+        assert_eq!(state(0).await, unfinished((7, 3)));
+        // A run that read an older position does not move it.
+        assert!(!moved(REPLAY_START, Some((9, 9))).await);
         assert_eq!(state(0).await, unfinished((7, 3)));
         // Started again, it is not recorded twice.
         let again = store
@@ -1125,8 +1149,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again, unfinished((7, 3)));
-        store.call(|c| replay_progress(c, "r", None)).await.unwrap();
+        assert!(moved((7, 3), None).await);
         assert_eq!(state(0).await, ReplayState::Taken);
+        assert!(!moved((7, 3), None).await);
     }
 
     /// A redrive moves at most its limit of messages; the rest wait for the next call.
