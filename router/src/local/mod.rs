@@ -1180,23 +1180,31 @@ impl LocalBus {
     pub async fn redrive(&self, target: &str) -> Result<usize, LocalError> {
         let (spec, dlq) = self.target_dlq(target)?;
         let now = self.clock().now_ms();
-        let mut n = 0;
-        // A chunk per transaction: PutEvents and the pollers' jobs go between them.
+        let (mut n, mut after_row) = (0, 0);
+        // A chunk per transaction: PutEvents and the pollers' jobs go between them. Each
+        // goes on after the rows of the last, so that one redrive moves a message once.
         loop {
             let (dlq, queue_name) = (dlq.clone(), spec.queue().to_owned());
-            let moved = self
+            let (moved, last_row) = self
                 .inner
                 .store
                 .call(move |connection| {
-                    queue::redrive(connection, &dlq, &queue_name, now, REDRIVE_CHUNK)
+                    queue::redrive(
+                        connection,
+                        &dlq,
+                        &queue_name,
+                        now,
+                        (after_row, REDRIVE_CHUNK),
+                    )
                 })
                 .await?;
             n += moved;
             if moved > 0 {
                 self.wake(spec.queue());
             }
-            if moved < REDRIVE_CHUNK {
-                return Ok(n);
+            match last_row {
+                Some(row) if moved == REDRIVE_CHUNK => after_row = row,
+                _ => return Ok(n),
             }
         }
     }

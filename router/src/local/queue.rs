@@ -665,27 +665,30 @@ pub(crate) fn dead_letters(
 /// sent and visible now, never received; returns how many moved. Messages that a shared
 /// dead-letter queue holds for other queues stay, and so do those a consumer of the
 /// dead-letter queue has received and not settled: moved, they would be handled twice.
-/// Moves at most `limit` messages: a caller moves a large queue in several transactions,
-/// so that the writer is never held for long.
+/// Moves at most `limit` messages, of rows after `after_row`, and answers how many moved
+/// and the last row looked at: a caller moves a large queue in several transactions, so
+/// that the writer is never held for long, each going on after the last. (A message that
+/// a handler parks again between two of them has the same row, and is not moved twice.)
 pub(crate) fn redrive(
     connection: &Connection,
     dead_letter_queue: &str,
     to_queue: &str,
     now: i64,
-    limit: usize,
-) -> Result<usize, StoreError> {
+    (after_row, limit): (i64, usize),
+) -> Result<(usize, Option<i64>), StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows: Vec<i64> = connection
         .prepare_cached(
             "SELECT id FROM messages
              WHERE queue = ?1 AND (source_queue = ?2 OR source_queue IS NULL)
-               AND visible_at <= ?3
-             LIMIT ?4",
+               AND visible_at <= ?3 AND id > ?4
+             ORDER BY id LIMIT ?5",
         )
         .and_then(|mut s| {
-            s.query_map(params![dead_letter_queue, to_queue, now, limit], |row| {
-                row.get(0)
-            })?
+            s.query_map(
+                params![dead_letter_queue, to_queue, now, after_row, limit],
+                |row| row.get(0),
+            )?
             .collect()
         })
         .map_err(StoreError::db("redrive"))?;
@@ -702,7 +705,7 @@ pub(crate) fn redrive(
             .execute(params![row, to_queue, super::clock::uuid_v4(), now])
             .map_err(StoreError::db("redrive"))?;
     }
-    Ok(rows.len())
+    Ok((rows.len(), rows.last().copied()))
 }
 
 /// An archived event.
@@ -1085,13 +1088,13 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(held.messages.len(), 1);
-        let n = store
-            .call(|c| redrive(c, "DLQ", "Q", 3_000, 1_000))
+        let (n, _) = store
+            .call(|c| redrive(c, "DLQ", "Q", 3_000, (0, 1_000)))
             .await
             .unwrap();
         assert_eq!(n, 0);
-        let n = store
-            .call(|c| redrive(c, "DLQ", "Q", 3_500, 1_000))
+        let (n, _) = store
+            .call(|c| redrive(c, "DLQ", "Q", 3_500, (0, 1_000)))
             .await
             .unwrap();
         assert_eq!(n, 1);
@@ -1171,15 +1174,55 @@ mod tests {
                 .unwrap();
         }
         let mut moved = Vec::new();
+        let mut after = 0;
         for _ in 0..3 {
-            moved.push(
-                store
-                    .call(|c| redrive(c, "DLQ", "Q", 3_000, 2))
-                    .await
-                    .unwrap(),
-            );
+            let (n, last) = store
+                .call(move |c| redrive(c, "DLQ", "Q", 3_000, (after, 2)))
+                .await
+                .unwrap();
+            moved.push(n);
+            after = last.unwrap_or(after);
         }
         assert_eq!(moved, [2, 1, 0]);
+    }
+
+    /// A chunked redrive goes on after its last row: a message parked again between two
+    /// chunks is not moved twice by one redrive (found by a review).
+    #[tokio::test]
+    async fn a_redrive_goes_on_after_its_last_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Clock::manual(0)).unwrap();
+        let events = vec![accepted(1, "{}".into()), accepted(2, "{}".into())];
+        store.call(move |c| ingest(c, &events, 0)).await.unwrap();
+        for now in [0, 2_000] {
+            let p = dead_letter_after_one_receive();
+            store
+                .call(move |c| receive(c, &p, ROOM, now))
+                .await
+                .unwrap();
+        }
+        let (n, last) = store
+            .call(|c| redrive(c, "DLQ", "Q", 3_000, (0, 1)))
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        // Its handler parks the moved message again at once.
+        let row = last.unwrap();
+        store
+            .call(move |c| move_to_dead_letter(c, row, "Q", "DLQ"))
+            .await
+            .unwrap();
+        let (n, next) = store
+            .call(move |c| redrive(c, "DLQ", "Q", 3_000, (row, 1)))
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert!(next.unwrap() > row);
+        let (n, _) = store
+            .call(move |c| redrive(c, "DLQ", "Q", 3_000, (next.unwrap(), 1)))
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
     }
 
     /// A redrive gives a message a new id and starts its receive count over: a consumer
@@ -1214,7 +1257,7 @@ mod tests {
         let moved = run(Box::new(move |c| receive(c, &p, ROOM, 2_000).unwrap())).await;
         assert_eq!(moved.dead_lettered.len(), 1);
         store
-            .call(|c| redrive(c, "DLQ", "Q", 3_000, 1_000))
+            .call(|c| redrive(c, "DLQ", "Q", 3_000, (0, 1_000)))
             .await
             .unwrap();
         let p = policy.clone();
