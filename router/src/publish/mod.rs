@@ -177,8 +177,8 @@ pub enum PublishError {
         message: String,
     },
     /// Not sent: the call's deadline ([`PublisherBuilder::call_deadline`]) passed while
-    /// the entry waited for the rate limit or a request slot.
-    #[error("not sent: the call's deadline passed while it waited for a request slot")]
+    /// the entry waited for the rate limit, a request slot or an outage probe's verdict.
+    #[error("not sent: the call's deadline passed before it could be sent")]
     CallDeadline,
     /// EventBridge was not reached: no connection, no answer, an answer from something
     /// else (an endpoint that is not EventBridge's), or a configuration that stops the
@@ -204,7 +204,8 @@ pub enum PublishError {
     Unconfirmed {
         /// `InvalidResponse` for an unreadable success, `Cancelled` for a batch whose task
         /// was cancelled while it was being sent; otherwise the last attempt's code, e.g.
-        /// `ConnectionError` or `Timeout`.
+        /// `ConnectionError`, `Timeout`, or `CallDeadline` for a request abandoned at the
+        /// call's deadline.
         code: String,
         /// What was wrong with the answer.
         message: String,
@@ -885,6 +886,8 @@ impl Inner {
             {
                 unanswered.note(&pending, error);
             }
+            // Cut short by the call's deadline: no verdict on EventBridge.
+            let cut_by_call = answer.as_ref().is_err_and(RequestError::is_cut_by_call);
             let answered = match &answer {
                 Ok(results) => results.iter().any(|r| !is_retryable(r)),
                 // A refusal of the whole request (credentials, permissions, a malformed
@@ -959,17 +962,17 @@ impl Inner {
             // The caller's deadline stops the retries too, but says nothing of EventBridge.
             let call_over =
                 deadline.is_some_and(|d| now.checked_add(delay).is_none_or(|at| at >= d));
-            let about_eventbridge = probe || outage || past_deadline;
+            let about_eventbridge = !cut_by_call && (probe || outage || past_deadline);
             if about_eventbridge || call_over {
                 tracing::warn!(
                     n_entries = retry.len(),
                     attempts = attempt,
-                    reason = if past_deadline {
-                        "retry deadline reached"
-                    } else if about_eventbridge {
-                        "EventBridge is unavailable"
-                    } else {
+                    reason = if !about_eventbridge {
                         "the call's deadline"
+                    } else if past_deadline {
+                        "retry deadline reached"
+                    } else {
+                        "EventBridge is unavailable"
                     },
                     "giving up on events"
                 );
@@ -1086,10 +1089,11 @@ impl Inner {
         // An attempt ends at the call's deadline at the latest; one that would start at or
         // after it is not made.
         let now = Instant::now();
+        let attempt_timeout = self.settings.attempt_timeout;
         let timeout = match deadline {
             Some(deadline) if deadline <= now => return Err(PublishError::CallDeadline),
-            Some(deadline) => self.settings.attempt_timeout.min(deadline - now),
-            None => self.settings.attempt_timeout,
+            Some(deadline) => attempt_timeout.min(deadline - now),
+            None => attempt_timeout,
         };
         first_sent.get_or_insert(now);
         let request: Vec<&Entry> = indices.iter().map(|i| &entries[*i]).collect();
@@ -1099,6 +1103,9 @@ impl Inner {
             {
                 Ok(Ok(results)) => results,
                 Ok(Err(error)) => return Ok(Err(error)),
+                Err(_) if timeout < attempt_timeout => {
+                    return Ok(Err(RequestError::cut_by_call_deadline(timeout)));
+                }
                 Err(_) => return Ok(Err(timeout_error(timeout))),
             };
         if results.len() != request.len() {

@@ -738,7 +738,7 @@ async fn a_call_deadline_bounds_every_call() {
         match error {
             PublishError::CallDeadline => unsent += 1,
             PublishError::RetriesExhausted { attempts, .. } => sent_attempts += attempts,
-            PublishError::Unconfirmed { attempts, code, .. } if code == "Timeout" => {
+            PublishError::Unconfirmed { attempts, code, .. } if code == "CallDeadline" => {
                 sent_attempts += attempts;
             }
             other => panic!("{other:?}"),
@@ -749,10 +749,10 @@ async fn a_call_deadline_bounds_every_call() {
     assert_eq!(
         errors
             .iter()
-            .find(|e| e.code() == "CallDeadline")
+            .find(|e| matches!(e, PublishError::CallDeadline))
             .unwrap()
             .to_string(),
-        "not sent: the call's deadline passed while it waited for a request slot"
+        "not sent: the call's deadline passed before it could be sent"
     );
 
     // One call of many batches: the batches not started by the deadline are not sent.
@@ -846,7 +846,7 @@ async fn a_call_deadline_cuts_the_request_in_flight() {
     let error = publisher.publish(&login("user-1")).await.unwrap_err();
     assert_eq!(started.elapsed(), Duration::from_millis(500));
     assert!(
-        matches!(&error, PublishError::Unconfirmed { code, attempts: 1, .. } if code == "Timeout"),
+        matches!(&error, PublishError::Unconfirmed { code, attempts: 1, .. } if code == "CallDeadline"),
         "{error:?}"
     );
     assert!(error.may_have_been_published());
@@ -919,12 +919,40 @@ async fn batches_waiting_for_a_probe_stop_at_the_call_deadline() {
     assert_eq!((probed.len(), waited.len()), (10, 30));
     for error in probed {
         assert!(error.may_have_been_published(), "{error:?}");
-        assert_eq!(error.code(), "Timeout");
+        assert_eq!(error.code(), "CallDeadline");
     }
     // Not sent: the deadline or the probe's verdict, whichever they met first.
     for error in waited {
         assert!(error.is_retryable(), "{error:?}");
     }
+    // The probe cut short said nothing of EventBridge: the next batch probes at once, and
+    // now that EventBridge answers, the outage ends (found by a review: a cut probe put
+    // the next one off by a backoff, so that an EventBridge slower than the deadline was
+    // never probed back into use).
+    slow.store(false, Ordering::SeqCst);
+    down.store(false, Ordering::SeqCst);
+    let report = publisher.publish_all(&logins(10)).await;
+    assert!(report.is_all_published(), "{:?}", summary(&report));
+}
+
+/// A first attempt cut short by the call's deadline declares no outage, even with no
+/// retries at all (found by a review: with a zero retry deadline it did, and every later
+/// batch failed unsent).
+#[tokio::test(start_paused = true)]
+async fn an_attempt_cut_by_the_call_deadline_declares_no_outage() {
+    let (flaky, requests) = hanging();
+    let slow = Arc::clone(&flaky.slow);
+    let publisher = builder()
+        .retry_deadline(Duration::ZERO)
+        .call_deadline(Duration::from_millis(100))
+        .build_with(flaky);
+    let error = publisher.publish(&login("user-1")).await.unwrap_err();
+    assert_eq!(error.code(), "CallDeadline");
+    slow.store(false, Ordering::SeqCst);
+    // Not failed at once: the next call sends its request.
+    let before = requests.load(Ordering::SeqCst);
+    let _ = publisher.publish(&login("user-2")).await;
+    assert_eq!(requests.load(Ordering::SeqCst), before + 1);
 }
 
 /// One event that EventBridge keeps failing is that event's trouble: the others of its

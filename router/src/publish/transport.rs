@@ -64,6 +64,8 @@ pub struct RequestError {
     message: String,
     retryable: bool,
     unanswered: bool,
+    /// Cut short by the call's deadline: says nothing of EventBridge.
+    cut_by_call: bool,
 }
 
 impl RequestError {
@@ -75,7 +77,27 @@ impl RequestError {
             message: message.into(),
             retryable,
             unanswered: false,
+            cut_by_call: false,
         }
+    }
+
+    /// A request abandoned when the call's deadline passed `after` into it.
+    pub(crate) fn cut_by_call_deadline(after: std::time::Duration) -> Self {
+        RequestError {
+            cut_by_call: true,
+            ..RequestError::new(
+                "CallDeadline",
+                format!("the call's deadline passed {after:?} into the request, before an answer"),
+                true,
+            )
+            .unanswered()
+        }
+    }
+
+    /// Whether the call's deadline cut the request short, rather than EventBridge failing
+    /// to answer in time.
+    pub(crate) fn is_cut_by_call(&self) -> bool {
+        self.cut_by_call
     }
 
     /// The same error, for a request that may have reached EventBridge and got no answer
