@@ -42,17 +42,7 @@
 mod entry;
 mod transport;
 
-use std::{
-    fmt,
-    future::Future,
-    pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    task::Poll,
-    time::Duration,
-};
+use std::{fmt, future::Future, pin::Pin, sync::Arc, task::Poll, time::Duration};
 
 use events_schema::{Event, Violation};
 use rand::Rng;
@@ -665,8 +655,9 @@ impl Publisher {
         let mut call = InFlight {
             tasks: JoinSet::new(),
             n_not_started: batches.iter().map(|batch| batch.indices().len()).sum(),
-            abandoned: Arc::new(AtomicBool::new(false)),
         };
+        // Per task, its batch and where its outcome comes: a task whose call was dropped
+        // finds the receiver gone, and logs the outcome instead.
         let mut in_tasks = std::collections::HashMap::new();
         let mut batches = batches.into_iter();
         loop {
@@ -686,35 +677,38 @@ impl Publisher {
                 let inner = Arc::clone(&self.inner);
                 let sendable = Arc::clone(&sendable);
                 let task_indices = indices.clone();
-                let abandoned = Arc::clone(&call.abandoned);
+                let (sender, receiver) = tokio::sync::oneshot::channel();
                 let task = call.tasks.spawn(async move {
                     let outcome = inner.send_batch(&sendable, task_indices, deadline).await;
-                    if abandoned.load(Ordering::Relaxed) {
+                    if let Err(outcome) = sender.send(outcome) {
                         log_abandoned(&outcome);
                     }
-                    outcome
                 });
-                in_tasks.insert(task.id(), indices);
+                in_tasks.insert(task.id(), (indices, receiver));
             }
             let Some(joined) = call.tasks.join_next_with_id().await else {
                 break;
             };
+            // Each event of a batch gets an outcome, even when its task was cancelled (the
+            // runtime shutting down under this call).
+            let cancelled_batch = |indices: Vec<usize>| BatchOutcome {
+                outcomes: indices
+                    .into_iter()
+                    .map(|entry_idx| (entry_idx, Err(cancelled())))
+                    .collect(),
+                n_requests: 0,
+            };
             let batch_outcome = match joined {
-                Ok((task, batch_outcome)) => {
-                    in_tasks.remove(&task);
-                    batch_outcome
-                }
+                Ok((task, ())) => match in_tasks.remove(&task) {
+                    Some((indices, mut receiver)) => receiver
+                        .try_recv()
+                        .unwrap_or_else(|_| cancelled_batch(indices)),
+                    None => continue,
+                },
                 Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-                // Cancelled: the runtime is shutting down under this call. Each event of
-                // the batch still gets an outcome.
-                Err(error) => BatchOutcome {
-                    outcomes: in_tasks
-                        .remove(&error.id())
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|entry_idx| (entry_idx, Err(cancelled())))
-                        .collect(),
-                    n_requests: 0,
+                Err(error) => match in_tasks.remove(&error.id()) {
+                    Some((indices, _)) => cancelled_batch(indices),
+                    None => continue,
                 },
             };
             n_requests += batch_outcome.n_requests;
@@ -743,11 +737,9 @@ struct BatchOutcome {
 /// logging what became of its events, rather than cancel requests that may already have
 /// published them; the batches it had not started are not sent, and that is logged too.
 struct InFlight {
-    tasks: JoinSet<BatchOutcome>,
+    tasks: JoinSet<()>,
     /// Events of batches not started yet.
     n_not_started: usize,
-    /// Set when the call is dropped before its end.
-    abandoned: Arc<AtomicBool>,
 }
 
 impl Drop for InFlight {
@@ -755,7 +747,6 @@ impl Drop for InFlight {
         if self.tasks.is_empty() && self.n_not_started == 0 {
             return;
         }
-        self.abandoned.store(true, Ordering::Relaxed);
         tracing::warn!(
             n_batches_in_flight = self.tasks.len(),
             n_events_not_sent = self.n_not_started,
