@@ -258,18 +258,27 @@ impl PublishError {
     /// True when the event was not published and sending it again later may succeed:
     /// the retries ran out on errors that may pass (throttling, a service error, no
     /// connection), EventBridge was found unavailable, the call's deadline passed before
-    /// it was sent, or EventBridge could not be reached. Holding such events and sending
-    /// them again after a pause cannot publish them twice; an [`PublishError::Unconfirmed`]
-    /// one may already be on the bus, and a [`PublishError::Rejected`] or local one fails
-    /// the same way again.
+    /// it was sent, or EventBridge could not be reached for a while (no connection, no
+    /// answer, credentials that could not be loaded). Holding such events and sending them
+    /// again after a pause cannot publish them twice. Not so for an
+    /// [`PublishError::Unconfirmed`] one (it may already be on the bus), nor for a
+    /// [`PublishError::Rejected`] or local one, nor for an endpoint or configuration the
+    /// SDK cannot use or an answer from something that is not EventBridge
+    /// (`InvalidConfiguration`, `UnexpectedResponse`): those fail the same way until the
+    /// deployment is fixed.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             PublishError::RetriesExhausted { .. }
-                | PublishError::Unavailable { .. }
-                | PublishError::CallDeadline
-                | PublishError::Unreachable { .. }
-        )
+            | PublishError::Unavailable { .. }
+            | PublishError::CallDeadline => true,
+            PublishError::Unreachable { code, .. } => {
+                matches!(
+                    code.as_str(),
+                    "ConnectionError" | "Timeout" | "CredentialsError"
+                )
+            }
+            _ => false,
+        }
     }
 
     /// True when the event itself was refused before any network call: too large, or not

@@ -224,6 +224,8 @@ async fn a_missing_region_fails_at_once() {
         error.to_string().to_lowercase().contains("region"),
         "{error}"
     );
+    // Holding the event for a later resend would not help: the configuration must change.
+    assert!(!error.is_retryable());
 }
 
 /// A region the SDK cannot build an endpoint for: nothing is sent, and the error does
@@ -267,6 +269,7 @@ async fn an_html_success_names_the_endpoint() {
         "{error:?}"
     );
     assert!(error.to_string().contains("is AWS_ENDPOINT_URL"), "{error}");
+    assert!(!error.is_retryable(), "{error:?}");
     let error = to_html.verify_bus().await.unwrap_err();
     assert!(
         matches!(error, PublishError::Unreachable { .. }),

@@ -350,6 +350,8 @@ async fn missing_credentials_are_a_credentials_error_not_a_connection_error() {
         matches!(error, PublishError::Unreachable { .. }),
         "{error:?}"
     );
+    // Credentials may load later (a renewed session): worth holding and sending again.
+    assert!(error.is_retryable());
     assert!(
         error.to_string().starts_with("cannot reach EventBridge: "),
         "{error}"
