@@ -1,11 +1,13 @@
 //! SQS semantics over the store: send, receive (visibility timeout, receive count), delete,
 //! retry, the dead-letter move after `maxReceiveCount`, redrive, depths, and the archive.
 //!
-//! Every function here runs inside the writer thread's transaction (see `store.rs`), so
-//! each is atomic. A caller through `Store::call` learns its result only after it is on
-//! disk; one through `Store::call_relaxed` (receives, settles, dead-letter moves) once it
-//! is written to the OS, so that a killed process loses nothing but a power cut may undo
-//! it, which SQS semantics allow (a message comes back, or is received again).
+//! Every function here runs inside a transaction (see `store.rs`), so each is atomic: the
+//! writer thread's for those that write, the read connection's snapshot for those that
+//! only read (`Store::read`). A writer's caller through `Store::call` learns its result
+//! only after it is on disk; one through `Store::call_relaxed` (receives, settles,
+//! dead-letter moves) once it is written to the OS, so that a killed process loses nothing
+//! but a power cut may undo it, which SQS semantics allow (a message comes back, or is
+//! received again).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -960,8 +962,6 @@ mod tests {
         }
     }
 
-    /// A batch stops before its payload passes 6 MB; what is left stays visible, and a
-    /// message too large for any batch still goes alone rather than never.
     /// Each retention pass finds its rows through an index (found by an audit: the
     /// messages of a queue and the idempotency records were read whole every minute).
     #[tokio::test]
@@ -1007,6 +1007,8 @@ mod tests {
         }
     }
 
+    /// A batch stops before its payload passes 6 MB; what is left stays visible, and a
+    /// message too large for any batch still goes alone rather than never.
     #[tokio::test]
     async fn a_receive_stops_at_the_batch_payload_cap() {
         let dir = tempfile::tempdir().unwrap();

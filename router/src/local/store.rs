@@ -211,7 +211,8 @@ impl Store {
                 Some(connection) => connection,
                 None => open_reader(&path)?,
             };
-            // A read that panicked may have left its transaction open.
+            // A read whose ROLLBACK failed may have left its transaction open. (One that
+            // panicked dropped its connection, and a new one was opened above.)
             if !connection.is_autocommit() {
                 connection
                     .execute_batch("ROLLBACK")
