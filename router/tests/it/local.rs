@@ -1923,8 +1923,16 @@ async fn a_batch_larger_than_one_receive_is_gathered_whole() {
         let stats = status.iter().find(|s| s.target == "analytics").unwrap();
         (stats.visible, stats.in_flight)
     };
-    // All 35 received into the open batch, none delivered before the window ends.
+    // All 35 received into the open batch, none delivered before the window ends; the
+    // four receives follow each other at once, not one per idle poll of a quarter second
+    // (which took 0.53 s here).
+    let started = std::time::Instant::now();
     eventually(|| async { in_flight().await == (0, 35) }).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(batches.lock().unwrap().is_empty());
     clock.advance(Duration::from_secs(6));
     eventually(|| async { !batches.lock().unwrap().is_empty() }).await;
