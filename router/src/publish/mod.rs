@@ -700,13 +700,7 @@ impl Publisher {
             };
             // Each event of a batch gets an outcome, even when its task was cancelled (the
             // runtime shutting down under this call).
-            let cancelled_batch = |indices: Vec<usize>| BatchOutcome {
-                outcomes: indices
-                    .into_iter()
-                    .map(|entry_idx| (entry_idx, Err(cancelled())))
-                    .collect(),
-                n_requests: 0,
-            };
+            let cancelled_batch = |indices| BatchOutcome::unsent(indices, &cancelled());
             let batch_outcome = match joined {
                 Ok((task, ())) => match in_tasks.remove(&task) {
                     Some((indices, mut receiver)) => receiver
@@ -739,6 +733,19 @@ impl Publisher {
 struct BatchOutcome {
     outcomes: Vec<(usize, Result<EventId, PublishError>)>,
     n_requests: usize,
+}
+
+impl BatchOutcome {
+    /// The outcome of a batch that made no request: `error` for each of its entries.
+    fn unsent(indices: Vec<usize>, error: &PublishError) -> BatchOutcome {
+        BatchOutcome {
+            outcomes: indices
+                .into_iter()
+                .map(|i| (i, Err(error.clone())))
+                .collect(),
+            n_requests: 0,
+        }
+    }
 }
 
 /// The batches of a call. A call dropped before its end (a client that went away, a
@@ -808,15 +815,7 @@ impl Inner {
             let guard = match within(deadline, self.probe.lock()).await {
                 Ok(guard) => guard,
                 // The call's deadline passed while a probe was out: not sent.
-                Err(error) => {
-                    return BatchOutcome {
-                        outcomes: indices
-                            .into_iter()
-                            .map(|i| (i, Err(error.clone())))
-                            .collect(),
-                        n_requests: 0,
-                    };
-                }
+                Err(error) => return BatchOutcome::unsent(indices, &error),
             };
             // Looked at again under the lock: the outage may have ended meanwhile.
             let state = lock(&self.outage)
@@ -829,13 +828,7 @@ impl Inner {
                 }
                 Some((_, code, message)) => {
                     let error = PublishError::Unavailable { code, message };
-                    return BatchOutcome {
-                        outcomes: indices
-                            .into_iter()
-                            .map(|i| (i, Err(error.clone())))
-                            .collect(),
-                        n_requests: 0,
-                    };
+                    return BatchOutcome::unsent(indices, &error);
                 }
             }
         };
