@@ -502,19 +502,49 @@ mod tests {
         }
     }
 
+    /// The background publisher started over a fake EventBridge, and its handles.
+    struct Background {
+        sender: mpsc::Sender<UserSignedUp>,
+        stats: Arc<Stats>,
+        stopping: watch::Sender<Option<Instant>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start(publisher: Publisher) -> Background {
+        let stats = Arc::new(Stats::default());
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let (stopping, stopped) = watch::channel(None);
+        let task = tokio::spawn(publish_in_background(
+            publisher,
+            receiver,
+            Arc::clone(&stats),
+            stopped,
+        ));
+        Background {
+            sender,
+            stats,
+            stopping,
+            task,
+        }
+    }
+
+    fn sign_up(i: usize) -> UserSignedUp {
+        UserSignedUp::builder(format!("user-{i}"), "ada@example.com")
+            .unwrap()
+            .build()
+    }
+
     /// Serves the app with `fake` behind the Publisher; answers its address and stats.
     async fn serve(fake: Fake) -> (SocketAddr, Arc<Stats>) {
         let publisher = Publisher::builder("test-bus")
             .attempt_timeout(Duration::from_secs(3600))
             .build_with(fake);
-        let stats = Arc::new(Stats::default());
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(publish_in_background(
-            publisher,
-            receiver,
-            Arc::clone(&stats),
-            watch::channel(None).1,
-        ));
+        let Background {
+            sender,
+            stats,
+            stopping: _stopping,
+            task: _background,
+        } = start(publisher);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let app = app(sender, Arc::clone(&stats));
@@ -587,21 +617,13 @@ mod tests {
             .attempt_timeout(Duration::from_secs(1))
             .retry_deadline(Duration::from_secs(3))
             .build_with(Fake::Hang);
-        let stats = Arc::new(Stats::default());
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let background = tokio::spawn(publish_in_background(
-            publisher,
-            receiver,
-            Arc::clone(&stats),
-            watch::channel(None).1,
-        ));
-        sender
-            .try_send(
-                UserSignedUp::builder("user-1", "ada@example.com")
-                    .unwrap()
-                    .build(),
-            )
-            .unwrap();
+        let Background {
+            sender,
+            stats,
+            stopping: _stopping,
+            task: background,
+        } = start(publisher);
+        sender.try_send(sign_up(1)).unwrap();
         drop(sender);
         background.await.unwrap();
         assert_eq!(stats.unconfirmed.load(Ordering::Relaxed), 1);
@@ -617,19 +639,14 @@ mod tests {
         let down_for = Duration::from_secs(40);
         let publisher =
             publisher_builder("test-bus").build_with(Fake::DownUntil(Instant::now() + down_for));
-        let stats = Arc::new(Stats::default());
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(publish_in_background(
-            publisher,
-            receiver,
-            Arc::clone(&stats),
-            watch::channel(None).1,
-        ));
+        let Background {
+            sender,
+            stats,
+            stopping: _stopping,
+            task: _background,
+        } = start(publisher);
         for i in 0..100 {
-            let event = UserSignedUp::builder(format!("user-{i}"), "ada@example.com")
-                .unwrap()
-                .build();
-            sender.try_send(event).unwrap();
+            sender.try_send(sign_up(i)).unwrap();
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         tokio::time::sleep(Duration::from_secs(10)).await;
@@ -649,20 +666,14 @@ mod tests {
     async fn the_stop_signal_sends_held_events_at_once() {
         let publisher = publisher_builder("test-bus")
             .build_with(Fake::DownUntil(Instant::now() + Duration::from_secs(40)));
-        let stats = Arc::new(Stats::default());
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let (stopping, stopped) = watch::channel(None);
-        let background = tokio::spawn(publish_in_background(
-            publisher,
-            receiver,
-            Arc::clone(&stats),
-            stopped,
-        ));
+        let Background {
+            sender,
+            stats,
+            stopping,
+            task: background,
+        } = start(publisher);
         for i in 0..10 {
-            let event = UserSignedUp::builder(format!("user-{i}"), "ada@example.com")
-                .unwrap()
-                .build();
-            sender.try_send(event).unwrap();
+            sender.try_send(sign_up(i)).unwrap();
         }
         // Resends at about 9, 11, 15, 23 and 39 s fail; the next would come 30 s later.
         tokio::time::sleep(Duration::from_secs(45)).await;
@@ -682,19 +693,12 @@ mod tests {
     async fn new_events_are_published_while_others_are_held() {
         let publisher = publisher_builder("test-bus")
             .build_with(Fake::DownUntil(Instant::now() + Duration::from_secs(30)));
-        let stats = Arc::new(Stats::default());
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(publish_in_background(
-            publisher,
-            receiver,
-            Arc::clone(&stats),
-            watch::channel(None).1,
-        ));
-        let sign_up = |i: usize| {
-            UserSignedUp::builder(format!("user-{i}"), "ada@example.com")
-                .unwrap()
-                .build()
-        };
+        let Background {
+            sender,
+            stats,
+            stopping: _stopping,
+            task: _background,
+        } = start(publisher);
         sender.try_send(sign_up(0)).unwrap();
         // Down for the first 30 s: the first sign-up is held, and its resends at about 9,
         // 11, 15 and 23 s fail; the next comes near 39 s.
@@ -727,10 +731,7 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         for i in 0..100 {
-            let event = UserSignedUp::builder(format!("user-{i}"), "ada@example.com")
-                .unwrap()
-                .build();
-            sender.try_send(event).unwrap();
+            sender.try_send(sign_up(i)).unwrap();
         }
         tokio::spawn(publish_in_background(
             publisher,
@@ -751,20 +752,14 @@ mod tests {
     #[tokio::test]
     async fn the_stop_signal_ends_the_publisher_after_what_was_queued() {
         let publisher = publisher_builder("test-bus").build_with(Fake::Slow(Duration::ZERO));
-        let stats = Arc::new(Stats::default());
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let (stopping, stopped) = watch::channel(None);
-        let background = tokio::spawn(publish_in_background(
-            publisher,
-            receiver,
-            Arc::clone(&stats),
-            stopped,
-        ));
+        let Background {
+            sender,
+            stats,
+            stopping,
+            task: background,
+        } = start(publisher);
         for i in 0..3 {
-            let event = UserSignedUp::builder(format!("user-{i}"), "ada@example.com")
-                .unwrap()
-                .build();
-            sender.try_send(event).unwrap();
+            sender.try_send(sign_up(i)).unwrap();
         }
         stopping.send(Some(Instant::now())).unwrap();
         tokio::time::timeout(Duration::from_secs(5), background)

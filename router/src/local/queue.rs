@@ -949,6 +949,25 @@ mod tests {
         }
     }
 
+    /// A store whose queue Q has moved `n` messages to DLQ, each received at 0 and again
+    /// at 2,000; and its folder.
+    async fn with_dead_letters(n: usize) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Clock::manual(0)).unwrap();
+        let events = (1..=n)
+            .map(|i| accepted(i, "{}".into()))
+            .collect::<Vec<_>>();
+        store.call(move |c| ingest(c, &events, 0)).await.unwrap();
+        let mut moved = 0;
+        for now in [0, 2_000] {
+            let p = dead_letter_after_one_receive();
+            let receive = store.call(move |c| receive(c, &p, ROOM, now));
+            moved += receive.await.unwrap().dead_lettered.len();
+        }
+        assert_eq!(moved, n);
+        (dir, store)
+    }
+
     fn accepted(id: usize, body: String) -> Accepted {
         Accepted {
             event_id: format!("e{id}"),
@@ -1066,19 +1085,7 @@ mod tests {
     /// (found by an audit: it was moved, and handled by both).
     #[tokio::test]
     async fn a_redrive_leaves_messages_in_flight() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), Clock::manual(0)).unwrap();
-        let events = vec![accepted(1, "{}".into())];
-        store.call(move |c| ingest(c, &events, 0)).await.unwrap();
-        let policy = dead_letter_after_one_receive();
-        let p = policy.clone();
-        store.call(move |c| receive(c, &p, ROOM, 0)).await.unwrap();
-        let p = policy.clone();
-        let moved = store
-            .call(move |c| receive(c, &p, ROOM, 2_000))
-            .await
-            .unwrap();
-        assert_eq!(moved.dead_lettered.len(), 1);
+        let (_dir, store) = with_dead_letters(1).await;
         // A consumer of the dead-letter queue receives it: in flight until 3,500.
         let dlq = QueuePolicy {
             queue: "DLQ".into(),
@@ -1162,19 +1169,7 @@ mod tests {
     /// A redrive moves at most its limit of messages; the rest wait for the next call.
     #[tokio::test]
     async fn a_redrive_moves_at_most_its_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), Clock::manual(0)).unwrap();
-        let events = (1..=3)
-            .map(|i| accepted(i, "{}".into()))
-            .collect::<Vec<_>>();
-        store.call(move |c| ingest(c, &events, 0)).await.unwrap();
-        for now in [0, 2_000] {
-            let p = dead_letter_after_one_receive();
-            store
-                .call(move |c| receive(c, &p, ROOM, now))
-                .await
-                .unwrap();
-        }
+        let (_dir, store) = with_dead_letters(3).await;
         let mut moved = Vec::new();
         let mut after = 0;
         for _ in 0..3 {
@@ -1192,17 +1187,7 @@ mod tests {
     /// chunks is not moved twice by one redrive (found by a review).
     #[tokio::test]
     async fn a_redrive_goes_on_after_its_last_row() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), Clock::manual(0)).unwrap();
-        let events = vec![accepted(1, "{}".into()), accepted(2, "{}".into())];
-        store.call(move |c| ingest(c, &events, 0)).await.unwrap();
-        for now in [0, 2_000] {
-            let p = dead_letter_after_one_receive();
-            store
-                .call(move |c| receive(c, &p, ROOM, now))
-                .await
-                .unwrap();
-        }
+        let (_dir, store) = with_dead_letters(2).await;
         let (n, last) = store
             .call(|c| redrive(c, "DLQ", "Q", 3_000, (0, 1)))
             .await

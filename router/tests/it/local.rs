@@ -125,6 +125,16 @@ async fn put(bus: &LocalBus, entries: Vec<PutEventsEntry>) -> Vec<String> {
         .collect()
 }
 
+/// Puts `n` logins, ten per PutEvents.
+async fn put_logins(bus: &LocalBus, n: usize) {
+    for first in (0..n).step_by(10) {
+        let entries = (first..(first + 10).min(n))
+            .map(|i| entry("UserLoggedIn", json!({ "n": i })))
+            .collect();
+        put(bus, entries).await;
+    }
+}
+
 fn sorted<const N: usize>(items: [String; N]) -> Vec<String> {
     let mut items = items.to_vec();
     items.sort();
@@ -581,12 +591,7 @@ async fn a_replay_of_many_pages_sends_each_event_once() {
     let dir = tempfile::tempdir().unwrap();
     let bus = open(dir.path(), &Clock::manual(T0));
     let n_events = 1_203;
-    for first in (0..n_events).step_by(10) {
-        let entries = (first..(first + 10).min(n_events))
-            .map(|n| entry("UserLoggedIn", json!({ "n": n })))
-            .collect();
-        put(&bus, entries).await;
-    }
+    put_logins(&bus, n_events).await;
     let visible = |status: Vec<router::local::TargetStatus>| -> u64 {
         status.iter().map(|t| t.visible).sum()
     };
@@ -610,12 +615,7 @@ async fn a_replay_cut_short_is_finished_under_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let bus = open(dir.path(), &Clock::manual(T0));
     let n_events = 1_203;
-    for first in (0..n_events).step_by(10) {
-        let entries = (first..(first + 10).min(n_events))
-            .map(|n| entry("UserLoggedIn", json!({ "n": n })))
-            .collect();
-        put(&bus, entries).await;
-    }
+    put_logins(&bus, n_events).await;
     let window = (T0 - 1_000, T0 + 1_000);
     let full = bus
         .replay("cut", Some("test-bus"), window.0, window.1)
@@ -1899,12 +1899,7 @@ async fn a_batch_larger_than_one_receive_is_gathered_whole() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
     let bus = LocalBus::open(&template, dir.path(), config(&clock)).unwrap();
-    for chunk in 0..5 {
-        let entries = (0..7)
-            .map(|n| entry("UserLoggedIn", json!({"n": chunk * 7 + n})))
-            .collect();
-        put(&bus, entries).await;
-    }
+    put_logins(&bus, 35).await;
     let batches = Arc::new(Mutex::new(Vec::new()));
     let seen = batches.clone();
     let analytics = consumer_fn(move |batch: aws_lambda_events::sqs::SqsEvent| {
