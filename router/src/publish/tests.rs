@@ -547,6 +547,8 @@ struct Flaky {
     down: Arc<std::sync::atomic::AtomicBool>,
     slow: Arc<std::sync::atomic::AtomicBool>,
     requests: Arc<AtomicUsize>,
+    /// Requests that ran to their answer.
+    ended: Arc<AtomicUsize>,
 }
 
 impl Transport for Flaky {
@@ -560,6 +562,7 @@ impl Transport for Flaky {
             if self.slow.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
+            self.ended.fetch_add(1, Ordering::SeqCst);
             if self.down.load(Ordering::SeqCst) {
                 return Err(RequestError::new("InternalException", "500", true));
             }
@@ -773,38 +776,19 @@ async fn a_call_deadline_bounds_every_call() {
     assert_eq!(report.n_failed(), 200);
 }
 
-/// An EventBridge that takes every entry after a second, counting the requests it ended.
-#[derive(Default)]
-struct Unhurried {
-    ended: Arc<AtomicUsize>,
-}
-
-impl Transport for Unhurried {
-    fn put_events<'a>(
-        &'a self,
-        _: &'a str,
-        entries: &'a [&'a Entry],
-    ) -> BoxFuture<'a, Result<Vec<EntryResult>, RequestError>> {
-        Box::pin(async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            self.ended.fetch_add(1, Ordering::SeqCst);
-            Ok(entries.iter().map(|e| published(&user_id(e))).collect())
-        })
-    }
-    fn describe_event_bus<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), RequestError>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
 /// A call dropped before its end leaves its batches in flight to finish, rather than cut
 /// requests that may have published their events (found by an audit: a client that went
 /// away dropped the handler's call, and its events' fate was unknown, unlogged); the
 /// batches it had not started are not sent.
 #[tokio::test(start_paused = true)]
 async fn a_dropped_call_lets_its_batches_in_flight_finish() {
-    let transport = Unhurried::default();
+    let transport = Flaky::default();
+    transport.slow.store(true, Ordering::SeqCst);
     let ended = Arc::clone(&transport.ended);
-    let publisher = builder().max_in_flight(2).build_with(transport);
+    let publisher = builder()
+        .max_in_flight(2)
+        .attempt_timeout(Duration::from_secs(1))
+        .build_with(transport);
     // Four batches of ten: two start, two wait for a slot of this call.
     let events = logins(40);
     let call = publisher.publish_all(&events);
