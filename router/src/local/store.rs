@@ -29,6 +29,9 @@ use super::clock::Clock;
 /// The file name of the database inside the data directory.
 pub(crate) const DB_FILE: &str = "eventfork.sqlite3";
 
+/// How long a connection waits for another process's lock on the store before failing.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The most jobs committed together.
 const MAX_GROUP: usize = 2048;
 
@@ -207,29 +210,22 @@ impl Store {
         let path = Arc::clone(&self.path);
         tokio::task::spawn_blocking(move || {
             let mut slot = reader.lock().unwrap_or_else(PoisonError::into_inner);
+            // Taken out, and put back only once its transaction has ended: a read that
+            // panicked or could not end leaves the next one a new connection.
             let connection = match slot.take() {
                 Some(connection) => connection,
                 None => open_reader(&path)?,
             };
-            // A read whose ROLLBACK failed may have left its transaction open. (One that
-            // panicked dropped its connection, and a new one was opened above.)
-            if !connection.is_autocommit() {
-                connection
-                    .execute_batch("ROLLBACK")
-                    .map_err(StoreError::db("read"))?;
-            }
             connection
                 .execute_batch("BEGIN DEFERRED")
                 .map_err(StoreError::db("read"))?;
             let result = work(&connection);
             // Nothing was written: ending the transaction only lets the snapshot go.
-            let end = connection
+            connection
                 .execute_batch("ROLLBACK")
-                .map_err(StoreError::db("read"));
+                .map_err(StoreError::db("read"))?;
             *slot = Some(connection);
-            let value = result?;
-            end?;
-            Ok(value)
+            result
         })
         .await
         .map_err(|_| StoreError::Database {
@@ -297,7 +293,7 @@ impl Store {
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let connection = Connection::open(path).map_err(StoreError::db("open for reading"))?;
     connection
-        .busy_timeout(std::time::Duration::from_secs(10))
+        .busy_timeout(BUSY_TIMEOUT)
         .and_then(|()| connection.pragma_update(None, "query_only", true))
         .map_err(StoreError::db("open for reading"))?;
     Ok(connection)
@@ -308,7 +304,7 @@ fn setup(connection: &Connection) -> rusqlite::Result<()> {
     // WAL on every commit: an acknowledged PutEvents survives power loss, not only a crash.
     // The wait first: switching to WAL while another process recovers or checkpoints the
     // store is busy too, and without it failed at once.
-    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.execute_batch(SCHEMA)?;
