@@ -82,8 +82,9 @@ pub(crate) enum Command {
     /// current rules route it (rules whose pattern says `"replay-name": [{"exists": false}]`
     /// skip it), and the handlers' idempotency records keep what was delivered from being
     /// posted twice (but for a post whose process was killed before it recorded it: every
-    /// delivery is at least once). Works while `local up` runs on the same --data, which delivers the
-    /// replayed messages at once; otherwise they wait in their queues for the next `up`.
+    /// delivery is at least once). Works while `local up` runs on the same --data, which
+    /// delivers the replayed messages at once; otherwise they wait in their queues for the
+    /// next `up`.
     /// Prints `replay <name>: <n> archived events re-sent as <m> messages`.
     ///
     /// Replay names are unique, as EventBridge keeps them, and the window must have ended.

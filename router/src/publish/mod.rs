@@ -215,7 +215,8 @@ impl PublishError {
     /// `AccessDeniedException`, `MalformedDetail`, ...; `Unknown` when an error came without
     /// one), or ours:
     /// - refused before any request: `EntryTooLarge`, `UnknownDetailType`, `InvalidDetail`,
-    ///   `SerializationFailed`, `CallDeadline`;
+    ///   `SerializationFailed`, `CallDeadline` (also the code of an
+    ///   [`PublishError::Unconfirmed`] event whose request the call's deadline cut short);
     /// - about the request: `ConnectionError`, `Timeout`, `CredentialsError`,
     ///   `InvalidConfiguration`, `UnexpectedResponse` (an answer that is not
     ///   EventBridge's), `UnreadableResponse` (an error answer that could not be read),
